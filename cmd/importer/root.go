@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// Exit codes, as design.md gives them.
+const (
+	exitOK          = 0
+	exitSomeFailed  = 1
+	exitUsage       = 2
+	exitUnfinished  = 3
+	exitInterrupted = 130
+)
+
+// exitError carries the exit code a command ends with. Its message, when
+// not empty, is printed as the one line the user reads.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageError(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func unfinished(err error) error { return &exitError{code: exitUnfinished, err: err} }
+
+// env is how commands read the environment: os.Getenv, or a map in tests.
+type env func(string) string
+
+// Main runs the importer with its arguments and returns the exit code. main
+// calls it; the end-to-end tests call it too.
+func Main(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	started := false
+	root := newRoot(getenv, stdout, stderr, &started)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var exit *exitError
+	if !errors.As(err, &exit) {
+		code := exitUsage
+		if started {
+			code = exitUnfinished
+		}
+		exit = &exitError{code: code, err: err}
+	}
+	if ctx.Err() != nil && exit.code == exitUnfinished {
+		exit.code = exitInterrupted
+	}
+	if msg := exit.Error(); msg != "" {
+		fmt.Fprintln(stderr, "importer: "+msg)
+		if exit.code == exitUsage && !started {
+			fmt.Fprintln(stderr, "Run 'importer --help' for usage.")
+		}
+	}
+	return exit.code
+}
+
+// globals are the flags every subcommand has.
+type globals struct {
+	logLevel  string
+	logFormat string
+}
+
+func newRoot(getenv env, stdout, stderr io.Writer, started *bool) *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "importer",
+		Short: "Import residents in bulk through the Propexo write API, one queued task per resident",
+		Long: `importer turns a CSV, JSON or NDJSON file of residents into one Asynq task per
+resident. Workers send each create to the Propexo write API, follow its
+asynchronous job with delayed status checks, and write a report when every
+row has an outcome.
+
+Start here:
+  importer run samples/residents.csv
+
+With nothing configured, run uses an in-process Redis, in-process workers and
+the in-process sandbox. Set REDIS_URL to use a real Redis (and 'importer
+worker' on as many machines as you like), PROPEXO_API_KEY to talk to the API.
+
+Every flag can also be set from the environment variable shown in [brackets].`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := parseLogLevel(g.logLevel); err != nil {
+				return usageError("%v", err)
+			}
+			if g.logFormat != "text" && g.logFormat != "json" {
+				return usageError("--log-format %q: use text or json", g.logFormat)
+			}
+			*started = true
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usageError("%v", err)
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.logLevel, "log-level", envOr(getenv, "IMPORTER_LOG_LEVEL", "info"), "log level: debug, info, warn or error "+envTag("IMPORTER_LOG_LEVEL"))
+	pf.StringVar(&g.logFormat, "log-format", envOr(getenv, "IMPORTER_LOG_FORMAT", "text"), "log format: text or json "+envTag("IMPORTER_LOG_FORMAT"))
+
+	root.AddCommand(newRunCommand(getenv, g, stdout, stderr))
+	root.AddCommand(newWorkerCommand(getenv, g, stderr))
+	root.AddCommand(newSandboxCommand(getenv, g, stderr))
+	return root
+}
+
+func envTag(name string) string { return "[$" + name + "]" }
+
+func envOr(getenv env, name, def string) string {
+	if v := getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func parseLogLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: use debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func (g *globals) logger(w io.Writer) *slog.Logger {
+	level, _ := parseLogLevel(g.logLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if g.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// apiSettings are the flags that say how to reach the write API.
+type apiSettings struct {
+	url     string
+	keyFile string
+	key     string // from PROPEXO_API_KEY only: a flag would show in ps
+}
+
+func (a *apiSettings) register(fs *pflag.FlagSet, getenv env) {
+	fs.StringVar(&a.url, "api-url", getenv("PROPEXO_API_URL"), "base URL of the write API, e.g. https://api.sandbox.propexo.com "+envTag("PROPEXO_API_URL"))
+	fs.StringVar(&a.keyFile, "api-key-file", getenv("PROPEXO_API_KEY_FILE"), "file holding the API key; the key itself is read from $PROPEXO_API_KEY "+envTag("PROPEXO_API_KEY_FILE"))
+	a.key = getenv("PROPEXO_API_KEY")
+}
+
+// resolveKey reads the key file when one is given.
+func (a *apiSettings) resolveKey() error {
+	if a.keyFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(a.keyFile)
+	if err != nil {
+		return usageError("--api-key-file: cannot read %s: %v", a.keyFile, errors.Unwrap(err))
+	}
+	a.key = strings.TrimSpace(string(b))
+	if a.key == "" {
+		return usageError("--api-key-file: %s is empty", a.keyFile)
+	}
+	return nil
+}

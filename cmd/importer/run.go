@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/queue"
+	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/source"
+	"github.com/propexo-importer/importer/internal/store"
+	"github.com/propexo-importer/importer/jobs"
+)
+
+type runConfig struct {
+	opts       importer.Options
+	vendor     string
+	rentDueDay string
+	importID   string
+	dryRun     bool
+	noWait     bool
+	workers    int
+	reportDir  string
+	redisURL   string
+	api        apiSettings
+	jobs       jobs.Config
+
+	sandboxLatency     string
+	sandboxFailureRate float64
+}
+
+func newRunCommand(getenv env, g *globals, stdout, stderr io.Writer) *cobra.Command {
+	c := &runConfig{}
+	cmd := &cobra.Command{
+		Use:   "run FILE",
+		Short: "Import a file of residents and wait for its report",
+		Long: `run reads FILE (CSV, JSON array or NDJSON), validates every row, enqueues one
+submit task per valid row and waits until every row has an outcome, showing
+progress. Then it prints the summary and the report's folder.
+
+Running the same command again is the same import: it sends nothing twice and
+waits for (or re-prints) the same result. Ctrl-C stops waiting; with REDIS_URL
+set the import goes on in the workers.
+
+Exit codes: 0 every row succeeded, 1 finished but some rows did not succeed,
+2 bad usage, configuration or unreadable input, 3 could not finish (Redis or
+the API unreachable, credentials rejected), 130 interrupted.`,
+		Example: `  importer run samples/residents.csv
+  importer run --vendor rentmanager --integration-id int_123 --property-id prop_9 \
+      --rent-period monthly --rent-due-day 1 residents.csv
+  REDIS_URL=redis://localhost:6379 importer run --no-wait residents.csv`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError("run takes one FILE, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.run(cmd.Context(), args[0], g.logger(stderr), stdout, stderr)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.opts.Format, "format", "", "input format: csv, json or ndjson (default: from the file's extension)")
+	f.StringVar(&c.vendor, "vendor", envOr(getenv, "IMPORTER_VENDOR", "generic"), "vendor rules and create path: generic, rentmanager or propertyware_rest "+envTag("IMPORTER_VENDOR"))
+	f.StringVar(&c.opts.IntegrationID, "integration-id", getenv("IMPORTER_INTEGRATION_ID"), "integration_id for rows that have none "+envTag("IMPORTER_INTEGRATION_ID"))
+	f.StringVar(&c.opts.PropertyID, "property-id", getenv("IMPORTER_PROPERTY_ID"), "property_id for rows that have none "+envTag("IMPORTER_PROPERTY_ID"))
+	f.StringVar(&c.opts.RentPeriod, "rent-period", getenv("IMPORTER_RENT_PERIOD"), "rent_period for rows that have none: monthly, weekly or daily, any case "+envTag("IMPORTER_RENT_PERIOD"))
+	f.StringVar(&c.rentDueDay, "rent-due-day", getenv("IMPORTER_RENT_DUE_DAY"), "rent_due_day (1-31) for rows that have none "+envTag("IMPORTER_RENT_DUE_DAY"))
+	f.DurationVar(&c.opts.Deadline, "deadline", importer.DefaultDeadline, "how long to follow a write that stays PENDING before its row is timed_out")
+	f.BoolVar(&c.opts.Verify, "verify", false, "read every created resident back and fail the row if it is missing (one more request per row)")
+	f.StringVar(&c.importID, "import-id", "", "the import's id (default: derived from the file's content and the options, so a re-run resumes)")
+	f.BoolVar(&c.dryRun, "dry-run", false, "validate the whole file and print what would be sent; send nothing, need no Redis")
+	f.BoolVar(&c.noWait, "no-wait", false, "enqueue the rows and exit 0 at once; 'importer worker' processes do the work")
+	f.IntVar(&c.workers, "workers", 10, "tasks this process works on at once while it waits (0: leave the work to 'importer worker')")
+	f.StringVar(&c.reportDir, "report-dir", envOr(getenv, "IMPORTER_REPORT_DIR", "reports"), "folder that receives <import id>/results.csv, failed.csv and summary.json "+envTag("IMPORTER_REPORT_DIR"))
+	f.StringVar(&c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the queue and the imports (default: an in-process Redis, gone when run exits) "+envTag("REDIS_URL"))
+	c.api.register(f, getenv)
+	f.DurationVar(&c.jobs.PollInitial, "poll-initial", 2*time.Second, "delay before a write's first status check; later checks back off")
+	f.DurationVar(&c.jobs.PollMax, "poll-max", 5*time.Minute, "longest delay between two status checks of a write")
+	f.IntVar(&c.jobs.MaxRetry, "max-retries", 10, "retries of a request after a 5xx or network error before its row fails (waits for a rate limit do not count)")
+	f.StringVar(&c.sandboxLatency, "sandbox-latency", sandbox.DefaultLatency, "how long writes stay PENDING in the in-process sandbox (fixed:2s, uniform:1s-5s, lognormal:median=2s,p99=30s)")
+	f.Float64Var(&c.sandboxFailureRate, "sandbox-failure-rate", 0, "share of writes (0-1) the in-process sandbox fails")
+	return cmd
+}
+
+// prepared is a file that has been read once: its format, options and id.
+type prepared struct {
+	path   string
+	imp    importer.Import
+	format string
+}
+
+func (c *runConfig) prepare(path string) (prepared, error) {
+	var p prepared
+	format, err := source.FormatOf(path, c.opts.Format)
+	if err != nil {
+		return p, usageError("%v", err)
+	}
+	c.opts.Format = format
+	c.opts.Vendor = importer.Vendor(c.vendor)
+	if c.rentDueDay != "" {
+		day, err := importer.ParseRentDueDay(c.rentDueDay)
+		if err != nil {
+			return p, usageError("--rent-due-day: %v", err)
+		}
+		c.opts.RentDueDay = day
+	}
+	opts, err := c.opts.Normalize()
+	if err != nil {
+		return p, usageError("%v", err)
+	}
+	if c.workers < 0 {
+		return p, usageError("--workers %d: use 0 or more", c.workers)
+	}
+	if c.importID != "" {
+		if err := importer.ValidateImportID(c.importID); err != nil {
+			return p, usageError("%v", err)
+		}
+	}
+	sum, records, err := scan(path, format)
+	if err != nil {
+		return p, err
+	}
+	if records == 0 {
+		return p, usageError("%s: the file holds no records", path)
+	}
+	reportDir, err := filepath.Abs(c.reportDir)
+	if err != nil {
+		return p, usageError("--report-dir: %v", err)
+	}
+	id := c.importID
+	if id == "" {
+		id = importer.NewImportID(path, sum, opts)
+	}
+	p.path, p.format = path, format
+	p.imp = importer.Import{ID: id, File: filepath.Base(path), Options: opts, ReportDir: reportDir, CreatedAt: time.Now().UTC(), Total: -1}
+	return p, nil
+}
+
+// scan reads the whole file once: its SHA-256 (for the import id) and a check
+// that it can be read to the end, so that a broken file is refused before
+// anything is queued.
+func scan(path, format string) (sum []byte, records int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, usageError("cannot open %s: %v", path, errors.Unwrap(err))
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return nil, 0, usageError("%s is a folder, not a file", path)
+	}
+	h := sha256.New()
+	tee := io.TeeReader(f, h)
+	rd, err := source.Open(tee, format)
+	if err != nil {
+		return nil, 0, inputError(path, err)
+	}
+	for {
+		_, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, 0, inputError(path, err)
+		}
+		records++
+	}
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return nil, 0, inputError(path, err)
+	}
+	return h.Sum(nil), records, nil
+}
+
+func inputError(path string, err error) error {
+	return usageError("%s: %v", path, err)
+}
+
+func openRows(path, format string) (*source.Reader, *os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, usageError("cannot open %s: %v", path, errors.Unwrap(err))
+	}
+	rd, err := source.Open(f, format)
+	if err != nil {
+		f.Close()
+		return nil, nil, inputError(path, err)
+	}
+	return rd, f, nil
+}
+
+func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdout, stderr io.Writer) error {
+	if err := c.api.resolveKey(); err != nil {
+		return err
+	}
+	p, err := c.prepare(path)
+	if err != nil {
+		return err
+	}
+	if c.dryRun {
+		return c.dryRunImport(p, stdout, stderr)
+	}
+
+	rdb, err := queue.Connect(ctx, c.redisURL)
+	if err != nil {
+		if strings.Contains(err.Error(), "not a Redis URL") {
+			return usageError("%v", err)
+		}
+		return unfinished(err)
+	}
+	defer rdb.Close()
+	st := store.New(rdb.Client)
+
+	imp, created, err := st.CreateImport(ctx, p.imp)
+	if err != nil {
+		return unfinished(err)
+	}
+	if !created && imp.Finished() {
+		fmt.Fprintf(stderr, "import %s already finished; here is its result again\n", imp.ID)
+		return c.finish(ctx, st, imp, stdout)
+	}
+
+	if rdb.Embedded && (c.noWait || c.workers == 0) {
+		return usageError("--no-wait and --workers 0 need REDIS_URL: the in-process Redis is gone when run exits")
+	}
+	if c.workers > 0 && !c.noWait {
+		api, closeAPI, err := c.apiFor(ctx, rdb, stderr)
+		if err != nil {
+			return err
+		}
+		if api != nil {
+			defer closeAPI()
+			w, err := startWorkers(rdb, api, st, "", c.workers, log, c.jobs)
+			if err != nil {
+				return unfinished(err)
+			}
+			defer w.stop()
+		}
+	}
+
+	if imp.Stopped != "" {
+		fmt.Fprintf(stderr, "import %s was stopped (%s); resuming it\n", imp.ID, imp.Stopped)
+		if err := st.Resume(ctx, imp.ID); err != nil {
+			return unfinished(err)
+		}
+	} else if !created {
+		fmt.Fprintf(stderr, "import %s is already under way; resuming it\n", imp.ID)
+	}
+
+	rows, f, err := openRows(p.path, p.format)
+	if err != nil {
+		return err
+	}
+	q := asynqClient(rdb)
+	split, err := jobs.Split(ctx, q, st, imp, rows, c.jobs.MaxRetry)
+	f.Close()
+	if err != nil {
+		var synErr *source.SyntaxError
+		if errors.As(err, &synErr) {
+			return inputError(p.path, err)
+		}
+		return unfinished(fmt.Errorf("error queuing the rows of %s: %w", p.path, err))
+	}
+	log.Debug("file split", "import_id", imp.ID, "rows", split.Total, "enqueued", split.Enqueued, "skipped", split.Skipped, "invalid", split.Invalid, "duplicate", split.Duplicate)
+
+	if c.noWait {
+		fmt.Fprintf(stdout, "import %s queued: %d rows (%d to send, %d invalid, %d duplicate)\n", imp.ID, split.Total, split.Enqueued+split.Skipped, split.Invalid, split.Duplicate)
+		fmt.Fprintf(stdout, "run the same command without --no-wait to wait for its report\n")
+		return nil
+	}
+	if err := c.wait(ctx, st, rdb, imp.ID, stderr); err != nil {
+		return err
+	}
+	imp, err = st.Import(ctx, imp.ID)
+	if err != nil {
+		return unfinished(err)
+	}
+	return c.finish(ctx, st, imp, stdout)
+}

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/queue"
+	"github.com/propexo-importer/importer/internal/report"
+	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/store"
+)
+
+// defaultAPIURL is the production API, used when a key is set without a URL.
+const defaultAPIURL = "https://api.propexo.com"
+
+// apiFor returns the write API this process's workers talk to. With no key
+// and no URL it starts the in-process sandbox, but only with the in-process
+// Redis: on a shared Redis the rows would be split between the sandbox and
+// the other workers' API. A nil API means: leave the work to the workers.
+func (c *runConfig) apiFor(ctx context.Context, rdb *queue.Redis, stderr io.Writer) (importer.WriteAPI, func(), error) {
+	if c.api.key == "" && c.api.url == "" {
+		if !rdb.Embedded {
+			fmt.Fprintln(stderr, "no PROPEXO_API_KEY or --api-url: leaving the rows to the 'importer worker' processes on this Redis")
+			return nil, func() {}, nil
+		}
+		latency, err := sandbox.ParseLatency(c.sandboxLatency)
+		if err != nil {
+			return nil, nil, usageError("--sandbox-latency: %v", err)
+		}
+		if c.sandboxFailureRate < 0 || c.sandboxFailureRate > 1 {
+			return nil, nil, usageError("--sandbox-failure-rate %v: use a share from 0 to 1", c.sandboxFailureRate)
+		}
+		sb, err := startSandbox(sandbox.Config{Latency: latency, FailureRate: c.sandboxFailureRate})
+		if err != nil {
+			return nil, nil, unfinished(err)
+		}
+		fmt.Fprintf(stderr, "no REDIS_URL, PROPEXO_API_KEY or --api-url: using an in-process Redis, %d in-process workers and the in-process sandbox at %s\n", c.workers, sb.url)
+		client, err := newAPIClient(ctx, sb.url, sb.key, false)
+		if err != nil {
+			sb.close()
+			return nil, nil, err
+		}
+		return client, sb.close, nil
+	}
+	url := c.api.url
+	if url == "" {
+		url = defaultAPIURL
+	}
+	if c.api.key == "" {
+		return nil, nil, usageError("PROPEXO_API_KEY is not set: the API at %s needs a key (or use --api-key-file)", url)
+	}
+	if rdb.Embedded {
+		fmt.Fprintln(stderr, "warning: no REDIS_URL: the import's state lives in this process only; if it is interrupted, a new run cannot tell which rows were already sent. Set REDIS_URL for imports that can resume.")
+	}
+	client, err := newAPIClient(ctx, url, c.api.key, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	return client, func() {}, nil
+}
+
+func asynqClient(rdb *queue.Redis) *asynq.Client {
+	return asynq.NewClientFromRedisClient(rdb.Client)
+}
+
+// wait shows progress until the import is finished, stopped or interrupted.
+func (c *runConfig) wait(ctx context.Context, st *store.Store, rdb *queue.Redis, id string, stderr io.Writer) error {
+	display := newProgress(stderr, id)
+	defer display.close()
+	ticker := time.NewTicker(250 * time.Millisecond)
+	defer ticker.Stop()
+	var doneSince time.Time
+	for {
+		imp, err := st.Import(ctx, id)
+		if err != nil && ctx.Err() == nil {
+			return unfinished(err)
+		}
+		p, err := st.Progress(ctx, id)
+		if err != nil && ctx.Err() == nil {
+			return unfinished(err)
+		}
+		display.update(p)
+		switch {
+		case imp.Finished():
+			return nil
+		case imp.Stopped != "":
+			return unfinished(fmt.Errorf("import %s stopped: %s", id, imp.Stopped))
+		case p.Done() && doneSince.IsZero():
+			doneSince = time.Now()
+		case p.Done() && time.Since(doneSince) > 10*time.Second:
+			// Every row has its outcome but no worker wrote the
+			// report (none is running, or its finalize failed):
+			// write it here.
+			if _, err := (reportWriter{store: st}).WriteReport(ctx, imp); err != nil {
+				return unfinished(err)
+			}
+			if err := st.Finish(ctx, id, time.Now()); err != nil {
+				return unfinished(err)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			display.close()
+			if rdb.Embedded {
+				return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: import %s ends here, with the in-process Redis; set REDIS_URL for imports that go on without this process", id)}
+			}
+			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: import %s goes on in the workers; run the same command to wait for it again", id)}
+		case <-ticker.C:
+		}
+	}
+}
+
+// finish makes sure the report is in this run's report folder, prints the
+// summary and returns the exit code's error.
+func (c *runConfig) finish(ctx context.Context, st *store.Store, imp importer.Import, stdout io.Writer) error {
+	reportDir, _ := filepath.Abs(c.reportDir)
+	dir := report.Dir(reportDir, imp.ID)
+	if _, err := os.Stat(filepath.Join(dir, report.SummaryFile)); errors.Is(err, fs.ErrNotExist) {
+		if _, err := (reportWriter{store: st, dir: reportDir}).WriteReport(ctx, imp); err != nil {
+			return unfinished(err)
+		}
+	}
+	sum, err := st.Summary(ctx, imp.ID)
+	if err != nil {
+		return unfinished(err)
+	}
+	printSummary(stdout, sum)
+	if notOK := sum.Total - sum.Counts[importer.Succeeded]; notOK > 0 {
+		fmt.Fprintln(stdout, "rows that did not succeed:")
+		shown := 0
+		for row, err := range st.Rows(ctx, imp.ID, imp.Total) {
+			if err != nil {
+				return unfinished(err)
+			}
+			if row.Result.Outcome == importer.Succeeded {
+				continue
+			}
+			if shown == 20 {
+				fmt.Fprintf(stdout, "  ... and %d more in results.csv\n", notOK-shown)
+				break
+			}
+			fmt.Fprintf(stdout, "  %s: %s: %s\n", where(row.Result), row.Result.Outcome, row.Result.Error)
+			shown++
+		}
+	}
+	fmt.Fprintf(stdout, "report: %s\n", relative(dir))
+	if !sum.AllSucceeded() {
+		return &exitError{code: exitSomeFailed}
+	}
+	return nil
+}
+
+func where(r importer.RowResult) string {
+	return importer.Row{Number: r.Row, Line: r.Line}.Where()
+}
+
+func relative(dir string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, dir); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel + string(filepath.Separator)
+		}
+	}
+	return dir + string(filepath.Separator)
+}
+
+func printSummary(w io.Writer, s importer.Summary) {
+	fmt.Fprintf(w, "import %s: %d rows from %s in %s\n", s.ImportID, s.Total, s.File, (time.Duration(s.Seconds * float64(time.Second))).Round(100*time.Millisecond))
+	var parts []string
+	for _, o := range importer.Outcomes {
+		if n := s.Counts[o]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, o))
+		}
+	}
+	fmt.Fprintf(w, "  %s\n", strings.Join(parts, ", "))
+	fmt.Fprintf(w, "  API requests: %d creates, %d status checks, %d other; %d answered 429\n",
+		s.Requests[importer.EndpointCreate], s.Requests[importer.EndpointWriteStatus],
+		s.Requests[importer.EndpointGetResident]+s.Requests[importer.EndpointListResidents], s.RateLimited)
+	if len(s.UnknownColumns) > 0 {
+		fmt.Fprintf(w, "  columns not sent (kept in the report): %s\n", strings.Join(s.UnknownColumns, ", "))
+	}
+}
+
+// dryRunImport validates the whole file and prints what would be sent.
+func (c *runConfig) dryRunImport(p prepared, stdout, stderr io.Writer) error {
+	rows, f, err := openRows(p.path, p.format)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	v := importer.NewValidator(p.imp.Options)
+	path := p.imp.Options.Vendor.CreatePath()
+	var total, bad int
+	for {
+		row, err := rows.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return inputError(p.path, err)
+		}
+		total++
+		res, problems, dupOf := v.Check(row)
+		switch {
+		case len(problems) > 0:
+			bad++
+			fmt.Fprintf(stdout, "%s: invalid: %s\n", row.Where(), importer.JoinProblems(problems))
+		case dupOf > 0:
+			bad++
+			fmt.Fprintf(stdout, "%s: duplicate: the same record as row %d\n", row.Where(), dupOf)
+		default:
+			body, _ := json.Marshal(res)
+			fmt.Fprintf(stdout, "%s: POST %s %s\n", row.Where(), path, body)
+		}
+	}
+	fmt.Fprintf(stderr, "dry run of %s (import %s): %d rows, %d would be sent, %d would not; nothing was sent\n", p.path, p.imp.ID, total, total-bad, bad)
+	if unknown := rows.UnknownColumns(); len(unknown) > 0 {
+		fmt.Fprintf(stderr, "columns not sent (kept in the report): %s\n", strings.Join(unknown, ", "))
+	}
+	if bad > 0 {
+		return &exitError{code: exitSomeFailed}
+	}
+	return nil
+}
+
+// progress shows how far an import has come: a bar on a terminal, a line
+// every few seconds elsewhere (logs, cron mail).
+type progress struct {
+	w        io.Writer
+	id       string
+	bar      *progressbar.ProgressBar
+	tty      bool
+	last     importer.Progress
+	lastLine time.Time
+	closed   bool
+}
+
+func newProgress(w io.Writer, id string) *progress {
+	p := &progress{w: w, id: id}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.tty = true
+	}
+	return p
+}
+
+func (p *progress) update(pr importer.Progress) {
+	if p.closed {
+		return
+	}
+	if p.tty {
+		if p.bar == nil && pr.Total >= 0 {
+			p.bar = progressbar.NewOptions(pr.Total,
+				progressbar.OptionSetWriter(p.w),
+				progressbar.OptionSetDescription(p.id),
+				progressbar.OptionShowCount(),
+				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionThrottle(200*time.Millisecond),
+				progressbar.OptionClearOnFinish())
+		}
+		if p.bar != nil {
+			p.bar.Set(pr.Resolved)
+		}
+		return
+	}
+	changed := pr.Resolved != p.last.Resolved || pr.Total != p.last.Total
+	if (changed && time.Since(p.lastLine) >= 5*time.Second) || p.lastLine.IsZero() {
+		total := "?"
+		if pr.Total >= 0 {
+			total = fmt.Sprint(pr.Total)
+		}
+		fmt.Fprintf(p.w, "%s: %d of %s rows resolved (%d succeeded)\n", p.id, pr.Resolved, total, pr.Counts[importer.Succeeded])
+		p.lastLine = time.Now()
+	}
+	p.last = pr
+}
+
+func (p *progress) close() {
+	if p.closed {
+		return
+	}
+	p.closed = true
+	if p.bar != nil {
+		p.bar.Finish()
+		fmt.Fprintln(p.w)
+	}
+}
+

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/propexo"
+	"github.com/propexo-importer/importer/internal/queue"
+	"github.com/propexo-importer/importer/internal/report"
+	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/store"
+	"github.com/propexo-importer/importer/jobs"
+)
+
+// reportWriter writes reports from the store. dir, when set, replaces the
+// folder the import asked for (a worker with its own --report-dir).
+type reportWriter struct {
+	store *store.Store
+	dir   string
+}
+
+var _ jobs.ReportWriter = reportWriter{}
+
+func (w reportWriter) WriteReport(ctx context.Context, imp importer.Import) (string, error) {
+	sum, err := w.store.Summary(ctx, imp.ID)
+	if err != nil {
+		return "", err
+	}
+	if sum.FinishedAt.IsZero() {
+		sum.FinishedAt = time.Now().UTC()
+		sum.Seconds = sum.FinishedAt.Sub(sum.StartedAt).Round(time.Millisecond).Seconds()
+	}
+	dir := imp.ReportDir
+	if w.dir != "" {
+		dir = w.dir
+	}
+	return report.Write(dir, sum, imp.Columns, w.store.Rows(ctx, imp.ID, imp.Total))
+}
+
+// workers is an Asynq server running the importer's handlers.
+type workers struct {
+	srv    *asynq.Server
+	client *asynq.Client
+}
+
+func startWorkers(rdb *queue.Redis, api importer.WriteAPI, st *store.Store, reportDir string, concurrency int, log *slog.Logger, cfg jobs.Config) (*workers, error) {
+	client := asynq.NewClientFromRedisClient(rdb.Client)
+	h := jobs.NewHandlers(api, st, client, reportWriter{store: st, dir: reportDir}, log, cfg)
+	mux := asynq.NewServeMux()
+	h.Register(mux)
+	srv := asynq.NewServerFromRedisClient(rdb.Client, jobs.ServerConfig(concurrency, queue.Logger{L: log}))
+	if err := srv.Start(mux); err != nil {
+		return nil, fmt.Errorf("error starting the workers: %w", err)
+	}
+	return &workers{srv: srv, client: client}, nil
+}
+
+// stop finishes the tasks in flight (or puts them back on the queue).
+func (w *workers) stop() {
+	w.srv.Shutdown()
+}
+
+// embeddedSandbox is a sandbox served inside this process.
+type embeddedSandbox struct {
+	url, key string
+	srv      *http.Server
+}
+
+func startSandbox(cfg sandbox.Config) (*embeddedSandbox, error) {
+	key := make([]byte, 16)
+	rand.Read(key)
+	cfg.APIKey = hex.EncodeToString(key)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("error starting the in-process sandbox: %w", err)
+	}
+	srv := &http.Server{Handler: sandbox.New(cfg).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return &embeddedSandbox{url: "http://" + ln.Addr().String(), key: cfg.APIKey, srv: srv}, nil
+}
+
+func (s *embeddedSandbox) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s.srv.Shutdown(ctx)
+}
+
+// newAPIClient builds the API client and, when probe is set, checks that the
+// API answers and takes the key, with one cheap request.
+func newAPIClient(ctx context.Context, url, key string, probe bool) (*propexo.Client, error) {
+	client, err := propexo.New(propexo.Config{BaseURL: url, APIKey: key})
+	if err != nil {
+		return nil, usageError("%v", err)
+	}
+	if !probe {
+		return client, nil
+	}
+	_, err = client.FindResidents(ctx, "importer-connectivity-check", "nobody@example.invalid")
+	var apiErr *importer.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.Kind {
+		case importer.KindUnauthorized:
+			return nil, unfinished(fmt.Errorf("the API at %s rejected the API key (%d): check PROPEXO_API_KEY", client.BaseURL(), apiErr.Status))
+		case importer.KindUnavailable:
+			return nil, unfinished(fmt.Errorf("cannot reach the API at %s: %v", client.BaseURL(), apiErr))
+		}
+	}
+	return client, nil
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/propexo-importer/importer/internal/queue"
+	"github.com/propexo-importer/importer/internal/store"
+	"github.com/propexo-importer/importer/jobs"
+)
+
+type workerConfig struct {
+	redisURL    string
+	concurrency int
+	reportDir   string
+	api         apiSettings
+	jobs        jobs.Config
+}
+
+func newWorkerCommand(getenv env, g *globals, stderr io.Writer) *cobra.Command {
+	c := &workerConfig{}
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Process the import tasks queued in Redis",
+		Long: `worker processes the tasks of every import queued in REDIS_URL: it sends
+creates to the write API, follows their jobs with delayed status checks and
+writes reports. Run as many as you like, on as many machines. On SIGTERM or
+Ctrl-C it stops taking tasks, lets the ones in flight finish (or puts them
+back on the queue) and exits 0.`,
+		Example: `  REDIS_URL=redis://localhost:6379 PROPEXO_API_KEY=... importer worker --concurrency 20`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.run(cmd.Context(), g.logger(stderr))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the queue and the imports (required) "+envTag("REDIS_URL"))
+	f.IntVar(&c.concurrency, "concurrency", 10, "tasks worked on at once")
+	f.StringVar(&c.reportDir, "report-dir", getenv("IMPORTER_REPORT_DIR"), "write reports here instead of the folder each 'importer run' asked for "+envTag("IMPORTER_REPORT_DIR"))
+	c.api.register(f, getenv)
+	f.DurationVar(&c.jobs.PollInitial, "poll-initial", 0, "delay before a write's first status check (default 2s)")
+	f.DurationVar(&c.jobs.PollMax, "poll-max", 0, "longest delay between two status checks of a write (default 5m)")
+	f.IntVar(&c.jobs.MaxRetry, "max-retries", 0, "retries after a 5xx or network error before a row fails (default 10)")
+	return cmd
+}
+
+func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
+	if c.redisURL == "" {
+		return usageError("worker needs REDIS_URL (or --redis-url): the Redis that 'importer run' queues into")
+	}
+	if c.concurrency < 1 {
+		return usageError("--concurrency %d: use 1 or more", c.concurrency)
+	}
+	if err := c.api.resolveKey(); err != nil {
+		return err
+	}
+	url := c.api.url
+	if url == "" {
+		url = defaultAPIURL
+	}
+	if c.api.key == "" {
+		return usageError("PROPEXO_API_KEY is not set: the API at %s needs a key (or use --api-key-file)", url)
+	}
+	rdb, err := queue.Connect(ctx, c.redisURL)
+	if err != nil {
+		if strings.Contains(err.Error(), "not a Redis URL") {
+			return usageError("%v", err)
+		}
+		return unfinished(err)
+	}
+	defer rdb.Close()
+	api, err := newAPIClient(ctx, url, c.api.key, true)
+	if err != nil {
+		return err
+	}
+	w, err := startWorkers(rdb, api, store.New(rdb.Client), c.reportDir, c.concurrency, log, c.jobs)
+	if err != nil {
+		return unfinished(err)
+	}
+	log.Info("worker started", "redis", rdb.Addr, "api", api.BaseURL(), "concurrency", c.concurrency)
+	<-ctx.Done()
+	log.Info("worker stopping: finishing the tasks in flight")
+	w.stop()
+	log.Info("worker stopped")
+	return nil
+}
+

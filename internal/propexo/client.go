@@ -1,0 +1,354 @@
+// Package propexo is the HTTP client of the Propexo write API. It implements
+// importer.WriteAPI: one HTTP request per call, no retries of its own (the
+// queue decides when to try again), and every failure classified as an
+// *importer.APIError whose text never holds the API key.
+package propexo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/propexo-importer/importer/importer"
+)
+
+// Config configures a Client.
+type Config struct {
+	// BaseURL is the API's address, e.g. https://api.sandbox.propexo.com.
+	// Required.
+	BaseURL string
+	// APIKey is the bearer token. Required; never logged.
+	APIKey string
+	// HTTPClient sends the requests. Default: a client with Timeout.
+	HTTPClient *http.Client
+	// Timeout bounds one request. Default 30s.
+	Timeout time.Duration
+	// UserAgent is sent with every request. Default "propexo-importer".
+	UserAgent string
+}
+
+// Client talks to the write API.
+type Client struct {
+	base  *url.URL
+	key   string
+	http  *http.Client
+	agent string
+}
+
+var _ importer.WriteAPI = (*Client)(nil)
+
+// New returns a Client, or an error that says which setting is wrong.
+func New(cfg Config) (*Client, error) {
+	if cfg.BaseURL == "" {
+		return nil, errors.New("the API URL is not set")
+	}
+	base, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("the API URL %q is not an http(s) URL", cfg.BaseURL)
+	}
+	if cfg.APIKey == "" {
+		return nil, errors.New("the API key is not set")
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: cfg.Timeout}
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "propexo-importer"
+	}
+	return &Client{base: base, key: cfg.APIKey, http: cfg.HTTPClient, agent: cfg.UserAgent}, nil
+}
+
+// BaseURL returns the API's address, for messages.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// CreateResident posts a resident to the vendor's create path and returns
+// the write's job id.
+func (c *Client) CreateResident(ctx context.Context, vendor importer.Vendor, r importer.Resident) (string, error) {
+	var answer struct {
+		Meta struct {
+			JobID string `json:"job_id"`
+		} `json:"meta"`
+		JobID string `json:"job_id"` // the older generation of the reference
+	}
+	op := "POST " + vendor.CreatePath()
+	if err := c.do(ctx, http.MethodPost, vendor.CreatePath(), nil, r, &answer); err != nil {
+		return "", err
+	}
+	jobID := answer.Meta.JobID
+	if jobID == "" {
+		jobID = answer.JobID
+	}
+	if jobID == "" {
+		return "", &importer.APIError{Kind: importer.KindUnavailable, Op: op, Status: http.StatusOK, MaybeSent: true,
+			Message: "the answer carries no job id"}
+	}
+	return jobID, nil
+}
+
+// WriteStatus reads the state of a write job.
+func (c *Client) WriteStatus(ctx context.Context, jobID string) (importer.WriteStatus, error) {
+	var answer struct {
+		WriteStatus     string  `json:"write_status"`
+		Errors          []any   `json:"errors"`
+		CreatedRecordID *string `json:"created_record_id"`
+	}
+	path := "/v1/admin/write-status/" + url.PathEscape(jobID)
+	if err := c.do(ctx, http.MethodGet, path, nil, nil, &answer); err != nil {
+		return importer.WriteStatus{}, err
+	}
+	st := importer.WriteStatus{State: importer.WriteState(strings.ToUpper(answer.WriteStatus)), Errors: ReadableErrors(answer.Errors)}
+	if answer.CreatedRecordID != nil {
+		st.CreatedRecordID = *answer.CreatedRecordID
+	}
+	switch st.State {
+	case importer.WritePending, importer.WriteSuccess, importer.WritePartialSuccess, importer.WriteFailure:
+		return st, nil
+	}
+	return importer.WriteStatus{}, &importer.APIError{Kind: importer.KindUnavailable, Op: "GET /v1/admin/write-status/", Status: http.StatusOK,
+		Message: fmt.Sprintf("unknown write_status %q", answer.WriteStatus)}
+}
+
+// GetResident reads one resident.
+func (c *Client) GetResident(ctx context.Context, id string) (importer.ResidentRecord, error) {
+	var answer struct {
+		Results residentJSON `json:"results"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/v1/residents/"+url.PathEscape(id), nil, nil, &answer); err != nil {
+		return importer.ResidentRecord{}, err
+	}
+	return answer.Results.record(), nil
+}
+
+// FindResidents lists the residents of an integration with an email, all
+// pages.
+func (c *Client) FindResidents(ctx context.Context, integrationID, email string) ([]importer.ResidentRecord, error) {
+	var out []importer.ResidentRecord
+	for offset := 0; ; {
+		q := url.Values{"integration_id": {integrationID}, "email_1": {email}, "offset": {strconv.Itoa(offset)}, "limit": {"250"}}
+		var answer struct {
+			Meta struct {
+				HasMore bool `json:"hasMore"`
+			} `json:"meta"`
+			Results []residentJSON `json:"results"`
+		}
+		if err := c.do(ctx, http.MethodGet, "/v1/residents/", q, nil, &answer); err != nil {
+			return nil, err
+		}
+		for _, r := range answer.Results {
+			out = append(out, r.record())
+		}
+		if !answer.Meta.HasMore || len(answer.Results) == 0 {
+			return out, nil
+		}
+		offset += len(answer.Results)
+	}
+}
+
+// do sends one request and decodes a 200 answer into out.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	op := method + " " + opPath(path)
+	u := *c.base
+	u.Path = c.base.Path + path
+	if query != nil {
+		u.RawQuery = query.Encode()
+	}
+	var reader io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("error encoding %s body: %w", op, err)
+		}
+		reader = bytes.NewReader(b)
+	}
+	var wrote bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote = true },
+	})
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), reader)
+	if err != nil {
+		return fmt.Errorf("error building %s: %w", op, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.agent)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return &importer.APIError{Kind: importer.KindUnavailable, Op: op, MaybeSent: wrote, Err: scrub(err)}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return &importer.APIError{Kind: importer.KindUnavailable, Op: op, Status: resp.StatusCode, MaybeSent: true, Err: scrub(err)}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return statusError(op, resp, raw)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return &importer.APIError{Kind: importer.KindUnavailable, Op: op, Status: resp.StatusCode, MaybeSent: true,
+			Message: "the answer is not the JSON expected: " + err.Error()}
+	}
+	return nil
+}
+
+// opPath shortens a path to its route, so that error text and metrics do not
+// carry ids.
+func opPath(path string) string {
+	for _, prefix := range []string{"/v1/admin/write-status/", "/v1/admin/retry-write/"} {
+		if strings.HasPrefix(path, prefix) {
+			return prefix
+		}
+	}
+	if rest, ok := strings.CutPrefix(path, "/v1/residents/"); ok && rest != "" && !strings.HasSuffix(rest, "/") {
+		return "/v1/residents/{id}"
+	}
+	return path
+}
+
+func statusError(op string, resp *http.Response, raw []byte) *importer.APIError {
+	e := &importer.APIError{Op: op, Status: resp.StatusCode}
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Details struct {
+				Issues []struct {
+					Path    []any  `json:"path"`
+					Message string `json:"message"`
+				} `json:"issues"`
+			} `json:"details"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(raw, &body) == nil {
+		e.Code, e.Message = body.Error.Code, body.Error.Message
+		var parts []string
+		for _, is := range body.Error.Details.Issues {
+			var path []string
+			for _, p := range is.Path {
+				path = append(path, fmt.Sprint(p))
+			}
+			parts = append(parts, strings.Join(path, ".")+": "+is.Message)
+		}
+		if len(parts) > 0 {
+			e.Message = strings.TrimSpace(e.Message + " (" + strings.Join(parts, "; ") + ")")
+		}
+	}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs >= 0 {
+		e.RetryAfter = time.Duration(secs) * time.Second
+	}
+	switch s := resp.StatusCode; {
+	case s == http.StatusBadRequest || s == http.StatusMethodNotAllowed || s == http.StatusUnprocessableEntity:
+		e.Kind = importer.KindRejected
+	case s == http.StatusUnauthorized || s == http.StatusForbidden:
+		e.Kind = importer.KindUnauthorized
+	case s == http.StatusTooManyRequests:
+		e.Kind = importer.KindRateLimited
+	case s == http.StatusNotFound:
+		e.Kind = importer.KindNotFound
+	default:
+		e.Kind = importer.KindUnavailable
+	}
+	return e
+}
+
+// scrub drops the URL from a transport error: the URL is known from Op, and
+// the message stays short.
+func scrub(err error) error {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		return uerr.Err
+	}
+	return err
+}
+
+// residentJSON is a resident as the API answers it; every field may be null.
+type residentJSON struct {
+	ID            *string `json:"id"`
+	IntegrationID *string `json:"integration_id"`
+	PropertyID    *string `json:"property_id"`
+	FirstName     *string `json:"first_name"`
+	LastName      *string `json:"last_name"`
+	Email1        *string `json:"email_1"`
+	DateOfBirth   *string `json:"date_of_birth"`
+}
+
+func (r residentJSON) record() importer.ResidentRecord {
+	s := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	return importer.ResidentRecord{ID: s(r.ID), Resident: importer.Resident{
+		IntegrationID: s(r.IntegrationID), PropertyID: s(r.PropertyID), FirstName: s(r.FirstName),
+		LastName: s(r.LastName), Email1: s(r.Email1), DateOfBirth: s(r.DateOfBirth),
+	}}
+}
+
+// ReadableErrors turns the write-status errors into sentences. A PMS's
+// stringified JSON is unpacked to its message; anything else is kept as
+// compact text.
+func ReadableErrors(errs []any) []string {
+	out := make([]string, 0, len(errs))
+	for _, e := range errs {
+		out = append(out, readable(e))
+	}
+	return out
+}
+
+func readable(e any) string {
+	switch v := e.(type) {
+	case string:
+		trimmed := strings.TrimSpace(v)
+		if strings.HasPrefix(trimmed, "{") || strings.HasPrefix(trimmed, "[") || strings.HasPrefix(trimmed, `"`) {
+			var inner any
+			if json.Unmarshal([]byte(trimmed), &inner) == nil {
+				return readable(inner)
+			}
+		}
+		return trimmed
+	case map[string]any:
+		msg := ""
+		for _, k := range []string{"Message", "message", "error_description", "error", "detail", "Detail", "title"} {
+			if m, ok := v[k]; ok && m != nil {
+				msg = readable(m)
+				break
+			}
+		}
+		if msg == "" {
+			b, _ := json.Marshal(v)
+			return string(b)
+		}
+		for _, k := range []string{"StatusCode", "status", "code", "Code"} {
+			if c, ok := v[k]; ok && c != nil {
+				return fmt.Sprintf("%s (%v)", msg, c)
+			}
+		}
+		return msg
+	case []any:
+		parts := make([]string, len(v))
+		for i, x := range v {
+			parts[i] = readable(x)
+		}
+		return strings.Join(parts, "; ")
+	case nil:
+		return ""
+	default:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+}

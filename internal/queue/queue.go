@@ -1,0 +1,114 @@
+// Package queue connects the importer to Redis and Asynq: it turns a Redis
+// URL into clients (or starts an in-process Redis when there is none), and
+// adapts log/slog to Asynq's logger.
+package queue
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a connection to the Redis that holds the queue and the imports.
+type Redis struct {
+	// Opt is the connection option Asynq's client, server and inspector
+	// take.
+	Opt asynq.RedisConnOpt
+	// Client is a go-redis client on the same server.
+	Client redis.UniversalClient
+	// Addr names the server for messages, without credentials.
+	Addr string
+	// Embedded is true when the server runs inside this process.
+	Embedded bool
+
+	mini *miniredis.Miniredis
+}
+
+// Connect connects to the Redis at url and checks that it answers. An empty
+// url starts an in-process Redis (miniredis) that lives as long as the
+// process.
+func Connect(ctx context.Context, redisURL string) (*Redis, error) {
+	r := &Redis{}
+	if redisURL == "" {
+		m := miniredis.NewMiniRedis()
+		m.ClockTTL(true)
+		if err := m.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("error starting the in-process Redis: %w", err)
+		}
+		r.mini, r.Embedded, r.Addr = m, true, m.Addr()
+		redisURL = "redis://" + m.Addr()
+	}
+	opt, err := asynq.ParseRedisURI(redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL %q is not a Redis URL (redis://host:port/db, rediss://, redis-sentinel://): %v", Redact(redisURL), err)
+	}
+	if r.Addr == "" {
+		r.Addr = Redact(redisURL)
+	}
+	client, ok := opt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, fmt.Errorf("REDIS_URL %q: unsupported connection type", r.Addr)
+	}
+	r.Opt, r.Client = opt, client
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := client.Ping(pingCtx).Err(); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("cannot reach Redis at %s: %v", r.Addr, err)
+	}
+	return r, nil
+}
+
+// Close closes the client and stops an in-process server.
+func (r *Redis) Close() error {
+	err := r.Client.Close()
+	if r.mini != nil {
+		r.mini.Close()
+	}
+	return err
+}
+
+// Redact hides the password of a URL, for messages.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}
+
+// Logger adapts a *slog.Logger to asynq.Logger.
+type Logger struct{ L *slog.Logger }
+
+var _ asynq.Logger = Logger{}
+
+func (l Logger) log(level slog.Level, args []any) {
+	msg := strings.TrimSpace(fmt.Sprintln(args...))
+	l.L.Log(context.Background(), level, msg, "component", "asynq")
+}
+
+// Debug logs at debug level.
+func (l Logger) Debug(args ...any) { l.log(slog.LevelDebug, args) }
+
+// Info logs at info level.
+func (l Logger) Info(args ...any) { l.log(slog.LevelInfo, args) }
+
+// Warn logs at warn level.
+func (l Logger) Warn(args ...any) { l.log(slog.LevelWarn, args) }
+
+// Error logs at error level.
+func (l Logger) Error(args ...any) { l.log(slog.LevelError, args) }
+
+// Fatal logs at error level and exits, as asynq.Logger requires.
+func (l Logger) Fatal(args ...any) {
+	l.log(slog.LevelError, args)
+	os.Exit(1)
+}

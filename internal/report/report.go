@@ -1,0 +1,203 @@
+// Package report writes an import's report: results.csv (one line per input
+// record, in input order, with its outcome and original columns), failed.csv
+// (the rows that are safe to fix and send again, original columns only) and
+// summary.json. Files are written through temporary files and renamed into
+// place, readable by their owner only: they hold personal data.
+package report
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/gocarina/gocsv"
+
+	"github.com/propexo-importer/importer/importer"
+)
+
+// The report's file names.
+const (
+	ResultsFile = "results.csv"
+	FailedFile  = "failed.csv"
+	SummaryFile = "summary.json"
+)
+
+// ResultColumns are the columns results.csv puts before the record's own.
+var ResultColumns = []string{"row", "status", "job_id", "record_id", "error_code", "error"}
+
+// Dir is the folder of an import's report.
+func Dir(reportDir, importID string) string { return filepath.Join(reportDir, importID) }
+
+// Write writes the report of an import into reportDir/<import id>/ and
+// returns that folder. rows must yield every row of the import in order.
+func Write(reportDir string, sum importer.Summary, columns []string, rows iter.Seq2[importer.ReportRow, error]) (string, error) {
+	dir := Dir(reportDir, sum.ImportID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("error creating the report folder: %w", err)
+	}
+	results, err := newCSVFile(dir, ResultsFile, append(append([]string{}, ResultColumns...), columns...))
+	if err != nil {
+		return "", err
+	}
+	defer results.abort()
+	failed, err := newCSVFile(dir, FailedFile, columns)
+	if err != nil {
+		return "", err
+	}
+	defer failed.abort()
+
+	index := make(map[string]int, len(columns))
+	for i, c := range columns {
+		index[c] = i
+	}
+	original := make([]string, len(columns))
+	for row, err := range rows {
+		if err != nil {
+			return "", err
+		}
+		clear(original)
+		for _, c := range row.Columns {
+			if i, ok := index[c.Name]; ok {
+				original[i] = c.Value
+			}
+		}
+		r := row.Result
+		status := string(r.Outcome)
+		if status == "" {
+			status = "pending"
+		}
+		line := append([]string{strconv.Itoa(r.Row), status, r.JobID, r.RecordID, r.ErrorCode, r.Error}, original...)
+		if err := results.write(line); err != nil {
+			return "", err
+		}
+		if SafeToResend(r) {
+			if err := failed.write(original); err != nil {
+				return "", err
+			}
+		}
+	}
+	if err := results.commit(); err != nil {
+		return "", err
+	}
+	if err := failed.commit(); err != nil {
+		return "", err
+	}
+	if err := writeSummary(dir, sum); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// SafeToResend reports whether a row belongs in failed.csv: it did not
+// succeed and sending it again cannot create a resident twice. Invalid rows
+// were never sent and failed writes wrote nothing. Partial, timed-out,
+// in-doubt and duplicate rows may already exist in the PMS: they are listed
+// in results.csv with their job ids, to be checked, not resent blindly.
+func SafeToResend(r importer.RowResult) bool {
+	switch r.Outcome {
+	case importer.Invalid:
+		return true
+	case importer.Failed:
+		return r.ErrorCode != importer.CodeInDoubt
+	}
+	return false
+}
+
+// csvFile is a CSV file written to a temporary name and renamed on commit.
+type csvFile struct {
+	f    *os.File
+	w    *gocsv.SafeCSVWriter
+	path string
+	done bool
+}
+
+func newCSVFile(dir, name string, header []string) (*csvFile, error) {
+	f, err := os.CreateTemp(dir, "."+name+".*")
+	if err != nil {
+		return nil, fmt.Errorf("error creating %s: %w", name, err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("error creating %s: %w", name, err)
+	}
+	c := &csvFile{f: f, w: gocsv.NewSafeCSVWriter(csv.NewWriter(f)), path: filepath.Join(dir, name)}
+	if err := c.write(header); err != nil {
+		c.abort()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *csvFile) write(record []string) error {
+	safe := make([]string, len(record))
+	for i, v := range record {
+		safe[i] = Neutralize(v)
+	}
+	if err := c.w.Write(safe); err != nil {
+		return fmt.Errorf("error writing %s: %w", filepath.Base(c.path), err)
+	}
+	return nil
+}
+
+func (c *csvFile) commit() error {
+	c.w.Flush()
+	err := errors.Join(c.w.Error(), c.f.Sync(), c.f.Close())
+	if err == nil {
+		err = os.Rename(c.f.Name(), c.path)
+	}
+	c.done = true
+	if err != nil {
+		os.Remove(c.f.Name())
+		return fmt.Errorf("error writing %s: %w", filepath.Base(c.path), err)
+	}
+	return nil
+}
+
+func (c *csvFile) abort() {
+	if !c.done {
+		c.f.Close()
+		os.Remove(c.f.Name())
+		c.done = true
+	}
+}
+
+func writeSummary(dir string, sum importer.Summary) error {
+	b, err := json.MarshalIndent(sum, "", "  ")
+	if err != nil {
+		return fmt.Errorf("error encoding %s: %w", SummaryFile, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+SummaryFile+".*")
+	if err != nil {
+		return fmt.Errorf("error creating %s: %w", SummaryFile, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(append(b, '\n'))
+	err = errors.Join(err, tmp.Chmod(0o600), tmp.Close())
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, SummaryFile))
+	}
+	if err != nil {
+		return fmt.Errorf("error writing %s: %w", SummaryFile, err)
+	}
+	return nil
+}
+
+// Neutralize makes a cell that a spreadsheet would run as a formula inert, by
+// putting an apostrophe before it. The importer's CSV reader takes such an
+// apostrophe off again, so failed.csv can be sent again as it is.
+func Neutralize(v string) string {
+	if v == "" {
+		return v
+	}
+	switch v[0] {
+	case '=', '+', '-', '@', '\t', '\r':
+		return "'" + v
+	}
+	return v
+}

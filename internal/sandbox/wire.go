@@ -1,0 +1,136 @@
+package sandbox
+
+// The sandbox's own wire types. They are written from the API page, not
+// shared with the client, so that a contract mismatch between the two shows
+// up in tests.
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string        `json:"code"`
+	Message string        `json:"message"`
+	Details *errorDetails `json:"details,omitempty"`
+}
+
+type errorDetails struct {
+	Issues []issue `json:"issues"`
+}
+
+type issue struct {
+	Code    string   `json:"code"`
+	Path    []string `json:"path"`
+	Message string   `json:"message"`
+}
+
+type createAnswer struct {
+	Meta   createMeta `json:"meta"`
+	Result resident   `json:"result"`
+}
+
+type createMeta struct {
+	JobID string `json:"job_id"`
+}
+
+type writeStatusAnswer struct {
+	WriteStatus     string   `json:"write_status"`
+	Errors          []string `json:"errors"`
+	CreatedRecordID *string  `json:"created_record_id"`
+}
+
+type retryAnswer struct {
+	Success bool   `json:"success"`
+	JobID   string `json:"job_id"`
+}
+
+type oneAnswer struct {
+	Meta    map[string]any `json:"meta"`
+	Results resident       `json:"results"`
+}
+
+type listAnswer struct {
+	Meta    listMeta   `json:"meta"`
+	Results []resident `json:"results"`
+}
+
+type listMeta struct {
+	Offset  int    `json:"offset"`
+	Limit   int    `json:"limit"`
+	OrderBy string `json:"orderBy"`
+	HasMore bool   `json:"hasMore"`
+	Total   int    `json:"total"`
+}
+
+type integrationsAnswer struct {
+	Meta    listMeta      `json:"meta"`
+	Results []integration `json:"results"`
+}
+
+type integration struct {
+	ID     string `json:"id"`
+	Vendor string `json:"vendor"`
+	Active bool   `json:"active"`
+	System string `json:"system"`
+}
+
+type propertiesAnswer struct {
+	Meta    listMeta   `json:"meta"`
+	Results []property `json:"results"`
+}
+
+type property struct {
+	ID            string `json:"id"`
+	IntegrationID string `json:"integration_id"`
+	Name          string `json:"name"`
+}
+
+// resident is every field the API returns for a resident; a nil pointer is
+// a null.
+type resident struct {
+	ID                *string `json:"id"`
+	CreatedAt         *string `json:"created_at"`
+	UpdatedAt         *string `json:"updated_at"`
+	XID               *string `json:"x_id"`
+	IntegrationID     *string `json:"integration_id"`
+	IntegrationVendor *string `json:"integration_vendor"`
+	PropertyID        *string `json:"property_id"`
+	LeaseID           *string `json:"lease_id"`
+	FirstName         *string `json:"first_name"`
+	MiddleName        *string `json:"middle_name"`
+	LastName          *string `json:"last_name"`
+	Email1            *string `json:"email_1"`
+	Email2            *string `json:"email_2"`
+	DateOfBirth       *string `json:"date_of_birth"`
+	Phone1            *string `json:"phone_1"`
+	Phone1Type        *string `json:"phone_1_type"`
+	Phone2            *string `json:"phone_2"`
+	Phone2Type        *string `json:"phone_2_type"`
+	Address1          *string `json:"address_1"`
+	Address2          *string `json:"address_2"`
+	City              *string `json:"city"`
+	State             *string `json:"state"`
+	Zip               *string `json:"zip"`
+	Country           *string `json:"country"`
+	Address1Alternate *string `json:"address_1_alternate"`
+	Address2Alternate *string `json:"address_2_alternate"`
+	CityAlternate     *string `json:"city_alternate"`
+	StateAlternate    *string `json:"state_alternate"`
+	ZipAlternate      *string `json:"zip_alternate"`
+	CountryAlternate  *string `json:"country_alternate"`
+	Notes             *string `json:"notes"`
+	RentPeriod        *string `json:"rent_period"`
+	RentDueDay        *int    `json:"rent_due_day"`
+}
+
+// writable lists the fields a create may carry.
+var writable = map[string]bool{
+	"integration_id": true, "property_id": true, "lease_id": true,
+	"first_name": true, "middle_name": true, "last_name": true,
+	"email_1": true, "email_2": true, "date_of_birth": true,
+	"phone_1": true, "phone_1_type": true, "phone_2": true, "phone_2_type": true,
+	"address_1": true, "address_2": true, "city": true, "state": true, "zip": true, "country": true,
+	"address_1_alternate": true, "address_2_alternate": true, "city_alternate": true,
+	"state_alternate": true, "zip_alternate": true, "country_alternate": true,
+	"notes": true, "rent_period": true, "rent_due_day": true,
+}

@@ -1,0 +1,98 @@
+package source
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/gocarina/gocsv"
+
+	"github.com/propexo-importer/importer/importer"
+)
+
+// csv reads the header and returns the function that reads one record at a
+// time. gocsv's SimpleDecoder walks the records; encoding/csv underneath it
+// handles quoted commas and newlines and CRLF, and tells each record's line.
+func (rd *Reader) csv(r io.Reader) (func() (importer.Row, error), error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1 // a ragged record is a bad row, not a broken file
+	dec := gocsv.NewSimpleDecoderFromCSVReader(cr)
+
+	header, err := dec.GetCSVRow()
+	if errors.Is(err, io.EOF) {
+		return nil, ErrEmpty
+	}
+	if err != nil {
+		return nil, csvError(err)
+	}
+	positions := make([]int, len(header))
+	for i, name := range header {
+		positions[i] = rd.cols.add(strings.TrimSpace(name), true)
+	}
+	width := len(header)
+
+	return func() (importer.Row, error) {
+		for {
+			record, err := dec.GetCSVRow()
+			if errors.Is(err, io.EOF) {
+				return importer.Row{}, io.EOF
+			}
+			var perr *csv.ParseError
+			if errors.As(err, &perr) {
+				// The reader goes on after a bad record; the row is
+				// invalid and the rest of the file is still read.
+				return importer.Row{Line: perr.StartLine, Err: fmt.Errorf("line %d: %v", perr.Line, perr.Err)}, nil
+			}
+			if err != nil {
+				return importer.Row{}, csvError(err)
+			}
+			if blank(record) {
+				continue
+			}
+			for i, v := range record {
+				record[i] = unneutralize(v)
+			}
+			line, _ := cr.FieldPos(0)
+			for len(positions) < len(record) {
+				positions = append(positions, rd.cols.add("", true))
+			}
+			row := rd.build(line, positions[:len(record)], record)
+			if len(record) != width {
+				row.Err = fmt.Errorf("the record has %d fields, the header has %d", len(record), width)
+			}
+			return row, nil
+		}
+	}, nil
+}
+
+func csvError(err error) error {
+	var perr *csv.ParseError
+	if errors.As(err, &perr) {
+		return &SyntaxError{Line: perr.Line, Err: perr.Err}
+	}
+	return err
+}
+
+// blank reports whether every field of a record is empty, as spreadsheets
+// leave at the end of an export (",,,,"). Such records are skipped like
+// blank lines.
+func blank(record []string) bool {
+	for _, f := range record {
+		if strings.TrimSpace(f) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// unneutralize takes off the apostrophe that the report puts before a cell a
+// spreadsheet would run as a formula, so that failed.csv reads back as the
+// values it came from.
+func unneutralize(v string) string {
+	if len(v) >= 2 && v[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(v[1])) {
+		return v[1:]
+	}
+	return v
+}

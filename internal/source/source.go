@@ -1,0 +1,140 @@
+// Package source reads input files of residents as a stream of
+// importer.Row: CSV (through gocsv's decoder over encoding/csv), a JSON array
+// of objects, and NDJSON (one object a line). Column labels are matched to
+// API fields case- and punctuation-insensitively, with common human labels
+// ("First Name", "E-mail", "Zip Code"); columns that match nothing are kept
+// as they are, for the report.
+package source
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/propexo-importer/importer/importer"
+)
+
+// The input formats.
+const (
+	FormatCSV    = "csv"
+	FormatJSON   = "json"
+	FormatNDJSON = "ndjson"
+)
+
+// Formats lists the formats Open takes.
+var Formats = []string{FormatCSV, FormatJSON, FormatNDJSON}
+
+// FormatOf returns the format to read path with: flag when given, else the
+// one its extension names.
+func FormatOf(path, flag string) (string, error) {
+	if flag != "" {
+		f := strings.ToLower(strings.TrimSpace(flag))
+		for _, known := range Formats {
+			if f == known {
+				return f, nil
+			}
+		}
+		if f == "jsonl" {
+			return FormatNDJSON, nil
+		}
+		return "", fmt.Errorf("--format %q: use csv, json or ndjson", flag)
+	}
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".csv":
+		return FormatCSV, nil
+	case ".json":
+		return FormatJSON, nil
+	case ".ndjson", ".jsonl":
+		return FormatNDJSON, nil
+	}
+	return "", fmt.Errorf("%s: cannot tell the format from the file name; use --format csv, json or ndjson", path)
+}
+
+// SyntaxError is a file that cannot be read any further: the place where it
+// broke and why. Rows before it were read.
+type SyntaxError struct {
+	Line int
+	Err  error
+}
+
+func (e *SyntaxError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("line %d: %v", e.Line, e.Err)
+	}
+	return e.Err.Error()
+}
+
+func (e *SyntaxError) Unwrap() error { return e.Err }
+
+// ErrEmpty is returned by Open for a file with no header or no content.
+var ErrEmpty = errors.New("the file is empty")
+
+// Reader reads the rows of one file, in order.
+type Reader struct {
+	next func() (importer.Row, error)
+	cols *columns
+	n    int
+}
+
+// Open returns a Reader of r in the given format. It reads no more than the
+// first line before the first call to Next.
+func Open(r io.Reader, format string) (*Reader, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte{0xEF, 0xBB, 0xBF}) {
+		br.Discard(3)
+	}
+	rd := &Reader{cols: newColumns()}
+	var err error
+	switch format {
+	case FormatCSV:
+		rd.next, err = rd.csv(br)
+	case FormatJSON:
+		rd.next, err = rd.jsonArray(br)
+	case FormatNDJSON:
+		rd.next, err = rd.ndjson(br)
+	default:
+		err = fmt.Errorf("unknown format %q", format)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rd, nil
+}
+
+// Next returns the next row, io.EOF after the last, or a *SyntaxError when
+// the file cannot be read further. A record that is broken on its own (a
+// line that is not a JSON object, a CSV record with too many fields) is not
+// an error: it comes back as a Row whose Err says what is wrong with it.
+func (rd *Reader) Next() (importer.Row, error) {
+	row, err := rd.next()
+	if err != nil {
+		return importer.Row{}, err
+	}
+	rd.n++
+	row.Number = rd.n
+	return row, nil
+}
+
+// Columns returns the column names seen so far, in order of first
+// appearance.
+func (rd *Reader) Columns() []string { return append([]string(nil), rd.cols.names...) }
+
+// UnknownColumns returns the columns seen so far that map to no API field.
+func (rd *Reader) UnknownColumns() []string { return rd.cols.unknown() }
+
+// build makes a Row from values by column position.
+func (rd *Reader) build(line int, positions []int, values []string) importer.Row {
+	row := importer.Row{Line: line, Values: make(map[string]string, len(values)), Columns: make([]importer.Column, len(values))}
+	for i, v := range values {
+		pos := positions[i]
+		row.Columns[i] = importer.Column{Name: rd.cols.names[pos], Value: v}
+		if f := rd.cols.fields[pos]; f != "" {
+			row.Values[f] = v
+		}
+	}
+	return row
+}

@@ -1,0 +1,402 @@
+// Package store keeps the state of imports in Redis: the import's record, each
+// row's state (queued, sending, job id and status-check number), outcomes and
+// their counters, the original records for the report, and request counters.
+//
+// All keys of one import share a hash tag ("imp:{ID}:..."), so an import
+// lives on one Redis Cluster slot and its Lua scripts stay atomic.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/propexo-importer/importer/importer"
+)
+
+// Store is the Redis-backed importer.Store.
+type Store struct {
+	rdb redis.UniversalClient
+}
+
+var _ importer.Store = (*Store)(nil)
+
+// New returns a Store on a Redis client.
+func New(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
+
+// importsKey is a sorted set of every import id by creation time.
+const importsKey = "importer:imports"
+
+type keys struct{ meta, state, results, input, counts, stats string }
+
+func keysOf(id string) keys {
+	p := "imp:{" + id + "}:"
+	return keys{meta: p + "meta", state: p + "state", results: p + "results", input: p + "input", counts: p + "counts", stats: p + "stats"}
+}
+
+// Row state encodings in the state hash; a row with no entry has not been
+// sent.
+const (
+	stateSending = "s"
+	jobPrefix    = "j:" // j:<check number>:<job id>
+)
+
+// CreateImport stores a new import, or returns the one already stored under
+// the same id; created tells which.
+func (s *Store) CreateImport(ctx context.Context, imp importer.Import) (stored importer.Import, created bool, err error) {
+	k := keysOf(imp.ID)
+	b, err := json.Marshal(imp)
+	if err != nil {
+		return imp, false, fmt.Errorf("error encoding import %s: %w", imp.ID, err)
+	}
+	created, err = s.rdb.HSetNX(ctx, k.meta, "import", b).Result()
+	if err != nil {
+		return imp, false, fmt.Errorf("error creating import %s: %w", imp.ID, err)
+	}
+	if created {
+		pipe := s.rdb.TxPipeline()
+		pipe.HSet(ctx, k.meta, "total", -1)
+		pipe.ZAdd(ctx, importsKey, redis.Z{Score: float64(imp.CreatedAt.UnixMilli()), Member: imp.ID})
+		if _, err := pipe.Exec(ctx); err != nil {
+			return imp, false, fmt.Errorf("error creating import %s: %w", imp.ID, err)
+		}
+	}
+	stored, err = s.Import(ctx, imp.ID)
+	return stored, created, err
+}
+
+// Import returns a stored import, or importer.ErrImportNotFound.
+func (s *Store) Import(ctx context.Context, id string) (importer.Import, error) {
+	vals, err := s.rdb.HGetAll(ctx, keysOf(id).meta).Result()
+	if err != nil {
+		return importer.Import{}, fmt.Errorf("error reading import %s: %w", id, err)
+	}
+	raw, ok := vals["import"]
+	if !ok {
+		return importer.Import{}, fmt.Errorf("import %s: %w", id, importer.ErrImportNotFound)
+	}
+	var imp importer.Import
+	if err := json.Unmarshal([]byte(raw), &imp); err != nil {
+		return importer.Import{}, fmt.Errorf("error decoding import %s: %w", id, err)
+	}
+	imp.Total, _ = strconv.Atoi(vals["total"])
+	if c := vals["columns"]; c != "" {
+		_ = json.Unmarshal([]byte(c), &imp.Columns)
+	}
+	if c := vals["unknown"]; c != "" {
+		_ = json.Unmarshal([]byte(c), &imp.UnknownColumns)
+	}
+	imp.Stopped = vals["stopped"]
+	if f := vals["finished_at"]; f != "" {
+		imp.FinishedAt, _ = time.Parse(time.RFC3339Nano, f)
+	}
+	return imp, nil
+}
+
+// Resume clears an import's stop, so that its rows are sent again.
+func (s *Store) Resume(ctx context.Context, id string) error {
+	if err := s.rdb.HDel(ctx, keysOf(id).meta, "stopped").Err(); err != nil {
+		return fmt.Errorf("error resuming import %s: %w", id, err)
+	}
+	return nil
+}
+
+// Stop marks an import stopped, keeping the first reason given.
+func (s *Store) Stop(ctx context.Context, id, reason string) error {
+	if err := s.rdb.HSetNX(ctx, keysOf(id).meta, "stopped", reason).Err(); err != nil {
+		return fmt.Errorf("error stopping import %s: %w", id, err)
+	}
+	return nil
+}
+
+// Finish records the time the import's report was written.
+func (s *Store) Finish(ctx context.Context, id string, at time.Time) error {
+	if err := s.rdb.HSet(ctx, keysOf(id).meta, "finished_at", at.UTC().Format(time.RFC3339Nano)).Err(); err != nil {
+		return fmt.Errorf("error finishing import %s: %w", id, err)
+	}
+	return nil
+}
+
+// RowState returns one row's state, in one round trip.
+func (s *Store) RowState(ctx context.Context, id string, row int) (importer.RowState, error) {
+	k := keysOf(id)
+	field := strconv.Itoa(row)
+	pipe := s.rdb.Pipeline()
+	state := pipe.HGet(ctx, k.state, field)
+	resolved := pipe.HExists(ctx, k.results, field)
+	stopped := pipe.HGet(ctx, k.meta, "stopped")
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return importer.RowState{}, fmt.Errorf("error reading row %d of import %s: %w", row, id, err)
+	}
+	st := parseState(state.Val())
+	st.Resolved = resolved.Val()
+	st.Stopped = stopped.Val()
+	return st, nil
+}
+
+// RowStates returns the states of many rows, in one round trip.
+func (s *Store) RowStates(ctx context.Context, id string, rows []int) ([]importer.RowState, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	k := keysOf(id)
+	fields := make([]string, len(rows))
+	for i, r := range rows {
+		fields[i] = strconv.Itoa(r)
+	}
+	pipe := s.rdb.Pipeline()
+	states := pipe.HMGet(ctx, k.state, fields...)
+	results := pipe.HMGet(ctx, k.results, fields...)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("error reading rows of import %s: %w", id, err)
+	}
+	out := make([]importer.RowState, len(rows))
+	for i := range rows {
+		if v, ok := states.Val()[i].(string); ok {
+			out[i] = parseState(v)
+		}
+		out[i].Resolved = results.Val()[i] != nil
+	}
+	return out, nil
+}
+
+func parseState(v string) importer.RowState {
+	switch {
+	case v == stateSending:
+		return importer.RowState{Sending: true}
+	case strings.HasPrefix(v, jobPrefix):
+		n, job, _ := strings.Cut(v[len(jobPrefix):], ":")
+		check, _ := strconv.Atoi(n)
+		return importer.RowState{JobID: job, Check: check}
+	}
+	return importer.RowState{}
+}
+
+func (s *Store) setState(ctx context.Context, id string, row int, v string) error {
+	if err := s.rdb.HSet(ctx, keysOf(id).state, strconv.Itoa(row), v).Err(); err != nil {
+		return fmt.Errorf("error saving row %d of import %s: %w", row, id, err)
+	}
+	return nil
+}
+
+// Unsend forgets that a create was being sent for the row.
+func (s *Store) Unsend(ctx context.Context, id string, row int) error {
+	if err := s.rdb.HDel(ctx, keysOf(id).state, strconv.Itoa(row)).Err(); err != nil {
+		return fmt.Errorf("error saving row %d of import %s: %w", row, id, err)
+	}
+	return nil
+}
+
+// MarkSending records that a create is about to be sent for the row.
+func (s *Store) MarkSending(ctx context.Context, id string, row int) error {
+	return s.setState(ctx, id, row, stateSending)
+}
+
+// SetJob records the write's job id, with status check number 1.
+func (s *Store) SetJob(ctx context.Context, id string, row int, jobID string) error {
+	return s.setState(ctx, id, row, jobPrefix+"1:"+jobID)
+}
+
+var advanceScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return 0 end
+local n, job = string.match(cur, '^j:(%d+):(.*)$')
+if n ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], 'j:' .. ARGV[3] .. ':' .. job)
+return 1
+`)
+
+// AdvanceCheck moves a row's status check number from `from` to `to` if it
+// still is `from`.
+func (s *Store) AdvanceCheck(ctx context.Context, id string, row int, from, to int) (bool, error) {
+	n, err := advanceScript.Run(ctx, s.rdb, []string{keysOf(id).state}, row, from, to).Int()
+	if err != nil {
+		return false, fmt.Errorf("error advancing the status check of row %d of import %s: %w", row, id, err)
+	}
+	return n == 1, nil
+}
+
+// resolveScript records an outcome once per row and counts it in the same
+// step, then tells whether every row has one.
+// KEYS: results, counts, meta, state. ARGV: row, outcome, result JSON.
+var resolveScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3]) == 1 then
+  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+  redis.call('HINCRBY', KEYS[2], 'resolved', 1)
+  redis.call('HDEL', KEYS[4], ARGV[1])
+end
+local total = tonumber(redis.call('HGET', KEYS[3], 'total') or '-1')
+local resolved = tonumber(redis.call('HGET', KEYS[2], 'resolved') or '0')
+if total >= 0 and resolved >= total then return 1 end
+return 0
+`)
+
+// Resolve records a row's outcome and counts it, once per row.
+func (s *Store) Resolve(ctx context.Context, id string, r importer.RowResult) (bool, error) {
+	k := keysOf(id)
+	b, err := json.Marshal(r)
+	if err != nil {
+		return false, fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
+	}
+	done, err := resolveScript.Run(ctx, s.rdb, []string{k.results, k.counts, k.meta, k.state}, r.Row, string(r.Outcome), b).Int()
+	if err != nil {
+		return false, fmt.Errorf("error recording the outcome of row %d of import %s: %w", r.Row, id, err)
+	}
+	return done == 1, nil
+}
+
+// SaveInput stores rows' original columns for the report, and resolves the
+// rows that already have their outcome (invalid and duplicate ones), in one
+// round trip.
+func (s *Store) SaveInput(ctx context.Context, id string, rows []importer.Row, results []importer.RowResult) error {
+	k := keysOf(id)
+	pipe := s.rdb.Pipeline()
+	if len(rows) > 0 {
+		values := make([]any, 0, 2*len(rows))
+		for _, r := range rows {
+			b, err := json.Marshal(r.Columns)
+			if err != nil {
+				return fmt.Errorf("error encoding row %d: %w", r.Number, err)
+			}
+			values = append(values, strconv.Itoa(r.Number), b)
+		}
+		pipe.HSet(ctx, k.input, values...)
+	}
+	for _, r := range results {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
+		}
+		resolveScript.Eval(ctx, pipe, []string{k.results, k.counts, k.meta, k.state}, r.Row, string(r.Outcome), b)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("error saving rows of import %s: %w", id, err)
+	}
+	return nil
+}
+
+// SetTotal records that the file has been split: its number of records and
+// its columns. It reports whether every row already has an outcome.
+func (s *Store) SetTotal(ctx context.Context, id string, total int, columns, unknown []string) (bool, error) {
+	k := keysOf(id)
+	cols, _ := json.Marshal(columns)
+	unk, _ := json.Marshal(unknown)
+	pipe := s.rdb.TxPipeline()
+	pipe.HSet(ctx, k.meta, "total", total, "columns", cols, "unknown", unk)
+	resolved := pipe.HGet(ctx, k.counts, "resolved")
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return false, fmt.Errorf("error saving the size of import %s: %w", id, err)
+	}
+	n, _ := resolved.Int()
+	return n >= total, nil
+}
+
+// Count adds n to one of an import's counters.
+func (s *Store) Count(ctx context.Context, id, stat string, n int) error {
+	if err := s.rdb.HIncrBy(ctx, keysOf(id).stats, stat, int64(n)).Err(); err != nil {
+		return fmt.Errorf("error counting %s of import %s: %w", stat, id, err)
+	}
+	return nil
+}
+
+// Progress returns how far an import has come.
+func (s *Store) Progress(ctx context.Context, id string) (importer.Progress, error) {
+	k := keysOf(id)
+	pipe := s.rdb.Pipeline()
+	total := pipe.HGet(ctx, k.meta, "total")
+	counts := pipe.HGetAll(ctx, k.counts)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return importer.Progress{}, fmt.Errorf("error reading the progress of import %s: %w", id, err)
+	}
+	p := importer.Progress{Total: -1, Counts: map[importer.Outcome]int{}}
+	if t, err := total.Int(); err == nil {
+		p.Total = t
+	}
+	for k, v := range counts.Val() {
+		n, _ := strconv.Atoi(v)
+		if k == "resolved" {
+			p.Resolved = n
+		} else {
+			p.Counts[importer.Outcome(k)] = n
+		}
+	}
+	return p, nil
+}
+
+// Stats returns an import's counters.
+func (s *Store) Stats(ctx context.Context, id string) (map[string]int, error) {
+	vals, err := s.rdb.HGetAll(ctx, keysOf(id).stats).Result()
+	if err != nil {
+		return nil, fmt.Errorf("error reading the counters of import %s: %w", id, err)
+	}
+	out := make(map[string]int, len(vals))
+	for k, v := range vals {
+		out[k], _ = strconv.Atoi(v)
+	}
+	return out, nil
+}
+
+// Summary returns an import's summary as it stands.
+func (s *Store) Summary(ctx context.Context, id string) (importer.Summary, error) {
+	imp, err := s.Import(ctx, id)
+	if err != nil {
+		return importer.Summary{}, err
+	}
+	p, err := s.Progress(ctx, id)
+	if err != nil {
+		return importer.Summary{}, err
+	}
+	stats, err := s.Stats(ctx, id)
+	if err != nil {
+		return importer.Summary{}, err
+	}
+	return importer.NewSummary(imp, p, stats), nil
+}
+
+// Rows yields the rows of an import in input order, with their outcomes and
+// original columns, reading Redis in batches.
+func (s *Store) Rows(ctx context.Context, id string, total int) iter.Seq2[importer.ReportRow, error] {
+	const batch = 500
+	k := keysOf(id)
+	return func(yield func(importer.ReportRow, error) bool) {
+		for first := 1; first <= total; first += batch {
+			last := min(total, first+batch-1)
+			fields := make([]string, 0, last-first+1)
+			for n := first; n <= last; n++ {
+				fields = append(fields, strconv.Itoa(n))
+			}
+			pipe := s.rdb.Pipeline()
+			results := pipe.HMGet(ctx, k.results, fields...)
+			inputs := pipe.HMGet(ctx, k.input, fields...)
+			if _, err := pipe.Exec(ctx); err != nil {
+				yield(importer.ReportRow{}, fmt.Errorf("error reading rows %d-%d of import %s: %w", first, last, id, err))
+				return
+			}
+			for i := range fields {
+				row := importer.ReportRow{Result: importer.RowResult{Row: first + i}}
+				if v, ok := results.Val()[i].(string); ok {
+					if err := json.Unmarshal([]byte(v), &row.Result); err != nil {
+						yield(row, fmt.Errorf("error decoding the result of row %d: %w", first+i, err))
+						return
+					}
+				}
+				if v, ok := inputs.Val()[i].(string); ok {
+					if err := json.Unmarshal([]byte(v), &row.Columns); err != nil {
+						yield(row, fmt.Errorf("error decoding row %d: %w", first+i, err))
+						return
+					}
+				}
+				if !yield(row, nil) {
+					return
+				}
+			}
+		}
+	}
+}

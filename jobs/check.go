@@ -1,0 +1,187 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/propexo-importer/importer/importer"
+)
+
+// TypeCheck reads the status of one write job.
+const TypeCheck = "resident:check"
+
+// CheckPayload is the payload of a resident:check task.
+type CheckPayload struct {
+	ImportID string `json:"import_id"`
+	Row      int    `json:"row"`
+	Line     int    `json:"line,omitempty"`
+	JobID    string `json:"job_id"`
+	// Check numbers the checks of one job: 1, 2, 3... Each has its own
+	// task id, so a check that re-enqueues the next is never mistaken
+	// for itself.
+	Check int `json:"check"`
+	// Deadline is when a write still PENDING is given up as timed_out.
+	Deadline time.Time `json:"deadline"`
+	// Verify reads the created record back before the row succeeds.
+	Verify bool `json:"verify,omitempty"`
+}
+
+// CheckTaskID is the id of a job's n-th status check.
+func CheckTaskID(importID string, row, n int) string {
+	return "check:" + importID + ":" + strconv.Itoa(row) + ":" + strconv.Itoa(n)
+}
+
+// NewCheckTask returns a status check task and its options, delayed by
+// delay.
+func NewCheckTask(p CheckPayload, delay time.Duration, maxRetry int) (*asynq.Task, []asynq.Option, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("error encoding the check of row %d: %w", p.Row, err)
+	}
+	opts := []asynq.Option{
+		asynq.TaskID(CheckTaskID(p.ImportID, p.Row, p.Check)),
+		asynq.Queue(QueueCheck),
+		asynq.MaxRetry(maxRetry),
+		asynq.Timeout(time.Minute),
+		asynq.ProcessIn(delay),
+	}
+	return asynq.NewTask(TypeCheck, b), opts, nil
+}
+
+// pollDelay is the delay before check n: PollInitial, doubling, capped at
+// PollMax.
+func (h *Handlers) pollDelay(n int) time.Duration {
+	d := h.cfg.PollInitial
+	for i := 1; i < n && d < h.cfg.PollMax; i++ {
+		d *= 2
+	}
+	return min(d, h.cfg.PollMax)
+}
+
+// scheduleCheck enqueues check n of a row's job (a no-op when it is already
+// on the queue).
+func (h *Handlers) scheduleCheck(ctx context.Context, sp SubmitPayload, jobID string, n int) error {
+	imp, err := h.store.Import(ctx, sp.ImportID)
+	if err != nil {
+		return err
+	}
+	p := CheckPayload{ImportID: sp.ImportID, Row: sp.Row, Line: sp.Line, JobID: jobID, Check: n,
+		Deadline: imp.Deadline(), Verify: imp.Options.Verify}
+	return h.enqueueCheck(ctx, p)
+}
+
+func (h *Handlers) enqueueCheck(ctx context.Context, p CheckPayload) error {
+	delay := h.pollDelay(p.Check)
+	if left := time.Until(p.Deadline); left < delay {
+		delay = max(left, 0) + time.Second
+	}
+	task, opts, err := NewCheckTask(p, delay, h.cfg.MaxRetry)
+	if err != nil {
+		return err
+	}
+	return h.enqueue(ctx, task, opts...)
+}
+
+// Check handles resident:check. A PENDING job gets its next check, under a
+// new task id and a longer delay, until the deadline; any other state
+// resolves the row. The handler never waits: a job that is not done is
+// looked at again by a later task.
+func (h *Handlers) Check(ctx context.Context, t *asynq.Task) error {
+	var p CheckPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("bad %s payload: %v: %w", TypeCheck, err, asynq.SkipRetry)
+	}
+	st, err := h.store.RowState(ctx, p.ImportID, p.Row)
+	if err != nil {
+		return err
+	}
+	switch {
+	case st.Resolved || st.JobID != p.JobID:
+		return nil
+	case st.Check == p.Check+1:
+		// This check ran before and scheduled the next one, then was
+		// delivered again: make sure the next one is on the queue.
+		next := p
+		next.Check++
+		return h.enqueueCheck(ctx, next)
+	case st.Check != p.Check:
+		return nil // a stale link of the chain
+	case st.Stopped != "":
+		_, err := h.store.AdvanceCheck(ctx, p.ImportID, p.Row, p.Check, 0)
+		return err // followed again when the import is resumed
+	}
+
+	status, err := h.api.WriteStatus(ctx, p.JobID)
+	h.countRequest(ctx, p.ImportID, importer.EndpointWriteStatus, err)
+	h.count(ctx, p.ImportID, importer.StatStatusChecks)
+	if err != nil {
+		return h.checkFailed(ctx, p, err)
+	}
+	result := importer.RowResult{Row: p.Row, Line: p.Line, JobID: p.JobID}
+	switch status.State {
+	case importer.WritePending:
+		if !time.Now().Before(p.Deadline) {
+			result.Outcome, result.ErrorCode = importer.TimedOut, importer.CodeTimedOut
+			result.Error = fmt.Sprintf("the write was still PENDING at the import's deadline (%s); follow it up with its job id", p.Deadline.UTC().Format(time.RFC3339))
+			return h.resolve(ctx, p.ImportID, result)
+		}
+		next := p
+		next.Check++
+		if _, err := h.store.AdvanceCheck(ctx, p.ImportID, p.Row, p.Check, next.Check); err != nil {
+			return err
+		}
+		return h.enqueueCheck(ctx, next)
+	case importer.WriteSuccess:
+		result.Outcome, result.RecordID = importer.Succeeded, status.CreatedRecordID
+		if p.Verify && status.CreatedRecordID != "" {
+			_, err := h.api.GetResident(ctx, status.CreatedRecordID)
+			h.countRequest(ctx, p.ImportID, importer.EndpointGetResident, err)
+			if kind, ok := importer.ErrorKindOf(err); ok && kind == importer.KindNotFound {
+				result.Outcome, result.ErrorCode = importer.Failed, importer.CodeRecordGone
+				result.Error = fmt.Sprintf("the write succeeded but resident %s cannot be read back", status.CreatedRecordID)
+			} else if err != nil {
+				return h.checkFailed(ctx, p, err)
+			}
+		}
+	case importer.WritePartialSuccess:
+		result.Outcome, result.RecordID, result.ErrorCode = importer.Partial, status.CreatedRecordID, importer.CodePartial
+		result.Error = orDefault(strings.Join(status.Errors, "; "), "the PMS accepted part of the write")
+	default:
+		result.Outcome, result.ErrorCode = importer.Failed, importer.CodeWriteFailed
+		result.Error = orDefault(strings.Join(status.Errors, "; "), "the PMS rejected the write without a message")
+	}
+	return h.resolve(ctx, p.ImportID, result)
+}
+
+// checkFailed decides what a failed status read means for the row.
+func (h *Handlers) checkFailed(ctx context.Context, p CheckPayload, err error) error {
+	apiErr, ok := asAPIError(err)
+	if !ok {
+		return err
+	}
+	switch apiErr.Kind {
+	case importer.KindUnauthorized:
+		if err := h.stopImport(ctx, p.ImportID, apiErr); err != nil {
+			return err
+		}
+		_, aerr := h.store.AdvanceCheck(ctx, p.ImportID, p.Row, p.Check, 0)
+		return aerr
+	case importer.KindRateLimited:
+		return &waitError{after: rateLimitWait(err), err: err}
+	case importer.KindNotFound:
+		return h.resolve(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
+			ErrorCode: importer.CodeJobNotFound, Error: "the API does not know this write job: " + apiErr.Error()})
+	}
+	h.count(ctx, p.ImportID, importer.StatRetries)
+	if lastAttempt(ctx) {
+		return h.resolve(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
+			ErrorCode: importer.CodeRetriesSpent, Error: "the write's status could not be read after every retry (check it with its job id): " + apiErr.Error()})
+	}
+	return err
+}

@@ -1,0 +1,62 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// TypeFinalize writes an import's report once every row has its outcome.
+const TypeFinalize = "import:finalize"
+
+// FinalizePayload is the payload of an import:finalize task.
+type FinalizePayload struct {
+	ImportID string `json:"import_id"`
+}
+
+// FinalizeTaskID is the fixed id of an import's finalize task: however many
+// workers see the last row resolve, one finalize is queued.
+func FinalizeTaskID(importID string) string { return "finalize:" + importID }
+
+// EnqueueFinalize queues an import's finalize, once. The finished task is
+// kept for a day, so its id stays taken after it ran.
+func EnqueueFinalize(ctx context.Context, q Enqueuer, importID string) error {
+	b, err := json.Marshal(FinalizePayload{ImportID: importID})
+	if err != nil {
+		return fmt.Errorf("error encoding the finalize of %s: %w", importID, err)
+	}
+	return enqueue(ctx, q, asynq.NewTask(TypeFinalize, b),
+		asynq.TaskID(FinalizeTaskID(importID)),
+		asynq.Queue(QueueFinalize),
+		asynq.MaxRetry(5),
+		asynq.Timeout(30*time.Minute),
+		asynq.Retention(24*time.Hour))
+}
+
+// Finalize handles import:finalize: it writes the report and marks the import
+// finished. Running it twice writes the same report twice.
+func (h *Handlers) Finalize(ctx context.Context, t *asynq.Task) error {
+	var p FinalizePayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("bad %s payload: %v: %w", TypeFinalize, err, asynq.SkipRetry)
+	}
+	imp, err := h.store.Import(ctx, p.ImportID)
+	if err != nil {
+		return err
+	}
+	if imp.Finished() {
+		return nil
+	}
+	dir, err := h.reports.WriteReport(ctx, imp)
+	if err != nil {
+		return fmt.Errorf("error writing the report of %s: %w", p.ImportID, err)
+	}
+	if err := h.store.Finish(ctx, p.ImportID, time.Now()); err != nil {
+		return err
+	}
+	h.log.InfoContext(ctx, "import finished", "import_id", p.ImportID, "report", dir)
+	return nil
+}

@@ -1,0 +1,158 @@
+// Package jobs holds the importer's Asynq tasks: their type names, payloads,
+// constructors and handlers (resident:submit, resident:check,
+// import:finalize), the split of a file into submit tasks, and the retry
+// policy that maps API error kinds to "fail the row", "stop the import",
+// "retry with backoff" and "wait, it is not a failure".
+//
+// Every handler is safe to run twice: Asynq delivers tasks at least once.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/propexo-importer/importer/importer"
+)
+
+// Queue names. Status checks and finalizes go before new submits, so that
+// rows already sent reach their outcome first.
+const (
+	QueueSubmit   = "importer-submit"
+	QueueCheck    = "importer-check"
+	QueueFinalize = "importer-finalize"
+)
+
+// Queues are the queues a server must serve, with their weights.
+var Queues = map[string]int{QueueFinalize: 6, QueueCheck: 3, QueueSubmit: 2}
+
+// Enqueuer puts tasks on the queue; *asynq.Client is one.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// ReportWriter writes an import's report and returns its folder.
+type ReportWriter interface {
+	WriteReport(ctx context.Context, imp importer.Import) (string, error)
+}
+
+// Config tunes the handlers. The zero value of each field is its default.
+type Config struct {
+	// PollInitial is the delay before a write's first status check.
+	// Default 2s.
+	PollInitial time.Duration
+	// PollMax caps the growing delay between status checks. Default 5m.
+	PollMax time.Duration
+	// MaxRetry is how often a task is retried after a 5xx or network error
+	// before its row fails. Waiting for a rate limit does not count.
+	// Default 10.
+	MaxRetry int
+}
+
+// WithDefaults returns the config with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.PollInitial <= 0 {
+		c.PollInitial = 2 * time.Second
+	}
+	if c.PollMax <= 0 {
+		c.PollMax = 5 * time.Minute
+	}
+	if c.PollMax < c.PollInitial {
+		c.PollMax = c.PollInitial
+	}
+	if c.MaxRetry <= 0 {
+		c.MaxRetry = 10
+	}
+	return c
+}
+
+// Handlers process the importer's tasks.
+type Handlers struct {
+	api     importer.WriteAPI
+	store   importer.Store
+	queue   Enqueuer
+	reports ReportWriter
+	log     *slog.Logger
+	cfg     Config
+}
+
+// NewHandlers returns the handlers with their dependencies.
+func NewHandlers(api importer.WriteAPI, store importer.Store, queue Enqueuer, reports ReportWriter, log *slog.Logger, cfg Config) *Handlers {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handlers{api: api, store: store, queue: queue, reports: reports, log: log, cfg: cfg.WithDefaults()}
+}
+
+// Register adds the handlers to a mux, under their exact type names.
+func (h *Handlers) Register(mux *asynq.ServeMux) {
+	mux.HandleFunc(TypeSubmit, h.Submit)
+	mux.HandleFunc(TypeCheck, h.Check)
+	mux.HandleFunc(TypeFinalize, h.Finalize)
+}
+
+// ServerConfig returns the Asynq server settings the handlers need: their
+// queues, the retry delays and which errors are not failures.
+func ServerConfig(concurrency int, logger asynq.Logger) asynq.Config {
+	return asynq.Config{
+		Concurrency:              concurrency,
+		Queues:                   Queues,
+		RetryDelayFunc:           RetryDelay,
+		IsFailure:                IsFailure,
+		Logger:                   logger,
+		DelayedTaskCheckInterval: time.Second,
+		ShutdownTimeout:          20 * time.Second,
+	}
+}
+
+// enqueue puts a task on the queue; a task id already taken means the task
+// is already there, which is what the caller wanted.
+func (h *Handlers) enqueue(ctx context.Context, task *asynq.Task, opts ...asynq.Option) error {
+	return enqueue(ctx, h.queue, task, opts...)
+}
+
+func enqueue(ctx context.Context, q Enqueuer, task *asynq.Task, opts ...asynq.Option) error {
+	_, err := q.EnqueueContext(ctx, task, opts...)
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) && !errors.Is(err, asynq.ErrDuplicateTask) {
+		return fmt.Errorf("error enqueuing %s: %w", task.Type(), err)
+	}
+	return nil
+}
+
+// resolve records a row's outcome and, when it was the last row, enqueues
+// the import's finalize.
+func (h *Handlers) resolve(ctx context.Context, importID string, r importer.RowResult) error {
+	if r.At.IsZero() {
+		r.At = time.Now().UTC()
+	}
+	done, err := h.store.Resolve(ctx, importID, r)
+	if err != nil {
+		return err
+	}
+	h.log.DebugContext(ctx, "row resolved", "import_id", importID, "row", r.Row, "status", r.Outcome, "job_id", r.JobID, "error_code", r.ErrorCode)
+	if done {
+		return EnqueueFinalize(ctx, h.queue, importID)
+	}
+	return nil
+}
+
+// count adds to an import's counter; a failure to count is logged, never a
+// reason to redo the work that was counted.
+func (h *Handlers) count(ctx context.Context, importID, stat string) {
+	if err := h.store.Count(ctx, importID, stat, 1); err != nil {
+		h.log.WarnContext(ctx, "cannot count", "import_id", importID, "stat", stat, "error", err)
+	}
+}
+
+// countRequest counts one API request and, when it was answered 429, the
+// 429.
+func (h *Handlers) countRequest(ctx context.Context, importID, endpoint string, err error) {
+	h.count(ctx, importID, importer.StatRequests(endpoint))
+	if kind, ok := importer.ErrorKindOf(err); ok && kind == importer.KindRateLimited {
+		h.count(ctx, importID, importer.StatRateLimited)
+	}
+}

@@ -1,0 +1,216 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/propexo-importer/importer/importer"
+)
+
+// TypeSubmit sends one resident's create to the write API.
+const TypeSubmit = "resident:submit"
+
+// SubmitPayload is the payload of a resident:submit task. It holds the
+// resident's data but never a credential.
+type SubmitPayload struct {
+	ImportID string            `json:"import_id"`
+	Row      int               `json:"row"`
+	Line     int               `json:"line,omitempty"`
+	Vendor   importer.Vendor   `json:"vendor"`
+	Resident importer.Resident `json:"resident"`
+}
+
+// SubmitTaskID is the deterministic id of a row's submit task, so a second
+// split of the same file cannot enqueue the row twice.
+func SubmitTaskID(importID string, row int) string {
+	return "submit:" + importID + ":" + strconv.Itoa(row)
+}
+
+// NewSubmitTask returns a row's submit task and its options.
+func NewSubmitTask(p SubmitPayload, maxRetry int) (*asynq.Task, []asynq.Option, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("error encoding the submit of row %d: %w", p.Row, err)
+	}
+	opts := []asynq.Option{
+		asynq.TaskID(SubmitTaskID(p.ImportID, p.Row)),
+		asynq.Queue(QueueSubmit),
+		asynq.MaxRetry(maxRetry),
+		asynq.Timeout(2 * time.Minute),
+	}
+	return asynq.NewTask(TypeSubmit, b), opts, nil
+}
+
+// Submit handles resident:submit. It looks at the row first: resolved, or
+// the import stopped → nothing to do; a job id already stored → the create
+// was sent, go on to status checks (no second POST); a create that was being
+// sent when its answer was lost → look the resident up instead of sending it
+// again. Otherwise it sends the create, stores the job id, and only then
+// schedules the first status check.
+func (h *Handlers) Submit(ctx context.Context, t *asynq.Task) error {
+	var p SubmitPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("bad %s payload: %v: %w", TypeSubmit, err, asynq.SkipRetry)
+	}
+	st, err := h.store.RowState(ctx, p.ImportID, p.Row)
+	if err != nil {
+		return err
+	}
+	switch {
+	case st.Resolved:
+		return nil
+	case st.JobID != "" && st.Check > 0:
+		// Redelivered after the job id was stored: the chain of checks
+		// exists; make sure its current link is on the queue.
+		return h.scheduleCheck(ctx, p, st.JobID, st.Check)
+	case st.Stopped != "":
+		return nil // the row is sent when the import is run again
+	case st.JobID != "":
+		// The import stopped while the job was followed; resume it.
+		if _, err := h.store.AdvanceCheck(ctx, p.ImportID, p.Row, 0, 1); err != nil {
+			return err
+		}
+		return h.scheduleCheck(ctx, p, st.JobID, 1)
+	case st.Sending:
+		return h.settleInDoubt(ctx, p)
+	}
+
+	if err := h.store.MarkSending(ctx, p.ImportID, p.Row); err != nil {
+		return err
+	}
+	jobID, err := h.api.CreateResident(ctx, p.Vendor, p.Resident)
+	h.countRequest(ctx, p.ImportID, importer.EndpointCreate, err)
+	if err != nil {
+		return h.submitFailed(ctx, p, err)
+	}
+	if err := h.store.SetJob(ctx, p.ImportID, p.Row, jobID); err != nil {
+		return err // the retry finds the row "sending" and looks it up
+	}
+	h.log.DebugContext(ctx, "create submitted", "import_id", p.ImportID, "row", p.Row, "job_id", jobID)
+	return h.scheduleCheck(ctx, p, jobID, 1)
+}
+
+// submitFailed decides what a failed create means for the row.
+func (h *Handlers) submitFailed(ctx context.Context, p SubmitPayload, err error) error {
+	apiErr, ok := asAPIError(err)
+	if !ok {
+		return err
+	}
+	if !apiErr.MaybeSent {
+		// The API answered, or the request never left: nothing was
+		// created, so the row may be sent again.
+		if uerr := h.store.Unsend(ctx, p.ImportID, p.Row); uerr != nil {
+			return uerr
+		}
+	}
+	switch apiErr.Kind {
+	case importer.KindRejected, importer.KindNotFound:
+		return h.resolve(ctx, p.ImportID, importer.RowResult{
+			Row: p.Row, Line: p.Line, Outcome: importer.Failed,
+			ErrorCode: orDefault(apiErr.Code, fmt.Sprintf("http_%d", apiErr.Status)),
+			Error:     orDefault(apiErr.Message, apiErr.Error()),
+		})
+	case importer.KindUnauthorized:
+		return h.stopImport(ctx, p.ImportID, apiErr)
+	case importer.KindRateLimited:
+		return &waitError{after: rateLimitWait(err), err: err}
+	}
+	h.count(ctx, p.ImportID, importer.StatRetries)
+	if lastAttempt(ctx) {
+		if apiErr.MaybeSent {
+			return h.settleInDoubt(ctx, p)
+		}
+		return h.resolve(ctx, p.ImportID, importer.RowResult{
+			Row: p.Row, Line: p.Line, Outcome: importer.Failed, ErrorCode: importer.CodeRetriesSpent,
+			Error: "the API could not be reached after every retry: " + apiErr.Error(),
+		})
+	}
+	return err
+}
+
+// settleInDoubt handles a row whose create may have reached the API without
+// its answer coming back. The API has no idempotency key, so the row is never
+// sent again blindly: the resident is looked up and adopted when found, and
+// the row fails as in_doubt otherwise.
+func (h *Handlers) settleInDoubt(ctx context.Context, p SubmitPayload) error {
+	r := p.Resident
+	if r.Email1 == "" {
+		return h.resolve(ctx, p.ImportID, inDoubt(p, "it has no email_1 to look it up by"))
+	}
+	found, err := h.api.FindResidents(ctx, r.IntegrationID, r.Email1)
+	h.countRequest(ctx, p.ImportID, importer.EndpointListResidents, err)
+	if err != nil {
+		return h.lookupFailed(ctx, p, err)
+	}
+	var matches []importer.ResidentRecord
+	for _, rec := range found {
+		if strings.EqualFold(rec.FirstName, r.FirstName) && strings.EqualFold(rec.LastName, r.LastName) {
+			matches = append(matches, rec)
+		}
+	}
+	if len(matches) == 1 {
+		return h.resolve(ctx, p.ImportID, importer.RowResult{
+			Row: p.Row, Line: p.Line, Outcome: importer.Succeeded, RecordID: matches[0].ID,
+			Error: "adopted the existing resident: the answer to the create was lost",
+		})
+	}
+	if len(matches) > 1 {
+		return h.resolve(ctx, p.ImportID, inDoubt(p, fmt.Sprintf("%d residents with this email and name already exist", len(matches))))
+	}
+	return h.resolve(ctx, p.ImportID, inDoubt(p, "no resident with this email and name exists yet; the write may still be in progress"))
+}
+
+func (h *Handlers) lookupFailed(ctx context.Context, p SubmitPayload, err error) error {
+	apiErr, ok := asAPIError(err)
+	switch {
+	case !ok:
+		return err
+	case apiErr.Kind == importer.KindUnauthorized:
+		return h.stopImport(ctx, p.ImportID, apiErr)
+	case apiErr.Kind == importer.KindRateLimited:
+		return &waitError{after: rateLimitWait(err), err: err}
+	case apiErr.Kind == importer.KindUnavailable && !lastAttempt(ctx):
+		return err
+	}
+	return h.resolve(ctx, p.ImportID, inDoubt(p, "looking it up failed: "+apiErr.Error()))
+}
+
+func inDoubt(p SubmitPayload, why string) importer.RowResult {
+	return importer.RowResult{
+		Row: p.Row, Line: p.Line, Outcome: importer.Failed, ErrorCode: importer.CodeInDoubt,
+		Error: fmt.Sprintf("the create may have reached the API but its answer was lost, and %s; check whether %s %s (%s) exists in the PMS before sending this row again",
+			why, p.Resident.FirstName, p.Resident.LastName, orDefault(p.Resident.Email1, "no email")),
+	}
+}
+
+// stopImport stops the whole import on rejected credentials: every other row
+// would be rejected the same way.
+func (h *Handlers) stopImport(ctx context.Context, importID string, apiErr *importer.APIError) error {
+	reason := fmt.Sprintf("the API rejected the credentials (%d %s); check PROPEXO_API_KEY, then run the same command again to resume",
+		apiErr.Status, orDefault(apiErr.Code, "unauthorized"))
+	if err := h.store.Stop(ctx, importID, reason); err != nil {
+		return err
+	}
+	h.log.ErrorContext(ctx, "import stopped", "import_id", importID, "reason", reason)
+	return nil
+}
+
+func asAPIError(err error) (*importer.APIError, bool) {
+	var apiErr *importer.APIError
+	ok := err != nil && errors.As(err, &apiErr)
+	return apiErr, ok
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
