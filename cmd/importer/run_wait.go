@@ -297,4 +297,3 @@ func (p *progress) close() {
 		fmt.Fprintln(p.w)
 	}
 }
-

@@ -88,4 +88,3 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 	log.Info("worker stopped")
 	return nil
 }
-

@@ -69,8 +69,10 @@ func FieldFor(label string) (field string, ok bool) {
 }
 
 // columns keeps the column names of a file in order of first appearance and
-// what each maps to. A field claimed by two columns goes to the first; the
-// second is kept as an unknown column.
+// what each maps to. In a CSV header (unique names) a field claimed by two
+// columns goes to the first; the second is kept as an unknown column. JSON
+// objects may each spell a field their own way; within one object the first
+// key wins (see Reader.build).
 type columns struct {
 	names   []string
 	index   map[string]int
@@ -101,7 +103,7 @@ func (c *columns) add(name string, unique bool) int {
 		}
 	}
 	field, ok := FieldFor(name)
-	if !ok || c.claimed[field] {
+	if !ok || (unique && c.claimed[field]) {
 		field = ""
 	} else {
 		c.claimed[field] = true

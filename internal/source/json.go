@@ -42,7 +42,12 @@ func (rd *Reader) jsonArray(r io.Reader) (func() (importer.Row, error), error) {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			done = true
-			return importer.Row{}, &SyntaxError{Line: lines.lineAt(dec.InputOffset()), Err: err}
+			at := dec.InputOffset()
+			var syn *json.SyntaxError
+			if errors.As(err, &syn) && syn.Offset > at {
+				at = syn.Offset - 1
+			}
+			return importer.Row{}, &SyntaxError{Line: lines.lineAt(at), Err: err}
 		}
 		start := dec.InputOffset() - int64(len(raw))
 		return rd.object(lines.lineAt(start), raw), nil

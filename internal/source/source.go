@@ -133,7 +133,9 @@ func (rd *Reader) build(line int, positions []int, values []string) importer.Row
 		pos := positions[i]
 		row.Columns[i] = importer.Column{Name: rd.cols.names[pos], Value: v}
 		if f := rd.cols.fields[pos]; f != "" {
-			row.Values[f] = v
+			if _, taken := row.Values[f]; !taken {
+				row.Values[f] = v
+			}
 		}
 	}
 	return row

@@ -1,0 +1,283 @@
+package source_test
+
+import (
+	"errors"
+	"io"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/source"
+)
+
+func readAll(t testing.TB, input, format string) ([]importer.Row, *source.Reader) {
+	t.Helper()
+	rd, err := source.Open(strings.NewReader(input), format)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	var rows []importer.Row
+	for {
+		row, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return rows, rd
+		}
+		if err != nil {
+			t.Fatalf("Next after %d rows: %v", len(rows), err)
+		}
+		rows = append(rows, row)
+	}
+}
+
+func TestFieldFor(t *testing.T) {
+	tests := map[string]string{
+		"First Name": "first_name", "first_name": "first_name", "FIRST-NAME": "first_name", "Given Name": "first_name",
+		"Last Name": "last_name", "Surname": "last_name",
+		"E-mail": "email_1", "Email": "email_1", "email_1": "email_1", "Email Address": "email_1", "Email 2": "email_2",
+		"Phone": "phone_1", "Phone Number": "phone_1", "phone_2": "phone_2", "Phone Type": "phone_1_type",
+		"Date of Birth": "date_of_birth", "DOB": "date_of_birth", "Birthdate": "date_of_birth",
+		"Zip Code": "zip", "Postal Code": "zip", "ZIP": "zip",
+		"Unit": "address_2", "Address": "address_1", "Address Line 2": "address_2",
+		"Integration ID": "integration_id", "Property Id": "property_id", "Rent Due Day": "rent_due_day",
+		"rent_period": "rent_period", "Notes": "notes", "Alternate City": "city_alternate",
+	}
+	for label, want := range tests {
+		if got, ok := source.FieldFor(label); !ok || got != want {
+			t.Errorf("FieldFor(%q) = %q, %v; want %q", label, got, ok, want)
+		}
+	}
+	for _, label := range []string{"Move-in Date", "Favorite Color", ""} {
+		if got, ok := source.FieldFor(label); ok {
+			t.Errorf("FieldFor(%q) = %q, want no field", label, got)
+		}
+	}
+}
+
+func TestCSV(t *testing.T) {
+	input := "\ufeffFirst Name,Last Name,E-mail,Notes,Favorite Color\r\n" +
+		"Ada,Lovelace,ada@example.com,\"Likes tea, not coffee\",blue\r\n" +
+		"\r\n" +
+		"Bo,Li,bo@example.com,\"Two\r\nlines\",\r\n" +
+		",,,,\r\n" +
+		"Cy,\"O'Neil\",cy@example.com,'=SUM(A1),green\r\n"
+	rows, rd := readAll(t, input, source.FormatCSV)
+	if len(rows) != 3 {
+		t.Fatalf("read %d rows, want 3 (blank lines and empty records skipped)", len(rows))
+	}
+	wantLines := []int{2, 4, 7}
+	for i, r := range rows {
+		if r.Number != i+1 || r.Line != wantLines[i] || r.Err != nil {
+			t.Errorf("row %d: number %d line %d err %v; want number %d line %d", i, r.Number, r.Line, r.Err, i+1, wantLines[i])
+		}
+	}
+	if got := rows[0].Values; !reflect.DeepEqual(got, map[string]string{"first_name": "Ada", "last_name": "Lovelace", "email_1": "ada@example.com", "notes": "Likes tea, not coffee"}) {
+		t.Errorf("row 1 values = %v", got)
+	}
+	if got := rows[1].Values["notes"]; got != "Two\nlines" {
+		t.Errorf("quoted newline = %q", got)
+	}
+	if got := rows[2].Values["notes"]; got != "=SUM(A1)" {
+		t.Errorf("a neutralised cell reads back as %q, want =SUM(A1)", got)
+	}
+	if got := rows[0].Columns[4]; got != (importer.Column{Name: "Favorite Color", Value: "blue"}) {
+		t.Errorf("unknown column kept as %+v", got)
+	}
+	if got := rd.Columns(); !reflect.DeepEqual(got, []string{"First Name", "Last Name", "E-mail", "Notes", "Favorite Color"}) {
+		t.Errorf("Columns() = %q (the BOM must not stick to the first)", got)
+	}
+	if got := rd.UnknownColumns(); !reflect.DeepEqual(got, []string{"Favorite Color"}) {
+		t.Errorf("UnknownColumns() = %q", got)
+	}
+}
+
+func TestCSVBadRecordsDoNotStopTheFile(t *testing.T) {
+	input := "first_name,last_name\nAda,Lovelace\nBo,Li,extra\nCy,\"unclosed\"x\nDi,Ng\n"
+	rows, _ := readAll(t, input, source.FormatCSV)
+	if len(rows) != 4 {
+		t.Fatalf("read %d rows, want 4", len(rows))
+	}
+	if rows[1].Err == nil || !strings.Contains(rows[1].Err.Error(), "3 fields, the header has 2") {
+		t.Errorf("ragged row error = %v", rows[1].Err)
+	}
+	if rows[2].Err == nil || rows[2].Line != 4 {
+		t.Errorf("bad quote: line %d error %v; want line 4 and an error", rows[2].Line, rows[2].Err)
+	}
+	if rows[3].Err != nil || rows[3].Values["first_name"] != "Di" {
+		t.Errorf("row after the bad ones = %+v", rows[3])
+	}
+}
+
+func TestCSVDuplicateAndEmptyHeaders(t *testing.T) {
+	rows, rd := readAll(t, "Email,E-mail,,Name\na@example.com,b@example.com,x,y\n", source.FormatCSV)
+	if got := rows[0].Values["email_1"]; got != "a@example.com" {
+		t.Errorf("email_1 = %q; the first column that claims a field keeps it", got)
+	}
+	if got := rd.UnknownColumns(); !reflect.DeepEqual(got, []string{"E-mail", "column 3", "Name"}) {
+		t.Errorf("UnknownColumns() = %q", got)
+	}
+}
+
+func TestJSONArray(t *testing.T) {
+	input := `[
+  {"first_name": "Ada", "last_name": "Lovelace", "rent_due_day": 5, "notes": null, "tags": ["a", "b"]},
+  "not an object",
+  {"First Name": "Bo", "active": true}
+]`
+	rows, rd := readAll(t, input, source.FormatJSON)
+	if len(rows) != 3 {
+		t.Fatalf("read %d rows, want 3", len(rows))
+	}
+	if got := rows[0].Values; !reflect.DeepEqual(got, map[string]string{"first_name": "Ada", "last_name": "Lovelace", "rent_due_day": "5", "notes": ""}) {
+		t.Errorf("row 1 values = %v", got)
+	}
+	if rows[0].Line != 2 || rows[2].Line != 4 {
+		t.Errorf("lines = %d, %d; want 2, 4", rows[0].Line, rows[2].Line)
+	}
+	if rows[1].Err == nil || !strings.Contains(rows[1].Err.Error(), "not a JSON object") {
+		t.Errorf("row 2 error = %v", rows[1].Err)
+	}
+	if got := rows[0].Columns[4].Value; got != `["a","b"]` {
+		t.Errorf("nested value kept as %q", got)
+	}
+	if got := rows[2].Values["first_name"]; got != "Bo" {
+		t.Errorf("objects may spell a field differently: first_name = %q", got)
+	}
+	if got := rd.UnknownColumns(); !reflect.DeepEqual(got, []string{"tags", "active"}) {
+		t.Errorf("UnknownColumns() = %q", got)
+	}
+}
+
+func TestJSONSyntaxErrorNamesTheLine(t *testing.T) {
+	rd, err := source.Open(strings.NewReader("[\n{\"first_name\": \"Ada\"},\n{\"first_name\": \"Bo\",,}\n]"), source.FormatJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rd.Next(); err != nil {
+		t.Fatalf("first row: %v", err)
+	}
+	_, err = rd.Next()
+	var syn *source.SyntaxError
+	if !errors.As(err, &syn) || syn.Line != 3 {
+		t.Fatalf("error = %v, want a SyntaxError on line 3", err)
+	}
+	if _, err := source.Open(strings.NewReader(`{"first_name": "Ada"}`), source.FormatJSON); err == nil || !strings.Contains(err.Error(), "--format ndjson") {
+		t.Errorf("an object instead of an array: %v", err)
+	}
+}
+
+func TestNDJSON(t *testing.T) {
+	input := "{\"first_name\":\"Ada\"}\r\n\n{broken\n{\"first_name\":\"Bo\"}"
+	rows, _ := readAll(t, input, source.FormatNDJSON)
+	if len(rows) != 3 {
+		t.Fatalf("read %d rows, want 3", len(rows))
+	}
+	if rows[0].Values["first_name"] != "Ada" || rows[0].Line != 1 {
+		t.Errorf("row 1 = %+v", rows[0])
+	}
+	if rows[1].Err == nil || rows[1].Line != 3 || !strings.Contains(rows[1].Err.Error(), "line 3") {
+		t.Errorf("row 2 = %+v, want an error on line 3", rows[1])
+	}
+	if rows[2].Values["first_name"] != "Bo" || rows[2].Line != 4 {
+		t.Errorf("row 3 (no final newline) = %+v", rows[2])
+	}
+}
+
+func TestEmptyFiles(t *testing.T) {
+	for _, format := range source.Formats {
+		if _, err := source.Open(strings.NewReader(""), format); format != source.FormatNDJSON && !errors.Is(err, source.ErrEmpty) {
+			t.Errorf("%s: Open(empty) error = %v, want ErrEmpty", format, err)
+		}
+	}
+}
+
+func TestFormatOf(t *testing.T) {
+	tests := []struct{ path, flag, want, wantErr string }{
+		{path: "a.csv", want: "csv"}, {path: "a.CSV", want: "csv"}, {path: "a.json", want: "json"},
+		{path: "a.ndjson", want: "ndjson"}, {path: "a.jsonl", want: "ndjson"},
+		{path: "a.txt", flag: "CSV", want: "csv"},
+		{path: "a.txt", wantErr: "cannot tell the format"},
+		{path: "a.csv", flag: "xml", wantErr: `--format "xml"`},
+	}
+	for _, tt := range tests {
+		got, err := source.FormatOf(tt.path, tt.flag)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("FormatOf(%q, %q) error = %v, want %q", tt.path, tt.flag, err, tt.wantErr)
+			}
+			continue
+		}
+		if got != tt.want || err != nil {
+			t.Errorf("FormatOf(%q, %q) = %q, %v; want %q", tt.path, tt.flag, got, err, tt.want)
+		}
+	}
+}
+
+// The three samples hold the same kind of residents: every one reads, with
+// no broken rows.
+func TestSamplesRead(t *testing.T) {
+	for _, name := range []string{"residents.csv", "residents.json", "residents.ndjson", "residents-with-errors.csv"} {
+		f, err := os.Open("../../samples/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		format, _ := source.FormatOf(name, "")
+		b, _ := io.ReadAll(f)
+		f.Close()
+		rows, _ := readAll(t, string(b), format)
+		for _, r := range rows {
+			if r.Err != nil {
+				t.Errorf("%s %s: %v", name, r.Where(), r.Err)
+			}
+		}
+		if len(rows) < 10 {
+			t.Errorf("%s: %d rows", name, len(rows))
+		}
+	}
+}
+
+// FuzzCSV checks that no input makes the reader panic or loop, and that the
+// rows it reads come out numbered in order.
+func FuzzCSV(f *testing.F) {
+	for _, name := range []string{"residents.csv", "residents-with-errors.csv"} {
+		if b, err := os.ReadFile("../../samples/" + name); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("a,b\n\"x\ny\",z\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rd, err := source.Open(strings.NewReader(string(data)), source.FormatCSV)
+		if err != nil {
+			return
+		}
+		for n := 1; ; n++ {
+			row, err := rd.Next()
+			if err != nil {
+				return
+			}
+			if row.Number != n {
+				t.Fatalf("row numbered %d, want %d", row.Number, n)
+			}
+		}
+	})
+}
+
+// FuzzNDJSON does the same for NDJSON.
+func FuzzNDJSON(f *testing.F) {
+	if b, err := os.ReadFile("../../samples/residents.ndjson"); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rd, _ := source.Open(strings.NewReader(string(data)), source.FormatNDJSON)
+		for n := 1; ; n++ {
+			row, err := rd.Next()
+			if err != nil {
+				return
+			}
+			if row.Number != n {
+				t.Fatalf("row numbered %d, want %d", row.Number, n)
+			}
+		}
+	})
+}

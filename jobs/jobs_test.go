@@ -1,0 +1,445 @@
+package jobs_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/propexo"
+	"github.com/propexo-importer/importer/internal/redistest"
+	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/store"
+	"github.com/propexo-importer/importer/jobs"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+const apiKey = "jobs-test-key"
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// countingReports counts report writes.
+type countingReports struct{ n atomic.Int32 }
+
+func (r *countingReports) WriteReport(ctx context.Context, imp importer.Import) (string, error) {
+	r.n.Add(1)
+	return "/dev/null", nil
+}
+
+type env struct {
+	rdb     *redis.Client
+	store   *store.Store
+	queue   *asynq.Client
+	insp    *asynq.Inspector
+	sandbox *sandbox.Server
+	api     *propexo.Client
+	clock   *clock
+	reports *countingReports
+	h       *jobs.Handlers
+}
+
+// newEnv wires the handlers to a real Redis and the sandbox over HTTP. With
+// a nil clock the sandbox runs on real time.
+func newEnv(t *testing.T, latency string, clk *clock) *env {
+	t.Helper()
+	rdb := redistest.Client(t)
+	lat, err := sandbox.ParseLatency(latency)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := sandbox.Config{APIKey: apiKey, Latency: lat}
+	if clk != nil {
+		cfg.Now = clk.Now
+	}
+	sb := sandbox.New(cfg)
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(srv.Close)
+	api, err := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{rdb: rdb, store: store.New(rdb), queue: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb),
+		sandbox: sb, api: api, clock: clk, reports: &countingReports{}}
+	e.h = jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: 200 * time.Millisecond, PollMax: time.Second})
+	return e
+}
+
+func (e *env) newImport(t *testing.T, id string, total int, opts importer.Options) importer.Import {
+	t.Helper()
+	opts, err := opts.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp, _, err := e.store.CreateImport(context.Background(), importer.Import{ID: id, File: "test.csv", Options: opts, CreatedAt: time.Now().UTC(), Total: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total >= 0 {
+		if _, err := e.store.SetTotal(context.Background(), id, total, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		imp.Total = total
+	}
+	return imp
+}
+
+func resident(n int) importer.Resident {
+	return importer.Resident{IntegrationID: "int_rentmanager_demo", PropertyID: "prop_100", FirstName: "Resident", LastName: fmt.Sprintf("Number%d", n),
+		Email1: fmt.Sprintf("r%d@example.com", n), RentPeriod: "MONTHLY", RentDueDay: 1}
+}
+
+func submitTask(t *testing.T, importID string, row int) *asynq.Task {
+	t.Helper()
+	task, _, err := jobs.NewSubmitTask(jobs.SubmitPayload{ImportID: importID, Row: row, Line: row + 1, Vendor: importer.VendorGeneric, Resident: resident(row)}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+func (e *env) taskState(t *testing.T, queue, id string) string {
+	t.Helper()
+	info, err := e.insp.GetTaskInfo(queue, id)
+	if err != nil {
+		return "absent"
+	}
+	return info.State.String()
+}
+
+func (e *env) result(t *testing.T, importID string, row int) importer.RowResult {
+	t.Helper()
+	for r, err := range e.store.Rows(context.Background(), importID, row) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Result.Row == row {
+			return r.Result
+		}
+	}
+	t.Fatalf("row %d not found", row)
+	return importer.RowResult{}
+}
+
+func TestTaskIDsAreDeterministic(t *testing.T) {
+	if jobs.SubmitTaskID("imp-1", 7) != jobs.SubmitTaskID("imp-1", 7) || jobs.SubmitTaskID("imp-1", 7) == jobs.SubmitTaskID("imp-1", 8) {
+		t.Error("submit task ids are not one per row")
+	}
+	if jobs.CheckTaskID("imp-1", 7, 1) == jobs.CheckTaskID("imp-1", 7, 2) {
+		t.Error("two checks of one job share a task id")
+	}
+	_, opts, _ := jobs.NewSubmitTask(jobs.SubmitPayload{ImportID: "imp-1", Row: 7}, 3)
+	found := false
+	for _, o := range opts {
+		if o.Type() == asynq.TaskIDOpt && o.Value() == "submit:imp-1:7" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("submit task options %v carry no task id submit:imp-1:7", opts)
+	}
+}
+
+func TestRedeliveredSubmitDoesNotPostAgain(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, "fixed:1h", nil)
+	e.newImport(t, "imp-redeliver", 1, importer.Options{})
+	task := submitTask(t, "imp-redeliver", 1)
+
+	for i := 0; i < 3; i++ {
+		if err := e.h.Submit(ctx, task); err != nil {
+			t.Fatalf("delivery %d: %v", i+1, err)
+		}
+	}
+	if got := e.sandbox.Stats().Creates; got != 1 {
+		t.Errorf("the API saw %d creates for one row delivered three times, want 1", got)
+	}
+	st, _ := e.store.RowState(ctx, "imp-redeliver", 1)
+	if st.JobID == "" || st.Check != 1 {
+		t.Errorf("row state = %+v, want the job id stored with check 1", st)
+	}
+	if got := e.taskState(t, jobs.QueueCheck, jobs.CheckTaskID("imp-redeliver", 1, 1)); got != "scheduled" {
+		t.Errorf("first status check is %s, want scheduled", got)
+	}
+}
+
+func TestStatusCheckReenqueuesItselfUntilResolved(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{now: time.Now()}
+	e := newEnv(t, "fixed:30s", clk)
+	// Asynq schedules to the second: delays here are whole seconds.
+	e.h = jobs.NewHandlers(e.api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: 2 * time.Second, PollMax: time.Minute})
+	e.newImport(t, "imp-poll", 1, importer.Options{})
+	if err := e.h.Submit(ctx, submitTask(t, "imp-poll", 1)); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := e.store.RowState(ctx, "imp-poll", 1)
+	check := func(n int) *asynq.Task {
+		task, _, err := jobs.NewCheckTask(jobs.CheckPayload{ImportID: "imp-poll", Row: 1, JobID: st.JobID, Check: n, Deadline: time.Now().Add(time.Hour)}, 0, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return task
+	}
+
+	for n := 1; n <= 3; n++ {
+		if err := e.h.Check(ctx, check(n)); err != nil {
+			t.Fatalf("check %d: %v", n, err)
+		}
+		next := jobs.CheckTaskID("imp-poll", 1, n+1)
+		if got := e.taskState(t, jobs.QueueCheck, next); got != "scheduled" {
+			t.Fatalf("after PENDING check %d, task %s is %s, want scheduled", n, next, got)
+		}
+		info, _ := e.insp.GetTaskInfo(jobs.QueueCheck, next)
+		if wait := time.Until(info.NextProcessAt); wait < time.Second {
+			t.Errorf("check %d is due in %v: it must be delayed, not run at once", n+1, wait)
+		}
+	}
+	reads := e.sandbox.Stats().Requests["write_status"]
+
+	// A redelivered old check changes nothing and costs no request.
+	if err := e.h.Check(ctx, check(3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.h.Check(ctx, check(1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.sandbox.Stats().Requests["write_status"]; got != reads {
+		t.Errorf("redelivered checks made %d status reads, want 0", got-reads)
+	}
+
+	clk.Add(time.Minute)
+	if err := e.h.Check(ctx, check(4)); err != nil {
+		t.Fatal(err)
+	}
+	r := e.result(t, "imp-poll", 1)
+	if r.Outcome != importer.Succeeded || r.JobID != st.JobID || !strings.HasPrefix(r.RecordID, "res_") {
+		t.Errorf("result = %+v, want succeeded with the job and record ids", r)
+	}
+	if got := e.taskState(t, jobs.QueueCheck, jobs.CheckTaskID("imp-poll", 1, 5)); got != "absent" {
+		t.Errorf("a check was scheduled after the write resolved (%s)", got)
+	}
+	if e.reports.n.Load() != 0 {
+		t.Error("the handler wrote the report itself; it must enqueue the finalize")
+	}
+	if got := e.taskState(t, jobs.QueueFinalize, jobs.FinalizeTaskID("imp-poll")); got != "pending" {
+		t.Errorf("finalize is %s after the last row resolved, want pending", got)
+	}
+}
+
+func TestDeadlineTimesTheRowOut(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, "fixed:1h", nil)
+	e.newImport(t, "imp-deadline", 1, importer.Options{})
+	if err := e.h.Submit(ctx, submitTask(t, "imp-deadline", 1)); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := e.store.RowState(ctx, "imp-deadline", 1)
+	task, _, _ := jobs.NewCheckTask(jobs.CheckPayload{ImportID: "imp-deadline", Row: 1, JobID: st.JobID, Check: 1, Deadline: time.Now().Add(-time.Second)}, 0, 3)
+	if err := e.h.Check(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	r := e.result(t, "imp-deadline", 1)
+	if r.Outcome != importer.TimedOut || r.JobID != st.JobID || r.ErrorCode != importer.CodeTimedOut {
+		t.Errorf("result = %+v, want timed_out with the job id kept", r)
+	}
+
+	// Before the deadline, the last check is scheduled no later than just
+	// past it.
+	e.newImport(t, "imp-deadline-2", 1, importer.Options{})
+	task2 := submitTask(t, "imp-deadline-2", 1)
+	if err := e.h.Submit(ctx, task2); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = e.store.RowState(ctx, "imp-deadline-2", 1)
+	task, _, _ = jobs.NewCheckTask(jobs.CheckPayload{ImportID: "imp-deadline-2", Row: 1, JobID: st.JobID, Check: 9, Deadline: time.Now().Add(300 * time.Millisecond)}, 0, 3)
+	e.store.AdvanceCheck(ctx, "imp-deadline-2", 1, 1, 9)
+	if err := e.h.Check(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	info, err := e.insp.GetTaskInfo(jobs.QueueCheck, jobs.CheckTaskID("imp-deadline-2", 1, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wait := time.Until(info.NextProcessAt); wait > 2*time.Second {
+		t.Errorf("the check after a 1s-capped delay is due in %v; it must not overshoot the deadline by more than a second", wait)
+	}
+}
+
+func TestRejectedCreateFailsTheRowAtOnce(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, "fixed:1h", nil)
+	e.newImport(t, "imp-400", 1, importer.Options{})
+	r := resident(1)
+	r.LastName = ""
+	task, _, _ := jobs.NewSubmitTask(jobs.SubmitPayload{ImportID: "imp-400", Row: 1, Vendor: importer.VendorGeneric, Resident: r}, 3)
+	if err := e.h.Submit(ctx, task); err != nil {
+		t.Fatalf("a 400 must not be retried: %v", err)
+	}
+	got := e.result(t, "imp-400", 1)
+	if got.Outcome != importer.Failed || got.ErrorCode != "invalid_request" || !strings.Contains(got.Error, "last_name: Required") {
+		t.Errorf("result = %+v", got)
+	}
+}
+
+func TestUnauthorizedStopsTheImport(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, "fixed:1h", nil)
+	e.newImport(t, "imp-401", 2, importer.Options{})
+	bad, _ := propexo.New(propexo.Config{BaseURL: e.api.BaseURL(), APIKey: "wrong"})
+	h := jobs.NewHandlers(bad, e.store, e.queue, e.reports, nil, jobs.Config{})
+	for row := 1; row <= 2; row++ {
+		if err := h.Submit(ctx, submitTask(t, "imp-401", row)); err != nil {
+			t.Fatalf("row %d: %v", row, err)
+		}
+	}
+	imp, _ := e.store.Import(ctx, "imp-401")
+	if !strings.Contains(imp.Stopped, "rejected the credentials (401") {
+		t.Errorf("import stopped = %q", imp.Stopped)
+	}
+	p, _ := e.store.Progress(ctx, "imp-401")
+	if p.Resolved != 0 {
+		t.Errorf("%d rows failed; an auth error stops the import instead of failing rows", p.Resolved)
+	}
+	if got := e.sandbox.Stats().Unauthorized; got != 1 {
+		t.Errorf("%d requests were sent with the bad key, want 1: the second row must not try", got)
+	}
+}
+
+func TestInDoubtRowIsLookedUpNotResent(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{now: time.Now()}
+	e := newEnv(t, "fixed:1s", clk)
+	e.newImport(t, "imp-doubt", 2, importer.Options{})
+
+	// Row 1 reached the API (its resident exists) but the worker died
+	// before it stored the job id.
+	if _, err := e.api.CreateResident(ctx, importer.VendorGeneric, resident(1)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Minute)
+	e.store.MarkSending(ctx, "imp-doubt", 1)
+	// Row 2 was being sent too, and never arrived.
+	e.store.MarkSending(ctx, "imp-doubt", 2)
+	creates := e.sandbox.Stats().Creates
+
+	for row := 1; row <= 2; row++ {
+		if err := e.h.Submit(ctx, submitTask(t, "imp-doubt", row)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.sandbox.Stats().Creates - creates; got != 0 {
+		t.Errorf("%d creates were sent again for rows in doubt, want 0", got)
+	}
+	if r := e.result(t, "imp-doubt", 1); r.Outcome != importer.Succeeded || !strings.HasPrefix(r.RecordID, "res_") {
+		t.Errorf("row 1 = %+v, want the existing resident adopted", r)
+	}
+	if r := e.result(t, "imp-doubt", 2); r.Outcome != importer.Failed || r.ErrorCode != importer.CodeInDoubt || !strings.Contains(r.Error, "r2@example.com") {
+		t.Errorf("row 2 = %+v, want failed in_doubt naming the resident", r)
+	}
+}
+
+// Many workers, redeliveries and a split run twice: every row ends with one
+// outcome, the API sees one create per row, and one report is written.
+func TestPipelineFinalizesOnceUnderConcurrentWorkers(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, "uniform:50ms-400ms", nil)
+	const rows = 40
+	imp := e.newImport(t, "imp-many", -1, importer.Options{})
+
+	var servers []*asynq.Server
+	for i := 0; i < 3; i++ {
+		mux := asynq.NewServeMux()
+		e.h.Register(mux)
+		cfg := jobs.ServerConfig(8, nil)
+		cfg.LogLevel = asynq.ErrorLevel
+		srv := asynq.NewServerFromRedisClient(e.rdb, cfg)
+		if err := srv.Start(mux); err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, srv)
+	}
+	defer func() {
+		for _, s := range servers {
+			s.Shutdown()
+		}
+	}()
+
+	for pass := 0; pass < 2; pass++ {
+		res, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Total != rows {
+			t.Fatalf("split pass %d: total %d", pass, res.Total)
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got, _ := e.store.Import(ctx, "imp-many")
+		if got.Finished() {
+			break
+		}
+		if time.Now().After(deadline) {
+			p, _ := e.store.Progress(ctx, "imp-many")
+			t.Fatalf("not finished after 60s: %+v", p)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p, _ := e.store.Progress(ctx, "imp-many")
+	if p.Resolved != rows || p.Counts[importer.Succeeded] != rows {
+		t.Errorf("progress = %+v, want %d succeeded", p, rows)
+	}
+	if got := e.sandbox.Stats(); got.Creates != rows {
+		t.Errorf("the API saw %d creates for %d rows", got.Creates, rows)
+	}
+	for id, n := range e.sandbox.Stats().CreatesByIdentity {
+		if n != 1 {
+			t.Errorf("%s created %d times", id, n)
+		}
+	}
+	// Finalize once more from a late, redelivered resolve: still one report.
+	if err := jobs.EnqueueFinalize(ctx, e.queue, "imp-many"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if got := e.reports.n.Load(); got != 1 {
+		t.Errorf("the report was written %d times, want 1", got)
+	}
+}
+
+// fakeRows yields n valid rows.
+type fakeRows struct{ n, i int }
+
+func (f *fakeRows) Next() (importer.Row, error) {
+	if f.i == f.n {
+		return importer.Row{}, io.EOF
+	}
+	f.i++
+	r := resident(f.i)
+	return importer.Row{Number: f.i, Line: f.i + 1, Values: map[string]string{
+		"integration_id": r.IntegrationID, "property_id": r.PropertyID, "first_name": r.FirstName,
+		"last_name": r.LastName, "email_1": r.Email1, "rent_period": r.RentPeriod, "rent_due_day": "1",
+	}}, nil
+}
+func (f *fakeRows) Columns() []string        { return nil }
+func (f *fakeRows) UnknownColumns() []string { return nil }
