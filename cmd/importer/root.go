@@ -148,6 +148,10 @@ func parseLogLevel(s string) (slog.Level, error) {
 
 func (g *globals) logger(w io.Writer) *slog.Logger {
 	level, _ := parseLogLevel(g.logLevel)
+	return g.loggerAt(w, level)
+}
+
+func (g *globals) loggerAt(w io.Writer, level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if g.logFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))

@@ -66,7 +66,13 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.run(cmd.Context(), args[0], g.logger(stderr), stdout, stderr)
+			log := g.logger(stderr)
+			if !cmd.Flags().Changed("log-level") && getenv("IMPORTER_LOG_LEVEL") == "" {
+				// The in-process workers' routine logs would drown the
+				// progress: run shows warnings and errors only.
+				log = g.loggerAt(stderr, slog.LevelWarn)
+			}
+			return c.run(cmd.Context(), args[0], log, stdout, stderr)
 		},
 	}
 	f := cmd.Flags()

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/propexo-importer/importer/importer"
@@ -172,9 +173,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		}
 		reader = bytes.NewReader(b)
 	}
-	var wrote bool
+	var wrote atomic.Bool
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { wrote = true },
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
 	})
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), reader)
 	if err != nil {
@@ -188,7 +189,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return &importer.APIError{Kind: importer.KindUnavailable, Op: op, MaybeSent: wrote, Err: scrub(err)}
+		return &importer.APIError{Kind: importer.KindUnavailable, Op: op, MaybeSent: wrote.Load(), Err: scrub(err)}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,7 +132,6 @@ func isKind(err error, kind importer.ErrorKind) bool {
 }
 
 func TestWrongKeyIsUnauthorizedAndNeverShown(t *testing.T) {
-	_, _, _ = newSandbox(t, sandbox.Config{})
 	sb := sandbox.New(sandbox.Config{APIKey: key})
 	srv := httptest.NewServer(sb.Handler())
 	defer srv.Close()
@@ -149,9 +149,10 @@ func TestWrongKeyIsUnauthorizedAndNeverShown(t *testing.T) {
 }
 
 func TestServerErrorsAndLostAnswers(t *testing.T) {
-	var mode string
+	var current atomic.Value
+	setMode := func(m string) { current.Store(m) }
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch mode {
+		switch current.Load() {
 		case "503":
 			w.WriteHeader(http.StatusServiceUnavailable)
 		case "429":
@@ -170,23 +171,23 @@ func TestServerErrorsAndLostAnswers(t *testing.T) {
 	client, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: key})
 	ctx := context.Background()
 
-	mode = "503"
+	setMode("503")
 	_, err := client.CreateResident(ctx, importer.VendorGeneric, ada)
 	if !isKind(err, importer.KindUnavailable) {
 		t.Errorf("503: %v", err)
 	}
-	mode = "429"
+	setMode("429")
 	_, err = client.CreateResident(ctx, importer.VendorGeneric, ada)
 	var apiErr *importer.APIError
 	if !errors.As(err, &apiErr) || apiErr.Kind != importer.KindRateLimited || apiErr.RetryAfter != 7*time.Second {
 		t.Errorf("429: %+v", apiErr)
 	}
-	mode = "drop"
+	setMode("drop")
 	_, err = client.CreateResident(ctx, importer.VendorGeneric, ada)
 	if !errors.As(err, &apiErr) || apiErr.Kind != importer.KindUnavailable || !apiErr.MaybeSent {
 		t.Errorf("dropped connection after the request was written: %+v; want unavailable and MaybeSent", apiErr)
 	}
-	mode = "old"
+	setMode("old")
 	if jobID, err := client.CreateResident(ctx, importer.VendorGeneric, ada); jobID != "job_old" || err != nil {
 		t.Errorf("older answer shape: %q, %v", jobID, err)
 	}

@@ -47,6 +47,10 @@ func (rd *Reader) jsonArray(r io.Reader) (func() (importer.Row, error), error) {
 			if errors.As(err, &syn) && syn.Offset > at {
 				at = syn.Offset - 1
 			}
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				at = lines.read
+				err = errors.New("the file ends before the JSON array is closed")
+			}
 			return importer.Row{}, &SyntaxError{Line: lines.lineAt(at), Err: err}
 		}
 		start := dec.InputOffset() - int64(len(raw))

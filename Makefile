@@ -1,0 +1,54 @@
+# The resident importer. `make help` lists the targets.
+
+GO       ?= go
+BIN      ?= bin/importer
+PKGS     := ./...
+GOFLAGS_TEST ?= -race -count=1
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## build bin/importer
+	$(GO) build -o $(BIN) ./cmd/importer
+
+.PHONY: test
+test: ## run every test against a real redis-server (started per package) and the sandbox over HTTP
+	$(GO) test $(GOFLAGS_TEST) $(PKGS)
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+.PHONY: bench
+bench: ## run the benchmarks (speed and memory of reading, validating and reporting)
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+.PHONY: fuzz
+fuzz: ## fuzz the CSV and NDJSON readers for 30s each
+	$(GO) test -run '^$$' -fuzz FuzzCSV -fuzztime 30s ./internal/source
+	$(GO) test -run '^$$' -fuzz FuzzNDJSON -fuzztime 30s ./internal/source
+
+.PHONY: run-sample
+run-sample: build ## import samples/residents.csv with nothing configured (in-process Redis, workers and sandbox)
+	$(BIN) run samples/residents.csv
+
+.PHONY: run-errors
+run-errors: build ## import samples/residents-with-errors.csv: every kind of outcome, exit code 1
+	-$(BIN) run samples/residents-with-errors.csv
+
+.PHONY: up
+up: ## start Redis, the sandbox and a worker with docker compose
+	docker compose up --build -d
+
+.PHONY: down
+down: ## stop the compose stack
+	docker compose down
+
+.PHONY: clean
+clean: ## remove bin/ and reports/
+	rm -rf bin reports

@@ -1,0 +1,413 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/propexo-importer/importer/internal/redistest"
+)
+
+// binary is the importer built once for the package's end-to-end tests,
+// which run it as a user would: a subprocess with arguments and environment.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "importer-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "importer")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the importer: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(dir)
+	redistest.Main(m)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runImporter runs the binary in dir with only the given environment (plus
+// PATH and HOME), and fails the test if it does not end within a minute.
+func runImporter(t *testing.T, dir string, env map[string]string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("importer %s did not end: %s", strings.Join(args, " "), stderr.String())
+	}
+	code := 0
+	if exitErr, ok := err.(*exec.ExitError); ok {
+		code = exitErr.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+func sample(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "..", "samples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	records, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return records
+}
+
+var reportLine = regexp.MustCompile(`report: (\S+)`)
+
+func reportDir(t *testing.T, dir string, r result) string {
+	t.Helper()
+	m := reportLine.FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no report path in the output:\n%s\n%s", r.stdout, r.stderr)
+	}
+	return filepath.Join(dir, m[1])
+}
+
+// fast makes the in-process sandbox and the polls quick, so the tests do
+// not wait on the defaults meant for people.
+var fast = []string{"--sandbox-latency", "uniform:200ms-1500ms", "--poll-initial", "1s"}
+
+func TestRunSampleWithNothingConfigured(t *testing.T) {
+	dir := t.TempDir()
+	r := runImporter(t, dir, nil, append([]string{"run", sample(t, "residents.csv")}, fast...)...)
+	if r.code != 0 {
+		t.Fatalf("exit %d, want 0\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "in-process Redis") || !strings.Contains(r.stderr, "in-process sandbox") {
+		t.Errorf("run did not say it uses the in-process Redis and sandbox:\n%s", r.stderr)
+	}
+	results := readCSV(t, filepath.Join(reportDir(t, dir, r), "results.csv"))
+	if len(results) != 51 {
+		t.Fatalf("results.csv has %d rows, want 50", len(results)-1)
+	}
+	for i, line := range results[1:] {
+		if line[0] != fmt.Sprint(i+1) || line[1] != "succeeded" || !strings.HasPrefix(line[2], "job_") || !strings.HasPrefix(line[3], "res_") {
+			t.Errorf("results line %d = %q, want row %d succeeded with a job id and a record id", i+1, line[:6], i+1)
+		}
+	}
+	if !strings.Contains(r.stdout, "50 succeeded") || !strings.Contains(r.stdout, "Move-in Date") {
+		t.Errorf("summary:\n%s", r.stdout)
+	}
+	info, err := os.Stat(filepath.Join(reportDir(t, dir, r), "results.csv"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("results.csv mode = %v, %v; want 0600", info.Mode().Perm(), err)
+	}
+}
+
+func TestRunJSONAndNDJSONSamples(t *testing.T) {
+	for _, name := range []string{"residents.json", "residents.ndjson"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			r := runImporter(t, dir, nil, append([]string{"run", sample(t, name)}, fast...)...)
+			if r.code != 0 || !strings.Contains(r.stdout, "12 succeeded") {
+				t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+func TestRunSampleWithErrors(t *testing.T) {
+	dir := t.TempDir()
+	r := runImporter(t, dir, nil, append([]string{"run", sample(t, "residents-with-errors.csv")}, fast...)...)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{
+		`row 2 (line 3): invalid: email_1: "ava.martin@@example" is not an email address`,
+		`row 4 (line 5): invalid: date_of_birth: "31/12/1985" is not a date`,
+		`row 5 (line 6): duplicate: the same record as row 1`,
+		`row 6 (line 7): invalid: integration_id: is required`,
+		`row 3 (line 4): failed: Invalid request body (first_name: Required)`,
+		`row 7 (line 8): failed: Property "prop_999" was not found in Rent Manager`,
+		`row 8 (line 9): invalid: phone_1_type: "cell" is not one of FAX, HOME, MOBILE, OTHER, WORK; rent_due_day: 42 is not a day of the month (1-31)`,
+		"2 succeeded, 3 failed, 5 invalid, 1 duplicate",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	results := readCSV(t, filepath.Join(reportDir(t, dir, r), "results.csv"))
+	if len(results) != 12 {
+		t.Errorf("results.csv has %d rows, want 11: every record accounted for", len(results)-1)
+	}
+	var summary struct {
+		Counts map[string]int `json:"counts"`
+	}
+	b, _ := os.ReadFile(filepath.Join(reportDir(t, dir, r), "summary.json"))
+	if err := json.Unmarshal(b, &summary); err != nil || summary.Counts["invalid"] != 5 {
+		t.Errorf("summary.json = %s", b)
+	}
+}
+
+func TestDryRunSendsNothing(t *testing.T) {
+	dir := t.TempDir()
+	// An unreachable Redis proves a dry run needs none.
+	r := runImporter(t, dir, map[string]string{"REDIS_URL": "redis://127.0.0.1:1"}, "run", "--dry-run", sample(t, "residents-with-errors.csv"))
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, `row 1 (line 2): POST /v1/residents/ {"integration_id":"int_rentmanager_demo"`) ||
+		!strings.Contains(r.stdout, "row 5 (line 6): duplicate") || !strings.Contains(r.stderr, "nothing was sent") {
+		t.Errorf("dry run output:\n%s\n%s", r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "reports")); err == nil {
+		t.Error("a dry run wrote a report")
+	}
+	if r := runImporter(t, dir, nil, "run", "--dry-run", sample(t, "residents.csv")); r.code != 0 {
+		t.Errorf("dry run of a valid file: exit %d", r.code)
+	}
+}
+
+func TestUsageAndInputErrors(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "broken.json")
+	os.WriteFile(broken, []byte("[\n{\"first_name\": \"Ada\"},\n{\"first_name\": \"Bo\"\n"), 0o600)
+	empty := filepath.Join(dir, "empty.csv")
+	os.WriteFile(empty, nil, 0o600)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"run", "--nope", "x.csv"}, "unknown flag: --nope"},
+		{"no file", []string{"run"}, "run takes one FILE"},
+		{"missing file", []string{"run", filepath.Join(dir, "missing.csv")}, "cannot open " + filepath.Join(dir, "missing.csv") + ": no such file or directory"},
+		{"unknown vendor", []string{"run", "--vendor", "acme", sample(t, "residents.csv")}, `unknown vendor "acme"`},
+		{"bad rent due day", []string{"run", "--rent-due-day", "40", sample(t, "residents.csv")}, "--rent-due-day: 40 is not a day of the month"},
+		{"broken JSON", []string{"run", broken}, "broken.json: line 4:"},
+		{"empty file", []string{"run", empty}, "empty.csv: the file is empty"},
+		{"unknown format", []string{"run", filepath.Join(dir, "x.txt")}, "cannot tell the format"},
+		{"bad log format", []string{"--log-format", "xml", "run", empty}, `--log-format "xml"`},
+		{"worker without Redis", []string{"worker"}, "worker needs REDIS_URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runImporter(t, dir, nil, tt.args...)
+			if r.code != 2 || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", r.code, r.stderr, tt.want)
+			}
+			if strings.Contains(r.stderr, "goroutine") || strings.Contains(r.stderr, "panic") {
+				t.Errorf("a stack trace for a user error:\n%s", r.stderr)
+			}
+		})
+	}
+}
+
+func TestUnreachableRedisExits3(t *testing.T) {
+	r := runImporter(t, t.TempDir(), map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0"}, "run", sample(t, "residents.csv"))
+	if r.code != 3 || !strings.Contains(r.stderr, "cannot reach Redis at redis://127.0.0.1:1/0") {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = runImporter(t, t.TempDir(), map[string]string{"REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}, "run", sample(t, "residents.csv"))
+	if strings.Contains(r.stderr, "hunter2") {
+		t.Errorf("the Redis password shows in %q", r.stderr)
+	}
+}
+
+func TestHelpNamesEnvironmentVariables(t *testing.T) {
+	r := runImporter(t, t.TempDir(), nil, "run", "--help")
+	for _, want := range []string{"$REDIS_URL", "$PROPEXO_API_URL", "$PROPEXO_API_KEY", "$IMPORTER_REPORT_DIR", "--dry-run", "--deadline", "Exit codes"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("run --help lacks %q", want)
+		}
+	}
+}
+
+// freeAddr returns a loopback address nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// background starts a long-running subcommand and stops it with SIGTERM at
+// the end of the test, checking that it exits 0.
+func background(t *testing.T, dir string, env map[string]string, args ...string) *syncBuffer {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("importer %s after SIGTERM: %v\n%s", args[0], err, out.String())
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("importer %s did not stop on SIGTERM", args[0])
+		}
+	})
+	return out
+}
+
+// syncBuffer is a buffer a subprocess writes while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// The production shape: a real Redis, the sandbox as its own process and
+// two worker processes. run --no-wait, then run (waiting) of the same file
+// is one import with one report, and the API sees one create per valid row.
+func TestWorkersOnRealRedis(t *testing.T) {
+	dir := t.TempDir()
+	redisURL := redistest.URL(t)
+	redistest.Client(t) // empty it
+	addr := freeAddr(t)
+	key := "e2e-sandbox-key"
+	background(t, dir, map[string]string{"PROPEXO_API_KEY": key}, "sandbox", "--addr", addr, "--latency", "uniform:200ms-2s")
+	waitForHTTP(t, "http://"+addr+"/_sandbox/stats")
+	workerEnv := map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key, "IMPORTER_LOG_FORMAT": "json"}
+	logs := []*syncBuffer{
+		background(t, dir, workerEnv, "worker", "--concurrency", "5", "--poll-initial", "1s"),
+		background(t, dir, workerEnv, "worker", "--concurrency", "5", "--poll-initial", "1s"),
+	}
+
+	runEnv := map[string]string{"REDIS_URL": redisURL}
+	file := sample(t, "residents-with-errors.csv")
+	first := runImporter(t, dir, runEnv, "run", "--no-wait", file)
+	if first.code != 0 || !strings.Contains(first.stdout, "queued: 11 rows (5 to send, 5 invalid, 1 duplicate)") {
+		t.Fatalf("run --no-wait: exit %d\n%s\n%s", first.code, first.stdout, first.stderr)
+	}
+	id := regexp.MustCompile(`import (\S+) queued`).FindStringSubmatch(first.stdout)[1]
+
+	second := runImporter(t, dir, runEnv, "run", file)
+	if second.code != 1 || !strings.Contains(second.stdout, "import "+id+":") {
+		t.Fatalf("run (waiting): exit %d, want 1 for import %s\n%s\n%s", second.code, id, second.stdout, second.stderr)
+	}
+	if !strings.Contains(second.stderr, "already under way") && !strings.Contains(second.stderr, "already finished") {
+		t.Errorf("the second run did not say it resumed:\n%s", second.stderr)
+	}
+	third := runImporter(t, dir, runEnv, "run", file)
+	if third.code != 1 || !strings.Contains(third.stderr, "already finished") {
+		t.Errorf("third run: exit %d\n%s", third.code, third.stderr)
+	}
+	if reportDir(t, dir, second) != reportDir(t, dir, third) {
+		t.Error("the runs pointed at two reports")
+	}
+
+	var stats struct {
+		Requests          map[string]int `json:"requests"`
+		Creates           int            `json:"creates"`
+		CreatesByIdentity map[string]int `json:"creates_by_identity"`
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/_sandbox/stats", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&stats)
+	resp.Body.Close()
+	// 5 valid rows were sent once each; the API refused 2 of them (400).
+	if stats.Requests["create_resident"] != 5 || stats.Creates != 3 {
+		t.Errorf("the sandbox saw %d create requests and accepted %d, want 5 and 3", stats.Requests["create_resident"], stats.Creates)
+	}
+	for identity, n := range stats.CreatesByIdentity {
+		if n != 1 {
+			t.Errorf("%s was created %d times", identity, n)
+		}
+	}
+	for _, l := range logs {
+		if strings.Contains(l.String(), key) {
+			t.Error("a worker logged the API key")
+		}
+	}
+}
+
+func TestWrongAPIKeyExits3(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	background(t, dir, map[string]string{"PROPEXO_API_KEY": "right-key"}, "sandbox", "--addr", addr)
+	waitForHTTP(t, "http://"+addr+"/_sandbox/stats")
+	redistest.Client(t)
+	r := runImporter(t, dir, map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": "wrong-key-value"},
+		"run", sample(t, "residents.csv"))
+	if r.code != 3 || !strings.Contains(r.stderr, "rejected the API key (401)") {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr+r.stdout, "wrong-key-value") {
+		t.Error("the API key shows in the output")
+	}
+}
+
+func waitForHTTP(t *testing.T, url string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			return
+		}
+	}
+	t.Fatalf("%s did not answer", url)
+}

@@ -1,0 +1,131 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// WriteState is the state of a write job.
+type WriteState string
+
+// The states of a write job, as GET /v1/admin/write-status answers them.
+const (
+	WritePending        WriteState = "PENDING"
+	WriteSuccess        WriteState = "SUCCESS"
+	WritePartialSuccess WriteState = "PARTIAL_SUCCESS"
+	WriteFailure        WriteState = "FAILURE"
+)
+
+// WriteStatus is what the API says of a write job.
+type WriteStatus struct {
+	State WriteState
+	// Errors are the PMS's messages, made readable.
+	Errors []string
+	// CreatedRecordID is the new resident's id; it may be empty on SUCCESS
+	// for some PMS.
+	CreatedRecordID string
+}
+
+// Endpoints of the write API, as the importer counts its requests.
+const (
+	EndpointCreate        = "create_resident"
+	EndpointWriteStatus   = "write_status"
+	EndpointGetResident   = "get_resident"
+	EndpointListResidents = "list_residents"
+)
+
+// WriteAPI is what the importer needs of the write API.
+type WriteAPI interface {
+	// CreateResident submits a create and returns the write's job id.
+	CreateResident(ctx context.Context, vendor Vendor, r Resident) (jobID string, err error)
+	// WriteStatus reads the state of a write job.
+	WriteStatus(ctx context.Context, jobID string) (WriteStatus, error)
+	// GetResident reads one resident; a missing one is an *APIError of
+	// kind KindNotFound.
+	GetResident(ctx context.Context, id string) (ResidentRecord, error)
+	// FindResidents lists the residents of an integration with an email.
+	FindResidents(ctx context.Context, integrationID, email string) ([]ResidentRecord, error)
+}
+
+// ErrorKind classifies a failed API request by what the importer must do.
+type ErrorKind int
+
+// The kinds of API errors.
+const (
+	// KindUnavailable: a 5xx answer, a network error or a timeout. Retry
+	// with backoff; the row fails only once the retry budget is spent.
+	KindUnavailable ErrorKind = iota
+	// KindRejected: 400 or 405. The row fails at once with the API's code
+	// and message; sending it again cannot help.
+	KindRejected
+	// KindUnauthorized: 401 or 403. The credentials are wrong for every
+	// row: the whole import stops.
+	KindUnauthorized
+	// KindRateLimited: 429. Wait for the window to pass; not a failure.
+	KindRateLimited
+	// KindNotFound: 404 for a job or a record.
+	KindNotFound
+)
+
+func (k ErrorKind) String() string {
+	switch k {
+	case KindRejected:
+		return "rejected"
+	case KindUnauthorized:
+		return "unauthorized"
+	case KindRateLimited:
+		return "rate_limited"
+	case KindNotFound:
+		return "not_found"
+	default:
+		return "unavailable"
+	}
+}
+
+// APIError is a failed request to the write API. Its text never holds
+// credentials.
+type APIError struct {
+	Kind ErrorKind
+	// Op names the request, e.g. "POST /v1/residents/".
+	Op string
+	// Status is the HTTP status, or 0 when no answer came.
+	Status int
+	// Code and Message are the API's error code and message, when it sent
+	// an error body.
+	Code    string
+	Message string
+	// RetryAfter is how long the server asked to wait, when it said.
+	RetryAfter time.Duration
+	// MaybeSent is true when the request may have reached the API although
+	// no answer came back (a timeout or a dropped connection after the
+	// request was written). A create that ends so must not be sent again
+	// blindly: the API has no idempotency key.
+	MaybeSent bool
+	// Err is the underlying error, for a request that got no answer.
+	Err error
+}
+
+func (e *APIError) Error() string {
+	switch {
+	case e.Status == 0 && e.Err != nil:
+		return fmt.Sprintf("%s: %v", e.Op, e.Err)
+	case e.Code != "" || e.Message != "":
+		return fmt.Sprintf("%s: %d %s: %s", e.Op, e.Status, e.Code, e.Message)
+	default:
+		return fmt.Sprintf("%s: HTTP %d", e.Op, e.Status)
+	}
+}
+
+func (e *APIError) Unwrap() error { return e.Err }
+
+// ErrorKindOf returns the kind of an API error, and false for any other
+// error.
+func ErrorKindOf(err error) (ErrorKind, bool) {
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Kind, true
+	}
+	return 0, false
+}

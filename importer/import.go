@@ -1,0 +1,144 @@
+package importer
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// DefaultDeadline is how long an import follows a write that stays PENDING
+// before it gives the row up as timed_out.
+const DefaultDeadline = 24 * time.Hour
+
+// Options are the choices that shape an import. Two runs of the same file
+// with the same Options are the same import.
+type Options struct {
+	// Format is the input format: csv, json or ndjson.
+	Format string `json:"format"`
+	// Vendor picks the create path and the rules rows must meet.
+	Vendor Vendor `json:"vendor"`
+	// IntegrationID, PropertyID, RentPeriod and RentDueDay fill rows that
+	// leave those fields empty.
+	IntegrationID string `json:"integration_id,omitempty"`
+	PropertyID    string `json:"property_id,omitempty"`
+	RentPeriod    string `json:"rent_period,omitempty"`
+	RentDueDay    int    `json:"rent_due_day,omitempty"`
+	// Deadline is how long a PENDING write is followed; zero means
+	// DefaultDeadline.
+	Deadline time.Duration `json:"deadline"`
+	// Verify reads every created record back and fails the row when the
+	// record is missing.
+	Verify bool `json:"verify,omitempty"`
+}
+
+// Normalize fills the defaults and puts values in the API's spelling, so that
+// equal choices give equal import ids. It returns the first bad option.
+func (o Options) Normalize() (Options, error) {
+	vendor, err := ParseVendor(string(o.Vendor))
+	if err != nil {
+		return o, err
+	}
+	o.Vendor = vendor
+	o.Format = strings.ToLower(strings.TrimSpace(o.Format))
+	o.IntegrationID = strings.TrimSpace(o.IntegrationID)
+	o.PropertyID = strings.TrimSpace(o.PropertyID)
+	if o.RentPeriod != "" {
+		p, err := ParseRentPeriod(o.RentPeriod)
+		if err != nil {
+			return o, fmt.Errorf("--rent-period: %w", err)
+		}
+		o.RentPeriod = p
+	}
+	if o.RentDueDay != 0 && (o.RentDueDay < 1 || o.RentDueDay > 31) {
+		return o, fmt.Errorf("--rent-due-day: %d is not a day of the month (1-31)", o.RentDueDay)
+	}
+	if o.Deadline < 0 {
+		return o, fmt.Errorf("--deadline: %v is negative", o.Deadline)
+	}
+	if o.Deadline == 0 {
+		o.Deadline = DefaultDeadline
+	}
+	return o, nil
+}
+
+// Import is one bulk file processed once, as the state store keeps it.
+type Import struct {
+	ID      string  `json:"id"`
+	File    string  `json:"file"`
+	Options Options `json:"options"`
+	// ReportDir is the absolute directory the report is written to, in a
+	// folder named after the import.
+	ReportDir string    `json:"report_dir"`
+	CreatedAt time.Time `json:"created_at"`
+	// Total is the number of records in the file, or -1 while the file is
+	// still being split into tasks.
+	Total int `json:"total"`
+	// Columns are the file's column names in order of first appearance;
+	// UnknownColumns are those that map to no API field.
+	Columns        []string `json:"columns,omitempty"`
+	UnknownColumns []string `json:"unknown_columns,omitempty"`
+	// Stopped, when not empty, says why the import stopped sending rows
+	// (the API rejected the credentials). Running it again resumes it.
+	Stopped string `json:"stopped,omitempty"`
+	// FinishedAt is when the report was written; zero while running.
+	FinishedAt time.Time `json:"finished_at,omitempty"`
+}
+
+// Deadline is the moment after which a PENDING write is timed_out.
+func (imp Import) Deadline() time.Time {
+	return imp.CreatedAt.Add(imp.Options.Deadline)
+}
+
+// Finished reports whether the import's report has been written.
+func (imp Import) Finished() bool { return !imp.FinishedAt.IsZero() }
+
+var (
+	idChars    = regexp.MustCompile(`[^a-z0-9]+`)
+	validIDPat = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+)
+
+// NewImportID derives an import's id from the file's name, the SHA-256 of its
+// content and the options: readable ("residents-1a2b3c4d5e6f") and the same
+// for the same file and choices, wherever it is run.
+func NewImportID(file string, contentSHA256 []byte, opts Options) string {
+	h := sha256.New()
+	h.Write(contentSHA256)
+	b, _ := json.Marshal(opts) // plain data cannot fail
+	h.Write(b)
+	base := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	base = strings.Trim(idChars.ReplaceAllString(strings.ToLower(base), "-"), "-")
+	if len(base) > 40 {
+		base = strings.TrimRight(base[:40], "-")
+	}
+	if base == "" {
+		base = "import"
+	}
+	return base + "-" + hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// ValidateImportID checks an id given with --import-id.
+func ValidateImportID(id string) error {
+	if !validIDPat.MatchString(id) {
+		return errors.New("--import-id: use 1 to 100 letters, digits, dots, dashes or underscores, starting with a letter or digit")
+	}
+	return nil
+}
+
+// Progress is how far an import has come.
+type Progress struct {
+	// Total is the number of records, or -1 while the file is being split.
+	Total int `json:"total"`
+	// Resolved is the number of rows that have an outcome.
+	Resolved int `json:"resolved"`
+	// Counts holds the resolved rows by outcome.
+	Counts map[Outcome]int `json:"counts"`
+}
+
+// Done reports whether every row has an outcome.
+func (p Progress) Done() bool { return p.Total >= 0 && p.Resolved >= p.Total }

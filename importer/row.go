@@ -1,0 +1,119 @@
+package importer
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Row is one record of an input file.
+type Row struct {
+	// Number is the record's 1-based position among the file's records.
+	Number int
+	// Line is the line of the file where the record starts (1-based).
+	Line int
+	// Values holds the record's values by API field name, for the columns
+	// that map to a field of the write API.
+	Values map[string]string
+	// Columns holds every value of the record under its original column
+	// name, in the file's order, including the columns that map to nothing.
+	Columns []Column
+	// Err, when not nil, says why the record could not be read (a malformed
+	// line, a value that is not a JSON object). Such a row is invalid.
+	Err error
+}
+
+// Column is one value of a record under the name the file gave its column.
+type Column struct {
+	Name  string `json:"n"`
+	Value string `json:"v"`
+}
+
+// Where names the row for a person: its record number and, when known and
+// different, its line.
+func (r Row) Where() string {
+	if r.Line > 0 && r.Line != r.Number {
+		return fmt.Sprintf("row %d (line %d)", r.Number, r.Line)
+	}
+	return fmt.Sprintf("row %d", r.Number)
+}
+
+// Outcome is how a row ended.
+type Outcome string
+
+// The outcomes of a row. A row has exactly one once its import is finished.
+const (
+	Succeeded Outcome = "succeeded"
+	Partial   Outcome = "partial"
+	Failed    Outcome = "failed"
+	Invalid   Outcome = "invalid"
+	Duplicate Outcome = "duplicate"
+	TimedOut  Outcome = "timed_out"
+)
+
+// Outcomes lists every outcome in the order reports show them.
+var Outcomes = []Outcome{Succeeded, Partial, Failed, Invalid, Duplicate, TimedOut}
+
+// Valid reports whether o is one of Outcomes.
+func (o Outcome) Valid() bool {
+	for _, known := range Outcomes {
+		if o == known {
+			return true
+		}
+	}
+	return false
+}
+
+// Error codes the importer itself gives rows, beside the API's own codes.
+const (
+	CodeInvalid      = "invalid"
+	CodeDuplicate    = "duplicate"
+	CodeWriteFailed  = "write_failed"
+	CodePartial      = "partial_success"
+	CodeTimedOut     = "timed_out"
+	CodeInDoubt      = "in_doubt"
+	CodeRecordGone   = "record_missing"
+	CodeRetriesSpent = "retries_exhausted"
+	CodeJobNotFound  = "job_not_found"
+)
+
+// RowResult is the outcome of one row, as the report shows it.
+type RowResult struct {
+	Row       int       `json:"row"`
+	Line      int       `json:"line,omitempty"`
+	Outcome   Outcome   `json:"status"`
+	JobID     string    `json:"job_id,omitempty"`
+	RecordID  string    `json:"record_id,omitempty"`
+	ErrorCode string    `json:"error_code,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// Problem is one broken rule of a row: the field and the reason.
+type Problem struct {
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}
+
+func (p Problem) String() string {
+	if p.Field == "" {
+		return p.Reason
+	}
+	return p.Field + ": " + p.Reason
+}
+
+// JoinProblems renders problems as one line, in the order they were found.
+func JoinProblems(problems []Problem) string {
+	parts := make([]string, len(problems))
+	for i, p := range problems {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// ReportRow is one line of an import's report: the row's outcome and its
+// original columns. Result.Outcome is empty for a row that has none yet.
+type ReportRow struct {
+	Result  RowResult
+	Columns []Column
+}

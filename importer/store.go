@@ -1,0 +1,124 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrImportNotFound is returned for an import id the store does not know.
+var ErrImportNotFound = errors.New("import not found")
+
+// RowState is where a row stands between its split and its outcome.
+type RowState struct {
+	// Sending: a create was being sent and its answer never came back
+	// (the worker died, or the request timed out after it was written).
+	Sending bool
+	// JobID is the write's job id once the API answered the create.
+	JobID string
+	// Check is the number of the status check that is scheduled for the
+	// job; 0 when none is (the import stopped while following it).
+	Check int
+	// Resolved is true once the row has its outcome.
+	Resolved bool
+	// Stopped holds the reason when the whole import has stopped.
+	Stopped string
+}
+
+// Stat names of the counters an import keeps beside its outcomes.
+const (
+	StatStatusChecks = "status_checks"
+	StatRateLimited  = "responses_429"
+	StatRetries      = "retries"
+)
+
+// StatRequests is the counter of API requests made to an endpoint.
+func StatRequests(endpoint string) string { return "requests:" + endpoint }
+
+// Store keeps the state of imports. Every method is safe to call twice with
+// the same arguments: tasks are delivered at least once.
+type Store interface {
+	// Import returns the import, or ErrImportNotFound.
+	Import(ctx context.Context, id string) (Import, error)
+	// RowState returns the state of one row of an import.
+	RowState(ctx context.Context, importID string, row int) (RowState, error)
+	// MarkSending records that a create is about to be sent for the row.
+	MarkSending(ctx context.Context, importID string, row int) error
+	// Unsend forgets that a create was being sent for the row: the API
+	// answered with an error, or the request never left.
+	Unsend(ctx context.Context, importID string, row int) error
+	// SetJob records the write's job id with status check number 1.
+	SetJob(ctx context.Context, importID string, row int, jobID string) error
+	// AdvanceCheck moves the row's status check number from `from` to
+	// `to` if it still is `from`, and reports whether it did.
+	AdvanceCheck(ctx context.Context, importID string, row int, from, to int) (bool, error)
+	// Resolve records a row's outcome and counts it, once: a second call for
+	// the same row changes nothing. It reports whether every row of the
+	// import now has an outcome.
+	Resolve(ctx context.Context, importID string, result RowResult) (done bool, err error)
+	// Stop marks the import stopped with a reason, unless it already is.
+	Stop(ctx context.Context, importID, reason string) error
+	// Count adds n to one of the import's counters (see the Stat names).
+	Count(ctx context.Context, importID, stat string, n int) error
+	// Finish records that the import's report was written.
+	Finish(ctx context.Context, importID string, at time.Time) error
+}
+
+// Summary is the account of a finished (or running) import, as summary.json
+// and the command line show it.
+type Summary struct {
+	ImportID       string          `json:"import_id"`
+	File           string          `json:"file"`
+	Vendor         Vendor          `json:"vendor"`
+	Total          int             `json:"total"`
+	Counts         map[Outcome]int `json:"counts"`
+	UnknownColumns []string        `json:"unknown_columns"`
+	Requests       map[string]int  `json:"api_requests"`
+	RateLimited    int             `json:"responses_429"`
+	StatusChecks   int             `json:"status_checks"`
+	Retries        int             `json:"retries"`
+	Stopped        string          `json:"stopped,omitempty"`
+	StartedAt      time.Time       `json:"started_at"`
+	FinishedAt     time.Time       `json:"finished_at,omitzero"`
+	Seconds        float64         `json:"duration_seconds"`
+}
+
+// NewSummary builds an import's summary from its record, progress and
+// counters.
+func NewSummary(imp Import, p Progress, stats map[string]int) Summary {
+	s := Summary{
+		ImportID:       imp.ID,
+		File:           imp.File,
+		Vendor:         imp.Options.Vendor,
+		Total:          p.Total,
+		Counts:         make(map[Outcome]int, len(Outcomes)),
+		UnknownColumns: imp.UnknownColumns,
+		Requests:       map[string]int{},
+		RateLimited:    stats[StatRateLimited],
+		StatusChecks:   stats[StatStatusChecks],
+		Retries:        stats[StatRetries],
+		Stopped:        imp.Stopped,
+		StartedAt:      imp.CreatedAt,
+		FinishedAt:     imp.FinishedAt,
+	}
+	if s.UnknownColumns == nil {
+		s.UnknownColumns = []string{}
+	}
+	for _, o := range Outcomes {
+		s.Counts[o] = p.Counts[o]
+	}
+	for _, e := range []string{EndpointCreate, EndpointWriteStatus, EndpointGetResident, EndpointListResidents} {
+		s.Requests[e] = stats[StatRequests(e)]
+	}
+	end := imp.FinishedAt
+	if end.IsZero() {
+		end = time.Now()
+	}
+	s.Seconds = end.Sub(imp.CreatedAt).Round(time.Millisecond).Seconds()
+	return s
+}
+
+// AllSucceeded reports whether every row of the import succeeded.
+func (s Summary) AllSucceeded() bool {
+	return s.Total >= 0 && s.Counts[Succeeded] == s.Total
+}

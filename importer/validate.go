@@ -1,0 +1,272 @@
+package importer
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// maxTextLength caps every text field; the API documents no general limit,
+// and a longer value is almost always a column mix-up.
+const maxTextLength = 255
+
+var (
+	phoneTypes  = []string{"FAX", "HOME", "MOBILE", "OTHER", "WORK"}
+	rentPeriods = []string{"MONTHLY", "WEEKLY", "DAILY"}
+)
+
+// ParseRentPeriod accepts a rent period in any case and returns it as the API
+// spells it.
+func ParseRentPeriod(s string) (string, error) {
+	return oneOf(s, rentPeriods)
+}
+
+// ParseRentDueDay accepts a day of the month, 1 to 31.
+func ParseRentDueDay(s string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a whole number", s)
+	}
+	if n < 1 || n > 31 {
+		return 0, fmt.Errorf("%d is not a day of the month (1-31)", n)
+	}
+	return n, nil
+}
+
+func oneOf(s string, allowed []string) (string, error) {
+	up := strings.ToUpper(strings.TrimSpace(s))
+	for _, a := range allowed {
+		if up == a {
+			return a, nil
+		}
+	}
+	return "", fmt.Errorf("%q is not one of %s", s, strings.Join(allowed, ", "))
+}
+
+// Validator checks rows against an import's options and vendor rules and
+// spots records that repeat an earlier one. It keeps a fingerprint of every
+// valid record it has seen, so use one Validator per pass over a file.
+type Validator struct {
+	opts Options
+	now  func() time.Time
+	seen map[[16]byte]int
+}
+
+// NewValidator returns a Validator for an import with the given options.
+// The options must have passed Options.Validate.
+func NewValidator(opts Options) *Validator {
+	return &Validator{opts: opts, now: time.Now, seen: make(map[[16]byte]int)}
+}
+
+// Check turns a row into the resident to send. It returns the problems of an
+// invalid row (all of them, not only the first) and, for a record identical
+// to an earlier valid one, the number of that earlier row.
+func (v *Validator) Check(row Row) (res Resident, problems []Problem, duplicateOf int) {
+	if row.Err != nil {
+		return Resident{}, []Problem{{Reason: row.Err.Error()}}, 0
+	}
+	res, problems = v.build(row.Values)
+	if len(problems) > 0 {
+		return Resident{}, problems, 0
+	}
+	key := fingerprint(res)
+	if first, ok := v.seen[key]; ok {
+		return res, nil, first
+	}
+	v.seen[key] = row.Number
+	return res, nil, 0
+}
+
+func fingerprint(r Resident) [16]byte {
+	b, _ := json.Marshal(r) // a struct of strings and an int cannot fail
+	sum := sha256.Sum256(b)
+	var key [16]byte
+	copy(key[:], sum[:16])
+	return key
+}
+
+// build applies the defaults, normalises every value and checks every rule.
+func (v *Validator) build(values map[string]string) (Resident, []Problem) {
+	var res Resident
+	var problems []Problem
+	bad := func(field, format string, args ...any) {
+		problems = append(problems, Problem{Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
+
+	for _, f := range textFields {
+		val := strings.TrimSpace(values[f.name])
+		if !utf8.ValidString(val) {
+			bad(f.name, "is not valid UTF-8 text")
+			continue
+		}
+		if n := utf8.RuneCountInString(val); n > maxTextLength {
+			bad(f.name, "is %d characters long; at most %d are allowed", n, maxTextLength)
+			continue
+		}
+		*f.ptr(&res) = val
+	}
+	if res.IntegrationID == "" {
+		res.IntegrationID = v.opts.IntegrationID
+	}
+	if res.PropertyID == "" {
+		res.PropertyID = v.opts.PropertyID
+	}
+	if res.RentPeriod == "" {
+		res.RentPeriod = v.opts.RentPeriod
+	}
+
+	for _, field := range []string{FieldEmail1, FieldEmail2} {
+		p := emailField(&res, field)
+		if *p == "" {
+			continue
+		}
+		if err := checkEmail(*p); err != nil {
+			bad(field, "%v", err)
+		}
+	}
+	if res.DateOfBirth != "" {
+		ts, err := parseDate(res.DateOfBirth, v.now())
+		if err != nil {
+			bad(FieldDateOfBirth, "%v", err)
+		} else {
+			res.DateOfBirth = ts
+		}
+	}
+	for _, pair := range [][2]*string{{&res.Phone1, &res.Phone1Type}, {&res.Phone2, &res.Phone2Type}} {
+		number, kind := pair[0], pair[1]
+		numberField, typeField := FieldPhone1, FieldPhone1Type
+		if number == &res.Phone2 {
+			numberField, typeField = FieldPhone2, FieldPhone2Type
+		}
+		if *number != "" {
+			if err := checkPhone(*number); err != nil {
+				bad(numberField, "%v", err)
+			}
+		}
+		if *kind != "" {
+			t, err := oneOf(*kind, phoneTypes)
+			if err != nil {
+				bad(typeField, "%v", err)
+			}
+			*kind = t
+		}
+	}
+	if res.RentPeriod != "" {
+		p, err := ParseRentPeriod(res.RentPeriod)
+		if err != nil {
+			bad(FieldRentPeriod, "%v", err)
+		}
+		res.RentPeriod = p
+	}
+	if raw := strings.TrimSpace(values[FieldRentDueDay]); raw != "" {
+		day, err := ParseRentDueDay(raw)
+		if err != nil {
+			bad(FieldRentDueDay, "%v", err)
+		}
+		res.RentDueDay = day
+	} else {
+		res.RentDueDay = v.opts.RentDueDay
+	}
+
+	rules := v.opts.Vendor.Rules()
+	for _, field := range rules.Required {
+		if isEmpty(res, field) && !hasProblem(problems, field) {
+			bad(field, "is required for %s", v.opts.Vendor)
+		}
+	}
+	for _, f := range textFields {
+		limit, ok := rules.MaxLength[f.name]
+		if !ok {
+			continue
+		}
+		if n := utf8.RuneCountInString(*f.ptr(&res)); n > limit {
+			bad(f.name, "is %d characters long; %s allows at most %d", n, v.opts.Vendor, limit)
+		}
+	}
+	return res, problems
+}
+
+func emailField(r *Resident, field string) *string {
+	if field == FieldEmail2 {
+		return &r.Email2
+	}
+	return &r.Email1
+}
+
+func isEmpty(r Resident, field string) bool {
+	if field == FieldRentDueDay {
+		return r.RentDueDay == 0
+	}
+	for _, f := range textFields {
+		if f.name == field {
+			return *f.ptr(&r) == ""
+		}
+	}
+	return true
+}
+
+func hasProblem(problems []Problem, field string) bool {
+	for _, p := range problems {
+		if p.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
+func checkEmail(s string) error {
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Address != s || addr.Name != "" {
+		return fmt.Errorf("%q is not an email address", s)
+	}
+	at := strings.LastIndexByte(s, '@')
+	if domain := s[at+1:]; !strings.Contains(domain, ".") || strings.HasSuffix(domain, ".") || strings.HasPrefix(domain, ".") {
+		return fmt.Errorf("%q is not an email address: the domain %q has no dot", s, domain)
+	}
+	return nil
+}
+
+// checkPhone accepts what people write for a phone number: digits, with
+// spaces, dots, dashes, parentheses, a leading + and an extension.
+func checkPhone(s string) error {
+	digits := 0
+	main, _, _ := strings.Cut(strings.ToLower(s), "x")
+	for i, c := range main {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '+' && i == 0:
+		case strings.ContainsRune(" .-()/", c):
+		default:
+			return fmt.Errorf("%q is not a phone number: %q is not allowed", s, string(c))
+		}
+	}
+	if digits < 7 || digits > 15 {
+		return fmt.Errorf("%q is not a phone number: it has %d digits, 7 to 15 expected", s, digits)
+	}
+	return nil
+}
+
+// parseDate accepts YYYY-MM-DD or an RFC 3339 timestamp and returns the full
+// UTC timestamp the API expects.
+func parseDate(s string, now time.Time) (string, error) {
+	t, err := time.Parse("2006-01-02", s)
+	if err != nil {
+		t, err = time.Parse(time.RFC3339, s)
+	}
+	if err != nil {
+		return "", fmt.Errorf("%q is not a date: use YYYY-MM-DD or an RFC 3339 timestamp", s)
+	}
+	if t.After(now) {
+		return "", fmt.Errorf("%q is in the future", s)
+	}
+	if t.Year() < 1900 {
+		return "", fmt.Errorf("%q is before 1900", s)
+	}
+	return t.UTC().Format(time.RFC3339), nil
+}

@@ -1,0 +1,92 @@
+package importer
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Vendor selects the create path of the write API and the rules a row must
+// meet before it is sent.
+type Vendor string
+
+// The vendors the importer knows how to write to.
+const (
+	// VendorGeneric posts to /v1/residents/; the API picks the PMS from the
+	// integration and applies its rules.
+	VendorGeneric Vendor = "generic"
+	// VendorRentManager posts to /v1/residents/rentmanager/.
+	VendorRentManager Vendor = "rentmanager"
+	// VendorPropertywareREST posts to /v1/residents/propertyware_rest/.
+	VendorPropertywareREST Vendor = "propertyware_rest"
+)
+
+// VendorRules are the rules the write API applies to one vendor's creates.
+type VendorRules struct {
+	// Required lists the fields that must not be empty.
+	Required []string
+	// MaxLength caps the length, in characters, of some fields.
+	MaxLength map[string]int
+}
+
+// vendors holds the rules of every vendor that can create residents.
+var vendors = map[Vendor]VendorRules{
+	VendorGeneric: {
+		Required: []string{FieldIntegrationID},
+	},
+	VendorRentManager: {
+		Required: []string{FieldIntegrationID, FieldPropertyID, FieldRentPeriod, FieldRentDueDay, FieldFirstName, FieldLastName},
+	},
+	VendorPropertywareREST: {
+		Required:  []string{FieldIntegrationID, FieldFirstName, FieldLastName, FieldAddress1, FieldCity, FieldState, FieldZip, FieldCountry},
+		MaxLength: map[string]int{FieldFirstName: 30, FieldLastName: 30},
+	},
+}
+
+// noCreate names the PMS whose API answers 405 to a resident create.
+var noCreate = map[string]string{
+	"yardi":             "Yardi",
+	"entrata":           "Entrata",
+	"propertyware_soap": "Propertyware SOAP",
+}
+
+// Vendors lists the vendors the importer can write to, sorted.
+func Vendors() []Vendor {
+	out := make([]Vendor, 0, len(vendors))
+	for v := range vendors {
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// ParseVendor turns a flag value into a Vendor, with a message that says what
+// to use instead when it is not one.
+func ParseVendor(s string) (Vendor, error) {
+	v := Vendor(strings.ToLower(strings.TrimSpace(s)))
+	if v == "" {
+		return VendorGeneric, nil
+	}
+	if _, ok := vendors[v]; ok {
+		return v, nil
+	}
+	names := make([]string, 0, len(vendors))
+	for _, known := range Vendors() {
+		names = append(names, string(known))
+	}
+	if pms, ok := noCreate[string(v)]; ok {
+		return "", fmt.Errorf("vendor %q: %s cannot create residents through the API (it answers 405); use one of %s", s, pms, strings.Join(names, ", "))
+	}
+	return "", fmt.Errorf("unknown vendor %q: use one of %s", s, strings.Join(names, ", "))
+}
+
+// Rules returns the vendor's rules.
+func (v Vendor) Rules() VendorRules { return vendors[v] }
+
+// CreatePath is the path of the write API that creates a resident for v.
+func (v Vendor) CreatePath() string {
+	if v == VendorGeneric || v == "" {
+		return "/v1/residents/"
+	}
+	return "/v1/residents/" + string(v) + "/"
+}

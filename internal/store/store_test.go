@@ -1,0 +1,172 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/redistest"
+	"github.com/propexo-importer/importer/internal/store"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+func newImport(t *testing.T, s *store.Store, id string) importer.Import {
+	t.Helper()
+	imp, created, err := s.CreateImport(context.Background(), importer.Import{ID: id, File: "f.csv", CreatedAt: time.Now().UTC(), Total: -1,
+		Options: importer.Options{Vendor: importer.VendorGeneric, Deadline: time.Hour}})
+	if err != nil || !created {
+		t.Fatalf("CreateImport = %v, created %v", err, created)
+	}
+	return imp
+}
+
+func TestCreateImportIsOncePerID(t *testing.T) {
+	ctx := context.Background()
+	s := store.New(redistest.Client(t))
+	first := newImport(t, s, "imp-a")
+	again, created, err := s.CreateImport(ctx, importer.Import{ID: "imp-a", File: "other.csv", CreatedAt: time.Now().Add(time.Hour)})
+	if err != nil || created || again.File != "f.csv" || !again.CreatedAt.Equal(first.CreatedAt) {
+		t.Errorf("second CreateImport = %+v, created %v, %v; want the first one back", again, created, err)
+	}
+	if _, err := s.Import(ctx, "nope"); !errors.Is(err, importer.ErrImportNotFound) {
+		t.Errorf("Import(unknown) error = %v", err)
+	}
+}
+
+// Resolving is once per row and counted in the same step, however many
+// workers resolve the same rows at once; "done" waits for the total.
+func TestResolveIsAtomicAndIdempotent(t *testing.T) {
+	ctx := context.Background()
+	s := store.New(redistest.Client(t))
+	newImport(t, s, "imp-r")
+	const rows = 200
+	var done atomic.Int32
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for row := 1; row <= rows; row++ {
+				outcome := importer.Succeeded
+				if row%10 == 0 {
+					outcome = importer.Failed
+				}
+				// Each worker claims a different outcome for row 1:
+				// only the first recorded counts.
+				if row == 1 && w%2 == 1 {
+					outcome = importer.Partial
+				}
+				d, err := s.Resolve(ctx, "imp-r", importer.RowResult{Row: row, Outcome: outcome})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d {
+					done.Add(1)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	if done.Load() != 0 {
+		t.Error("done was reported before the total was known")
+	}
+	p, _ := s.Progress(ctx, "imp-r")
+	sum := 0
+	for _, n := range p.Counts {
+		sum += n
+	}
+	if p.Resolved != rows || sum != rows || p.Counts[importer.Failed] != rows/10 {
+		t.Errorf("progress = %+v, want %d resolved once each", p, rows)
+	}
+	if d, _ := s.SetTotal(ctx, "imp-r", rows+1, []string{"a"}, nil); d {
+		t.Error("SetTotal reported done with one row unresolved")
+	}
+	d, _ := s.Resolve(ctx, "imp-r", importer.RowResult{Row: rows + 1, Outcome: importer.Invalid})
+	if !d {
+		t.Error("resolving the last row did not report done")
+	}
+	if d, _ := s.Resolve(ctx, "imp-r", importer.RowResult{Row: rows + 1, Outcome: importer.Invalid}); !d {
+		t.Error("a redelivered last resolve must report done again, so a lost finalize is re-enqueued")
+	}
+}
+
+func TestRowStateTransitions(t *testing.T) {
+	ctx := context.Background()
+	s := store.New(redistest.Client(t))
+	newImport(t, s, "imp-s")
+	st, _ := s.RowState(ctx, "imp-s", 3)
+	if st != (importer.RowState{}) {
+		t.Errorf("a new row's state = %+v", st)
+	}
+	s.MarkSending(ctx, "imp-s", 3)
+	if st, _ = s.RowState(ctx, "imp-s", 3); !st.Sending {
+		t.Errorf("after MarkSending: %+v", st)
+	}
+	s.Unsend(ctx, "imp-s", 3)
+	if st, _ = s.RowState(ctx, "imp-s", 3); st.Sending {
+		t.Errorf("after Unsend: %+v", st)
+	}
+	s.SetJob(ctx, "imp-s", 3, "job:with:colons")
+	if st, _ = s.RowState(ctx, "imp-s", 3); st.JobID != "job:with:colons" || st.Check != 1 {
+		t.Errorf("after SetJob: %+v", st)
+	}
+	if ok, _ := s.AdvanceCheck(ctx, "imp-s", 3, 2, 3); ok {
+		t.Error("AdvanceCheck moved from a number the row is not at")
+	}
+	if ok, _ := s.AdvanceCheck(ctx, "imp-s", 3, 1, 2); !ok {
+		t.Error("AdvanceCheck 1→2 refused")
+	}
+	if st, _ = s.RowState(ctx, "imp-s", 3); st.Check != 2 || st.JobID != "job:with:colons" {
+		t.Errorf("after AdvanceCheck: %+v", st)
+	}
+	s.Stop(ctx, "imp-s", "first reason")
+	s.Stop(ctx, "imp-s", "second reason")
+	if st, _ = s.RowState(ctx, "imp-s", 3); st.Stopped != "first reason" {
+		t.Errorf("stopped = %q, want the first reason kept", st.Stopped)
+	}
+	s.Resolve(ctx, "imp-s", importer.RowResult{Row: 3, Outcome: importer.Succeeded})
+	states, _ := s.RowStates(ctx, "imp-s", []int{3, 4})
+	if !states[0].Resolved || states[0].JobID != "" || states[1].Resolved {
+		t.Errorf("RowStates = %+v; a resolved row drops its working state", states)
+	}
+}
+
+func TestRowsInInputOrder(t *testing.T) {
+	ctx := context.Background()
+	s := store.New(redistest.Client(t))
+	newImport(t, s, "imp-o")
+	const total = 1203 // more than one batch
+	var rows []importer.Row
+	var results []importer.RowResult
+	for n := total; n >= 1; n-- {
+		rows = append(rows, importer.Row{Number: n, Columns: []importer.Column{{Name: "n", Value: "v"}}})
+		if n%2 == 0 {
+			results = append(results, importer.RowResult{Row: n, Outcome: importer.Invalid})
+		}
+	}
+	if err := s.SaveInput(ctx, "imp-o", rows, results); err != nil {
+		t.Fatal(err)
+	}
+	next := 1
+	for r, err := range s.Rows(ctx, "imp-o", total) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Result.Row != next || len(r.Columns) != 1 {
+			t.Fatalf("row %d came as %+v", next, r)
+		}
+		if want := next%2 == 0; (r.Result.Outcome == importer.Invalid) != want {
+			t.Fatalf("row %d outcome %q", next, r.Result.Outcome)
+		}
+		next++
+	}
+	if next != total+1 {
+		t.Errorf("Rows yielded %d rows, want %d", next-1, total)
+	}
+}
