@@ -58,11 +58,18 @@ type env struct {
 	h       *jobs.Handlers
 }
 
+func redistestClient(t *testing.T) *redis.Client { return redistest.Client(t) }
+
+// envOn is an env with no sandbox, for tests that bring their own API.
+func envOn(t *testing.T, rdb *redis.Client) *env {
+	return &env{rdb: rdb, store: store.New(rdb), queue: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb), reports: &countingReports{}}
+}
+
 // newEnv wires the handlers to a real Redis and the sandbox over HTTP. With
 // a nil clock the sandbox runs on real time.
 func newEnv(t *testing.T, latency string, clk *clock) *env {
 	t.Helper()
-	rdb := redistest.Client(t)
+	rdb := redistestClient(t)
 	lat, err := sandbox.ParseLatency(latency)
 	if err != nil {
 		t.Fatal(err)
@@ -201,6 +208,7 @@ func TestStatusCheckReenqueuesItselfUntilResolved(t *testing.T) {
 		return task
 	}
 
+	var delays []time.Duration
 	for n := 1; n <= 3; n++ {
 		if err := e.h.Check(ctx, check(n)); err != nil {
 			t.Fatalf("check %d: %v", n, err)
@@ -210,8 +218,15 @@ func TestStatusCheckReenqueuesItselfUntilResolved(t *testing.T) {
 			t.Fatalf("after PENDING check %d, task %s is %s, want scheduled", n, next, got)
 		}
 		info, _ := e.insp.GetTaskInfo(jobs.QueueCheck, next)
-		if wait := time.Until(info.NextProcessAt); wait < time.Second {
+		wait := time.Until(info.NextProcessAt)
+		if wait < time.Second {
 			t.Errorf("check %d is due in %v: it must be delayed, not run at once", n+1, wait)
+		}
+		delays = append(delays, wait)
+	}
+	for i := 1; i < len(delays); i++ {
+		if delays[i] <= delays[i-1] {
+			t.Errorf("delays %v do not grow", delays)
 		}
 	}
 	reads := e.sandbox.Stats().Requests["write_status"]

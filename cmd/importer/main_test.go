@@ -411,3 +411,42 @@ func waitForHTTP(t *testing.T, url string) {
 	}
 	t.Fatalf("%s did not answer", url)
 }
+
+// Ctrl-C stops the waiting, not the import: exit 130, and the same command
+// later resumes waiting for the same import.
+func TestInterruptThenResume(t *testing.T) {
+	dir := t.TempDir()
+	redistest.Client(t)
+	addr := freeAddr(t)
+	key := "interrupt-key"
+	background(t, dir, map[string]string{"PROPEXO_API_KEY": key}, "sandbox", "--addr", addr, "--latency", "fixed:500ms")
+	waitForHTTP(t, "http://"+addr+"/healthz")
+	env := map[string]string{"REDIS_URL": redistest.URL(t)}
+
+	cmd := exec.Command(binary, "run", "--workers", "0", sample(t, "residents.json"))
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "REDIS_URL=" + env["REDIS_URL"]}
+	stderr := &syncBuffer{}
+	cmd.Stderr, cmd.Stdout = stderr, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(stderr.String(), "rows resolved"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("run did not start waiting:\n%s", stderr.String())
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	exitErr, ok := err.(*exec.ExitError)
+	if !ok || exitErr.ExitCode() != 130 || !strings.Contains(stderr.String(), "goes on in the workers; run the same command to wait for it again") {
+		t.Fatalf("after Ctrl-C: %v\n%s", err, stderr.String())
+	}
+
+	env["PROPEXO_API_URL"], env["PROPEXO_API_KEY"] = "http://"+addr, key
+	r := runImporter(t, dir, env, "run", "--poll-initial", "1s", sample(t, "residents.json"))
+	if r.code != 0 || !strings.Contains(r.stderr, "already under way") || !strings.Contains(r.stdout, "12 succeeded") {
+		t.Errorf("resumed run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -19,6 +19,7 @@ type sandboxConfig struct {
 	apiKey      apiSettings
 	latency     string
 	failureRate float64
+	partialRate float64
 	seed        uint64
 }
 
@@ -49,6 +50,7 @@ GET /_sandbox/stats shows what it saw (requests, creates, duplicates).`,
 	c.apiKey.key = getenv("PROPEXO_API_KEY")
 	f.StringVar(&c.latency, "latency", envOr(getenv, "SANDBOX_LATENCY", sandbox.DefaultLatency), "how long writes stay PENDING: fixed:2s, uniform:1s-5s or lognormal:median=2s,p99=30s "+envTag("SANDBOX_LATENCY"))
 	f.Float64Var(&c.failureRate, "failure-rate", 0, "share of writes (0-1) that end in FAILURE")
+	f.Float64Var(&c.partialRate, "partial-rate", 0, "share of writes (0-1) that end in PARTIAL_SUCCESS")
 	f.Uint64Var(&c.seed, "seed", 1, "seed of the random choices, so a run can be repeated")
 	return cmd
 }
@@ -64,16 +66,16 @@ func (c *sandboxConfig) run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return usageError("--latency: %v", err)
 	}
-	if c.failureRate < 0 || c.failureRate > 1 {
-		return usageError("--failure-rate %v: use a share from 0 to 1", c.failureRate)
+	if c.failureRate < 0 || c.failureRate > 1 || c.partialRate < 0 || c.partialRate > 1 || c.failureRate+c.partialRate > 1 {
+		return usageError("--failure-rate %v and --partial-rate %v: use shares from 0 to 1 that add up to at most 1", c.failureRate, c.partialRate)
 	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return usageError("--addr %s: %v", c.addr, err)
 	}
-	sb := sandbox.New(sandbox.Config{APIKey: c.apiKey.key, Latency: latency, FailureRate: c.failureRate, Seed: c.seed})
+	sb := sandbox.New(sandbox.Config{APIKey: c.apiKey.key, Latency: latency, FailureRate: c.failureRate, PartialRate: c.partialRate, Seed: c.seed})
 	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("sandbox listening", "url", "http://"+ln.Addr().String(), "latency", latency.String(), "failure_rate", c.failureRate)
+	log.Info("sandbox listening", "url", "http://"+ln.Addr().String(), "latency", latency.String(), "failure_rate", c.failureRate, "partial_rate", c.partialRate)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

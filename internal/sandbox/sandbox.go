@@ -34,6 +34,10 @@ type Config struct {
 	// FailureRate is the share of writes, 0 to 1, that end in FAILURE
 	// with a PMS error. Default 0.
 	FailureRate float64
+	// PartialRate is the share of writes, 0 to 1, that end in
+	// PARTIAL_SUCCESS: the resident is created, a later step is not.
+	// Default 0.
+	PartialRate float64
 	// Seed makes the random choices (latencies, failures) repeatable.
 	// Default 1.
 	Seed uint64
@@ -284,13 +288,17 @@ func (s *Server) newJob(body resident, vendor string) *job {
 		outcome:   "SUCCESS",
 		body:      body,
 	}
+	draw := s.rng.Float64()
 	switch {
 	case body.PropertyID != nil && s.cfg.Properties[*body.PropertyID] != str(body.IntegrationID) && vendor == "rentmanager":
 		j.outcome = "FAILURE"
 		j.errors = []string{pmsError(400, fmt.Sprintf("Property %q was not found in Rent Manager", *body.PropertyID))}
-	case s.cfg.FailureRate > 0 && s.rng.Float64() < s.cfg.FailureRate:
+	case draw < s.cfg.FailureRate:
 		j.outcome = "FAILURE"
 		j.errors = []string{pmsError(503, "The PMS is undergoing maintenance; try again later")}
+	case draw < s.cfg.FailureRate+s.cfg.PartialRate:
+		j.outcome = "PARTIAL_SUCCESS"
+		j.errors = []string{pmsError(422, "The resident was created but their contact preferences could not be saved")}
 	}
 	s.jobs[j.id] = j
 	heap.Push(&s.pending, j)
