@@ -69,9 +69,12 @@ func (o Options) Normalize() (Options, error) {
 
 // Import is one bulk file processed once, as the state store keeps it.
 type Import struct {
-	ID      string  `json:"id"`
-	File    string  `json:"file"`
-	Options Options `json:"options"`
+	ID   string `json:"id"`
+	File string `json:"file"`
+	// FileSHA256 is the hex SHA-256 of the file's content, so that an
+	// --import-id given twice cannot mix two files.
+	FileSHA256 string  `json:"file_sha256"`
+	Options    Options `json:"options"`
 	// ReportDir is the absolute directory the report is written to, in a
 	// folder named after the import.
 	ReportDir string    `json:"report_dir"`

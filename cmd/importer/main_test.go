@@ -450,3 +450,16 @@ func TestInterruptThenResume(t *testing.T) {
 		t.Errorf("resumed run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+func TestImportIDCannotMixTwoFiles(t *testing.T) {
+	dir := t.TempDir()
+	redistest.Client(t)
+	env := map[string]string{"REDIS_URL": redistest.URL(t)}
+	if r := runImporter(t, dir, env, "run", "--no-wait", "--import-id", "nightly", sample(t, "residents.json")); r.code != 0 {
+		t.Fatalf("first run: exit %d\n%s", r.code, r.stderr)
+	}
+	r := runImporter(t, dir, env, "run", "--no-wait", "--import-id", "nightly", sample(t, "residents.ndjson"))
+	if r.code != 2 || !strings.Contains(r.stderr, "import nightly was started from another file or with other options (residents.json)") {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -149,7 +150,7 @@ func (c *runConfig) prepare(path string) (prepared, error) {
 		id = importer.NewImportID(path, sum, opts)
 	}
 	p.path, p.format = path, format
-	p.imp = importer.Import{ID: id, File: filepath.Base(path), Options: opts, ReportDir: reportDir, CreatedAt: time.Now().UTC(), Total: -1}
+	p.imp = importer.Import{ID: id, File: filepath.Base(path), FileSHA256: hex.EncodeToString(sum), Options: opts, ReportDir: reportDir, CreatedAt: time.Now().UTC(), Total: -1}
 	return p, nil
 }
 
@@ -229,6 +230,9 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 	imp, created, err := st.CreateImport(ctx, p.imp)
 	if err != nil {
 		return unfinished(err)
+	}
+	if imp.FileSHA256 != p.imp.FileSHA256 || imp.Options != p.imp.Options {
+		return usageError("import %s was started from another file or with other options (%s); give another --import-id", imp.ID, imp.File)
 	}
 	if !created && imp.Finished() {
 		fmt.Fprintf(stderr, "import %s already finished; here is its result again\n", imp.ID)

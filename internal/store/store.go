@@ -132,8 +132,11 @@ func (s *Store) RowState(ctx context.Context, id string, row int) (importer.RowS
 	state := pipe.HGet(ctx, k.state, field)
 	resolved := pipe.HExists(ctx, k.results, field)
 	stopped := pipe.HGet(ctx, k.meta, "stopped")
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return importer.RowState{}, fmt.Errorf("error reading row %d of import %s: %w", row, id, err)
+	pipe.Exec(ctx) // errors are read per command: a missing field is not one
+	for _, cmd := range []redis.Cmder{state, resolved, stopped} {
+		if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return importer.RowState{}, fmt.Errorf("error reading row %d of import %s: %w", row, id, err)
+		}
 	}
 	st := parseState(state.Val())
 	st.Resolved = resolved.Val()
