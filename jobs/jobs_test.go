@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,17 +25,6 @@ func TestMain(m *testing.M) { redistest.Main(m) }
 
 const apiKey = "jobs-test-key"
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // countingReports counts report writes.
 type countingReports struct{ n atomic.Int32 }
@@ -53,7 +41,7 @@ type env struct {
 	insp    *asynq.Inspector
 	sandbox *sandbox.Server
 	api     *propexo.Client
-	clock   *clock
+	clock   *sandbox.ManualClock
 	reports *countingReports
 	h       *jobs.Handlers
 }
@@ -67,7 +55,7 @@ func envOn(t *testing.T, rdb *redis.Client) *env {
 
 // newEnv wires the handlers to a real Redis and the sandbox over HTTP. With
 // a nil clock the sandbox runs on real time.
-func newEnv(t *testing.T, latency string, clk *clock) *env {
+func newEnv(t *testing.T, latency string, clk *sandbox.ManualClock) *env {
 	t.Helper()
 	rdb := redistestClient(t)
 	lat, err := sandbox.ParseLatency(latency)
@@ -191,7 +179,7 @@ func TestRedeliveredSubmitDoesNotPostAgain(t *testing.T) {
 
 func TestStatusCheckReenqueuesItselfUntilResolved(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{now: time.Now()}
+	clk := sandbox.NewManualClock(time.Now())
 	e := newEnv(t, "fixed:30s", clk)
 	// Asynq schedules to the second: delays here are whole seconds.
 	e.h = jobs.NewHandlers(e.api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: 2 * time.Second, PollMax: time.Minute})
@@ -342,7 +330,7 @@ func TestUnauthorizedStopsTheImport(t *testing.T) {
 
 func TestInDoubtRowIsLookedUpNotResent(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{now: time.Now()}
+	clk := sandbox.NewManualClock(time.Now())
 	e := newEnv(t, "fixed:1s", clk)
 	e.newImport(t, "imp-doubt", 2, importer.Options{})
 

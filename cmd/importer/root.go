@@ -172,6 +172,19 @@ func (a *apiSettings) register(fs *pflag.FlagSet, getenv env) {
 	a.key = getenv("PROPEXO_API_KEY")
 }
 
+// endpoint returns the API's URL (production when only a key is set) and
+// the key, or a usage error when the key is missing.
+func (a *apiSettings) endpoint() (url, key string, err error) {
+	url = a.url
+	if url == "" {
+		url = defaultAPIURL
+	}
+	if a.key == "" {
+		return "", "", usageError("PROPEXO_API_KEY is not set: the API at %s needs a key (or use --api-key-file)", url)
+	}
+	return url, a.key, nil
+}
+
 // resolveKey reads the key file when one is given.
 func (a *apiSettings) resolveKey() error {
 	if a.keyFile == "" {

@@ -10,13 +10,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/propexo-importer/importer/importer"
-	"github.com/propexo-importer/importer/internal/queue"
 	"github.com/propexo-importer/importer/internal/sandbox"
 	"github.com/propexo-importer/importer/internal/source"
 	"github.com/propexo-importer/importer/internal/store"
@@ -217,12 +215,9 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 		return c.dryRunImport(p, stdout, stderr)
 	}
 
-	rdb, err := queue.Connect(ctx, c.redisURL)
+	rdb, err := connectRedis(ctx, c.redisURL)
 	if err != nil {
-		if strings.Contains(err.Error(), "not a Redis URL") {
-			return usageError("%v", err)
-		}
-		return unfinished(err)
+		return err
 	}
 	defer rdb.Close()
 	st := store.New(rdb.Client)

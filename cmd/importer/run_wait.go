@@ -55,17 +55,14 @@ func (c *runConfig) apiFor(ctx context.Context, rdb *queue.Redis, stderr io.Writ
 		}
 		return client, sb.close, nil
 	}
-	url := c.api.url
-	if url == "" {
-		url = defaultAPIURL
-	}
-	if c.api.key == "" {
-		return nil, nil, usageError("PROPEXO_API_KEY is not set: the API at %s needs a key (or use --api-key-file)", url)
+	url, key, err := c.api.endpoint()
+	if err != nil {
+		return nil, nil, err
 	}
 	if rdb.Embedded {
 		fmt.Fprintln(stderr, "warning: no REDIS_URL: the import's state lives in this process only; if it is interrupted, a new run cannot tell which rows were already sent. Set REDIS_URL for imports that can resume.")
 	}
-	client, err := newAPIClient(ctx, url, c.api.key, true)
+	client, err := newAPIClient(ctx, url, key, true)
 	if err != nil {
 		return nil, nil, err
 	}

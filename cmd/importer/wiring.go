@@ -95,6 +95,19 @@ func (s *embeddedSandbox) close() {
 	s.srv.Shutdown(ctx)
 }
 
+// connectRedis connects to Redis (or starts the in-process one for an empty
+// URL); a bad URL is a usage error, an unreachable server exit code 3.
+func connectRedis(ctx context.Context, url string) (*queue.Redis, error) {
+	rdb, err := queue.Connect(ctx, url)
+	if errors.Is(err, queue.ErrBadURL) {
+		return nil, usageError("%v", err)
+	}
+	if err != nil {
+		return nil, unfinished(err)
+	}
+	return rdb, nil
+}
+
 // newAPIClient builds the API client and, when probe is set, checks that the
 // API answers and takes the key, with one cheap request.
 func newAPIClient(ctx context.Context, url, key string, probe bool) (*propexo.Client, error) {

@@ -4,11 +4,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/propexo-importer/importer/internal/queue"
 	"github.com/propexo-importer/importer/internal/store"
 	"github.com/propexo-importer/importer/jobs"
 )
@@ -58,22 +56,16 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 	if err := c.api.resolveKey(); err != nil {
 		return err
 	}
-	url := c.api.url
-	if url == "" {
-		url = defaultAPIURL
-	}
-	if c.api.key == "" {
-		return usageError("PROPEXO_API_KEY is not set: the API at %s needs a key (or use --api-key-file)", url)
-	}
-	rdb, err := queue.Connect(ctx, c.redisURL)
+	url, key, err := c.api.endpoint()
 	if err != nil {
-		if strings.Contains(err.Error(), "not a Redis URL") {
-			return usageError("%v", err)
-		}
-		return unfinished(err)
+		return err
+	}
+	rdb, err := connectRedis(ctx, c.redisURL)
+	if err != nil {
+		return err
 	}
 	defer rdb.Close()
-	api, err := newAPIClient(ctx, url, c.api.key, true)
+	api, err := newAPIClient(ctx, url, key, true)
 	if err != nil {
 		return err
 	}

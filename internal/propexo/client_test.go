@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,23 +17,10 @@ import (
 
 const key = "test-key-123"
 
-// clock is a settable time for the sandbox, so PENDING turns into an
-// outcome when the test says.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func newSandbox(t *testing.T, cfg sandbox.Config) (*propexo.Client, *sandbox.Server, *clock) {
+func newSandbox(t *testing.T, cfg sandbox.Config) (*propexo.Client, *sandbox.Server, *sandbox.ManualClock) {
 	t.Helper()
-	clk := &clock{now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	clk := sandbox.NewManualClock(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
 	cfg.APIKey, cfg.Now = key, clk.Now
 	if cfg.Latency == (sandbox.Latency{}) {
 		cfg.Latency, _ = sandbox.ParseLatency("fixed:10s")

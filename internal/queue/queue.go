@@ -5,6 +5,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -16,6 +17,9 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
+
+// ErrBadURL is wrapped by Connect's error for a URL that is not a Redis URL.
+var ErrBadURL = errors.New("not a Redis URL")
 
 // Redis is a connection to the Redis that holds the queue and the imports.
 type Redis struct {
@@ -48,7 +52,7 @@ func Connect(ctx context.Context, redisURL string) (*Redis, error) {
 	}
 	opt, err := asynq.ParseRedisURI(redisURL)
 	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL %q is not a Redis URL (redis://host:port/db, rediss://, redis-sentinel://): %v", Redact(redisURL), err)
+		return nil, fmt.Errorf("REDIS_URL %q is %w (use redis://host:port/db, rediss:// or redis-sentinel://): %v", Redact(redisURL), ErrBadURL, err)
 	}
 	if r.Addr == "" {
 		r.Addr = Redact(redisURL)
