@@ -25,7 +25,6 @@ func TestMain(m *testing.M) { redistest.Main(m) }
 
 const apiKey = "jobs-test-key"
 
-
 // countingReports counts report writes.
 type countingReports struct{ n atomic.Int32 }
 

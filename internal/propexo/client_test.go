@@ -17,7 +17,6 @@ import (
 
 const key = "test-key-123"
 
-
 func newSandbox(t *testing.T, cfg sandbox.Config) (*propexo.Client, *sandbox.Server, *sandbox.ManualClock) {
 	t.Helper()
 	clk := sandbox.NewManualClock(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
