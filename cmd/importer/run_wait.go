@@ -264,12 +264,15 @@ func (p *progress) update(pr importer.Progress) {
 				progressbar.OptionSetDescription(p.id),
 				progressbar.OptionShowCount(),
 				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionThrottle(200*time.Millisecond),
-				progressbar.OptionClearOnFinish())
-		}
-		if p.bar != nil {
+				progressbar.OptionSetItsString("rows"),
+				progressbar.OptionShowIts(),
+				progressbar.OptionThrottle(200*time.Millisecond))
 			p.bar.Set(pr.Resolved)
 		}
+		if p.bar != nil && pr.Resolved != p.last.Resolved {
+			p.bar.Set(pr.Resolved)
+		}
+		p.last = pr
 		return
 	}
 	changed := pr.Resolved != p.last.Resolved || pr.Total != p.last.Total
