@@ -15,12 +15,13 @@ import (
 )
 
 type sandboxConfig struct {
-	addr        string
-	apiKey      apiSettings
-	latency     string
-	failureRate float64
-	partialRate float64
-	seed        uint64
+	addr    string
+	apiKey  apiSettings
+	latency string
+	cfg     sandbox.Config
+	faults  struct {
+		slowDelay time.Duration
+	}
 }
 
 func newSandboxCommand(getenv env, g *globals, stderr io.Writer) *cobra.Command {
@@ -37,7 +38,12 @@ Clients must send the key in PROPEXO_API_KEY (or --api-key-file).
 Integrations: int_rentmanager_demo (rentmanager; properties prop_100,
 prop_200, prop_300), int_propertyware_demo (propertyware_rest),
 int_buildium_demo and int_yardi_demo (cannot create: 405).
-GET /_sandbox/stats shows what it saw (requests, creates, duplicates).`,
+Rate limits: x-ratelimit-limit and x-ratelimit-remaining on every answer,
+each answer past 80% of a window held back 2s, 429 at 100% until the window
+ends. Faults (--error-rate, --drop-rate, --slow-rate) can also be changed at
+run time: PUT /_sandbox/faults {"error_rate":0.1,"error_burst":5}.
+GET /_sandbox/stats shows what it saw (requests, 429s, creates and residents
+per identity, faults, webhooks).`,
 		Example: `  PROPEXO_API_KEY=dev-key importer sandbox --addr 127.0.0.1:8080 --latency uniform:1s-5s --failure-rate 0.05`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -49,9 +55,23 @@ GET /_sandbox/stats shows what it saw (requests, creates, duplicates).`,
 	f.StringVar(&c.apiKey.keyFile, "api-key-file", getenv("PROPEXO_API_KEY_FILE"), "file holding the key clients must send; the key itself is read from $PROPEXO_API_KEY "+envTag("PROPEXO_API_KEY_FILE"))
 	c.apiKey.key = getenv("PROPEXO_API_KEY")
 	f.StringVar(&c.latency, "latency", envOr(getenv, "SANDBOX_LATENCY", sandbox.DefaultLatency), "how long writes stay PENDING: fixed:2s, uniform:1s-5s or lognormal:median=2s,p99=30s "+envTag("SANDBOX_LATENCY"))
-	f.Float64Var(&c.failureRate, "failure-rate", 0, "share of writes (0-1) that end in FAILURE")
-	f.Float64Var(&c.partialRate, "partial-rate", 0, "share of writes (0-1) that end in PARTIAL_SUCCESS")
-	f.Uint64Var(&c.seed, "seed", 1, "seed of the random choices, so a run can be repeated")
+	f.Float64Var(&c.cfg.FailureRate, "failure-rate", 0, "share of writes (0-1) that end in FAILURE")
+	f.Float64Var(&c.cfg.PartialRate, "partial-rate", 0, "share of writes (0-1) that end in PARTIAL_SUCCESS")
+	f.Float64Var(&c.cfg.StuckRate, "stuck-rate", 0, "share of writes (0-1) that never leave PENDING")
+	f.Uint64Var(&c.cfg.Seed, "seed", 1, "seed of the random choices, so a run can be repeated")
+	f.IntVar(&c.cfg.RateLimit, "rate-limit", 150, "requests allowed per window, all endpoints together (-1: no limit)")
+	f.DurationVar(&c.cfg.RateWindow, "rate-window", time.Minute, "length of a rate-limit window")
+	f.DurationVar(&c.cfg.SlowDelay, "rate-slow-delay", 2*time.Second, "delay of each answer past 80% of a window")
+	f.Float64Var(&c.cfg.Faults.ErrorRate, "error-rate", 0, "share of requests (0-1) that start a burst of 503 answers")
+	f.IntVar(&c.cfg.Faults.ErrorBurst, "error-burst", 1, "length of a 503 burst")
+	f.Float64Var(&c.cfg.Faults.DropRate, "drop-rate", 0, "share of requests (0-1) whose answer is lost after the request took effect")
+	f.Float64Var(&c.cfg.Faults.SlowRate, "slow-rate", 0, "share of answers (0-1) held back by --slow-delay")
+	f.DurationVar(&c.faults.slowDelay, "slow-delay", 5*time.Second, "how long a slow answer is held back")
+	f.StringVar(&c.cfg.Webhooks.URL, "webhook-url", getenv("SANDBOX_WEBHOOK_URL"), "where to send webhooks when writes resolve, signed with $PROPEXO_WEBHOOK_SECRET (none when empty) "+envTag("SANDBOX_WEBHOOK_URL"))
+	f.DurationVar(&c.cfg.Webhooks.RetryInterval, "webhook-retry-interval", 15*time.Minute, "wait before a webhook answered non-2xx is sent again (10 times at most)")
+	f.Float64Var(&c.cfg.Webhooks.DuplicateRate, "webhook-duplicate-rate", 0, "share of webhooks (0-1) sent twice")
+	f.DurationVar(&c.cfg.Webhooks.Jitter, "webhook-jitter", 0, "hold each webhook back by up to this long, so they arrive out of order")
+	c.cfg.Webhooks.Secret = getenv("PROPEXO_WEBHOOK_SECRET")
 	return cmd
 }
 
@@ -66,16 +86,31 @@ func (c *sandboxConfig) run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return usageError("--latency: %v", err)
 	}
-	if c.failureRate < 0 || c.failureRate > 1 || c.partialRate < 0 || c.partialRate > 1 || c.failureRate+c.partialRate > 1 {
-		return usageError("--failure-rate %v and --partial-rate %v: use shares from 0 to 1 that add up to at most 1", c.failureRate, c.partialRate)
+	if c.cfg.FailureRate < 0 || c.cfg.PartialRate < 0 || c.cfg.StuckRate < 0 || c.cfg.FailureRate+c.cfg.PartialRate+c.cfg.StuckRate > 1 {
+		return usageError("--failure-rate, --partial-rate and --stuck-rate: use shares from 0 to 1 that add up to at most 1")
 	}
+	if f := c.cfg.Faults; f.ErrorRate < 0 || f.DropRate < 0 || f.SlowRate < 0 || f.ErrorRate+f.DropRate+f.SlowRate > 1 {
+		return usageError("--error-rate, --drop-rate and --slow-rate: use shares from 0 to 1 that add up to at most 1")
+	}
+	if c.cfg.RateLimit == 0 {
+		return usageError("--rate-limit 0: use a positive limit, or -1 for none")
+	}
+	if c.cfg.Webhooks.URL != "" && c.cfg.Webhooks.Secret == "" {
+		return usageError("--webhook-url needs PROPEXO_WEBHOOK_SECRET, the secret that signs the deliveries")
+	}
+	c.cfg.Faults.SlowDelay = sandbox.Duration(c.faults.slowDelay)
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return usageError("--addr %s: %v", c.addr, err)
 	}
-	sb := sandbox.New(sandbox.Config{APIKey: c.apiKey.key, Latency: latency, FailureRate: c.failureRate, PartialRate: c.partialRate, Seed: c.seed})
+	cfg := c.cfg
+	cfg.APIKey, cfg.Latency = c.apiKey.key, latency
+	sb := sandbox.New(cfg)
+	sb.Start()
+	defer sb.Close()
 	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("sandbox listening", "url", "http://"+ln.Addr().String(), "latency", latency.String(), "failure_rate", c.failureRate, "partial_rate", c.partialRate)
+	log.Info("sandbox listening", "url", "http://"+ln.Addr().String(), "latency", latency.String(), "rate_limit", cfg.RateLimit,
+		"failure_rate", cfg.FailureRate, "partial_rate", cfg.PartialRate, "stuck_rate", cfg.StuckRate, "webhooks", cfg.Webhooks.URL != "")
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

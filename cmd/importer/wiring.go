@@ -74,6 +74,7 @@ func (w *workers) stop() {
 type embeddedSandbox struct {
 	url, key string
 	srv      *http.Server
+	sb       *sandbox.Server
 }
 
 func startSandbox(cfg sandbox.Config) (*embeddedSandbox, error) {
@@ -84,15 +85,18 @@ func startSandbox(cfg sandbox.Config) (*embeddedSandbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("error starting the in-process sandbox: %w", err)
 	}
-	srv := &http.Server{Handler: sandbox.New(cfg).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	sb := sandbox.New(cfg)
+	sb.Start()
+	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	return &embeddedSandbox{url: "http://" + ln.Addr().String(), key: cfg.APIKey, srv: srv}, nil
+	return &embeddedSandbox{url: "http://" + ln.Addr().String(), key: cfg.APIKey, srv: srv, sb: sb}, nil
 }
 
 func (s *embeddedSandbox) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	s.srv.Shutdown(ctx)
+	s.sb.Close()
 }
 
 // connectRedis connects to Redis (or starts the in-process one for an empty

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/mail"
@@ -48,6 +49,23 @@ type Config struct {
 	// names a property of its integration that is not here fails at the
 	// PMS, after the latency. Default DefaultProperties.
 	Properties map[string]string
+	// StuckRate is the share of writes, 0 to 1, that never leave PENDING.
+	// Default 0.
+	StuckRate float64
+	// RateLimit is how many requests a window allows, all endpoints
+	// together. Default 150; negative: no limit.
+	RateLimit int
+	// RateWindow is the length of a rate-limit window, aligned to the
+	// clock. Default one minute.
+	RateWindow time.Duration
+	// SlowDelay is how long each answer past 80% of a window's allowance
+	// is held back. Default 2s.
+	SlowDelay time.Duration
+	// Faults are the faults injected from the start; they can be changed
+	// at run time through PUT /_sandbox/faults.
+	Faults Faults
+	// Webhooks configures webhook deliveries; none without a URL.
+	Webhooks WebhookConfig
 	// Now tells the time. Default time.Now.
 	Now func() time.Time
 }
@@ -86,6 +104,13 @@ type Server struct {
 	residents map[string]*resident
 	order     []string // resident ids in creation order
 	stats     Stats
+	faults    Faults
+	burstLeft int       // 5xx answers still owed by a burst
+	window    time.Time // start of the current rate-limit window
+	used      int       // requests counted in it
+	hooks     *webhooks
+	stop      chan struct{}
+	done      chan struct{}
 }
 
 // Stats are the sandbox's counts, served at GET /_sandbox/stats so that tests
@@ -102,6 +127,17 @@ type Stats struct {
 	// CreatesByIdentity counts accepted creates by integration, email and
 	// name, so that a resident sent twice is visible.
 	CreatesByIdentity map[string]int `json:"creates_by_identity"`
+	// ResidentsByIdentity counts the residents written, by the same key:
+	// any value above 1 is a duplicate resident.
+	ResidentsByIdentity map[string]int `json:"residents_by_identity"`
+	// RateLimited counts answers 429; Slowed, answers held back past 80%.
+	RateLimited int `json:"responses_429"`
+	Slowed      int `json:"responses_slowed"`
+	// Faults counts injected faults by kind (error, drop, slow).
+	Faults map[string]int `json:"faults"`
+	// Webhooks counts webhook deliveries: sent, failed (non-2xx or no
+	// answer), duplicated.
+	Webhooks map[string]int `json:"webhooks"`
 }
 
 type job struct {
@@ -112,7 +148,8 @@ type job struct {
 	errors    []string
 	body      resident
 	recordID  string
-	index     int // in the pending heap
+	stuck     bool // never resolves
+	index     int  // in the pending heap
 }
 
 // New returns a sandbox with the given configuration.
@@ -132,12 +169,69 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Server{
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit = 150
+	}
+	if cfg.RateWindow <= 0 {
+		cfg.RateWindow = time.Minute
+	}
+	if cfg.SlowDelay == 0 {
+		cfg.SlowDelay = 2 * time.Second
+	}
+	s := &Server{
 		cfg:       cfg,
 		rng:       mrand.New(mrand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		jobs:      map[string]*job{},
 		residents: map[string]*resident{},
-		stats:     Stats{Requests: map[string]int{}, CreatesByIdentity: map[string]int{}},
+		faults:    cfg.Faults,
+		stats: Stats{Requests: map[string]int{}, CreatesByIdentity: map[string]int{}, ResidentsByIdentity: map[string]int{},
+			Faults: map[string]int{}, Webhooks: map[string]int{}},
+	}
+	if cfg.Webhooks.URL != "" {
+		s.hooks = newWebhooks(s, cfg.Webhooks)
+	}
+	return s
+}
+
+// Start runs what the sandbox does on its own: writes resolve (and their
+// webhooks go out) on time even when nobody asks. Close stops it.
+func (s *Server) Start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stop != nil {
+		return
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	s.stop, s.done = stop, done
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				s.mu.Lock()
+				s.resolveDue()
+				s.mu.Unlock()
+				if s.hooks != nil {
+					s.hooks.deliverDue()
+				}
+			}
+		}
+	}()
+}
+
+// Close stops what Start started.
+func (s *Server) Close() {
+	s.mu.Lock()
+	stop, done := s.stop, s.done
+	s.stop = nil
+	s.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
 	}
 }
 
@@ -145,19 +239,12 @@ func New(cfg Config) *Server {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := Stats{
-		Requests:          make(map[string]int, len(s.stats.Requests)),
-		Unauthorized:      s.stats.Unauthorized,
-		Creates:           s.stats.Creates,
-		ResidentsCreated:  s.stats.ResidentsCreated,
-		CreatesByIdentity: make(map[string]int, len(s.stats.CreatesByIdentity)),
-	}
-	for k, v := range s.stats.Requests {
-		out.Requests[k] = v
-	}
-	for k, v := range s.stats.CreatesByIdentity {
-		out.CreatesByIdentity[k] = v
-	}
+	out := s.stats
+	out.Requests = maps.Clone(s.stats.Requests)
+	out.CreatesByIdentity = maps.Clone(s.stats.CreatesByIdentity)
+	out.ResidentsByIdentity = maps.Clone(s.stats.ResidentsByIdentity)
+	out.Faults = maps.Clone(s.stats.Faults)
+	out.Webhooks = maps.Clone(s.stats.Webhooks)
 	return out
 }
 
@@ -175,9 +262,11 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/admin/retry-write/{job}", "retry_write", s.retryWrite)
 	route("GET /v1/admin/integrations/{$}", "list_integrations", s.integrations)
 	route("GET /v1/properties/{$}", "list_properties", s.properties)
-	route("GET /_sandbox/stats", "stats", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /_sandbox/stats", s.admin(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())
-	})
+	}))
+	mux.HandleFunc("GET /_sandbox/faults", s.admin(s.getFaults))
+	mux.HandleFunc("PUT /_sandbox/faults", s.admin(s.putFaults))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -185,6 +274,19 @@ func (s *Server) Handler() http.Handler {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path), nil)
 	})
 	return mux
+}
+
+// admin guards the sandbox's own endpoints: the same token, but no rate
+// limit and no faults, so tests can always read and steer it.
+func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.APIKey)) != 1 {
+			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token", nil)
+			return
+		}
+		h(w, r)
+	}
 }
 
 func (s *Server) authorized(endpoint string, h http.HandlerFunc) http.HandlerFunc {
@@ -199,8 +301,17 @@ func (s *Server) authorized(endpoint string, h http.HandlerFunc) http.HandlerFun
 		}
 		s.stats.Requests[endpoint]++
 		s.resolveDue()
+		limited, slow := s.countRequest(w.Header())
+		fault := s.drawFault()
 		s.mu.Unlock()
-		h(w, r)
+		if limited {
+			writeError(w, http.StatusTooManyRequests, "rate_limited", "Rate limit exceeded; wait for the window to end", nil)
+			return
+		}
+		if slow > 0 {
+			time.Sleep(slow)
+		}
+		s.serveWithFault(fault, w, r, h)
 	}
 }
 
@@ -299,6 +410,12 @@ func (s *Server) newJob(body resident, vendor string) *job {
 	case draw < s.cfg.FailureRate+s.cfg.PartialRate:
 		j.outcome = "PARTIAL_SUCCESS"
 		j.errors = []string{pmsError(422, "The resident was created but their contact preferences could not be saved")}
+	case draw < s.cfg.FailureRate+s.cfg.PartialRate+s.cfg.StuckRate:
+		j.stuck = true
+	}
+	if j.stuck {
+		s.jobs[j.id] = j
+		return j
 	}
 	s.jobs[j.id] = j
 	heap.Push(&s.pending, j)
@@ -320,6 +437,9 @@ func (s *Server) resolveDue() {
 		if j.outcome == "SUCCESS" || j.outcome == "PARTIAL_SUCCESS" {
 			j.recordID = s.store(j.body, j.resolveAt)
 		}
+		if s.hooks != nil {
+			s.hooks.resolved(j)
+		}
 	}
 }
 
@@ -334,6 +454,7 @@ func (s *Server) store(body resident, at time.Time) string {
 	s.residents[id] = &rec
 	s.order = append(s.order, id)
 	s.stats.ResidentsCreated++
+	s.stats.ResidentsByIdentity[identity(body)]++
 	return id
 }
 

@@ -33,7 +33,7 @@ func TestLognormalLatencyThroughTheAPI(t *testing.T) {
 	lat, _ := sandbox.ParseLatency("lognormal:median=2s,p99=30s")
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	sb := sandbox.New(sandbox.Config{APIKey: "k", Latency: lat, Seed: 42, Now: clock})
+	sb := sandbox.New(sandbox.Config{APIKey: "k", Latency: lat, Seed: 42, Now: clock, RateLimit: -1})
 	h := sb.Handler()
 	do := func(method, path, body string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(method, path, strings.NewReader(body))

@@ -1,0 +1,336 @@
+package sandbox_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/propexo-importer/importer/internal/sandbox"
+)
+
+const key = "k"
+
+type api struct {
+	t   *testing.T
+	url string
+	sb  *sandbox.Server
+}
+
+func start(t *testing.T, cfg sandbox.Config) *api {
+	t.Helper()
+	cfg.APIKey = key
+	if cfg.Latency == (sandbox.Latency{}) {
+		cfg.Latency, _ = sandbox.ParseLatency("fixed:1s")
+	}
+	sb := sandbox.New(cfg)
+	sb.Start()
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(func() { srv.Close(); sb.Close() })
+	return &api{t: t, url: srv.URL, sb: sb}
+}
+
+func (a *api) do(method, path, body string) (*http.Response, []byte) {
+	a.t.Helper()
+	req, _ := http.NewRequest(method, a.url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+const buildium = `{"integration_id":"int_buildium_demo","first_name":"Ada","last_name":"Lovelace","email_1":"ada@example.com"}`
+
+func (a *api) create() string {
+	a.t.Helper()
+	resp, body := a.do("POST", "/v1/residents/", buildium)
+	if resp == nil || resp.StatusCode != 200 {
+		a.t.Fatalf("create: %v %s", resp, body)
+	}
+	var answer struct {
+		Meta struct {
+			JobID string `json:"job_id"`
+		} `json:"meta"`
+	}
+	json.Unmarshal(body, &answer)
+	return answer.Meta.JobID
+}
+
+func (a *api) status(job string) map[string]any {
+	a.t.Helper()
+	_, body := a.do("GET", "/v1/admin/write-status/"+job, "")
+	var out map[string]any
+	json.Unmarshal(body, &out)
+	return out
+}
+
+func TestRateLimitWindow(t *testing.T) {
+	clk := sandbox.NewManualClock(time.Date(2026, 1, 1, 0, 0, 10, 0, time.UTC))
+	a := start(t, sandbox.Config{RateLimit: 10, SlowDelay: 20 * time.Millisecond, Now: clk.Now})
+	for i := 1; i <= 10; i++ {
+		resp, _ := a.do("GET", "/v1/residents/", "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+		if got := resp.Header.Get("x-ratelimit-limit"); got != "10" {
+			t.Errorf("x-ratelimit-limit = %q", got)
+		}
+		if got := resp.Header.Get("x-ratelimit-remaining"); got != strconv.Itoa(10-i) {
+			t.Errorf("request %d: x-ratelimit-remaining = %q, want %d", i, got, 10-i)
+		}
+	}
+	if got := a.sb.Stats().Slowed; got != 2 {
+		t.Errorf("%d answers held back, want 2 (requests 9 and 10, past 80%%)", got)
+	}
+	resp, body := a.do("POST", "/v1/residents/", buildium)
+	if resp.StatusCode != 429 || !strings.Contains(string(body), `"code":"rate_limited"`) || resp.Header.Get("x-ratelimit-remaining") != "0" {
+		t.Fatalf("request 11: %d %s", resp.StatusCode, body)
+	}
+	if got := resp.Header.Get("Retry-After"); got != "50" {
+		t.Errorf("Retry-After = %q, want the 50s left in the window", got)
+	}
+	if a.sb.Stats().Creates != 0 {
+		t.Error("a create answered 429 was made")
+	}
+	clk.Add(49 * time.Second)
+	if resp, _ := a.do("GET", "/v1/residents/", ""); resp.StatusCode != 429 {
+		t.Errorf("still in the window: %d, want 429", resp.StatusCode)
+	}
+	clk.Add(time.Second)
+	if resp, _ := a.do("GET", "/v1/residents/", ""); resp.StatusCode != 200 || resp.Header.Get("x-ratelimit-remaining") != "9" {
+		t.Errorf("next window: %d remaining %s", resp.StatusCode, resp.Header.Get("x-ratelimit-remaining"))
+	}
+	if got := a.sb.Stats().RateLimited; got != 2 {
+		t.Errorf("stats count %d 429s, want 2", got)
+	}
+}
+
+func TestSlowDelayIsReal(t *testing.T) {
+	a := start(t, sandbox.Config{RateLimit: 5, SlowDelay: 300 * time.Millisecond})
+	for i := 0; i < 4; i++ {
+		a.do("GET", "/v1/residents/", "")
+	}
+	began := time.Now()
+	a.do("GET", "/v1/residents/", "")
+	if took := time.Since(began); took < 300*time.Millisecond {
+		t.Errorf("the answer past 80%% took %v, want the 300ms delay", took)
+	}
+}
+
+func TestFaultsAtRunTime(t *testing.T) {
+	a := start(t, sandbox.Config{RateLimit: -1})
+	resp, _ := a.do("PUT", "/_sandbox/faults", `{"error_rate":1,"error_burst":3}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("PUT faults: %d", resp.StatusCode)
+	}
+	resp, _ = a.do("GET", "/v1/residents/", "")
+	a.do("PUT", "/_sandbox/faults", `{}`)
+	if resp.StatusCode != 503 {
+		t.Errorf("with error_rate 1: %d", resp.StatusCode)
+	}
+	// Switching faults off ends a burst at once.
+	codes := []int{}
+	for i := 0; i < 3; i++ {
+		resp, _ := a.do("GET", "/v1/residents/", "")
+		codes = append(codes, resp.StatusCode)
+	}
+	if codes[0] != 200 || codes[1] != 200 || codes[2] != 200 {
+		t.Errorf("after switching faults off: %v", codes)
+	}
+
+	a.do("PUT", "/_sandbox/faults", `{"drop_rate":1}`)
+	resp, _ = a.do("POST", "/v1/residents/", buildium)
+	a.do("PUT", "/_sandbox/faults", `{}`)
+	if resp != nil {
+		t.Errorf("a dropped answer arrived: %d", resp.StatusCode)
+	}
+	if a.sb.Stats().Creates != 1 {
+		t.Error("a dropped answer's create did not take effect")
+	}
+
+	a.do("PUT", "/_sandbox/faults", `{"slow_rate":1,"slow_delay":"200ms"}`)
+	began := time.Now()
+	a.do("GET", "/v1/residents/", "")
+	if took := time.Since(began); took < 200*time.Millisecond {
+		t.Errorf("slow answer took %v", took)
+	}
+	if resp, _ := a.do("PUT", "/_sandbox/faults", `{"error_rate":0.9,"drop_rate":0.9}`); resp.StatusCode != 400 {
+		t.Errorf("rates adding up past 1 were accepted")
+	}
+	if f := a.sb.Stats().Faults; f["error"] != 1 || f["drop"] != 1 || f["slow"] != 1 {
+		t.Errorf("fault counts = %v", f)
+	}
+}
+
+func TestFaultsRepeatWithTheSeed(t *testing.T) {
+	run := func() string {
+		a := start(t, sandbox.Config{RateLimit: -1, Seed: 7, Faults: sandbox.Faults{ErrorRate: 0.3}})
+		var b strings.Builder
+		for i := 0; i < 40; i++ {
+			resp, _ := a.do("GET", "/v1/residents/", "")
+			b.WriteString(strconv.Itoa(resp.StatusCode / 100))
+		}
+		return b.String()
+	}
+	first, second := run(), run()
+	if first != second || !strings.Contains(first, "5") || !strings.Contains(first, "2") {
+		t.Errorf("two runs with one seed: %s / %s", first, second)
+	}
+}
+
+func TestStuckJobsAndRetryWrite(t *testing.T) {
+	clk := sandbox.NewManualClock(time.Now())
+	a := start(t, sandbox.Config{RateLimit: -1, StuckRate: 1, Now: clk.Now})
+	stuck := a.create()
+	clk.Add(24 * time.Hour)
+	if st := a.status(stuck)["write_status"]; st != "PENDING" {
+		t.Errorf("a stuck job is %v after a day", st)
+	}
+	if resp, _ := a.do("POST", "/v1/admin/retry-write/"+stuck, "{}"); resp.StatusCode != 400 {
+		t.Errorf("retry-write of a PENDING job: %d, want 400", resp.StatusCode)
+	}
+
+	b := start(t, sandbox.Config{RateLimit: -1, FailureRate: 1, Now: clk.Now})
+	failed := b.create()
+	clk.Add(time.Minute)
+	st := b.status(failed)
+	errs, _ := st["errors"].([]any)
+	if st["write_status"] != "FAILURE" || len(errs) != 1 || !strings.HasPrefix(errs[0].(string), `{"Message":`) {
+		t.Fatalf("failed job = %v; errors must be stringified JSON", st)
+	}
+	resp, body := b.do("POST", "/v1/admin/retry-write/"+failed, "{}")
+	var answer struct {
+		Success bool   `json:"success"`
+		JobID   string `json:"job_id"`
+	}
+	json.Unmarshal(body, &answer)
+	if resp.StatusCode != 200 || !answer.Success || answer.JobID == "" || answer.JobID == failed {
+		t.Errorf("retry-write: %d %s", resp.StatusCode, body)
+	}
+}
+
+// hookReceiver records the webhook deliveries it gets and answers with the
+// status the test sets.
+type hookReceiver struct {
+	mu     sync.Mutex
+	bodies [][]byte
+	sigs   []string
+	status int
+}
+
+func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.bodies = append(h.bodies, b)
+	h.sigs = append(h.sigs, r.Header.Get("propexo-signature"))
+	w.WriteHeader(h.status)
+}
+
+func (h *hookReceiver) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.bodies)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 5s for %s", what)
+		}
+	}
+}
+
+func TestWebhooks(t *testing.T) {
+	recv := &hookReceiver{status: 200}
+	hooks := httptest.NewServer(recv)
+	defer hooks.Close()
+	lat, _ := sandbox.ParseLatency("fixed:50ms")
+	a := start(t, sandbox.Config{RateLimit: -1, Latency: lat, PartialRate: 0.5, Seed: 3,
+		Webhooks: sandbox.WebhookConfig{URL: hooks.URL, Secret: "whsec"}})
+	jobs := map[string]bool{}
+	for i := 0; i < 6; i++ {
+		jobs[a.create()] = true
+	}
+	// Partial writes send WRITE_OPERATION_FAILURE and, having created the
+	// resident, DATA_NEW: every job gets DATA_NEW.
+	waitFor(t, "the webhooks", func() bool { return recv.count() >= 6 })
+	time.Sleep(100 * time.Millisecond)
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	seenNew, seenFailure := 0, 0
+	for i, body := range recv.bodies {
+		if recv.sigs[i] != sandbox.Signature("whsec", body) {
+			t.Errorf("delivery %d: bad signature", i)
+		}
+		var ev struct {
+			Event     string `json:"event"`
+			Trigger   string `json:"trigger"`
+			RootJobID string `json:"root_job_id"`
+			RecordID  string `json:"record_id"`
+			Data      struct {
+				RootJobID   string   `json:"root_job_id"`
+				WriteStatus string   `json:"write_status"`
+				Errors      []string `json:"errors"`
+			} `json:"data"`
+		}
+		json.Unmarshal(body, &ev)
+		switch {
+		case ev.Event == "DATA_NEW":
+			seenNew++
+			if !jobs[ev.RootJobID] || !strings.HasPrefix(ev.RecordID, "res_") {
+				t.Errorf("DATA_NEW = %s", body)
+			}
+		case ev.Trigger == "WRITE_OPERATION_FAILURE":
+			seenFailure++
+			if !jobs[ev.Data.RootJobID] || ev.Data.WriteStatus != "PARTIAL_SUCCESS" || len(ev.Data.Errors) == 0 {
+				t.Errorf("WRITE_OPERATION_FAILURE = %s", body)
+			}
+		default:
+			t.Errorf("unknown delivery %s", body)
+		}
+	}
+	if seenNew != 6 || seenFailure == 0 {
+		t.Errorf("%d DATA_NEW and %d WRITE_OPERATION_FAILURE", seenNew, seenFailure)
+	}
+}
+
+func TestWebhooksRetryAndDuplicate(t *testing.T) {
+	recv := &hookReceiver{status: 500}
+	hooks := httptest.NewServer(recv)
+	defer hooks.Close()
+	lat, _ := sandbox.ParseLatency("fixed:10ms")
+	a := start(t, sandbox.Config{RateLimit: -1, Latency: lat,
+		Webhooks: sandbox.WebhookConfig{URL: hooks.URL, Secret: "s", RetryInterval: 100 * time.Millisecond, MaxRetries: 2}})
+	a.create()
+	waitFor(t, "three attempts", func() bool { return recv.count() == 3 })
+	time.Sleep(300 * time.Millisecond)
+	if got := recv.count(); got != 3 {
+		t.Errorf("%d attempts, want 1 and 2 retries", got)
+	}
+	if got := a.sb.Stats().Webhooks["failed"]; got != 3 {
+		t.Errorf("stats failed = %d", got)
+	}
+
+	recv2 := &hookReceiver{status: 204}
+	hooks2 := httptest.NewServer(recv2)
+	defer hooks2.Close()
+	b := start(t, sandbox.Config{RateLimit: -1, Latency: lat,
+		Webhooks: sandbox.WebhookConfig{URL: hooks2.URL, Secret: "s", DuplicateRate: 1}})
+	b.create()
+	waitFor(t, "two copies", func() bool { return recv2.count() == 2 })
+	if !bytes.Equal(recv2.bodies[0], recv2.bodies[1]) {
+		t.Error("the duplicate differs from the original")
+	}
+}

@@ -1,0 +1,37 @@
+package sandbox
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// countRequest counts one request in the current rate-limit window and sets
+// the rate-limit headers. It tells whether the request is over the limit
+// (answer 429) and how long to hold the answer back (past 80%). Callers
+// hold mu.
+func (s *Server) countRequest(h http.Header) (limited bool, hold time.Duration) {
+	if s.cfg.RateLimit < 0 {
+		return false, 0
+	}
+	now := s.cfg.Now()
+	start := now.Truncate(s.cfg.RateWindow)
+	if !start.Equal(s.window) {
+		s.window, s.used = start, 0
+	}
+	s.used++
+	limit := s.cfg.RateLimit
+	h.Set("x-ratelimit-limit", strconv.Itoa(limit))
+	h.Set("x-ratelimit-remaining", strconv.Itoa(max(limit-s.used, 0)))
+	if s.used > limit {
+		s.stats.RateLimited++
+		left := start.Add(s.cfg.RateWindow).Sub(now)
+		h.Set("Retry-After", strconv.Itoa(int((left+time.Second-1)/time.Second)))
+		return true, 0
+	}
+	if s.used*5 > limit*4 {
+		s.stats.Slowed++
+		return false, s.cfg.SlowDelay
+	}
+	return false, 0
+}
