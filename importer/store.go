@@ -30,6 +30,7 @@ const (
 	StatStatusChecks = "status_checks"
 	StatRateLimited  = "responses_429"
 	StatRetries      = "retries"
+	StatThrottled    = "rate_limit_waits"
 )
 
 // StatRequests is the counter of API requests made to an endpoint.
@@ -77,6 +78,7 @@ type Summary struct {
 	RateLimited    int             `json:"responses_429"`
 	StatusChecks   int             `json:"status_checks"`
 	Retries        int             `json:"retries"`
+	RateLimitWaits int             `json:"rate_limit_waits"`
 	Stopped        string          `json:"stopped,omitempty"`
 	StartedAt      time.Time       `json:"started_at"`
 	FinishedAt     time.Time       `json:"finished_at,omitzero"`
@@ -97,6 +99,7 @@ func NewSummary(imp Import, p Progress, stats map[string]int) Summary {
 		RateLimited:    stats[StatRateLimited],
 		StatusChecks:   stats[StatStatusChecks],
 		Retries:        stats[StatRetries],
+		RateLimitWaits: stats[StatThrottled],
 		Stopped:        imp.Stopped,
 		StartedAt:      imp.CreatedAt,
 		FinishedAt:     imp.FinishedAt,

@@ -117,6 +117,13 @@ func (h *Handlers) Check(ctx context.Context, t *asynq.Task) error {
 		return err // followed again when the import is resumed
 	}
 
+	requests := 1
+	if p.Verify {
+		requests = 2 // the status, and the record read back on success
+	}
+	if err := h.take(ctx, p.ImportID, requests); err != nil {
+		return err
+	}
 	status, err := h.api.WriteStatus(ctx, p.JobID)
 	h.countRequest(ctx, p.ImportID, importer.EndpointWriteStatus, err)
 	h.count(ctx, p.ImportID, importer.StatStatusChecks)

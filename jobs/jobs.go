@@ -51,6 +51,15 @@ type Config struct {
 	// before its row fails. Waiting for a rate limit does not count.
 	// Default 10.
 	MaxRetry int
+	// Limiter paces the API requests of every worker; an error from Take
+	// with a RetryIn() time.Duration method means "wait that long", and
+	// the task is rescheduled without counting a failure. Default: none.
+	Limiter Limiter
+}
+
+// Limiter hands out API requests; *ratelimit.Limiter is one.
+type Limiter interface {
+	Take(ctx context.Context, n int) error
 }
 
 // WithDefaults returns the config with every zero field set to its default.
@@ -138,6 +147,21 @@ func (h *Handlers) resolve(ctx context.Context, importID string, r importer.RowR
 		return EnqueueFinalize(ctx, h.queue, importID)
 	}
 	return nil
+}
+
+// take reserves n API requests from the limiter. A wait comes back as a
+// waitError: the task is rescheduled, no failure is counted.
+func (h *Handlers) take(ctx context.Context, importID string, n int) error {
+	if h.cfg.Limiter == nil {
+		return nil
+	}
+	err := h.cfg.Limiter.Take(ctx, n)
+	var w interface{ RetryIn() time.Duration }
+	if errors.As(err, &w) {
+		h.count(ctx, importID, importer.StatThrottled)
+		return &waitError{after: w.RetryIn(), err: err}
+	}
+	return err
 }
 
 // count adds to an import's counter; a failure to count is logged, never a

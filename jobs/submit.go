@@ -82,6 +82,9 @@ func (h *Handlers) Submit(ctx context.Context, t *asynq.Task) error {
 		return h.settleInDoubt(ctx, p)
 	}
 
+	if err := h.take(ctx, p.ImportID, 1); err != nil {
+		return err
+	}
 	if err := h.store.MarkSending(ctx, p.ImportID, p.Row); err != nil {
 		return err
 	}
@@ -143,6 +146,9 @@ func (h *Handlers) settleInDoubt(ctx context.Context, p SubmitPayload) error {
 	r := p.Resident
 	if r.Email1 == "" {
 		return h.resolve(ctx, p.ImportID, inDoubt(p, "it has no email_1 to look it up by"))
+	}
+	if err := h.take(ctx, p.ImportID, 1); err != nil {
+		return err
 	}
 	found, err := h.api.FindResidents(ctx, r.IntegrationID, r.Email1)
 	h.countRequest(ctx, p.ImportID, importer.EndpointListResidents, err)

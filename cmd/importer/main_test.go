@@ -107,7 +107,7 @@ func reportDir(t *testing.T, dir string, r result) string {
 
 // fast makes the in-process sandbox and the polls quick, so the tests do
 // not wait on the defaults meant for people.
-var fast = []string{"--sandbox-latency", "uniform:200ms-1500ms", "--poll-initial", "1s"}
+var fast = []string{"--sandbox-latency", "uniform:200ms-1500ms", "--poll-initial", "1s", "--rate-limit", "6000"}
 
 func TestRunSampleWithNothingConfigured(t *testing.T) {
 	dir := t.TempDir()
@@ -325,12 +325,12 @@ func TestWorkersOnRealRedis(t *testing.T) {
 	redistest.Client(t) // empty it
 	addr := freeAddr(t)
 	key := "e2e-sandbox-key"
-	background(t, dir, map[string]string{"PROPEXO_API_KEY": key}, "sandbox", "--addr", addr, "--latency", "uniform:200ms-2s")
+	background(t, dir, map[string]string{"PROPEXO_API_KEY": key}, "sandbox", "--addr", addr, "--latency", "uniform:200ms-2s", "--rate-limit", "6000")
 	waitForHTTP(t, "http://"+addr+"/_sandbox/stats")
 	workerEnv := map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key, "IMPORTER_LOG_FORMAT": "json"}
 	logs := []*syncBuffer{
-		background(t, dir, workerEnv, "worker", "--concurrency", "5", "--poll-initial", "1s"),
-		background(t, dir, workerEnv, "worker", "--concurrency", "5", "--poll-initial", "1s"),
+		background(t, dir, workerEnv, "worker", "--concurrency", "5", "--poll-initial", "1s", "--rate-limit", "6000"),
+		background(t, dir, workerEnv, "worker", "--concurrency", "5", "--poll-initial", "1s", "--rate-limit", "6000"),
 	}
 
 	runEnv := map[string]string{"REDIS_URL": redisURL}
@@ -419,7 +419,7 @@ func TestInterruptThenResume(t *testing.T) {
 	redistest.Client(t)
 	addr := freeAddr(t)
 	key := "interrupt-key"
-	background(t, dir, map[string]string{"PROPEXO_API_KEY": key}, "sandbox", "--addr", addr, "--latency", "fixed:500ms")
+	background(t, dir, map[string]string{"PROPEXO_API_KEY": key}, "sandbox", "--addr", addr, "--latency", "fixed:500ms", "--rate-limit", "6000")
 	waitForHTTP(t, "http://"+addr+"/healthz")
 	env := map[string]string{"REDIS_URL": redistest.URL(t)}
 
@@ -445,7 +445,7 @@ func TestInterruptThenResume(t *testing.T) {
 	}
 
 	env["PROPEXO_API_URL"], env["PROPEXO_API_KEY"] = "http://"+addr, key
-	r := runImporter(t, dir, env, "run", "--poll-initial", "1s", sample(t, "residents.json"))
+	r := runImporter(t, dir, env, "run", "--poll-initial", "1s", "--rate-limit", "6000", sample(t, "residents.json"))
 	if r.code != 0 || !strings.Contains(r.stderr, "already under way") || !strings.Contains(r.stdout, "12 succeeded") {
 		t.Errorf("resumed run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}

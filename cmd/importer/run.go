@@ -32,6 +32,7 @@ type runConfig struct {
 	reportDir  string
 	redisURL   string
 	api        apiSettings
+	limits     limits
 	jobs       jobs.Config
 
 	sandboxLatency     string
@@ -90,6 +91,7 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 	f.StringVar(&c.reportDir, "report-dir", envOr(getenv, "IMPORTER_REPORT_DIR", "reports"), "folder that receives <import id>/results.csv, failed.csv and summary.json "+envTag("IMPORTER_REPORT_DIR"))
 	f.StringVar(&c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the queue and the imports (default: an in-process Redis, gone when run exits) "+envTag("REDIS_URL"))
 	c.api.register(f, getenv)
+	c.limits.register(f, getenv)
 	f.DurationVar(&c.jobs.PollInitial, "poll-initial", 2*time.Second, "delay before a write's first status check; later checks back off")
 	f.DurationVar(&c.jobs.PollMax, "poll-max", 5*time.Minute, "longest delay between two status checks of a write")
 	f.IntVar(&c.jobs.MaxRetry, "max-retries", 10, "retries of a request after a 5xx or network error before its row fails (waits for a rate limit do not count)")
@@ -123,6 +125,9 @@ func (c *runConfig) prepare(path string) (prepared, error) {
 	opts, err := c.opts.Normalize()
 	if err != nil {
 		return p, usageError("%v", err)
+	}
+	if err := c.limits.validate(); err != nil {
+		return p, err
 	}
 	if c.workers < 0 {
 		return p, usageError("--workers %d: use 0 or more", c.workers)
@@ -238,7 +243,9 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 		return usageError("--no-wait and --workers 0 need REDIS_URL: the in-process Redis is gone when run exits")
 	}
 	if c.workers > 0 && !c.noWait {
-		api, closeAPI, err := c.apiFor(ctx, rdb, stderr)
+		limiter := c.limits.limiter(rdb)
+		c.jobs.Limiter = limiter
+		api, closeAPI, err := c.apiFor(ctx, rdb, limiter, stderr)
 		if err != nil {
 			return err
 		}

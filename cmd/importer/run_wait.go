@@ -18,6 +18,7 @@ import (
 
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/queue"
+	"github.com/propexo-importer/importer/internal/ratelimit"
 	"github.com/propexo-importer/importer/internal/report"
 	"github.com/propexo-importer/importer/internal/sandbox"
 	"github.com/propexo-importer/importer/internal/store"
@@ -30,7 +31,7 @@ const defaultAPIURL = "https://api.propexo.com"
 // and no URL it starts the in-process sandbox, but only with the in-process
 // Redis: on a shared Redis the rows would be split between the sandbox and
 // the other workers' API. A nil API means: leave the work to the workers.
-func (c *runConfig) apiFor(ctx context.Context, rdb *queue.Redis, stderr io.Writer) (importer.WriteAPI, func(), error) {
+func (c *runConfig) apiFor(ctx context.Context, rdb *queue.Redis, limiter *ratelimit.Limiter, stderr io.Writer) (importer.WriteAPI, func(), error) {
 	if c.api.key == "" && c.api.url == "" {
 		if !rdb.Embedded {
 			fmt.Fprintln(stderr, "no PROPEXO_API_KEY or --api-url: leaving the rows to the 'importer worker' processes on this Redis")
@@ -43,12 +44,13 @@ func (c *runConfig) apiFor(ctx context.Context, rdb *queue.Redis, stderr io.Writ
 		if c.sandboxFailureRate < 0 || c.sandboxFailureRate > 1 {
 			return nil, nil, usageError("--sandbox-failure-rate %v: use a share from 0 to 1", c.sandboxFailureRate)
 		}
-		sb, err := startSandbox(sandbox.Config{Latency: latency, FailureRate: c.sandboxFailureRate})
+		sb, err := startSandbox(sandbox.Config{Latency: latency, FailureRate: c.sandboxFailureRate,
+			RateLimit: c.limits.perWindow, RateWindow: c.limits.window})
 		if err != nil {
 			return nil, nil, unfinished(err)
 		}
 		fmt.Fprintf(stderr, "no REDIS_URL, PROPEXO_API_KEY or --api-url: using an in-process Redis, %d in-process workers and the in-process sandbox at %s\n", c.workers, sb.url)
-		client, err := newAPIClient(ctx, sb.url, sb.key, false)
+		client, err := newAPIClient(ctx, sb.url, sb.key, limiter, false)
 		if err != nil {
 			sb.close()
 			return nil, nil, err
@@ -62,7 +64,7 @@ func (c *runConfig) apiFor(ctx context.Context, rdb *queue.Redis, stderr io.Writ
 	if rdb.Embedded {
 		fmt.Fprintln(stderr, "warning: no REDIS_URL: the import's state lives in this process only; if it is interrupted, a new run cannot tell which rows were already sent. Set REDIS_URL for imports that can resume.")
 	}
-	client, err := newAPIClient(ctx, url, key, true)
+	client, err := newAPIClient(ctx, url, key, limiter, true)
 	if err != nil {
 		return nil, nil, err
 	}

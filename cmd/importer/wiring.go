@@ -9,13 +9,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/spf13/pflag"
 
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/queue"
+	"github.com/propexo-importer/importer/internal/ratelimit"
 	"github.com/propexo-importer/importer/internal/report"
 	"github.com/propexo-importer/importer/internal/sandbox"
 	"github.com/propexo-importer/importer/internal/store"
@@ -45,6 +48,35 @@ func (w reportWriter) WriteReport(ctx context.Context, imp importer.Import) (str
 		dir = w.dir
 	}
 	return report.Write(dir, sum, imp.Columns, w.store.Rows(ctx, imp.ID, imp.Total))
+}
+
+// limits are the flags that size the shared rate limit.
+type limits struct {
+	perWindow int
+	window    time.Duration
+}
+
+func (l *limits) register(fs *pflag.FlagSet, getenv env) {
+	def := 150
+	if v, err := strconv.Atoi(getenv("PROPEXO_RATE_LIMIT")); err == nil {
+		def = v
+	}
+	fs.IntVar(&l.perWindow, "rate-limit", def, "API requests allowed per --rate-window for every worker together (the API's default is 150 a minute) "+envTag("PROPEXO_RATE_LIMIT"))
+	fs.DurationVar(&l.window, "rate-window", time.Minute, "the API's rate-limit window")
+}
+
+func (l *limits) validate() error {
+	if l.perWindow < 1 {
+		return usageError("--rate-limit %d: use 1 or more", l.perWindow)
+	}
+	if l.window < time.Second {
+		return usageError("--rate-window %v: use 1s or more", l.window)
+	}
+	return nil
+}
+
+func (l *limits) limiter(rdb *queue.Redis) *ratelimit.Limiter {
+	return ratelimit.New(rdb.Client, ratelimit.Config{Limit: l.perWindow, Period: l.window})
 }
 
 // workers is an Asynq server running the importer's handlers.
@@ -114,13 +146,27 @@ func connectRedis(ctx context.Context, url string) (*queue.Redis, error) {
 
 // newAPIClient builds the API client and, when probe is set, checks that the
 // API answers and takes the key, with one cheap request.
-func newAPIClient(ctx context.Context, url, key string, probe bool) (*propexo.Client, error) {
-	client, err := propexo.New(propexo.Config{BaseURL: url, APIKey: key})
+func newAPIClient(ctx context.Context, url, key string, limiter *ratelimit.Limiter, probe bool) (*propexo.Client, error) {
+	cfg := propexo.Config{BaseURL: url, APIKey: key}
+	if limiter != nil {
+		cfg.OnAnswer = limiter.Observe
+	}
+	client, err := propexo.New(cfg)
 	if err != nil {
 		return nil, usageError("%v", err)
 	}
 	if !probe {
 		return client, nil
+	}
+	if limiter != nil {
+		if err := limiter.Take(ctx, 1); err != nil {
+			if _, ok := ratelimit.IsThrottled(err); ok {
+				// The budget is spent for now; the workers will wait
+				// for it. Skip the check rather than wait here.
+				return client, nil
+			}
+			return nil, unfinished(err)
+		}
 	}
 	_, err = client.FindResidents(ctx, "importer-connectivity-check", "nobody@example.invalid")
 	var apiErr *importer.APIError

@@ -16,6 +16,7 @@ type workerConfig struct {
 	concurrency int
 	reportDir   string
 	api         apiSettings
+	limits      limits
 	jobs        jobs.Config
 }
 
@@ -40,6 +41,7 @@ back on the queue) and exits 0.`,
 	f.IntVar(&c.concurrency, "concurrency", 10, "tasks worked on at once")
 	f.StringVar(&c.reportDir, "report-dir", getenv("IMPORTER_REPORT_DIR"), "write reports here instead of the folder each 'importer run' asked for "+envTag("IMPORTER_REPORT_DIR"))
 	c.api.register(f, getenv)
+	c.limits.register(f, getenv)
 	f.DurationVar(&c.jobs.PollInitial, "poll-initial", 0, "delay before a write's first status check (default 2s)")
 	f.DurationVar(&c.jobs.PollMax, "poll-max", 0, "longest delay between two status checks of a write (default 5m)")
 	f.IntVar(&c.jobs.MaxRetry, "max-retries", 0, "retries after a 5xx or network error before a row fails (default 10)")
@@ -56,6 +58,9 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 	if err := c.api.resolveKey(); err != nil {
 		return err
 	}
+	if err := c.limits.validate(); err != nil {
+		return err
+	}
 	url, key, err := c.api.endpoint()
 	if err != nil {
 		return err
@@ -65,7 +70,9 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer rdb.Close()
-	api, err := newAPIClient(ctx, url, key, true)
+	limiter := c.limits.limiter(rdb)
+	c.jobs.Limiter = limiter
+	api, err := newAPIClient(ctx, url, key, limiter, true)
 	if err != nil {
 		return err
 	}
@@ -73,7 +80,7 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return unfinished(err)
 	}
-	log.Info("worker started", "redis", rdb.Addr, "api", api.BaseURL(), "concurrency", c.concurrency)
+	log.Info("worker started", "redis", rdb.Addr, "api", api.BaseURL(), "concurrency", c.concurrency, "rate_limit", c.limits.perWindow, "rate_window", c.limits.window)
 	<-ctx.Done()
 	log.Info("worker stopping: finishing the tasks in flight")
 	w.stop()

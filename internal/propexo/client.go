@@ -35,14 +35,18 @@ type Config struct {
 	Timeout time.Duration
 	// UserAgent is sent with every request. Default "propexo-importer".
 	UserAgent string
+	// OnAnswer, when set, sees the status and headers of every answer
+	// (the rate limiter reads x-ratelimit-remaining there).
+	OnAnswer func(status int, header http.Header)
 }
 
 // Client talks to the write API.
 type Client struct {
-	base  *url.URL
-	key   string
-	http  *http.Client
-	agent string
+	base     *url.URL
+	key      string
+	http     *http.Client
+	agent    string
+	onAnswer func(int, http.Header)
 }
 
 var _ importer.WriteAPI = (*Client)(nil)
@@ -68,7 +72,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "propexo-importer"
 	}
-	return &Client{base: base, key: cfg.APIKey, http: cfg.HTTPClient, agent: cfg.UserAgent}, nil
+	return &Client{base: base, key: cfg.APIKey, http: cfg.HTTPClient, agent: cfg.UserAgent, onAnswer: cfg.OnAnswer}, nil
 }
 
 // BaseURL returns the API's address, for messages.
@@ -192,6 +196,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return &importer.APIError{Kind: importer.KindUnavailable, Op: op, MaybeSent: wrote.Load(), Err: scrub(err)}
 	}
 	defer resp.Body.Close()
+	if c.onAnswer != nil {
+		c.onAnswer(resp.StatusCode, resp.Header)
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
 		return &importer.APIError{Kind: importer.KindUnavailable, Op: op, Status: resp.StatusCode, MaybeSent: true, Err: scrub(err)}

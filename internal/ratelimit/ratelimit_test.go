@@ -1,0 +1,109 @@
+package ratelimit_test
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/propexo-importer/importer/internal/ratelimit"
+	"github.com/propexo-importer/importer/internal/redistest"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+// Three limiters on one Redis (three workers) share one budget: no window
+// of the period, wherever it starts, sees more than the limit, and the
+// budget is used.
+func TestWorkersShareOneLimit(t *testing.T) {
+	rdb := redistest.Client(t)
+	cfg := ratelimit.Config{Limit: 10, Period: time.Second, MaxWait: 2 * time.Second}
+	var mu sync.Mutex
+	var taken []time.Time
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for w := 0; w < 3; w++ {
+		l := ratelimit.New(rdb, cfg)
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					if err := l.Take(ctx, 1); err == nil {
+						mu.Lock()
+						taken = append(taken, time.Now())
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	sort.Slice(taken, func(i, j int) bool { return taken[i].Before(taken[j]) })
+	for i := range taken {
+		n := 0
+		for j := i; j < len(taken) && taken[j].Sub(taken[i]) < time.Second; j++ {
+			n++
+		}
+		if n > 10 {
+			t.Fatalf("%d requests in the second from %v, limit 10", n, taken[i])
+		}
+	}
+	// 3s at 9 a second, plus the first: about 28.
+	if len(taken) < 24 || len(taken) > 31 {
+		t.Errorf("%d requests in 3s, want about 28: the budget must be used", len(taken))
+	}
+}
+
+func TestLongWaitsAreHandedBack(t *testing.T) {
+	rdb := redistest.Client(t)
+	l := ratelimit.New(rdb, ratelimit.Config{Limit: 2, Period: 10 * time.Second, MaxWait: 100 * time.Millisecond})
+	ctx := context.Background()
+	if err := l.Take(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	err := l.Take(ctx, 1)
+	th, ok := ratelimit.IsThrottled(err)
+	if !ok || th.Paused || th.Wait < 9*time.Second || th.RetryIn() != th.Wait {
+		t.Fatalf("second take = %v, want a ~10s wait handed back", err)
+	}
+	if time.Since(began) > 500*time.Millisecond {
+		t.Error("Take held the caller for a long wait")
+	}
+}
+
+func TestA429PausesEveryone(t *testing.T) {
+	rdb := redistest.Client(t)
+	cfg := ratelimit.Config{Limit: 100, Period: time.Minute}
+	seen, other := ratelimit.New(rdb, cfg), ratelimit.New(rdb, cfg)
+	ctx := context.Background()
+	if err := other.Take(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Remaining": {"12"}})
+	if err := other.Take(ctx, 1); err != nil {
+		t.Fatalf("an answer with requests remaining paused: %v", err)
+	}
+	seen.Observe(http.StatusTooManyRequests, http.Header{"Retry-After": {"7"}})
+	th, ok := ratelimit.IsThrottled(other.Take(ctx, 1))
+	if !ok || !th.Paused || th.Wait < 6*time.Second || th.Wait > 7*time.Second {
+		t.Fatalf("after a 429 another worker got %+v, want a 7s pause", th)
+	}
+	// A shorter pause does not cut a longer one.
+	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Remaining": {"0"}, "Retry-After": {"1"}})
+	if th, _ := ratelimit.IsThrottled(other.Take(ctx, 1)); th == nil || th.Wait < 5*time.Second {
+		t.Errorf("the pause was shortened: %+v", th)
+	}
+
+	rdb.FlushDB(ctx)
+	// Without Retry-After, the pause lasts until the window's end.
+	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Remaining": {"0"}})
+	th, ok = ratelimit.IsThrottled(other.Take(ctx, 1))
+	if !ok || th.Wait > time.Minute+time.Second {
+		t.Fatalf("x-ratelimit-remaining 0: %+v", th)
+	}
+}

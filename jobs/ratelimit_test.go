@@ -1,0 +1,113 @@
+package jobs_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/propexo"
+	"github.com/propexo-importer/importer/internal/ratelimit"
+	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/jobs"
+)
+
+// runWorkers imports rows with three worker servers, each with its own API
+// client and limiter on the shared Redis, and waits until the import ends.
+func runWorkers(t *testing.T, e *env, url string, window time.Duration, limit, rows int) {
+	t.Helper()
+	ctx := context.Background()
+	imp := e.newImport(t, "imp-limited", -1, importer.Options{})
+	for i := 0; i < 3; i++ {
+		limiter := ratelimit.New(e.rdb, ratelimit.Config{Limit: limit, Period: window})
+		api, _ := propexo.New(propexo.Config{BaseURL: url, APIKey: apiKey, OnAnswer: limiter.Observe})
+		h := jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second, Limiter: limiter})
+		mux := asynq.NewServeMux()
+		h.Register(mux)
+		cfg := jobs.ServerConfig(4, nil)
+		cfg.LogLevel = asynq.FatalLevel
+		srv := asynq.NewServerFromRedisClient(e.rdb, cfg)
+		if err := srv.Start(mux); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Shutdown)
+	}
+	if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}, 3); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if got, _ := e.store.Import(ctx, imp.ID); got.Finished() {
+			return
+		}
+		if time.Now().After(deadline) {
+			p, _ := e.store.Progress(ctx, imp.ID)
+			t.Fatalf("not finished after 60s: %+v", p)
+		}
+	}
+}
+
+func limitedSandbox(t *testing.T, window time.Duration, limit int) (*sandbox.Server, string) {
+	t.Helper()
+	lat, _ := sandbox.ParseLatency("fixed:200ms")
+	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: limit, RateWindow: window, SlowDelay: 300 * time.Millisecond})
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(srv.Close)
+	return sb, srv.URL
+}
+
+func TestThreeWorkersShareTheLimitWithout429(t *testing.T) {
+	const window, limit, rows = 2 * time.Second, 30, 45
+	sb, url := limitedSandbox(t, window, limit)
+	e := envOn(t, redistestClient(t))
+	began := time.Now()
+	runWorkers(t, e, url, window, limit, rows)
+	took := time.Since(began)
+	st := sb.Stats()
+	if st.RateLimited != 0 {
+		t.Errorf("the workers got %d answers 429 in steady state", st.RateLimited)
+	}
+	if st.ResidentsCreated != rows {
+		t.Errorf("%d residents created for %d rows", st.ResidentsCreated, rows)
+	}
+	total := 0
+	for _, n := range st.Requests {
+		total += n
+	}
+	// The budget is what bounds the time: used well, the import takes
+	// about total/limit windows.
+	if min := time.Duration(total-limit) * window / limit; took < min {
+		t.Errorf("%d requests in %v: faster than the limit allows", total, took)
+	}
+}
+
+func TestA429PausesEveryWorker(t *testing.T) {
+	const window, limit, rows = 5 * time.Second, 40, 20
+	sb, url := limitedSandbox(t, window, limit)
+	// Another client of the same customer spends a whole window, at its
+	// start, just before the import begins.
+	time.Sleep(time.Until(time.Now().Truncate(window).Add(window + 50*time.Millisecond)))
+	for i := 0; i < limit; i++ {
+		req, _ := http.NewRequest("GET", url+"/v1/residents/", nil)
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	e := envOn(t, redistestClient(t))
+	runWorkers(t, e, url, window, limit, rows)
+	st := sb.Stats()
+	// The first requests that meet the spent window get 429 (at most one
+	// per worker slot in flight); then everyone waits for the window.
+	if st.RateLimited == 0 || st.RateLimited > 12 || st.RateLimited != st.Requests["create_resident"]+st.Requests["write_status"]-2*rows {
+		t.Errorf("%d answers 429; want a few, then a pause for everyone", st.RateLimited)
+	}
+	if st.ResidentsCreated != rows {
+		t.Errorf("%d residents created for %d rows", st.ResidentsCreated, rows)
+	}
+}
