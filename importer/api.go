@@ -28,6 +28,15 @@ type WriteStatus struct {
 	CreatedRecordID string
 }
 
+// WriteEvent is what a webhook says of a write job: its final state, the
+// created record, the PMS's messages.
+type WriteEvent struct {
+	JobID    string     `json:"job_id"`
+	State    WriteState `json:"state"`
+	RecordID string     `json:"record_id,omitempty"`
+	Errors   []string   `json:"errors,omitempty"`
+}
+
 // Endpoints of the write API, as the importer counts its requests.
 const (
 	EndpointCreate        = "create_resident"

@@ -91,6 +91,9 @@ type Import struct {
 	Stopped string `json:"stopped,omitempty"`
 	// FinishedAt is when the report was written; zero while running.
 	FinishedAt time.Time `json:"finished_at,omitempty"`
+	// Round counts the times a finished import was opened again (a late
+	// webhook, a retry): each round writes its report once.
+	Round int `json:"round,omitempty"`
 }
 
 // Deadline is the moment after which a PENDING write is timed_out.

@@ -31,6 +31,7 @@ const (
 	StatRateLimited  = "responses_429"
 	StatRetries      = "retries"
 	StatThrottled    = "rate_limit_waits"
+	StatWebhooks     = "webhooks"
 )
 
 // StatRequests is the counter of API requests made to an endpoint.
@@ -63,6 +64,18 @@ type Store interface {
 	Count(ctx context.Context, importID, stat string, n int) error
 	// Finish records that the import's report was written.
 	Finish(ctx context.Context, importID string, at time.Time) error
+	// Replace changes a row's outcome from `from` to the result's, and
+	// counts the change; nothing happens when the row's outcome is not
+	// `from`. When the import had finished it is opened again (its Round
+	// grows) and reopened tells so: its report must be written again.
+	Replace(ctx context.Context, importID string, result RowResult, from Outcome) (changed, reopened bool, err error)
+	// JobRow finds the row of a write job; ok is false for a job the
+	// importer does not know (yet).
+	JobRow(ctx context.Context, jobID string) (importID string, row int, ok bool, err error)
+	// SaveJobEvent keeps a webhook's news of a job not (yet) known, for the
+	// row to pick up when its job id is stored; JobEvent reads it.
+	SaveJobEvent(ctx context.Context, ev WriteEvent) error
+	JobEvent(ctx context.Context, jobID string) (WriteEvent, bool, error)
 }
 
 // Summary is the account of a finished (or running) import, as summary.json
@@ -79,6 +92,7 @@ type Summary struct {
 	StatusChecks   int             `json:"status_checks"`
 	Retries        int             `json:"retries"`
 	RateLimitWaits int             `json:"rate_limit_waits"`
+	Webhooks       int             `json:"webhooks"`
 	Stopped        string          `json:"stopped,omitempty"`
 	StartedAt      time.Time       `json:"started_at"`
 	FinishedAt     time.Time       `json:"finished_at,omitzero"`
@@ -100,6 +114,7 @@ func NewSummary(imp Import, p Progress, stats map[string]int) Summary {
 		StatusChecks:   stats[StatStatusChecks],
 		Retries:        stats[StatRetries],
 		RateLimitWaits: stats[StatThrottled],
+		Webhooks:       stats[StatWebhooks],
 		Stopped:        imp.Stopped,
 		StartedAt:      imp.CreatedAt,
 		FinishedAt:     imp.FinishedAt,

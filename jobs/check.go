@@ -30,6 +30,10 @@ type CheckPayload struct {
 	Deadline time.Time `json:"deadline"`
 	// Verify reads the created record back before the row succeeds.
 	Verify bool `json:"verify,omitempty"`
+	// IntegrationID and SubmittedAt place the check in the learned
+	// schedule of the integration's writes.
+	IntegrationID string    `json:"integration_id,omitempty"`
+	SubmittedAt   time.Time `json:"submitted_at,omitzero"`
 }
 
 // CheckTaskID is the id of a job's n-th status check.
@@ -54,14 +58,40 @@ func NewCheckTask(p CheckPayload, delay time.Duration, maxRetry int) (*asynq.Tas
 	return asynq.NewTask(TypeCheck, b), opts, nil
 }
 
-// pollDelay is the delay before check n: PollInitial, doubling, capped at
-// PollMax.
-func (h *Handlers) pollDelay(n int) time.Duration {
-	d := h.cfg.PollInitial
-	for i := 1; i < n && d < h.cfg.PollMax; i++ {
+// doubled returns d·2^k, capped at PollMax.
+func (h *Handlers) doubled(d time.Duration, k int) time.Duration {
+	for i := 0; i < k && d < h.cfg.PollMax; i++ {
 		d *= 2
 	}
 	return min(d, h.cfg.PollMax)
+}
+
+// checkDelay is how long to wait before check p.Check. With webhooks the
+// checks are a slow fallback; with a planner they come when the
+// integration's writes have likely resolved; otherwise at PollInitial,
+// doubling.
+func (h *Handlers) checkDelay(ctx context.Context, p CheckPayload) time.Duration {
+	n := p.Check
+	var at time.Duration // since the submit
+	switch {
+	case h.cfg.PollFallback > 0:
+		at = h.doubled(h.cfg.PollFallback, n-1)
+	case h.cfg.Planner != nil && !p.SubmittedAt.IsZero():
+		first, second := h.cfg.Planner.Schedule(ctx, p.IntegrationID)
+		switch n {
+		case 1:
+			at = first
+		default:
+			at = h.doubled(second, n-2)
+		}
+	default:
+		return h.doubled(h.cfg.PollInitial, n-1)
+	}
+	delay := at
+	if !p.SubmittedAt.IsZero() {
+		delay = at - time.Since(p.SubmittedAt)
+	}
+	return min(max(delay, time.Second), h.cfg.PollMax)
 }
 
 // scheduleCheck enqueues check n of a row's job (a no-op when it is already
@@ -72,12 +102,13 @@ func (h *Handlers) scheduleCheck(ctx context.Context, sp SubmitPayload, jobID st
 		return err
 	}
 	p := CheckPayload{ImportID: sp.ImportID, Row: sp.Row, Line: sp.Line, JobID: jobID, Check: n,
-		Deadline: imp.Deadline(), Verify: imp.Options.Verify}
+		Deadline: imp.Deadline(), Verify: imp.Options.Verify,
+		IntegrationID: sp.Resident.IntegrationID, SubmittedAt: time.Now().UTC()}
 	return h.enqueueCheck(ctx, p)
 }
 
 func (h *Handlers) enqueueCheck(ctx context.Context, p CheckPayload) error {
-	delay := h.pollDelay(p.Check)
+	delay := h.checkDelay(ctx, p)
 	if left := time.Until(p.Deadline); left < delay {
 		delay = max(left, 0) + time.Second
 	}
@@ -117,6 +148,9 @@ func (h *Handlers) Check(ctx context.Context, t *asynq.Task) error {
 		return err // followed again when the import is resumed
 	}
 
+	if applied, err := h.pendingEvent(ctx, p.ImportID, p.Row, p.Line, p.JobID); applied || err != nil {
+		return err // a webhook told us already: no request needed
+	}
 	requests := 1
 	if p.Verify {
 		requests = 2 // the status, and the record read back on success
@@ -129,6 +163,9 @@ func (h *Handlers) Check(ctx context.Context, t *asynq.Task) error {
 	h.count(ctx, p.ImportID, importer.StatStatusChecks)
 	if err != nil {
 		return h.checkFailed(ctx, p, err)
+	}
+	if h.cfg.Planner != nil && h.cfg.PollFallback == 0 {
+		h.cfg.Planner.Observe(ctx, p.IntegrationID, p.Check, status.State == importer.WritePending)
 	}
 	result := importer.RowResult{Row: p.Row, Line: p.Line, JobID: p.JobID}
 	switch status.State {

@@ -15,21 +15,28 @@ const TypeFinalize = "import:finalize"
 // FinalizePayload is the payload of an import:finalize task.
 type FinalizePayload struct {
 	ImportID string `json:"import_id"`
+	Round    int    `json:"round,omitempty"`
 }
 
-// FinalizeTaskID is the fixed id of an import's finalize task: however many
-// workers see the last row resolve, one finalize is queued.
-func FinalizeTaskID(importID string) string { return "finalize:" + importID }
+// FinalizeTaskID is the fixed id of an import's finalize task in a round:
+// however many workers see the last row resolve, one finalize is queued. An
+// import opened again (a late webhook, a retry) finishes in a new round.
+func FinalizeTaskID(importID string, round int) string {
+	if round == 0 {
+		return "finalize:" + importID
+	}
+	return fmt.Sprintf("finalize:%s:%d", importID, round)
+}
 
-// EnqueueFinalize queues an import's finalize, once. The finished task is
-// kept for a day, so its id stays taken after it ran.
-func EnqueueFinalize(ctx context.Context, q Enqueuer, importID string) error {
-	b, err := json.Marshal(FinalizePayload{ImportID: importID})
+// EnqueueFinalize queues an import's finalize for a round, once. The
+// finished task is kept for a day, so its id stays taken after it ran.
+func EnqueueFinalize(ctx context.Context, q Enqueuer, importID string, round int) error {
+	b, err := json.Marshal(FinalizePayload{ImportID: importID, Round: round})
 	if err != nil {
 		return fmt.Errorf("error encoding the finalize of %s: %w", importID, err)
 	}
 	return enqueue(ctx, q, asynq.NewTask(TypeFinalize, b),
-		asynq.TaskID(FinalizeTaskID(importID)),
+		asynq.TaskID(FinalizeTaskID(importID, round)),
 		asynq.Queue(QueueFinalize),
 		asynq.MaxRetry(5),
 		asynq.Timeout(30*time.Minute),
@@ -47,8 +54,8 @@ func (h *Handlers) Finalize(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if imp.Finished() {
-		return nil
+	if imp.Finished() || imp.Round != p.Round {
+		return nil // written already, or a later round will write it
 	}
 	dir, err := h.reports.WriteReport(ctx, imp)
 	if err != nil {

@@ -51,10 +51,28 @@ type Config struct {
 	// before its row fails. Waiting for a rate limit does not count.
 	// Default 10.
 	MaxRetry int
+	// Planner, when set, decides when to read a write's status from what
+	// earlier reads of the same integration found (*poll.Learner). Without
+	// it, checks come PollInitial after the submit, then at doubling
+	// delays.
+	Planner Planner
+	// PollFallback, when set, is the first check's delay for deployments
+	// that receive webhooks: the webhook resolves the row, and polling is
+	// only a slow fallback (doubling from there, up to PollMax).
+	PollFallback time.Duration
 	// Limiter paces the API requests of every worker; an error from Take
 	// with a RetryIn() time.Duration method means "wait that long", and
 	// the task is rescheduled without counting a failure. Default: none.
 	Limiter Limiter
+}
+
+// Planner learns when writes resolve; *poll.Learner is one.
+type Planner interface {
+	// Schedule returns the times of the first and second status checks,
+	// counted from the submit.
+	Schedule(ctx context.Context, integrationID string) (first, second time.Duration)
+	// Observe learns from status check number n: was the write PENDING?
+	Observe(ctx context.Context, integrationID string, n int, pending bool)
 }
 
 // Limiter hands out API requests; *ratelimit.Limiter is one.
@@ -144,9 +162,18 @@ func (h *Handlers) resolve(ctx context.Context, importID string, r importer.RowR
 	}
 	h.log.DebugContext(ctx, "row resolved", "import_id", importID, "row", r.Row, "status", r.Outcome, "job_id", r.JobID, "error_code", r.ErrorCode)
 	if done {
-		return EnqueueFinalize(ctx, h.queue, importID)
+		return h.finalize(ctx, importID)
 	}
 	return nil
+}
+
+// finalize enqueues the finalize of the import's current round.
+func (h *Handlers) finalize(ctx context.Context, importID string) error {
+	imp, err := h.store.Import(ctx, importID)
+	if err != nil {
+		return err
+	}
+	return EnqueueFinalize(ctx, h.queue, importID, imp.Round)
 }
 
 // take reserves n API requests from the limiter. A wait comes back as a

@@ -243,7 +243,7 @@ func TestStatusCheckReenqueuesItselfUntilResolved(t *testing.T) {
 	if e.reports.n.Load() != 0 {
 		t.Error("the handler wrote the report itself; it must enqueue the finalize")
 	}
-	if got := e.taskState(t, jobs.QueueFinalize, jobs.FinalizeTaskID("imp-poll")); got != "pending" {
+	if got := e.taskState(t, jobs.QueueFinalize, jobs.FinalizeTaskID("imp-poll", 0)); got != "pending" {
 		t.Errorf("finalize is %s after the last row resolved, want pending", got)
 	}
 }
@@ -420,7 +420,7 @@ func TestPipelineFinalizesOnceUnderConcurrentWorkers(t *testing.T) {
 		}
 	}
 	// Finalize once more from a late, redelivered resolve: still one report.
-	if err := jobs.EnqueueFinalize(ctx, e.queue, "imp-many"); err != nil {
+	if err := jobs.EnqueueFinalize(ctx, e.queue, "imp-many", 0); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond)

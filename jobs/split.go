@@ -75,7 +75,7 @@ func Split(ctx context.Context, q Enqueuer, st SplitStore, imp importer.Import, 
 		return res, err
 	}
 	if done {
-		return res, EnqueueFinalize(ctx, q, imp.ID)
+		return res, EnqueueFinalize(ctx, q, imp.ID, imp.Round)
 	}
 	return res, nil
 }

@@ -97,6 +97,9 @@ func (h *Handlers) Submit(ctx context.Context, t *asynq.Task) error {
 		return err // the retry finds the row "sending" and looks it up
 	}
 	h.log.DebugContext(ctx, "create submitted", "import_id", p.ImportID, "row", p.Row, "job_id", jobID)
+	if applied, err := h.pendingEvent(ctx, p.ImportID, p.Row, p.Line, jobID); applied || err != nil {
+		return err // a webhook was faster than the answer
+	}
 	return h.scheduleCheck(ctx, p, jobID, 1)
 }
 

@@ -94,6 +94,7 @@ func (s *Store) Import(ctx context.Context, id string) (importer.Import, error) 
 		_ = json.Unmarshal([]byte(c), &imp.UnknownColumns)
 	}
 	imp.Stopped = vals["stopped"]
+	imp.Round, _ = strconv.Atoi(vals["round"])
 	if f := vals["finished_at"]; f != "" {
 		imp.FinishedAt, _ = time.Parse(time.RFC3339Nano, f)
 	}
@@ -202,9 +203,107 @@ func (s *Store) MarkSending(ctx context.Context, id string, row int) error {
 	return s.setState(ctx, id, row, stateSending)
 }
 
-// SetJob records the write's job id, with status check number 1.
+// jobIndexTTL is how long a job id leads back to its row, for webhooks.
+const jobIndexTTL = 8 * 24 * time.Hour
+
+func jobKey(jobID string) string      { return "importer:job:" + jobID }
+func jobEventKey(jobID string) string { return "importer:jobevent:" + jobID }
+
+// SetJob records the write's job id, with status check number 1, and
+// indexes the job so a webhook finds its row.
 func (s *Store) SetJob(ctx context.Context, id string, row int, jobID string) error {
-	return s.setState(ctx, id, row, jobPrefix+"1:"+jobID)
+	pipe := s.rdb.Pipeline()
+	pipe.HSet(ctx, keysOf(id).state, strconv.Itoa(row), jobPrefix+"1:"+jobID)
+	pipe.Set(ctx, jobKey(jobID), id+"|"+strconv.Itoa(row), jobIndexTTL)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("error saving the job of row %d of import %s: %w", row, id, err)
+	}
+	return nil
+}
+
+// JobRow finds the import and row of a write job.
+func (s *Store) JobRow(ctx context.Context, jobID string) (string, int, bool, error) {
+	v, err := s.rdb.Get(ctx, jobKey(jobID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", 0, false, nil
+	}
+	if err != nil {
+		return "", 0, false, fmt.Errorf("error finding job %s: %w", jobID, err)
+	}
+	id, row, _ := strings.Cut(v, "|")
+	n, err := strconv.Atoi(row)
+	if err != nil {
+		return "", 0, false, fmt.Errorf("job %s: bad index %q", jobID, v)
+	}
+	return id, n, true, nil
+}
+
+// SaveJobEvent keeps a webhook's news of a job for two days.
+func (s *Store) SaveJobEvent(ctx context.Context, ev importer.WriteEvent) error {
+	b, _ := json.Marshal(ev)
+	if err := s.rdb.Set(ctx, jobEventKey(ev.JobID), b, 48*time.Hour).Err(); err != nil {
+		return fmt.Errorf("error saving the event of job %s: %w", ev.JobID, err)
+	}
+	return nil
+}
+
+// JobEvent reads what SaveJobEvent kept.
+func (s *Store) JobEvent(ctx context.Context, jobID string) (importer.WriteEvent, bool, error) {
+	b, err := s.rdb.Get(ctx, jobEventKey(jobID)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return importer.WriteEvent{}, false, nil
+	}
+	if err != nil {
+		return importer.WriteEvent{}, false, fmt.Errorf("error reading the event of job %s: %w", jobID, err)
+	}
+	var ev importer.WriteEvent
+	if err := json.Unmarshal(b, &ev); err != nil {
+		return importer.WriteEvent{}, false, fmt.Errorf("error decoding the event of job %s: %w", jobID, err)
+	}
+	return ev, true, nil
+}
+
+// replaceScript swaps a row's outcome for another, counting the change, and
+// reopens a finished import. The new result's empty fields keep their old
+// values (a record id learned earlier stays). KEYS: results, counts, meta.
+// ARGV: row, new outcome, result JSON, old outcome. Returns 0 (no change), 1
+// (changed) or 2 (changed and reopened).
+var replaceScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return 0 end
+local old = cjson.decode(cur)
+if old['status'] ~= ARGV[4] then return 0 end
+local new = cjson.decode(ARGV[3])
+local same = true
+for k, v in pairs(old) do
+  if new[k] == nil or new[k] == '' then new[k] = v end
+end
+for k, v in pairs(new) do
+  if k ~= 'at' and old[k] ~= v then same = false end
+end
+if same then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(new))
+redis.call('HINCRBY', KEYS[2], ARGV[4], -1)
+redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+if redis.call('HDEL', KEYS[3], 'finished_at') == 1 then
+  redis.call('HINCRBY', KEYS[3], 'round', 1)
+  return 2
+end
+return 1
+`)
+
+// Replace changes a row's outcome from `from` to the result's.
+func (s *Store) Replace(ctx context.Context, id string, r importer.RowResult, from importer.Outcome) (changed, reopened bool, err error) {
+	k := keysOf(id)
+	b, err := json.Marshal(r)
+	if err != nil {
+		return false, false, fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
+	}
+	n, err := replaceScript.Run(ctx, s.rdb, []string{k.results, k.counts, k.meta}, r.Row, string(r.Outcome), b, string(from)).Int()
+	if err != nil {
+		return false, false, fmt.Errorf("error changing the outcome of row %d of import %s: %w", r.Row, id, err)
+	}
+	return n > 0, n == 2, nil
 }
 
 var advanceScript = redis.NewScript(`

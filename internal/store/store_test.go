@@ -170,3 +170,35 @@ func TestRowsInInputOrder(t *testing.T) {
 		t.Errorf("Rows yielded %d rows, want %d", next-1, total)
 	}
 }
+
+func TestReplaceKeepsWhatItIsNotGiven(t *testing.T) {
+	ctx := context.Background()
+	s := store.New(redistest.Client(t))
+	newImport(t, s, "imp-x")
+	s.SetTotal(ctx, "imp-x", 1, nil, nil)
+	s.Resolve(ctx, "imp-x", importer.RowResult{Row: 1, Outcome: importer.Succeeded, JobID: "j", RecordID: "res_1"})
+	s.Finish(ctx, "imp-x", time.Now())
+	changed, reopened, err := s.Replace(ctx, "imp-x", importer.RowResult{Row: 1, Outcome: importer.Partial, ErrorCode: "partial_success", Error: "half"}, importer.Succeeded)
+	if err != nil || !changed || !reopened {
+		t.Fatalf("Replace = %v %v %v", changed, reopened, err)
+	}
+	for r := range s.Rows(ctx, "imp-x", 1) {
+		if r.Result.Outcome != importer.Partial || r.Result.RecordID != "res_1" || r.Result.JobID != "j" || r.Result.Error != "half" {
+			t.Errorf("after Replace: %+v", r.Result)
+		}
+	}
+	p, _ := s.Progress(ctx, "imp-x")
+	if p.Counts[importer.Succeeded] != 0 || p.Counts[importer.Partial] != 1 || p.Resolved != 1 {
+		t.Errorf("counts = %+v", p)
+	}
+	imp, _ := s.Import(ctx, "imp-x")
+	if imp.Finished() || imp.Round != 1 {
+		t.Errorf("import after a reopening Replace: finished %v round %d", imp.Finished(), imp.Round)
+	}
+	if changed, _, _ := s.Replace(ctx, "imp-x", importer.RowResult{Row: 1, Outcome: importer.Failed}, importer.Succeeded); changed {
+		t.Error("Replace changed a row that is not in the outcome it names")
+	}
+	if changed, _, _ := s.Replace(ctx, "imp-x", importer.RowResult{Row: 1, Outcome: importer.Partial}, importer.Partial); changed {
+		t.Error("a Replace that adds nothing counted as a change")
+	}
+}

@@ -1,0 +1,71 @@
+package jobs
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/propexo-importer/importer/importer"
+)
+
+// ApplyEvent resolves a row from a webhook's news of its write job. It is
+// idempotent: a duplicate delivery changes nothing. A job the importer does
+// not know yet (the webhook beat the create's answer) is kept, and the row
+// picks the news up when its job id is stored or at its next status check.
+// Deliveries may come in any order: a partial success that arrives after the
+// DATA_NEW of the same write still turns the row partial.
+func (h *Handlers) ApplyEvent(ctx context.Context, ev importer.WriteEvent) error {
+	importID, row, ok, err := h.store.JobRow(ctx, ev.JobID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return h.store.SaveJobEvent(ctx, ev)
+	}
+	return h.applyEvent(ctx, importID, row, 0, ev)
+}
+
+func (h *Handlers) applyEvent(ctx context.Context, importID string, row, line int, ev importer.WriteEvent) error {
+	r := importer.RowResult{Row: row, Line: line, JobID: ev.JobID, RecordID: ev.RecordID, At: time.Now().UTC()}
+	switch ev.State {
+	case importer.WriteSuccess:
+		r.Outcome = importer.Succeeded
+	case importer.WritePartialSuccess:
+		r.Outcome, r.ErrorCode = importer.Partial, importer.CodePartial
+		r.Error = orDefault(strings.Join(ev.Errors, "; "), "the PMS accepted part of the write")
+	case importer.WriteFailure:
+		r.Outcome, r.ErrorCode = importer.Failed, importer.CodeWriteFailed
+		r.Error = orDefault(strings.Join(ev.Errors, "; "), "the PMS rejected the write without a message")
+	default:
+		return nil
+	}
+	h.count(ctx, importID, importer.StatWebhooks)
+	if err := h.resolve(ctx, importID, r); err != nil {
+		return err
+	}
+	// A partial write sends WRITE_OPERATION_FAILURE and DATA_NEW, in
+	// either order: the row ends partial, with the record id.
+	var reopened bool
+	var err error
+	switch r.Outcome {
+	case importer.Partial:
+		_, reopened, err = h.store.Replace(ctx, importID, r, importer.Succeeded)
+	case importer.Succeeded:
+		late := importer.RowResult{Row: r.Row, Outcome: importer.Partial, RecordID: r.RecordID, At: r.At}
+		_, reopened, err = h.store.Replace(ctx, importID, late, importer.Partial)
+	}
+	if err != nil || !reopened {
+		return err
+	}
+	return h.finalize(ctx, importID)
+}
+
+// pendingEvent applies a webhook's news kept for a job before its row knew
+// it, and reports whether there was one.
+func (h *Handlers) pendingEvent(ctx context.Context, importID string, row, line int, jobID string) (bool, error) {
+	ev, ok, err := h.store.JobEvent(ctx, jobID)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, h.applyEvent(ctx, importID, row, line, ev)
+}
