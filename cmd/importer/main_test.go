@@ -463,3 +463,31 @@ func TestImportIDCannotMixTwoFiles(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// Webhooks on: the sandbox posts to 'importer webhooks', the workers poll
+// only as a fallback, and the rows resolve without status reads.
+func TestWebhooksEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	redistest.Client(t)
+	apiAddr, hookAddr := freeAddr(t), freeAddr(t)
+	key, secret := "hooks-key", "hooks-secret"
+	background(t, dir, map[string]string{"PROPEXO_API_KEY": key, "PROPEXO_WEBHOOK_SECRET": secret},
+		"sandbox", "--addr", apiAddr, "--latency", "uniform:100ms-1s", "--rate-limit", "6000",
+		"--webhook-url", "http://"+hookAddr+"/webhooks/propexo", "--webhook-duplicate-rate", "0.3", "--webhook-jitter", "500ms")
+	redisURL := redistest.URL(t)
+	background(t, dir, map[string]string{"REDIS_URL": redisURL, "PROPEXO_WEBHOOK_SECRET": secret}, "webhooks", "--addr", hookAddr)
+	waitForHTTP(t, "http://"+apiAddr+"/healthz")
+	waitForHTTP(t, "http://"+hookAddr+"/healthz")
+	background(t, dir, map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key},
+		"worker", "--webhooks", "--poll-fallback", "1m", "--rate-limit", "6000")
+
+	r := runImporter(t, dir, map[string]string{"REDIS_URL": redisURL}, "run", sample(t, "residents.json"))
+	if r.code != 0 || !strings.Contains(r.stdout, "12 succeeded") || !strings.Contains(r.stdout, "12 creates, 0 status checks") {
+		t.Errorf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// A delivery with a bad signature is refused.
+	resp, err := http.Post("http://"+hookAddr+"/webhooks/propexo", "application/json", strings.NewReader(`{"event":"DATA_NEW","root_job_id":"x"}`))
+	if err != nil || resp.StatusCode != 401 {
+		t.Errorf("unsigned delivery: %v %v", resp, err)
+	}
+}

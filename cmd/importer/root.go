@@ -126,6 +126,7 @@ Every flag can also be set from the environment variable shown in [brackets].`,
 	root.AddCommand(newRunCommand(getenv, g, stdout, stderr))
 	root.AddCommand(newWorkerCommand(getenv, g, stderr))
 	root.AddCommand(newSandboxCommand(getenv, g, stderr))
+	root.AddCommand(newWebhooksCommand(getenv, g, stderr))
 	return root
 }
 

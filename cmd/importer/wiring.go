@@ -10,18 +10,21 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/spf13/pflag"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/poll"
 	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/queue"
 	"github.com/propexo-importer/importer/internal/ratelimit"
 	"github.com/propexo-importer/importer/internal/report"
 	"github.com/propexo-importer/importer/internal/sandbox"
 	"github.com/propexo-importer/importer/internal/store"
+	"github.com/propexo-importer/importer/internal/webhook"
 	"github.com/propexo-importer/importer/jobs"
 )
 
@@ -48,6 +51,37 @@ func (w reportWriter) WriteReport(ctx context.Context, imp importer.Import) (str
 		dir = w.dir
 	}
 	return report.Write(dir, sum, imp.Columns, w.store.Rows(ctx, imp.ID, imp.Total))
+}
+
+// hookSettings are the flags of the webhook receiver.
+type hookSettings struct {
+	addr     string
+	path     string
+	secret   string
+	fallback time.Duration
+}
+
+func (hs *hookSettings) register(fs *pflag.FlagSet, getenv env, addrFlag, def string) {
+	fs.StringVar(&hs.addr, addrFlag, envOr(getenv, "IMPORTER_WEBHOOKS_ADDR", def), "address to receive Propexo webhooks on, e.g. :8081 (behind your TLS proxy) "+envTag("IMPORTER_WEBHOOKS_ADDR"))
+	fs.StringVar(&hs.path, "webhooks-path", "/webhooks/propexo", "path the webhooks are POSTed to")
+	hs.secret = getenv("PROPEXO_WEBHOOK_SECRET")
+}
+
+func (hs *hookSettings) registerFallback(fs *pflag.FlagSet) {
+	fs.DurationVar(&hs.fallback, "poll-fallback", 5*time.Minute, "with webhooks on, the first status check comes this long after a submit: polling is only a fallback")
+}
+
+func (hs *hookSettings) validate() error {
+	if hs.addr == "" {
+		return nil
+	}
+	if hs.secret == "" {
+		return usageError("webhooks need PROPEXO_WEBHOOK_SECRET, the secret their signatures are checked with")
+	}
+	if !strings.HasPrefix(hs.path, "/") {
+		return usageError("--webhooks-path %q: start it with /", hs.path)
+	}
+	return nil
 }
 
 // limits are the flags that size the shared rate limit.
@@ -81,12 +115,16 @@ func (l *limits) limiter(rdb *queue.Redis) *ratelimit.Limiter {
 
 // workers is an Asynq server running the importer's handlers.
 type workers struct {
-	srv    *asynq.Server
-	client *asynq.Client
+	srv      *asynq.Server
+	client   *asynq.Client
+	handlers *jobs.Handlers
 }
 
 func startWorkers(rdb *queue.Redis, api importer.WriteAPI, st *store.Store, reportDir string, concurrency int, log *slog.Logger, cfg jobs.Config) (*workers, error) {
 	client := asynq.NewClientFromRedisClient(rdb.Client)
+	if cfg.Planner == nil {
+		cfg.Planner = poll.New(rdb.Client, poll.Config{Initial: cfg.PollInitial, Max: cfg.PollMax})
+	}
 	h := jobs.NewHandlers(api, st, client, reportWriter{store: st, dir: reportDir}, log, cfg)
 	mux := asynq.NewServeMux()
 	h.Register(mux)
@@ -94,12 +132,30 @@ func startWorkers(rdb *queue.Redis, api importer.WriteAPI, st *store.Store, repo
 	if err := srv.Start(mux); err != nil {
 		return nil, fmt.Errorf("error starting the workers: %w", err)
 	}
-	return &workers{srv: srv, client: client}, nil
+	return &workers{srv: srv, client: client, handlers: h}, nil
 }
 
 // stop finishes the tasks in flight (or puts them back on the queue).
 func (w *workers) stop() {
 	w.srv.Shutdown()
+}
+
+// webhookServer serves the webhook receiver on addr at path.
+func webhookServer(addr, path, secret string, h *jobs.Handlers, log *slog.Logger) (*http.Server, net.Listener, error) {
+	rc, err := webhook.NewReceiver(secret, h.ApplyEvent, log)
+	if err != nil {
+		return nil, nil, usageError("%v", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, usageError("cannot listen for webhooks on %s: %v", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST "+path, rc)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
+	go srv.Serve(ln)
+	return srv, ln, nil
 }
 
 // embeddedSandbox is a sandbox served inside this process.

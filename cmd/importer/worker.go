@@ -17,6 +17,8 @@ type workerConfig struct {
 	reportDir   string
 	api         apiSettings
 	limits      limits
+	hooks       hookSettings
+	webhooksOn  bool
 	jobs        jobs.Config
 }
 
@@ -42,6 +44,9 @@ back on the queue) and exits 0.`,
 	f.StringVar(&c.reportDir, "report-dir", getenv("IMPORTER_REPORT_DIR"), "write reports here instead of the folder each 'importer run' asked for "+envTag("IMPORTER_REPORT_DIR"))
 	c.api.register(f, getenv)
 	c.limits.register(f, getenv)
+	c.hooks.register(f, getenv, "webhooks-addr", "")
+	c.hooks.registerFallback(f)
+	f.BoolVar(&c.webhooksOn, "webhooks", false, "webhooks are received (by 'importer webhooks' or another worker): poll only as a fallback; implied by --webhooks-addr")
 	f.DurationVar(&c.jobs.PollInitial, "poll-initial", 0, "delay before a write's first status check (default 2s)")
 	f.DurationVar(&c.jobs.PollMax, "poll-max", 0, "longest delay between two status checks of a write (default 5m)")
 	f.IntVar(&c.jobs.MaxRetry, "max-retries", 0, "retries after a 5xx or network error before a row fails (default 10)")
@@ -60,6 +65,12 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 	}
 	if err := c.limits.validate(); err != nil {
 		return err
+	}
+	if err := c.hooks.validate(); err != nil {
+		return err
+	}
+	if c.webhooksOn || c.hooks.addr != "" {
+		c.jobs.PollFallback = c.hooks.fallback
 	}
 	url, key, err := c.api.endpoint()
 	if err != nil {
@@ -80,7 +91,16 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return unfinished(err)
 	}
-	log.Info("worker started", "redis", rdb.Addr, "api", api.BaseURL(), "concurrency", c.concurrency, "rate_limit", c.limits.perWindow, "rate_window", c.limits.window)
+	if c.hooks.addr != "" {
+		srv, ln, err := webhookServer(c.hooks.addr, c.hooks.path, c.hooks.secret, w.handlers, log)
+		if err != nil {
+			w.stop()
+			return err
+		}
+		defer srv.Close()
+		log.Info("receiving webhooks", "addr", ln.Addr().String(), "path", c.hooks.path)
+	}
+	log.Info("worker started", "redis", rdb.Addr, "api", api.BaseURL(), "concurrency", c.concurrency, "rate_limit", c.limits.perWindow, "rate_window", c.limits.window, "poll_fallback", c.jobs.PollFallback)
 	<-ctx.Done()
 	log.Info("worker stopping: finishing the tasks in flight")
 	w.stop()

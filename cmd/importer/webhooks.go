@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+
+	"github.com/hibiken/asynq"
+	"github.com/spf13/cobra"
+
+	"github.com/propexo-importer/importer/internal/store"
+	"github.com/propexo-importer/importer/jobs"
+)
+
+type webhooksConfig struct {
+	redisURL string
+	hooks    hookSettings
+}
+
+func newWebhooksCommand(getenv env, g *globals, stderr io.Writer) *cobra.Command {
+	c := &webhooksConfig{}
+	cmd := &cobra.Command{
+		Use:   "webhooks",
+		Short: "Receive Propexo webhooks and resolve rows from them",
+		Long: `webhooks serves the endpoint Propexo posts its webhooks to. It checks each
+delivery's propexo-signature against PROPEXO_WEBHOOK_SECRET (401, nothing
+recorded, when it does not match) and resolves rows from
+WRITE_OPERATION_FAILURE and DATA_NEW, once, however often or in whatever order
+they come. Run the workers with --webhooks so that polling becomes a slow
+fallback, or serve webhooks inside a worker with 'importer worker
+--webhooks-addr'.`,
+		Example: `  REDIS_URL=redis://localhost:6379 PROPEXO_WEBHOOK_SECRET=... importer webhooks --addr :8081`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.run(cmd.Context(), g.logger(stderr))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the imports (required) "+envTag("REDIS_URL"))
+	c.hooks.register(f, getenv, "addr", "127.0.0.1:8081")
+	return cmd
+}
+
+func (c *webhooksConfig) run(ctx context.Context, log *slog.Logger) error {
+	if c.redisURL == "" {
+		return usageError("webhooks needs REDIS_URL (or --redis-url): the Redis of the imports")
+	}
+	if err := c.hooks.validate(); err != nil {
+		return err
+	}
+	rdb, err := connectRedis(ctx, c.redisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	st := store.New(rdb.Client)
+	h := jobs.NewHandlers(nil, st, asynq.NewClientFromRedisClient(rdb.Client), reportWriter{store: st}, log, jobs.Config{})
+	srv, ln, err := webhookServer(c.hooks.addr, c.hooks.path, c.hooks.secret, h, log)
+	if err != nil {
+		return err
+	}
+	log.Info("receiving webhooks", "addr", ln.Addr().String(), "path", c.hooks.path, "redis", rdb.Addr)
+	<-ctx.Done()
+	log.Info("webhooks stopping")
+	return srv.Close()
+}
