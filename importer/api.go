@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -26,6 +27,39 @@ type WriteStatus struct {
 	// CreatedRecordID is the new resident's id; it may be empty on SUCCESS
 	// for some PMS.
 	CreatedRecordID string
+}
+
+// ResidentQuery looks residents up: by IntegrationID and Email, or, without
+// an email, by IntegrationID, FirstName, LastName and DateOfBirth.
+type ResidentQuery struct {
+	IntegrationID, Email, FirstName, LastName, DateOfBirth string
+}
+
+// QueryFor is the lookup of a resident that may already exist.
+func QueryFor(r Resident) ResidentQuery {
+	return ResidentQuery{IntegrationID: r.IntegrationID, Email: r.Email1, FirstName: r.FirstName, LastName: r.LastName, DateOfBirth: r.DateOfBirth}
+}
+
+// Matches reports whether a record is the resident the query looks for:
+// the same names (any case) and, when both have one, the same birth date.
+func (q ResidentQuery) Matches(rec ResidentRecord) bool {
+	if !strings.EqualFold(rec.FirstName, q.FirstName) || !strings.EqualFold(rec.LastName, q.LastName) {
+		return false
+	}
+	if q.Email != "" && !strings.EqualFold(rec.Email1, q.Email) {
+		return false
+	}
+	if q.DateOfBirth != "" && rec.DateOfBirth != "" && !sameDay(q.DateOfBirth, rec.DateOfBirth) {
+		return false
+	}
+	return true
+}
+
+func sameDay(a, b string) bool {
+	if len(a) >= 10 && len(b) >= 10 {
+		return a[:10] == b[:10]
+	}
+	return a == b
 }
 
 // WriteEvent is what a webhook says of a write job: its final state, the
@@ -54,8 +88,9 @@ type WriteAPI interface {
 	// GetResident reads one resident; a missing one is an *APIError of
 	// kind KindNotFound.
 	GetResident(ctx context.Context, id string) (ResidentRecord, error)
-	// FindResidents lists the residents of an integration with an email.
-	FindResidents(ctx context.Context, integrationID, email string) ([]ResidentRecord, error)
+	// FindResidents lists the residents of an integration that match a
+	// query: by email when it has one, else by name (and date of birth).
+	FindResidents(ctx context.Context, q ResidentQuery) ([]ResidentRecord, error)
 }
 
 // ErrorKind classifies a failed API request by what the importer must do.

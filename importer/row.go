@@ -75,6 +75,7 @@ const (
 	CodeRecordGone   = "record_missing"
 	CodeRetriesSpent = "retries_exhausted"
 	CodeJobNotFound  = "job_not_found"
+	CodeInternal     = "internal_error"
 )
 
 // RowResult is the outcome of one row, as the report shows it.

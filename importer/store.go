@@ -14,6 +14,9 @@ type RowState struct {
 	// Sending: a create was being sent and its answer never came back
 	// (the worker died, or the request timed out after it was written).
 	Sending bool
+	// Lookups counts the searches for a Sending row's resident that found
+	// nothing yet.
+	Lookups int
 	// JobID is the write's job id once the API answered the create.
 	JobID string
 	// Check is the number of the status check that is scheduled for the
@@ -46,6 +49,9 @@ type Store interface {
 	RowState(ctx context.Context, importID string, row int) (RowState, error)
 	// MarkSending records that a create is about to be sent for the row.
 	MarkSending(ctx context.Context, importID string, row int) error
+	// MarkLookups records how many searches for a Sending row's resident
+	// have found nothing.
+	MarkLookups(ctx context.Context, importID string, row, n int) error
 	// Unsend forgets that a create was being sent for the row: the API
 	// answered with an error, or the request never left.
 	Unsend(ctx context.Context, importID string, row int) error

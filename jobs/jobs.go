@@ -9,6 +9,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -133,6 +134,37 @@ func ServerConfig(concurrency int, logger asynq.Logger) asynq.Config {
 		Logger:                   logger,
 		DelayedTaskCheckInterval: time.Second,
 		ShutdownTimeout:          20 * time.Second,
+	}
+}
+
+var _ asynq.ErrorHandler = (*Handlers)(nil)
+
+// HandleError is the Asynq server's error handler. When a submit or a check
+// fails for the last time for a reason the handler did not turn into an
+// outcome (Redis trouble, a bug), the row fails with code internal_error, so
+// the import still ends and its report names the row: no row is left behind
+// in the archive.
+func (h *Handlers) HandleError(ctx context.Context, task *asynq.Task, err error) {
+	if !IsFailure(err) || (!lastAttempt(ctx) && !errors.Is(err, asynq.SkipRetry)) {
+		return
+	}
+	var p struct {
+		ImportID string `json:"import_id"`
+		Row      int    `json:"row"`
+		Line     int    `json:"line"`
+		JobID    string `json:"job_id"`
+	}
+	if task.Type() != TypeSubmit && task.Type() != TypeCheck || json.Unmarshal(task.Payload(), &p) != nil || p.ImportID == "" {
+		h.log.ErrorContext(ctx, "task failed for good", "type", task.Type(), "error", err)
+		return
+	}
+	r := importer.RowResult{Row: p.Row, Line: p.Line, JobID: p.JobID, Outcome: importer.Failed, ErrorCode: importer.CodeInternal,
+		Error: "the importer could not process this row: " + err.Error()}
+	// The task's context may be the reason it failed (its deadline).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if rerr := h.resolve(ctx, p.ImportID, r); rerr != nil {
+		h.log.ErrorContext(ctx, "cannot record a failed row", "import_id", p.ImportID, "row", p.Row, "error", rerr)
 	}
 }
 

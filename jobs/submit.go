@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -79,7 +78,7 @@ func (h *Handlers) Submit(ctx context.Context, t *asynq.Task) error {
 		}
 		return h.scheduleCheck(ctx, p, st.JobID, 1)
 	case st.Sending:
-		return h.settleInDoubt(ctx, p)
+		return h.settleInDoubt(ctx, p, st.Lookups)
 	}
 
 	if err := h.take(ctx, p.ImportID, 1); err != nil {
@@ -131,7 +130,7 @@ func (h *Handlers) submitFailed(ctx context.Context, p SubmitPayload, err error)
 	h.count(ctx, p.ImportID, importer.StatRetries)
 	if lastAttempt(ctx) {
 		if apiErr.MaybeSent {
-			return h.settleInDoubt(ctx, p)
+			return h.settleInDoubt(ctx, p, 0)
 		}
 		return h.resolve(ctx, p.ImportID, importer.RowResult{
 			Row: p.Row, Line: p.Line, Outcome: importer.Failed, ErrorCode: importer.CodeRetriesSpent,
@@ -141,54 +140,67 @@ func (h *Handlers) submitFailed(ctx context.Context, p SubmitPayload, err error)
 	return err
 }
 
+// lookupWaits are the waits between searches for a resident whose create
+// may have reached the API: the write may still be PENDING, and its resident
+// appears only once it resolves. About seven minutes in all.
+var lookupWaits = []time.Duration{20 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute}
+
 // settleInDoubt handles a row whose create may have reached the API without
 // its answer coming back. The API has no idempotency key, so the row is never
-// sent again blindly: the resident is looked up and adopted when found, and
-// the row fails as in_doubt otherwise.
-func (h *Handlers) settleInDoubt(ctx context.Context, p SubmitPayload) error {
+// sent again blindly: the resident is looked up (by email, else by name and
+// date of birth) and adopted when found. Not found, it is looked up again
+// later, in case the write is still PENDING; still not found, the row fails
+// as in_doubt, saying what to check.
+func (h *Handlers) settleInDoubt(ctx context.Context, p SubmitPayload, lookups int) error {
 	r := p.Resident
-	if r.Email1 == "" {
-		return h.resolve(ctx, p.ImportID, inDoubt(p, "it has no email_1 to look it up by"))
+	q := importer.QueryFor(r)
+	if q.Email == "" && (q.FirstName == "" || q.LastName == "") {
+		return h.resolve(ctx, p.ImportID, inDoubt(p, "it has neither an email nor a full name to look it up by"))
 	}
 	if err := h.take(ctx, p.ImportID, 1); err != nil {
 		return err
 	}
-	found, err := h.api.FindResidents(ctx, r.IntegrationID, r.Email1)
+	found, err := h.api.FindResidents(ctx, q)
 	h.countRequest(ctx, p.ImportID, importer.EndpointListResidents, err)
 	if err != nil {
 		return h.lookupFailed(ctx, p, err)
 	}
 	var matches []importer.ResidentRecord
 	for _, rec := range found {
-		if strings.EqualFold(rec.FirstName, r.FirstName) && strings.EqualFold(rec.LastName, r.LastName) {
+		if q.Matches(rec) {
 			matches = append(matches, rec)
 		}
 	}
-	if len(matches) == 1 {
+	switch {
+	case len(matches) == 1:
 		return h.resolve(ctx, p.ImportID, importer.RowResult{
 			Row: p.Row, Line: p.Line, Outcome: importer.Succeeded, RecordID: matches[0].ID,
 			Error: "adopted the existing resident: the answer to the create was lost",
 		})
+	case len(matches) > 1:
+		return h.resolve(ctx, p.ImportID, inDoubt(p, fmt.Sprintf("%d residents with this name already exist", len(matches))))
+	case lookups < len(lookupWaits):
+		if err := h.store.MarkLookups(ctx, p.ImportID, p.Row, lookups+1); err != nil {
+			return err
+		}
+		return &waitError{after: lookupWaits[lookups], err: fmt.Errorf("row %d: resident not found yet; looking again later", p.Row)}
 	}
-	if len(matches) > 1 {
-		return h.resolve(ctx, p.ImportID, inDoubt(p, fmt.Sprintf("%d residents with this email and name already exist", len(matches))))
-	}
-	return h.resolve(ctx, p.ImportID, inDoubt(p, "no resident with this email and name exists yet; the write may still be in progress"))
+	return h.resolve(ctx, p.ImportID, inDoubt(p, "no such resident appeared within minutes, so the create probably never arrived"))
 }
 
 func (h *Handlers) lookupFailed(ctx context.Context, p SubmitPayload, err error) error {
 	apiErr, ok := asAPIError(err)
 	switch {
-	case !ok:
-		return err
-	case apiErr.Kind == importer.KindUnauthorized:
+	case ok && apiErr.Kind == importer.KindUnauthorized:
 		return h.stopImport(ctx, p.ImportID, apiErr)
-	case apiErr.Kind == importer.KindRateLimited:
+	case ok && apiErr.Kind == importer.KindRateLimited:
 		return &waitError{after: rateLimitWait(err), err: err}
-	case apiErr.Kind == importer.KindUnavailable && !lastAttempt(ctx):
+	case ok && apiErr.Kind == importer.KindUnavailable && !lastAttempt(ctx):
+		return err
+	case ctx.Err() != nil:
 		return err
 	}
-	return h.resolve(ctx, p.ImportID, inDoubt(p, "looking it up failed: "+apiErr.Error()))
+	return h.resolve(ctx, p.ImportID, inDoubt(p, "looking it up failed: "+err.Error()))
 }
 
 func inDoubt(p SubmitPayload, why string) importer.RowResult {

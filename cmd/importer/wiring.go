@@ -128,7 +128,9 @@ func startWorkers(rdb *queue.Redis, api importer.WriteAPI, st *store.Store, repo
 	h := jobs.NewHandlers(api, st, client, reportWriter{store: st, dir: reportDir}, log, cfg)
 	mux := asynq.NewServeMux()
 	h.Register(mux)
-	srv := asynq.NewServerFromRedisClient(rdb.Client, jobs.ServerConfig(concurrency, queue.Logger{L: log}))
+	scfg := jobs.ServerConfig(concurrency, queue.Logger{L: log})
+	scfg.ErrorHandler = h
+	srv := asynq.NewServerFromRedisClient(rdb.Client, scfg)
 	if err := srv.Start(mux); err != nil {
 		return nil, fmt.Errorf("error starting the workers: %w", err)
 	}
@@ -224,7 +226,7 @@ func newAPIClient(ctx context.Context, url, key string, limiter *ratelimit.Limit
 			return nil, unfinished(err)
 		}
 	}
-	_, err = client.FindResidents(ctx, "importer-connectivity-check", "nobody@example.invalid")
+	_, err = client.FindResidents(ctx, importer.ResidentQuery{IntegrationID: "importer-connectivity-check", Email: "nobody@example.invalid"})
 	var apiErr *importer.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.Kind {

@@ -136,23 +136,45 @@ func (c *Client) GetResident(ctx context.Context, id string) (importer.ResidentR
 	return answer.Results.record(), nil
 }
 
-// FindResidents lists the residents of an integration with an email, all
-// pages.
-func (c *Client) FindResidents(ctx context.Context, integrationID, email string) ([]importer.ResidentRecord, error) {
+// maxLookupPages bounds a lookup by name, which pages through an
+// integration's residents: 10 pages of 250.
+const maxLookupPages = 10
+
+// ErrTooManyToSearch is returned by FindResidents when a lookup by name
+// would page through more residents than it may.
+var ErrTooManyToSearch = errors.New("too many residents to search by name")
+
+// FindResidents lists the residents that match a query, all pages. By email
+// the API filters; by name the query also asks the API to filter
+// (first_name, last_name) and checks every record itself, in case the API
+// ignores those parameters.
+func (c *Client) FindResidents(ctx context.Context, q importer.ResidentQuery) ([]importer.ResidentRecord, error) {
+	params := url.Values{"integration_id": {q.IntegrationID}, "limit": {"250"}}
+	if q.Email != "" {
+		params.Set("email_1", q.Email)
+	} else {
+		params.Set("first_name", q.FirstName)
+		params.Set("last_name", q.LastName)
+	}
 	var out []importer.ResidentRecord
-	for offset := 0; ; {
-		q := url.Values{"integration_id": {integrationID}, "email_1": {email}, "offset": {strconv.Itoa(offset)}, "limit": {"250"}}
+	for page, offset := 0, 0; ; page++ {
+		if q.Email == "" && page == maxLookupPages {
+			return nil, ErrTooManyToSearch
+		}
+		params.Set("offset", strconv.Itoa(offset))
 		var answer struct {
 			Meta struct {
 				HasMore bool `json:"hasMore"`
 			} `json:"meta"`
 			Results []residentJSON `json:"results"`
 		}
-		if err := c.do(ctx, http.MethodGet, "/v1/residents/", q, nil, &answer); err != nil {
+		if err := c.do(ctx, http.MethodGet, "/v1/residents/", params, nil, &answer); err != nil {
 			return nil, err
 		}
 		for _, r := range answer.Results {
-			out = append(out, r.record())
+			if rec := r.record(); q.Email != "" || q.Matches(rec) {
+				out = append(out, rec)
+			}
 		}
 		if !answer.Meta.HasMore || len(answer.Results) == 0 {
 			return out, nil

@@ -50,7 +50,7 @@ func TestCreateThenStatusThenRead(t *testing.T) {
 	if err != nil || st.State != importer.WritePending || st.CreatedRecordID != "" {
 		t.Fatalf("WriteStatus right after the create = %+v, %v; want PENDING", st, err)
 	}
-	if found, _ := client.FindResidents(ctx, ada.IntegrationID, ada.Email1); len(found) != 0 {
+	if found, _ := client.FindResidents(ctx, importer.QueryFor(ada)); len(found) != 0 {
 		t.Fatalf("resident listed before the write resolved: %+v", found)
 	}
 	clk.Add(11 * time.Second)
@@ -62,7 +62,7 @@ func TestCreateThenStatusThenRead(t *testing.T) {
 	if err != nil || rec.ID != st.CreatedRecordID || rec.FirstName != "Ada" || rec.Email1 != ada.Email1 {
 		t.Fatalf("GetResident = %+v, %v", rec, err)
 	}
-	found, err := client.FindResidents(ctx, ada.IntegrationID, "ADA@example.com")
+	found, err := client.FindResidents(ctx, importer.ResidentQuery{IntegrationID: ada.IntegrationID, Email: "ADA@example.com"})
 	if err != nil || len(found) != 1 || found[0].ID != rec.ID {
 		t.Fatalf("FindResidents = %+v, %v", found, err)
 	}

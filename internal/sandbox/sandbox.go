@@ -521,6 +521,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	integrationID, email := q.Get("integration_id"), q.Get("email_1")
+	first, last := q.Get("first_name"), q.Get("last_name")
 	s.mu.Lock()
 	var matched []resident
 	for _, id := range s.order {
@@ -529,6 +530,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if email != "" && !strings.EqualFold(str(rec.Email1), email) {
+			continue
+		}
+		if (first != "" && !strings.EqualFold(str(rec.FirstName), first)) || (last != "" && !strings.EqualFold(str(rec.LastName), last)) {
 			continue
 		}
 		matched = append(matched, *rec)

@@ -175,6 +175,9 @@ func parseState(v string) importer.RowState {
 	switch {
 	case v == stateSending:
 		return importer.RowState{Sending: true}
+	case strings.HasPrefix(v, stateSending+":"):
+		n, _ := strconv.Atoi(v[len(stateSending)+1:])
+		return importer.RowState{Sending: true, Lookups: n}
 	case strings.HasPrefix(v, jobPrefix):
 		n, job, _ := strings.Cut(v[len(jobPrefix):], ":")
 		check, _ := strconv.Atoi(n)
@@ -188,6 +191,11 @@ func (s *Store) setState(ctx context.Context, id string, row int, v string) erro
 		return fmt.Errorf("error saving row %d of import %s: %w", row, id, err)
 	}
 	return nil
+}
+
+// MarkLookups records the searches for a Sending row's resident.
+func (s *Store) MarkLookups(ctx context.Context, id string, row, n int) error {
+	return s.setState(ctx, id, row, stateSending+":"+strconv.Itoa(n))
 }
 
 // Unsend forgets that a create was being sent for the row.
