@@ -77,6 +77,7 @@ const (
 	EndpointWriteStatus   = "write_status"
 	EndpointGetResident   = "get_resident"
 	EndpointListResidents = "list_residents"
+	EndpointRetryWrite    = "retry_write"
 )
 
 // WriteAPI is what the importer needs of the write API.
@@ -88,6 +89,9 @@ type WriteAPI interface {
 	// GetResident reads one resident; a missing one is an *APIError of
 	// kind KindNotFound.
 	GetResident(ctx context.Context, id string) (ResidentRecord, error)
+	// RetryWrite retries a write whose status is FAILURE and returns the
+	// new job's id.
+	RetryWrite(ctx context.Context, jobID string) (newJobID string, err error)
 	// FindResidents lists the residents of an integration that match a
 	// query: by email when it has one, else by name (and date of birth).
 	FindResidents(ctx context.Context, q ResidentQuery) ([]ResidentRecord, error)

@@ -131,7 +131,7 @@ func NewSummary(imp Import, p Progress, stats map[string]int) Summary {
 	for _, o := range Outcomes {
 		s.Counts[o] = p.Counts[o]
 	}
-	for _, e := range []string{EndpointCreate, EndpointWriteStatus, EndpointGetResident, EndpointListResidents} {
+	for _, e := range []string{EndpointCreate, EndpointWriteStatus, EndpointGetResident, EndpointListResidents, EndpointRetryWrite} {
 		s.Requests[e] = stats[StatRequests(e)]
 	}
 	end := imp.FinishedAt

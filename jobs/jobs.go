@@ -121,6 +121,7 @@ func (h *Handlers) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TypeSubmit, h.Submit)
 	mux.HandleFunc(TypeCheck, h.Check)
 	mux.HandleFunc(TypeFinalize, h.Finalize)
+	mux.HandleFunc(TypeRetryWrite, h.RetryWrite)
 }
 
 // ServerConfig returns the Asynq server settings the handlers need: their
@@ -154,7 +155,7 @@ func (h *Handlers) HandleError(ctx context.Context, task *asynq.Task, err error)
 		Line     int    `json:"line"`
 		JobID    string `json:"job_id"`
 	}
-	if task.Type() != TypeSubmit && task.Type() != TypeCheck || json.Unmarshal(task.Payload(), &p) != nil || p.ImportID == "" {
+	if task.Type() != TypeSubmit && task.Type() != TypeCheck && task.Type() != TypeRetryWrite || json.Unmarshal(task.Payload(), &p) != nil || p.ImportID == "" {
 		h.log.ErrorContext(ctx, "task failed for good", "type", task.Type(), "error", err)
 		return
 	}

@@ -127,6 +127,7 @@ Every flag can also be set from the environment variable shown in [brackets].`,
 	root.AddCommand(newWorkerCommand(getenv, g, stderr))
 	root.AddCommand(newSandboxCommand(getenv, g, stderr))
 	root.AddCommand(newWebhooksCommand(getenv, g, stderr))
+	root.AddCommand(newRetryCommand(getenv, g, stdout, stderr))
 	return root
 }
 

@@ -128,7 +128,8 @@ func (c *runConfig) wait(ctx context.Context, st *store.Store, rdb *queue.Redis,
 func (c *runConfig) finish(ctx context.Context, st *store.Store, imp importer.Import, stdout io.Writer) error {
 	reportDir, _ := filepath.Abs(c.reportDir)
 	dir := report.Dir(reportDir, imp.ID)
-	if _, err := os.Stat(filepath.Join(dir, report.SummaryFile)); errors.Is(err, fs.ErrNotExist) {
+	// Write the report here unless a worker wrote this round's already.
+	if info, err := os.Stat(filepath.Join(dir, report.SummaryFile)); errors.Is(err, fs.ErrNotExist) || (err == nil && info.ModTime().Before(imp.FinishedAt.Add(-time.Second))) {
 		if _, err := (reportWriter{store: st, dir: reportDir}).WriteReport(ctx, imp); err != nil {
 			return unfinished(err)
 		}

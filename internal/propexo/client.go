@@ -136,6 +136,22 @@ func (c *Client) GetResident(ctx context.Context, id string) (importer.ResidentR
 	return answer.Results.record(), nil
 }
 
+// RetryWrite retries a FAILURE write and returns the new job's id.
+func (c *Client) RetryWrite(ctx context.Context, jobID string) (string, error) {
+	var answer struct {
+		Success bool   `json:"success"`
+		JobID   string `json:"job_id"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/v1/admin/retry-write/"+url.PathEscape(jobID), nil, struct{}{}, &answer); err != nil {
+		return "", err
+	}
+	if !answer.Success || answer.JobID == "" {
+		return "", &importer.APIError{Kind: importer.KindRejected, Op: "POST /v1/admin/retry-write/", Status: http.StatusOK,
+			Message: "the API did not retry the write"}
+	}
+	return answer.JobID, nil
+}
+
 // maxLookupPages bounds a lookup by name, which pages through an
 // integration's residents: 10 pages of 250.
 const maxLookupPages = 10

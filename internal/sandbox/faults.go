@@ -22,6 +22,9 @@ type Faults struct {
 	// SlowRate is the share of answers held back by SlowDelay.
 	SlowRate  float64  `json:"slow_rate"`
 	SlowDelay Duration `json:"slow_delay"`
+	// FailureRate, when set, replaces Config.FailureRate: the share of
+	// writes from now on that end in FAILURE (a PMS outage, say).
+	FailureRate *float64 `json:"failure_rate,omitempty"`
 }
 
 // Duration is a time.Duration that reads and writes as "2s" in JSON.
@@ -130,7 +133,8 @@ func (s *Server) putFaults(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = json.Unmarshal(body, &f)
 	}
-	if err != nil || f.ErrorRate < 0 || f.DropRate < 0 || f.SlowRate < 0 || f.ErrorRate+f.DropRate+f.SlowRate > 1 {
+	if err != nil || f.ErrorRate < 0 || f.DropRate < 0 || f.SlowRate < 0 || f.ErrorRate+f.DropRate+f.SlowRate > 1 ||
+		(f.FailureRate != nil && (*f.FailureRate < 0 || *f.FailureRate > 1)) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "faults: rates from 0 to 1 that add up to at most 1", nil)
 		return
 	}

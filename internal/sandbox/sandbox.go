@@ -400,17 +400,21 @@ func (s *Server) newJob(body resident, vendor string) *job {
 		body:      body,
 	}
 	draw := s.rng.Float64()
+	failureRate := s.cfg.FailureRate
+	if s.faults.FailureRate != nil {
+		failureRate = *s.faults.FailureRate
+	}
 	switch {
 	case body.PropertyID != nil && s.cfg.Properties[*body.PropertyID] != str(body.IntegrationID) && vendor == "rentmanager":
 		j.outcome = "FAILURE"
 		j.errors = []string{pmsError(400, fmt.Sprintf("Property %q was not found in Rent Manager", *body.PropertyID))}
-	case draw < s.cfg.FailureRate:
+	case draw < failureRate:
 		j.outcome = "FAILURE"
 		j.errors = []string{pmsError(503, "The PMS is undergoing maintenance; try again later")}
-	case draw < s.cfg.FailureRate+s.cfg.PartialRate:
+	case draw < failureRate+s.cfg.PartialRate:
 		j.outcome = "PARTIAL_SUCCESS"
 		j.errors = []string{pmsError(422, "The resident was created but their contact preferences could not be saved")}
-	case draw < s.cfg.FailureRate+s.cfg.PartialRate+s.cfg.StuckRate:
+	case draw < failureRate+s.cfg.PartialRate+s.cfg.StuckRate:
 		j.stuck = true
 	}
 	if j.stuck {

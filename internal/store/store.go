@@ -271,6 +271,42 @@ func (s *Store) JobEvent(ctx context.Context, jobID string) (importer.WriteEvent
 	return ev, true, nil
 }
 
+// unresolveScript takes a row's outcome back, uncounting it, so that the row
+// can be worked on again. KEYS: results, counts. ARGV: row, outcome.
+var unresolveScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur or cjson.decode(cur)['status'] ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HINCRBY', KEYS[2], ARGV[2], -1)
+redis.call('HINCRBY', KEYS[2], 'resolved', -1)
+return 1
+`)
+
+// Reopen opens a finished import again, in a new round, and takes back the
+// outcomes of the given rows (each only if it still is the outcome given),
+// so that they are worked on again and the report is written anew when
+// they end. It returns the rows taken back.
+func (s *Store) Reopen(ctx context.Context, id string, rows []importer.RowResult) ([]importer.RowResult, error) {
+	k := keysOf(id)
+	pipe := s.rdb.TxPipeline()
+	pipe.HDel(ctx, k.meta, "finished_at")
+	pipe.HIncrBy(ctx, k.meta, "round", 1)
+	cmds := make([]*redis.Cmd, len(rows))
+	for i, r := range rows {
+		cmds[i] = unresolveScript.Eval(ctx, pipe, []string{k.results, k.counts}, r.Row, string(r.Outcome))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("error reopening import %s: %w", id, err)
+	}
+	var out []importer.RowResult
+	for i, c := range cmds {
+		if n, _ := c.Int(); n == 1 {
+			out = append(out, rows[i])
+		}
+	}
+	return out, nil
+}
+
 // replaceScript swaps a row's outcome for another, counting the change, and
 // reopens a finished import. The new result's empty fields keep their old
 // values (a record id learned earlier stays). KEYS: results, counts, meta.

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/source"
+	"github.com/propexo-importer/importer/internal/store"
+	"github.com/propexo-importer/importer/jobs"
+)
+
+func newRetryCommand(getenv env, g *globals, stdout, stderr io.Writer) *cobra.Command {
+	c := &runConfig{}
+	cmd := &cobra.Command{
+		Use:   "retry IMPORT_ID",
+		Short: "Try again the rows of a finished import that failed for transient reasons",
+		Long: `retry takes a finished import's rows that failed for reasons worth another
+try — a write the PMS refused (retried through the API's retry-write), a
+request that kept failing although it created nothing (sent again), a status
+that could not be read (followed again) — and works them again. Rows in
+doubt, invalid rows and rows the API rejected are left as they are. The
+same report is written again when they end. Needs REDIS_URL: the import's
+state lives there.`,
+		Example: `  REDIS_URL=redis://localhost:6379 PROPEXO_API_KEY=... importer retry residents-1a2b3c4d5e6f`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError("retry takes one IMPORT_ID, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log := g.logger(stderr)
+			if !cmd.Flags().Changed("log-level") && getenv("IMPORTER_LOG_LEVEL") == "" {
+				log = g.loggerAt(stderr, slog.LevelWarn)
+			}
+			return c.retry(cmd.Context(), args[0], log, stdout, stderr)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&c.noWait, "no-wait", false, "queue the rows and exit 0 at once; 'importer worker' processes do the work")
+	f.IntVar(&c.workers, "workers", 10, "tasks this process works on at once while it waits (0: leave them to 'importer worker')")
+	f.StringVar(&c.reportDir, "report-dir", envOr(getenv, "IMPORTER_REPORT_DIR", "reports"), "folder of the report "+envTag("IMPORTER_REPORT_DIR"))
+	f.StringVar(&c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the imports (required) "+envTag("REDIS_URL"))
+	c.api.register(f, getenv)
+	c.limits.register(f, getenv)
+	f.IntVar(&c.jobs.MaxRetry, "max-retries", 10, "retries of a request after a 5xx or network error before its row fails")
+	return cmd
+}
+
+func (c *runConfig) retry(ctx context.Context, id string, log *slog.Logger, stdout, stderr io.Writer) error {
+	if c.redisURL == "" {
+		return usageError("retry needs REDIS_URL (or --redis-url): the Redis that holds import %s", id)
+	}
+	if err := c.api.resolveKey(); err != nil {
+		return err
+	}
+	if err := c.limits.validate(); err != nil {
+		return err
+	}
+	rdb, err := connectRedis(ctx, c.redisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	st := store.New(rdb.Client)
+	imp, err := st.Import(ctx, id)
+	if err != nil {
+		return usageError("no import %s in Redis at %s", id, rdb.Addr)
+	}
+	if !imp.Finished() {
+		return usageError("import %s has not finished; wait for it with the same 'importer run' before retrying", id)
+	}
+	var candidates []importer.ReportRow
+	for row, err := range st.Rows(ctx, id, imp.Total) {
+		if err != nil {
+			return unfinished(err)
+		}
+		if jobs.Retryable(row.Result) {
+			candidates = append(candidates, row)
+		}
+	}
+	if len(candidates) == 0 {
+		fmt.Fprintf(stderr, "import %s has no rows to retry\n", id)
+		return c.finish(ctx, st, imp, stdout)
+	}
+
+	if c.workers > 0 && !c.noWait {
+		limiter := c.limits.limiter(rdb)
+		c.jobs.Limiter = limiter
+		api, closeAPI, err := c.apiFor(ctx, rdb, limiter, stderr)
+		if err != nil {
+			return err
+		}
+		defer closeAPI()
+		if api != nil {
+			w, err := startWorkers(rdb, api, st, "", c.workers, log, c.jobs)
+			if err != nil {
+				return unfinished(err)
+			}
+			defer w.stop()
+		}
+	}
+
+	results := make([]importer.RowResult, len(candidates))
+	for i, r := range candidates {
+		results[i] = r.Result
+	}
+	reopened, err := st.Reopen(ctx, id, results)
+	if err != nil {
+		return unfinished(err)
+	}
+	imp, err = st.Import(ctx, id)
+	if err != nil {
+		return unfinished(err)
+	}
+	q := asynqClient(rdb)
+	v := importer.NewValidator(imp.Options)
+	columns := map[int][]importer.Column{}
+	for _, r := range candidates {
+		columns[r.Result.Row] = r.Columns
+	}
+	for _, r := range reopened {
+		resident, _, _ := v.Check(rowFromColumns(r.Row, columns[r.Row]))
+		if err := jobs.Retry(ctx, q, st, imp, r, resident, c.jobs.MaxRetry); err != nil {
+			return unfinished(err)
+		}
+	}
+	fmt.Fprintf(stderr, "retrying %d rows of import %s\n", len(reopened), id)
+	if c.noWait {
+		return nil
+	}
+	if err := c.wait(ctx, st, rdb, id, stderr); err != nil {
+		return err
+	}
+	if imp, err = st.Import(ctx, id); err != nil {
+		return unfinished(err)
+	}
+	return c.finish(ctx, st, imp, stdout)
+}
+
+// rowFromColumns rebuilds a row from the original columns kept for the
+// report, mapping them to API fields as the reader did.
+func rowFromColumns(number int, cols []importer.Column) importer.Row {
+	row := importer.Row{Number: number, Values: map[string]string{}, Columns: cols}
+	for _, c := range cols {
+		if f, ok := source.FieldFor(c.Name); ok {
+			if _, taken := row.Values[f]; !taken {
+				row.Values[f] = c.Value
+			}
+		}
+	}
+	return row
+}
