@@ -45,10 +45,10 @@ type env struct {
 	h       *jobs.Handlers
 }
 
-func redistestClient(t *testing.T) *redis.Client { return redistest.Client(t) }
+func redistestClient(t testing.TB) *redis.Client { return redistest.Client(t) }
 
 // envOn is an env with no sandbox, for tests that bring their own API.
-func envOn(t *testing.T, rdb *redis.Client) *env {
+func envOn(t testing.TB, rdb *redis.Client) *env {
 	return &env{rdb: rdb, store: store.New(rdb), queue: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb), reports: &countingReports{}}
 }
 
@@ -78,7 +78,7 @@ func newEnv(t *testing.T, latency string, clk *sandbox.ManualClock) *env {
 	return e
 }
 
-func (e *env) newImport(t *testing.T, id string, total int, opts importer.Options) importer.Import {
+func (e *env) newImport(t testing.TB, id string, total int, opts importer.Options) importer.Import {
 	t.Helper()
 	opts, err := opts.Normalize()
 	if err != nil {

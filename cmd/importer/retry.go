@@ -27,27 +27,13 @@ doubt, invalid rows and rows the API rejected are left as they are. The
 same report is written again when they end. Needs REDIS_URL: the import's
 state lives there.`,
 		Example: `  REDIS_URL=redis://localhost:6379 PROPEXO_API_KEY=... importer retry residents-1a2b3c4d5e6f`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError("retry takes one IMPORT_ID, got %d arguments", len(args))
-			}
-			return nil
-		},
+		Args: exactlyOne("retry", "IMPORT_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log := g.logger(stderr)
-			if !cmd.Flags().Changed("log-level") && getenv("IMPORTER_LOG_LEVEL") == "" {
-				log = g.loggerAt(stderr, slog.LevelWarn)
-			}
-			return c.retry(cmd.Context(), args[0], log, stdout, stderr)
+			return c.retry(cmd.Context(), args[0], g.waitingLogger(cmd, getenv, stderr), stdout, stderr)
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&c.noWait, "no-wait", false, "queue the rows and exit 0 at once; 'importer worker' processes do the work")
-	f.IntVar(&c.workers, "workers", 10, "tasks this process works on at once while it waits (0: leave them to 'importer worker')")
-	f.StringVar(&c.reportDir, "report-dir", envOr(getenv, "IMPORTER_REPORT_DIR", "reports"), "folder of the report "+envTag("IMPORTER_REPORT_DIR"))
-	f.StringVar(&c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the imports (required) "+envTag("REDIS_URL"))
-	c.api.register(f, getenv)
-	c.limits.register(f, getenv)
+	c.registerWorkFlags(f, getenv)
 	f.IntVar(&c.jobs.MaxRetry, "max-retries", 10, "retries of a request after a 5xx or network error before its row fails")
 	return cmd
 }

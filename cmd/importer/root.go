@@ -131,6 +131,27 @@ Every flag can also be set from the environment variable shown in [brackets].`,
 	return root
 }
 
+// exactlyOne is the positional-argument check of a command that takes one
+// argument, named what.
+func exactlyOne(command, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return usageError("%s takes one %s, got %d arguments", command, what, len(args))
+		}
+		return nil
+	}
+}
+
+// waitingLogger is the logger of a command that shows progress while
+// in-process workers run: their routine logs would drown it, so it logs
+// warnings and errors unless a level was asked for.
+func (g *globals) waitingLogger(cmd *cobra.Command, getenv env, w io.Writer) *slog.Logger {
+	if !cmd.Flags().Changed("log-level") && getenv("IMPORTER_LOG_LEVEL") == "" {
+		return g.loggerAt(w, slog.LevelWarn)
+	}
+	return g.logger(w)
+}
+
 func envTag(name string) string { return "[$" + name + "]" }
 
 func envOr(getenv env, name, def string) string {

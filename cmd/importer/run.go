@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/sandbox"
@@ -59,20 +60,9 @@ the API unreachable, credentials rejected), 130 interrupted.`,
   importer run --vendor rentmanager --integration-id int_123 --property-id prop_9 \
       --rent-period monthly --rent-due-day 1 residents.csv
   REDIS_URL=redis://localhost:6379 importer run --no-wait residents.csv`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError("run takes one FILE, got %d arguments", len(args))
-			}
-			return nil
-		},
+		Args: exactlyOne("run", "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log := g.logger(stderr)
-			if !cmd.Flags().Changed("log-level") && getenv("IMPORTER_LOG_LEVEL") == "" {
-				// The in-process workers' routine logs would drown the
-				// progress: run shows warnings and errors only.
-				log = g.loggerAt(stderr, slog.LevelWarn)
-			}
-			return c.run(cmd.Context(), args[0], log, stdout, stderr)
+			return c.run(cmd.Context(), args[0], g.waitingLogger(cmd, getenv, stderr), stdout, stderr)
 		},
 	}
 	f := cmd.Flags()
@@ -86,18 +76,24 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 	f.BoolVar(&c.opts.Verify, "verify", false, "read every created resident back and fail the row if it is missing (one more request per row)")
 	f.StringVar(&c.importID, "import-id", "", "the import's id (default: derived from the file's content and the options, so a re-run resumes)")
 	f.BoolVar(&c.dryRun, "dry-run", false, "validate the whole file and print what would be sent; send nothing, need no Redis")
-	f.BoolVar(&c.noWait, "no-wait", false, "enqueue the rows and exit 0 at once; 'importer worker' processes do the work")
-	f.IntVar(&c.workers, "workers", 10, "tasks this process works on at once while it waits (0: leave the work to 'importer worker')")
-	f.StringVar(&c.reportDir, "report-dir", envOr(getenv, "IMPORTER_REPORT_DIR", "reports"), "folder that receives <import id>/results.csv, failed.csv and summary.json "+envTag("IMPORTER_REPORT_DIR"))
-	f.StringVar(&c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the queue and the imports (default: an in-process Redis, gone when run exits) "+envTag("REDIS_URL"))
-	c.api.register(f, getenv)
-	c.limits.register(f, getenv)
+	c.registerWorkFlags(f, getenv)
 	f.DurationVar(&c.jobs.PollInitial, "poll-initial", 2*time.Second, "delay before a write's first status check; later checks back off")
 	f.DurationVar(&c.jobs.PollMax, "poll-max", 5*time.Minute, "longest delay between two status checks of a write")
 	f.IntVar(&c.jobs.MaxRetry, "max-retries", 10, "retries of a request after a 5xx or network error before its row fails (waits for a rate limit do not count)")
 	f.StringVar(&c.sandboxLatency, "sandbox-latency", sandbox.DefaultLatency, "how long writes stay PENDING in the in-process sandbox (fixed:2s, uniform:1s-5s, lognormal:median=2s,p99=30s)")
 	f.Float64Var(&c.sandboxFailureRate, "sandbox-failure-rate", 0, "share of writes (0-1) the in-process sandbox fails")
 	return cmd
+}
+
+// registerWorkFlags adds the flags of commands that queue rows and may work
+// on them while they wait: run and retry.
+func (c *runConfig) registerWorkFlags(f *pflag.FlagSet, getenv env) {
+	f.BoolVar(&c.noWait, "no-wait", false, "enqueue the rows and exit 0 at once; 'importer worker' processes do the work")
+	f.IntVar(&c.workers, "workers", 10, "tasks this process works on at once while it waits (0: leave the work to 'importer worker')")
+	f.StringVar(&c.reportDir, "report-dir", envOr(getenv, "IMPORTER_REPORT_DIR", "reports"), "folder that receives <import id>/results.csv, failed.csv and summary.json "+envTag("IMPORTER_REPORT_DIR"))
+	f.StringVar(&c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the queue and the imports (run without it: an in-process Redis, gone when run exits) "+envTag("REDIS_URL"))
+	c.api.register(f, getenv)
+	c.limits.register(f, getenv)
 }
 
 // prepared is a file that has been read once: its format, options and id.

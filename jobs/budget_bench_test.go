@@ -1,0 +1,121 @@
+package jobs_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/poll"
+	"github.com/propexo-importer/importer/internal/propexo"
+	"github.com/propexo-importer/importer/internal/ratelimit"
+	"github.com/propexo-importer/importer/internal/redistest"
+	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/webhook"
+	"github.com/propexo-importer/importer/jobs"
+)
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// BenchmarkAPIBudget imports a few thousand rows through three workers
+// against the sandbox with the API's rate limit (150 a minute) and its
+// latency (log-normal, median 2s, p99 30s), once polling and once with
+// webhooks, and reports how well the budget was spent. Time runs
+// IMPORTER_BENCH_SCALE times faster than the API's (window, latency and
+// delays divided alike; default 4); IMPORTER_BENCH_ROWS sets the rows
+// (default 2000). Run it with `make bench-api`.
+func BenchmarkAPIBudget(b *testing.B) {
+	rows := envInt("IMPORTER_BENCH_ROWS", 2000)
+	scale := time.Duration(envInt("IMPORTER_BENCH_SCALE", 4))
+	for _, mode := range []string{"polling", "webhooks"} {
+		b.Run(mode, func(b *testing.B) {
+			for b.Loop() {
+				budgetRun(b, rows, scale, mode == "webhooks")
+			}
+		})
+	}
+}
+
+func budgetRun(b *testing.B, rows int, scale time.Duration, hooks bool) {
+	ctx := context.Background()
+	rdb := redistest.Client(b)
+	window := time.Minute / scale
+	lat, _ := sandbox.ParseLatency(fmt.Sprintf("lognormal:median=%v,p99=%v", 2*time.Second/scale, 30*time.Second/scale))
+	cfg := sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: 150, RateWindow: window, SlowDelay: 2 * time.Second / scale, Seed: 11}
+	e := envOn(b, rdb)
+	jcfg := jobs.Config{MaxRetry: 10}
+	if hooks {
+		probe := jobs.NewHandlers(nil, e.store, e.queue, e.reports, nil, jobs.Config{})
+		rc, _ := webhook.NewReceiver(whSecret, probe.ApplyEvent, nil)
+		srv := httptest.NewServer(rc)
+		b.Cleanup(srv.Close)
+		cfg.Webhooks = sandbox.WebhookConfig{URL: srv.URL, Secret: whSecret}
+		jcfg.PollFallback = 5 * time.Minute / scale
+	}
+	sb := sandbox.New(cfg)
+	sb.Start()
+	api := httptest.NewServer(sb.Handler())
+	b.Cleanup(func() { api.Close(); sb.Close() })
+
+	imp := e.newImport(b, "bench", -1, importer.Options{})
+	for i := 0; i < 3; i++ {
+		limiter := ratelimit.New(rdb, ratelimit.Config{Limit: 150, Period: window})
+		client, _ := propexo.New(propexo.Config{BaseURL: api.URL, APIKey: apiKey, OnAnswer: limiter.Observe})
+		c := jcfg
+		c.Limiter = limiter
+		c.Planner = poll.New(rdb, poll.Config{Initial: 2 * time.Second / scale, Max: 5 * time.Minute / scale})
+		h := jobs.NewHandlers(client, e.store, e.queue, e.reports, nil, c)
+		mux := asynq.NewServeMux()
+		h.Register(mux)
+		scfg := jobs.ServerConfig(10, nil)
+		scfg.LogLevel = asynq.FatalLevel
+		server := asynq.NewServerFromRedisClient(rdb, scfg)
+		if err := server.Start(mux); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(server.Shutdown)
+	}
+	began := time.Now()
+	if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}, 10); err != nil {
+		b.Fatal(err)
+	}
+	for {
+		if got, _ := e.store.Import(ctx, imp.ID); got.Finished() {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	took := time.Since(began)
+	st := sb.Stats()
+	requests := 0
+	for _, n := range st.Requests {
+		requests += n
+	}
+	twice := 0
+	for _, n := range st.ResidentsByIdentity {
+		if n > 1 {
+			twice++
+		}
+	}
+	p, _ := e.store.Progress(ctx, imp.ID)
+	windows := took.Seconds() / window.Seconds()
+	b.ReportMetric(float64(requests)/float64(p.Resolved), "requests/row")
+	b.ReportMetric(float64(st.Requests["write_status"])/float64(p.Resolved), "reads/row")
+	b.ReportMetric(100*float64(requests)/(windows*150), "%limit")
+	b.ReportMetric(float64(st.RateLimited), "429s")
+	b.ReportMetric(float64(twice), "created-twice")
+	b.ReportMetric(float64(p.Resolved)/(took.Minutes()*float64(scale)), "rows/api-min")
+	b.Logf("%d rows in %v (%.0f windows of %v): %d requests (%d creates, %d status reads), %d answers 429, %d slowed, %d residents created twice",
+		p.Resolved, took.Round(time.Second), windows, window, requests, st.Requests["create_resident"], st.Requests["write_status"], st.RateLimited, st.Slowed, twice)
+}
