@@ -26,7 +26,11 @@ lint: ## gofmt and go vet
 
 .PHONY: bench
 bench: ## run the benchmarks (speed and memory of reading, validating and reporting)
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) test -run '^$$' -bench . -skip BenchmarkAPIBudget -benchmem $(PKGS)
+
+.PHONY: bench-api
+bench-api: ## spend the API budget on 2000 rows through three workers, polling and with webhooks (about 12 minutes)
+	$(GO) test -run '^$$' -bench BenchmarkAPIBudget -benchtime 1x -timeout 60m ./jobs
 
 .PHONY: fuzz
 fuzz: ## fuzz the CSV and NDJSON readers for 30s each

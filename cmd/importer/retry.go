@@ -27,7 +27,7 @@ doubt, invalid rows and rows the API rejected are left as they are. The
 same report is written again when they end. Needs REDIS_URL: the import's
 state lives there.`,
 		Example: `  REDIS_URL=redis://localhost:6379 PROPEXO_API_KEY=... importer retry residents-1a2b3c4d5e6f`,
-		Args: exactlyOne("retry", "IMPORT_ID"),
+		Args:    exactlyOne("retry", "IMPORT_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.retry(cmd.Context(), args[0], g.waitingLogger(cmd, getenv, stderr), stdout, stderr)
 		},
