@@ -91,6 +91,8 @@ type Import struct {
 	Stopped string `json:"stopped,omitempty"`
 	// FinishedAt is when the report was written; zero while running.
 	FinishedAt time.Time `json:"finished_at,omitempty"`
+	// CancelledAt is when the import was cancelled; zero if it was not.
+	CancelledAt time.Time `json:"cancelled_at,omitzero"`
 	// Round counts the times a finished import was opened again (a late
 	// webhook, a retry): each round writes its report once.
 	Round int `json:"round,omitempty"`
@@ -99,6 +101,22 @@ type Import struct {
 // Deadline is the moment after which a PENDING write is timed_out.
 func (imp Import) Deadline() time.Time {
 	return imp.CreatedAt.Add(imp.Options.Deadline)
+}
+
+// State names where the import stands: running, stopped, cancelling,
+// cancelled or finished.
+func (imp Import) State() string {
+	switch {
+	case imp.Finished() && !imp.CancelledAt.IsZero():
+		return "cancelled"
+	case imp.Finished():
+		return "finished"
+	case !imp.CancelledAt.IsZero():
+		return "cancelling"
+	case imp.Stopped != "":
+		return "stopped"
+	}
+	return "running"
 }
 
 // Finished reports whether the import's report has been written.

@@ -49,10 +49,12 @@ const (
 	Invalid   Outcome = "invalid"
 	Duplicate Outcome = "duplicate"
 	TimedOut  Outcome = "timed_out"
+	// Cancelled: never sent, because the import was cancelled first.
+	Cancelled Outcome = "cancelled"
 )
 
 // Outcomes lists every outcome in the order reports show them.
-var Outcomes = []Outcome{Succeeded, Partial, Failed, Invalid, Duplicate, TimedOut}
+var Outcomes = []Outcome{Succeeded, Partial, Failed, Invalid, Duplicate, TimedOut, Cancelled}
 
 // Valid reports whether o is one of Outcomes.
 func (o Outcome) Valid() bool {
@@ -76,6 +78,7 @@ const (
 	CodeRetriesSpent = "retries_exhausted"
 	CodeJobNotFound  = "job_not_found"
 	CodeInternal     = "internal_error"
+	CodeCancelled    = "cancelled"
 )
 
 // RowResult is the outcome of one row, as the report shows it.

@@ -26,6 +26,9 @@ type RowState struct {
 	Resolved bool
 	// Stopped holds the reason when the whole import has stopped.
 	Stopped string
+	// Cancelled is true once the import was cancelled: rows not sent yet
+	// are not sent.
+	Cancelled bool
 }
 
 // Stat names of the counters an import keeps beside its outcomes.
@@ -100,6 +103,7 @@ type Summary struct {
 	RateLimitWaits int             `json:"rate_limit_waits"`
 	Webhooks       int             `json:"webhooks"`
 	Stopped        string          `json:"stopped,omitempty"`
+	Cancelled      bool            `json:"cancelled,omitempty"`
 	StartedAt      time.Time       `json:"started_at"`
 	FinishedAt     time.Time       `json:"finished_at,omitzero"`
 	Seconds        float64         `json:"duration_seconds"`
@@ -122,6 +126,7 @@ func NewSummary(imp Import, p Progress, stats map[string]int) Summary {
 		RateLimitWaits: stats[StatThrottled],
 		Webhooks:       stats[StatWebhooks],
 		Stopped:        imp.Stopped,
+		Cancelled:      !imp.CancelledAt.IsZero(),
 		StartedAt:      imp.CreatedAt,
 		FinishedAt:     imp.FinishedAt,
 	}

@@ -69,6 +69,9 @@ func (h *Handlers) Submit(ctx context.Context, t *asynq.Task) error {
 		// Redelivered after the job id was stored: the chain of checks
 		// exists; make sure its current link is on the queue.
 		return h.scheduleCheck(ctx, p, st.JobID, st.Check)
+	case st.Cancelled && !st.Sending && st.JobID == "":
+		return h.resolve(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Cancelled,
+			ErrorCode: importer.CodeCancelled, Error: "not sent: the import was cancelled"})
 	case st.Stopped != "":
 		return nil // the row is sent when the import is run again
 	case st.JobID != "":

@@ -531,3 +531,67 @@ func TestRetryAfterAnOutage(t *testing.T) {
 		t.Errorf("second retry: exit %d\n%s", again.code, again.stderr)
 	}
 }
+
+// status, report and cancel, as an operator uses them on a running import.
+func TestStatusReportCancel(t *testing.T) {
+	dir := t.TempDir()
+	redistest.Client(t)
+	addr := freeAddr(t)
+	key := "ops-key"
+	background(t, dir, map[string]string{"PROPEXO_API_KEY": key}, "sandbox", "--addr", addr, "--latency", "fixed:200ms", "--rate-limit", "6000")
+	waitForHTTP(t, "http://"+addr+"/healthz")
+	env := map[string]string{"REDIS_URL": redistest.URL(t)}
+
+	// Queue 50 rows with no worker yet: nothing is sent.
+	first := runImporter(t, dir, env, "run", "--no-wait", sample(t, "residents.csv"))
+	if first.code != 0 {
+		t.Fatalf("run --no-wait: %d %s", first.code, first.stderr)
+	}
+	id := regexp.MustCompile(`import (\S+) queued`).FindStringSubmatch(first.stdout)[1]
+
+	st := runImporter(t, dir, env, "status")
+	if st.code != 0 || !strings.Contains(st.stdout, id) || !strings.Contains(st.stdout, "running") || !strings.Contains(st.stdout, "0/50") {
+		t.Errorf("status:\n%s\n%s", st.stdout, st.stderr)
+	}
+	js := runImporter(t, dir, env, "status", "--json", id)
+	var one struct {
+		ID    string `json:"import_id"`
+		State string `json:"state"`
+		Total int    `json:"total"`
+	}
+	if err := json.Unmarshal([]byte(js.stdout), &one); err != nil || one.ID != id || one.Total != 50 || one.State != "running" {
+		t.Errorf("status --json %s: %s (%v)", id, js.stdout, err)
+	}
+
+	// A report of a running import shows the rows as pending.
+	rep := runImporter(t, dir, env, "report", "--report-dir", "elsewhere", id)
+	if rep.code != 0 {
+		t.Fatalf("report: %d %s", rep.code, rep.stderr)
+	}
+	pending := readCSV(t, filepath.Join(dir, "elsewhere", id, "results.csv"))
+	if len(pending) != 51 || pending[1][1] != "pending" {
+		t.Errorf("report of a running import: %d lines, first %q", len(pending), pending[1][:2])
+	}
+
+	// Cancel, then let a worker see the queued rows: none is sent.
+	if c := runImporter(t, dir, env, "cancel", id); c.code != 0 || !strings.Contains(c.stdout, "cancelled") {
+		t.Fatalf("cancel: %d %s %s", c.code, c.stdout, c.stderr)
+	}
+	background(t, dir, map[string]string{"REDIS_URL": env["REDIS_URL"], "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key}, "worker", "--rate-limit", "6000")
+	done := runImporter(t, dir, env, "run", "--workers", "0", sample(t, "residents.csv"))
+	if done.code != 1 || !strings.Contains(done.stdout, "50 cancelled") {
+		t.Errorf("after cancel: exit %d\n%s\n%s", done.code, done.stdout, done.stderr)
+	}
+	if again := runImporter(t, dir, env, "cancel", id); again.code != 2 || !strings.Contains(again.stderr, "already finished") {
+		t.Errorf("cancel of a finished import: %d %s", again.code, again.stderr)
+	}
+	if st := runImporter(t, dir, env, "status", "nope"); st.code != 2 || !strings.Contains(st.stderr, "no import nope") {
+		t.Errorf("status of an unknown import: %d %s", st.code, st.stderr)
+	}
+	if v := runImporter(t, dir, nil, "version"); v.code != 0 || !strings.HasPrefix(v.stdout, "importer ") {
+		t.Errorf("version: %q", v.stdout)
+	}
+	if c := runImporter(t, dir, nil, "completion", "bash"); c.code != 0 || !strings.Contains(c.stdout, "bash completion") {
+		t.Errorf("completion bash: %d", c.code)
+	}
+}

@@ -128,6 +128,10 @@ Every flag can also be set from the environment variable shown in [brackets].`,
 	root.AddCommand(newSandboxCommand(getenv, g, stderr))
 	root.AddCommand(newWebhooksCommand(getenv, g, stderr))
 	root.AddCommand(newRetryCommand(getenv, g, stdout, stderr))
+	root.AddCommand(newStatusCommand(getenv, stdout))
+	root.AddCommand(newReportCommand(getenv, stdout))
+	root.AddCommand(newCancelCommand(getenv, stdout))
+	root.AddCommand(newVersionCommand(stdout))
 	return root
 }
 

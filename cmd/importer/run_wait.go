@@ -103,10 +103,7 @@ func (c *runConfig) wait(ctx context.Context, st *store.Store, rdb *queue.Redis,
 			// Every row has its outcome but no worker wrote the
 			// report (none is running, or its finalize failed):
 			// write it here.
-			if _, err := (reportWriter{store: st}).WriteReport(ctx, imp); err != nil {
-				return unfinished(err)
-			}
-			if err := st.Finish(ctx, id, time.Now()); err != nil {
+			if err := (reportFinisher{st}).finish(ctx, id); err != nil {
 				return unfinished(err)
 			}
 			return nil

@@ -95,6 +95,9 @@ func (s *Store) Import(ctx context.Context, id string) (importer.Import, error) 
 	}
 	imp.Stopped = vals["stopped"]
 	imp.Round, _ = strconv.Atoi(vals["round"])
+	if c := vals["cancelled_at"]; c != "" {
+		imp.CancelledAt, _ = time.Parse(time.RFC3339Nano, c)
+	}
 	if f := vals["finished_at"]; f != "" {
 		imp.FinishedAt, _ = time.Parse(time.RFC3339Nano, f)
 	}
@@ -117,6 +120,24 @@ func (s *Store) Stop(ctx context.Context, id, reason string) error {
 	return nil
 }
 
+// Cancel marks an import cancelled, once; it reports whether this call did.
+func (s *Store) Cancel(ctx context.Context, id string, at time.Time) (bool, error) {
+	ok, err := s.rdb.HSetNX(ctx, keysOf(id).meta, "cancelled_at", at.UTC().Format(time.RFC3339Nano)).Result()
+	if err != nil {
+		return false, fmt.Errorf("error cancelling import %s: %w", id, err)
+	}
+	return ok, nil
+}
+
+// Imports lists the ids of every import, newest first.
+func (s *Store) Imports(ctx context.Context) ([]string, error) {
+	ids, err := s.rdb.ZRevRange(ctx, importsKey, 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("error listing the imports: %w", err)
+	}
+	return ids, nil
+}
+
 // Finish records the time the import's report was written.
 func (s *Store) Finish(ctx context.Context, id string, at time.Time) error {
 	if err := s.rdb.HSet(ctx, keysOf(id).meta, "finished_at", at.UTC().Format(time.RFC3339Nano)).Err(); err != nil {
@@ -133,8 +154,9 @@ func (s *Store) RowState(ctx context.Context, id string, row int) (importer.RowS
 	state := pipe.HGet(ctx, k.state, field)
 	resolved := pipe.HExists(ctx, k.results, field)
 	stopped := pipe.HGet(ctx, k.meta, "stopped")
+	cancelled := pipe.HExists(ctx, k.meta, "cancelled_at")
 	pipe.Exec(ctx) // errors are read per command: a missing field is not one
-	for _, cmd := range []redis.Cmder{state, resolved, stopped} {
+	for _, cmd := range []redis.Cmder{state, resolved, stopped, cancelled} {
 		if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
 			return importer.RowState{}, fmt.Errorf("error reading row %d of import %s: %w", row, id, err)
 		}
@@ -142,6 +164,7 @@ func (s *Store) RowState(ctx context.Context, id string, row int) (importer.RowS
 	st := parseState(state.Val())
 	st.Resolved = resolved.Val()
 	st.Stopped = stopped.Val()
+	st.Cancelled = cancelled.Val()
 	return st, nil
 }
 

@@ -1,0 +1,329 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/report"
+	"github.com/propexo-importer/importer/internal/store"
+)
+
+// redisOnly is the flag of commands that only read or mark imports in Redis.
+type redisOnly struct{ url string }
+
+func (r *redisOnly) register(cmd *cobra.Command, getenv env) {
+	cmd.Flags().StringVar(&r.url, "redis-url", getenv("REDIS_URL"), "Redis that holds the imports (required) "+envTag("REDIS_URL"))
+}
+
+// open connects to the Redis of the imports, refusing the in-process one: it
+// would hold nothing.
+func (r *redisOnly) open(ctx context.Context, command string) (*store.Store, func(), error) {
+	if r.url == "" {
+		return nil, nil, usageError("%s needs REDIS_URL (or --redis-url): the Redis that holds the imports", command)
+	}
+	rdb, err := connectRedis(ctx, r.url)
+	if err != nil {
+		return nil, nil, err
+	}
+	return store.New(rdb.Client), func() { rdb.Close() }, nil
+}
+
+// importStatus is one import as status shows it.
+type importStatus struct {
+	ID          string                   `json:"import_id"`
+	File        string                   `json:"file"`
+	State       string                   `json:"state"`
+	StartedAt   time.Time                `json:"started_at"`
+	FinishedAt  time.Time                `json:"finished_at,omitzero"`
+	Total       int                      `json:"total"`
+	Resolved    int                      `json:"resolved"`
+	Counts      map[importer.Outcome]int `json:"counts"`
+	RowsPerMin  float64                  `json:"rows_per_minute"`
+	SecondsLeft float64                  `json:"seconds_left,omitempty"`
+	Stopped     string                   `json:"stopped,omitempty"`
+	ReportDir   string                   `json:"report_dir"`
+}
+
+func statusOf(ctx context.Context, st *store.Store, id string) (importStatus, error) {
+	imp, err := st.Import(ctx, id)
+	if err != nil {
+		return importStatus{}, err
+	}
+	p, err := st.Progress(ctx, id)
+	if err != nil {
+		return importStatus{}, err
+	}
+	s := importStatus{ID: imp.ID, File: imp.File, State: imp.State(), StartedAt: imp.CreatedAt, FinishedAt: imp.FinishedAt,
+		Total: p.Total, Resolved: p.Resolved, Counts: map[importer.Outcome]int{}, Stopped: imp.Stopped, ReportDir: report.Dir(imp.ReportDir, imp.ID)}
+	for _, o := range importer.Outcomes {
+		if n := p.Counts[o]; n > 0 {
+			s.Counts[o] = n
+		}
+	}
+	end := imp.FinishedAt
+	if end.IsZero() {
+		end = time.Now()
+	}
+	if minutes := end.Sub(imp.CreatedAt).Minutes(); minutes > 0 {
+		s.RowsPerMin = float64(p.Resolved) / minutes
+	}
+	if !imp.Finished() && s.RowsPerMin > 0 && p.Total > p.Resolved {
+		s.SecondsLeft = float64(p.Total-p.Resolved) / s.RowsPerMin * 60
+	}
+	return s, nil
+}
+
+func newStatusCommand(getenv env, stdout io.Writer) *cobra.Command {
+	var r redisOnly
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [IMPORT_ID]",
+		Short: "Show the imports in Redis, or one of them: progress and counts",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			st, closeRedis, err := r.open(ctx, "status")
+			if err != nil {
+				return err
+			}
+			defer closeRedis()
+			ids := args
+			if len(ids) == 0 {
+				if ids, err = st.Imports(ctx); err != nil {
+					return unfinished(err)
+				}
+			}
+			var all []importStatus
+			for _, id := range ids {
+				s, err := statusOf(ctx, st, id)
+				if errors.Is(err, importer.ErrImportNotFound) {
+					return usageError("no import %s in Redis", id)
+				}
+				if err != nil {
+					return unfinished(err)
+				}
+				all = append(all, s)
+			}
+			if asJSON {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				if len(args) == 1 {
+					return enc.Encode(all[0])
+				}
+				if all == nil {
+					all = []importStatus{}
+				}
+				return enc.Encode(all)
+			}
+			if len(all) == 0 {
+				fmt.Fprintln(stdout, "no imports")
+				return nil
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "IMPORT\tFILE\tSTATE\tSTARTED\tROWS\tOUTCOMES\tROWS/MIN\tLEFT")
+			for _, s := range all {
+				total := "?"
+				if s.Total >= 0 {
+					total = fmt.Sprint(s.Total)
+				}
+				var counts []string
+				for _, o := range importer.Outcomes {
+					if n := s.Counts[o]; n > 0 {
+						counts = append(counts, fmt.Sprintf("%d %s", n, o))
+					}
+				}
+				left := ""
+				if s.SecondsLeft > 0 {
+					left = (time.Duration(s.SecondsLeft) * time.Second).String()
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%s\t%s\t%.1f\t%s\n", s.ID, s.File, s.State, s.StartedAt.Local().Format("2006-01-02 15:04"),
+					s.Resolved, total, strings.Join(counts, ", "), s.RowsPerMin, left)
+			}
+			return tw.Flush()
+		},
+	}
+	r.register(cmd, getenv)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newReportCommand(getenv env, stdout io.Writer) *cobra.Command {
+	var r redisOnly
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "report IMPORT_ID",
+		Short: "Write an import's report files again, from Redis, on this machine",
+		Long: `report writes results.csv, failed.csv and summary.json of an import from what
+Redis holds, into --report-dir/<import id>/. It works on any machine that
+reaches the Redis, for a finished import or, as it stands, a running one
+(rows without an outcome yet show as "pending").`,
+		Args: exactlyOne("report", "IMPORT_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			st, closeRedis, err := r.open(ctx, "report")
+			if err != nil {
+				return err
+			}
+			defer closeRedis()
+			imp, err := st.Import(ctx, args[0])
+			if errors.Is(err, importer.ErrImportNotFound) {
+				return usageError("no import %s in Redis", args[0])
+			}
+			if err != nil {
+				return unfinished(err)
+			}
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				return usageError("--report-dir: %v", err)
+			}
+			out, err := reportWriter{store: st, dir: abs}.WriteReport(ctx, imp)
+			if err != nil {
+				return unfinished(err)
+			}
+			fmt.Fprintf(stdout, "report: %s\n", relative(out))
+			return nil
+		},
+	}
+	r.register(cmd, getenv)
+	cmd.Flags().StringVar(&dir, "report-dir", envOr(getenv, "IMPORTER_REPORT_DIR", "reports"), "folder that receives <import id>/ "+envTag("IMPORTER_REPORT_DIR"))
+	return cmd
+}
+
+func newCancelCommand(getenv env, stdout io.Writer) *cobra.Command {
+	var r redisOnly
+	cmd := &cobra.Command{
+		Use:   "cancel IMPORT_ID",
+		Short: "Stop sending an import's rows; rows already sent are followed to their outcome",
+		Long: `cancel stops an import from sending any more rows. Rows already sent are still
+followed to their outcome; the others end as "cancelled" in the report,
+which is written as usual once every row has an outcome.`,
+		Args: exactlyOne("cancel", "IMPORT_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			st, closeRedis, err := r.open(ctx, "cancel")
+			if err != nil {
+				return err
+			}
+			defer closeRedis()
+			id := args[0]
+			imp, err := st.Import(ctx, id)
+			if errors.Is(err, importer.ErrImportNotFound) {
+				return usageError("no import %s in Redis", id)
+			}
+			if err != nil {
+				return unfinished(err)
+			}
+			if imp.Finished() {
+				return usageError("import %s has already finished", id)
+			}
+			if _, err := st.Cancel(ctx, id, time.Now()); err != nil {
+				return unfinished(err)
+			}
+			if imp.Stopped != "" {
+				// A stopped import has no tasks left to see the
+				// cancel: end its unsent rows here.
+				if err := cancelUnsent(ctx, st, imp); err != nil {
+					return unfinished(err)
+				}
+			}
+			fmt.Fprintf(stdout, "import %s cancelled: no more rows are sent; rows already sent are followed to their outcome\n", id)
+			return nil
+		},
+	}
+	r.register(cmd, getenv)
+	return cmd
+}
+
+// cancelUnsent resolves as cancelled the rows of a stopped import that were
+// never sent.
+func cancelUnsent(ctx context.Context, st *store.Store, imp importer.Import) error {
+	const batch = 500
+	for first := 1; first <= imp.Total; first += batch {
+		var rows []int
+		for n := first; n < first+batch && n <= imp.Total; n++ {
+			rows = append(rows, n)
+		}
+		states, err := st.RowStates(ctx, imp.ID, rows)
+		if err != nil {
+			return err
+		}
+		for i, s := range states {
+			if s.Resolved || s.Sending || s.JobID != "" {
+				continue
+			}
+			done, err := st.Resolve(ctx, imp.ID, importer.RowResult{Row: rows[i], Outcome: importer.Cancelled, ErrorCode: importer.CodeCancelled,
+				Error: "not sent: the import was cancelled", At: time.Now().UTC()})
+			if err != nil {
+				return err
+			}
+			if done {
+				return (reportFinisher{st}).finish(ctx, imp.ID)
+			}
+		}
+	}
+	return nil
+}
+
+// reportFinisher writes the report of an import that ended outside a
+// worker, and marks it finished.
+type reportFinisher struct{ st *store.Store }
+
+func (f reportFinisher) finish(ctx context.Context, id string) error {
+	imp, err := f.st.Import(ctx, id)
+	if err != nil {
+		return err
+	}
+	if _, err := (reportWriter{store: f.st}).WriteReport(ctx, imp); err != nil {
+		return err
+	}
+	return f.st.Finish(ctx, id, time.Now())
+}
+
+func newVersionCommand(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the importer's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, args []string) {
+			fmt.Fprintln(stdout, "importer", version())
+		},
+	}
+}
+
+// version is the module version and VCS revision the binary was built from.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := info.Main.Version
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" {
+		v += " (" + rev + dirty + ")"
+	}
+	return v + " " + info.GoVersion
+}
