@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -593,5 +594,35 @@ func TestStatusReportCancel(t *testing.T) {
 	}
 	if c := runImporter(t, dir, nil, "completion", "bash"); c.code != 0 || !strings.Contains(c.stdout, "bash completion") {
 		t.Errorf("completion bash: %d", c.code)
+	}
+}
+
+func TestDashboardCommand(t *testing.T) {
+	dir := t.TempDir()
+	redistest.Client(t)
+	addr := freeAddr(t)
+	env := map[string]string{"REDIS_URL": redistest.URL(t), "IMPORTER_DASHBOARD_AUTH": "ops:pw"}
+	if r := runImporter(t, dir, env, "run", "--no-wait", sample(t, "residents.json")); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	background(t, dir, env, "dashboard", "--addr", addr)
+	waitForHTTP(t, "http://"+addr+"/healthz")
+	resp, err := http.Get("http://" + addr + "/imports")
+	if err != nil || resp.StatusCode != 401 {
+		t.Fatalf("without auth: %v %v", resp, err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/imports", nil)
+	req.SetBasicAuth("ops", "pw")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("with auth: %v %v", resp, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "residents.json") {
+		t.Errorf("the Imports page does not list the import:\n%s", b)
+	}
+	if r := runImporter(t, dir, env, "dashboard", "--addr", "nonsense"); r.code != 2 {
+		t.Errorf("bad --addr: exit %d %s", r.code, r.stderr)
 	}
 }

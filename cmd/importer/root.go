@@ -132,6 +132,7 @@ Every flag can also be set from the environment variable shown in [brackets].`,
 	root.AddCommand(newReportCommand(getenv, stdout))
 	root.AddCommand(newCancelCommand(getenv, stdout))
 	root.AddCommand(newVersionCommand(stdout))
+	root.AddCommand(newDashboardCommand(getenv, g, stdout, stderr))
 	return root
 }
 

@@ -41,18 +41,8 @@ func (r *redisOnly) open(ctx context.Context, command string) (*store.Store, fun
 
 // importStatus is one import as status shows it.
 type importStatus struct {
-	ID          string                   `json:"import_id"`
-	File        string                   `json:"file"`
-	State       string                   `json:"state"`
-	StartedAt   time.Time                `json:"started_at"`
-	FinishedAt  time.Time                `json:"finished_at,omitzero"`
-	Total       int                      `json:"total"`
-	Resolved    int                      `json:"resolved"`
-	Counts      map[importer.Outcome]int `json:"counts"`
-	RowsPerMin  float64                  `json:"rows_per_minute"`
-	SecondsLeft float64                  `json:"seconds_left,omitempty"`
-	Stopped     string                   `json:"stopped,omitempty"`
-	ReportDir   string                   `json:"report_dir"`
+	importer.Status
+	ReportDir string `json:"report_dir"`
 }
 
 func statusOf(ctx context.Context, st *store.Store, id string) (importStatus, error) {
@@ -64,24 +54,7 @@ func statusOf(ctx context.Context, st *store.Store, id string) (importStatus, er
 	if err != nil {
 		return importStatus{}, err
 	}
-	s := importStatus{ID: imp.ID, File: imp.File, State: imp.State(), StartedAt: imp.CreatedAt, FinishedAt: imp.FinishedAt,
-		Total: p.Total, Resolved: p.Resolved, Counts: map[importer.Outcome]int{}, Stopped: imp.Stopped, ReportDir: report.Dir(imp.ReportDir, imp.ID)}
-	for _, o := range importer.Outcomes {
-		if n := p.Counts[o]; n > 0 {
-			s.Counts[o] = n
-		}
-	}
-	end := imp.FinishedAt
-	if end.IsZero() {
-		end = time.Now()
-	}
-	if minutes := end.Sub(imp.CreatedAt).Minutes(); minutes > 0 {
-		s.RowsPerMin = float64(p.Resolved) / minutes
-	}
-	if !imp.Finished() && s.RowsPerMin > 0 && p.Total > p.Resolved {
-		s.SecondsLeft = float64(p.Total-p.Resolved) / s.RowsPerMin * 60
-	}
-	return s, nil
+	return importStatus{Status: importer.NewStatus(imp, p, time.Now()), ReportDir: report.Dir(imp.ReportDir, imp.ID)}, nil
 }
 
 func newStatusCommand(getenv env, stdout io.Writer) *cobra.Command {
@@ -217,25 +190,8 @@ which is written as usual once every row has an outcome.`,
 			}
 			defer closeRedis()
 			id := args[0]
-			imp, err := st.Import(ctx, id)
-			if errors.Is(err, importer.ErrImportNotFound) {
-				return usageError("no import %s in Redis", id)
-			}
-			if err != nil {
-				return unfinished(err)
-			}
-			if imp.Finished() {
-				return usageError("import %s has already finished", id)
-			}
-			if _, err := st.Cancel(ctx, id, time.Now()); err != nil {
-				return unfinished(err)
-			}
-			if imp.Stopped != "" {
-				// A stopped import has no tasks left to see the
-				// cancel: end its unsent rows here.
-				if err := cancelUnsent(ctx, st, imp); err != nil {
-					return unfinished(err)
-				}
+			if err := cancelImport(ctx, st, id); err != nil {
+				return err
 			}
 			fmt.Fprintf(stdout, "import %s cancelled: no more rows are sent; rows already sent are followed to their outcome\n", id)
 			return nil
@@ -243,6 +199,31 @@ which is written as usual once every row has an outcome.`,
 	}
 	r.register(cmd, getenv)
 	return cmd
+}
+
+// cancelImport cancels an unfinished import.
+func cancelImport(ctx context.Context, st *store.Store, id string) error {
+	imp, err := st.Import(ctx, id)
+	if errors.Is(err, importer.ErrImportNotFound) {
+		return usageError("no import %s in Redis", id)
+	}
+	if err != nil {
+		return unfinished(err)
+	}
+	if imp.Finished() {
+		return usageError("import %s has already finished", id)
+	}
+	if _, err := st.Cancel(ctx, id, time.Now()); err != nil {
+		return unfinished(err)
+	}
+	if imp.Stopped != "" {
+		// A stopped import has no tasks left to see the cancel: end its
+		// unsent rows here.
+		if err := cancelUnsent(ctx, st, imp); err != nil {
+			return unfinished(err)
+		}
+	}
+	return nil
 }
 
 // cancelUnsent resolves as cancelled the rows of a stopped import that were

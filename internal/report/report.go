@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"os"
 	"path/filepath"
@@ -51,32 +52,16 @@ func Write(reportDir string, sum importer.Summary, columns []string, rows iter.S
 	}
 	defer failed.abort()
 
-	index := make(map[string]int, len(columns))
-	for i, c := range columns {
-		index[c] = i
-	}
-	original := make([]string, len(columns))
+	lines := newLiner(columns)
 	for row, err := range rows {
 		if err != nil {
 			return "", err
 		}
-		clear(original)
-		for _, c := range row.Columns {
-			if i, ok := index[c.Name]; ok {
-				original[i] = c.Value
-			}
-		}
-		r := row.Result
-		status := string(r.Outcome)
-		if status == "" {
-			status = "pending"
-		}
-		line := append([]string{strconv.Itoa(r.Row), status, r.JobID, r.RecordID, r.ErrorCode, r.Error}, original...)
-		if err := results.write(line); err != nil {
+		if err := results.write(lines.result(row)); err != nil {
 			return "", err
 		}
-		if SafeToResend(r) {
-			if err := failed.write(original); err != nil {
+		if SafeToResend(row.Result) {
+			if err := failed.write(lines.original(row)); err != nil {
 				return "", err
 			}
 		}
@@ -91,6 +76,101 @@ func Write(reportDir string, sum importer.Summary, columns []string, rows iter.S
 		return "", err
 	}
 	return dir, nil
+}
+
+// liner lays a row out as the report's lines.
+type liner struct {
+	index map[string]int
+	buf   []string
+}
+
+func newLiner(columns []string) *liner {
+	l := &liner{index: make(map[string]int, len(columns)), buf: make([]string, len(columns))}
+	for i, c := range columns {
+		l.index[c] = i
+	}
+	return l
+}
+
+// original is the row's values in the report's column order.
+func (l *liner) original(row importer.ReportRow) []string {
+	clear(l.buf)
+	for _, c := range row.Columns {
+		if i, ok := l.index[c.Name]; ok {
+			l.buf[i] = c.Value
+		}
+	}
+	return l.buf
+}
+
+// result is the row's line of results.csv.
+func (l *liner) result(row importer.ReportRow) []string {
+	r := row.Result
+	status := string(r.Outcome)
+	if status == "" {
+		status = "pending"
+	}
+	return append([]string{strconv.Itoa(r.Row), status, r.JobID, r.RecordID, r.ErrorCode, r.Error}, l.original(row)...)
+}
+
+// WriteResults streams results.csv to w.
+func WriteResults(w io.Writer, columns []string, rows iter.Seq2[importer.ReportRow, error]) error {
+	return stream(w, append(append([]string{}, ResultColumns...), columns...), columns, rows, func(l *liner, row importer.ReportRow) []string {
+		return l.result(row)
+	})
+}
+
+// WriteFailed streams failed.csv to w.
+func WriteFailed(w io.Writer, columns []string, rows iter.Seq2[importer.ReportRow, error]) error {
+	return stream(w, columns, columns, rows, func(l *liner, row importer.ReportRow) []string {
+		if !SafeToResend(row.Result) {
+			return nil
+		}
+		return l.original(row)
+	})
+}
+
+func stream(w io.Writer, header, columns []string, rows iter.Seq2[importer.ReportRow, error], line func(*liner, importer.ReportRow) []string) error {
+	enc := &encoder{w: gocsv.NewSafeCSVWriter(csv.NewWriter(w))}
+	if err := enc.write(header); err != nil {
+		return err
+	}
+	l := newLiner(columns)
+	for row, err := range rows {
+		if err != nil {
+			return err
+		}
+		if record := line(l, row); record != nil {
+			if err := enc.write(record); err != nil {
+				return err
+			}
+		}
+	}
+	enc.w.Flush()
+	return enc.w.Error()
+}
+
+// encoder writes CSV records with every cell neutralised.
+type encoder struct {
+	w *gocsv.SafeCSVWriter
+}
+
+func (e *encoder) write(record []string) error {
+	safe := make([]string, len(record))
+	for i, v := range record {
+		safe[i] = Neutralize(v)
+	}
+	return e.w.Write(safe)
+}
+
+// WriteSummary writes summary.json to w.
+func WriteSummary(w io.Writer, sum importer.Summary) error {
+	b, err := json.MarshalIndent(sum, "", "  ")
+	if err != nil {
+		return fmt.Errorf("error encoding %s: %w", SummaryFile, err)
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
 }
 
 // SafeToResend reports whether a row belongs in failed.csv: it did not
@@ -111,7 +191,7 @@ func SafeToResend(r importer.RowResult) bool {
 // csvFile is a CSV file written to a temporary name and renamed on commit.
 type csvFile struct {
 	f    *os.File
-	w    *gocsv.SafeCSVWriter
+	enc  *encoder
 	path string
 	done bool
 }
@@ -126,7 +206,7 @@ func newCSVFile(dir, name string, header []string) (*csvFile, error) {
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("error creating %s: %w", name, err)
 	}
-	c := &csvFile{f: f, w: gocsv.NewSafeCSVWriter(csv.NewWriter(f)), path: filepath.Join(dir, name)}
+	c := &csvFile{f: f, enc: &encoder{w: gocsv.NewSafeCSVWriter(csv.NewWriter(f))}, path: filepath.Join(dir, name)}
 	if err := c.write(header); err != nil {
 		c.abort()
 		return nil, err
@@ -135,19 +215,15 @@ func newCSVFile(dir, name string, header []string) (*csvFile, error) {
 }
 
 func (c *csvFile) write(record []string) error {
-	safe := make([]string, len(record))
-	for i, v := range record {
-		safe[i] = Neutralize(v)
-	}
-	if err := c.w.Write(safe); err != nil {
+	if err := c.enc.write(record); err != nil {
 		return fmt.Errorf("error writing %s: %w", filepath.Base(c.path), err)
 	}
 	return nil
 }
 
 func (c *csvFile) commit() error {
-	c.w.Flush()
-	err := errors.Join(c.w.Error(), c.f.Sync(), c.f.Close())
+	c.enc.w.Flush()
+	err := errors.Join(c.enc.w.Error(), c.f.Sync(), c.f.Close())
 	if err == nil {
 		err = os.Rename(c.f.Name(), c.path)
 	}
@@ -168,16 +244,12 @@ func (c *csvFile) abort() {
 }
 
 func writeSummary(dir string, sum importer.Summary) error {
-	b, err := json.MarshalIndent(sum, "", "  ")
-	if err != nil {
-		return fmt.Errorf("error encoding %s: %w", SummaryFile, err)
-	}
 	tmp, err := os.CreateTemp(dir, "."+SummaryFile+".*")
 	if err != nil {
 		return fmt.Errorf("error creating %s: %w", SummaryFile, err)
 	}
 	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(append(b, '\n'))
+	err = WriteSummary(tmp, sum)
 	err = errors.Join(err, tmp.Chmod(0o600), tmp.Close())
 	if err == nil {
 		err = os.Rename(tmp.Name(), filepath.Join(dir, SummaryFile))

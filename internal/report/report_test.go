@@ -152,3 +152,26 @@ func readCSV(t *testing.T, path string) [][]string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// The streams a browser downloads are the files Write writes.
+func TestStreamsMatchTheFiles(t *testing.T) {
+	sum, cols, rows := sample()
+	dir, err := report.Write(t.TempDir(), sum, cols, rowsOf(rows))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, write := range map[string]func(*strings.Builder) error{
+		report.ResultsFile: func(b *strings.Builder) error { return report.WriteResults(b, cols, rowsOf(rows)) },
+		report.FailedFile:  func(b *strings.Builder) error { return report.WriteFailed(b, cols, rowsOf(rows)) },
+		report.SummaryFile: func(b *strings.Builder) error { return report.WriteSummary(b, sum) },
+	} {
+		var b strings.Builder
+		if err := write(&b); err != nil {
+			t.Fatal(err)
+		}
+		file, _ := os.ReadFile(filepath.Join(dir, name))
+		if b.String() != string(file) {
+			t.Errorf("%s: the stream differs from the file", name)
+		}
+	}
+}

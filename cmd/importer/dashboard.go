@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/propexo-importer/importer/internal/dashboard"
+	"github.com/propexo-importer/importer/internal/store"
+)
+
+type dashboardConfig struct {
+	addr         string
+	auth         string
+	allowActions bool
+	redis        redisOnly
+}
+
+func newDashboardCommand(getenv env, g *globals, stdout, stderr io.Writer) *cobra.Command {
+	c := &dashboardConfig{}
+	cmd := &cobra.Command{
+		Use:   "dashboard",
+		Short: "Serve the Imports page and Asynq's monitoring UI",
+		Long: `dashboard serves, on one address:
+  /imports      every import: file, start, progress, counts per outcome, rows
+                per minute, time left, and its report to download; one
+                import's page lists the rows that did not succeed
+  /monitoring/  Asynq's monitoring UI (asynqmon): queues, tasks, retries
+
+It binds to 127.0.0.1 unless told otherwise, asks for basic auth with --auth
+(or IMPORTER_DASHBOARD_AUTH), and is read-only unless --allow-actions, which
+also unlocks asynqmon's actions.`,
+		Example: `  REDIS_URL=redis://localhost:6379 importer dashboard
+  REDIS_URL=... IMPORTER_DASHBOARD_AUTH=ops:secret importer dashboard --addr :8088 --allow-actions`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.run(cmd.Context(), g.logger(stderr), stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.addr, "addr", envOr(getenv, "IMPORTER_DASHBOARD_ADDR", "127.0.0.1:8088"), "address to serve on "+envTag("IMPORTER_DASHBOARD_ADDR"))
+	f.StringVar(&c.auth, "auth", getenv("IMPORTER_DASHBOARD_AUTH"), `ask for basic auth: "user:password" (prefer the environment variable: flags show in ps) `+envTag("IMPORTER_DASHBOARD_AUTH"))
+	f.BoolVar(&c.allowActions, "allow-actions", false, "allow changes: asynqmon's task actions and cancelling imports")
+	c.redis.register(cmd, getenv)
+	return cmd
+}
+
+func (c *dashboardConfig) run(ctx context.Context, log *slog.Logger, stdout io.Writer) error {
+	if c.redis.url == "" {
+		return usageError("dashboard needs REDIS_URL (or --redis-url): the Redis of the imports")
+	}
+	rdb, err := connectRedis(ctx, c.redis.url)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	st := store.New(rdb.Client)
+	h, err := dashboard.New(dashboard.Config{
+		Redis: rdb.Opt, Store: st, AllowActions: c.allowActions, Auth: c.auth, Log: log,
+		Cancel: func(ctx context.Context, id string) error { return cancelImport(ctx, st, id) },
+	})
+	if err != nil {
+		return usageError("%v", err)
+	}
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return usageError("--addr %s: %v", c.addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("dashboard listening", "url", "http://"+ln.Addr().String()+"/imports", "read_only", !c.allowActions, "auth", c.auth != "")
+	select {
+	case err := <-errc:
+		return unfinished(err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return unfinished(err)
+	}
+	return nil
+}

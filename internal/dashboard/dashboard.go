@@ -1,0 +1,248 @@
+// Package dashboard serves the importer's web UI: Asynq's monitoring UI
+// (asynqmon, mounted at /monitoring/) and, beside it, the Imports page that
+// asynqmon cannot show — every import with its file, start, progress, counts
+// per outcome, rows per minute, time left and its report to download, and
+// one import's failed rows with their errors. Reports are streamed from
+// Redis, so any machine that reaches the Redis can serve them.
+package dashboard
+
+import (
+	"context"
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/report"
+	"github.com/propexo-importer/importer/internal/store"
+)
+
+//go:embed templates/*.html
+var templates embed.FS
+
+// Config configures the dashboard.
+type Config struct {
+	// Redis is the connection of the queue, for asynqmon. Required.
+	Redis asynq.RedisConnOpt
+	// Store reads the imports. Required.
+	Store *store.Store
+	// AllowActions lets users change things: asynqmon's actions (delete,
+	// run, archive tasks...) and cancelling an import. Default read-only.
+	AllowActions bool
+	// Auth, "user:password", asks every request for basic auth. Default
+	// none.
+	Auth string
+	// Cancel cancels an import; required with AllowActions.
+	Cancel func(ctx context.Context, id string) error
+	// Log receives the dashboard's errors. Default: discarded.
+	Log *slog.Logger
+}
+
+// Handler is the dashboard's http.Handler.
+type Handler struct {
+	cfg  Config
+	mux  *http.ServeMux
+	page *template.Template
+}
+
+// New returns the dashboard.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Auth != "" && !strings.Contains(cfg.Auth, ":") {
+		return nil, errors.New(`--auth: use "user:password"`)
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	page, err := template.New("").Funcs(template.FuncMap{
+		"pct":      func(s importer.Status) string { return fmt.Sprintf("%.0f", s.Percent()) },
+		"left":     left,
+		"when":     func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") },
+	}).ParseFS(templates, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("error parsing the dashboard's templates: %w", err)
+	}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), page: page}
+	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: cfg.Redis, ReadOnly: !cfg.AllowActions})
+	h.mux.Handle("/monitoring/", mon)
+	h.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/imports", http.StatusFound) })
+	h.mux.HandleFunc("GET /imports", h.list)
+	h.mux.HandleFunc("GET /imports.json", h.listJSON)
+	h.mux.HandleFunc("GET /imports/{id}", h.one)
+	h.mux.HandleFunc("GET /imports/{id}/{file}", h.download)
+	h.mux.HandleFunc("POST /imports/{id}/cancel", h.cancel)
+	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	return h, nil
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Auth != "" && r.URL.Path != "/healthz" {
+		user, pass, ok := r.BasicAuth()
+		wantUser, wantPass, _ := strings.Cut(h.cfg.Auth, ":")
+		if !ok || subtle.ConstantTimeCompare([]byte(user), []byte(wantUser)) != 1 || subtle.ConstantTimeCompare([]byte(pass), []byte(wantPass)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="importer"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+func left(s importer.Status) string {
+	if s.SecondsLeft <= 0 {
+		return ""
+	}
+	return (time.Duration(s.SecondsLeft) * time.Second).String()
+}
+
+func (h *Handler) statuses(ctx context.Context) ([]importer.Status, error) {
+	ids, err := h.cfg.Store.Imports(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []importer.Status{}
+	for _, id := range ids {
+		s, _, err := h.status(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func (h *Handler) status(ctx context.Context, id string) (importer.Status, importer.Import, error) {
+	imp, err := h.cfg.Store.Import(ctx, id)
+	if err != nil {
+		return importer.Status{}, imp, err
+	}
+	p, err := h.cfg.Store.Progress(ctx, id)
+	if err != nil {
+		return importer.Status{}, imp, err
+	}
+	return importer.NewStatus(imp, p, time.Now()), imp, nil
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, importer.ErrImportNotFound) {
+		http.Error(w, "no such import", http.StatusNotFound)
+		return
+	}
+	h.cfg.Log.ErrorContext(r.Context(), "dashboard", "path", r.URL.Path, "error", err)
+	http.Error(w, "the dashboard cannot read Redis right now", http.StatusServiceUnavailable)
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	all, err := h.statuses(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.render(w, "imports.html", map[string]any{"Imports": all, "Actions": h.cfg.AllowActions})
+}
+
+func (h *Handler) listJSON(w http.ResponseWriter, r *http.Request) {
+	all, err := h.statuses(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(all)
+}
+
+// failedRows caps the rows one import's page lists.
+const failedRows = 500
+
+func (h *Handler) one(w http.ResponseWriter, r *http.Request) {
+	s, imp, err := h.status(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var failed []importer.RowResult
+	more := 0
+	total := max(imp.Total, 0)
+	for row, err := range h.cfg.Store.Rows(r.Context(), imp.ID, total) {
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		o := row.Result.Outcome
+		if o == "" || o == importer.Succeeded {
+			continue
+		}
+		if len(failed) == failedRows {
+			more++
+			continue
+		}
+		failed = append(failed, row.Result)
+	}
+	h.render(w, "import.html", map[string]any{"S": s, "Failed": failed, "More": more, "Actions": h.cfg.AllowActions && !imp.Finished()})
+}
+
+func (h *Handler) download(w http.ResponseWriter, r *http.Request) {
+	id, file := r.PathValue("id"), r.PathValue("file")
+	imp, err := h.cfg.Store.Import(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	rows := h.cfg.Store.Rows(r.Context(), id, max(imp.Total, 0))
+	header := func(contentType string) {
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", id+"-"+file))
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	switch file {
+	case report.ResultsFile:
+		header("text/csv; charset=utf-8")
+		err = report.WriteResults(w, imp.Columns, rows)
+	case report.FailedFile:
+		header("text/csv; charset=utf-8")
+		err = report.WriteFailed(w, imp.Columns, rows)
+	case report.SummaryFile:
+		sum, serr := h.cfg.Store.Summary(r.Context(), id)
+		if serr != nil {
+			h.fail(w, r, serr)
+			return
+		}
+		header("application/json")
+		err = report.WriteSummary(w, sum)
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		h.cfg.Log.ErrorContext(r.Context(), "report download broke off", "import_id", id, "file", file, "error", err)
+	}
+}
+
+func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
+	if !h.cfg.AllowActions || h.cfg.Cancel == nil {
+		http.Error(w, "the dashboard is read-only (start it with --allow-actions)", http.StatusForbidden)
+		return
+	}
+	if err := h.cfg.Cancel(r.Context(), r.PathValue("id")); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/imports/"+r.PathValue("id"), http.StatusSeeOther)
+}
+
+func (h *Handler) render(w http.ResponseWriter, name string, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := h.page.ExecuteTemplate(w, name, data); err != nil {
+		h.cfg.Log.Error("dashboard template", "template", name, "error", err)
+	}
+}

@@ -1,0 +1,220 @@
+package dashboard_test
+
+import (
+	"context"
+	"encoding/csv"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+	"github.com/hibiken/asynq"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/dashboard"
+	"github.com/propexo-importer/importer/internal/redistest"
+	"github.com/propexo-importer/importer/internal/store"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+// running sets up an import of n rows in Redis, none resolved yet, and a
+// dashboard over it.
+func running(t *testing.T, n int, cfg dashboard.Config) (*store.Store, *httptest.Server) {
+	t.Helper()
+	rdb := redistest.Client(t)
+	st := store.New(rdb)
+	ctx := context.Background()
+	if _, _, err := st.CreateImport(ctx, importer.Import{ID: "imp-dash", File: "residents.csv", CreatedAt: time.Now().UTC(), Total: -1,
+		Options: importer.Options{Vendor: importer.VendorGeneric, Deadline: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	var rows []importer.Row
+	for i := 1; i <= n; i++ {
+		rows = append(rows, importer.Row{Number: i, Columns: []importer.Column{{Name: "First Name", Value: "Resident"}, {Name: "E-mail", Value: "r@example.com"}}})
+	}
+	if err := st.SaveInput(ctx, "imp-dash", rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	st.SetTotal(ctx, "imp-dash", n, []string{"First Name", "E-mail"}, nil)
+	cfg.Store = st
+	cfg.Redis = asynq.RedisClientOpt{Addr: rdb.Options().Addr, DB: rdb.Options().DB}
+	h, err := dashboard.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return st, srv
+}
+
+func resolve(t *testing.T, st *store.Store, from, to int, o importer.Outcome) {
+	t.Helper()
+	for r := from; r <= to; r++ {
+		res := importer.RowResult{Row: r, Outcome: o, JobID: "job_x", RecordID: "res_x"}
+		if o != importer.Succeeded {
+			res.ErrorCode, res.Error, res.RecordID = "write_failed", "Unit is occupied (409)", ""
+		}
+		if _, err := st.Resolve(context.Background(), "imp-dash", res); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func get(t *testing.T, url, auth string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if auth != "" {
+		user, pass, _ := strings.Cut(auth, ":")
+		req.SetBasicAuth(user, pass)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestPagesAndDownloads(t *testing.T) {
+	st, srv := running(t, 10, dashboard.Config{})
+	resolve(t, st, 1, 3, importer.Succeeded)
+	resolve(t, st, 4, 4, importer.Failed)
+	code, body := get(t, srv.URL+"/imports", "")
+	if code != 200 || !strings.Contains(body, "imp-dash") || !strings.Contains(body, `value="40"`) || !strings.Contains(body, "3 succeeded") {
+		t.Errorf("/imports: %d\n%s", code, body)
+	}
+	code, body = get(t, srv.URL+"/imports/imp-dash", "")
+	if code != 200 || !strings.Contains(body, "Unit is occupied (409)") || !strings.Contains(body, "write_failed") {
+		t.Errorf("/imports/imp-dash: %d\n%s", code, body)
+	}
+	code, body = get(t, srv.URL+"/imports/imp-dash/results.csv", "")
+	records, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if code != 200 || err != nil || len(records) != 11 || records[1][1] != "succeeded" || records[10][1] != "pending" {
+		t.Errorf("results.csv: %d %v\n%s", code, err, body)
+	}
+	if code, body = get(t, srv.URL+"/imports/imp-dash/failed.csv", ""); code != 200 || strings.Count(body, "\n") != 2 {
+		t.Errorf("failed.csv: %d\n%s", code, body)
+	}
+	if code, body = get(t, srv.URL+"/imports/imp-dash/summary.json", ""); code != 200 || !strings.Contains(body, `"import_id": "imp-dash"`) {
+		t.Errorf("summary.json: %d\n%s", code, body)
+	}
+	if code, _ = get(t, srv.URL+"/imports/nope", ""); code != 404 {
+		t.Errorf("unknown import: %d", code)
+	}
+	if code, body = get(t, srv.URL+"/monitoring/api/queues", ""); code != 200 {
+		t.Errorf("asynqmon API: %d %s", code, body)
+	}
+	resp, _ := http.Post(srv.URL+"/imports/imp-dash/cancel", "", nil)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cancel on a read-only dashboard: %d", resp.StatusCode)
+	}
+	resp, _ = http.Post(srv.URL+"/monitoring/api/queues/default:pause", "", nil)
+	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNoContent {
+		t.Errorf("asynqmon accepted an action on a read-only dashboard: %d", resp.StatusCode)
+	}
+}
+
+func TestBasicAuth(t *testing.T) {
+	_, srv := running(t, 1, dashboard.Config{Auth: "ops:s3cret"})
+	for _, auth := range []string{"", "ops:wrong", "other:s3cret"} {
+		if code, _ := get(t, srv.URL+"/imports", auth); code != 401 {
+			t.Errorf("auth %q: %d, want 401", auth, code)
+		}
+	}
+	if code, _ := get(t, srv.URL+"/monitoring/", ""); code != 401 {
+		t.Errorf("asynqmon without auth: %d", code)
+	}
+	if code, _ := get(t, srv.URL+"/imports", "ops:s3cret"); code != 200 {
+		t.Errorf("right auth: %d", code)
+	}
+	if _, err := dashboard.New(dashboard.Config{Auth: "nocolon"}); err == nil {
+		t.Error("an --auth without a password was accepted")
+	}
+}
+
+// chromium finds Debian's Chromium; the browser test is skipped, saying
+// why, only where it is absent (CI installs it).
+func chromium(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("Chromium is not installed; CI must install it (apt-get install chromium)")
+	}
+	t.Skip("Chromium is not installed (apt-get install chromium): the browser test cannot run here")
+	return ""
+}
+
+// In a real headless browser: the Imports page loads, a running import's
+// progress rises on its own, and the results.csv link downloads the report.
+func TestInABrowser(t *testing.T) {
+	bin := chromium(t)
+	st, srv := running(t, 20, dashboard.Config{})
+	resolve(t, st, 1, 5, importer.Succeeded)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.UserDataDir(t.TempDir()))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelTimeout()
+
+	progress := func() float64 {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.querySelector('tr[data-id="imp-dash"] progress').value`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/imports"), chromedp.WaitVisible(`tr[data-id="imp-dash"] progress`)); err != nil {
+		t.Fatal(err)
+	}
+	before := progress()
+	resolve(t, st, 6, 15, importer.Succeeded)
+	after := before
+	for deadline := time.Now().Add(10 * time.Second); after < 75 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		after = progress()
+	}
+	if before != 25 || after != 75 {
+		t.Errorf("progress went from %v to %v, want 25 then 75 without a reload", before, after)
+	}
+	if resolved, _ := chromedp.Run(ctx, chromedp.Text(`tr[data-id="imp-dash"] .resolved`)); resolved != "15" {
+		t.Errorf("resolved count shows %q, want 15", resolved)
+	}
+
+	dir := t.TempDir()
+	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(`tr[data-id="imp-dash"] a.results`, chromedp.NodeVisible)); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if b, err := os.ReadFile(filepath.Join(dir, "imp-dash-results.csv")); err == nil && len(b) > 0 {
+			got = b
+			break
+		}
+	}
+	records, err := csv.NewReader(strings.NewReader(string(got))).ReadAll()
+	if err != nil || len(records) != 21 || records[0][0] != "row" || records[15][1] != "succeeded" || records[16][1] != "pending" {
+		entries, _ := os.ReadDir(dir)
+		t.Errorf("downloaded results.csv: %v (%d records); folder holds %v", err, len(records), entries)
+	}
+}
