@@ -64,9 +64,9 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	page, err := template.New("").Funcs(template.FuncMap{
-		"pct":      func(s importer.Status) string { return fmt.Sprintf("%.0f", s.Percent()) },
-		"left":     left,
-		"when":     func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") },
+		"pct":  func(s importer.Status) string { return fmt.Sprintf("%.0f", s.Percent()) },
+		"left": left,
+		"when": func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") },
 	}).ParseFS(templates, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("error parsing the dashboard's templates: %w", err)
