@@ -64,9 +64,9 @@ type Store interface {
 	// `to` if it still is `from`, and reports whether it did.
 	AdvanceCheck(ctx context.Context, importID string, row int, from, to int) (bool, error)
 	// Resolve records a row's outcome and counts it, once: a second call for
-	// the same row changes nothing. It reports whether every row of the
-	// import now has an outcome.
-	Resolve(ctx context.Context, importID string, result RowResult) (done bool, err error)
+	// the same row changes nothing. It reports whether this call recorded
+	// the outcome, and whether every row of the import now has one.
+	Resolve(ctx context.Context, importID string, result RowResult) (recorded, done bool, err error)
 	// Stop marks the import stopped with a reason, unless it already is.
 	Stop(ctx context.Context, importID, reason string) error
 	// Count adds n to one of the import's counters (see the Stat names).

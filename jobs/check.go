@@ -164,6 +164,9 @@ func (h *Handlers) Check(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return h.checkFailed(ctx, p, err)
 	}
+	if h.cfg.Metrics != nil && status.State != importer.WritePending && !p.SubmittedAt.IsZero() {
+		h.cfg.Metrics.WriteResolved(time.Since(p.SubmittedAt))
+	}
 	if h.cfg.Planner != nil && h.cfg.PollFallback == 0 {
 		h.cfg.Planner.Observe(ctx, p.IntegrationID, p.Check, status.State == importer.WritePending)
 	}

@@ -61,6 +61,9 @@ type Config struct {
 	// that receive webhooks: the webhook resolves the row, and polling is
 	// only a slow fallback (doubling from there, up to PollMax).
 	PollFallback time.Duration
+	// Metrics, when set, counts rows and waits for Prometheus
+	// (*metrics.Metrics). Default: none.
+	Metrics Metrics
 	// Limiter paces the API requests of every worker; an error from Take
 	// with a RetryIn() time.Duration method means "wait that long", and
 	// the task is rescheduled without counting a failure. Default: none.
@@ -74,6 +77,17 @@ type Planner interface {
 	Schedule(ctx context.Context, integrationID string) (first, second time.Duration)
 	// Observe learns from status check number n: was the write PENDING?
 	Observe(ctx context.Context, integrationID string, n int, pending bool)
+}
+
+// Metrics observes what the handlers do; *metrics.Metrics is one.
+type Metrics interface {
+	// RowResolved counts a row's outcome, once per row.
+	RowResolved(o importer.Outcome)
+	// WriteResolved observes how long a write took from its submit to a
+	// status check that found it resolved.
+	WriteResolved(d time.Duration)
+	// RateLimitWait counts a wait for the rate limit.
+	RateLimitWait()
 }
 
 // Limiter hands out API requests; *ratelimit.Limiter is one.
@@ -189,9 +203,12 @@ func (h *Handlers) resolve(ctx context.Context, importID string, r importer.RowR
 	if r.At.IsZero() {
 		r.At = time.Now().UTC()
 	}
-	done, err := h.store.Resolve(ctx, importID, r)
+	recorded, done, err := h.store.Resolve(ctx, importID, r)
 	if err != nil {
 		return err
+	}
+	if recorded && h.cfg.Metrics != nil {
+		h.cfg.Metrics.RowResolved(r.Outcome)
 	}
 	h.log.DebugContext(ctx, "row resolved", "import_id", importID, "row", r.Row, "status", r.Outcome, "job_id", r.JobID, "error_code", r.ErrorCode)
 	if done {
@@ -219,6 +236,9 @@ func (h *Handlers) take(ctx context.Context, importID string, n int) error {
 	var w interface{ RetryIn() time.Duration }
 	if errors.As(err, &w) {
 		h.count(ctx, importID, importer.StatThrottled)
+		if h.cfg.Metrics != nil {
+			h.cfg.Metrics.RateLimitWait()
+		}
 		return &waitError{after: w.RetryIn(), err: err}
 	}
 	return err

@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
 	"github.com/propexo-importer/importer/internal/dashboard"
+	"github.com/propexo-importer/importer/internal/metrics"
 	"github.com/propexo-importer/importer/internal/store"
 )
 
@@ -19,6 +21,7 @@ type dashboardConfig struct {
 	addr         string
 	auth         string
 	allowActions bool
+	metricsAddr  string
 	redis        redisOnly
 }
 
@@ -48,6 +51,7 @@ also unlocks asynqmon's actions.`,
 	f.StringVar(&c.auth, "auth", getenv("IMPORTER_DASHBOARD_AUTH"), `ask for basic auth: "user:password" (prefer the environment variable: flags show in ps) `+envTag("IMPORTER_DASHBOARD_AUTH"))
 	f.BoolVar(&c.allowActions, "allow-actions", false, "allow changes: asynqmon's task actions and cancelling imports")
 	c.redis.register(cmd, getenv)
+	metricsFlag(f, getenv, &c.metricsAddr)
 	return cmd
 }
 
@@ -67,6 +71,13 @@ func (c *dashboardConfig) run(ctx context.Context, log *slog.Logger, stdout io.W
 	})
 	if err != nil {
 		return usageError("%v", err)
+	}
+	if c.metricsAddr != "" {
+		srv, err := serveMetrics(c.metricsAddr, metrics.New(asynq.NewInspectorFromRedisClient(rdb.Client)), log)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
 	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {

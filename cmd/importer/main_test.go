@@ -626,3 +626,45 @@ func TestDashboardCommand(t *testing.T) {
 		t.Errorf("bad --addr: exit %d %s", r.code, r.stderr)
 	}
 }
+
+// After an import, the worker's /metrics holds the importer's series and
+// Asynq's queue series.
+func TestWorkerMetrics(t *testing.T) {
+	dir := t.TempDir()
+	redistest.Client(t)
+	apiAddr, metricsAddr := freeAddr(t), freeAddr(t)
+	key := "metrics-key"
+	background(t, dir, map[string]string{"PROPEXO_API_KEY": key}, "sandbox", "--addr", apiAddr, "--latency", "fixed:300ms", "--rate-limit", "6000")
+	waitForHTTP(t, "http://"+apiAddr+"/healthz")
+	env := map[string]string{"REDIS_URL": redistest.URL(t)}
+	background(t, dir, map[string]string{"REDIS_URL": env["REDIS_URL"], "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key},
+		"worker", "--metrics-addr", metricsAddr, "--rate-limit", "6000", "--poll-initial", "1s")
+	waitForHTTP(t, "http://"+metricsAddr+"/metrics")
+	if r := runImporter(t, dir, env, "run", "--workers", "0", sample(t, "residents-with-errors.csv")); r.code != 1 {
+		t.Fatalf("run: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(b)
+	for _, want := range []string{
+		`importer_rows_resolved_total{outcome="succeeded"} 2`,
+		`importer_rows_resolved_total{outcome="failed"} 3`,
+		`importer_api_requests_total{endpoint="create_resident",status="200"} 3`,
+		`importer_api_requests_total{endpoint="create_resident",status="400"} 2`,
+		`importer_api_request_duration_seconds_bucket{endpoint="write_status",le=`,
+		`importer_write_resolution_seconds_count 3`,
+		`importer_rate_limit_waits_total 0`,
+		`importer_api_rate_limited_total 0`,
+		`asynq_queue_size{queue="importer-submit"}`,
+		`asynq_tasks_enqueued_total{queue="importer-check",state="scheduled"}`,
+		`asynq_tasks_processed_total{queue="importer-submit"}`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}

@@ -243,7 +243,7 @@ func cancelUnsent(ctx context.Context, st *store.Store, imp importer.Import) err
 			if s.Resolved || s.Sending || s.JobID != "" {
 				continue
 			}
-			done, err := st.Resolve(ctx, imp.ID, importer.RowResult{Row: rows[i], Outcome: importer.Cancelled, ErrorCode: importer.CodeCancelled,
+			_, done, err := st.Resolve(ctx, imp.ID, importer.RowResult{Row: rows[i], Outcome: importer.Cancelled, ErrorCode: importer.CodeCancelled,
 				Error: "not sent: the import was cancelled", At: time.Now().UTC()})
 			if err != nil {
 				return err

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/metrics"
 	"github.com/propexo-importer/importer/internal/poll"
 	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/queue"
@@ -158,6 +159,24 @@ func webhookServer(addr, path, secret string, h *jobs.Handlers, log *slog.Logger
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 	go srv.Serve(ln)
 	return srv, ln, nil
+}
+
+// serveMetrics serves Prometheus metrics at /metrics on addr.
+func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, usageError("--metrics-addr %s: %v", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return srv, nil
+}
+
+func metricsFlag(fs *pflag.FlagSet, getenv env, addr *string) {
+	fs.StringVar(addr, "metrics-addr", getenv("IMPORTER_METRICS_ADDR"), "serve Prometheus metrics at /metrics on this address, e.g. :9090 "+envTag("IMPORTER_METRICS_ADDR"))
 }
 
 // embeddedSandbox is a sandbox served inside this process.

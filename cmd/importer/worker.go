@@ -5,8 +5,11 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/metrics"
 	"github.com/propexo-importer/importer/internal/store"
 	"github.com/propexo-importer/importer/jobs"
 )
@@ -19,6 +22,7 @@ type workerConfig struct {
 	limits      limits
 	hooks       hookSettings
 	webhooksOn  bool
+	metricsAddr string
 	jobs        jobs.Config
 }
 
@@ -46,6 +50,7 @@ back on the queue) and exits 0.`,
 	c.limits.register(f, getenv)
 	c.hooks.register(f, getenv, "webhooks-addr", "")
 	c.hooks.registerFallback(f)
+	metricsFlag(f, getenv, &c.metricsAddr)
 	f.BoolVar(&c.webhooksOn, "webhooks", false, "webhooks are received (by 'importer webhooks' or another worker): poll only as a fallback; implied by --webhooks-addr")
 	f.DurationVar(&c.jobs.PollInitial, "poll-initial", 0, "delay before a write's first status check (default 2s)")
 	f.DurationVar(&c.jobs.PollMax, "poll-max", 0, "longest delay between two status checks of a write (default 5m)")
@@ -83,9 +88,19 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 	defer rdb.Close()
 	limiter := c.limits.limiter(rdb)
 	c.jobs.Limiter = limiter
-	api, err := newAPIClient(ctx, url, key, limiter, true)
+	client, err := newAPIClient(ctx, url, key, limiter, true)
 	if err != nil {
 		return err
+	}
+	var api importer.WriteAPI = client
+	if c.metricsAddr != "" {
+		m := metrics.New(asynq.NewInspectorFromRedisClient(rdb.Client))
+		c.jobs.Metrics, api = m, m.API(client)
+		srv, err := serveMetrics(c.metricsAddr, m, log)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
 	}
 	w, err := startWorkers(rdb, api, store.New(rdb.Client), c.reportDir, c.concurrency, log, c.jobs)
 	if err != nil {
@@ -100,7 +115,7 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 		defer srv.Close()
 		log.Info("receiving webhooks", "addr", ln.Addr().String(), "path", c.hooks.path)
 	}
-	log.Info("worker started", "redis", rdb.Addr, "api", api.BaseURL(), "concurrency", c.concurrency, "rate_limit", c.limits.perWindow, "rate_window", c.limits.window, "poll_fallback", c.jobs.PollFallback)
+	log.Info("worker started", "redis", rdb.Addr, "api", client.BaseURL(), "concurrency", c.concurrency, "rate_limit", c.limits.perWindow, "rate_window", c.limits.window, "poll_fallback", c.jobs.PollFallback)
 	<-ctx.Done()
 	log.Info("worker stopping: finishing the tasks in flight")
 	w.stop()

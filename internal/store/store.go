@@ -393,32 +393,35 @@ func (s *Store) AdvanceCheck(ctx context.Context, id string, row int, from, to i
 }
 
 // resolveScript records an outcome once per row and counts it in the same
-// step, then tells whether every row has one.
+// step, then tells whether every row has one: it returns 2 when it recorded
+// the outcome, plus 1 when the import is done.
 // KEYS: results, counts, meta, state. ARGV: row, outcome, result JSON.
 var resolveScript = redis.NewScript(`
+local recorded = 0
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3]) == 1 then
   redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
   redis.call('HINCRBY', KEYS[2], 'resolved', 1)
   redis.call('HDEL', KEYS[4], ARGV[1])
+  recorded = 2
 end
 local total = tonumber(redis.call('HGET', KEYS[3], 'total') or '-1')
 local resolved = tonumber(redis.call('HGET', KEYS[2], 'resolved') or '0')
-if total >= 0 and resolved >= total then return 1 end
-return 0
+if total >= 0 and resolved >= total then return recorded + 1 end
+return recorded
 `)
 
 // Resolve records a row's outcome and counts it, once per row.
-func (s *Store) Resolve(ctx context.Context, id string, r importer.RowResult) (bool, error) {
+func (s *Store) Resolve(ctx context.Context, id string, r importer.RowResult) (recorded, done bool, err error) {
 	k := keysOf(id)
 	b, err := json.Marshal(r)
 	if err != nil {
-		return false, fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
+		return false, false, fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
 	}
-	done, err := resolveScript.Run(ctx, s.rdb, []string{k.results, k.counts, k.meta, k.state}, r.Row, string(r.Outcome), b).Int()
+	n, err := resolveScript.Run(ctx, s.rdb, []string{k.results, k.counts, k.meta, k.state}, r.Row, string(r.Outcome), b).Int()
 	if err != nil {
-		return false, fmt.Errorf("error recording the outcome of row %d of import %s: %w", r.Row, id, err)
+		return false, false, fmt.Errorf("error recording the outcome of row %d of import %s: %w", r.Row, id, err)
 	}
-	return done == 1, nil
+	return n&2 != 0, n&1 != 0, nil
 }
 
 // SaveInput stores rows' original columns for the report, and resolves the

@@ -61,7 +61,7 @@ func TestResolveIsAtomicAndIdempotent(t *testing.T) {
 				if row == 1 && w%2 == 1 {
 					outcome = importer.Partial
 				}
-				d, err := s.Resolve(ctx, "imp-r", importer.RowResult{Row: row, Outcome: outcome})
+				_, d, err := s.Resolve(ctx, "imp-r", importer.RowResult{Row: row, Outcome: outcome})
 				if err != nil {
 					t.Error(err)
 					return
@@ -87,11 +87,11 @@ func TestResolveIsAtomicAndIdempotent(t *testing.T) {
 	if d, _ := s.SetTotal(ctx, "imp-r", rows+1, []string{"a"}, nil); d {
 		t.Error("SetTotal reported done with one row unresolved")
 	}
-	d, _ := s.Resolve(ctx, "imp-r", importer.RowResult{Row: rows + 1, Outcome: importer.Invalid})
-	if !d {
-		t.Error("resolving the last row did not report done")
+	recorded, d, _ := s.Resolve(ctx, "imp-r", importer.RowResult{Row: rows + 1, Outcome: importer.Invalid})
+	if !d || !recorded {
+		t.Error("resolving the last row did not report it recorded and done")
 	}
-	if d, _ := s.Resolve(ctx, "imp-r", importer.RowResult{Row: rows + 1, Outcome: importer.Invalid}); !d {
+	if recorded, d, _ := s.Resolve(ctx, "imp-r", importer.RowResult{Row: rows + 1, Outcome: importer.Invalid}); !d || recorded {
 		t.Error("a redelivered last resolve must report done again, so a lost finalize is re-enqueued")
 	}
 }
