@@ -91,6 +91,9 @@ type Import struct {
 	Stopped string `json:"stopped,omitempty"`
 	// FinishedAt is when the report was written; zero while running.
 	FinishedAt time.Time `json:"finished_at,omitempty"`
+	// SourcePath is the claimed file of a scheduled import, moved to done/
+	// or failed/ when the import ends; empty for 'importer run'.
+	SourcePath string `json:"source_path,omitempty"`
 	// CancelledAt is when the import was cancelled; zero if it was not.
 	CancelledAt time.Time `json:"cancelled_at,omitzero"`
 	// Round counts the times a finished import was opened again (a late

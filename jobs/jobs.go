@@ -64,6 +64,9 @@ type Config struct {
 	// Metrics, when set, counts rows and waits for Prometheus
 	// (*metrics.Metrics). Default: none.
 	Metrics Metrics
+	// Open reads input files, for scheduled imports. Default: none (the
+	// worker cannot run them).
+	Open Opener
 	// Limiter paces the API requests of every worker; an error from Take
 	// with a RetryIn() time.Duration method means "wait that long", and
 	// the task is rescheduled without counting a failure. Default: none.
@@ -112,10 +115,20 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// ImportStore is the state store as scheduled imports need it: the Store,
+// creating imports, and what a split needs.
+type ImportStore interface {
+	importer.Store
+	SplitStore
+	CreateImport(ctx context.Context, imp importer.Import) (stored importer.Import, created bool, err error)
+	Progress(ctx context.Context, importID string) (importer.Progress, error)
+}
+
 // Handlers process the importer's tasks.
 type Handlers struct {
 	api     importer.WriteAPI
 	store   importer.Store
+	splits  ImportStore // nil unless the store can create imports
 	queue   Enqueuer
 	reports ReportWriter
 	log     *slog.Logger
@@ -127,7 +140,9 @@ func NewHandlers(api importer.WriteAPI, store importer.Store, queue Enqueuer, re
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handlers{api: api, store: store, queue: queue, reports: reports, log: log, cfg: cfg.WithDefaults()}
+	h := &Handlers{api: api, store: store, queue: queue, reports: reports, log: log, cfg: cfg.WithDefaults()}
+	h.splits, _ = store.(ImportStore)
+	return h
 }
 
 // Register adds the handlers to a mux, under their exact type names.
@@ -136,6 +151,7 @@ func (h *Handlers) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TypeCheck, h.Check)
 	mux.HandleFunc(TypeFinalize, h.Finalize)
 	mux.HandleFunc(TypeRetryWrite, h.RetryWrite)
+	mux.HandleFunc(TypeScheduledImport, h.ScheduledImport)
 }
 
 // ServerConfig returns the Asynq server settings the handlers need: their

@@ -133,6 +133,7 @@ Every flag can also be set from the environment variable shown in [brackets].`,
 	root.AddCommand(newCancelCommand(getenv, stdout))
 	root.AddCommand(newVersionCommand(stdout))
 	root.AddCommand(newDashboardCommand(getenv, g, stdout, stderr))
+	root.AddCommand(newScheduleCommand(getenv, g, stderr))
 	return root
 }
 

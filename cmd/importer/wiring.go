@@ -6,6 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,6 +27,7 @@ import (
 	"github.com/propexo-importer/importer/internal/ratelimit"
 	"github.com/propexo-importer/importer/internal/report"
 	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/source"
 	"github.com/propexo-importer/importer/internal/store"
 	"github.com/propexo-importer/importer/internal/webhook"
 	"github.com/propexo-importer/importer/jobs"
@@ -114,6 +118,20 @@ func (l *limits) limiter(rdb *queue.Redis) *ratelimit.Limiter {
 	return ratelimit.New(rdb.Client, ratelimit.Config{Limit: l.perWindow, Period: l.window})
 }
 
+// openForJobs opens an input file for a scheduled import.
+func openForJobs(path, format string) (jobs.RowReader, io.Closer, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	rd, err := source.Open(f, format)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	return rd, f, nil
+}
+
 // workers is an Asynq server running the importer's handlers.
 type workers struct {
 	srv      *asynq.Server
@@ -125,6 +143,9 @@ func startWorkers(rdb *queue.Redis, api importer.WriteAPI, st *store.Store, repo
 	client := asynq.NewClientFromRedisClient(rdb.Client)
 	if cfg.Planner == nil {
 		cfg.Planner = poll.New(rdb.Client, poll.Config{Initial: cfg.PollInitial, Max: cfg.PollMax})
+	}
+	if cfg.Open == nil {
+		cfg.Open = openForJobs
 	}
 	h := jobs.NewHandlers(api, st, client, reportWriter{store: st, dir: reportDir}, log, cfg)
 	mux := asynq.NewServeMux()

@@ -1,0 +1,141 @@
+// Package schedule reads the YAML file of nightly imports: entries of a cron
+// expression (with a time zone), an inbox path or glob, and the import's
+// options. Each entry becomes an Asynq periodic task that starts the imports
+// of the files waiting in its inbox.
+package schedule
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/jobs"
+)
+
+// File is the schedules file.
+type File struct {
+	Schedules []Entry `yaml:"schedules"`
+}
+
+// Entry is one scheduled import.
+type Entry struct {
+	Name          string `yaml:"name"`
+	Cron          string `yaml:"cron"`
+	Timezone      string `yaml:"timezone"`
+	Inbox         string `yaml:"inbox"`
+	Format        string `yaml:"format"`
+	Vendor        string `yaml:"vendor"`
+	IntegrationID string `yaml:"integration_id"`
+	PropertyID    string `yaml:"property_id"`
+	RentPeriod    string `yaml:"rent_period"`
+	RentDueDay    int    `yaml:"rent_due_day"`
+	Deadline      string `yaml:"deadline"`
+	Verify        bool   `yaml:"verify"`
+	ReportDir     string `yaml:"report_dir"`
+}
+
+// Job is an entry ready for the scheduler: its cron spec (with CRON_TZ) and
+// its task's payload.
+type Job struct {
+	Spec   string
+	Import jobs.ScheduledImport
+}
+
+// Load reads and checks a schedules file. Relative paths in it are relative
+// to the file's folder. Errors name the file and the entry.
+func Load(path string) ([]Job, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var f File
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if len(f.Schedules) == 0 {
+		return nil, fmt.Errorf("%s: no schedules: the file needs a list under \"schedules:\"", path)
+	}
+	base := filepath.Dir(path)
+	seen := map[string]bool{}
+	var out []Job
+	for i, e := range f.Schedules {
+		where := fmt.Sprintf("%s: schedule %d", path, i+1)
+		if e.Name != "" {
+			where += " (" + e.Name + ")"
+		}
+		job, err := e.job(base)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", where, err)
+		}
+		if seen[e.Name] {
+			return nil, fmt.Errorf("%s: the name is used twice", where)
+		}
+		seen[e.Name] = true
+		out = append(out, job)
+	}
+	return out, nil
+}
+
+func (e Entry) job(base string) (Job, error) {
+	if e.Name == "" {
+		return Job{}, errors.New("name is missing")
+	}
+	if e.Cron == "" {
+		return Job{}, errors.New("cron is missing (e.g. \"0 2 * * *\")")
+	}
+	spec := e.Cron
+	if e.Timezone != "" {
+		if _, err := time.LoadLocation(e.Timezone); err != nil {
+			return Job{}, fmt.Errorf("timezone %q: %v", e.Timezone, err)
+		}
+		spec = "CRON_TZ=" + e.Timezone + " " + spec
+	}
+	if _, err := cron.ParseStandard(spec); err != nil {
+		return Job{}, fmt.Errorf("cron %q: %v", e.Cron, err)
+	}
+	if e.Inbox == "" {
+		return Job{}, errors.New("inbox is missing (a path or glob, e.g. /data/inbox/*.csv)")
+	}
+	if _, err := filepath.Match(filepath.Base(e.Inbox), "x"); err != nil {
+		return Job{}, fmt.Errorf("inbox %q: %v", e.Inbox, err)
+	}
+	opts := importer.Options{Format: e.Format, Vendor: importer.Vendor(e.Vendor), IntegrationID: e.IntegrationID,
+		PropertyID: e.PropertyID, RentPeriod: e.RentPeriod, RentDueDay: e.RentDueDay, Verify: e.Verify}
+	if e.Deadline != "" {
+		d, err := time.ParseDuration(e.Deadline)
+		if err != nil {
+			return Job{}, fmt.Errorf("deadline %q: %v", e.Deadline, err)
+		}
+		opts.Deadline = d
+	}
+	opts, err := opts.Normalize()
+	if err != nil {
+		return Job{}, errors.New(strings.TrimPrefix(err.Error(), "--"))
+	}
+	reportDir := e.ReportDir
+	if reportDir == "" {
+		reportDir = "reports"
+	}
+	return Job{Spec: spec, Import: jobs.ScheduledImport{Name: e.Name, Inbox: abs(base, e.Inbox), Options: opts, ReportDir: abs(base, reportDir)}}, nil
+}
+
+func abs(base, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	a, err := filepath.Abs(filepath.Join(base, p))
+	if err != nil {
+		return p
+	}
+	return a
+}

@@ -1,0 +1,53 @@
+package schedule_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/schedule"
+)
+
+func TestSampleLoads(t *testing.T) {
+	jobs, err := schedule.Load("../../samples/schedules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 2 {
+		t.Fatalf("%d entries", len(jobs))
+	}
+	j := jobs[0]
+	dir, _ := filepath.Abs("../../samples")
+	if j.Spec != "CRON_TZ=America/New_York 0 2 * * *" || j.Import.Inbox != filepath.Join(dir, "inbox/rentmanager/*.csv") ||
+		j.Import.Options.Vendor != importer.VendorRentManager || j.Import.Options.RentPeriod != "MONTHLY" || j.Import.Options.Deadline != 24*time.Hour ||
+		j.Import.ReportDir != filepath.Join(dir, "reports") {
+		t.Errorf("entry 1 = %+v", j)
+	}
+	if !jobs[1].Import.Options.Verify || jobs[1].Import.Options.Deadline != importer.DefaultDeadline {
+		t.Errorf("entry 2 = %+v", jobs[1])
+	}
+}
+
+func TestErrorsNameTheEntry(t *testing.T) {
+	tests := []struct{ yaml, want string }{
+		{"schedules: []", "no schedules"},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x/*.csv\n    colour: red\n", "field colour not found"},
+		{"schedules:\n  - name: a\n    cron: 'every night'\n    inbox: x/*.csv\n", `schedule 1 (a): cron "every night"`},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    timezone: Mars/Olympus\n    inbox: x\n", `schedule 1 (a): timezone "Mars/Olympus"`},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n", "schedule 1 (a): inbox is missing"},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    vendor: yardi\n", "Yardi cannot create residents"},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n  - name: a\n    cron: '0 3 * * *'\n    inbox: y\n", "schedule 2 (a): the name is used twice"},
+		{"schedules:\n  - cron: '0 2 * * *'\n    inbox: x\n", "schedule 1: name is missing"},
+	}
+	for _, tt := range tests {
+		path := filepath.Join(t.TempDir(), "s.yaml")
+		os.WriteFile(path, []byte(tt.yaml), 0o600)
+		_, err := schedule.Load(path)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: error %v, want %q", tt.yaml, err, tt.want)
+		}
+	}
+}
