@@ -46,7 +46,7 @@ run-errors: build ## import samples/residents-with-errors.csv: every kind of out
 	-$(BIN) run samples/residents-with-errors.csv
 
 .PHONY: up
-up: ## start Redis, the sandbox and a worker with docker compose
+up: ## start the whole stack with docker compose: Redis, sandbox, two workers, scheduler, webhooks, dashboard
 	docker compose up --build -d
 
 .PHONY: down
