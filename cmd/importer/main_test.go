@@ -739,3 +739,12 @@ func TestScheduledImportRunsOnceWithTwoSchedulers(t *testing.T) {
 		t.Errorf("missing config: %d %s", r.code, r.stderr)
 	}
 }
+
+func TestUnreachableAPIExits3(t *testing.T) {
+	redistest.Client(t)
+	addr := freeAddr(t) // nobody listens there
+	r := runImporter(t, t.TempDir(), map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": "k"}, "worker")
+	if r.code != 3 || !strings.Contains(r.stderr, "cannot reach the API at http://"+addr) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Errorf("exit %d, stderr %q; want 3 and one line naming the address", r.code, r.stderr)
+	}
+}
