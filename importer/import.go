@@ -12,6 +12,10 @@ import (
 	"time"
 )
 
+// DefaultRetention is how long an import's rows (personal data) stay in
+// Redis once its report is written.
+const DefaultRetention = 7 * 24 * time.Hour
+
 // DefaultDeadline is how long an import follows a write that stays PENDING
 // before it gives the row up as timed_out.
 const DefaultDeadline = 24 * time.Hour
@@ -91,6 +95,10 @@ type Import struct {
 	Stopped string `json:"stopped,omitempty"`
 	// FinishedAt is when the report was written; zero while running.
 	FinishedAt time.Time `json:"finished_at,omitempty"`
+	// Retention is how long the rows stay in Redis once the report is
+	// written; ExpiresAt, when they go (zero while the import runs).
+	Retention time.Duration `json:"retention,omitempty"`
+	ExpiresAt time.Time     `json:"expires_at,omitzero"`
 	// SourcePath is the claimed file of a scheduled import, moved to done/
 	// or failed/ when the import ends; empty for 'importer run'.
 	SourcePath string `json:"source_path,omitempty"`

@@ -36,6 +36,8 @@ type ScheduledImport struct {
 	Options importer.Options `json:"options"`
 	// ReportDir receives the reports.
 	ReportDir string `json:"report_dir"`
+	// Retention is how long the rows stay in Redis after the report.
+	Retention time.Duration `json:"retention,omitempty"`
 }
 
 // The folders beside an inbox.
@@ -149,7 +151,7 @@ func (h *Handlers) startFileImport(ctx context.Context, s ScheduledImport, path 
 	}
 	defer closer.Close()
 	imp := importer.Import{ID: id, File: base, FileSHA256: hex.EncodeToString(sum), Options: opts, ReportDir: s.ReportDir,
-		CreatedAt: time.Now().UTC(), Total: -1, SourcePath: path}
+		CreatedAt: time.Now().UTC(), Total: -1, SourcePath: path, Retention: s.Retention}
 	stored, created, err := h.splits.CreateImport(ctx, imp)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -156,6 +157,14 @@ func (g *globals) waitingLogger(cmd *cobra.Command, getenv env, w io.Writer) *sl
 		return g.loggerAt(w, slog.LevelWarn)
 	}
 	return g.logger(w)
+}
+
+// envDuration reads a duration from the environment, for a flag default.
+func envDuration(getenv env, name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(getenv(name)); err == nil {
+		return d
+	}
+	return def
 }
 
 func envTag(name string) string { return "[$" + name + "]" }

@@ -28,6 +28,7 @@ type runConfig struct {
 	rentDueDay string
 	importID   string
 	dryRun     bool
+	retention  time.Duration
 	noWait     bool
 	workers    int
 	reportDir  string
@@ -75,6 +76,7 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 	f.DurationVar(&c.opts.Deadline, "deadline", importer.DefaultDeadline, "how long to follow a write that stays PENDING before its row is timed_out")
 	f.BoolVar(&c.opts.Verify, "verify", false, "read every created resident back and fail the row if it is missing (one more request per row)")
 	f.StringVar(&c.importID, "import-id", "", "the import's id (default: derived from the file's content and the options, so a re-run resumes)")
+	f.DurationVar(&c.retention, "retention", envDuration(getenv, "IMPORTER_RETENTION", importer.DefaultRetention), "how long the rows (personal data) stay in Redis once the report is written "+envTag("IMPORTER_RETENTION"))
 	f.BoolVar(&c.dryRun, "dry-run", false, "validate the whole file and print what would be sent; send nothing, need no Redis")
 	c.registerWorkFlags(f, getenv)
 	f.DurationVar(&c.jobs.PollInitial, "poll-initial", 2*time.Second, "delay before a write's first status check; later checks back off")
@@ -125,6 +127,9 @@ func (c *runConfig) prepare(path string) (prepared, error) {
 	if err := c.limits.validate(); err != nil {
 		return p, err
 	}
+	if c.retention < time.Minute {
+		return p, usageError("--retention %v: use a minute or more", c.retention)
+	}
 	if c.workers < 0 {
 		return p, usageError("--workers %d: use 0 or more", c.workers)
 	}
@@ -149,7 +154,7 @@ func (c *runConfig) prepare(path string) (prepared, error) {
 		id = importer.NewImportID(path, sum, opts)
 	}
 	p.path, p.format = path, format
-	p.imp = importer.Import{ID: id, File: filepath.Base(path), FileSHA256: hex.EncodeToString(sum), Options: opts, ReportDir: reportDir, CreatedAt: time.Now().UTC(), Total: -1}
+	p.imp = importer.Import{ID: id, File: filepath.Base(path), FileSHA256: hex.EncodeToString(sum), Options: opts, ReportDir: reportDir, CreatedAt: time.Now().UTC(), Total: -1, Retention: c.retention}
 	return p, nil
 }
 

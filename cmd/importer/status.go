@@ -156,6 +156,10 @@ reaches the Redis, for a finished import or, as it stands, a running one
 			if err != nil {
 				return unfinished(err)
 			}
+			if !imp.ExpiresAt.IsZero() && time.Now().After(imp.ExpiresAt) {
+				return usageError("the rows of import %s were deleted from Redis at %s, after its retention; 'importer status %s' still shows its counts",
+					imp.ID, imp.ExpiresAt.Local().Format(time.RFC3339), imp.ID)
+			}
 			abs, err := filepath.Abs(dir)
 			if err != nil {
 				return usageError("--report-dir: %v", err)

@@ -40,6 +40,7 @@ type Entry struct {
 	Deadline      string `yaml:"deadline"`
 	Verify        bool   `yaml:"verify"`
 	ReportDir     string `yaml:"report_dir"`
+	Retention     string `yaml:"retention"`
 }
 
 // Job is an entry ready for the scheduler: its cron spec (with CRON_TZ) and
@@ -122,11 +123,19 @@ func (e Entry) job(base string) (Job, error) {
 	if err != nil {
 		return Job{}, errors.New(strings.TrimPrefix(err.Error(), "--"))
 	}
+	retention := importer.DefaultRetention
+	if e.Retention != "" {
+		d, err := time.ParseDuration(e.Retention)
+		if err != nil || d < time.Minute {
+			return Job{}, fmt.Errorf("retention %q: use a duration of a minute or more, e.g. 168h", e.Retention)
+		}
+		retention = d
+	}
 	reportDir := e.ReportDir
 	if reportDir == "" {
 		reportDir = "reports"
 	}
-	return Job{Spec: spec, Import: jobs.ScheduledImport{Name: e.Name, Inbox: abs(base, e.Inbox), Options: opts, ReportDir: abs(base, reportDir)}}, nil
+	return Job{Spec: spec, Import: jobs.ScheduledImport{Name: e.Name, Inbox: abs(base, e.Inbox), Options: opts, ReportDir: abs(base, reportDir), Retention: retention}}, nil
 }
 
 func abs(base, p string) string {

@@ -62,7 +62,7 @@ func (s *Store) CreateImport(ctx context.Context, imp importer.Import) (stored i
 	}
 	if created {
 		pipe := s.rdb.TxPipeline()
-		pipe.HSet(ctx, k.meta, "total", -1)
+		pipe.HSet(ctx, k.meta, "total", -1, "retention_seconds", int64(imp.Retention.Seconds()))
 		pipe.ZAdd(ctx, importsKey, redis.Z{Score: float64(imp.CreatedAt.UnixMilli()), Member: imp.ID})
 		if _, err := pipe.Exec(ctx); err != nil {
 			return imp, false, fmt.Errorf("error creating import %s: %w", imp.ID, err)
@@ -95,6 +95,9 @@ func (s *Store) Import(ctx context.Context, id string) (importer.Import, error) 
 	}
 	imp.Stopped = vals["stopped"]
 	imp.Round, _ = strconv.Atoi(vals["round"])
+	if e := vals["expires_at"]; e != "" {
+		imp.ExpiresAt, _ = time.Parse(time.RFC3339Nano, e)
+	}
 	if c := vals["cancelled_at"]; c != "" {
 		imp.CancelledAt, _ = time.Parse(time.RFC3339Nano, c)
 	}
@@ -138,9 +141,25 @@ func (s *Store) Imports(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// Finish records the time the import's report was written.
+// Finish records the time the import's report was written, and from then
+// on lets its rows — personal data — expire after the import's retention.
+// What stays is the import's record and counters, for status.
 func (s *Store) Finish(ctx context.Context, id string, at time.Time) error {
-	if err := s.rdb.HSet(ctx, keysOf(id).meta, "finished_at", at.UTC().Format(time.RFC3339Nano)).Err(); err != nil {
+	k := keysOf(id)
+	secs, err := s.rdb.HGet(ctx, k.meta, "retention_seconds").Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("error finishing import %s: %w", id, err)
+	}
+	pipe := s.rdb.TxPipeline()
+	pipe.HSet(ctx, k.meta, "finished_at", at.UTC().Format(time.RFC3339Nano))
+	if secs > 0 {
+		ttl := time.Duration(secs) * time.Second
+		for _, key := range []string{k.input, k.results, k.state} {
+			pipe.Expire(ctx, key, ttl)
+		}
+		pipe.HSet(ctx, k.meta, "expires_at", at.Add(ttl).UTC().Format(time.RFC3339Nano))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("error finishing import %s: %w", id, err)
 	}
 	return nil
@@ -312,8 +331,11 @@ return 1
 func (s *Store) Reopen(ctx context.Context, id string, rows []importer.RowResult) ([]importer.RowResult, error) {
 	k := keysOf(id)
 	pipe := s.rdb.TxPipeline()
-	pipe.HDel(ctx, k.meta, "finished_at")
+	pipe.HDel(ctx, k.meta, "finished_at", "expires_at")
 	pipe.HIncrBy(ctx, k.meta, "round", 1)
+	for _, key := range []string{k.input, k.results, k.state} {
+		pipe.Persist(ctx, key)
+	}
 	cmds := make([]*redis.Cmd, len(rows))
 	for i, r := range rows {
 		cmds[i] = unresolveScript.Eval(ctx, pipe, []string{k.results, k.counts}, r.Row, string(r.Outcome))
@@ -353,7 +375,10 @@ redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(new))
 redis.call('HINCRBY', KEYS[2], ARGV[4], -1)
 redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
 if redis.call('HDEL', KEYS[3], 'finished_at') == 1 then
+  redis.call('HDEL', KEYS[3], 'expires_at')
   redis.call('HINCRBY', KEYS[3], 'round', 1)
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[4])
   return 2
 end
 return 1
@@ -366,7 +391,7 @@ func (s *Store) Replace(ctx context.Context, id string, r importer.RowResult, fr
 	if err != nil {
 		return false, false, fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
 	}
-	n, err := replaceScript.Run(ctx, s.rdb, []string{k.results, k.counts, k.meta}, r.Row, string(r.Outcome), b, string(from)).Int()
+	n, err := replaceScript.Run(ctx, s.rdb, []string{k.results, k.counts, k.meta, k.input}, r.Row, string(r.Outcome), b, string(from)).Int()
 	if err != nil {
 		return false, false, fmt.Errorf("error changing the outcome of row %d of import %s: %w", r.Row, id, err)
 	}

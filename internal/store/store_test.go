@@ -202,3 +202,35 @@ func TestReplaceKeepsWhatItIsNotGiven(t *testing.T) {
 		t.Error("a Replace that adds nothing counted as a change")
 	}
 }
+
+// Once the report is written, the rows expire after the retention; the
+// import's record and counts stay. Reopening keeps the rows again.
+func TestRetention(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	s := store.New(rdb)
+	s.CreateImport(ctx, importer.Import{ID: "imp-ret", CreatedAt: time.Now().UTC(), Total: -1, Retention: time.Hour,
+		Options: importer.Options{Vendor: importer.VendorGeneric, Deadline: time.Hour}})
+	s.SaveInput(ctx, "imp-ret", []importer.Row{{Number: 1, Columns: []importer.Column{{Name: "E-mail", Value: "ada@example.com"}}}},
+		[]importer.RowResult{{Row: 1, Outcome: importer.Invalid}})
+	s.SetTotal(ctx, "imp-ret", 1, []string{"E-mail"}, nil)
+	if err := s.Finish(ctx, "imp-ret", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"imp:{imp-ret}:input", "imp:{imp-ret}:results"} {
+		if ttl := rdb.TTL(ctx, key).Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+			t.Errorf("%s expires in %v, want the hour of retention", key, ttl)
+		}
+	}
+	if ttl := rdb.TTL(ctx, "imp:{imp-ret}:meta").Val(); ttl != -1 {
+		t.Errorf("the import's record expires (%v): status must keep it", ttl)
+	}
+	imp, _ := s.Import(ctx, "imp-ret")
+	if imp.ExpiresAt.IsZero() || time.Until(imp.ExpiresAt) > time.Hour {
+		t.Errorf("ExpiresAt = %v", imp.ExpiresAt)
+	}
+	s.Reopen(ctx, "imp-ret", nil)
+	if ttl := rdb.TTL(ctx, "imp:{imp-ret}:input").Val(); ttl != -1 {
+		t.Errorf("a reopened import's rows still expire in %v", ttl)
+	}
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/propexo-importer/importer/internal/redistest"
+)
+
+// After an import with webhooks, at debug level, neither the API key nor the
+// webhook secret is anywhere: logs, output, reports, any key of Redis (task
+// payloads included), --help.
+func TestSecretsStaySecret(t *testing.T) {
+	const apiKey, hookSecret = "sk_live_4f9Qz7SECRETKEY", "whsec_8Hn2SECRETHOOK"
+	dir := t.TempDir()
+	rdb := redistest.Client(t)
+	apiAddr, hookAddr := freeAddr(t), freeAddr(t)
+	sbLog := background(t, dir, map[string]string{"PROPEXO_API_KEY": apiKey, "PROPEXO_WEBHOOK_SECRET": hookSecret, "IMPORTER_LOG_LEVEL": "debug"},
+		"sandbox", "--addr", apiAddr, "--latency", "fixed:300ms", "--rate-limit", "6000", "--webhook-url", "http://"+hookAddr+"/webhooks/propexo")
+	redisURL := redistest.URL(t)
+	env := map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": apiKey,
+		"PROPEXO_WEBHOOK_SECRET": hookSecret, "IMPORTER_LOG_LEVEL": "debug"}
+	waitForHTTP(t, "http://"+apiAddr+"/healthz")
+	workerLog := background(t, dir, env, "worker", "--webhooks-addr", hookAddr, "--rate-limit", "6000", "--poll-fallback", "1m")
+	waitForHTTP(t, "http://"+hookAddr+"/healthz")
+	run := runImporter(t, dir, env, "run", "--workers", "0", sample(t, "residents-with-errors.csv"))
+	if run.code != 1 {
+		t.Fatalf("run: %d\n%s\n%s", run.code, run.stdout, run.stderr)
+	}
+	// A request with a wrong key, and a forged webhook, for their error paths.
+	bad := runImporter(t, dir, map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": apiKey + "x"}, "worker")
+
+	places := map[string]string{
+		"run output":     run.stdout + run.stderr,
+		"worker logs":    workerLog.String(),
+		"sandbox logs":   sbLog.String(),
+		"error messages": bad.stdout + bad.stderr,
+	}
+	for _, cmd := range []string{"run", "worker", "sandbox", "webhooks", "retry", "status", "report", "cancel", "dashboard", "schedule"} {
+		h := runImporter(t, dir, env, cmd, "--help")
+		places["--help of "+cmd] = h.stdout + h.stderr
+	}
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(path)
+			places[path] = string(b)
+		}
+		return nil
+	})
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, "*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("Redis keys: %v %v", keys, err)
+	}
+	for _, k := range keys {
+		var v strings.Builder
+		switch rdb.Type(ctx, k).Val() {
+		case "string":
+			v.WriteString(rdb.Get(ctx, k).Val())
+		case "hash":
+			for f, x := range rdb.HGetAll(ctx, k).Val() {
+				v.WriteString(f + x)
+			}
+		case "list":
+			v.WriteString(strings.Join(rdb.LRange(ctx, k, 0, -1).Val(), ""))
+		case "set":
+			v.WriteString(strings.Join(rdb.SMembers(ctx, k).Val(), ""))
+		case "zset":
+			v.WriteString(strings.Join(rdb.ZRange(ctx, k, 0, -1).Val(), ""))
+		}
+		places["redis "+k] = v.String()
+	}
+	if !strings.Contains(places["worker logs"], "level=DEBUG") {
+		t.Error("the worker did not log at debug level: the test proves less than it says")
+	}
+	for where, text := range places {
+		for _, secret := range []string{apiKey, hookSecret} {
+			if strings.Contains(text, secret) {
+				t.Errorf("a secret shows in %s", where)
+			}
+		}
+	}
+	t.Logf("searched %d places (%d Redis keys)", len(places), len(keys))
+}
