@@ -16,8 +16,9 @@ build: ## build bin/importer
 	$(GO) build -o $(BIN) ./cmd/importer
 
 .PHONY: test
-test: ## run every test against a real redis-server (started per package) and the sandbox over HTTP
+test: ## run every test against a real redis-server (started per package) and the sandbox over HTTP, then fuzz each parser briefly
 	$(GO) test $(GOFLAGS_TEST) $(PKGS)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 .PHONY: lint
 lint: ## gofmt and go vet
@@ -32,10 +33,17 @@ bench: ## run the benchmarks (speed and memory of reading, validating and report
 bench-api: ## spend the API budget on 2000 rows through three workers, polling and with webhooks (about 12 minutes)
 	$(GO) test -run '^$$' -bench BenchmarkAPIBudget -benchtime 1x -timeout 60m ./jobs
 
+FUZZTIME ?= 1m
+FUZZ_TARGETS := FuzzCSV:./internal/source FuzzJSON:./internal/source FuzzNDJSON:./internal/source \
+	FuzzFieldFor:./internal/source FuzzValidate:./importer FuzzParse:./internal/webhook
+
 .PHONY: fuzz
-fuzz: ## fuzz the CSV and NDJSON readers for 30s each
-	$(GO) test -run '^$$' -fuzz FuzzCSV -fuzztime 30s ./internal/source
-	$(GO) test -run '^$$' -fuzz FuzzNDJSON -fuzztime 30s ./internal/source
+fuzz: ## fuzz every parser (CSV, JSON, NDJSON, headers, validation, webhooks) for FUZZTIME each (default 1m)
+	@for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; pkg=$${t#*:}; \
+		echo "fuzzing $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 .PHONY: run-sample
 run-sample: build ## import samples/residents.csv with nothing configured (in-process Redis, workers and sandbox)

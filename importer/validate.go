@@ -101,7 +101,11 @@ func (v *Validator) build(values map[string]string) (Resident, []Problem) {
 	for _, f := range textFields {
 		val := strings.TrimSpace(values[f.name])
 		if !utf8.ValidString(val) {
-			bad(f.name, "is not valid UTF-8 text")
+			bad(f.name, "is not valid UTF-8 text: save the file as UTF-8")
+			continue
+		}
+		if c, ok := controlChar(val, f.name == FieldNotes); ok {
+			bad(f.name, "holds the control character %U", c)
 			continue
 		}
 		if n := utf8.RuneCountInString(val); n > maxTextLength {
@@ -189,6 +193,21 @@ func (v *Validator) build(values map[string]string) (Resident, []Problem) {
 		}
 	}
 	return res, problems
+}
+
+// controlChar finds a control character in s: none belongs in a resident's
+// data (and some would rewrite a terminal showing it). Notes may hold tabs
+// and line breaks.
+func controlChar(s string, notes bool) (rune, bool) {
+	for _, c := range s {
+		if notes && (c == '\t' || c == '\n' || c == '\r') {
+			continue
+		}
+		if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) {
+			return c, true
+		}
+	}
+	return 0, false
 }
 
 func emailField(r *Resident, field string) *string {

@@ -1,6 +1,7 @@
 package importer_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,8 @@ func TestValidatorRules(t *testing.T) {
 		{name: "propertyware requires an address", vendor: importer.VendorPropertywareREST, values: person(nil), problems: []string{"address_1: is required", "city: is required", "state: is required", "zip: is required", "country: is required"}},
 		{name: "propertyware caps names at 30", vendor: importer.VendorPropertywareREST, values: person(map[string]string{"first_name": strings.Repeat("a", 31), "address_1": "1 Main St", "city": "Austin", "state": "TX", "zip": "78701", "country": "US"}), problems: []string{"first_name: is 31 characters long; propertyware_rest allows at most 30"}},
 		{name: "every problem is listed", vendor: importer.VendorRentManager, values: person(map[string]string{"email_1": "x", "rent_due_day": "0", "phone_1_type": "fax2"}), problems: []string{"email_1: ", "phone_1_type: ", "rent_due_day: "}},
+		{name: "control characters", vendor: importer.VendorGeneric, values: map[string]string{"integration_id": "i", "first_name": "Ada\x1b[31m"}, problems: []string{"first_name: holds the control character U+001B"}},
+		{name: "notes may break lines", vendor: importer.VendorGeneric, values: map[string]string{"integration_id": "i", "notes": "line one\r\nline\ttwo"}},
 		{name: "text too long", vendor: importer.VendorGeneric, values: map[string]string{"integration_id": "i", "notes": strings.Repeat("n", 256)}, problems: []string{"notes: is 256 characters long"}},
 	}
 	for _, tt := range tests {
@@ -202,4 +205,26 @@ func TestDeadline(t *testing.T) {
 	if got := imp.Deadline(); !got.Equal(created.Add(time.Hour)) {
 		t.Errorf("Deadline() = %v", got)
 	}
+}
+
+// FuzzValidate checks the validator on any values: no panic, and a valid row
+// is sent only with values that pass the rules again.
+func FuzzValidate(f *testing.F) {
+	f.Add("Ada", "Lovelace", "ada@example.com", "1990-04-12", "+1 555 010 0199", "mobile", "monthly", "5")
+	f.Add("", "\x1b[31m", "a@b", "2999-01-01", "x", "pager", "yearly", "99")
+	f.Fuzz(func(t *testing.T, first, last, email, dob, phone, phoneType, period, day string) {
+		opts, _ := importer.Options{Vendor: importer.VendorRentManager, IntegrationID: "i", PropertyID: "p"}.Normalize()
+		v := importer.NewValidator(opts)
+		values := map[string]string{"first_name": first, "last_name": last, "email_1": email, "date_of_birth": dob,
+			"phone_1": phone, "phone_1_type": phoneType, "rent_period": period, "rent_due_day": day}
+		res, problems, _ := v.Check(importer.Row{Number: 1, Values: values})
+		if len(problems) > 0 {
+			return
+		}
+		again := map[string]string{"first_name": res.FirstName, "last_name": res.LastName, "email_1": res.Email1, "date_of_birth": res.DateOfBirth,
+			"phone_1": res.Phone1, "phone_1_type": res.Phone1Type, "rent_period": res.RentPeriod, "rent_due_day": strconv.Itoa(res.RentDueDay)}
+		if _, problems, _ := importer.NewValidator(opts).Check(importer.Row{Number: 1, Values: again}); len(problems) > 0 {
+			t.Fatalf("a sent resident %+v fails its own rules: %v", res, problems)
+		}
+	})
 }

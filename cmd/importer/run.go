@@ -29,6 +29,9 @@ type runConfig struct {
 	importID   string
 	dryRun     bool
 	retention  time.Duration
+	maxField   int
+	maxRecord  int
+	maxColumns int
 	noWait     bool
 	workers    int
 	reportDir  string
@@ -77,6 +80,9 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 	f.BoolVar(&c.opts.Verify, "verify", false, "read every created resident back and fail the row if it is missing (one more request per row)")
 	f.StringVar(&c.importID, "import-id", "", "the import's id (default: derived from the file's content and the options, so a re-run resumes)")
 	f.DurationVar(&c.retention, "retention", envDuration(getenv, "IMPORTER_RETENTION", importer.DefaultRetention), "how long the rows (personal data) stay in Redis once the report is written "+envTag("IMPORTER_RETENTION"))
+	f.IntVar(&c.maxField, "max-field-bytes", source.DefaultLimits.MaxFieldBytes, "longest value read; a longer one makes its row invalid")
+	f.IntVar(&c.maxRecord, "max-record-bytes", source.DefaultLimits.MaxRecordBytes, "longest record read; a longer one is an invalid row")
+	f.IntVar(&c.maxColumns, "max-columns", source.DefaultLimits.MaxColumns, "most columns read; a wider header refuses the file")
 	f.BoolVar(&c.dryRun, "dry-run", false, "validate the whole file and print what would be sent; send nothing, need no Redis")
 	c.registerWorkFlags(f, getenv)
 	f.DurationVar(&c.jobs.PollInitial, "poll-initial", 2*time.Second, "delay before a write's first status check; later checks back off")
@@ -85,6 +91,10 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 	f.StringVar(&c.sandboxLatency, "sandbox-latency", sandbox.DefaultLatency, "how long writes stay PENDING in the in-process sandbox (fixed:2s, uniform:1s-5s, lognormal:median=2s,p99=30s)")
 	f.Float64Var(&c.sandboxFailureRate, "sandbox-failure-rate", 0, "share of writes (0-1) the in-process sandbox fails")
 	return cmd
+}
+
+func (c *runConfig) inputLimits() source.Limits {
+	return source.Limits{MaxFieldBytes: c.maxField, MaxRecordBytes: c.maxRecord, MaxColumns: c.maxColumns}
 }
 
 // registerWorkFlags adds the flags of commands that queue rows and may work
@@ -107,6 +117,9 @@ type prepared struct {
 
 func (c *runConfig) prepare(path string) (prepared, error) {
 	var p prepared
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return p, usageError("%s is a folder, not a file", path)
+	}
 	format, err := source.FormatOf(path, c.opts.Format)
 	if err != nil {
 		return p, usageError("%v", err)
@@ -138,7 +151,7 @@ func (c *runConfig) prepare(path string) (prepared, error) {
 			return p, usageError("%v", err)
 		}
 	}
-	sum, records, err := scan(path, format)
+	sum, records, err := scan(path, format, c.inputLimits())
 	if err != nil {
 		return p, err
 	}
@@ -161,7 +174,7 @@ func (c *runConfig) prepare(path string) (prepared, error) {
 // scan reads the whole file once: its SHA-256 (for the import id) and a check
 // that it can be read to the end, so that a broken file is refused before
 // anything is queued.
-func scan(path, format string) (sum []byte, records int, err error) {
+func scan(path, format string, limits source.Limits) (sum []byte, records int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, usageError("cannot open %s: %v", path, errors.Unwrap(err))
@@ -172,7 +185,7 @@ func scan(path, format string) (sum []byte, records int, err error) {
 	}
 	h := sha256.New()
 	tee := io.TeeReader(f, h)
-	rd, err := source.Open(tee, format)
+	rd, err := source.Open(tee, format, limits)
 	if err != nil {
 		return nil, 0, inputError(path, err)
 	}
@@ -196,12 +209,12 @@ func inputError(path string, err error) error {
 	return usageError("%s: %v", path, err)
 }
 
-func openRows(path, format string) (*source.Reader, *os.File, error) {
+func openRows(path, format string, limits source.Limits) (*source.Reader, *os.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, usageError("cannot open %s: %v", path, errors.Unwrap(err))
 	}
-	rd, err := source.Open(f, format)
+	rd, err := source.Open(f, format, limits)
 	if err != nil {
 		f.Close()
 		return nil, nil, inputError(path, err)
@@ -269,7 +282,7 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 		fmt.Fprintf(stderr, "import %s is already under way; resuming it\n", imp.ID)
 	}
 
-	rows, f, err := openRows(p.path, p.format)
+	rows, f, err := openRows(p.path, p.format, c.inputLimits())
 	if err != nil {
 		return err
 	}

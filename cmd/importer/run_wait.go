@@ -193,7 +193,7 @@ func printSummary(w io.Writer, s importer.Summary) {
 
 // dryRunImport validates the whole file and prints what would be sent.
 func (c *runConfig) dryRunImport(p prepared, stdout, stderr io.Writer) error {
-	rows, f, err := openRows(p.path, p.format)
+	rows, f, err := openRows(p.path, p.format, c.inputLimits())
 	if err != nil {
 		return err
 	}

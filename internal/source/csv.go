@@ -27,6 +27,9 @@ func (rd *Reader) csv(r io.Reader) (func() (importer.Row, error), error) {
 	if err != nil {
 		return nil, csvError(err)
 	}
+	if len(header) > rd.limits.MaxColumns {
+		return nil, &SyntaxError{Line: 1, Err: fmt.Errorf("the header has %d columns; at most %d are read (--max-columns)", len(header), rd.limits.MaxColumns)}
+	}
 	positions := make([]int, len(header))
 	for i, name := range header {
 		positions[i] = rd.cols.add(strings.TrimSpace(name), true)
@@ -55,6 +58,9 @@ func (rd *Reader) csv(r io.Reader) (func() (importer.Row, error), error) {
 				record[i] = unneutralize(v)
 			}
 			line, _ := cr.FieldPos(0)
+			if err := rd.limits.check(header, record); err != nil {
+				return importer.Row{Line: line, Err: fmt.Errorf("line %d: %v", line, err)}, nil
+			}
 			for len(positions) < len(record) {
 				positions = append(positions, rd.cols.add("", true))
 			}

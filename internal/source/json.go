@@ -37,6 +37,9 @@ func (rd *Reader) jsonArray(r io.Reader) (func() (importer.Row, error), error) {
 			if _, err := dec.Token(); err != nil { // the closing ']'
 				return importer.Row{}, &SyntaxError{Line: lines.lineAt(dec.InputOffset()), Err: err}
 			}
+			if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+				return importer.Row{}, &SyntaxError{Line: lines.lineAt(dec.InputOffset()), Err: errors.New("there is more after the JSON array")}
+			}
 			return importer.Row{}, io.EOF
 		}
 		var raw json.RawMessage
@@ -89,6 +92,9 @@ func (rd *Reader) ndjson(r io.Reader) (func() (importer.Row, error), error) {
 // strings are taken as they are, numbers and booleans as written, null as
 // empty, and nested values as compact JSON text.
 func (rd *Reader) object(line int, raw []byte) importer.Row {
+	if len(raw) > rd.limits.MaxRecordBytes {
+		return importer.Row{Line: line, Err: fmt.Errorf("line %d: the record is %d bytes long; at most %d are read (--max-record-bytes)", line, len(raw), rd.limits.MaxRecordBytes)}
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -124,6 +130,13 @@ func (rd *Reader) object(line int, raw []byte) importer.Row {
 	}
 	if dec.More() {
 		return importer.Row{Line: line, Err: fmt.Errorf("line %d: more than one JSON value", line)}
+	}
+	names := make([]string, len(positions))
+	for i, p := range positions {
+		names[i] = rd.cols.names[p]
+	}
+	if err := rd.limits.check(names, values); err != nil {
+		return importer.Row{Line: line, Err: fmt.Errorf("line %d: %v", line, err)}
 	}
 	return rd.build(line, positions, values)
 }

@@ -15,6 +15,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/text/encoding/unicode"
+	"golang.org/x/text/transform"
+
 	"github.com/propexo-importer/importer/importer"
 )
 
@@ -73,21 +76,88 @@ func (e *SyntaxError) Unwrap() error { return e.Err }
 // ErrEmpty is returned by Open for a file with no header or no content.
 var ErrEmpty = errors.New("the file is empty")
 
-// Reader reads the rows of one file, in order.
-type Reader struct {
-	next func() (importer.Row, error)
-	cols *columns
-	n    int
+// ErrBinary is returned by Open for a file that is not text.
+var ErrBinary = errors.New("the file is not text (it holds NUL bytes): export it as CSV, JSON or NDJSON")
+
+// Limits bound what one record may hold, so a broken or hostile file cannot
+// exhaust memory or make one row unreadable for people. A record past a
+// limit is an invalid row; a header past MaxColumns refuses the file.
+type Limits struct {
+	// MaxFieldBytes caps one value. Default 64 KiB.
+	MaxFieldBytes int
+	// MaxRecordBytes caps one record, all values together. Default 1 MiB.
+	MaxRecordBytes int
+	// MaxColumns caps the columns of a file. Default 1000.
+	MaxColumns int
 }
 
-// Open returns a Reader of r in the given format. It reads no more than the
-// first line before the first call to Next.
-func Open(r io.Reader, format string) (*Reader, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte{0xEF, 0xBB, 0xBF}) {
-		br.Discard(3)
+// DefaultLimits are the limits Open uses when given none.
+var DefaultLimits = Limits{MaxFieldBytes: 64 << 10, MaxRecordBytes: 1 << 20, MaxColumns: 1000}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxFieldBytes <= 0 {
+		l.MaxFieldBytes = DefaultLimits.MaxFieldBytes
 	}
-	rd := &Reader{cols: newColumns()}
+	if l.MaxRecordBytes <= 0 {
+		l.MaxRecordBytes = DefaultLimits.MaxRecordBytes
+	}
+	if l.MaxColumns <= 0 {
+		l.MaxColumns = DefaultLimits.MaxColumns
+	}
+	return l
+}
+
+// check returns why a record breaks the limits, or nil.
+func (l Limits) check(names []string, values []string) error {
+	if len(values) > l.MaxColumns {
+		return fmt.Errorf("the record has %d fields; at most %d are read (--max-columns)", len(values), l.MaxColumns)
+	}
+	total := 0
+	for i, v := range values {
+		total += len(v)
+		if len(v) > l.MaxFieldBytes {
+			name := fmt.Sprintf("field %d", i+1)
+			if i < len(names) {
+				name = fmt.Sprintf("%q", names[i])
+			}
+			return fmt.Errorf("%s is %d bytes long; at most %d are read (--max-field-bytes)", name, len(v), l.MaxFieldBytes)
+		}
+	}
+	if total > l.MaxRecordBytes {
+		return fmt.Errorf("the record is %d bytes long; at most %d are read (--max-record-bytes)", total, l.MaxRecordBytes)
+	}
+	return nil
+}
+
+// Reader reads the rows of one file, in order.
+type Reader struct {
+	next   func() (importer.Row, error)
+	cols   *columns
+	n      int
+	limits Limits
+}
+
+// Open returns a Reader of r in the given format, with DefaultLimits unless
+// limits are given. Text is UTF-8, with or without a byte-order mark; UTF-16
+// with a byte-order mark is converted. It reads no more than the first line
+// before the first call to Next.
+func Open(r io.Reader, format string, limits ...Limits) (*Reader, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, _ := br.Peek(3)
+	switch {
+	case bytes.HasPrefix(head, []byte{0xEF, 0xBB, 0xBF}):
+		br.Discard(3)
+	case bytes.HasPrefix(head, []byte{0xFF, 0xFE}), bytes.HasPrefix(head, []byte{0xFE, 0xFF}):
+		utf16 := unicode.UTF16(unicode.LittleEndian, unicode.ExpectBOM)
+		br = bufio.NewReaderSize(transform.NewReader(br, utf16.NewDecoder()), 64<<10)
+	}
+	if sniff, _ := br.Peek(8 << 10); bytes.IndexByte(sniff, 0) >= 0 {
+		return nil, ErrBinary
+	}
+	rd := &Reader{cols: newColumns(), limits: DefaultLimits}
+	if len(limits) > 0 {
+		rd.limits = limits[0].withDefaults()
+	}
 	var err error
 	switch format {
 	case FormatCSV:
