@@ -45,6 +45,10 @@ fuzz: ## fuzz every parser (CSV, JSON, NDJSON, headers, validation, webhooks) fo
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
 
+.PHONY: chaos
+chaos: ## the chaos suite at full size: workers killed, Redis restarted and frozen, API faults (about 15 minutes)
+	$(GO) test -run Chaos -v -count=1 -timeout 60m ./cmd/importer -chaos 2>&1 | grep -E '^(=== RUN|--- |    chaos_test|ok|FAIL)'
+
 .PHONY: run-sample
 run-sample: build ## import samples/residents.csv with nothing configured (in-process Redis, workers and sandbox)
 	$(BIN) run samples/residents.csv

@@ -67,6 +67,9 @@ type Config struct {
 	// Open reads input files, for scheduled imports. Default: none (the
 	// worker cannot run them).
 	Open Opener
+	// LookupWaits are the waits between the searches for a resident whose
+	// create may have reached the API. Default DefaultLookupWaits.
+	LookupWaits []time.Duration
 	// Limiter paces the API requests of every worker; an error from Take
 	// with a RetryIn() time.Duration method means "wait that long", and
 	// the task is rescheduled without counting a failure. Default: none.
@@ -111,6 +114,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxRetry <= 0 {
 		c.MaxRetry = 10
+	}
+	if len(c.LookupWaits) == 0 {
+		c.LookupWaits = DefaultLookupWaits
 	}
 	return c
 }

@@ -143,10 +143,10 @@ func (h *Handlers) submitFailed(ctx context.Context, p SubmitPayload, err error)
 	return err
 }
 
-// lookupWaits are the waits between searches for a resident whose create
-// may have reached the API: the write may still be PENDING, and its resident
-// appears only once it resolves. About seven minutes in all.
-var lookupWaits = []time.Duration{20 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute}
+// DefaultLookupWaits are the waits between searches for a resident whose
+// create may have reached the API: the write may still be PENDING, and its
+// resident appears only once it resolves. About seven minutes in all.
+var DefaultLookupWaits = []time.Duration{20 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute}
 
 // settleInDoubt handles a row whose create may have reached the API without
 // its answer coming back. The API has no idempotency key, so the row is never
@@ -182,11 +182,11 @@ func (h *Handlers) settleInDoubt(ctx context.Context, p SubmitPayload, lookups i
 		})
 	case len(matches) > 1:
 		return h.resolve(ctx, p.ImportID, inDoubt(p, fmt.Sprintf("%d residents with this name already exist", len(matches))))
-	case lookups < len(lookupWaits):
+	case lookups < len(h.cfg.LookupWaits):
 		if err := h.store.MarkLookups(ctx, p.ImportID, p.Row, lookups+1); err != nil {
 			return err
 		}
-		return &waitError{after: lookupWaits[lookups], err: fmt.Errorf("row %d: resident not found yet; looking again later", p.Row)}
+		return &waitError{after: h.cfg.LookupWaits[lookups], err: fmt.Errorf("row %d: resident not found yet; looking again later", p.Row)}
 	}
 	return h.resolve(ctx, p.ImportID, inDoubt(p, "no such resident appeared within minutes, so the create probably never arrived"))
 }

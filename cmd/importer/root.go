@@ -200,12 +200,14 @@ func (g *globals) loggerAt(w io.Writer, level slog.Level) *slog.Logger {
 // apiSettings are the flags that say how to reach the write API.
 type apiSettings struct {
 	url     string
+	timeout time.Duration
 	keyFile string
 	key     string // from PROPEXO_API_KEY only: a flag would show in ps
 }
 
 func (a *apiSettings) register(fs *pflag.FlagSet, getenv env) {
 	fs.StringVar(&a.url, "api-url", getenv("PROPEXO_API_URL"), "base URL of the write API, e.g. https://api.sandbox.propexo.com "+envTag("PROPEXO_API_URL"))
+	fs.DurationVar(&a.timeout, "api-timeout", 30*time.Second, "longest wait for one answer of the API; a create whose answer does not come in time is looked up, never resent blindly")
 	fs.StringVar(&a.keyFile, "api-key-file", getenv("PROPEXO_API_KEY_FILE"), "file holding the API key; the key itself is read from $PROPEXO_API_KEY "+envTag("PROPEXO_API_KEY_FILE"))
 	a.key = getenv("PROPEXO_API_KEY")
 }

@@ -50,7 +50,7 @@ func (c *runConfig) apiFor(ctx context.Context, rdb *queue.Redis, limiter *ratel
 			return nil, nil, unfinished(err)
 		}
 		fmt.Fprintf(stderr, "no REDIS_URL, PROPEXO_API_KEY or --api-url: using an in-process Redis, %d in-process workers and the in-process sandbox at %s\n", c.workers, sb.url)
-		client, err := newAPIClient(ctx, sb.url, sb.key, limiter, false)
+		client, err := newAPIClient(ctx, sb.url, sb.key, c.api.timeout, limiter, false)
 		if err != nil {
 			sb.close()
 			return nil, nil, err
@@ -64,7 +64,7 @@ func (c *runConfig) apiFor(ctx context.Context, rdb *queue.Redis, limiter *ratel
 	if rdb.Embedded {
 		fmt.Fprintln(stderr, "warning: no REDIS_URL: the import's state lives in this process only; if it is interrupted, a new run cannot tell which rows were already sent. Set REDIS_URL for imports that can resume.")
 	}
-	client, err := newAPIClient(ctx, url, key, limiter, true)
+	client, err := newAPIClient(ctx, url, key, c.api.timeout, limiter, true)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -81,18 +81,36 @@ func (c *runConfig) wait(ctx context.Context, st *store.Store, rdb *queue.Redis,
 	defer display.close()
 	ticker := time.NewTicker(250 * time.Millisecond)
 	defer ticker.Stop()
-	var doneSince time.Time
+	var doneSince, lostSince time.Time
 	for {
 		imp, err := st.Import(ctx, id)
-		if err != nil && ctx.Err() == nil {
-			return unfinished(err)
+		var p importer.Progress
+		if err == nil {
+			p, err = st.Progress(ctx, id)
 		}
-		p, err := st.Progress(ctx, id)
-		if err != nil && ctx.Err() == nil {
-			return unfinished(err)
-		}
-		display.update(p)
 		switch {
+		case err != nil && ctx.Err() != nil:
+		case err != nil && errors.Is(err, importer.ErrImportNotFound):
+			return unfinished(fmt.Errorf("import %s is gone from Redis at %s (was Redis flushed, or restarted without persistence?)", id, rdb.Addr))
+		case err != nil:
+			// Redis restarts or is out of reach for a while: the import
+			// is safe in it; say so and keep waiting, up to a limit.
+			if lostSince.IsZero() {
+				lostSince = time.Now()
+				fmt.Fprintf(stderr, "cannot reach Redis at %s; waiting for it to come back (%v)\n", rdb.Addr, err)
+			}
+			if time.Since(lostSince) > c.redisPatience {
+				return unfinished(fmt.Errorf("cannot reach Redis at %s for %v: %v", rdb.Addr, c.redisPatience, err))
+			}
+		case !lostSince.IsZero():
+			fmt.Fprintf(stderr, "Redis at %s is back after %v\n", rdb.Addr, time.Since(lostSince).Round(time.Second))
+			lostSince = time.Time{}
+		}
+		if err == nil {
+			display.update(p)
+		}
+		switch {
+		case err != nil:
 		case imp.Finished():
 			return nil
 		case imp.Stopped != "":

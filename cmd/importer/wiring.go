@@ -244,8 +244,8 @@ func connectRedis(ctx context.Context, url string) (*queue.Redis, error) {
 
 // newAPIClient builds the API client and, when probe is set, checks that the
 // API answers and takes the key, with one cheap request.
-func newAPIClient(ctx context.Context, url, key string, limiter *ratelimit.Limiter, probe bool) (*propexo.Client, error) {
-	cfg := propexo.Config{BaseURL: url, APIKey: key}
+func newAPIClient(ctx context.Context, url, key string, timeout time.Duration, limiter *ratelimit.Limiter, probe bool) (*propexo.Client, error) {
+	cfg := propexo.Config{BaseURL: url, APIKey: key, Timeout: timeout}
 	if limiter != nil {
 		cfg.OnAnswer = limiter.Observe
 	}

@@ -51,6 +51,7 @@ back on the queue) and exits 0.`,
 	c.hooks.register(f, getenv, "webhooks-addr", "")
 	c.hooks.registerFallback(f)
 	metricsFlag(f, getenv, &c.metricsAddr)
+	f.DurationSliceVar(&c.jobs.LookupWaits, "lookup-waits", jobs.DefaultLookupWaits, "waits between the searches for a resident whose create may have reached the API, before the row is called in_doubt")
 	f.BoolVar(&c.webhooksOn, "webhooks", false, "webhooks are received (by 'importer webhooks' or another worker): poll only as a fallback; implied by --webhooks-addr")
 	f.DurationVar(&c.jobs.PollInitial, "poll-initial", 0, "delay before a write's first status check (default 2s)")
 	f.DurationVar(&c.jobs.PollMax, "poll-max", 0, "longest delay between two status checks of a write (default 5m)")
@@ -88,7 +89,7 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 	defer rdb.Close()
 	limiter := c.limits.limiter(rdb)
 	c.jobs.Limiter = limiter
-	client, err := newAPIClient(ctx, url, key, limiter, true)
+	client, err := newAPIClient(ctx, url, key, c.api.timeout, limiter, true)
 	if err != nil {
 		return err
 	}

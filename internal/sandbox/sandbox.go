@@ -266,6 +266,10 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, s.Stats())
 	}))
 	mux.HandleFunc("GET /_sandbox/faults", s.admin(s.getFaults))
+	// What the sandbox holds, outside the rate limit and the faults, so
+	// tests can check a client's outcomes against the truth.
+	mux.HandleFunc("GET /_sandbox/residents/{id}", s.admin(s.get))
+	mux.HandleFunc("GET /_sandbox/write-status/{job}", s.admin(s.writeStatus))
 	mux.HandleFunc("PUT /_sandbox/faults", s.admin(s.putFaults))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

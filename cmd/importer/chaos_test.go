@@ -1,0 +1,390 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/propexo-importer/importer/internal/redistest"
+	"github.com/propexo-importer/importer/internal/store"
+)
+
+// The chaos suite runs the built importer, the sandbox and redis-server as
+// separate processes and breaks them while an import runs. The short
+// version runs in make test; make chaos runs it at full size (-chaos).
+var chaosFull = flag.Bool("chaos", false, "run the chaos scenarios at full size (make chaos)")
+
+// proc is a process the chaos suite can kill and start again.
+type proc struct {
+	t    *testing.T
+	args []string
+	env  []string
+	dir  string
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	log  *syncBuffer
+}
+
+func startProc(t *testing.T, dir string, env map[string]string, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, args: args, dir: dir, log: &syncBuffer{}}
+	p.env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		p.env = append(p.env, k+"="+v)
+	}
+	p.start(bin)
+	t.Cleanup(func() { p.signal(syscall.SIGKILL) })
+	return p
+}
+
+func (p *proc) start(bin string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cmd := exec.Command(bin, p.args...)
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = p.dir, p.env, p.log, p.log
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.cmd = cmd
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil && p.cmd.Process != nil {
+		p.cmd.Process.Signal(sig)
+		if sig == syscall.SIGKILL || sig == syscall.SIGTERM {
+			p.cmd.Wait()
+			p.cmd = nil
+		}
+	}
+}
+
+// residentsFile writes n residents with distinct emails.
+func residentsFile(t *testing.T, dir string, n int) string {
+	t.Helper()
+	path := filepath.Join(dir, fmt.Sprintf("chaos-%d.csv", n))
+	var b strings.Builder
+	b.WriteString("Integration ID,First Name,Last Name,E-mail\n")
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "int_buildium_demo,Resident,Number%d,resident%d@example.com\n", i, i)
+	}
+	os.WriteFile(path, []byte(b.String()), 0o600)
+	return path
+}
+
+// figures is what a chaos scenario reports.
+type figures struct {
+	scenario        string
+	rows, finished  int
+	outcomes        map[string]int
+	lost            int
+	createdTwice    int
+	wall            time.Duration
+	events          []string
+	wrongOutcomes   int
+	checkedOutcomes int
+}
+
+func (f figures) String() string {
+	var out []string
+	for o, n := range f.outcomes {
+		out = append(out, fmt.Sprintf("%d %s", n, o))
+	}
+	return fmt.Sprintf("%s: %d rows, outcomes [%s], %d lost, %d residents created twice, %d of %d outcomes checked against the API wrong, finished %v, wall %v; %s",
+		f.scenario, f.rows, strings.Join(out, ", "), f.lost, f.createdTwice, f.wrongOutcomes, f.checkedOutcomes, f.finished == 1, f.wall.Round(time.Second), strings.Join(f.events, "; "))
+}
+
+// sandboxStats reads the sandbox's counts.
+func sandboxStats(t *testing.T, addr, key string) (creates int, twice int, residents map[string]int) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+addr+"/_sandbox/stats", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Creates   int            `json:"creates"`
+		Residents map[string]int `json:"residents_by_identity"`
+	}
+	json.NewDecoder(resp.Body).Decode(&st)
+	for _, n := range st.Residents {
+		if n > 1 {
+			twice++
+		}
+	}
+	return st.Creates, twice, st.Residents
+}
+
+// apiGet reads one answer of the sandbox's API.
+func apiGet(addr, key, path string, out any) int {
+	req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	json.NewDecoder(resp.Body).Decode(out)
+	return resp.StatusCode
+}
+
+// settle waits for the import to finish and checks the report: one line per
+// record, each with an outcome; succeeded rows' records exist in the API,
+// timed-out rows' jobs are still PENDING there.
+func settle(t *testing.T, f *figures, rdb *redis.Client, dir, id string, rows int, apiAddr, key string, limit time.Duration) {
+	t.Helper()
+	st := store.New(rdb)
+	ctx := context.Background()
+	began := time.Now()
+	defer func() { f.wall += time.Since(began) }()
+	for {
+		imp, err := st.Import(ctx, id)
+		if err == nil && imp.Finished() {
+			f.finished = 1
+			break
+		}
+		if time.Since(began) > limit {
+			p, _ := st.Progress(ctx, id)
+			t.Errorf("%s: not finished after %v: %+v", f.scenario, limit, p)
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	r := runImporter(t, dir, map[string]string{"REDIS_URL": rdbURL(rdb)}, "report", "--report-dir", filepath.Join(dir, "chaos-reports"), id)
+	if r.code != 0 {
+		t.Fatalf("report: %s", r.stderr)
+	}
+	file, err := os.Open(filepath.Join(dir, "chaos-reports", id, "results.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	records, err := csv.NewReader(file).ReadAll()
+	file.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.rows, f.outcomes = len(records)-1, map[string]int{}
+	for _, line := range records[1:] {
+		status, job, record := line[1], line[2], line[3]
+		f.outcomes[status]++
+		switch status {
+		case "pending", "":
+			f.lost++
+		case "succeeded":
+			if record != "" {
+				f.checkedOutcomes++
+				if apiGet(apiAddr, key, "/_sandbox/residents/"+record, &struct{}{}) != 200 {
+					f.wrongOutcomes++
+					t.Logf("row %s succeeded with record %s, which the API does not have", line[0], record)
+				}
+			}
+		case "timed_out":
+			var ws struct {
+				WriteStatus string `json:"write_status"`
+			}
+			f.checkedOutcomes++
+			if apiGet(apiAddr, key, "/_sandbox/write-status/"+job, &ws); ws.WriteStatus != "PENDING" {
+				f.wrongOutcomes++
+				t.Logf("row %s timed out, but its job %s is %s", line[0], job, ws.WriteStatus)
+			}
+		}
+	}
+	if f.rows != rows {
+		f.lost += rows - f.rows
+	}
+	_, twice, residents := sandboxStats(t, apiAddr, key)
+	f.createdTwice = twice
+	// A row failed as in_doubt could not be decided: its resident must
+	// indeed not exist, or the lookup should have adopted it.
+	for _, line := range records[1:] {
+		if line[1] == "failed" && line[4] == "in_doubt" {
+			f.checkedOutcomes++
+			identity := strings.ToLower(strings.Join([]string{line[6], line[9], line[7], line[8]}, "|"))
+			if residents[identity] > 0 {
+				f.wrongOutcomes++
+				t.Logf("row %s is in doubt, but its resident exists", line[0])
+			}
+		}
+	}
+	f.wall += time.Since(began)
+	began = time.Now()
+	t.Log(f.String())
+	if f.lost != 0 || f.createdTwice != 0 || f.finished != 1 || f.wrongOutcomes != 0 {
+		t.Errorf("%s: %d lost, %d created twice, finished %v, %d wrong outcomes", f.scenario, f.lost, f.createdTwice, f.finished == 1, f.wrongOutcomes)
+	}
+}
+
+func rdbURL(rdb *redis.Client) string {
+	o := rdb.Options()
+	return fmt.Sprintf("redis://%s/%d", o.Addr, o.DB)
+}
+
+func importID(t *testing.T, out string) string {
+	t.Helper()
+	for _, f := range strings.Fields(out) {
+		if strings.HasPrefix(f, "chaos-") {
+			return f
+		}
+	}
+	t.Fatalf("no import id in %q", out)
+	return ""
+}
+
+// Workers are killed with SIGKILL and started again while the API misbehaves
+// in every way it can: 5xx bursts, answers lost after the request took
+// effect, answers slower than the client's timeout, a window of 429s, and
+// writes that never resolve (timed out at the deadline).
+func TestChaosWorkersAndAPIFaults(t *testing.T) {
+	rows, kills, every := 150, 3, 4*time.Second
+	if *chaosFull {
+		rows, kills, every = 3000, 1000, 5*time.Second
+	}
+	dir := t.TempDir()
+	rdb := redistest.Client(t)
+	apiAddr, key := freeAddr(t), "chaos-key"
+	sandboxArgs := []string{"sandbox", "--addr", apiAddr, "--latency", "uniform:200ms-2s", "--seed", "7",
+		"--rate-limit", "150", "--rate-window", "5s", "--rate-slow-delay", "200ms",
+		"--error-rate", "0.02", "--error-burst", "3", "--drop-rate", "0.02", "--slow-rate", "0.01", "--slow-delay", "3s", "--stuck-rate", "0.02"}
+	startProc(t, dir, map[string]string{"PROPEXO_API_KEY": key}, binary, sandboxArgs...)
+	waitForHTTP(t, "http://"+apiAddr+"/healthz")
+	workerEnv := map[string]string{"REDIS_URL": rdbURL(rdb), "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key}
+	workerArgs := []string{"worker", "--concurrency", "8", "--rate-limit", "200", "--rate-window", "5s", "--api-timeout", "1s",
+		"--poll-initial", "1s", "--poll-max", "4s", "--lookup-waits", "2s,4s,8s"}
+	var workers []*proc
+	for i := 0; i < 3; i++ {
+		workers = append(workers, startProc(t, dir, workerEnv, binary, workerArgs...))
+	}
+	file := residentsFile(t, dir, rows)
+	began := time.Now()
+	q := runImporter(t, dir, map[string]string{"REDIS_URL": rdbURL(rdb)}, "run", "--no-wait", "--deadline", "75s", file)
+	if q.code != 0 {
+		t.Fatalf("run --no-wait: %s", q.stderr)
+	}
+	id := importID(t, q.stdout)
+	f := figures{scenario: "workers killed + API faults"}
+	st := store.New(rdb)
+	for i := 0; i < kills; i++ {
+		time.Sleep(every)
+		if imp, _ := st.Import(context.Background(), id); imp.Finished() {
+			break
+		}
+		w := workers[rand.IntN(len(workers))]
+		w.signal(syscall.SIGKILL)
+		w.start(binary)
+		f.events = append(f.events, "killed a worker")
+	}
+	f.events = []string{fmt.Sprintf("%d workers killed with SIGKILL", len(f.events))}
+	f.wall = time.Since(began)
+	settle(t, &f, rdb, dir, id, rows, apiAddr, key, 6*time.Minute)
+}
+
+// redisProc is a redis-server with append-only persistence that the suite
+// stops, starts and freezes.
+type redisProc struct {
+	*proc
+	addr string
+}
+
+func startRedis(t *testing.T, dir string) *redisProc {
+	t.Helper()
+	addr := freeAddr(t)
+	port := addr[strings.LastIndex(addr, ":")+1:]
+	data := filepath.Join(dir, "redis-data")
+	os.MkdirAll(data, 0o700)
+	p := startProc(t, dir, nil, "redis-server", "--port", port, "--bind", "127.0.0.1", "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--dir", data)
+	r := &redisProc{proc: p, addr: addr}
+	r.wait(t)
+	return r
+}
+
+func (r *redisProc) wait(t *testing.T) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: r.addr})
+	defer c.Close()
+	for deadline := time.Now().Add(10 * time.Second); c.Ping(context.Background()).Err() != nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("redis-server did not start")
+		}
+	}
+}
+
+// Redis is restarted mid-import, then frozen (unreachable) for a while: the
+// workers and a waiting 'importer run' say so, reconnect, and the import
+// completes with nothing lost.
+func TestChaosRedisRestartAndOutage(t *testing.T) {
+	rows, outage := 120, 6*time.Second
+	if *chaosFull {
+		rows, outage = 2000, 20*time.Second
+	}
+	dir := t.TempDir()
+	rs := startRedis(t, dir)
+	redisURL := "redis://" + rs.addr + "/0"
+	apiAddr, key := freeAddr(t), "chaos-redis-key"
+	startProc(t, dir, map[string]string{"PROPEXO_API_KEY": key}, binary, "sandbox", "--addr", apiAddr, "--latency", "uniform:200ms-2s", "--rate-limit", "-1")
+	waitForHTTP(t, "http://"+apiAddr+"/healthz")
+	workerEnv := map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key}
+	w1 := startProc(t, dir, workerEnv, binary, "worker", "--concurrency", "4", "--rate-limit", "600", "--poll-initial", "1s", "--poll-max", "4s", "--lookup-waits", "2s,4s,8s")
+	startProc(t, dir, workerEnv, binary, "worker", "--concurrency", "4", "--rate-limit", "600", "--poll-initial", "1s", "--poll-max", "4s", "--lookup-waits", "2s,4s,8s")
+	file := residentsFile(t, dir, rows)
+	began := time.Now()
+	waiting := startProc(t, dir, map[string]string{"REDIS_URL": redisURL}, binary, "run", "--workers", "0", file)
+	time.Sleep(3 * time.Second)
+
+	rs.signal(syscall.SIGTERM) // a clean restart: the AOF is flushed
+	time.Sleep(2 * time.Second)
+	rs.start("redis-server")
+	rs.wait(t)
+	time.Sleep(3 * time.Second)
+	rs.signal(syscall.SIGSTOP) // unreachable: connections hang
+	time.Sleep(outage)
+	rs.signal(syscall.SIGCONT)
+
+	rdb := redis.NewClient(&redis.Options{Addr: rs.addr})
+	defer rdb.Close()
+	f := figures{scenario: "Redis restarted and frozen", events: []string{"restarted once", "frozen for " + outage.String()}, wall: time.Since(began)}
+	st := store.New(rdb)
+	var id string
+	for deadline := time.Now().Add(30 * time.Second); id == ""; time.Sleep(200 * time.Millisecond) {
+		if ids, _ := st.Imports(context.Background()); len(ids) == 1 {
+			id = ids[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the import is not in Redis after the restart: persistence lost it")
+		}
+	}
+	settle(t, &f, rdb, dir, id, rows, apiAddr, key, 5*time.Minute)
+	waiting.mu.Lock()
+	cmd := waiting.cmd
+	waiting.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Error("the waiting run did not end after the import finished")
+	}
+	out := waiting.log.String()
+	if !strings.Contains(out, "cannot reach Redis at") || !strings.Contains(out, "is back after") || !strings.Contains(out, "report: ") {
+		t.Errorf("the waiting run did not say what happened:\n%s", out)
+	}
+	if !strings.Contains(w1.log.String(), "redis") && !strings.Contains(w1.log.String(), "connection") {
+		t.Log("worker log:\n" + w1.log.String())
+	}
+}
