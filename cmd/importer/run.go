@@ -32,16 +32,16 @@ type runConfig struct {
 	// redisPatience is how long a waiting run bears with Redis out of
 	// reach before it exits 3.
 	redisPatience time.Duration
-	maxField   int
-	maxRecord  int
-	maxColumns int
-	noWait     bool
-	workers    int
-	reportDir  string
-	redisURL   string
-	api        apiSettings
-	limits     limits
-	jobs       jobs.Config
+	maxField      int
+	maxRecord     int
+	maxColumns    int
+	noWait        bool
+	workers       int
+	reportDir     string
+	redisURL      string
+	api           apiSettings
+	limits        limits
+	jobs          jobs.Config
 
 	sandboxLatency     string
 	sandboxFailureRate float64
