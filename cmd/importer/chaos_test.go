@@ -195,6 +195,19 @@ func settle(t *testing.T, f *figures, rdb *redis.Client, dir, id string, rows in
 					t.Logf("row %s succeeded with record %s, which the API does not have", line[0], record)
 				}
 			}
+		case "partial", "failed":
+			want := map[string]string{"partial": "PARTIAL_SUCCESS", "failed": "FAILURE"}[status]
+			if status == "failed" && line[4] != "write_failed" {
+				continue
+			}
+			var ws struct {
+				WriteStatus string `json:"write_status"`
+			}
+			f.checkedOutcomes++
+			if apiGet(apiAddr, key, "/_sandbox/write-status/"+job, &ws); ws.WriteStatus != want {
+				f.wrongOutcomes++
+				t.Logf("row %s is %s, but its job %s is %s", line[0], status, job, ws.WriteStatus)
+			}
 		case "timed_out":
 			var ws struct {
 				WriteStatus string `json:"write_status"`
@@ -252,9 +265,12 @@ func importID(t *testing.T, out string) string {
 // effect, answers slower than the client's timeout, a window of 429s, and
 // writes that never resolve (timed out at the deadline).
 func TestChaosWorkersAndAPIFaults(t *testing.T) {
-	rows, kills, every := 150, 3, 4*time.Second
+	// The deadline must outlast the submits: rows still PENDING at it
+	// end timed_out by design, and the check below holds only the stuck
+	// writes to be timed out.
+	rows, kills, every, deadline := 150, 3, 4*time.Second, "75s"
 	if *chaosFull {
-		rows, kills, every = 3000, 1000, 5*time.Second
+		rows, kills, every, deadline = 3000, 1000, 5*time.Second, "8m"
 	}
 	dir := t.TempDir()
 	rdb := redistest.Client(t)
@@ -273,7 +289,7 @@ func TestChaosWorkersAndAPIFaults(t *testing.T) {
 	}
 	file := residentsFile(t, dir, rows)
 	began := time.Now()
-	q := runImporter(t, dir, map[string]string{"REDIS_URL": rdbURL(rdb)}, "run", "--no-wait", "--deadline", "75s", file)
+	q := runImporter(t, dir, map[string]string{"REDIS_URL": rdbURL(rdb)}, "run", "--no-wait", "--deadline", deadline, file)
 	if q.code != 0 {
 		t.Fatalf("run --no-wait: %s", q.stderr)
 	}
@@ -292,7 +308,7 @@ func TestChaosWorkersAndAPIFaults(t *testing.T) {
 	}
 	f.events = []string{fmt.Sprintf("%d workers killed with SIGKILL", len(f.events))}
 	f.wall = time.Since(began)
-	settle(t, &f, rdb, dir, id, rows, apiAddr, key, 6*time.Minute)
+	settle(t, &f, rdb, dir, id, rows, apiAddr, key, 15*time.Minute)
 }
 
 // redisProc is a redis-server with append-only persistence that the suite
@@ -387,4 +403,75 @@ func TestChaosRedisRestartAndOutage(t *testing.T) {
 	if !strings.Contains(w1.log.String(), "redis") && !strings.Contains(w1.log.String(), "connection") {
 		t.Log("worker log:\n" + w1.log.String())
 	}
+}
+
+// Webhooks at their worst: the sandbox sends every delivery, some twice and
+// out of order, while a stranger posts forged and oversized ones. Nothing is
+// recorded twice, and nothing from a forged delivery.
+func TestChaosHostileWebhooks(t *testing.T) {
+	rows := 100
+	if *chaosFull {
+		rows = 1500
+	}
+	dir := t.TempDir()
+	rdb := redistest.Client(t)
+	apiAddr, hookAddr, key, secret := freeAddr(t), freeAddr(t), "chaos-hooks-key", "chaos-hooks-secret"
+	startProc(t, dir, map[string]string{"PROPEXO_API_KEY": key, "PROPEXO_WEBHOOK_SECRET": secret}, binary, "sandbox", "--addr", apiAddr,
+		"--latency", "uniform:200ms-2s", "--rate-limit", "-1", "--failure-rate", "0.1", "--partial-rate", "0.1",
+		"--webhook-url", "http://"+hookAddr+"/webhooks/propexo", "--webhook-duplicate-rate", "0.5", "--webhook-jitter", "2s", "--webhook-retry-interval", "2s")
+	waitForHTTP(t, "http://"+apiAddr+"/healthz")
+	env := map[string]string{"REDIS_URL": rdbURL(rdb), "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key, "PROPEXO_WEBHOOK_SECRET": secret}
+	startProc(t, dir, env, binary, "worker", "--concurrency", "8", "--rate-limit", "6000", "--webhooks-addr", hookAddr, "--poll-fallback", "2m")
+	waitForHTTP(t, "http://"+hookAddr+"/healthz")
+
+	// The stranger: forged deliveries that would fail every row, and
+	// oversized ones, all the while.
+	stop := make(chan struct{})
+	forged, refused := 0, 0
+	var mu sync.Mutex
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			body := fmt.Sprintf(`{"trigger":"WRITE_OPERATION_FAILURE","data":{"root_job_id":"job_%d","write_status":"FAILURE","errors":["forged"]}}`, i)
+			if i%5 == 0 {
+				body = `{"event":"DATA_NEW","pad":"` + strings.Repeat("x", 2<<20) + `"}`
+			}
+			req, _ := http.NewRequest("POST", "http://"+hookAddr+"/webhooks/propexo", strings.NewReader(body))
+			req.Header.Set("propexo-signature", strings.Repeat("ab", 32))
+			resp, err := http.DefaultClient.Do(req)
+			mu.Lock()
+			forged++
+			if err == nil && (resp.StatusCode == 401 || resp.StatusCode == 413) {
+				refused++
+			}
+			mu.Unlock()
+			if err == nil {
+				resp.Body.Close()
+			}
+		}
+	}()
+	file := residentsFile(t, dir, rows)
+	q := runImporter(t, dir, map[string]string{"REDIS_URL": rdbURL(rdb)}, "run", "--no-wait", file)
+	if q.code != 0 {
+		t.Fatalf("run --no-wait: %s", q.stderr)
+	}
+	f := figures{scenario: "hostile webhooks"}
+	settle(t, &f, rdb, dir, importID(t, q.stdout), rows, apiAddr, key, 4*time.Minute)
+	close(stop)
+	mu.Lock()
+	f.events = append(f.events, fmt.Sprintf("%d forged or oversized deliveries, %d refused", forged, refused))
+	if refused != forged || forged == 0 {
+		t.Errorf("%d of %d forged or oversized deliveries were refused", refused, forged)
+	}
+	mu.Unlock()
+	for _, line := range readCSV(t, filepath.Join(dir, "chaos-reports", importID(t, q.stdout), "results.csv"))[1:] {
+		if strings.Contains(line[5], "forged") {
+			t.Errorf("row %s took a forged delivery: %q", line[0], line[5])
+		}
+	}
+	t.Log(f.String())
 }
