@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -83,19 +82,6 @@ func (c *dashboardConfig) run(ctx context.Context, log *slog.Logger, stdout io.W
 	if err != nil {
 		return usageError("--addr %s: %v", c.addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	log.Info("dashboard listening", "url", "http://"+ln.Addr().String()+"/imports", "read_only", !c.allowActions, "auth", c.auth != "")
-	select {
-	case err := <-errc:
-		return unfinished(err)
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return unfinished(err)
-	}
-	return nil
+	return serveUntilDone(ctx, &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln)
 }

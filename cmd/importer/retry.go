@@ -75,22 +75,11 @@ func (c *runConfig) retry(ctx context.Context, id string, log *slog.Logger, stdo
 		return c.finish(ctx, st, imp, stdout)
 	}
 
-	if c.workers > 0 && !c.noWait {
-		limiter := c.limits.limiter(rdb)
-		c.jobs.Limiter = limiter
-		api, closeAPI, err := c.apiFor(ctx, rdb, limiter, stderr)
-		if err != nil {
-			return err
-		}
-		defer closeAPI()
-		if api != nil {
-			w, err := startWorkers(rdb, api, st, "", c.workers, log, c.jobs)
-			if err != nil {
-				return unfinished(err)
-			}
-			defer w.stop()
-		}
+	stop, err := c.localWorkers(ctx, rdb, st, log, stderr)
+	if err != nil {
+		return err
 	}
+	defer stop()
 
 	results := make([]importer.RowResult, len(candidates))
 	for i, r := range candidates {

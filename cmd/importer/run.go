@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/queue"
 	"github.com/propexo-importer/importer/internal/sandbox"
 	"github.com/propexo-importer/importer/internal/source"
 	"github.com/propexo-importer/importer/internal/store"
@@ -98,6 +99,29 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 
 func (c *runConfig) inputLimits() source.Limits {
 	return source.Limits{MaxFieldBytes: c.maxField, MaxRecordBytes: c.maxRecord, MaxColumns: c.maxColumns}
+}
+
+// localWorkers starts this process's workers while it waits (unless
+// --no-wait or --workers 0), and returns what stops them.
+func (c *runConfig) localWorkers(ctx context.Context, rdb *queue.Redis, st *store.Store, log *slog.Logger, stderr io.Writer) (stop func(), err error) {
+	if c.workers == 0 || c.noWait {
+		return func() {}, nil
+	}
+	limiter := c.limits.limiter(rdb)
+	c.jobs.Limiter = limiter
+	api, closeAPI, err := c.apiFor(ctx, rdb, limiter, stderr)
+	if err != nil {
+		return nil, err
+	}
+	if api == nil {
+		return closeAPI, nil
+	}
+	w, err := startWorkers(rdb, api, st, "", c.workers, log, c.jobs)
+	if err != nil {
+		closeAPI()
+		return nil, unfinished(err)
+	}
+	return func() { w.stop(); closeAPI() }, nil
 }
 
 // registerWorkFlags adds the flags of commands that queue rows and may work
@@ -260,22 +284,11 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 	if rdb.Embedded && (c.noWait || c.workers == 0) {
 		return usageError("--no-wait and --workers 0 need REDIS_URL: the in-process Redis is gone when run exits")
 	}
-	if c.workers > 0 && !c.noWait {
-		limiter := c.limits.limiter(rdb)
-		c.jobs.Limiter = limiter
-		api, closeAPI, err := c.apiFor(ctx, rdb, limiter, stderr)
-		if err != nil {
-			return err
-		}
-		if api != nil {
-			defer closeAPI()
-			w, err := startWorkers(rdb, api, st, "", c.workers, log, c.jobs)
-			if err != nil {
-				return unfinished(err)
-			}
-			defer w.stop()
-		}
+	stop, err := c.localWorkers(ctx, rdb, st, log, stderr)
+	if err != nil {
+		return err
 	}
+	defer stop()
 
 	if imp.Stopped != "" {
 		fmt.Fprintf(stderr, "import %s was stopped (%s); resuming it\n", imp.ID, imp.Stopped)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -111,17 +110,8 @@ func (c *sandboxConfig) run(ctx context.Context, log *slog.Logger) error {
 	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	log.Info("sandbox listening", "url", "http://"+ln.Addr().String(), "latency", latency.String(), "rate_limit", cfg.RateLimit,
 		"failure_rate", cfg.FailureRate, "partial_rate", cfg.PartialRate, "stuck_rate", cfg.StuckRate, "webhooks", cfg.Webhooks.URL != "")
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return unfinished(err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return unfinished(err)
+	if err := serveUntilDone(ctx, srv, ln); err != nil {
+		return err
 	}
 	log.Info("sandbox stopped")
 	return nil

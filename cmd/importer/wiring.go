@@ -182,6 +182,24 @@ func webhookServer(addr, path, secret string, h *jobs.Handlers, log *slog.Logger
 	return srv, ln, nil
 }
 
+// serveUntilDone serves srv on ln until ctx ends, then shuts it down,
+// giving requests in flight five seconds.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return unfinished(err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return unfinished(err)
+	}
+	return nil
+}
+
 // serveMetrics serves Prometheus metrics at /metrics on addr.
 func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
