@@ -356,8 +356,8 @@ func TestChaosRedisRestartAndOutage(t *testing.T) {
 	startProc(t, dir, map[string]string{"PROPEXO_API_KEY": key}, binary, "sandbox", "--addr", apiAddr, "--latency", "uniform:200ms-2s", "--rate-limit", "-1")
 	waitForHTTP(t, "http://"+apiAddr+"/healthz")
 	workerEnv := map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key}
-	w1 := startProc(t, dir, workerEnv, binary, "worker", "--concurrency", "4", "--rate-limit", "600", "--poll-initial", "1s", "--poll-max", "4s", "--lookup-waits", "2s,4s,8s")
-	startProc(t, dir, workerEnv, binary, "worker", "--concurrency", "4", "--rate-limit", "600", "--poll-initial", "1s", "--poll-max", "4s", "--lookup-waits", "2s,4s,8s")
+	w1 := startProc(t, dir, workerEnv, binary, "worker", "--concurrency", "4", "--rate-limit", "3000", "--poll-initial", "1s", "--poll-max", "4s", "--lookup-waits", "2s,4s,8s")
+	startProc(t, dir, workerEnv, binary, "worker", "--concurrency", "4", "--rate-limit", "3000", "--poll-initial", "1s", "--poll-max", "4s", "--lookup-waits", "2s,4s,8s")
 	file := residentsFile(t, dir, rows)
 	began := time.Now()
 	waiting := startProc(t, dir, map[string]string{"REDIS_URL": redisURL}, binary, "run", "--workers", "0", file)
@@ -385,7 +385,7 @@ func TestChaosRedisRestartAndOutage(t *testing.T) {
 			t.Fatal("the import is not in Redis after the restart: persistence lost it")
 		}
 	}
-	settle(t, &f, rdb, dir, id, rows, apiAddr, key, 5*time.Minute)
+	settle(t, &f, rdb, dir, id, rows, apiAddr, key, 10*time.Minute)
 	waiting.mu.Lock()
 	cmd := waiting.cmd
 	waiting.mu.Unlock()
