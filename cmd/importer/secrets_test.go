@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -85,4 +86,19 @@ func TestSecretsStaySecret(t *testing.T) {
 		}
 	}
 	t.Logf("searched %d places (%d Redis keys)", len(places), len(keys))
+}
+
+// The dashboard, the webhook receiver and the sandbox listen on loopback
+// unless told otherwise.
+func TestServersBindToLoopbackByDefault(t *testing.T) {
+	root := newRoot(func(string) string { return "" }, io.Discard, io.Discard, new(bool))
+	for cmd, flag := range map[string]string{"dashboard": "addr", "webhooks": "addr", "sandbox": "addr"} {
+		c, _, err := root.Find([]string{cmd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if def := c.Flags().Lookup(flag).DefValue; !strings.HasPrefix(def, "127.0.0.1:") {
+			t.Errorf("%s --%s defaults to %q, not loopback", cmd, flag, def)
+		}
+	}
 }
