@@ -324,10 +324,8 @@ func TestWorkersOnRealRedis(t *testing.T) {
 	dir := t.TempDir()
 	redisURL := redistest.URL(t)
 	redistest.Client(t) // empty it
-	addr := freeAddr(t)
 	key := "e2e-sandbox-key"
-	background(t, dir, map[string]string{"PROPEXO_API_KEY": key}, "sandbox", "--addr", addr, "--latency", "uniform:200ms-2s", "--rate-limit", "6000")
-	waitForHTTP(t, "http://"+addr+"/_sandbox/stats")
+	addr := sandboxProcess(t, dir, key, "--latency", "uniform:200ms-2s", "--rate-limit", "6000")
 	workerEnv := map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key, "IMPORTER_LOG_FORMAT": "json"}
 	logs := []*syncBuffer{
 		background(t, dir, workerEnv, "worker", "--concurrency", "5", "--poll-initial", "1s", "--rate-limit", "6000"),
@@ -388,9 +386,7 @@ func TestWorkersOnRealRedis(t *testing.T) {
 
 func TestWrongAPIKeyExits3(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	background(t, dir, map[string]string{"PROPEXO_API_KEY": "right-key"}, "sandbox", "--addr", addr)
-	waitForHTTP(t, "http://"+addr+"/_sandbox/stats")
+	addr := sandboxProcess(t, dir, "right-key")
 	redistest.Client(t)
 	r := runImporter(t, dir, map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": "wrong-key-value"},
 		"run", sample(t, "residents.csv"))
@@ -400,6 +396,16 @@ func TestWrongAPIKeyExits3(t *testing.T) {
 	if strings.Contains(r.stderr+r.stdout, "wrong-key-value") {
 		t.Error("the API key shows in the output")
 	}
+}
+
+// sandboxProcess starts 'importer sandbox' with the key and extra flags on a
+// free address, waits until it answers, and returns its address.
+func sandboxProcess(t *testing.T, dir, key string, flags ...string) string {
+	t.Helper()
+	addr := freeAddr(t)
+	background(t, dir, map[string]string{"PROPEXO_API_KEY": key}, append([]string{"sandbox", "--addr", addr}, flags...)...)
+	waitForHTTP(t, "http://"+addr+"/healthz")
+	return addr
 }
 
 func waitForHTTP(t *testing.T, url string) {
@@ -418,10 +424,8 @@ func waitForHTTP(t *testing.T, url string) {
 func TestInterruptThenResume(t *testing.T) {
 	dir := t.TempDir()
 	redistest.Client(t)
-	addr := freeAddr(t)
 	key := "interrupt-key"
-	background(t, dir, map[string]string{"PROPEXO_API_KEY": key}, "sandbox", "--addr", addr, "--latency", "fixed:500ms", "--rate-limit", "6000")
-	waitForHTTP(t, "http://"+addr+"/healthz")
+	addr := sandboxProcess(t, dir, key, "--latency", "fixed:500ms", "--rate-limit", "6000")
 	env := map[string]string{"REDIS_URL": redistest.URL(t)}
 
 	cmd := exec.Command(binary, "run", "--workers", "0", sample(t, "residents.json"))
@@ -498,10 +502,8 @@ func TestWebhooksEndToEnd(t *testing.T) {
 func TestRetryAfterAnOutage(t *testing.T) {
 	dir := t.TempDir()
 	redistest.Client(t)
-	addr := freeAddr(t)
 	key := "retry-key"
-	background(t, dir, map[string]string{"PROPEXO_API_KEY": key}, "sandbox", "--addr", addr, "--latency", "fixed:300ms", "--rate-limit", "6000", "--failure-rate", "1")
-	waitForHTTP(t, "http://"+addr+"/healthz")
+	addr := sandboxProcess(t, dir, key, "--latency", "fixed:300ms", "--rate-limit", "6000", "--failure-rate", "1")
 	env := map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key}
 
 	first := runImporter(t, dir, env, "run", "--poll-initial", "1s", "--rate-limit", "6000", sample(t, "residents.json"))
@@ -537,10 +539,8 @@ func TestRetryAfterAnOutage(t *testing.T) {
 func TestStatusReportCancel(t *testing.T) {
 	dir := t.TempDir()
 	redistest.Client(t)
-	addr := freeAddr(t)
 	key := "ops-key"
-	background(t, dir, map[string]string{"PROPEXO_API_KEY": key}, "sandbox", "--addr", addr, "--latency", "fixed:200ms", "--rate-limit", "6000")
-	waitForHTTP(t, "http://"+addr+"/healthz")
+	addr := sandboxProcess(t, dir, key, "--latency", "fixed:200ms", "--rate-limit", "6000")
 	env := map[string]string{"REDIS_URL": redistest.URL(t)}
 
 	// Queue 50 rows with no worker yet: nothing is sent.
@@ -674,10 +674,8 @@ func TestWorkerMetrics(t *testing.T) {
 func TestScheduledImportRunsOnceWithTwoSchedulers(t *testing.T) {
 	dir := t.TempDir()
 	redistest.Client(t)
-	addr := freeAddr(t)
 	key := "schedule-key"
-	background(t, dir, map[string]string{"PROPEXO_API_KEY": key}, "sandbox", "--addr", addr, "--latency", "fixed:200ms", "--rate-limit", "6000")
-	waitForHTTP(t, "http://"+addr+"/healthz")
+	addr := sandboxProcess(t, dir, key, "--latency", "fixed:200ms", "--rate-limit", "6000")
 	redisURL := redistest.URL(t)
 	inbox := filepath.Join(dir, "inbox")
 	os.MkdirAll(inbox, 0o755)
