@@ -97,12 +97,16 @@ func (h *Handlers) checkDelay(ctx context.Context, p CheckPayload) time.Duration
 // scheduleCheck enqueues check n of a row's job (a no-op when it is already
 // on the queue).
 func (h *Handlers) scheduleCheck(ctx context.Context, sp SubmitPayload, jobID string, n int) error {
-	imp, err := h.store.Import(ctx, sp.ImportID)
-	if err != nil {
-		return err
+	if sp.Deadline.IsZero() {
+		// A payload without the import's choices: read them.
+		imp, err := h.store.Import(ctx, sp.ImportID)
+		if err != nil {
+			return err
+		}
+		sp.Deadline, sp.Verify = imp.Deadline(), imp.Options.Verify
 	}
 	p := CheckPayload{ImportID: sp.ImportID, Row: sp.Row, Line: sp.Line, JobID: jobID, Check: n,
-		Deadline: imp.Deadline(), Verify: imp.Options.Verify,
+		Deadline: sp.Deadline, Verify: sp.Verify,
 		IntegrationID: sp.Resident.IntegrationID, SubmittedAt: time.Now().UTC()}
 	return h.enqueueCheck(ctx, p)
 }

@@ -71,7 +71,8 @@ func Retry(ctx context.Context, q Enqueuer, st importer.Store, imp importer.Impo
 		}
 		return enqueue(ctx, q, task, opts...)
 	default:
-		task, opts, err := NewSubmitTask(SubmitPayload{ImportID: imp.ID, Row: r.Row, Line: r.Line, Vendor: imp.Options.Vendor, Resident: resident}, maxRetry)
+		task, opts, err := NewSubmitTask(SubmitPayload{ImportID: imp.ID, Row: r.Row, Line: r.Line, Vendor: imp.Options.Vendor, Resident: resident,
+			Deadline: time.Now().Add(imp.Options.Deadline), Verify: imp.Options.Verify}, maxRetry)
 		if err != nil {
 			return err
 		}

@@ -47,7 +47,8 @@ const (
 	FailedDir     = "failed"
 )
 
-// Opener opens an input file as rows; the worker wires the source readers.
+// Opener opens an input file as rows, in the given format or, when format
+// is empty, the one its name says; the worker wires the source readers.
 type Opener func(path string, format string) (RowReader, io.Closer, error)
 
 // NewScheduledImportTask returns the task of a schedule entry. The task is
@@ -126,11 +127,7 @@ func moveTo(claimed, folder string) (string, error) {
 }
 
 func (h *Handlers) startFileImport(ctx context.Context, s ScheduledImport, path string) error {
-	opts := s.Options
-	if opts.Format == "" {
-		opts.Format = formatOf(path)
-	}
-	opts, err := opts.Normalize()
+	opts, err := s.Options.Normalize()
 	if err != nil {
 		return err
 	}
@@ -193,16 +190,6 @@ func (h *Handlers) scan(path, format string) error {
 		return fmt.Errorf("%s: the file holds no records", filepath.Base(path))
 	}
 	return nil
-}
-
-func formatOf(path string) string {
-	switch filepath.Ext(path) {
-	case ".json":
-		return "json"
-	case ".ndjson", ".jsonl":
-		return "ndjson"
-	}
-	return "csv"
 }
 
 func fileSHA256(path string) ([]byte, error) {

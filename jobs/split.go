@@ -97,7 +97,8 @@ func splitBatchOf(ctx context.Context, q Enqueuer, st SplitStore, imp importer.I
 			results = append(results, importer.RowResult{Row: row.Number, Line: row.Line, Outcome: importer.Duplicate,
 				ErrorCode: importer.CodeDuplicate, Error: fmt.Sprintf("the same record as row %d", dupOf), At: now})
 		default:
-			submits = append(submits, SubmitPayload{ImportID: imp.ID, Row: row.Number, Line: row.Line, Vendor: imp.Options.Vendor, Resident: resident})
+			submits = append(submits, SubmitPayload{ImportID: imp.ID, Row: row.Number, Line: row.Line, Vendor: imp.Options.Vendor, Resident: resident,
+				Deadline: imp.Deadline(), Verify: imp.Options.Verify})
 			numbers = append(numbers, row.Number)
 		}
 	}

@@ -24,6 +24,10 @@ type SubmitPayload struct {
 	Line     int               `json:"line,omitempty"`
 	Vendor   importer.Vendor   `json:"vendor"`
 	Resident importer.Resident `json:"resident"`
+	// Deadline and Verify are the import's, carried so that scheduling
+	// the row's status checks costs no read of the import.
+	Deadline time.Time `json:"deadline,omitzero"`
+	Verify   bool      `json:"verify,omitempty"`
 }
 
 // SubmitTaskID is the deterministic id of a row's submit task, so a second

@@ -120,6 +120,10 @@ func (l *limits) limiter(rdb *queue.Redis) *ratelimit.Limiter {
 
 // openForJobs opens an input file for a scheduled import.
 func openForJobs(path, format string) (jobs.RowReader, io.Closer, error) {
+	format, err := source.FormatOf(path, format)
+	if err != nil {
+		return nil, nil, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
