@@ -9,6 +9,26 @@ import (
 // ErrImportNotFound is returned for an import id the store does not know.
 var ErrImportNotFound = errors.New("import not found")
 
+// ErrFeedSuperseded is returned to a feed of a generation that a newer split
+// replaced.
+var ErrFeedSuperseded = errors.New("a newer feed took over")
+
+// FeedState is where an import's feed stands: the feed queues an import's
+// rows a window at a time (see jobs.Feed).
+type FeedState struct {
+	// Gen is the feed's generation: each split of the file starts one.
+	Gen int
+	// Cursor is the first row the feed has not passed; Total, the rows.
+	Cursor, Total int
+	// Fed counts the rows queued, Landed those of them resolved since.
+	Fed, Landed int
+	// Stopped is true while the import is stopped.
+	Stopped bool
+}
+
+// InFlight is the number of rows queued and not yet resolved.
+func (f FeedState) InFlight() int { return f.Fed - f.Landed }
+
 // RowState is where a row stands between its split and its outcome.
 type RowState struct {
 	// Sending: a create was being sent and its answer never came back

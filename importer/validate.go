@@ -82,6 +82,15 @@ func (v *Validator) Check(row Row) (res Resident, problems []Problem, duplicateO
 	return res, nil, 0
 }
 
+// Resident turns a row that passed Check before into the resident to send,
+// without looking for duplicates: the feed uses it on stored rows.
+func (v *Validator) Resident(row Row) (Resident, []Problem) {
+	if row.Err != nil {
+		return Resident{}, []Problem{{Reason: row.Err.Error()}}
+	}
+	return v.build(row.Values)
+}
+
 func fingerprint(r Resident) [16]byte {
 	b, _ := json.Marshal(r) // a struct of strings and an int cannot fail
 	sum := sha256.Sum256(b)

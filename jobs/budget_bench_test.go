@@ -87,7 +87,7 @@ func budgetRun(b *testing.B, rows int, scale time.Duration, hooks bool) {
 		b.Cleanup(server.Shutdown)
 	}
 	began := time.Now()
-	if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}, 10); err != nil {
+	if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}); err != nil {
 		b.Fatal(err)
 	}
 	for {

@@ -1,6 +1,6 @@
 // Package jobs holds the importer's Asynq tasks: their type names, payloads,
-// constructors and handlers (resident:submit, resident:check,
-// import:finalize), the split of a file into submit tasks, and the retry
+// constructors and handlers (import:feed, resident:submit, resident:check,
+// import:finalize, ...), the split of a file into stored rows, and the retry
 // policy that maps API error kinds to "fail the row", "stop the import",
 // "retry with backoff" and "wait, it is not a failure".
 //
@@ -74,6 +74,9 @@ type Config struct {
 	// with a RetryIn() time.Duration method means "wait that long", and
 	// the task is rescheduled without counting a failure. Default: none.
 	Limiter Limiter
+	// Window is how many rows of an import may be in flight at once: the
+	// feed queues more as rows resolve. Default DefaultWindow.
+	Window int
 }
 
 // Planner learns when writes resolve; *poll.Learner is one.
@@ -115,6 +118,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxRetry <= 0 {
 		c.MaxRetry = 10
 	}
+	if c.Window <= 0 {
+		c.Window = DefaultWindow
+	}
 	if len(c.LookupWaits) == 0 {
 		c.LookupWaits = DefaultLookupWaits
 	}
@@ -135,6 +141,7 @@ type Handlers struct {
 	api     importer.WriteAPI
 	store   importer.Store
 	splits  ImportStore // nil unless the store can create imports
+	feeds   FeedStore   // nil unless the store can feed imports
 	queue   Enqueuer
 	reports ReportWriter
 	log     *slog.Logger
@@ -148,6 +155,7 @@ func NewHandlers(api importer.WriteAPI, store importer.Store, queue Enqueuer, re
 	}
 	h := &Handlers{api: api, store: store, queue: queue, reports: reports, log: log, cfg: cfg.WithDefaults()}
 	h.splits, _ = store.(ImportStore)
+	h.feeds, _ = store.(FeedStore)
 	return h
 }
 
@@ -156,6 +164,7 @@ func (h *Handlers) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TypeSubmit, h.Submit)
 	mux.HandleFunc(TypeCheck, h.Check)
 	mux.HandleFunc(TypeFinalize, h.Finalize)
+	mux.HandleFunc(TypeFeed, h.Feed)
 	mux.HandleFunc(TypeRetryWrite, h.RetryWrite)
 	mux.HandleFunc(TypeScheduledImport, h.ScheduledImport)
 }

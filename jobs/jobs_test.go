@@ -400,7 +400,7 @@ func TestPipelineFinalizesOnceUnderConcurrentWorkers(t *testing.T) {
 	}()
 
 	for pass := 0; pass < 2; pass++ {
-		res, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}, 3)
+		res, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -451,10 +451,16 @@ func (f *fakeRows) Next() (importer.Row, error) {
 	}
 	f.i++
 	r := resident(f.i)
-	return importer.Row{Number: f.i, Line: f.i + 1, Values: map[string]string{
-		"integration_id": r.IntegrationID, "property_id": r.PropertyID, "first_name": r.FirstName,
-		"last_name": r.LastName, "email_1": r.Email1, "rent_period": r.RentPeriod, "rent_due_day": "1",
-	}}, nil
+	values := []string{r.IntegrationID, r.PropertyID, r.FirstName, r.LastName, r.Email1, r.RentPeriod, "1"}
+	row := importer.Row{Number: f.i, Line: f.i + 1, Values: map[string]string{}}
+	for i, name := range fakeHeader {
+		row.Values[name] = values[i]
+		row.Columns = append(row.Columns, importer.Column{Name: name, Value: values[i]})
+	}
+	return row, nil
 }
-func (f *fakeRows) Columns() []string        { return nil }
+
+var fakeHeader = []string{"integration_id", "property_id", "first_name", "last_name", "email_1", "rent_period", "rent_due_day"}
+
+func (f *fakeRows) Columns() []string        { return fakeHeader }
 func (f *fakeRows) UnknownColumns() []string { return nil }

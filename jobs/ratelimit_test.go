@@ -36,7 +36,7 @@ func runWorkers(t *testing.T, e *env, url string, window time.Duration, limit, r
 		}
 		t.Cleanup(srv.Shutdown)
 	}
-	if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}, 3); err != nil {
+	if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {

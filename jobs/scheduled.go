@@ -161,7 +161,7 @@ func (h *Handlers) startFileImport(ctx context.Context, s ScheduledImport, path 
 		h.fileDone(ctx, stored)
 		return nil
 	}
-	res, err := Split(ctx, h.queue, h.splits, stored, rows, h.cfg.MaxRetry)
+	res, err := Split(ctx, h.queue, h.splits, stored, rows)
 	if err != nil {
 		return err
 	}

@@ -19,39 +19,39 @@ type RowReader interface {
 
 // SplitStore is what a split needs of the state store.
 type SplitStore interface {
-	RowStates(ctx context.Context, importID string, rows []int) ([]importer.RowState, error)
-	SaveInput(ctx context.Context, importID string, rows []importer.Row, results []importer.RowResult) error
+	InputHeader(ctx context.Context, importID string, proposed []string) ([]string, error)
+	SaveInput(ctx context.Context, importID string, header []string, rows []importer.Row, results []importer.RowResult) error
 	SetTotal(ctx context.Context, importID string, total int, columns, unknown []string) (done bool, err error)
+	StartFeed(ctx context.Context, importID string) (gen int, err error)
 }
 
-// SplitResult counts what a split did.
+// SplitResult counts what a split found.
 type SplitResult struct {
 	// Total is the number of records in the file.
 	Total int
-	// Enqueued is the number of submit tasks put on the queue (a task
-	// already there counts too); Skipped, the valid rows left alone because
-	// they are resolved or their job is being followed.
-	Enqueued, Skipped int
+	// Valid counts the rows to send; the feed queues them.
+	Valid int
 	// Invalid and Duplicate count the rows resolved without sending.
 	Invalid, Duplicate int
 }
 
 // splitBatch is how many rows a split reads before it talks to Redis.
-const splitBatch = 500
+const splitBatch = 1000
 
-// Split validates every row of a file, records invalid and duplicate rows at
-// once, and enqueues one submit task per valid row under its deterministic
-// task id. It is safe to run again on the same import: rows that are resolved
-// or whose job is being followed are left alone, and a task still on the
-// queue is not enqueued twice. When every row already has an outcome it
-// enqueues the finalize.
-func Split(ctx context.Context, q Enqueuer, st SplitStore, imp importer.Import, rows RowReader, maxRetry int) (SplitResult, error) {
+// Split reads a file once, as a stream: it validates every row, stores its
+// original record compactly (for the feed and the report), and records
+// invalid and duplicate rows at once. Then it starts the import's feed,
+// which queues the valid rows' submits a window at a time (see Feed), or,
+// when every row already has an outcome, the finalize.
+//
+// It is safe to run again on the same import: stored records are the same,
+// an outcome is recorded once, and the new feed passes over rows that are
+// resolved or in flight without queuing them twice.
+func Split(ctx context.Context, q Enqueuer, st SplitStore, imp importer.Import, rows RowReader) (SplitResult, error) {
 	var res SplitResult
-	if maxRetry <= 0 {
-		maxRetry = Config{}.WithDefaults().MaxRetry
-	}
 	v := importer.NewValidator(imp.Options)
 	batch := make([]importer.Row, 0, splitBatch)
+	var header []string
 	for eof := false; !eof; {
 		batch = batch[:0]
 		for len(batch) < splitBatch {
@@ -65,7 +65,13 @@ func Split(ctx context.Context, q Enqueuer, st SplitStore, imp importer.Import, 
 			}
 			batch = append(batch, row)
 		}
-		if err := splitBatchOf(ctx, q, st, imp, v, batch, maxRetry, &res); err != nil {
+		if header == nil {
+			var err error
+			if header, err = st.InputHeader(ctx, imp.ID, rows.Columns()); err != nil {
+				return res, err
+			}
+		}
+		if err := st.SaveInput(ctx, imp.ID, header, batch, checkBatch(v, batch, &res)); err != nil {
 			return res, err
 		}
 		res.Total += len(batch)
@@ -77,16 +83,20 @@ func Split(ctx context.Context, q Enqueuer, st SplitStore, imp importer.Import, 
 	if done {
 		return res, EnqueueFinalize(ctx, q, imp.ID, imp.Round)
 	}
-	return res, nil
+	gen, err := st.StartFeed(ctx, imp.ID)
+	if err != nil {
+		return res, err
+	}
+	return res, EnqueueFeed(ctx, q, FeedPayload{ImportID: imp.ID, Gen: gen, Seq: 1}, 0)
 }
 
-func splitBatchOf(ctx context.Context, q Enqueuer, st SplitStore, imp importer.Import, v *importer.Validator, batch []importer.Row, maxRetry int, res *SplitResult) error {
+// checkBatch validates a batch and returns the outcomes of the rows that
+// are not to be sent.
+func checkBatch(v *importer.Validator, batch []importer.Row, res *SplitResult) []importer.RowResult {
 	now := time.Now().UTC()
 	var results []importer.RowResult
-	var submits []SubmitPayload
-	var numbers []int
 	for _, row := range batch {
-		resident, problems, dupOf := v.Check(row)
+		_, problems, dupOf := v.Check(row)
 		switch {
 		case len(problems) > 0:
 			res.Invalid++
@@ -97,31 +107,8 @@ func splitBatchOf(ctx context.Context, q Enqueuer, st SplitStore, imp importer.I
 			results = append(results, importer.RowResult{Row: row.Number, Line: row.Line, Outcome: importer.Duplicate,
 				ErrorCode: importer.CodeDuplicate, Error: fmt.Sprintf("the same record as row %d", dupOf), At: now})
 		default:
-			submits = append(submits, SubmitPayload{ImportID: imp.ID, Row: row.Number, Line: row.Line, Vendor: imp.Options.Vendor, Resident: resident,
-				Deadline: imp.Deadline(), Verify: imp.Options.Verify})
-			numbers = append(numbers, row.Number)
+			res.Valid++
 		}
 	}
-	states, err := st.RowStates(ctx, imp.ID, numbers)
-	if err != nil {
-		return err
-	}
-	if err := st.SaveInput(ctx, imp.ID, batch, results); err != nil {
-		return err
-	}
-	for i, p := range submits {
-		if s := states[i]; s.Resolved || (s.JobID != "" && s.Check > 0) {
-			res.Skipped++
-			continue
-		}
-		task, opts, err := NewSubmitTask(p, maxRetry)
-		if err != nil {
-			return err
-		}
-		if err := enqueue(ctx, q, task, opts...); err != nil {
-			return err
-		}
-		res.Enqueued++
-	}
-	return nil
+	return results
 }

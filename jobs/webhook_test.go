@@ -43,7 +43,7 @@ func webhookImport(t *testing.T, id string, rows int, cfg sandbox.Config) (*env,
 	e.h = jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{PollFallback: time.Hour})
 
 	imp := e.newImport(t, id, -1, importer.Options{})
-	if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}, 3); err != nil {
+	if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}); err != nil {
 		t.Fatal(err)
 	}
 	mux := asynq.NewServeMux()

@@ -100,7 +100,7 @@ func (c *runConfig) retry(ctx context.Context, id string, log *slog.Logger, stdo
 		columns[r.Result.Row] = r.Columns
 	}
 	for _, r := range reopened {
-		resident, _, _ := v.Check(rowFromColumns(r.Row, columns[r.Row]))
+		resident, _, _ := v.Check(source.RowOf(r.Row, 0, columns[r.Row]))
 		if err := jobs.Retry(ctx, q, st, imp, r, resident, c.jobs.MaxRetry); err != nil {
 			return unfinished(err)
 		}
@@ -116,18 +116,4 @@ func (c *runConfig) retry(ctx context.Context, id string, log *slog.Logger, stdo
 		return unfinished(err)
 	}
 	return c.finish(ctx, st, imp, stdout)
-}
-
-// rowFromColumns rebuilds a row from the original columns kept for the
-// report, mapping them to API fields as the reader did.
-func rowFromColumns(number int, cols []importer.Column) importer.Row {
-	row := importer.Row{Number: number, Values: map[string]string{}, Columns: cols}
-	for _, c := range cols {
-		if f, ok := source.FieldFor(c.Name); ok {
-			if _, taken := row.Values[f]; !taken {
-				row.Values[f] = c.Value
-			}
-		}
-	}
-	return row
 }

@@ -92,6 +92,7 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 	f.DurationVar(&c.jobs.PollInitial, "poll-initial", 2*time.Second, "delay before a write's first status check; later checks back off")
 	f.DurationVar(&c.jobs.PollMax, "poll-max", 5*time.Minute, "longest delay between two status checks of a write")
 	f.IntVar(&c.jobs.MaxRetry, "max-retries", 10, "retries of a request after a 5xx or network error before its row fails (waits for a rate limit do not count)")
+	f.IntVar(&c.jobs.Window, "window", jobs.DefaultWindow, "rows of an import in flight at once in this process's workers: more are queued as rows resolve, so a big file never floods Redis")
 	f.StringVar(&c.sandboxLatency, "sandbox-latency", sandbox.DefaultLatency, "how long writes stay PENDING in the in-process sandbox (fixed:2s, uniform:1s-5s, lognormal:median=2s,p99=30s)")
 	f.Float64Var(&c.sandboxFailureRate, "sandbox-failure-rate", 0, "share of writes (0-1) the in-process sandbox fails")
 	return cmd
@@ -304,7 +305,7 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 		return err
 	}
 	q := asynqClient(rdb)
-	split, err := jobs.Split(ctx, q, st, imp, rows, c.jobs.MaxRetry)
+	split, err := jobs.Split(ctx, q, st, imp, rows)
 	f.Close()
 	if err != nil {
 		var synErr *source.SyntaxError
@@ -313,10 +314,10 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 		}
 		return unfinished(fmt.Errorf("error queuing the rows of %s: %w", p.path, err))
 	}
-	log.Debug("file split", "import_id", imp.ID, "rows", split.Total, "enqueued", split.Enqueued, "skipped", split.Skipped, "invalid", split.Invalid, "duplicate", split.Duplicate)
+	log.Debug("file split", "import_id", imp.ID, "rows", split.Total, "valid", split.Valid, "invalid", split.Invalid, "duplicate", split.Duplicate)
 
 	if c.noWait {
-		fmt.Fprintf(stdout, "import %s queued: %d rows (%d to send, %d invalid, %d duplicate)\n", imp.ID, split.Total, split.Enqueued+split.Skipped, split.Invalid, split.Duplicate)
+		fmt.Fprintf(stdout, "import %s queued: %d rows (%d to send, %d invalid, %d duplicate)\n", imp.ID, split.Total, split.Valid, split.Invalid, split.Duplicate)
 		fmt.Fprintf(stdout, "run the same command without --no-wait to wait for its report\n")
 		return nil
 	}

@@ -56,6 +56,7 @@ back on the queue) and exits 0.`,
 	f.DurationVar(&c.jobs.PollInitial, "poll-initial", 0, "delay before a write's first status check (default 2s)")
 	f.DurationVar(&c.jobs.PollMax, "poll-max", 0, "longest delay between two status checks of a write (default 5m)")
 	f.IntVar(&c.jobs.MaxRetry, "max-retries", 0, "retries after a 5xx or network error before a row fails (default 10)")
+	f.IntVar(&c.jobs.Window, "window", jobs.DefaultWindow, "rows of an import in flight at once: the feed queues more as rows resolve, so a big file never floods Redis")
 	return cmd
 }
 

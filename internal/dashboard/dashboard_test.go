@@ -40,7 +40,11 @@ func running(t *testing.T, n int, cfg dashboard.Config) (*store.Store, *httptest
 	for i := 1; i <= n; i++ {
 		rows = append(rows, importer.Row{Number: i, Columns: []importer.Column{{Name: "First Name", Value: "Resident"}, {Name: "E-mail", Value: "r@example.com"}}})
 	}
-	if err := st.SaveInput(ctx, "imp-dash", rows, nil); err != nil {
+	header, err := st.InputHeader(ctx, "imp-dash", []string{"First Name", "E-mail"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveInput(ctx, "imp-dash", header, rows, nil); err != nil {
 		t.Fatal(err)
 	}
 	st.SetTotal(ctx, "imp-dash", n, []string{"First Name", "E-mail"}, nil)

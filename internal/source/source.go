@@ -196,6 +196,21 @@ func (rd *Reader) Columns() []string { return append([]string(nil), rd.cols.name
 // UnknownColumns returns the columns seen so far that map to no API field.
 func (rd *Reader) UnknownColumns() []string { return rd.cols.unknown() }
 
+// RowOf rebuilds a row from its original columns (as stored for the
+// report), mapping them to API fields as a Reader does: the first column of
+// a field wins.
+func RowOf(number, line int, cols []importer.Column) importer.Row {
+	row := importer.Row{Number: number, Line: line, Values: make(map[string]string, len(cols)), Columns: cols}
+	for _, c := range cols {
+		if f, ok := FieldFor(c.Name); ok {
+			if _, taken := row.Values[f]; !taken {
+				row.Values[f] = c.Value
+			}
+		}
+	}
+	return row
+}
+
 // build makes a Row from values by column position.
 func (rd *Reader) build(line int, positions []int, values []string) importer.Row {
 	row := importer.Row{Line: line, Values: make(map[string]string, len(values)), Columns: make([]importer.Column, len(values))}

@@ -41,9 +41,11 @@ func keysOf(id string) keys {
 	return keys{meta: p + "meta", state: p + "state", results: p + "results", input: p + "input", counts: p + "counts", stats: p + "stats"}
 }
 
-// Row state encodings in the state hash; a row with no entry has not been
-// sent.
+// Row state encodings in the state hash. A row gets an entry when the feed
+// queues its submit ("q"), and loses it when it is resolved; a row with no
+// entry is resolved or not fed yet.
 const (
+	stateQueued  = "q"
 	stateSending = "s"
 	jobPrefix    = "j:" // j:<check number>:<job id>
 )
@@ -240,12 +242,10 @@ func (s *Store) MarkLookups(ctx context.Context, id string, row, n int) error {
 	return s.setState(ctx, id, row, stateSending+":"+strconv.Itoa(n))
 }
 
-// Unsend forgets that a create was being sent for the row.
+// Unsend forgets that a create was being sent for the row: it is queued
+// again.
 func (s *Store) Unsend(ctx context.Context, id string, row int) error {
-	if err := s.rdb.HDel(ctx, keysOf(id).state, strconv.Itoa(row)).Err(); err != nil {
-		return fmt.Errorf("error saving row %d of import %s: %w", row, id, err)
-	}
-	return nil
+	return s.setState(ctx, id, row, stateQueued)
 }
 
 // MarkSending records that a create is about to be sent for the row.
@@ -349,6 +349,13 @@ func (s *Store) Reopen(ctx context.Context, id string, rows []importer.RowResult
 			out = append(out, rows[i])
 		}
 	}
+	// The rows taken back are in flight again: they count in the window
+	// until they land.
+	if len(out) > 0 {
+		if err := s.rdb.HIncrBy(ctx, k.meta, "fed", int64(len(out))).Err(); err != nil {
+			return nil, fmt.Errorf("error reopening import %s: %w", id, err)
+		}
+	}
 	return out, nil
 }
 
@@ -419,14 +426,17 @@ func (s *Store) AdvanceCheck(ctx context.Context, id string, row int, from, to i
 
 // resolveScript records an outcome once per row and counts it in the same
 // step, then tells whether every row has one: it returns 2 when it recorded
-// the outcome, plus 1 when the import is done.
+// the outcome, plus 1 when the import is done. A row that was in flight (it
+// had a state) counts as landed, which makes room in the feed's window.
 // KEYS: results, counts, meta, state. ARGV: row, outcome, result JSON.
 var resolveScript = redis.NewScript(`
 local recorded = 0
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3]) == 1 then
   redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
   redis.call('HINCRBY', KEYS[2], 'resolved', 1)
-  redis.call('HDEL', KEYS[4], ARGV[1])
+  if redis.call('HDEL', KEYS[4], ARGV[1]) == 1 then
+    redis.call('HINCRBY', KEYS[3], 'landed', 1)
+  end
   recorded = 2
 end
 local total = tonumber(redis.call('HGET', KEYS[3], 'total') or '-1')
@@ -449,20 +459,55 @@ func (s *Store) Resolve(ctx context.Context, id string, r importer.RowResult) (r
 	return n&2 != 0, n&1 != 0, nil
 }
 
-// SaveInput stores rows' original columns for the report, and resolves the
+// InputHeader pins the header against which an import's records are stored
+// compactly: the first split's proposal wins, and every later split uses
+// the stored one.
+func (s *Store) InputHeader(ctx context.Context, id string, proposed []string) ([]string, error) {
+	k := keysOf(id)
+	b, err := json.Marshal(proposed)
+	if err != nil {
+		return nil, fmt.Errorf("error encoding the header of import %s: %w", id, err)
+	}
+	pipe := s.rdb.TxPipeline()
+	pipe.HSetNX(ctx, k.meta, "header", b)
+	stored := pipe.HGet(ctx, k.meta, "header")
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("error saving the header of import %s: %w", id, err)
+	}
+	var header []string
+	if err := json.Unmarshal([]byte(stored.Val()), &header); err != nil {
+		return nil, fmt.Errorf("error decoding the header of import %s: %w", id, err)
+	}
+	return header, nil
+}
+
+func (s *Store) header(ctx context.Context, k keys) ([]string, error) {
+	raw, err := s.rdb.HGet(ctx, k.meta, "header").Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var header []string
+	err = json.Unmarshal([]byte(raw), &header)
+	return header, err
+}
+
+// SaveInput stores rows' original records, compactly against the header
+// InputHeader returned, for the feed and the report; and it resolves the
 // rows that already have their outcome (invalid and duplicate ones), in one
 // round trip.
-func (s *Store) SaveInput(ctx context.Context, id string, rows []importer.Row, results []importer.RowResult) error {
+func (s *Store) SaveInput(ctx context.Context, id string, header []string, rows []importer.Row, results []importer.RowResult) error {
 	k := keysOf(id)
 	pipe := s.rdb.Pipeline()
 	if len(rows) > 0 {
 		values := make([]any, 0, 2*len(rows))
+		var buf []byte
 		for _, r := range rows {
-			b, err := json.Marshal(r.Columns)
-			if err != nil {
-				return fmt.Errorf("error encoding row %d: %w", r.Number, err)
-			}
-			values = append(values, strconv.Itoa(r.Number), b)
+			start := len(buf)
+			buf = appendInput(buf, r, header)
+			values = append(values, strconv.Itoa(r.Number), buf[start:len(buf):len(buf)])
 		}
 		pipe.HSet(ctx, k.input, values...)
 	}
@@ -477,6 +522,44 @@ func (s *Store) SaveInput(ctx context.Context, id string, rows []importer.Row, r
 		return fmt.Errorf("error saving rows of import %s: %w", id, err)
 	}
 	return nil
+}
+
+// Inputs returns the stored records of rows, with their numbers and lines;
+// a row with no stored record comes back with no columns.
+func (s *Store) Inputs(ctx context.Context, id string, rows []int) ([]importer.Row, error) {
+	k := keysOf(id)
+	header, err := s.header(ctx, k)
+	if err != nil {
+		return nil, fmt.Errorf("error reading the header of import %s: %w", id, err)
+	}
+	fields := make([]string, len(rows))
+	for i, r := range rows {
+		fields[i] = strconv.Itoa(r)
+	}
+	vals, err := s.rdb.HMGet(ctx, k.input, fields...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("error reading rows of import %s: %w", id, err)
+	}
+	out := make([]importer.Row, len(rows))
+	for i, v := range vals {
+		out[i].Number = rows[i]
+		if raw, ok := v.(string); ok {
+			if out[i].Line, out[i].Columns, err = decodeStoredInput(raw, header); err != nil {
+				return nil, fmt.Errorf("row %d of import %s: %w", rows[i], id, err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// decodeStoredInput reads a stored record, in the compact encoding or as
+// the JSON list of columns that earlier versions stored.
+func decodeStoredInput(raw string, header []string) (line int, cols []importer.Column, err error) {
+	if strings.HasPrefix(raw, "[") {
+		err = json.Unmarshal([]byte(raw), &cols)
+		return 0, cols, err
+	}
+	return decodeInput([]byte(raw), header)
 }
 
 // SetTotal records that the file has been split: its number of records and
@@ -563,6 +646,11 @@ func (s *Store) Rows(ctx context.Context, id string, total int) iter.Seq2[import
 	const batch = 500
 	k := keysOf(id)
 	return func(yield func(importer.ReportRow, error) bool) {
+		header, err := s.header(ctx, k)
+		if err != nil {
+			yield(importer.ReportRow{}, fmt.Errorf("error reading the header of import %s: %w", id, err))
+			return
+		}
 		for first := 1; first <= total; first += batch {
 			last := min(total, first+batch-1)
 			fields := make([]string, 0, last-first+1)
@@ -585,7 +673,8 @@ func (s *Store) Rows(ctx context.Context, id string, total int) iter.Seq2[import
 					}
 				}
 				if v, ok := inputs.Val()[i].(string); ok {
-					if err := json.Unmarshal([]byte(v), &row.Columns); err != nil {
+					var err error
+					if _, row.Columns, err = decodeStoredInput(v, header); err != nil {
 						yield(row, fmt.Errorf("error decoding row %d: %w", first+i, err))
 						return
 					}

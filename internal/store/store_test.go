@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -150,7 +151,11 @@ func TestRowsInInputOrder(t *testing.T) {
 			results = append(results, importer.RowResult{Row: n, Outcome: importer.Invalid})
 		}
 	}
-	if err := s.SaveInput(ctx, "imp-o", rows, results); err != nil {
+	header, err := s.InputHeader(ctx, "imp-o", []string{"n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveInput(ctx, "imp-o", header, rows, results); err != nil {
 		t.Fatal(err)
 	}
 	next := 1
@@ -211,7 +216,7 @@ func TestRetention(t *testing.T) {
 	s := store.New(rdb)
 	s.CreateImport(ctx, importer.Import{ID: "imp-ret", CreatedAt: time.Now().UTC(), Total: -1, Retention: time.Hour,
 		Options: importer.Options{Vendor: importer.VendorGeneric, Deadline: time.Hour}})
-	s.SaveInput(ctx, "imp-ret", []importer.Row{{Number: 1, Columns: []importer.Column{{Name: "E-mail", Value: "ada@example.com"}}}},
+	s.SaveInput(ctx, "imp-ret", nil, []importer.Row{{Number: 1, Columns: []importer.Column{{Name: "E-mail", Value: "ada@example.com"}}}},
 		[]importer.RowResult{{Row: 1, Outcome: importer.Invalid}})
 	s.SetTotal(ctx, "imp-ret", 1, []string{"E-mail"}, nil)
 	if err := s.Finish(ctx, "imp-ret", time.Now()); err != nil {
@@ -232,5 +237,74 @@ func TestRetention(t *testing.T) {
 	s.Reopen(ctx, "imp-ret", nil)
 	if ttl := rdb.TTL(ctx, "imp:{imp-ret}:input").Val(); ttl != -1 {
 		t.Errorf("a reopened import's rows still expire in %v", ttl)
+	}
+}
+
+func TestFeedKeepsTheWindow(t *testing.T) {
+	ctx := context.Background()
+	s := store.New(redistest.Client(t))
+	newImport(t, s, "imp-f")
+	header, _ := s.InputHeader(ctx, "imp-f", []string{"a"})
+	var rows []importer.Row
+	for n := 1; n <= 10; n++ {
+		rows = append(rows, importer.Row{Number: n, Line: n + 1, Columns: []importer.Column{{Name: "a", Value: "v"}}})
+	}
+	// Row 3 is invalid: resolved at the split, never fed.
+	if err := s.SaveInput(ctx, "imp-f", header, rows, []importer.RowResult{{Row: 3, Outcome: importer.Invalid}}); err != nil {
+		t.Fatal(err)
+	}
+	s.SetTotal(ctx, "imp-f", 10, header, nil)
+	gen, err := s.StartFeed(ctx, "imp-f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, fed, _, err := s.FeedBatch(ctx, "imp-f", gen, 1, 10, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next != 6 || !slices.Equal(fed, []int{1, 2, 4, 5}) {
+		t.Fatalf("first batch: next %d, rows %v; want 6, [1 2 4 5]", next, fed)
+	}
+	// Nothing landed: no room.
+	if next, fed, _, _ = s.FeedBatch(ctx, "imp-f", gen, 6, 10, 4); next != 6 || len(fed) != 0 {
+		t.Fatalf("full window: next %d, rows %v", next, fed)
+	}
+	// Two rows resolve (one sent, one not): two places free.
+	s.MarkSending(ctx, "imp-f", 1)
+	s.Resolve(ctx, "imp-f", importer.RowResult{Row: 1, Outcome: importer.Succeeded})
+	s.Resolve(ctx, "imp-f", importer.RowResult{Row: 2, Outcome: importer.Failed})
+	s.Resolve(ctx, "imp-f", importer.RowResult{Row: 2, Outcome: importer.Failed}) // twice: counted once
+	if fs, _ := s.Feed(ctx, "imp-f"); fs.InFlight() != 2 || fs.Fed != 4 || fs.Landed != 2 {
+		t.Fatalf("feed state %+v, want 2 in flight", fs)
+	}
+	if next, fed, _, _ = s.FeedBatch(ctx, "imp-f", gen, 6, 10, 4); next != 8 || !slices.Equal(fed, []int{6, 7}) {
+		t.Fatalf("after two landed: next %d, rows %v; want 8, [6 7]", next, fed)
+	}
+	// A new split supersedes this feed; the new generation passes the rows
+	// in flight again (to queue them again) without counting them twice.
+	gen2, _ := s.StartFeed(ctx, "imp-f")
+	if _, _, _, err := s.FeedBatch(ctx, "imp-f", gen, 8, 10, 4); !errors.Is(err, importer.ErrFeedSuperseded) {
+		t.Errorf("old generation's batch: %v, want ErrFeedSuperseded", err)
+	}
+	if err := s.AdvanceCursor(ctx, "imp-f", gen, 9); !errors.Is(err, importer.ErrFeedSuperseded) {
+		t.Errorf("old generation's cursor: %v, want ErrFeedSuperseded", err)
+	}
+	next, fed, _, _ = s.FeedBatch(ctx, "imp-f", gen2, 1, 10, 4)
+	if next != 8 || !slices.Equal(fed, []int{4, 5, 6, 7}) {
+		t.Fatalf("new generation: next %d, rows %v; want 8, [4 5 6 7]", next, fed)
+	}
+	if fs, _ := s.Feed(ctx, "imp-f"); fs.InFlight() != 4 {
+		t.Errorf("in flight %d after the second generation, want 4", fs.InFlight())
+	}
+	if err := s.AdvanceCursor(ctx, "imp-f", gen2, 8); err != nil {
+		t.Fatal(err)
+	}
+	s.AdvanceCursor(ctx, "imp-f", gen2, 5) // never backwards
+	if fs, _ := s.Feed(ctx, "imp-f"); fs.Cursor != 8 || fs.Gen != gen2 || fs.Total != 10 {
+		t.Errorf("feed state %+v, want cursor 8 of generation %d", fs, gen2)
+	}
+	in, err := s.Inputs(ctx, "imp-f", []int{4, 99})
+	if err != nil || in[0].Line != 5 || len(in[0].Columns) != 1 || in[0].Columns[0].Name != "a" || in[1].Columns != nil {
+		t.Errorf("Inputs = %+v, %v", in, err)
 	}
 }

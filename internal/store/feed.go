@@ -1,0 +1,133 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/propexo-importer/importer/importer"
+)
+
+// The feed moves a cursor over an import's stored rows and queues their
+// submits a window at a time, so that a file of a million rows never puts a
+// million tasks into Redis. Its state lives in the import's meta hash:
+//
+//	feed_gen     the generation: each split starts a new one, and a feed
+//	             task of an older one stops
+//	feed_cursor  the first row the feed has not looked at
+//	fed          rows queued so far (each is given the state "q")
+//	landed       rows among them that have an outcome (their state is gone)
+//
+// fed − landed is the number of rows in flight.
+
+// StartFeed starts a new generation of the import's feed, at row 1.
+func (s *Store) StartFeed(ctx context.Context, id string) (int, error) {
+	k := keysOf(id)
+	pipe := s.rdb.TxPipeline()
+	gen := pipe.HIncrBy(ctx, k.meta, "feed_gen", 1)
+	pipe.HSet(ctx, k.meta, "feed_cursor", 1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("error starting the feed of import %s: %w", id, err)
+	}
+	return int(gen.Val()), nil
+}
+
+// Feed returns the state of the import's feed.
+func (s *Store) Feed(ctx context.Context, id string) (importer.FeedState, error) {
+	vals, err := s.rdb.HMGet(ctx, keysOf(id).meta, "feed_gen", "feed_cursor", "total", "fed", "landed", "stopped").Result()
+	if err != nil {
+		return importer.FeedState{}, fmt.Errorf("error reading the feed of import %s: %w", id, err)
+	}
+	n := func(v any) int {
+		s, _ := v.(string)
+		i, _ := strconv.Atoi(s)
+		return i
+	}
+	return importer.FeedState{Gen: n(vals[0]), Cursor: n(vals[1]), Total: n(vals[2]), Fed: n(vals[3]), Landed: n(vals[4]), Stopped: vals[5] != nil}, nil
+}
+
+// feedScript marks the rows of [first, last] that have no outcome and no
+// state as queued, while the window has room, and returns the next cursor
+// followed by (row, state) pairs of every unresolved row it passed: those
+// just marked, and those already in flight (a second feed queues their
+// tasks again, which Asynq's task ids make harmless). KEYS: results, state,
+// meta. ARGV: gen, first, last, window. Returns {-1} when the generation is
+// not the current one.
+var feedScript = redis.NewScript(`
+if tonumber(redis.call('HGET', KEYS[3], 'feed_gen') or '0') ~= tonumber(ARGV[1]) then return {-1} end
+local fed = tonumber(redis.call('HGET', KEYS[3], 'fed') or '0')
+local landed = tonumber(redis.call('HGET', KEYS[3], 'landed') or '0')
+local room = tonumber(ARGV[4]) - (fed - landed)
+local last = tonumber(ARGV[3])
+local out = {last + 1}
+for r = tonumber(ARGV[2]), last do
+  if redis.call('HEXISTS', KEYS[1], r) == 0 then
+    local st = redis.call('HGET', KEYS[2], r)
+    if st then
+      out[#out + 1] = r
+      out[#out + 1] = st
+    elseif room > 0 then
+      redis.call('HSET', KEYS[2], r, 'q')
+      room = room - 1
+      fed = fed + 1
+      out[#out + 1] = r
+      out[#out + 1] = 'q'
+    else
+      out[1] = r
+      break
+    end
+  end
+end
+redis.call('HSET', KEYS[3], 'fed', fed)
+return out
+`)
+
+// FeedBatch passes the rows first..last of the import under the feed's
+// window: it marks as queued the rows that have no outcome and are not in
+// flight, while fewer than window rows are in flight, and returns the
+// cursor to go on from (last+1 when it passed every row) and the rows to
+// queue with their states.
+func (s *Store) FeedBatch(ctx context.Context, id string, gen, first, last, window int) (next int, rows []int, states []importer.RowState, err error) {
+	k := keysOf(id)
+	vals, err := feedScript.Run(ctx, s.rdb, []string{k.results, k.state, k.meta}, gen, first, last, window).Slice()
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("error feeding rows %d-%d of import %s: %w", first, last, id, err)
+	}
+	next64, _ := vals[0].(int64)
+	if next64 < 0 {
+		return 0, nil, nil, importer.ErrFeedSuperseded
+	}
+	for i := 1; i+1 < len(vals); i += 2 {
+		r, _ := vals[i].(int64)
+		st, _ := vals[i+1].(string)
+		rows = append(rows, int(r))
+		states = append(states, parseState(st))
+	}
+	return int(next64), rows, states, nil
+}
+
+// advanceCursorScript moves the cursor forward within its generation.
+// KEYS: meta. ARGV: gen, cursor.
+var advanceCursorScript = redis.NewScript(`
+if tonumber(redis.call('HGET', KEYS[1], 'feed_gen') or '0') ~= tonumber(ARGV[1]) then return -1 end
+if tonumber(redis.call('HGET', KEYS[1], 'feed_cursor') or '0') < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'feed_cursor', ARGV[2])
+end
+return 1
+`)
+
+// AdvanceCursor records that the feed queued every row before cursor. It
+// is called only once their tasks are on the queue, so a feed that dies
+// between the two goes over the same rows again.
+func (s *Store) AdvanceCursor(ctx context.Context, id string, gen, cursor int) error {
+	n, err := advanceCursorScript.Run(ctx, s.rdb, []string{keysOf(id).meta}, gen, cursor).Int()
+	if err != nil {
+		return fmt.Errorf("error moving the feed of import %s: %w", id, err)
+	}
+	if n < 0 {
+		return importer.ErrFeedSuperseded
+	}
+	return nil
+}

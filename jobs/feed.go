@@ -1,0 +1,162 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/source"
+)
+
+// TypeFeed queues an import's submits a window at a time.
+const TypeFeed = "import:feed"
+
+// DefaultWindow is how many rows of an import may be in flight (queued,
+// sent or followed, without an outcome yet) at once.
+const DefaultWindow = 5000
+
+// feedBatch is how many rows a feed passes per round trip.
+const feedBatch = 500
+
+// feedEvery is how long a feed whose window is full waits before it looks
+// again; Asynq schedules to the second.
+const feedEvery = time.Second
+
+// FeedPayload is the payload of an import:feed task.
+type FeedPayload struct {
+	ImportID string `json:"import_id"`
+	// Gen is the feed's generation: a split starts a new one, and a task
+	// of an older generation ends without doing anything.
+	Gen int `json:"gen"`
+	// Seq numbers the tasks of one generation, so each has its own id.
+	Seq int `json:"seq"`
+}
+
+// FeedStore is what a feed needs of the state store.
+type FeedStore interface {
+	Feed(ctx context.Context, importID string) (importer.FeedState, error)
+	FeedBatch(ctx context.Context, importID string, gen, first, last, window int) (next int, rows []int, states []importer.RowState, err error)
+	AdvanceCursor(ctx context.Context, importID string, gen, cursor int) error
+	Inputs(ctx context.Context, importID string, rows []int) ([]importer.Row, error)
+}
+
+// EnqueueFeed queues a feed task, after delay.
+func EnqueueFeed(ctx context.Context, q Enqueuer, p FeedPayload, delay time.Duration) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return enqueue(ctx, q, asynq.NewTask(TypeFeed, b),
+		asynq.TaskID("feed:"+p.ImportID+":"+strconv.Itoa(p.Gen)+":"+strconv.Itoa(p.Seq)),
+		asynq.Queue(QueueFinalize), asynq.MaxRetry(25), asynq.Timeout(10*time.Minute), asynq.ProcessIn(delay))
+}
+
+// Feed handles import:feed. It moves the import's cursor over the stored
+// rows and queues the submit of each row without an outcome, while fewer
+// than the window's rows are in flight; rows resolve and make room, and the
+// feed, rescheduled every second while the window is full, goes on from its
+// cursor until it has passed the last row. A stopped import's feed ends: the
+// run that resumes it starts a new one.
+//
+// A feed that dies goes over its rows again: the cursor moves only once
+// their tasks are queued, and a task already on the queue is not queued
+// twice.
+func (h *Handlers) Feed(ctx context.Context, t *asynq.Task) error {
+	var p FeedPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("bad %s payload: %v: %w", TypeFeed, err, asynq.SkipRetry)
+	}
+	if h.feeds == nil {
+		return fmt.Errorf("this worker's store cannot feed imports: %w", asynq.SkipRetry)
+	}
+	fs, err := h.feeds.Feed(ctx, p.ImportID)
+	if err != nil {
+		return err
+	}
+	if fs.Gen != p.Gen || fs.Stopped {
+		return nil
+	}
+	imp, err := h.store.Import(ctx, p.ImportID)
+	if err != nil {
+		return err
+	}
+	v := importer.NewValidator(imp.Options)
+	for cursor := fs.Cursor; cursor <= fs.Total; {
+		last := min(fs.Total, cursor+feedBatch-1)
+		next, rows, states, err := h.feeds.FeedBatch(ctx, p.ImportID, p.Gen, cursor, last, h.cfg.Window)
+		if errors.Is(err, importer.ErrFeedSuperseded) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := h.queueRows(ctx, imp, v, rows, states); err != nil {
+			return err
+		}
+		if err := h.feeds.AdvanceCursor(ctx, p.ImportID, p.Gen, next); errors.Is(err, importer.ErrFeedSuperseded) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if next <= last { // the window is full
+			h.log.DebugContext(ctx, "feed waits for room", "import_id", p.ImportID, "cursor", next)
+			return EnqueueFeed(ctx, h.queue, FeedPayload{ImportID: p.ImportID, Gen: p.Gen, Seq: p.Seq + 1}, feedEvery)
+		}
+		cursor = next
+	}
+	return nil
+}
+
+// queueRows queues the submits of rows the feed passed, except those whose
+// job is already followed by a chain of status checks.
+func (h *Handlers) queueRows(ctx context.Context, imp importer.Import, v *importer.Validator, rows []int, states []importer.RowState) error {
+	send := rows[:0:0]
+	for i, r := range rows {
+		if s := states[i]; s.JobID != "" && s.Check > 0 {
+			continue
+		}
+		send = append(send, r)
+	}
+	if len(send) == 0 {
+		return nil
+	}
+	stored, err := h.feeds.Inputs(ctx, imp.ID, send)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(feedEnqueuers)
+	for _, in := range stored {
+		row := source.RowOf(in.Number, in.Line, in.Columns)
+		resident, problems := v.Resident(row)
+		if len(problems) > 0 || len(in.Columns) == 0 {
+			// The split found it valid: the rules changed under it (a date
+			// of birth now in the future), or its record is gone.
+			why := "its stored record is missing"
+			if len(problems) > 0 {
+				why = importer.JoinProblems(problems)
+			}
+			r := importer.RowResult{Row: in.Number, Line: in.Line, Outcome: importer.Invalid, ErrorCode: importer.CodeInvalid, Error: why}
+			g.Go(func() error { return h.resolve(gctx, imp.ID, r) })
+			continue
+		}
+		task, opts, err := NewSubmitTask(SubmitPayload{ImportID: imp.ID, Row: in.Number, Line: in.Line, Vendor: imp.Options.Vendor,
+			Resident: resident, Deadline: imp.Deadline(), Verify: imp.Options.Verify}, h.cfg.MaxRetry)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return enqueue(gctx, h.queue, task, opts...) })
+	}
+	return g.Wait()
+}
+
+// feedEnqueuers is how many submits a feed puts on the queue at once: each
+// is a round trip to Redis.
+const feedEnqueuers = 8
