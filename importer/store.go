@@ -13,6 +13,17 @@ var ErrImportNotFound = errors.New("import not found")
 // replaced.
 var ErrFeedSuperseded = errors.New("a newer feed took over")
 
+// Resolution is what recording a row's outcome did.
+type Resolution struct {
+	// Recorded: this call recorded the outcome (an earlier one had not).
+	Recorded bool
+	// Done: every row of the import has its outcome.
+	Done bool
+	// WakeGen and WakeSeq, when not zero, name the feed task that waits
+	// for room in the window: there is room now, and it should run.
+	WakeGen, WakeSeq int
+}
+
 // FeedState is where an import's feed stands: the feed queues an import's
 // rows a window at a time (see jobs.Feed).
 type FeedState struct {
@@ -78,19 +89,25 @@ type Store interface {
 	// Unsend forgets that a create was being sent for the row: the API
 	// answered with an error, or the request never left.
 	Unsend(ctx context.Context, importID string, row int) error
-	// SetJob records the write's job id with status check number 1.
-	SetJob(ctx context.Context, importID string, row int, jobID string) error
+	// SetJob records the write's job id with status check number 1 and,
+	// when webhooks are expected, indexes the job so that a webhook finds
+	// its row (JobRow).
+	// The counters named by stats are added one to in the same round trip.
+	SetJob(ctx context.Context, importID string, row int, jobID string, forWebhooks bool, stats ...string) error
 	// AdvanceCheck moves the row's status check number from `from` to
 	// `to` if it still is `from`, and reports whether it did.
 	AdvanceCheck(ctx context.Context, importID string, row int, from, to int) (bool, error)
 	// Resolve records a row's outcome and counts it, once: a second call for
 	// the same row changes nothing. It reports whether this call recorded
-	// the outcome, and whether every row of the import now has one.
-	Resolve(ctx context.Context, importID string, result RowResult) (recorded, done bool, err error)
+	// the outcome, whether every row of the import now has one, and whether
+	// the import's feed waits for the room this row made.
+	// The counters named by stats are added one to in the same round trip.
+	Resolve(ctx context.Context, importID string, result RowResult, stats ...string) (Resolution, error)
 	// Stop marks the import stopped with a reason, unless it already is.
 	Stop(ctx context.Context, importID, reason string) error
-	// Count adds n to one of the import's counters (see the Stat names).
-	Count(ctx context.Context, importID, stat string, n int) error
+	// Count adds one to each of the import's counters given (see the Stat
+	// names).
+	Count(ctx context.Context, importID string, stats ...string) error
 	// Finish records that the import's report was written.
 	Finish(ctx context.Context, importID string, at time.Time) error
 	// Replace changes a row's outcome from `from` to the result's, and

@@ -19,6 +19,8 @@ import (
 //	feed_cursor  the first row the feed has not looked at
 //	fed          rows queued so far (each is given the state "q")
 //	landed       rows among them that have an outcome (their state is gone)
+//	feed_wait    "gen:seq" of the feed task waiting for room, if one is
+//	feed_wake    the rows in flight at or under which it is woken
 //
 // fed − landed is the number of rows in flight.
 
@@ -106,6 +108,16 @@ func (s *Store) FeedBatch(ctx context.Context, id string, gen, first, last, wind
 		states = append(states, parseState(st))
 	}
 	return int(next64), rows, states, nil
+}
+
+// PauseFeed records that the feed's window is full and that feed task seq
+// of generation gen waits for room: the resolve that brings the rows in
+// flight down to wake wakes it (see Resolve).
+func (s *Store) PauseFeed(ctx context.Context, id string, gen, seq, wake int) error {
+	if err := s.rdb.HSet(ctx, keysOf(id).meta, "feed_wait", strconv.Itoa(gen)+":"+strconv.Itoa(seq), "feed_wake", wake).Err(); err != nil {
+		return fmt.Errorf("error pausing the feed of import %s: %w", id, err)
+	}
+	return nil
 }
 
 // advanceCursorScript moves the cursor forward within its generation.

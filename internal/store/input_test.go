@@ -7,52 +7,86 @@ import (
 	"github.com/propexo-importer/importer/importer"
 )
 
-func TestInputRoundTrip(t *testing.T) {
+func TestChunksRoundTrip(t *testing.T) {
 	header := []string{"First Name", "E-mail", "Notes"}
-	cases := []importer.Row{
-		{Line: 2, Columns: []importer.Column{{Name: "First Name", Value: "Ada"}, {Name: "E-mail", Value: "ada@example.com"}, {Name: "Notes", Value: "a,\"b\"\nc\x00"}}},
-		{Line: 7, Columns: []importer.Column{{Name: "First Name", Value: ""}, {Name: "E-mail", Value: ""}, {Name: "Notes", Value: ""}}},
-		// Another order, fewer columns, other names: stored with names.
-		{Line: 9, Columns: []importer.Column{{Name: "E-mail", Value: "x"}, {Name: "First Name", Value: "y"}}},
-		{Line: 10, Columns: []importer.Column{{Name: "extra", Value: "ünïcödé"}}},
-		{Line: 11},
+	var rows []importer.Row
+	for n := 1; n <= 2*inputChunk+7; n++ {
+		row := importer.Row{Number: n, Line: n + 1, Columns: []importer.Column{{Name: "First Name", Value: "Ada"}, {Name: "E-mail", Value: "ada@example.com"}, {Name: "Notes", Value: "a,\"b\"\nc\x00"}}}
+		switch n % 4 {
+		case 1: // another order, other names: stored with names
+			row.Columns = []importer.Column{{Name: "E-mail", Value: "x"}, {Name: "First Name", Value: "ünïcödé"}}
+		case 2:
+			row.Columns = nil
+		}
+		rows = append(rows, row)
 	}
-	for i, row := range cases {
-		b := appendInput(nil, row, header)
-		line, cols, err := decodeInput(b, header)
+	// Given in any order, stored by chunk.
+	shuffled := append([]importer.Row{}, rows[150:]...)
+	shuffled = append(shuffled, rows[:150]...)
+	fv := encodeChunks(shuffled, header)
+	if len(fv) != 2*3 {
+		t.Fatalf("%d rows made %d chunks, want 3", len(rows), len(fv)/2)
+	}
+	got := map[int]storedRecord{}
+	for i := 0; i < len(fv); i += 2 {
+		chunk := i / 2
+		if fv[i] != chunkField(chunk) {
+			t.Fatalf("chunk %d stored under %v", chunk, fv[i])
+		}
+		recs, err := decodeChunk(fv[i+1].([]byte), header)
 		if err != nil {
-			t.Fatalf("case %d: %v", i, err)
+			t.Fatal(err)
 		}
-		if line != row.Line || !reflect.DeepEqual(cols, append([]importer.Column{}, row.Columns...)) {
-			t.Errorf("case %d: got line %d %q, want %d %q", i, line, cols, row.Line, row.Columns)
+		for off, rec := range recs {
+			got[chunk*inputChunk+off+1] = rec
 		}
 	}
-	// A row of the header's shape stores its values only.
-	if b := appendInput(nil, cases[0], header); b[0] != inputByHeader || len(b) > 2+3+3+15+len(cases[0].Columns[2].Value)+3 {
-		t.Errorf("header-shaped row encoded as %q (%d bytes)", b, len(b))
+	for _, row := range rows {
+		rec := got[row.Number]
+		if rec.line != row.Line || !reflect.DeepEqual(rec.cols, append([]importer.Column{}, row.Columns...)) {
+			t.Errorf("row %d: got line %d %q, want %d %q", row.Number, rec.line, rec.cols, row.Line, row.Columns)
+		}
 	}
 }
 
-func TestDecodeInputRefusesDamage(t *testing.T) {
+func TestChunksAreSmall(t *testing.T) {
+	header := []string{"First Name", "Last Name", "E-mail", "Rent Period"}
+	var rows []importer.Row
+	raw := 0
+	for n := 1; n <= inputChunk; n++ {
+		row := importer.Row{Number: n, Line: n + 1, Columns: []importer.Column{{Name: "First Name", Value: "Olivia"},
+			{Name: "Last Name", Value: "Resident" + string(rune('a'+n%26))}, {Name: "E-mail", Value: "olivia.resident@example.com"}, {Name: "Rent Period", Value: "Monthly"}}}
+		for _, c := range row.Columns {
+			raw += len(c.Value) + 1
+		}
+		rows = append(rows, row)
+	}
+	fv := encodeChunks(rows, header)
+	if n := len(fv[1].([]byte)); n > raw/3 {
+		t.Errorf("a chunk of %d bytes of CSV is stored in %d bytes", raw, n)
+	}
+}
+
+func TestDecodeChunkRefusesDamage(t *testing.T) {
 	header := []string{"a", "b"}
-	good := appendInput(nil, importer.Row{Line: 3, Columns: []importer.Column{{Name: "a", Value: "1"}, {Name: "b", Value: "22"}}}, header)
-	for n := 0; n < len(good); n++ {
-		if _, _, err := decodeInput(good[:n], header); err == nil {
+	raw := appendInput(nil, importer.Row{Number: 3, Line: 3, Columns: []importer.Column{{Name: "a", Value: "1"}, {Name: "b", Value: "22"}}}, header)
+	for n := 1; n < len(raw); n++ {
+		if _, err := decodeChunk(zEncoder.EncodeAll(raw[:n], nil), header); err == nil {
 			t.Errorf("a record cut to %d bytes decoded", n)
 		}
 	}
-	if _, _, err := decodeInput(append(good, 'x'), header); err == nil {
-		t.Error("a record with trailing bytes decoded")
-	}
-	if _, _, err := decodeInput(good, []string{"a"}); err == nil {
+	if _, err := decodeChunk(zEncoder.EncodeAll(raw, nil), []string{"a"}); err == nil {
 		t.Error("a record decoded against a header of another width")
+	}
+	if _, err := decodeChunk([]byte("not zstd"), header); err == nil {
+		t.Error("a chunk that is not zstd decoded")
 	}
 }
 
-func FuzzDecodeInput(f *testing.F) {
-	f.Add(appendInput(nil, importer.Row{Line: 3, Columns: []importer.Column{{Name: "a", Value: "1"}}}, []string{"a"}))
-	f.Add([]byte("n\x01\x01\xff\xff\xff\xff\x0f"))
+func FuzzDecodeChunk(f *testing.F) {
+	f.Add(appendInput(nil, importer.Row{Number: 1, Line: 3, Columns: []importer.Column{{Name: "a", Value: "1"}}}, []string{"a"}))
+	f.Add([]byte("\x00n\x01\x01\xff\xff\xff\xff\x0f"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		decodeInput(b, []string{"a"}) // must not panic or allocate without bound
+		decodeChunk(zEncoder.EncodeAll(b, nil), []string{"a"}) // must not panic
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -259,12 +260,22 @@ const jobIndexTTL = 8 * 24 * time.Hour
 func jobKey(jobID string) string      { return "importer:job:" + jobID }
 func jobEventKey(jobID string) string { return "importer:jobevent:" + jobID }
 
-// SetJob records the write's job id, with status check number 1, and
-// indexes the job so a webhook finds its row.
-func (s *Store) SetJob(ctx context.Context, id string, row int, jobID string) error {
+// SetJob records the write's job id, with status check number 1, and, for
+// webhooks, indexes the job so a webhook finds its row. The index costs a
+// key per row for jobIndexTTL, so it is kept only where webhooks come.
+func (s *Store) SetJob(ctx context.Context, id string, row int, jobID string, forWebhooks bool, stats ...string) error {
+	if !forWebhooks && len(stats) == 0 {
+		return s.setState(ctx, id, row, jobPrefix+"1:"+jobID)
+	}
+	k := keysOf(id)
 	pipe := s.rdb.Pipeline()
-	pipe.HSet(ctx, keysOf(id).state, strconv.Itoa(row), jobPrefix+"1:"+jobID)
-	pipe.Set(ctx, jobKey(jobID), id+"|"+strconv.Itoa(row), jobIndexTTL)
+	pipe.HSet(ctx, k.state, strconv.Itoa(row), jobPrefix+"1:"+jobID)
+	if forWebhooks {
+		pipe.Set(ctx, jobKey(jobID), id+"|"+strconv.Itoa(row), jobIndexTTL)
+	}
+	for _, stat := range stats {
+		pipe.HIncrBy(ctx, k.stats, stat, 1)
+	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("error saving the job of row %d of import %s: %w", row, id, err)
 	}
@@ -317,7 +328,7 @@ func (s *Store) JobEvent(ctx context.Context, jobID string) (importer.WriteEvent
 // can be worked on again. KEYS: results, counts. ARGV: row, outcome.
 var unresolveScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if not cur or cjson.decode(cur)['status'] ~= ARGV[2] then return 0 end
+if not cur or cjson.decode(cur)['o'] ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HINCRBY', KEYS[2], ARGV[2], -1)
 redis.call('HINCRBY', KEYS[2], 'resolved', -1)
@@ -368,14 +379,14 @@ var replaceScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then return 0 end
 local old = cjson.decode(cur)
-if old['status'] ~= ARGV[4] then return 0 end
+if old['o'] ~= ARGV[4] then return 0 end
 local new = cjson.decode(ARGV[3])
 local same = true
 for k, v in pairs(old) do
   if new[k] == nil or new[k] == '' then new[k] = v end
 end
 for k, v in pairs(new) do
-  if k ~= 'at' and old[k] ~= v then same = false end
+  if k ~= 't' and old[k] ~= v then same = false end
 end
 if same then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(new))
@@ -394,7 +405,7 @@ return 1
 // Replace changes a row's outcome from `from` to the result's.
 func (s *Store) Replace(ctx context.Context, id string, r importer.RowResult, from importer.Outcome) (changed, reopened bool, err error) {
 	k := keysOf(id)
-	b, err := json.Marshal(r)
+	b, err := encodeResult(r)
 	if err != nil {
 		return false, false, fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
 	}
@@ -425,38 +436,80 @@ func (s *Store) AdvanceCheck(ctx context.Context, id string, row int, from, to i
 }
 
 // resolveScript records an outcome once per row and counts it in the same
-// step, then tells whether every row has one: it returns 2 when it recorded
-// the outcome, plus 1 when the import is done. A row that was in flight (it
-// had a state) counts as landed, which makes room in the feed's window.
-// KEYS: results, counts, meta, state. ARGV: row, outcome, result JSON.
+// step, then tells whether every row has one. A row that was in flight (it
+// had a state) counts as landed, which makes room in the feed's window; when
+// the feed waits for room (feed_wait) and there is enough (in flight at
+// most feed_wake), this call takes the wait away and returns it, so that its
+// caller wakes the feed. KEYS: results, counts, meta, state. ARGV: row,
+// outcome, result JSON. Returns {flags, wait}: flags 2 when it recorded the
+// outcome, plus 1 when the import is done; wait "gen:seq" or "".
 var resolveScript = redis.NewScript(`
 local recorded = 0
+local wake = ''
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3]) == 1 then
   redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
   redis.call('HINCRBY', KEYS[2], 'resolved', 1)
   if redis.call('HDEL', KEYS[4], ARGV[1]) == 1 then
-    redis.call('HINCRBY', KEYS[3], 'landed', 1)
+    local landed = redis.call('HINCRBY', KEYS[3], 'landed', 1)
+    local wait = redis.call('HGET', KEYS[3], 'feed_wait')
+    if wait then
+      local fed = tonumber(redis.call('HGET', KEYS[3], 'fed') or '0')
+      if fed - landed <= tonumber(redis.call('HGET', KEYS[3], 'feed_wake') or '0') then
+        redis.call('HDEL', KEYS[3], 'feed_wait')
+        wake = wait
+      end
+    end
   end
   recorded = 2
 end
 local total = tonumber(redis.call('HGET', KEYS[3], 'total') or '-1')
 local resolved = tonumber(redis.call('HGET', KEYS[2], 'resolved') or '0')
-if total >= 0 and resolved >= total then return recorded + 1 end
-return recorded
+if total >= 0 and resolved >= total then recorded = recorded + 1 end
+return {recorded, wake}
 `)
 
 // Resolve records a row's outcome and counts it, once per row.
-func (s *Store) Resolve(ctx context.Context, id string, r importer.RowResult) (recorded, done bool, err error) {
+func (s *Store) Resolve(ctx context.Context, id string, r importer.RowResult, stats ...string) (importer.Resolution, error) {
 	k := keysOf(id)
-	b, err := json.Marshal(r)
+	b, err := encodeResult(r)
 	if err != nil {
-		return false, false, fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
+		return importer.Resolution{}, fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
 	}
-	n, err := resolveScript.Run(ctx, s.rdb, []string{k.results, k.counts, k.meta, k.state}, r.Row, string(r.Outcome), b).Int()
+	var cmd *redis.Cmd
+	if len(stats) == 0 {
+		cmd = resolveScript.Run(ctx, s.rdb, []string{k.results, k.counts, k.meta, k.state}, r.Row, string(r.Outcome), b)
+	} else {
+		pipe := s.rdb.Pipeline()
+		for _, stat := range stats {
+			pipe.HIncrBy(ctx, k.stats, stat, 1)
+		}
+		cmd = resolveScript.EvalSha(ctx, pipe, []string{k.results, k.counts, k.meta, k.state}, r.Row, string(r.Outcome), b)
+		pipe.Exec(ctx) // errors are read per command
+		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			// The script is not loaded yet (a new or restarted Redis):
+			// run it again, loading it; the counters were added.
+			cmd = resolveScript.Run(ctx, s.rdb, []string{k.results, k.counts, k.meta, k.state}, r.Row, string(r.Outcome), b)
+		}
+	}
+	vals, err := cmd.Slice()
+	if err != nil || len(vals) != 2 {
+		return importer.Resolution{}, fmt.Errorf("error recording the outcome of row %d of import %s: %w", r.Row, id, errOr(err, "bad answer"))
+	}
+	n, _ := vals[0].(int64)
+	res := importer.Resolution{Recorded: n&2 != 0, Done: n&1 != 0}
+	if wait, _ := vals[1].(string); wait != "" {
+		gen, seq, _ := strings.Cut(wait, ":")
+		res.WakeGen, _ = strconv.Atoi(gen)
+		res.WakeSeq, _ = strconv.Atoi(seq)
+	}
+	return res, nil
+}
+
+func errOr(err error, msg string) error {
 	if err != nil {
-		return false, false, fmt.Errorf("error recording the outcome of row %d of import %s: %w", r.Row, id, err)
+		return err
 	}
-	return n&2 != 0, n&1 != 0, nil
+	return errors.New(msg)
 }
 
 // InputHeader pins the header against which an import's records are stored
@@ -502,17 +555,10 @@ func (s *Store) SaveInput(ctx context.Context, id string, header []string, rows 
 	k := keysOf(id)
 	pipe := s.rdb.Pipeline()
 	if len(rows) > 0 {
-		values := make([]any, 0, 2*len(rows))
-		var buf []byte
-		for _, r := range rows {
-			start := len(buf)
-			buf = appendInput(buf, r, header)
-			values = append(values, strconv.Itoa(r.Number), buf[start:len(buf):len(buf)])
-		}
-		pipe.HSet(ctx, k.input, values...)
+		pipe.HSet(ctx, k.input, encodeChunks(rows, header)...)
 	}
 	for _, r := range results {
-		b, err := json.Marshal(r)
+		b, err := encodeResult(r)
 		if err != nil {
 			return fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
 		}
@@ -532,34 +578,47 @@ func (s *Store) Inputs(ctx context.Context, id string, rows []int) ([]importer.R
 	if err != nil {
 		return nil, fmt.Errorf("error reading the header of import %s: %w", id, err)
 	}
-	fields := make([]string, len(rows))
-	for i, r := range rows {
-		fields[i] = strconv.Itoa(r)
+	var chunks []int
+	for _, r := range rows {
+		if c := chunkOf(r); len(chunks) == 0 || !slices.Contains(chunks, c) {
+			chunks = append(chunks, c)
+		}
 	}
-	vals, err := s.rdb.HMGet(ctx, k.input, fields...).Result()
+	records, err := s.chunks(ctx, k, header, chunks)
 	if err != nil {
 		return nil, fmt.Errorf("error reading rows of import %s: %w", id, err)
 	}
 	out := make([]importer.Row, len(rows))
-	for i, v := range vals {
-		out[i].Number = rows[i]
-		if raw, ok := v.(string); ok {
-			if out[i].Line, out[i].Columns, err = decodeStoredInput(raw, header); err != nil {
-				return nil, fmt.Errorf("row %d of import %s: %w", rows[i], id, err)
-			}
-		}
+	for i, r := range rows {
+		rec := records[chunkOf(r)][(r-1)%inputChunk]
+		out[i] = importer.Row{Number: r, Line: rec.line, Columns: rec.cols}
 	}
 	return out, nil
 }
 
-// decodeStoredInput reads a stored record, in the compact encoding or as
-// the JSON list of columns that earlier versions stored.
-func decodeStoredInput(raw string, header []string) (line int, cols []importer.Column, err error) {
-	if strings.HasPrefix(raw, "[") {
-		err = json.Unmarshal([]byte(raw), &cols)
-		return 0, cols, err
+// chunks reads and decodes stored chunks; a chunk not stored is empty.
+func (s *Store) chunks(ctx context.Context, k keys, header []string, chunks []int) (map[int]map[int]storedRecord, error) {
+	fields := make([]string, len(chunks))
+	for i, c := range chunks {
+		fields[i] = chunkField(c)
 	}
-	return decodeInput([]byte(raw), header)
+	vals, err := s.rdb.HMGet(ctx, k.input, fields...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]map[int]storedRecord, len(chunks))
+	for i, v := range vals {
+		raw, ok := v.(string)
+		if !ok {
+			continue
+		}
+		recs, err := decodeChunk([]byte(raw), header)
+		if err != nil {
+			return nil, fmt.Errorf("rows %d-%d: %w", chunks[i]*inputChunk+1, (chunks[i]+1)*inputChunk, err)
+		}
+		out[chunks[i]] = recs
+	}
+	return out, nil
 }
 
 // SetTotal records that the file has been split: its number of records and
@@ -578,10 +637,23 @@ func (s *Store) SetTotal(ctx context.Context, id string, total int, columns, unk
 	return n >= total, nil
 }
 
-// Count adds n to one of an import's counters.
-func (s *Store) Count(ctx context.Context, id, stat string, n int) error {
-	if err := s.rdb.HIncrBy(ctx, keysOf(id).stats, stat, int64(n)).Err(); err != nil {
-		return fmt.Errorf("error counting %s of import %s: %w", stat, id, err)
+// Count adds one to each of an import's counters given, in one round trip.
+func (s *Store) Count(ctx context.Context, id string, stats ...string) error {
+	var err error
+	switch len(stats) {
+	case 0:
+		return nil
+	case 1:
+		err = s.rdb.HIncrBy(ctx, keysOf(id).stats, stats[0], 1).Err()
+	default:
+		pipe := s.rdb.Pipeline()
+		for _, stat := range stats {
+			pipe.HIncrBy(ctx, keysOf(id).stats, stat, 1)
+		}
+		_, err = pipe.Exec(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("error counting %v of import %s: %w", stats, id, err)
 	}
 	return nil
 }
@@ -643,7 +715,7 @@ func (s *Store) Summary(ctx context.Context, id string) (importer.Summary, error
 // Rows yields the rows of an import in input order, with their outcomes and
 // original columns, reading Redis in batches.
 func (s *Store) Rows(ctx context.Context, id string, total int) iter.Seq2[importer.ReportRow, error] {
-	const batch = 500
+	const batch = 5 * inputChunk
 	k := keysOf(id)
 	return func(yield func(importer.ReportRow, error) bool) {
 		header, err := s.header(ctx, k)
@@ -657,25 +729,27 @@ func (s *Store) Rows(ctx context.Context, id string, total int) iter.Seq2[import
 			for n := first; n <= last; n++ {
 				fields = append(fields, strconv.Itoa(n))
 			}
-			pipe := s.rdb.Pipeline()
-			results := pipe.HMGet(ctx, k.results, fields...)
-			inputs := pipe.HMGet(ctx, k.input, fields...)
-			if _, err := pipe.Exec(ctx); err != nil {
+			var chunks []int
+			for c := chunkOf(first); c <= chunkOf(last); c++ {
+				chunks = append(chunks, c)
+			}
+			results, err := s.rdb.HMGet(ctx, k.results, fields...).Result()
+			if err != nil {
+				yield(importer.ReportRow{}, fmt.Errorf("error reading rows %d-%d of import %s: %w", first, last, id, err))
+				return
+			}
+			records, err := s.chunks(ctx, k, header, chunks)
+			if err != nil {
 				yield(importer.ReportRow{}, fmt.Errorf("error reading rows %d-%d of import %s: %w", first, last, id, err))
 				return
 			}
 			for i := range fields {
-				row := importer.ReportRow{Result: importer.RowResult{Row: first + i}}
-				if v, ok := results.Val()[i].(string); ok {
-					if err := json.Unmarshal([]byte(v), &row.Result); err != nil {
-						yield(row, fmt.Errorf("error decoding the result of row %d: %w", first+i, err))
-						return
-					}
-				}
-				if v, ok := inputs.Val()[i].(string); ok {
-					var err error
-					if _, row.Columns, err = decodeStoredInput(v, header); err != nil {
-						yield(row, fmt.Errorf("error decoding row %d: %w", first+i, err))
+				n := first + i
+				rec := records[chunkOf(n)][(n-1)%inputChunk]
+				row := importer.ReportRow{Result: importer.RowResult{Row: n, Line: rec.line}, Columns: rec.cols}
+				if v, ok := results[i].(string); ok {
+					if err := decodeResult(v, &row.Result); err != nil {
+						yield(row, fmt.Errorf("error decoding the result of row %d: %w", n, err))
 						return
 					}
 				}

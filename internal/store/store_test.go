@@ -62,12 +62,12 @@ func TestResolveIsAtomicAndIdempotent(t *testing.T) {
 				if row == 1 && w%2 == 1 {
 					outcome = importer.Partial
 				}
-				_, d, err := s.Resolve(ctx, "imp-r", importer.RowResult{Row: row, Outcome: outcome})
+				res, err := s.Resolve(ctx, "imp-r", importer.RowResult{Row: row, Outcome: outcome})
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if d {
+				if res.Done {
 					done.Add(1)
 				}
 			}
@@ -88,11 +88,11 @@ func TestResolveIsAtomicAndIdempotent(t *testing.T) {
 	if d, _ := s.SetTotal(ctx, "imp-r", rows+1, []string{"a"}, nil); d {
 		t.Error("SetTotal reported done with one row unresolved")
 	}
-	recorded, d, _ := s.Resolve(ctx, "imp-r", importer.RowResult{Row: rows + 1, Outcome: importer.Invalid})
-	if !d || !recorded {
+	res, _ := s.Resolve(ctx, "imp-r", importer.RowResult{Row: rows + 1, Outcome: importer.Invalid})
+	if !res.Done || !res.Recorded {
 		t.Error("resolving the last row did not report it recorded and done")
 	}
-	if recorded, d, _ := s.Resolve(ctx, "imp-r", importer.RowResult{Row: rows + 1, Outcome: importer.Invalid}); !d || recorded {
+	if res, _ := s.Resolve(ctx, "imp-r", importer.RowResult{Row: rows + 1, Outcome: importer.Invalid}); !res.Done || res.Recorded {
 		t.Error("a redelivered last resolve must report done again, so a lost finalize is re-enqueued")
 	}
 }
@@ -113,7 +113,7 @@ func TestRowStateTransitions(t *testing.T) {
 	if st, _ = s.RowState(ctx, "imp-s", 3); st.Sending {
 		t.Errorf("after Unsend: %+v", st)
 	}
-	s.SetJob(ctx, "imp-s", 3, "job:with:colons")
+	s.SetJob(ctx, "imp-s", 3, "job:with:colons", true)
 	if st, _ = s.RowState(ctx, "imp-s", 3); st.JobID != "job:with:colons" || st.Check != 1 {
 		t.Errorf("after SetJob: %+v", st)
 	}
@@ -302,6 +302,20 @@ func TestFeedKeepsTheWindow(t *testing.T) {
 	s.AdvanceCursor(ctx, "imp-f", gen2, 5) // never backwards
 	if fs, _ := s.Feed(ctx, "imp-f"); fs.Cursor != 8 || fs.Gen != gen2 || fs.Total != 10 {
 		t.Errorf("feed state %+v, want cursor 8 of generation %d", fs, gen2)
+	}
+	// A full window pauses the feed; the resolve that brings the rows in
+	// flight down to the wake mark wakes it, once.
+	if err := s.PauseFeed(ctx, "imp-f", gen2, 7, 2); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := s.Resolve(ctx, "imp-f", importer.RowResult{Row: 4, Outcome: importer.Succeeded}); res.WakeSeq != 0 {
+		t.Errorf("woken with 3 rows in flight and a wake mark of 2: %+v", res)
+	}
+	if res, _ := s.Resolve(ctx, "imp-f", importer.RowResult{Row: 5, Outcome: importer.Succeeded}); res.WakeGen != gen2 || res.WakeSeq != 7 {
+		t.Errorf("not woken at the mark: %+v", res)
+	}
+	if res, _ := s.Resolve(ctx, "imp-f", importer.RowResult{Row: 6, Outcome: importer.Succeeded}); res.WakeSeq != 0 {
+		t.Errorf("woken twice: %+v", res)
 	}
 	in, err := s.Inputs(ctx, "imp-f", []int{4, 99})
 	if err != nil || in[0].Line != 5 || len(in[0].Columns) != 1 || in[0].Columns[0].Name != "a" || in[1].Columns != nil {
