@@ -2,7 +2,6 @@ package importer
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"net/mail"
 	"strconv"
@@ -55,6 +54,7 @@ type Validator struct {
 	opts Options
 	now  func() time.Time
 	seen map[[16]byte]int
+	buf  []byte // fingerprint's scratch
 }
 
 // NewValidator returns a Validator for an import with the given options.
@@ -74,7 +74,7 @@ func (v *Validator) Check(row Row) (res Resident, problems []Problem, duplicateO
 	if len(problems) > 0 {
 		return Resident{}, problems, 0
 	}
-	key := fingerprint(res)
+	key := v.fingerprint(&res)
 	if first, ok := v.seen[key]; ok {
 		return res, nil, first
 	}
@@ -91,8 +91,20 @@ func (v *Validator) Resident(row Row) (Resident, []Problem) {
 	return v.build(row.Values)
 }
 
-func fingerprint(r Resident) [16]byte {
-	b, _ := json.Marshal(r) // a struct of strings and an int cannot fail
+// fingerprint hashes every field of a valid resident. Valid values hold no
+// control character, so a NUL separates them unambiguously.
+func (v *Validator) fingerprint(r *Resident) [16]byte {
+	b := v.buf[:0]
+	for _, f := range [...]string{r.IntegrationID, r.PropertyID, r.LeaseID, r.FirstName, r.MiddleName, r.LastName,
+		r.Email1, r.Email2, r.DateOfBirth, r.Phone1, r.Phone1Type, r.Phone2, r.Phone2Type,
+		r.Address1, r.Address2, r.City, r.State, r.Zip, r.Country,
+		r.Address1Alternate, r.Address2Alternate, r.CityAlternate, r.StateAlternate, r.ZipAlternate, r.CountryAlternate,
+		r.Notes, r.RentPeriod} {
+		b = append(b, f...)
+		b = append(b, 0)
+	}
+	b = strconv.AppendInt(b, int64(r.RentDueDay), 10)
+	v.buf = b
 	sum := sha256.Sum256(b)
 	var key [16]byte
 	copy(key[:], sum[:16])
@@ -188,7 +200,7 @@ func (v *Validator) build(values map[string]string) (Resident, []Problem) {
 
 	rules := v.opts.Vendor.Rules()
 	for _, field := range rules.Required {
-		if isEmpty(res, field) && !hasProblem(problems, field) {
+		if isEmpty(&res, field) && !hasProblem(problems, field) {
 			bad(field, "is required for %s", v.opts.Vendor)
 		}
 	}
@@ -226,13 +238,13 @@ func emailField(r *Resident, field string) *string {
 	return &r.Email1
 }
 
-func isEmpty(r Resident, field string) bool {
+func isEmpty(r *Resident, field string) bool {
 	if field == FieldRentDueDay {
 		return r.RentDueDay == 0
 	}
 	for _, f := range textFields {
 		if f.name == field {
-			return *f.ptr(&r) == ""
+			return *f.ptr(r) == ""
 		}
 	}
 	return true

@@ -53,9 +53,21 @@ func NewCheckTask(p CheckPayload, delay time.Duration, maxRetry int) (*asynq.Tas
 		asynq.Queue(QueueCheck),
 		asynq.MaxRetry(maxRetry),
 		asynq.Timeout(time.Minute),
-		asynq.ProcessIn(delay),
+		asynq.ProcessAt(CheckAt(time.Now(), delay)),
 	}
 	return asynq.NewTask(TypeCheck, b), opts, nil
+}
+
+// CheckAt is when a check delay runs out, rounded up to the second: Asynq
+// keeps a delayed task's time in whole seconds and starts it as that second
+// begins, so a time left unrounded would run the check up to a second early,
+// likely to find the write still PENDING.
+func CheckAt(now time.Time, delay time.Duration) time.Time {
+	at := now.Add(delay)
+	if t := at.Truncate(time.Second); !t.Equal(at) {
+		return t.Add(time.Second)
+	}
+	return at
 }
 
 // doubled returns d·2^k, capped at PollMax.
@@ -114,7 +126,9 @@ func (h *Handlers) scheduleCheck(ctx context.Context, sp SubmitPayload, jobID st
 func (h *Handlers) enqueueCheck(ctx context.Context, p CheckPayload) error {
 	delay := h.checkDelay(ctx, p)
 	if left := time.Until(p.Deadline); left < delay {
-		delay = max(left, 0) + time.Second
+		// The last check comes as the deadline passes (CheckAt rounds
+		// it up to the second, never earlier).
+		delay = max(left, 0)
 	}
 	task, opts, err := NewCheckTask(p, delay, h.cfg.MaxRetry)
 	if err != nil {
@@ -163,8 +177,11 @@ func (h *Handlers) Check(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	status, err := h.api.WriteStatus(ctx, p.JobID)
-	h.countRequest(ctx, p.ImportID, importer.EndpointWriteStatus, err)
-	h.count(ctx, p.ImportID, importer.StatStatusChecks)
+	stats := requestStats(importer.EndpointWriteStatus, err, importer.StatStatusChecks)
+	if err != nil || status.State == importer.WritePending || p.Verify {
+		h.count(ctx, p.ImportID, stats...)
+		stats = nil // counted
+	}
 	if err != nil {
 		return h.checkFailed(ctx, p, err)
 	}
@@ -207,7 +224,7 @@ func (h *Handlers) Check(ctx context.Context, t *asynq.Task) error {
 		result.Outcome, result.ErrorCode = importer.Failed, importer.CodeWriteFailed
 		result.Error = orDefault(strings.Join(status.Errors, "; "), "the PMS rejected the write without a message")
 	}
-	return h.resolve(ctx, p.ImportID, result)
+	return h.resolve(ctx, p.ImportID, result, stats...) // counted with the outcome, in one round trip
 }
 
 // checkFailed decides what a failed status read means for the row.

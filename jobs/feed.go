@@ -26,8 +26,8 @@ const DefaultWindow = 5000
 const feedBatch = 500
 
 // feedEvery is how long a feed whose window is full waits before it looks
-// again; Asynq schedules to the second.
-const feedEvery = time.Second
+// again, unless a resolve wakes it first; Asynq schedules to the second.
+const feedEvery = 2 * time.Second
 
 // FeedPayload is the payload of an import:feed task.
 type FeedPayload struct {
@@ -44,18 +44,39 @@ type FeedStore interface {
 	Feed(ctx context.Context, importID string) (importer.FeedState, error)
 	FeedBatch(ctx context.Context, importID string, gen, first, last, window int) (next int, rows []int, states []importer.RowState, err error)
 	AdvanceCursor(ctx context.Context, importID string, gen, cursor int) error
+	PauseFeed(ctx context.Context, importID string, gen, seq, wake int) error
 	Inputs(ctx context.Context, importID string, rows []int) ([]importer.Row, error)
+}
+
+// NewFeedTask returns a feed task and its options.
+func NewFeedTask(p FeedPayload) (*asynq.Task, []asynq.Option, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	return asynq.NewTask(TypeFeed, b), []asynq.Option{
+		asynq.TaskID("feed:" + p.ImportID + ":" + strconv.Itoa(p.Gen) + ":" + strconv.Itoa(p.Seq)),
+		asynq.Queue(QueueFinalize), asynq.MaxRetry(25), asynq.Timeout(10 * time.Minute),
+	}, nil
+}
+
+// enqueueWake queues a feed task that waits for room at once, beside its
+// delayed twin (whichever runs first feeds; the other finds less to do).
+func enqueueWake(ctx context.Context, q Enqueuer, p FeedPayload) error {
+	task, opts, err := NewFeedTask(p)
+	if err != nil {
+		return err
+	}
+	return enqueue(ctx, q, task, append(opts, asynq.TaskID("feed:"+p.ImportID+":"+strconv.Itoa(p.Gen)+":"+strconv.Itoa(p.Seq)+":wake"))...)
 }
 
 // EnqueueFeed queues a feed task, after delay.
 func EnqueueFeed(ctx context.Context, q Enqueuer, p FeedPayload, delay time.Duration) error {
-	b, err := json.Marshal(p)
+	task, opts, err := NewFeedTask(p)
 	if err != nil {
 		return err
 	}
-	return enqueue(ctx, q, asynq.NewTask(TypeFeed, b),
-		asynq.TaskID("feed:"+p.ImportID+":"+strconv.Itoa(p.Gen)+":"+strconv.Itoa(p.Seq)),
-		asynq.Queue(QueueFinalize), asynq.MaxRetry(25), asynq.Timeout(10*time.Minute), asynq.ProcessIn(delay))
+	return enqueue(ctx, q, task, append(opts, asynq.ProcessIn(delay))...)
 }
 
 // Feed handles import:feed. It moves the import's cursor over the stored
@@ -107,6 +128,13 @@ func (h *Handlers) Feed(ctx context.Context, t *asynq.Task) error {
 		}
 		if next <= last { // the window is full
 			h.log.DebugContext(ctx, "feed waits for room", "import_id", p.ImportID, "cursor", next)
+			// A resolve wakes the next feed when a tenth of the window is
+			// free; the delayed task is the fallback, should that wake
+			// be missed (a row resolved between the batch and the pause).
+			wake := h.cfg.Window - max(h.cfg.Window/10, 1)
+			if err := h.feeds.PauseFeed(ctx, p.ImportID, p.Gen, p.Seq+1, wake); err != nil {
+				return err
+			}
 			return EnqueueFeed(ctx, h.queue, FeedPayload{ImportID: p.ImportID, Gen: p.Gen, Seq: p.Seq + 1}, feedEvery)
 		}
 		cursor = next

@@ -117,7 +117,7 @@ func TestFeedRecoversRowsMarkedButNotQueued(t *testing.T) {
 	}
 	// The dead feed's task is redelivered: run it twice, as Asynq may.
 	for i := 0; i < 2; i++ {
-		task, err := jobs.NewFeedTaskForTest(jobs.FeedPayload{ImportID: "imp-crash", Gen: fs.Gen, Seq: 1})
+		task, _, err := jobs.NewFeedTask(jobs.FeedPayload{ImportID: "imp-crash", Gen: fs.Gen, Seq: 1})
 		if err != nil {
 			t.Fatal(err)
 		}

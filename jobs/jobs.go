@@ -59,7 +59,8 @@ type Config struct {
 	Planner Planner
 	// PollFallback, when set, is the first check's delay for deployments
 	// that receive webhooks: the webhook resolves the row, and polling is
-	// only a slow fallback (doubling from there, up to PollMax).
+	// only a slow fallback (doubling from there, up to PollMax). Only then
+	// are jobs indexed for webhooks to find their rows.
 	PollFallback time.Duration
 	// Metrics, when set, counts rows and waits for Prometheus
 	// (*metrics.Metrics). Default: none.
@@ -173,13 +174,19 @@ func (h *Handlers) Register(mux *asynq.ServeMux) {
 // queues, the retry delays and which errors are not failures.
 func ServerConfig(concurrency int, logger asynq.Logger) asynq.Config {
 	return asynq.Config{
-		Concurrency:              concurrency,
-		Queues:                   Queues,
-		RetryDelayFunc:           RetryDelay,
-		IsFailure:                IsFailure,
-		Logger:                   logger,
-		DelayedTaskCheckInterval: time.Second,
-		ShutdownTimeout:          20 * time.Second,
+		Concurrency:    concurrency,
+		Queues:         Queues,
+		RetryDelayFunc: RetryDelay,
+		IsFailure:      IsFailure,
+		Logger:         logger,
+		// Asynq stores a delayed task's time in whole seconds; looking
+		// ten times a second starts a check soon after its second comes.
+		DelayedTaskCheckInterval: 100 * time.Millisecond,
+		// An idle worker looks for new tasks ten times a second, so a
+		// feed or a finalize does not wait long to start. Both cost an
+		// idle worker a few dozen small Redis calls a second.
+		TaskCheckInterval: 100 * time.Millisecond,
+		ShutdownTimeout:   20 * time.Second,
 	}
 }
 
@@ -214,6 +221,10 @@ func (h *Handlers) HandleError(ctx context.Context, task *asynq.Task, err error)
 	}
 }
 
+// webhooksExpected tells whether this deployment receives webhooks: then
+// jobs are indexed for them, and polling is a fallback.
+func (h *Handlers) webhooksExpected() bool { return h.cfg.PollFallback > 0 }
+
 // enqueue puts a task on the queue; a task id already taken means the task
 // is already there, which is what the caller wanted.
 func (h *Handlers) enqueue(ctx context.Context, task *asynq.Task, opts ...asynq.Option) error {
@@ -228,21 +239,28 @@ func enqueue(ctx context.Context, q Enqueuer, task *asynq.Task, opts ...asynq.Op
 	return nil
 }
 
-// resolve records a row's outcome and, when it was the last row, enqueues
-// the import's finalize.
-func (h *Handlers) resolve(ctx context.Context, importID string, r importer.RowResult) error {
+// resolve records a row's outcome, adding to the counters given in the same
+// round trip, and, when it was the last row, enqueues the import's finalize.
+func (h *Handlers) resolve(ctx context.Context, importID string, r importer.RowResult, stats ...string) error {
 	if r.At.IsZero() {
 		r.At = time.Now().UTC()
 	}
-	recorded, done, err := h.store.Resolve(ctx, importID, r)
+	res, err := h.store.Resolve(ctx, importID, r, stats...)
 	if err != nil {
 		return err
 	}
-	if recorded && h.cfg.Metrics != nil {
+	if res.Recorded && h.cfg.Metrics != nil {
 		h.cfg.Metrics.RowResolved(r.Outcome)
 	}
 	h.log.DebugContext(ctx, "row resolved", "import_id", importID, "row", r.Row, "status", r.Outcome, "job_id", r.JobID, "error_code", r.ErrorCode)
-	if done {
+	if res.WakeSeq > 0 {
+		// The feed waits for room, and this row made enough: wake it
+		// now rather than at its next look.
+		if err := enqueueWake(ctx, h.queue, FeedPayload{ImportID: importID, Gen: res.WakeGen, Seq: res.WakeSeq}); err != nil {
+			h.log.WarnContext(ctx, "cannot wake the feed; it looks again within seconds", "import_id", importID, "error", err)
+		}
+	}
+	if res.Done {
 		return h.finalize(ctx, importID)
 	}
 	return nil
@@ -275,19 +293,27 @@ func (h *Handlers) take(ctx context.Context, importID string, n int) error {
 	return err
 }
 
-// count adds to an import's counter; a failure to count is logged, never a
-// reason to redo the work that was counted.
-func (h *Handlers) count(ctx context.Context, importID, stat string) {
-	if err := h.store.Count(ctx, importID, stat, 1); err != nil {
-		h.log.WarnContext(ctx, "cannot count", "import_id", importID, "stat", stat, "error", err)
+// count adds one to each of an import's counters given, in one round trip;
+// a failure to count is logged, never a reason to redo the work that was
+// counted.
+func (h *Handlers) count(ctx context.Context, importID string, stats ...string) {
+	if err := h.store.Count(ctx, importID, stats...); err != nil {
+		h.log.WarnContext(ctx, "cannot count", "import_id", importID, "stats", stats, "error", err)
 	}
 }
 
-// countRequest counts one API request and, when it was answered 429, the
-// 429.
-func (h *Handlers) countRequest(ctx context.Context, importID, endpoint string, err error) {
-	h.count(ctx, importID, importer.StatRequests(endpoint))
+// countRequest counts one API request, the 429 when it was answered 429,
+// and the other counters given.
+func (h *Handlers) countRequest(ctx context.Context, importID, endpoint string, err error, also ...string) {
+	h.count(ctx, importID, requestStats(endpoint, err, also...)...)
+}
+
+// requestStats names the counters of one API request: its endpoint's, the
+// 429s' when it was answered 429, and the others given.
+func requestStats(endpoint string, err error, also ...string) []string {
+	stats := append([]string{importer.StatRequests(endpoint)}, also...)
 	if kind, ok := importer.ErrorKindOf(err); ok && kind == importer.KindRateLimited {
-		h.count(ctx, importID, importer.StatRateLimited)
+		stats = append(stats, importer.StatRateLimited)
 	}
+	return stats
 }

@@ -61,7 +61,7 @@ func Retry(ctx context.Context, q Enqueuer, st importer.Store, imp importer.Impo
 			asynq.TaskID("retry-write:"+imp.ID+":"+strconv.Itoa(r.Row)+":"+strconv.Itoa(imp.Round)),
 			asynq.Queue(QueueSubmit), asynq.MaxRetry(maxRetry), asynq.Timeout(2*time.Minute))
 	case r.JobID != "":
-		if err := st.SetJob(ctx, imp.ID, r.Row, r.JobID); err != nil {
+		if err := st.SetJob(ctx, imp.ID, r.Row, r.JobID, true); err != nil {
 			return err
 		}
 		task, opts, err := NewCheckTask(CheckPayload{ImportID: imp.ID, Row: r.Row, Line: r.Line, JobID: r.JobID, Check: 1,
@@ -102,7 +102,7 @@ func (h *Handlers) RetryWrite(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return h.retryWriteFailed(ctx, p, err)
 	}
-	if err := h.store.SetJob(ctx, p.ImportID, p.Row, jobID); err != nil {
+	if err := h.store.SetJob(ctx, p.ImportID, p.Row, jobID, h.webhooksExpected()); err != nil {
 		return err
 	}
 	return h.scheduleCheck(ctx, SubmitPayload{ImportID: p.ImportID, Row: p.Row, Line: p.Line, Resident: importer.Resident{IntegrationID: p.IntegrationID}}, jobID, 1)

@@ -95,11 +95,12 @@ func (h *Handlers) Submit(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	jobID, err := h.api.CreateResident(ctx, p.Vendor, p.Resident)
-	h.countRequest(ctx, p.ImportID, importer.EndpointCreate, err)
 	if err != nil {
+		h.countRequest(ctx, p.ImportID, importer.EndpointCreate, err)
 		return h.submitFailed(ctx, p, err)
 	}
-	if err := h.store.SetJob(ctx, p.ImportID, p.Row, jobID); err != nil {
+	// The job id and the request's count, in one round trip.
+	if err := h.store.SetJob(ctx, p.ImportID, p.Row, jobID, h.webhooksExpected(), importer.StatRequests(importer.EndpointCreate)); err != nil {
 		return err // the retry finds the row "sending" and looks it up
 	}
 	h.log.DebugContext(ctx, "create submitted", "import_id", p.ImportID, "row", p.Row, "job_id", jobID)

@@ -122,7 +122,7 @@ func (fixedJobAPI) CreateResident(context.Context, importer.Vendor, importer.Res
 func TestWebhookBeforeTheJobIDIsStored(t *testing.T) {
 	ctx := context.Background()
 	e := envOn(t, redistestClient(t))
-	h := jobs.NewHandlers(fixedJobAPI{}, e.store, e.queue, e.reports, nil, jobs.Config{})
+	h := jobs.NewHandlers(fixedJobAPI{}, e.store, e.queue, e.reports, nil, jobs.Config{PollFallback: time.Hour})
 	e.newImport(t, "imp-early", 1, importer.Options{})
 	if err := h.ApplyEvent(ctx, importer.WriteEvent{JobID: "job_early", State: importer.WriteSuccess, RecordID: "res_early"}); err != nil {
 		t.Fatal(err)

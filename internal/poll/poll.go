@@ -13,6 +13,8 @@ import (
 	"context"
 	"math"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -35,6 +37,13 @@ type Config struct {
 	// Key is the Redis hash of the learned delays. Default
 	// "importer:poll".
 	Key string
+	// Batch, when set, saves round trips at high rates: observations are
+	// gathered in memory and, at most once per Batch, their mean step is
+	// added to Redis (the observations of a batch were made on one
+	// schedule, so they make one step, not a leap of many); a schedule
+	// read from Redis is reused for Batch. Default 0: every observation
+	// is a step in Redis.
+	Batch time.Duration
 }
 
 // WithDefaults returns the config with every zero field set to its default.
@@ -67,17 +76,45 @@ func (c Config) WithDefaults() Config {
 type Learner struct {
 	rdb redis.UniversalClient
 	cfg Config
+
+	mu      sync.Mutex
+	steps   map[string]batch // field → steps not in Redis yet
+	flushed time.Time
+	cache   map[string]schedule // integration → delays read from Redis
+}
+
+type batch struct {
+	sum float64
+	n   int
+}
+
+type schedule struct {
+	first, second time.Duration
+	read          time.Time
 }
 
 // New returns a Learner on a Redis.
 func New(rdb redis.UniversalClient, cfg Config) *Learner {
-	return &Learner{rdb: rdb, cfg: cfg.WithDefaults()}
+	return &Learner{rdb: rdb, cfg: cfg.WithDefaults(), steps: map[string]batch{}, cache: map[string]schedule{}}
 }
 
 // Schedule returns when to read the status of an integration's write, counted
 // from its submit: the first and the second check. On a Redis error it falls
 // back to the defaults: a check a little early or late is better than none.
 func (l *Learner) Schedule(ctx context.Context, integrationID string) (first, second time.Duration) {
+	if l.cfg.Batch > 0 {
+		l.mu.Lock()
+		c, ok := l.cache[integrationID]
+		l.mu.Unlock()
+		if ok && time.Since(c.read) < l.cfg.Batch {
+			return c.first, c.second
+		}
+		defer func() {
+			l.mu.Lock()
+			l.cache[integrationID] = schedule{first, second, time.Now()}
+			l.mu.Unlock()
+		}()
+	}
 	vals, err := l.rdb.HMGet(ctx, l.cfg.Key, integrationID+":1", integrationID+":2").Result()
 	first = l.cfg.Initial
 	second = 4 * first
@@ -112,8 +149,27 @@ func (l *Learner) Observe(ctx context.Context, integrationID string, n int, pend
 	if pending {
 		step = l.cfg.Rate * q
 	}
+	if l.cfg.Batch <= 0 {
+		l.apply(ctx, field, step)
+		return
+	}
+	l.mu.Lock()
+	b := l.steps[field]
+	l.steps[field] = batch{b.sum + step, b.n + 1}
+	var due map[string]batch
+	if time.Since(l.flushed) >= l.cfg.Batch {
+		due, l.steps, l.flushed = l.steps, map[string]batch{}, time.Now()
+	}
+	l.mu.Unlock()
+	for f, b := range due {
+		l.apply(ctx, f, b.sum/float64(b.n))
+	}
+}
+
+// apply adds a step to a learned delay in Redis.
+func (l *Learner) apply(ctx context.Context, field string, step float64) {
 	start := l.cfg.Initial.Seconds()
-	if n == 2 {
+	if strings.HasSuffix(field, ":2") {
 		start *= 4
 	}
 	// Start from the default schedule on the first observation, then

@@ -93,3 +93,42 @@ func TestBounds(t *testing.T) {
 		t.Errorf("instant writes: first check at %v, want the 1s floor", first)
 	}
 }
+
+// With Batch, the observations of a batch land in Redis as one mean step,
+// at most once per Batch, and learn the same thing.
+func TestBatchSumsObservations(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	l := poll.New(rdb, poll.Config{Batch: 200 * time.Millisecond, Key: "poll:batch"})
+	l.Observe(ctx, "int", 1, true) // the first lands at once
+	after1, _ := rdb.HGet(ctx, "poll:batch", "int:1").Float64()
+	for range 20 {
+		l.Observe(ctx, "int", 1, true)
+	}
+	if v, _ := rdb.HGet(ctx, "poll:batch", "int:1").Float64(); v != after1 {
+		t.Fatalf("observations inside a batch reached Redis: %v, then %v", after1, v)
+	}
+	first, _ := l.Schedule(ctx, "int")
+	time.Sleep(250 * time.Millisecond)
+	l.Observe(ctx, "int", 1, true) // the batch is due: 21 observations make one step
+	v, _ := rdb.HGet(ctx, "poll:batch", "int:1").Float64()
+	if want := after1 + 0.1*0.8; v < want-1e-9 || v > want+1e-9 {
+		t.Errorf("after the batch: %v, want %v", v, want)
+	}
+	if again, _ := l.Schedule(ctx, "int"); again <= first {
+		t.Errorf("the schedule did not move later after PENDING checks: %v, then %v", first, again)
+	}
+
+	// Learning with batches converges as without: here 10 checks a batch.
+	batched := poll.New(rdb, poll.Config{Batch: time.Millisecond, Key: "poll:batch2"})
+	for range 150 {
+		for range 10 {
+			first, _ := batched.Schedule(ctx, "fast")
+			batched.Observe(ctx, "fast", 1, 3*time.Second > first)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if first, _ := batched.Schedule(ctx, "fast"); first < 2700*time.Millisecond || first > 4*time.Second {
+		t.Errorf("batched learning put the first check at %v for writes that take 3s", first)
+	}
+}

@@ -67,7 +67,13 @@ func New(cfg Config) (*Client, error) {
 		cfg.Timeout = 30 * time.Second
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: cfg.Timeout}
+		// Every worker slot talks to the one API host: keep a connection
+		// per slot alive (Go's default keeps two, and opens a new one for
+		// nearly every request of a busy worker).
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		t.MaxIdleConns = 64
+		cfg.HTTPClient = &http.Client{Timeout: cfg.Timeout, Transport: t}
 	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "propexo-importer"
