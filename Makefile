@@ -25,8 +25,21 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
+BENCH_FLAGS ?=
+
 .PHONY: bench
-bench: ## run the benchmarks (speed and memory of reading, validating and reporting)
+bench: build ## measure the importer beside its baselines on real processes (redis-server, sandbox, workers; about 9 minutes): a table, bench/results.json
+	$(GO) build -o bin/importer-bench ./cmd/importer-bench
+	bin/importer-bench -bin $(BIN) -out bench/results.json $(BENCH_FLAGS)
+
+.PHONY: bench-profile
+bench-profile: build ## the pipeline scenario once, with CPU and heap profiles of a worker in bench/profiles/
+	$(GO) build -o bin/importer-bench ./cmd/importer-bench
+	bin/importer-bench -bin $(BIN) -scenarios pipeline -repeat 1 -profile bench/profiles -out bench/profiles/results.json
+	$(GO) tool pprof -top -nodecount 25 $(BIN) bench/profiles/worker.cpu.pprof
+
+.PHONY: bench-go
+bench-go: ## Go micro-benchmarks: reading, validating, storing and reporting rows
 	$(GO) test -run '^$$' -bench . -skip BenchmarkAPIBudget -benchmem $(PKGS)
 
 .PHONY: bench-api

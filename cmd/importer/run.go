@@ -109,7 +109,9 @@ func (c *runConfig) localWorkers(ctx context.Context, rdb *queue.Redis, st *stor
 		return func() {}, nil
 	}
 	limiter := c.limits.limiter(rdb)
-	c.jobs.Limiter = limiter
+	if limiter != nil {
+		c.jobs.Limiter = limiter
+	}
 	api, closeAPI, err := c.apiFor(ctx, rdb, limiter, stderr)
 	if err != nil {
 		return nil, err

@@ -44,8 +44,12 @@ func (c *runConfig) apiFor(ctx context.Context, rdb *queue.Redis, limiter *ratel
 		if c.sandboxFailureRate < 0 || c.sandboxFailureRate > 1 {
 			return nil, nil, usageError("--sandbox-failure-rate %v: use a share from 0 to 1", c.sandboxFailureRate)
 		}
+		rateLimit := c.limits.perWindow
+		if rateLimit == 0 {
+			rateLimit = -1 // the sandbox's "no limit"
+		}
 		sb, err := startSandbox(sandbox.Config{Latency: latency, FailureRate: c.sandboxFailureRate,
-			RateLimit: c.limits.perWindow, RateWindow: c.limits.window})
+			RateLimit: rateLimit, RateWindow: c.limits.window})
 		if err != nil {
 			return nil, nil, unfinished(err)
 		}
@@ -79,7 +83,7 @@ func asynqClient(rdb *queue.Redis) *asynq.Client {
 func (c *runConfig) wait(ctx context.Context, st *store.Store, rdb *queue.Redis, id string, stderr io.Writer) error {
 	display := newProgress(stderr, id)
 	defer display.close()
-	ticker := time.NewTicker(250 * time.Millisecond)
+	ticker := time.NewTicker(100 * time.Millisecond)
 	defer ticker.Stop()
 	var doneSince, lostSince time.Time
 	for {

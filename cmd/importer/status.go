@@ -247,12 +247,12 @@ func cancelUnsent(ctx context.Context, st *store.Store, imp importer.Import) err
 			if s.Resolved || s.Sending || s.JobID != "" {
 				continue
 			}
-			_, done, err := st.Resolve(ctx, imp.ID, importer.RowResult{Row: rows[i], Outcome: importer.Cancelled, ErrorCode: importer.CodeCancelled,
+			res, err := st.Resolve(ctx, imp.ID, importer.RowResult{Row: rows[i], Outcome: importer.Cancelled, ErrorCode: importer.CodeCancelled,
 				Error: "not sent: the import was cancelled", At: time.Now().UTC()})
 			if err != nil {
 				return err
 			}
-			if done {
+			if res.Done {
 				return (reportFinisher{st}).finish(ctx, imp.ID)
 			}
 		}

@@ -100,13 +100,13 @@ func (l *limits) register(fs *pflag.FlagSet, getenv env) {
 	if v, err := strconv.Atoi(getenv("PROPEXO_RATE_LIMIT")); err == nil {
 		def = v
 	}
-	fs.IntVar(&l.perWindow, "rate-limit", def, "API requests allowed per --rate-window for every worker together (the API's default is 150 a minute) "+envTag("PROPEXO_RATE_LIMIT"))
+	fs.IntVar(&l.perWindow, "rate-limit", def, "API requests allowed per --rate-window for every worker together (the API's default is 150 a minute; 0: no limit, for an API that has none) "+envTag("PROPEXO_RATE_LIMIT"))
 	fs.DurationVar(&l.window, "rate-window", time.Minute, "the API's rate-limit window")
 }
 
 func (l *limits) validate() error {
-	if l.perWindow < 1 {
-		return usageError("--rate-limit %d: use 1 or more", l.perWindow)
+	if l.perWindow < 0 {
+		return usageError("--rate-limit %d: use 1 or more, or 0 for no limit", l.perWindow)
 	}
 	if l.window < time.Second {
 		return usageError("--rate-window %v: use 1s or more", l.window)
@@ -114,7 +114,11 @@ func (l *limits) validate() error {
 	return nil
 }
 
+// limiter returns the shared rate limit, or nil with --rate-limit 0.
 func (l *limits) limiter(rdb *queue.Redis) *ratelimit.Limiter {
+	if l.perWindow == 0 {
+		return nil
+	}
 	return ratelimit.New(rdb.Client, ratelimit.Config{Limit: l.perWindow, Period: l.window})
 }
 
@@ -146,7 +150,7 @@ type workers struct {
 func startWorkers(rdb *queue.Redis, api importer.WriteAPI, st *store.Store, reportDir string, concurrency int, log *slog.Logger, cfg jobs.Config) (*workers, error) {
 	client := asynq.NewClientFromRedisClient(rdb.Client)
 	if cfg.Planner == nil {
-		cfg.Planner = poll.New(rdb.Client, poll.Config{Initial: cfg.PollInitial, Max: cfg.PollMax})
+		cfg.Planner = poll.New(rdb.Client, poll.Config{Initial: cfg.PollInitial, Max: cfg.PollMax, Batch: 500 * time.Millisecond})
 	}
 	if cfg.Open == nil {
 		cfg.Open = openForJobs

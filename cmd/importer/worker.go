@@ -4,6 +4,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"runtime"
+	"runtime/pprof"
 
 	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
@@ -23,6 +26,8 @@ type workerConfig struct {
 	hooks       hookSettings
 	webhooksOn  bool
 	metricsAddr string
+	cpuProfile  string
+	heapProfile string
 	jobs        jobs.Config
 }
 
@@ -52,10 +57,12 @@ back on the queue) and exits 0.`,
 	c.hooks.registerFallback(f)
 	metricsFlag(f, getenv, &c.metricsAddr)
 	f.DurationSliceVar(&c.jobs.LookupWaits, "lookup-waits", jobs.DefaultLookupWaits, "waits between the searches for a resident whose create may have reached the API, before the row is called in_doubt")
-	f.BoolVar(&c.webhooksOn, "webhooks", false, "webhooks are received (by 'importer webhooks' or another worker): poll only as a fallback; implied by --webhooks-addr")
+	f.BoolVar(&c.webhooksOn, "webhooks", false, "webhooks are received (by 'importer webhooks' or another worker): index jobs for them and poll only as a fallback; implied by --webhooks-addr")
 	f.DurationVar(&c.jobs.PollInitial, "poll-initial", 0, "delay before a write's first status check (default 2s)")
 	f.DurationVar(&c.jobs.PollMax, "poll-max", 0, "longest delay between two status checks of a write (default 5m)")
 	f.IntVar(&c.jobs.MaxRetry, "max-retries", 0, "retries after a 5xx or network error before a row fails (default 10)")
+	f.StringVar(&c.cpuProfile, "cpu-profile", "", "write a CPU profile of this worker to this file when it stops (for 'go tool pprof')")
+	f.StringVar(&c.heapProfile, "heap-profile", "", "write a heap profile of this worker to this file when it stops")
 	f.IntVar(&c.jobs.Window, "window", jobs.DefaultWindow, "rows of an import in flight at once: the feed queues more as rows resolve, so a big file never floods Redis")
 	return cmd
 }
@@ -89,7 +96,9 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 	}
 	defer rdb.Close()
 	limiter := c.limits.limiter(rdb)
-	c.jobs.Limiter = limiter
+	if limiter != nil {
+		c.jobs.Limiter = limiter
+	}
 	client, err := newAPIClient(ctx, url, key, c.api.timeout, limiter, true)
 	if err != nil {
 		return err
@@ -117,10 +126,44 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 		defer srv.Close()
 		log.Info("receiving webhooks", "addr", ln.Addr().String(), "path", c.hooks.path)
 	}
+	stopProfiles, err := startProfiles(c.cpuProfile, c.heapProfile)
+	if err != nil {
+		w.stop()
+		return err
+	}
+	defer stopProfiles()
 	log.Info("worker started", "redis", rdb.Addr, "api", client.BaseURL(), "concurrency", c.concurrency, "rate_limit", c.limits.perWindow, "rate_window", c.limits.window, "poll_fallback", c.jobs.PollFallback)
 	<-ctx.Done()
 	log.Info("worker stopping: finishing the tasks in flight")
 	w.stop()
 	log.Info("worker stopped")
 	return nil
+}
+
+// startProfiles starts a CPU profile into cpuFile, when given, and returns
+// what stops it and writes a heap profile into heapFile, when given.
+func startProfiles(cpuFile, heapFile string) (stop func(), err error) {
+	var cpu *os.File
+	if cpuFile != "" {
+		if cpu, err = os.Create(cpuFile); err != nil {
+			return nil, usageError("--cpu-profile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(cpu); err != nil {
+			cpu.Close()
+			return nil, usageError("--cpu-profile: %v", err)
+		}
+	}
+	return func() {
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			cpu.Close()
+		}
+		if heapFile != "" {
+			if f, err := os.Create(heapFile); err == nil {
+				runtime.GC()
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
+	}, nil
 }

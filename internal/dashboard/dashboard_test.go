@@ -66,7 +66,7 @@ func resolve(t *testing.T, st *store.Store, from, to int, o importer.Outcome) {
 		if o != importer.Succeeded {
 			res.ErrorCode, res.Error, res.RecordID = "write_failed", "Unit is occupied (409)", ""
 		}
-		if _, _, err := st.Resolve(context.Background(), "imp-dash", res); err != nil {
+		if _, err := st.Resolve(context.Background(), "imp-dash", res); err != nil {
 			t.Fatal(err)
 		}
 	}
