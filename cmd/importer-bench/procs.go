@@ -59,7 +59,7 @@ func (p *proc) wait(timeout time.Duration) error {
 	select {
 	case <-p.done:
 		if p.err != nil {
-			return fmt.Errorf("%s: %v (see %s)", p.name, p.err, p.log)
+			return fmt.Errorf("%s: %w (see %s)", p.name, p.err, p.log)
 		}
 		return nil
 	case <-time.After(timeout):

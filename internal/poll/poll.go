@@ -38,11 +38,12 @@ type Config struct {
 	// "importer:poll".
 	Key string
 	// Batch, when set, saves round trips at high rates: observations are
-	// gathered in memory and, at most once per Batch, their mean step is
-	// added to Redis (the observations of a batch were made on one
-	// schedule, so they make one step, not a leap of many); a schedule
-	// read from Redis is reused for Batch. Default 0: every observation
-	// is a step in Redis.
+	// gathered in memory and, at most once per Batch, added to Redis as
+	// their mean step times their number, up to batchSteps (a batch of a
+	// few moves as they would one by one; the many observations of a busy
+	// batch were made on one schedule, and make a bounded move, not a
+	// leap); a schedule read from Redis is reused for Batch. Default 0:
+	// every observation is a step in Redis.
 	Batch time.Duration
 }
 
@@ -162,9 +163,12 @@ func (l *Learner) Observe(ctx context.Context, integrationID string, n int, pend
 	}
 	l.mu.Unlock()
 	for f, b := range due {
-		l.apply(ctx, f, b.sum/float64(b.n))
+		l.apply(ctx, f, b.sum/float64(b.n)*float64(min(b.n, batchSteps)))
 	}
 }
+
+// batchSteps is the most steps one batch of observations moves a delay.
+const batchSteps = 5
 
 // apply adds a step to a learned delay in Redis.
 func (l *Learner) apply(ctx context.Context, field string, step float64) {

@@ -94,8 +94,8 @@ func TestBounds(t *testing.T) {
 	}
 }
 
-// With Batch, the observations of a batch land in Redis as one mean step,
-// at most once per Batch, and learn the same thing.
+// With Batch, the observations of a batch land in Redis at most once per
+// Batch, as at most 5 steps, and learn the same thing.
 func TestBatchSumsObservations(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Client(t)
@@ -110,9 +110,9 @@ func TestBatchSumsObservations(t *testing.T) {
 	}
 	first, _ := l.Schedule(ctx, "int")
 	time.Sleep(250 * time.Millisecond)
-	l.Observe(ctx, "int", 1, true) // the batch is due: 21 observations make one step
+	l.Observe(ctx, "int", 1, true) // the batch is due: 21 observations make 5 steps
 	v, _ := rdb.HGet(ctx, "poll:batch", "int:1").Float64()
-	if want := after1 + 0.1*0.8; v < want-1e-9 || v > want+1e-9 {
+	if want := after1 + 5*0.1*0.8; v < want-1e-9 || v > want+1e-9 {
 		t.Errorf("after the batch: %v, want %v", v, want)
 	}
 	if again, _ := l.Schedule(ctx, "int"); again <= first {
