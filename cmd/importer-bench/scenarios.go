@@ -35,7 +35,7 @@ func pipeline(h *harness) ([]figure, error) {
 	if err := writeResidents(file, rows, "p"); err != nil {
 		return nil, err
 	}
-	var imp, floor, ratio []float64
+	var imp, floor, ratio, impCPU, floorCPU []float64
 	for i := range h.repeat {
 		cfg := stackConfig{latency: "fixed:0s", sandboxLimit: -1, workers: pipelineWorkers, concurrency: pipelineConcurrency,
 			workerArgs: []string{"--poll-initial", "1s"}}
@@ -55,13 +55,17 @@ func pipeline(h *harness) ([]figure, error) {
 			return nil, err
 		}
 		h.say("pipeline run %d: %.1fs; CPU seconds: run %.1f, workers %.1f, sandbox %.1f, redis %.1f", i+1, r.elapsed.Seconds(), r.cpu, s.cpu["workers"], s.cpu["sandbox"], s.cpu["redis"])
+		impCPU = append(impCPU, (r.cpu+s.cpu["workers"]+s.cpu["sandbox"]+s.cpu["redis"])/float64(rows)*1e6)
 		rs, err := h.startRedis()
 		if err != nil {
 			return nil, err
 		}
+		before := selfCPU()
 		d, err := bareAsynqFloor(rs.rdb, rows, pipelineWorkers, pipelineConcurrency, time.Second)
+		harnessCPU := selfCPU() - before
 		rs.close()
-		h.say("pipeline run %d: floor %.1fs; CPU seconds: redis %.1f", i+1, d.Seconds(), rs.proc.cpuSeconds())
+		h.say("pipeline run %d: floor %.1fs; CPU seconds: servers %.1f, redis %.1f", i+1, d.Seconds(), harnessCPU, rs.proc.cpuSeconds())
+		floorCPU = append(floorCPU, (harnessCPU+rs.proc.cpuSeconds())/float64(rows)*1e6)
 		if err != nil {
 			return nil, err
 		}
@@ -73,6 +77,8 @@ func pipeline(h *harness) ([]figure, error) {
 		measured("importer, end to end ("+strconv.Itoa(rows)+" rows)", "rows/s", imp...),
 		measured("bare Asynq floor (submit + delayed check)", "rows/s", floor...),
 		atLeastFig("importer / floor", "×", 0.6, ratio...),
+		measured("importer CPU per row, every process (run, workers, sandbox, Redis)", "µs", impCPU...),
+		measured("floor CPU per row (servers, Redis)", "µs", floorCPU...),
 	}, nil
 }
 
@@ -100,13 +106,24 @@ func waiting(h *harness) ([]figure, error) {
 	if err := writeResidents(baseFile, rows, "b"); err != nil {
 		return nil, err
 	}
-	var imp, base []float64
+	var imp, hooked, base []float64
 	for i := range h.repeat {
-		s, err := h.newStack(stackConfig{latency: "fixed:2s", sandboxLimit: -1, workers: 1, concurrency: 20})
+		// With webhooks, beside: no status read waits for its second.
+		s, err := h.newStack(stackConfig{latency: "fixed:2s", sandboxLimit: -1, workers: 1, concurrency: 20, webhooks: true})
 		if err != nil {
 			return nil, err
 		}
-		r, err := s.importFile(file, "waiting-"+strconv.Itoa(i), 5*time.Minute)
+		r, err := s.importFile(file, "waiting-hooks-"+strconv.Itoa(i), 5*time.Minute)
+		s.close()
+		if err != nil {
+			return nil, err
+		}
+		hooked = append(hooked, r.elapsed.Seconds())
+		s, err = h.newStack(stackConfig{latency: "fixed:2s", sandboxLimit: -1, workers: 1, concurrency: 20})
+		if err != nil {
+			return nil, err
+		}
+		r, err = s.importFile(file, "waiting-"+strconv.Itoa(i), 5*time.Minute)
 		if err == nil {
 			err = s.expectCreates(rows)
 		}
@@ -137,6 +154,7 @@ func waiting(h *harness) ([]figure, error) {
 		measured("importer ("+strconv.Itoa(rows)+" rows, writes take 2 s, 20 slots)", "s", imp...),
 		measured("blocking baseline (POST, poll every 1 s, 20 goroutines)", "s", base...),
 		atLeastFig("speed-up over the blocking baseline", "×", 15, speedup...),
+		measured("importer with webhooks (same rows, same worker)", "s", hooked...),
 	}, nil
 }
 
