@@ -28,7 +28,7 @@ lint: ## gofmt and go vet
 BENCH_FLAGS ?=
 
 .PHONY: bench
-bench: build ## measure the importer beside its baselines on real processes (redis-server, sandbox, workers; about 9 minutes): a table, bench/results.json
+bench: build ## measure the importer beside its baselines on real processes (redis-server, sandbox, workers; about 8 minutes): a table, bench/results.json
 	$(GO) build -o bin/importer-bench ./cmd/importer-bench
 	bin/importer-bench -bin $(BIN) -out bench/results.json $(BENCH_FLAGS)
 

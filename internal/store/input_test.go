@@ -2,6 +2,7 @@ package store
 
 import (
 	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/propexo-importer/importer/importer"
@@ -89,4 +90,33 @@ func FuzzDecodeChunk(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decodeChunk(zEncoder.EncodeAll(b, nil), []string{"a"}) // must not panic
 	})
+}
+
+// BenchmarkChunks encodes and decodes rows as the split and the report do:
+// per row, and bytes stored per row.
+func BenchmarkChunks(b *testing.B) {
+	header := []string{"Integration ID", "Property ID", "First Name", "Last Name", "E-mail", "Phone", "Date of Birth", "Address", "City", "Rent Period"}
+	rows := make([]importer.Row, 1000)
+	for i := range rows {
+		n := strconv.Itoa(i + 1)
+		vals := []string{"int_rentmanager_demo", "prop_100", "Olivia", "Resident" + n, "r" + n + "@example.com", "(555) 866-1791", "1970-03-13", n + " Maple Ave", "Austin", "Monthly"}
+		rows[i] = importer.Row{Number: i + 1, Line: i + 2}
+		for j, v := range vals {
+			rows[i].Columns = append(rows[i].Columns, importer.Column{Name: header[j], Value: v})
+		}
+	}
+	b.ReportAllocs()
+	stored := 0
+	for b.Loop() {
+		fv := encodeChunks(rows, header)
+		stored = 0
+		for i := 1; i < len(fv); i += 2 {
+			stored += len(fv[i].([]byte))
+			if _, err := decodeChunk(fv[i].([]byte), header); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(rows)), "ns/row")
+	b.ReportMetric(float64(stored)/float64(len(rows)), "bytes/row")
 }
