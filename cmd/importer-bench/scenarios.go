@@ -219,7 +219,7 @@ func budgetRun(h *harness, name string, webhooks bool, rows int, window time.Dur
 		return 0, 0, 0, 0, err
 	}
 	id := "budget-" + name
-	p, _, err := s.startRun(file, id)
+	p, err := s.startRun(file, id)
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
@@ -417,7 +417,7 @@ func splitAndQueue(h *harness, file string, rows int) (splitRate, enqueueRate, s
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	task, err := feedTask(fs.Gen)
+	task, _, err := jobs.NewFeedTask(jobs.FeedPayload{ImportID: "split", Gen: fs.Gen, Seq: 1})
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -435,9 +435,4 @@ func splitAndQueue(h *harness, file string, rows int) (splitRate, enqueueRate, s
 	}
 	h.say("scale: queued %d submits at %.0f rows/s", window, enqueueRate)
 	return splitRate, enqueueRate, storedPerRow, nil
-}
-
-func feedTask(gen int) (*asynq.Task, error) {
-	task, _, err := jobs.NewFeedTask(jobs.FeedPayload{ImportID: "split", Gen: gen, Seq: 1})
-	return task, err
 }

@@ -122,35 +122,32 @@ func (s *stack) close() (workerRSSMB []float64) {
 	return workerRSSMB
 }
 
-// runTime is one 'importer run' process: how long it took and its peak memory.
+// runTime is what an importer command took: wall time, peak memory, CPU.
 type runTime struct {
 	elapsed time.Duration
 	rssMB   float64
 	cpu     float64
 }
 
-// startRun starts 'importer run FILE --workers 0' under the given import id:
-// the stack's workers do the work, the run waits and writes the report.
-func (s *stack) startRun(file, id string, args ...string) (*proc, time.Time, error) {
-	args = append([]string{"run", file, "--workers", "0", "--import-id", id, "--report-dir", s.h.dir + "/reports"}, args...)
-	began := time.Now()
-	p, err := s.h.startProc("run", s.env(), s.h.bin, args...)
-	return p, began, err
+// runArgs are the arguments of 'importer run FILE --workers 0' under the
+// given import id: the stack's workers do the work, the run waits and writes
+// the report.
+func (s *stack) runArgs(file, id string, args ...string) []string {
+	return append([]string{"run", file, "--workers", "0", "--import-id", id, "--report-dir", s.h.dir + "/reports"}, args...)
+}
+
+// startRun starts an 'importer run' (see runArgs).
+func (s *stack) startRun(file, id string, args ...string) (*proc, error) {
+	return s.h.startProc("run", s.env(), s.h.bin, s.runArgs(file, id, args...)...)
 }
 
 // importFile runs an import to its end.
 func (s *stack) importFile(file, id string, timeout time.Duration, args ...string) (runTime, error) {
-	p, began, err := s.startRun(file, id, args...)
-	if err != nil {
-		return runTime{}, err
-	}
-	if err := p.wait(timeout); err != nil {
-		return runTime{}, err
-	}
-	return runTime{elapsed: time.Since(began), rssMB: p.peakRSSMB(), cpu: p.cpuSeconds()}, nil
+	return s.command(timeout, s.runArgs(file, id, args...)...)
 }
 
-// command runs an importer command to its end.
+// command runs an importer command to its end: its time, peak memory and
+// CPU.
 func (s *stack) command(timeout time.Duration, args ...string) (runTime, error) {
 	began := time.Now()
 	p, err := s.h.startProc(args[0], s.env(), s.h.bin, args...)
@@ -160,7 +157,7 @@ func (s *stack) command(timeout time.Duration, args ...string) (runTime, error) 
 	if err := p.wait(timeout); err != nil {
 		return runTime{}, err
 	}
-	return runTime{elapsed: time.Since(began), rssMB: p.peakRSSMB()}, nil
+	return runTime{elapsed: time.Since(began), rssMB: p.peakRSSMB(), cpu: p.cpuSeconds()}, nil
 }
 
 // stats reads the sandbox's counts.
