@@ -93,6 +93,22 @@ type RowResult struct {
 	At        time.Time `json:"at"`
 }
 
+// SafeToResend reports whether sending the row again, as it is, cannot
+// create a resident twice: it was never sent (invalid), or the API refused
+// it before making a write job, or the request certainly never reached the
+// API. A row that ever got a job id, or whose request may have reached the
+// API (in doubt, or failed for a reason the importer cannot place), is not:
+// its resident may exist. failed.csv holds exactly the rows that are safe.
+func (r RowResult) SafeToResend() bool {
+	switch r.Outcome {
+	case Invalid:
+		return true
+	case Failed:
+		return r.JobID == "" && r.ErrorCode != CodeInDoubt && r.ErrorCode != CodeInternal
+	}
+	return false
+}
+
 // Problem is one broken rule of a row: the field and the reason.
 type Problem struct {
 	Field  string `json:"field"`

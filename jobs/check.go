@@ -242,11 +242,16 @@ func (h *Handlers) checkFailed(ctx context.Context, p CheckPayload, err error) e
 		return aerr
 	case importer.KindRateLimited:
 		return &waitError{after: rateLimitWait(err), err: err}
-	case importer.KindNotFound:
-		return h.resolve(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
-			ErrorCode: importer.CodeJobNotFound, Error: "the API does not know this write job: " + apiErr.Error()})
 	}
 	h.count(ctx, p.ImportID, importer.StatRetries)
+	if lastAttempt(ctx) && apiErr.Kind == importer.KindNotFound {
+		// The API gave us this job id: a 404 for it is a lag of the
+		// API's, read again with backoff; only when every read said so
+		// does the row fail. Its write may have happened: it is followed
+		// again by 'importer retry', never sent again.
+		return h.resolve(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
+			ErrorCode: importer.CodeJobNotFound, Error: "the API did not know this write job at any of the reads (check it with its job id): " + apiErr.Error()})
+	}
 	if lastAttempt(ctx) {
 		return h.resolve(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
 			ErrorCode: importer.CodeRetriesSpent, Error: "the write's status could not be read after every retry (check it with its job id): " + apiErr.Error()})

@@ -128,3 +128,47 @@ func TestTaskFailingForGoodFailsItsRow(t *testing.T) {
 		t.Errorf("result = %+v", r)
 	}
 }
+
+// A gateway (or the API itself) answers 5xx after the create took effect:
+// 502 or 504 pages in HTML, JSON, or the API's 500. Each such create may
+// have reached the API, so it is looked up once its write had time to
+// resolve, and adopted: no create is sent twice.
+func TestCreateAnswered5xxAfterTheWriteIsNotSentTwice(t *testing.T) {
+	ctx := context.Background()
+	clk := sandbox.NewManualClock(time.Now())
+	lat, _ := sandbox.ParseLatency("fixed:5s")
+	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, Now: clk.Now, Seed: 3, Faults: sandbox.Faults{GatewayErrorRate: 1}})
+	srv := httptest.NewServer(sb.Handler())
+	defer srv.Close()
+	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
+	e := envOn(t, redistestClient(t))
+	h := jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{})
+	const rows = 8
+	e.newImport(t, "imp-5xx", rows, importer.Options{})
+	statuses := map[int]bool{}
+	for row := 1; row <= rows; row++ {
+		err := h.Submit(ctx, submitTask(t, "imp-5xx", row))
+		var apiErr *importer.APIError
+		if !errors.As(err, &apiErr) || !apiErr.MaybeSent || apiErr.Status < 500 || jobs.IsFailure(err) {
+			t.Fatalf("row %d: %v, want a 5xx taken as maybe sent, and a wait", row, err)
+		}
+		statuses[apiErr.Status] = true
+	}
+	if len(statuses) < 2 {
+		t.Errorf("the sandbox answered only %v; want its 5xx variants", statuses)
+	}
+	sb.SetFaults(sandbox.Faults{})
+	clk.Add(time.Minute)
+	for row := 1; row <= rows; row++ {
+		if err := h.Submit(ctx, submitTask(t, "imp-5xx", row)); err != nil {
+			t.Fatalf("row %d, redelivered: %v", row, err)
+		}
+		if r := e.result(t, "imp-5xx", row); r.Outcome != importer.Succeeded || !strings.HasPrefix(r.RecordID, "res_") {
+			t.Errorf("row %d = %+v, want the resident adopted", row, r)
+		}
+	}
+	st := sb.Stats()
+	if st.Creates != rows || st.ResidentsCreated != rows || st.Requests["list_residents"] != rows {
+		t.Errorf("sandbox: %d creates, %d residents, %d lookups; want %d of each", st.Creates, st.ResidentsCreated, st.Requests["list_residents"], rows)
+	}
+}

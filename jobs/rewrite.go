@@ -27,21 +27,21 @@ type RetryWritePayload struct {
 }
 
 // Retryable reports whether a row failed for a reason worth trying again,
-// and safely: a write the PMS refused (it may have been down), a request
-// that kept failing although it certainly did not create anything, a status
-// that could not be read. Rows in doubt are never retried: that could create
-// a resident twice.
+// and safely: a write the PMS refused (it may have been down: retried
+// through retry-write), a create that kept failing although it certainly did
+// not reach the API (sent again), a job whose status could not be read or
+// that the API did not know, or whose record could not be read back
+// (followed again). Rows in doubt are never retried: that could create a
+// resident twice.
 func Retryable(r importer.RowResult) bool {
 	if r.Outcome != importer.Failed {
 		return false
 	}
 	switch r.ErrorCode {
-	case importer.CodeWriteFailed:
+	case importer.CodeWriteFailed, importer.CodeJobNotFound, importer.CodeRecordGone, importer.CodeInternal:
 		return r.JobID != ""
 	case importer.CodeRetriesSpent:
 		return true
-	case importer.CodeInternal:
-		return r.JobID != ""
 	}
 	return false
 }

@@ -135,11 +135,18 @@ func (h *Handlers) submitFailed(ctx context.Context, p SubmitPayload, err error)
 	case importer.KindRateLimited:
 		return &waitError{after: rateLimitWait(err), err: err}
 	}
+	if apiErr.MaybeSent {
+		// The create may have reached the API (a 5xx after the write, a
+		// timeout, a lost answer): it is never sent again blindly. Its
+		// write, if it was made, is PENDING for a while; look the
+		// resident up once it has had time to resolve.
+		if err := h.store.MarkLookups(ctx, p.ImportID, p.Row, 1); err != nil {
+			return err
+		}
+		return &waitError{after: h.cfg.LookupWaits[0], err: fmt.Errorf("row %d: the create may have reached the API; looking the resident up before anything else: %w", p.Row, apiErr)}
+	}
 	h.count(ctx, p.ImportID, importer.StatRetries)
 	if lastAttempt(ctx) {
-		if apiErr.MaybeSent {
-			return h.settleInDoubt(ctx, p, 0)
-		}
 		return h.resolve(ctx, p.ImportID, importer.RowResult{
 			Row: p.Row, Line: p.Line, Outcome: importer.Failed, ErrorCode: importer.CodeRetriesSpent,
 			Error: "the API could not be reached after every retry: " + apiErr.Error(),

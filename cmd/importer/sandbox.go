@@ -39,7 +39,8 @@ prop_200, prop_300), int_propertyware_demo (propertyware_rest),
 int_buildium_demo and int_yardi_demo (cannot create: 405).
 Rate limits: x-ratelimit-limit and x-ratelimit-remaining on every answer,
 each answer past 80% of a window held back 2s, 429 at 100% until the window
-ends. Faults (--error-rate, --drop-rate, --slow-rate) can also be changed at
+ends. Faults (--error-rate, --drop-rate, --slow-rate, --gateway-error-rate,
+--status-not-found-rate) can also be changed at
 run time: PUT /_sandbox/faults {"error_rate":0.1,"error_burst":5}.
 GET /_sandbox/stats shows what it saw (requests, 429s, creates and residents
 per identity, faults, webhooks).`,
@@ -66,6 +67,8 @@ per identity, faults, webhooks).`,
 	f.Float64Var(&c.cfg.Faults.DropRate, "drop-rate", 0, "share of requests (0-1) whose answer is lost after the request took effect")
 	f.Float64Var(&c.cfg.Faults.SlowRate, "slow-rate", 0, "share of answers (0-1) held back by --slow-delay")
 	f.DurationVar(&c.faults.slowDelay, "slow-delay", 5*time.Second, "how long a slow answer is held back")
+	f.Float64Var(&c.cfg.Faults.GatewayErrorRate, "gateway-error-rate", 0, "share of requests (0-1) that take effect but are answered 502, 504 or 500 (HTML or JSON), as a gateway answers a slow API")
+	f.Float64Var(&c.cfg.Faults.StatusNotFoundRate, "status-not-found-rate", 0, "share of write-status reads (0-1) of a known job answered 404")
 	f.StringVar(&c.cfg.Webhooks.URL, "webhook-url", getenv("SANDBOX_WEBHOOK_URL"), "where to send webhooks when writes resolve, signed with $PROPEXO_WEBHOOK_SECRET (none when empty) "+envTag("SANDBOX_WEBHOOK_URL"))
 	f.DurationVar(&c.cfg.Webhooks.RetryInterval, "webhook-retry-interval", 15*time.Minute, "wait before a webhook answered non-2xx is sent again (10 times at most)")
 	f.Float64Var(&c.cfg.Webhooks.DuplicateRate, "webhook-duplicate-rate", 0, "share of webhooks (0-1) sent twice")
@@ -88,8 +91,8 @@ func (c *sandboxConfig) run(ctx context.Context, log *slog.Logger) error {
 	if c.cfg.FailureRate < 0 || c.cfg.PartialRate < 0 || c.cfg.StuckRate < 0 || c.cfg.FailureRate+c.cfg.PartialRate+c.cfg.StuckRate > 1 {
 		return usageError("--failure-rate, --partial-rate and --stuck-rate: use shares from 0 to 1 that add up to at most 1")
 	}
-	if f := c.cfg.Faults; f.ErrorRate < 0 || f.DropRate < 0 || f.SlowRate < 0 || f.ErrorRate+f.DropRate+f.SlowRate > 1 {
-		return usageError("--error-rate, --drop-rate and --slow-rate: use shares from 0 to 1 that add up to at most 1")
+	if !c.cfg.Faults.Valid() {
+		return usageError("--error-rate, --drop-rate, --slow-rate and --gateway-error-rate: use shares from 0 to 1 that add up to at most 1; --status-not-found-rate a share from 0 to 1")
 	}
 	if c.cfg.RateLimit == 0 {
 		return usageError("--rate-limit 0: use a positive limit, or -1 for none")

@@ -248,7 +248,14 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return &importer.APIError{Kind: importer.KindUnavailable, Op: op, Status: resp.StatusCode, MaybeSent: true, Err: scrub(err)}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return statusError(op, resp, raw)
+		e := statusError(op, resp, raw)
+		// A 5xx answer to a write may come after the write took effect: a
+		// gateway that gave up waiting (502, 504), or the API failing
+		// after it accepted the write (500). The API has no idempotency
+		// key, so such a write must be looked up, never sent again
+		// blindly.
+		e.MaybeSent = method == http.MethodPost && resp.StatusCode >= 500
+		return e
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return &importer.APIError{Kind: importer.KindUnavailable, Op: op, Status: resp.StatusCode, MaybeSent: true,

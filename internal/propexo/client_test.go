@@ -140,6 +140,16 @@ func TestServerErrorsAndLostAnswers(t *testing.T) {
 		switch current.Load() {
 		case "503":
 			w.WriteHeader(http.StatusServiceUnavailable)
+		case "502-html":
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusBadGateway)
+			w.Write([]byte("<html><body><h1>502 Bad Gateway</h1></body></html>"))
+		case "504-json":
+			w.WriteHeader(http.StatusGatewayTimeout)
+			w.Write([]byte(`{"message":"Endpoint request timed out"}`))
+		case "500":
+			w.WriteHeader(http.StatusInternalServerError)
+			w.Write([]byte(`{"error":{"code":"internal_server_error","message":"Internal server error"}}`))
 		case "429":
 			w.Header().Set("Retry-After", "7")
 			w.WriteHeader(http.StatusTooManyRequests)
@@ -156,14 +166,22 @@ func TestServerErrorsAndLostAnswers(t *testing.T) {
 	client, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: key})
 	ctx := context.Background()
 
-	setMode("503")
-	_, err := client.CreateResident(ctx, importer.VendorGeneric, ada)
-	if !isKind(err, importer.KindUnavailable) {
-		t.Errorf("503: %v", err)
+	// Any 5xx to a create may come after the write took effect: it is
+	// "maybe sent". A 5xx to a read is not.
+	var apiErr *importer.APIError
+	for _, mode := range []string{"503", "502-html", "504-json", "500"} {
+		setMode(mode)
+		_, err := client.CreateResident(ctx, importer.VendorGeneric, ada)
+		if !errors.As(err, &apiErr) || apiErr.Kind != importer.KindUnavailable || !apiErr.MaybeSent || apiErr.Status < 500 {
+			t.Errorf("%s to a create: %+v; want unavailable and MaybeSent", mode, apiErr)
+		}
+		_, err = client.WriteStatus(ctx, "job_1")
+		if !errors.As(err, &apiErr) || apiErr.Kind != importer.KindUnavailable || apiErr.MaybeSent {
+			t.Errorf("%s to a status read: %+v; want unavailable, not MaybeSent", mode, apiErr)
+		}
 	}
 	setMode("429")
-	_, err = client.CreateResident(ctx, importer.VendorGeneric, ada)
-	var apiErr *importer.APIError
+	_, err := client.CreateResident(ctx, importer.VendorGeneric, ada)
 	if !errors.As(err, &apiErr) || apiErr.Kind != importer.KindRateLimited || apiErr.RetryAfter != 7*time.Second {
 		t.Errorf("429: %+v", apiErr)
 	}

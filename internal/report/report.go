@@ -1,6 +1,7 @@
 // Package report writes an import's report: results.csv (one line per input
 // record, in input order, with its outcome and original columns), failed.csv
-// (the rows that are safe to fix and send again, original columns only) and
+// (the rows that are safe to fix and send again, original columns only: see
+// importer.RowResult.SafeToResend) and
 // summary.json. Files are written through temporary files and renamed into
 // place, readable by their owner only: they hold personal data.
 package report
@@ -60,7 +61,7 @@ func Write(reportDir string, sum importer.Summary, columns []string, rows iter.S
 		if err := results.write(lines.result(row)); err != nil {
 			return "", err
 		}
-		if SafeToResend(row.Result) {
+		if row.Result.SafeToResend() {
 			if err := failed.write(lines.original(row)); err != nil {
 				return "", err
 			}
@@ -123,7 +124,7 @@ func WriteResults(w io.Writer, columns []string, rows iter.Seq2[importer.ReportR
 // WriteFailed streams failed.csv to w.
 func WriteFailed(w io.Writer, columns []string, rows iter.Seq2[importer.ReportRow, error]) error {
 	return stream(w, columns, columns, rows, func(l *liner, row importer.ReportRow) []string {
-		if !SafeToResend(row.Result) {
+		if !row.Result.SafeToResend() {
 			return nil
 		}
 		return l.original(row)
@@ -171,21 +172,6 @@ func WriteSummary(w io.Writer, sum importer.Summary) error {
 	}
 	_, err = w.Write(append(b, '\n'))
 	return err
-}
-
-// SafeToResend reports whether a row belongs in failed.csv: it did not
-// succeed and sending it again cannot create a resident twice. Invalid rows
-// were never sent and failed writes wrote nothing. Partial, timed-out,
-// in-doubt and duplicate rows may already exist in the PMS: they are listed
-// in results.csv with their job ids, to be checked, not resent blindly.
-func SafeToResend(r importer.RowResult) bool {
-	switch r.Outcome {
-	case importer.Invalid:
-		return true
-	case importer.Failed:
-		return r.ErrorCode != importer.CodeInDoubt
-	}
-	return false
 }
 
 // csvFile is a CSV file written to a temporary name and renamed on commit.

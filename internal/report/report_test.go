@@ -30,8 +30,8 @@ func rowsOf(rows []importer.ReportRow) iter.Seq2[importer.ReportRow, error] {
 
 func sample() (importer.Summary, []string, []importer.ReportRow) {
 	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	sum := importer.Summary{ImportID: "residents-0123456789ab", File: "residents.csv", Vendor: importer.VendorGeneric, Total: 6,
-		Counts:         map[importer.Outcome]int{importer.Succeeded: 1, importer.Failed: 2, importer.Invalid: 1, importer.Duplicate: 1, importer.TimedOut: 1},
+	sum := importer.Summary{ImportID: "residents-0123456789ab", File: "residents.csv", Vendor: importer.VendorGeneric, Total: 8,
+		Counts:         map[importer.Outcome]int{importer.Succeeded: 1, importer.Failed: 4, importer.Invalid: 1, importer.Duplicate: 1, importer.TimedOut: 1},
 		UnknownColumns: []string{"Favorite Color"}, Requests: map[string]int{importer.EndpointCreate: 4}, StartedAt: at, FinishedAt: at.Add(time.Minute), Seconds: 60}
 	cols := []string{"First Name", "E-mail", "Favorite Color"}
 	c := func(first, email, color string) []importer.Column {
@@ -44,6 +44,8 @@ func sample() (importer.Summary, []string, []importer.ReportRow) {
 		{Result: importer.RowResult{Row: 4, Outcome: importer.Duplicate, ErrorCode: "duplicate", Error: "the same record as row 1"}, Columns: c("Ada", "ada@example.com", "blue")},
 		{Result: importer.RowResult{Row: 5, Outcome: importer.TimedOut, JobID: "job_5", ErrorCode: "timed_out"}, Columns: c("Di", "di@example.com", "")},
 		{Result: importer.RowResult{Row: 6, Outcome: importer.Failed, ErrorCode: importer.CodeInDoubt, Error: "may exist"}, Columns: []importer.Column{{Name: "E-mail", Value: "ed@example.com"}}},
+		{Result: importer.RowResult{Row: 7, Outcome: importer.Failed, ErrorCode: "invalid_request", Error: "Invalid request body (last_name: Required)"}, Columns: c("Fay", "fay@example.com", "")},
+		{Result: importer.RowResult{Row: 8, Outcome: importer.Failed, JobID: "job_8", ErrorCode: importer.CodeJobNotFound, Error: "the API does not know this write job"}, Columns: c("Gus", "gus@example.com", "")},
 	}
 	return sum, cols, rows
 }
@@ -103,15 +105,15 @@ func TestReportShape(t *testing.T) {
 	for _, line := range failed[1:] {
 		names = append(names, line[0])
 	}
-	if got := strings.Join(names, ","); got != "Bo,Cy" {
-		t.Errorf("failed.csv holds %s; want the invalid and the failed row (not duplicate, timed out or in doubt)", got)
+	if got := strings.Join(names, ","); got != "Bo,Fay" {
+		t.Errorf("failed.csv holds %s; want the invalid row and the create the API refused (no row that got a job id, nor duplicate, timed out or in doubt)", got)
 	}
 	if strings.Join(failed[0], ",") != strings.Join(cols, ",") {
 		t.Errorf("failed.csv header = %q, want the original columns only", failed[0])
 	}
 	var back importer.Summary
 	b, _ := os.ReadFile(filepath.Join(dir, report.SummaryFile))
-	if err := json.Unmarshal(b, &back); err != nil || back.Counts[importer.Failed] != 2 || back.ImportID != sum.ImportID {
+	if err := json.Unmarshal(b, &back); err != nil || back.Counts[importer.Failed] != 4 || back.ImportID != sum.ImportID {
 		t.Errorf("summary.json = %s (%v)", b, err)
 	}
 	for _, name := range []string{report.ResultsFile, report.FailedFile, report.SummaryFile} {

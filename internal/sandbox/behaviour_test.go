@@ -334,3 +334,37 @@ func TestWebhooksRetryAndDuplicate(t *testing.T) {
 		t.Error("the duplicate differs from the original")
 	}
 }
+
+// A gateway error comes after the request took effect: the create made its
+// job, the answer is a 5xx. A status read of a known job may answer 404
+// (the API's own view stays true for the tests).
+func TestGatewayErrorsAndStatusNotFound(t *testing.T) {
+	a := start(t, sandbox.Config{RateLimit: -1, Seed: 5})
+	a.do("PUT", "/_sandbox/faults", `{"gateway_error_rate":1}`)
+	codes := map[int]bool{}
+	for i := 0; i < 12; i++ {
+		resp, _ := a.do("POST", "/v1/residents/", buildium)
+		if resp == nil || resp.StatusCode < 500 {
+			t.Fatalf("with gateway_error_rate 1: %v", resp)
+		}
+		codes[resp.StatusCode] = true
+	}
+	a.do("PUT", "/_sandbox/faults", `{}`)
+	if got := a.sb.Stats().Creates; got != 12 {
+		t.Errorf("%d of 12 creates answered 5xx took effect, want all", got)
+	}
+	if !codes[502] || !codes[504] || !codes[500] {
+		t.Errorf("gateway answers %v, want 500, 502 and 504", codes)
+	}
+	job := a.create()
+	a.do("PUT", "/_sandbox/faults", `{"status_not_found_rate":1}`)
+	if resp, _ := a.do("GET", "/v1/admin/write-status/"+job, ""); resp.StatusCode != 404 {
+		t.Errorf("status read with status_not_found_rate 1: %d, want 404", resp.StatusCode)
+	}
+	if resp, _ := a.do("GET", "/_sandbox/write-status/"+job, ""); resp.StatusCode != 200 {
+		t.Errorf("the sandbox's own view: %d, want 200", resp.StatusCode)
+	}
+	if resp, _ := a.do("PUT", "/_sandbox/faults", `{"gateway_error_rate":0.6,"drop_rate":0.6}`); resp.StatusCode != 400 {
+		t.Error("rates adding up past 1 were accepted")
+	}
+}

@@ -22,6 +22,15 @@ type Faults struct {
 	// SlowRate is the share of answers held back by SlowDelay.
 	SlowRate  float64  `json:"slow_rate"`
 	SlowDelay Duration `json:"slow_delay"`
+	// GatewayErrorRate is the share of requests that take effect (a
+	// create makes its job) but are answered with a 5xx, as a gateway
+	// does when the API behind it answered too late (502 or 504, with an
+	// HTML or a JSON body) or as the API does when it fails after the
+	// write (500).
+	GatewayErrorRate float64 `json:"gateway_error_rate"`
+	// StatusNotFoundRate is the share of write-status reads of a known
+	// job answered 404, as an API whose job store lags may answer.
+	StatusNotFoundRate float64 `json:"status_not_found_rate"`
 	// FailureRate, when set, replaces Config.FailureRate: the share of
 	// writes from now on that end in FAILURE (a PMS outage, say).
 	FailureRate *float64 `json:"failure_rate,omitempty"`
@@ -56,6 +65,7 @@ const (
 	faultError
 	faultDrop
 	faultSlow
+	faultGateway
 )
 
 // drawFault picks the fault of one request. Callers hold mu.
@@ -66,7 +76,7 @@ func (s *Server) drawFault() fault {
 		s.stats.Faults["error"]++
 		return faultError
 	}
-	if f.ErrorRate == 0 && f.DropRate == 0 && f.SlowRate == 0 {
+	if f.ErrorRate == 0 && f.DropRate == 0 && f.SlowRate == 0 && f.GatewayErrorRate == 0 {
 		return noFault
 	}
 	draw := s.rng.Float64()
@@ -81,6 +91,9 @@ func (s *Server) drawFault() fault {
 	case draw < f.ErrorRate+f.DropRate+f.SlowRate:
 		s.stats.Faults["slow"]++
 		return faultSlow
+	case draw < f.ErrorRate+f.DropRate+f.SlowRate+f.GatewayErrorRate:
+		s.stats.Faults["gateway"]++
+		return faultGateway
 	}
 	return noFault
 }
@@ -99,6 +112,13 @@ func (s *Server) serveWithFault(f fault, w http.ResponseWriter, r *http.Request,
 			}
 		}
 		panic(http.ErrAbortHandler)
+	case faultGateway:
+		// Do the work, then answer as a gateway that gave up on it.
+		h(httptest.NewRecorder(), r)
+		s.mu.Lock()
+		variant := s.rng.IntN(4)
+		s.mu.Unlock()
+		writeGatewayError(w, variant)
 	case faultSlow:
 		s.mu.Lock()
 		d := time.Duration(s.faults.SlowDelay)
@@ -111,6 +131,41 @@ func (s *Server) serveWithFault(f fault, w http.ResponseWriter, r *http.Request,
 	default:
 		h(w, r)
 	}
+}
+
+// writeGatewayError answers a request that took effect with one of the 5xx
+// answers a client may see then: a gateway's 502 or 504 page in HTML, the
+// same in JSON, or the API's own 500.
+func writeGatewayError(w http.ResponseWriter, variant int) {
+	switch variant {
+	case 0:
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		io.WriteString(w, "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>\n")
+	case 1:
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusGatewayTimeout)
+		io.WriteString(w, "<html><head><title>504 Gateway Time-out</title></head><body><center><h1>504 Gateway Time-out</h1></center></body></html>\n")
+	case 2:
+		writeJSON(w, http.StatusGatewayTimeout, map[string]string{"message": "Endpoint request timed out"})
+	default:
+		writeError(w, http.StatusInternalServerError, "internal_server_error", "Internal server error", nil)
+	}
+}
+
+// Valid reports whether the rates are shares from 0 to 1, those drawn per
+// request adding up to at most 1.
+func (f Faults) Valid() bool {
+	rates := []float64{f.ErrorRate, f.DropRate, f.SlowRate, f.GatewayErrorRate}
+	sum := 0.0
+	for _, r := range rates {
+		if r < 0 {
+			return false
+		}
+		sum += r
+	}
+	return sum <= 1 && f.StatusNotFoundRate >= 0 && f.StatusNotFoundRate <= 1 &&
+		(f.FailureRate == nil || (*f.FailureRate >= 0 && *f.FailureRate <= 1))
 }
 
 // SetFaults changes the faults from now on.
@@ -133,8 +188,7 @@ func (s *Server) putFaults(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = json.Unmarshal(body, &f)
 	}
-	if err != nil || f.ErrorRate < 0 || f.DropRate < 0 || f.SlowRate < 0 || f.ErrorRate+f.DropRate+f.SlowRate > 1 ||
-		(f.FailureRate != nil && (*f.FailureRate < 0 || *f.FailureRate > 1)) {
+	if err != nil || !f.Valid() {
 		writeError(w, http.StatusBadRequest, "invalid_request", "faults: rates from 0 to 1 that add up to at most 1", nil)
 		return
 	}

@@ -469,6 +469,10 @@ func (s *Server) store(body resident, at time.Time) string {
 func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	j, ok := s.jobs[r.PathValue("job")]
+	if ok && !strings.HasPrefix(r.URL.Path, "/_sandbox/") && s.faults.StatusNotFoundRate > 0 && s.rng.Float64() < s.faults.StatusNotFoundRate {
+		s.stats.Faults["status_not_found"]++
+		ok = false
+	}
 	var answer writeStatusAnswer
 	if ok {
 		answer = writeStatusAnswer{WriteStatus: j.status, Errors: append([]string{}, j.errors...)}
