@@ -107,11 +107,20 @@ type Import struct {
 	// Round counts the times a finished import was opened again (a late
 	// webhook, a retry): each round writes its report once.
 	Round int `json:"round,omitempty"`
+	// RoundStartedAt is when 'importer retry' opened the current round;
+	// zero before any.
+	RoundStartedAt time.Time `json:"round_started_at,omitzero"`
 }
 
-// Deadline is the moment after which a PENDING write is timed_out.
+// Deadline is the moment after which a PENDING write is timed_out: the
+// deadline counts from the import's start, or from the start of the retry
+// that sent the write.
 func (imp Import) Deadline() time.Time {
-	return imp.CreatedAt.Add(imp.Options.Deadline)
+	start := imp.CreatedAt
+	if imp.RoundStartedAt.After(start) {
+		start = imp.RoundStartedAt
+	}
+	return start.Add(imp.Options.Deadline)
 }
 
 // State names where the import stands: running, stopped, cancelling,

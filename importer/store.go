@@ -19,6 +19,9 @@ type Resolution struct {
 	Recorded bool
 	// Done: every row of the import has its outcome.
 	Done bool
+	// Stale: the outcome was of a write job the row no longer follows
+	// (news of its older job, after a retry): nothing was recorded.
+	Stale bool
 	// WakeGen and WakeSeq, when not zero, name the feed task that waits
 	// for room in the window: there is room now, and it should run.
 	WakeGen, WakeSeq int
@@ -50,6 +53,10 @@ type RowState struct {
 	Lookups int
 	// JobID is the write's job id once the API answered the create.
 	JobID string
+	// RetryOf is the failed write job that 'importer retry' retries
+	// through retry-write for the row: waiting to be sent, or, when
+	// Sending, being sent.
+	RetryOf string
 	// Check is the number of the status check that is scheduled for the
 	// job; 0 when none is (the import stopped while following it).
 	Check int
@@ -60,6 +67,26 @@ type RowState struct {
 	// Cancelled is true once the import was cancelled: rows not sent yet
 	// are not sent.
 	Cancelled bool
+}
+
+// RetryAction is what 'importer retry' does with a row that failed for a
+// reason worth another try.
+type RetryAction int
+
+// The retry actions.
+const (
+	// Resend sends the create again: it certainly never reached the API.
+	Resend RetryAction = iota
+	// RetryWrite retries the failed write through the API's retry-write.
+	RetryWrite
+	// FollowJob reads the status of the row's write job again.
+	FollowJob
+)
+
+// RetryPlan is a row to try again: its failed result and what to do.
+type RetryPlan struct {
+	Result RowResult
+	Action RetryAction
 }
 
 // Stat names of the counters an import keeps beside its outcomes.
@@ -81,14 +108,16 @@ type Store interface {
 	Import(ctx context.Context, id string) (Import, error)
 	// RowState returns the state of one row of an import.
 	RowState(ctx context.Context, importID string, row int) (RowState, error)
-	// MarkSending records that a create is about to be sent for the row.
-	MarkSending(ctx context.Context, importID string, row int) error
+	// MarkSending records that a create (or, with retryOf, the retry-write
+	// of that failed job) is about to be sent for the row.
+	MarkSending(ctx context.Context, importID string, row int, retryOf string) error
 	// MarkLookups records how many searches for a Sending row's resident
 	// have found nothing.
 	MarkLookups(ctx context.Context, importID string, row, n int) error
-	// Unsend forgets that a create was being sent for the row: the API
-	// answered with an error, or the request never left.
-	Unsend(ctx context.Context, importID string, row int) error
+	// Unsend forgets that a create (or the retry-write of job retryOf) was
+	// being sent for the row: the API answered with an error, or the
+	// request never left.
+	Unsend(ctx context.Context, importID string, row int, retryOf string) error
 	// SetJob records the write's job id with status check number 1 and,
 	// when webhooks are expected, indexes the job so that a webhook finds
 	// its row (JobRow).

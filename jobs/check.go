@@ -36,9 +36,11 @@ type CheckPayload struct {
 	SubmittedAt   time.Time `json:"submitted_at,omitzero"`
 }
 
-// CheckTaskID is the id of a job's n-th status check.
-func CheckTaskID(importID string, row, n int) string {
-	return "check:" + importID + ":" + strconv.Itoa(row) + ":" + strconv.Itoa(n)
+// CheckTaskID is the id of the n-th status check of a row's write job. The
+// job is part of it: after a retry the row follows a new job, whose checks
+// must not be mistaken for the old one's still on the queue.
+func CheckTaskID(importID string, row int, jobID string, n int) string {
+	return "check:" + importID + ":" + strconv.Itoa(row) + ":" + jobID + ":" + strconv.Itoa(n)
 }
 
 // NewCheckTask returns a status check task and its options, delayed by
@@ -49,7 +51,7 @@ func NewCheckTask(p CheckPayload, delay time.Duration, maxRetry int) (*asynq.Tas
 		return nil, nil, fmt.Errorf("error encoding the check of row %d: %w", p.Row, err)
 	}
 	opts := []asynq.Option{
-		asynq.TaskID(CheckTaskID(p.ImportID, p.Row, p.Check)),
+		asynq.TaskID(CheckTaskID(p.ImportID, p.Row, p.JobID, p.Check)),
 		asynq.Queue(QueueCheck),
 		asynq.MaxRetry(maxRetry),
 		asynq.Timeout(time.Minute),

@@ -176,7 +176,7 @@ func (h *Handlers) queueRows(ctx context.Context, imp importer.Import, v *import
 			continue
 		}
 		task, opts, err := NewSubmitTask(SubmitPayload{ImportID: imp.ID, Row: in.Number, Line: in.Line, Vendor: imp.Options.Vendor,
-			Resident: resident, Deadline: imp.Deadline(), Verify: imp.Options.Verify}, h.cfg.MaxRetry)
+			Resident: resident, Deadline: imp.Deadline(), Verify: imp.Options.Verify, Round: imp.Round}, h.cfg.MaxRetry)
 		if err != nil {
 			return err
 		}

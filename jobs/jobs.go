@@ -166,7 +166,6 @@ func (h *Handlers) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TypeCheck, h.Check)
 	mux.HandleFunc(TypeFinalize, h.Finalize)
 	mux.HandleFunc(TypeFeed, h.Feed)
-	mux.HandleFunc(TypeRetryWrite, h.RetryWrite)
 	mux.HandleFunc(TypeScheduledImport, h.ScheduledImport)
 }
 
@@ -207,7 +206,7 @@ func (h *Handlers) HandleError(ctx context.Context, task *asynq.Task, err error)
 		Line     int    `json:"line"`
 		JobID    string `json:"job_id"`
 	}
-	if task.Type() != TypeSubmit && task.Type() != TypeCheck && task.Type() != TypeRetryWrite || json.Unmarshal(task.Payload(), &p) != nil || p.ImportID == "" {
+	if task.Type() != TypeSubmit && task.Type() != TypeCheck || json.Unmarshal(task.Payload(), &p) != nil || p.ImportID == "" {
 		h.log.ErrorContext(ctx, "task failed for good", "type", task.Type(), "error", err)
 		return
 	}
@@ -242,12 +241,23 @@ func enqueue(ctx context.Context, q Enqueuer, task *asynq.Task, opts ...asynq.Op
 // resolve records a row's outcome, adding to the counters given in the same
 // round trip, and, when it was the last row, enqueues the import's finalize.
 func (h *Handlers) resolve(ctx context.Context, importID string, r importer.RowResult, stats ...string) error {
+	_, err := h.record(ctx, importID, r, stats...)
+	return err
+}
+
+// record is resolve, telling what recording the outcome did: an outcome of
+// a write job the row no longer follows is stale, and changes nothing.
+func (h *Handlers) record(ctx context.Context, importID string, r importer.RowResult, stats ...string) (importer.Resolution, error) {
 	if r.At.IsZero() {
 		r.At = time.Now().UTC()
 	}
 	res, err := h.store.Resolve(ctx, importID, r, stats...)
 	if err != nil {
-		return err
+		return res, err
+	}
+	if res.Stale {
+		h.log.DebugContext(ctx, "stale news of an older job of the row ignored", "import_id", importID, "row", r.Row, "job_id", r.JobID)
+		return res, nil
 	}
 	if res.Recorded && h.cfg.Metrics != nil {
 		h.cfg.Metrics.RowResolved(r.Outcome)
@@ -261,9 +271,9 @@ func (h *Handlers) resolve(ctx context.Context, importID string, r importer.RowR
 		}
 	}
 	if res.Done {
-		return h.finalize(ctx, importID)
+		return res, h.finalize(ctx, importID)
 	}
-	return nil
+	return res, nil
 }
 
 // finalize enqueues the finalize of the import's current round.

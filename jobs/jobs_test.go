@@ -135,11 +135,17 @@ func (e *env) result(t *testing.T, importID string, row int) importer.RowResult 
 }
 
 func TestTaskIDsAreDeterministic(t *testing.T) {
-	if jobs.SubmitTaskID("imp-1", 7) != jobs.SubmitTaskID("imp-1", 7) || jobs.SubmitTaskID("imp-1", 7) == jobs.SubmitTaskID("imp-1", 8) {
+	if jobs.SubmitTaskID("imp-1", 7, 0) != jobs.SubmitTaskID("imp-1", 7, 0) || jobs.SubmitTaskID("imp-1", 7, 0) == jobs.SubmitTaskID("imp-1", 8, 0) {
 		t.Error("submit task ids are not one per row")
 	}
-	if jobs.CheckTaskID("imp-1", 7, 1) == jobs.CheckTaskID("imp-1", 7, 2) {
+	if jobs.SubmitTaskID("imp-1", 7, 0) == jobs.SubmitTaskID("imp-1", 7, 1) {
+		t.Error("a retry round's submit shares the first round's task id")
+	}
+	if jobs.CheckTaskID("imp-1", 7, "job_a", 1) == jobs.CheckTaskID("imp-1", 7, "job_a", 2) {
 		t.Error("two checks of one job share a task id")
+	}
+	if jobs.CheckTaskID("imp-1", 7, "job_a", 1) == jobs.CheckTaskID("imp-1", 7, "job_b", 1) {
+		t.Error("the checks of a row's new job share the task ids of its old job's")
 	}
 	_, opts, _ := jobs.NewSubmitTask(jobs.SubmitPayload{ImportID: "imp-1", Row: 7}, 3)
 	found := false
@@ -171,7 +177,7 @@ func TestRedeliveredSubmitDoesNotPostAgain(t *testing.T) {
 	if st.JobID == "" || st.Check != 1 {
 		t.Errorf("row state = %+v, want the job id stored with check 1", st)
 	}
-	if got := e.taskState(t, jobs.QueueCheck, jobs.CheckTaskID("imp-redeliver", 1, 1)); got != "scheduled" {
+	if got := e.taskState(t, jobs.QueueCheck, jobs.CheckTaskID("imp-redeliver", 1, st.JobID, 1)); got != "scheduled" {
 		t.Errorf("first status check is %s, want scheduled", got)
 	}
 }
@@ -200,7 +206,7 @@ func TestStatusCheckReenqueuesItselfUntilResolved(t *testing.T) {
 		if err := e.h.Check(ctx, check(n)); err != nil {
 			t.Fatalf("check %d: %v", n, err)
 		}
-		next := jobs.CheckTaskID("imp-poll", 1, n+1)
+		next := jobs.CheckTaskID("imp-poll", 1, st.JobID, n+1)
 		if got := e.taskState(t, jobs.QueueCheck, next); got != "scheduled" {
 			t.Fatalf("after PENDING check %d, task %s is %s, want scheduled", n, next, got)
 		}
@@ -237,7 +243,7 @@ func TestStatusCheckReenqueuesItselfUntilResolved(t *testing.T) {
 	if r.Outcome != importer.Succeeded || r.JobID != st.JobID || !strings.HasPrefix(r.RecordID, "res_") {
 		t.Errorf("result = %+v, want succeeded with the job and record ids", r)
 	}
-	if got := e.taskState(t, jobs.QueueCheck, jobs.CheckTaskID("imp-poll", 1, 5)); got != "absent" {
+	if got := e.taskState(t, jobs.QueueCheck, jobs.CheckTaskID("imp-poll", 1, st.JobID, 5)); got != "absent" {
 		t.Errorf("a check was scheduled after the write resolved (%s)", got)
 	}
 	if e.reports.n.Load() != 0 {
@@ -278,7 +284,7 @@ func TestDeadlineTimesTheRowOut(t *testing.T) {
 	if err := e.h.Check(ctx, task); err != nil {
 		t.Fatal(err)
 	}
-	info, err := e.insp.GetTaskInfo(jobs.QueueCheck, jobs.CheckTaskID("imp-deadline-2", 1, 10))
+	info, err := e.insp.GetTaskInfo(jobs.QueueCheck, jobs.CheckTaskID("imp-deadline-2", 1, st.JobID, 10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,9 +345,9 @@ func TestInDoubtRowIsLookedUpNotResent(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Add(time.Minute)
-	e.store.MarkSending(ctx, "imp-doubt", 1)
+	e.store.MarkSending(ctx, "imp-doubt", 1, "")
 	// Row 2 was being sent too, and never arrived.
-	e.store.MarkSending(ctx, "imp-doubt", 2)
+	e.store.MarkSending(ctx, "imp-doubt", 2, "")
 	creates := e.sandbox.Stats().Creates
 
 	if err := e.h.Submit(ctx, submitTask(t, "imp-doubt", 1)); err != nil {

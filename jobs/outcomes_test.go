@@ -172,7 +172,7 @@ func TestServerErrorsAreLookedUpUnreachableIsRetried(t *testing.T) {
 			if r.Outcome != importer.Failed || r.ErrorCode != tt.code || r.SafeToResend() != tt.safe {
 				t.Errorf("result = %+v, want failed %s (safe to send again: %v)", r, tt.code, tt.safe)
 			}
-			if got := e.taskState(t, jobs.QueueSubmit, jobs.SubmitTaskID("imp-5xx", 1)); got == "archived" {
+			if got := e.taskState(t, jobs.QueueSubmit, jobs.SubmitTaskID("imp-5xx", 1, 0)); got == "archived" {
 				t.Error("the submit task was archived: the row's failure must end the task")
 			}
 		})

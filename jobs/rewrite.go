@@ -2,134 +2,120 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"strconv"
-	"time"
-
-	"github.com/hibiken/asynq"
+	"iter"
 
 	"github.com/propexo-importer/importer/importer"
 )
 
-// TypeRetryWrite retries a failed write through POST
-// /v1/admin/retry-write/{job} and follows the new job.
-const TypeRetryWrite = "resident:retry-write"
-
-// RetryWritePayload is the payload of a resident:retry-write task.
-type RetryWritePayload struct {
-	ImportID      string `json:"import_id"`
-	Row           int    `json:"row"`
-	Line          int    `json:"line,omitempty"`
-	JobID         string `json:"job_id"`
-	IntegrationID string `json:"integration_id,omitempty"`
-	Round         int    `json:"round"`
-}
-
-// Retryable reports whether a row failed for a reason worth trying again,
-// and safely: a write the PMS refused (it may have been down: retried
-// through retry-write), a create that kept failing although it certainly did
-// not reach the API (sent again), a job whose status could not be read or
-// that the API did not know, or whose record could not be read back
-// (followed again). Rows in doubt are never retried: that could create a
-// resident twice.
-func Retryable(r importer.RowResult) bool {
+// PlanRetry says what 'importer retry' does with a row, and false for a row
+// it leaves as it is. A write the PMS refused (it may have been down) is
+// retried through the API's retry-write; a create that kept failing although
+// it certainly never reached the API is sent again; a job whose status could
+// not be read, that the API did not know, or whose record could not be read
+// back is followed again. Rows in doubt are never retried: that could create
+// a resident twice.
+func PlanRetry(r importer.RowResult) (importer.RetryPlan, bool) {
 	if r.Outcome != importer.Failed {
-		return false
+		return importer.RetryPlan{}, false
 	}
+	plan := importer.RetryPlan{Result: r, Action: importer.FollowJob}
 	switch r.ErrorCode {
-	case importer.CodeWriteFailed, importer.CodeJobNotFound, importer.CodeRecordGone, importer.CodeInternal:
-		return r.JobID != ""
+	case importer.CodeWriteFailed:
+		plan.Action = importer.RetryWrite
+		return plan, r.JobID != ""
+	case importer.CodeJobNotFound, importer.CodeRecordGone, importer.CodeInternal:
+		return plan, r.JobID != ""
 	case importer.CodeRetriesSpent:
-		return true
+		if r.JobID == "" {
+			plan.Action = importer.Resend
+		}
+		return plan, true
 	}
-	return false
+	return importer.RetryPlan{}, false
 }
 
-// Retry queues the work that tries a retryable row again, in the import's
-// current round: a retry-write for a refused write, status checks for a job
-// whose status could not be read, a fresh submit of resident (rebuilt from
-// the input) for a create that never got through.
-func Retry(ctx context.Context, q Enqueuer, st importer.Store, imp importer.Import, r importer.RowResult, resident importer.Resident, maxRetry int) error {
-	switch {
-	case r.ErrorCode == importer.CodeWriteFailed:
-		b, err := json.Marshal(RetryWritePayload{ImportID: imp.ID, Row: r.Row, Line: r.Line, JobID: r.JobID, IntegrationID: resident.IntegrationID, Round: imp.Round})
-		if err != nil {
-			return err
-		}
-		return enqueue(ctx, q, asynq.NewTask(TypeRetryWrite, b),
-			asynq.TaskID("retry-write:"+imp.ID+":"+strconv.Itoa(r.Row)+":"+strconv.Itoa(imp.Round)),
-			asynq.Queue(QueueSubmit), asynq.MaxRetry(maxRetry), asynq.Timeout(2*time.Minute))
-	case r.JobID != "":
-		if err := st.SetJob(ctx, imp.ID, r.Row, r.JobID, true); err != nil {
-			return err
-		}
-		task, opts, err := NewCheckTask(CheckPayload{ImportID: imp.ID, Row: r.Row, Line: r.Line, JobID: r.JobID, Check: 1,
-			Deadline: time.Now().Add(imp.Options.Deadline), Verify: imp.Options.Verify, IntegrationID: resident.IntegrationID}, time.Second, maxRetry)
-		if err != nil {
-			return err
-		}
-		return enqueue(ctx, q, task, opts...)
-	default:
-		task, opts, err := NewSubmitTask(SubmitPayload{ImportID: imp.ID, Row: r.Row, Line: r.Line, Vendor: imp.Options.Vendor, Resident: resident,
-			Deadline: time.Now().Add(imp.Options.Deadline), Verify: imp.Options.Verify}, maxRetry)
-		if err != nil {
-			return err
-		}
-		return enqueue(ctx, q, task, opts...)
-	}
+// Retryable reports whether 'importer retry' tries the row again.
+func Retryable(r importer.RowResult) bool {
+	_, ok := PlanRetry(r)
+	return ok
 }
 
-// RetryWrite handles resident:retry-write.
-func (h *Handlers) RetryWrite(ctx context.Context, t *asynq.Task) error {
-	var p RetryWritePayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("bad %s payload: %v: %w", TypeRetryWrite, err, asynq.SkipRetry)
-	}
-	st, err := h.store.RowState(ctx, p.ImportID, p.Row)
-	if err != nil || st.Resolved || st.Stopped != "" {
-		return err
-	}
-	if st.JobID != "" {
-		// Redelivered after the new job was stored: follow it.
-		return h.scheduleCheck(ctx, SubmitPayload{ImportID: p.ImportID, Row: p.Row, Line: p.Line, Resident: importer.Resident{IntegrationID: p.IntegrationID}}, st.JobID, max(st.Check, 1))
-	}
-	if err := h.take(ctx, p.ImportID, 1); err != nil {
-		return err
-	}
-	jobID, err := h.api.RetryWrite(ctx, p.JobID)
-	h.countRequest(ctx, p.ImportID, importer.EndpointRetryWrite, err)
+// RetryStore is what a retry needs of the state store.
+type RetryStore interface {
+	Import(ctx context.Context, id string) (importer.Import, error)
+	Progress(ctx context.Context, id string) (importer.Progress, error)
+	Rows(ctx context.Context, id string, total int) iter.Seq2[importer.ReportRow, error]
+	Reopen(ctx context.Context, id string, plans []importer.RetryPlan) ([]importer.RetryPlan, error)
+	StartFeed(ctx context.Context, id string) (gen int, err error)
+}
+
+// RetryResult says what Retry did.
+type RetryResult struct {
+	// Reopened counts the rows taken back to be tried again.
+	Reopened int
+	// Resumed is true when a retry round that was already open (an
+	// earlier retry was interrupted) was resumed instead.
+	Resumed bool
+}
+
+// ErrStillRunning is returned by Retry for an import that has not finished
+// its first round.
+var ErrStillRunning = errors.New("the import has not finished")
+
+// Retry opens a finished import again for its rows worth another try (see
+// PlanRetry) and starts the feed that works them. Taking the rows back and
+// recording what is to be done with each is one atomic step, and the feed
+// does only that: a retry interrupted at any point, then run again (or the
+// import's 'importer run'), resumes the same round and sends nothing twice.
+func Retry(ctx context.Context, q Enqueuer, st RetryStore, id string) (RetryResult, error) {
+	imp, err := st.Import(ctx, id)
 	if err != nil {
-		return h.retryWriteFailed(ctx, p, err)
+		return RetryResult{}, err
 	}
-	if err := h.store.SetJob(ctx, p.ImportID, p.Row, jobID, h.webhooksExpected()); err != nil {
-		return err
+	if !imp.Finished() {
+		if imp.Round == 0 {
+			return RetryResult{}, fmt.Errorf("import %s: %w", id, ErrStillRunning)
+		}
+		return RetryResult{Resumed: true}, resumeRound(ctx, q, st, imp)
 	}
-	return h.scheduleCheck(ctx, SubmitPayload{ImportID: p.ImportID, Row: p.Row, Line: p.Line, Resident: importer.Resident{IntegrationID: p.IntegrationID}}, jobID, 1)
+	var plans []importer.RetryPlan
+	for row, err := range st.Rows(ctx, id, imp.Total) {
+		if err != nil {
+			return RetryResult{}, err
+		}
+		if plan, ok := PlanRetry(row.Result); ok {
+			plans = append(plans, plan)
+		}
+	}
+	if len(plans) == 0 {
+		return RetryResult{}, nil
+	}
+	reopened, err := st.Reopen(ctx, id, plans)
+	if err != nil {
+		return RetryResult{}, err
+	}
+	if imp, err = st.Import(ctx, id); err != nil {
+		return RetryResult{}, err
+	}
+	return RetryResult{Reopened: len(reopened)}, resumeRound(ctx, q, st, imp)
 }
 
-func (h *Handlers) retryWriteFailed(ctx context.Context, p RetryWritePayload, err error) error {
-	apiErr, ok := asAPIError(err)
-	if !ok {
+// resumeRound starts a feed over the import's rows: it queues the work of
+// every row without an outcome, or, when none is left, the round's
+// finalize.
+func resumeRound(ctx context.Context, q Enqueuer, st RetryStore, imp importer.Import) error {
+	p, err := st.Progress(ctx, imp.ID)
+	if err != nil {
 		return err
 	}
-	fail := func(code, msg string) error {
-		return h.resolve(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID, ErrorCode: code, Error: msg})
+	if p.Done() {
+		return EnqueueFinalize(ctx, q, imp.ID, imp.Round)
 	}
-	switch {
-	case apiErr.Kind == importer.KindUnauthorized:
-		return h.stopImport(ctx, p.ImportID, apiErr)
-	case apiErr.Kind == importer.KindRateLimited:
-		return &waitError{after: rateLimitWait(err), err: err}
-	case apiErr.Kind == importer.KindRejected || apiErr.Kind == importer.KindNotFound:
-		return fail(orDefault(apiErr.Code, importer.CodeWriteFailed), "the API would not retry the write: "+orDefault(apiErr.Message, apiErr.Error()))
-	case apiErr.MaybeSent:
-		// A retry may have started a new job: retrying again could write
-		// the resident twice.
-		return fail(importer.CodeInDoubt, fmt.Sprintf("the retry of write %s may have reached the API but its answer was lost; check the PMS before retrying this row", p.JobID))
-	case lastAttempt(ctx):
-		return fail(importer.CodeRetriesSpent, "the API could not be reached to retry the write: "+apiErr.Error())
+	gen, err := st.StartFeed(ctx, imp.ID)
+	if err != nil {
+		return err
 	}
-	h.count(ctx, p.ImportID, importer.StatRetries)
-	return err
+	return EnqueueFeed(ctx, q, FeedPayload{ImportID: imp.ID, Gen: gen, Seq: 1}, 0)
 }

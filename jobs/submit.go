@@ -28,12 +28,20 @@ type SubmitPayload struct {
 	// the row's status checks costs no read of the import.
 	Deadline time.Time `json:"deadline,omitzero"`
 	Verify   bool      `json:"verify,omitempty"`
+	// Round is the import's round the task was queued in.
+	Round int `json:"round,omitempty"`
 }
 
-// SubmitTaskID is the deterministic id of a row's submit task, so a second
-// split of the same file cannot enqueue the row twice.
-func SubmitTaskID(importID string, row int) string {
-	return "submit:" + importID + ":" + strconv.Itoa(row)
+// SubmitTaskID is the deterministic id of a row's submit task in a round
+// of its import, so a second split of the same file cannot enqueue the row
+// twice. A retry round has ids of its own: an earlier round's task (kept in
+// the archive, say) cannot stand in for it.
+func SubmitTaskID(importID string, row, round int) string {
+	id := "submit:" + importID + ":" + strconv.Itoa(row)
+	if round > 0 {
+		id += ":r" + strconv.Itoa(round)
+	}
+	return id
 }
 
 // NewSubmitTask returns a row's submit task and its options.
@@ -43,7 +51,7 @@ func NewSubmitTask(p SubmitPayload, maxRetry int) (*asynq.Task, []asynq.Option, 
 		return nil, nil, fmt.Errorf("error encoding the submit of row %d: %w", p.Row, err)
 	}
 	opts := []asynq.Option{
-		asynq.TaskID(SubmitTaskID(p.ImportID, p.Row)),
+		asynq.TaskID(SubmitTaskID(p.ImportID, p.Row, p.Round)),
 		asynq.Queue(QueueSubmit),
 		asynq.MaxRetry(maxRetry),
 		asynq.Timeout(2 * time.Minute),
@@ -88,30 +96,37 @@ func (h *Handlers) Submit(ctx context.Context, t *asynq.Task) error {
 		return h.settleInDoubt(ctx, p, st.Lookups)
 	}
 
+	// Send the create; or, for a row 'importer retry' retries through the
+	// API's retry-write, the retry of its failed write.
+	endpoint, send := importer.EndpointCreate, func() (string, error) { return h.api.CreateResident(ctx, p.Vendor, p.Resident) }
+	if st.RetryOf != "" {
+		endpoint, send = importer.EndpointRetryWrite, func() (string, error) { return h.api.RetryWrite(ctx, st.RetryOf) }
+	}
 	if err := h.take(ctx, p.ImportID, 1); err != nil {
 		return err
 	}
-	if err := h.store.MarkSending(ctx, p.ImportID, p.Row); err != nil {
+	if err := h.store.MarkSending(ctx, p.ImportID, p.Row, st.RetryOf); err != nil {
 		return err
 	}
-	jobID, err := h.api.CreateResident(ctx, p.Vendor, p.Resident)
+	jobID, err := send()
 	if err != nil {
-		h.countRequest(ctx, p.ImportID, importer.EndpointCreate, err)
-		return h.submitFailed(ctx, p, err)
+		h.countRequest(ctx, p.ImportID, endpoint, err)
+		return h.submitFailed(ctx, p, st.RetryOf, err)
 	}
 	// The job id and the request's count, in one round trip.
-	if err := h.store.SetJob(ctx, p.ImportID, p.Row, jobID, h.webhooksExpected(), importer.StatRequests(importer.EndpointCreate)); err != nil {
+	if err := h.store.SetJob(ctx, p.ImportID, p.Row, jobID, h.webhooksExpected(), importer.StatRequests(endpoint)); err != nil {
 		return err // the retry finds the row "sending" and looks it up
 	}
-	h.log.DebugContext(ctx, "create submitted", "import_id", p.ImportID, "row", p.Row, "job_id", jobID)
+	h.log.DebugContext(ctx, "write submitted", "import_id", p.ImportID, "row", p.Row, "job_id", jobID, "retry_of", st.RetryOf)
 	if applied, err := h.pendingEvent(ctx, p.ImportID, p.Row, p.Line, jobID); applied || err != nil {
 		return err // a webhook was faster than the answer
 	}
 	return h.scheduleCheck(ctx, p, jobID, 1)
 }
 
-// submitFailed decides what a failed create means for the row.
-func (h *Handlers) submitFailed(ctx context.Context, p SubmitPayload, err error) error {
+// submitFailed decides what a failed create (or, with retryOf, a failed
+// retry-write of that job) means for the row.
+func (h *Handlers) submitFailed(ctx context.Context, p SubmitPayload, retryOf string, err error) error {
 	apiErr, ok := asAPIError(err)
 	if !ok {
 		return err
@@ -119,17 +134,23 @@ func (h *Handlers) submitFailed(ctx context.Context, p SubmitPayload, err error)
 	if !apiErr.MaybeSent {
 		// The API answered, or the request never left: nothing was
 		// created, so the row may be sent again.
-		if uerr := h.store.Unsend(ctx, p.ImportID, p.Row); uerr != nil {
+		if uerr := h.store.Unsend(ctx, p.ImportID, p.Row, retryOf); uerr != nil {
 			return uerr
 		}
 	}
 	switch apiErr.Kind {
 	case importer.KindRejected, importer.KindNotFound:
-		return h.resolve(ctx, p.ImportID, importer.RowResult{
+		r := importer.RowResult{
 			Row: p.Row, Line: p.Line, Outcome: importer.Failed,
 			ErrorCode: orDefault(apiErr.Code, fmt.Sprintf("http_%d", apiErr.Status)),
 			Error:     orDefault(apiErr.Message, apiErr.Error()),
-		})
+		}
+		if retryOf != "" {
+			// The failed job stays the row's: its write may be retried
+			// later, never sent afresh from failed.csv.
+			r.JobID, r.Error = retryOf, "the API would not retry the write: "+r.Error
+		}
+		return h.resolve(ctx, p.ImportID, r)
 	case importer.KindUnauthorized:
 		return h.stopImport(ctx, p.ImportID, apiErr)
 	case importer.KindRateLimited:

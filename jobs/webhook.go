@@ -9,7 +9,9 @@ import (
 )
 
 // ApplyEvent resolves a row from a webhook's news of its write job. It is
-// idempotent: a duplicate delivery changes nothing. A job the importer does
+// idempotent: a duplicate delivery changes nothing, and news of a job the
+// row no longer follows (an older job of a row retried since, delivered
+// late or again) changes nothing either. A job the importer does
 // not know yet (the webhook beat the create's answer) is kept, and the row
 // picks the news up when its job id is stored or at its next status check.
 // Deliveries may come in any order: a partial success that arrives after the
@@ -40,18 +42,18 @@ func (h *Handlers) applyEvent(ctx context.Context, importID string, row, line in
 		return nil
 	}
 	h.count(ctx, importID, importer.StatWebhooks)
-	if err := h.resolve(ctx, importID, r); err != nil {
-		return err
+	res, err := h.record(ctx, importID, r)
+	if err != nil || res.Stale {
+		return err // news of a job the row no longer follows changes nothing
 	}
 	// A partial write sends WRITE_OPERATION_FAILURE and DATA_NEW, in
 	// either order: the row ends partial, with the record id.
 	var reopened bool
-	var err error
 	switch r.Outcome {
 	case importer.Partial:
 		_, reopened, err = h.store.Replace(ctx, importID, r, importer.Succeeded)
 	case importer.Succeeded:
-		late := importer.RowResult{Row: r.Row, Outcome: importer.Partial, RecordID: r.RecordID, At: r.At}
+		late := importer.RowResult{Row: r.Row, Outcome: importer.Partial, JobID: r.JobID, RecordID: r.RecordID, At: r.At}
 		_, reopened, err = h.store.Replace(ctx, importID, late, importer.Partial)
 	}
 	if err != nil || !reopened {

@@ -134,7 +134,7 @@ func TestWebhookBeforeTheJobIDIsStored(t *testing.T) {
 	if r.Outcome != importer.Succeeded || r.RecordID != "res_early" || r.JobID != "job_early" {
 		t.Errorf("result = %+v", r)
 	}
-	if got := e.taskState(t, jobs.QueueCheck, jobs.CheckTaskID("imp-early", 1, 1)); got != "absent" {
+	if got := e.taskState(t, jobs.QueueCheck, jobs.CheckTaskID("imp-early", 1, "job_early", 1)); got != "absent" {
 		t.Errorf("a status check was scheduled for a row a webhook resolved (%s)", got)
 	}
 }

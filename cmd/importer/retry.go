@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/propexo-importer/importer/importer"
-	"github.com/propexo-importer/importer/internal/source"
 	"github.com/propexo-importer/importer/internal/store"
 	"github.com/propexo-importer/importer/jobs"
 )
@@ -54,65 +54,42 @@ func (c *runConfig) retry(ctx context.Context, id string, log *slog.Logger, stdo
 	}
 	defer rdb.Close()
 	st := store.New(rdb.Client)
-	imp, err := st.Import(ctx, id)
-	if err != nil {
+	if _, err := st.Import(ctx, id); errors.Is(err, importer.ErrImportNotFound) {
 		return usageError("no import %s in Redis at %s", id, rdb.Addr)
+	} else if err != nil {
+		return unfinished(err)
 	}
-	if !imp.Finished() {
-		return usageError("import %s has not finished; wait for it with the same 'importer run' before retrying", id)
-	}
-	var candidates []importer.ReportRow
-	for row, err := range st.Rows(ctx, id, imp.Total) {
-		if err != nil {
-			return unfinished(err)
-		}
-		if jobs.Retryable(row.Result) {
-			candidates = append(candidates, row)
-		}
-	}
-	if len(candidates) == 0 {
-		fmt.Fprintf(stderr, "import %s has no rows to retry\n", id)
-		return c.finish(ctx, st, imp, stdout)
-	}
-
 	stop, err := c.localWorkers(ctx, rdb, st, log, stderr)
 	if err != nil {
 		return err
 	}
 	defer stop()
-
-	results := make([]importer.RowResult, len(candidates))
-	for i, r := range candidates {
-		results[i] = r.Result
-	}
-	reopened, err := st.Reopen(ctx, id, results)
-	if err != nil {
+	res, err := jobs.Retry(ctx, asynqClient(rdb), st, id)
+	switch {
+	case errors.Is(err, jobs.ErrStillRunning):
+		return usageError("import %s has not finished; wait for it with the same 'importer run' before retrying", id)
+	case err != nil:
 		return unfinished(err)
-	}
-	imp, err = st.Import(ctx, id)
-	if err != nil {
-		return unfinished(err)
-	}
-	q := asynqClient(rdb)
-	v := importer.NewValidator(imp.Options)
-	columns := map[int][]importer.Column{}
-	for _, r := range candidates {
-		columns[r.Result.Row] = r.Columns
-	}
-	for _, r := range reopened {
-		resident, _, _ := v.Check(source.RowOf(r.Row, 0, columns[r.Row]))
-		if err := jobs.Retry(ctx, q, st, imp, r, resident, c.jobs.MaxRetry); err != nil {
+	case res.Resumed:
+		fmt.Fprintf(stderr, "import %s: resuming its retry, which was interrupted\n", id)
+	case res.Reopened == 0:
+		fmt.Fprintf(stderr, "import %s has no rows to retry\n", id)
+		imp, err := st.Import(ctx, id)
+		if err != nil {
 			return unfinished(err)
 		}
+		return c.finish(ctx, st, imp, stdout)
+	default:
+		fmt.Fprintf(stderr, "retrying %d rows of import %s\n", res.Reopened, id)
 	}
-	fmt.Fprintf(stderr, "retrying %d rows of import %s\n", len(reopened), id)
 	if c.noWait {
 		return nil
 	}
 	if err := c.wait(ctx, st, rdb, id, stderr); err != nil {
 		return err
 	}
-	if imp, err = st.Import(ctx, id); err != nil {
+	imp, err := st.Import(ctx, id)
+	if err != nil {
 		return unfinished(err)
 	}
 	return c.finish(ctx, st, imp, stdout)

@@ -43,11 +43,20 @@ func keysOf(id string) keys {
 }
 
 // Row state encodings in the state hash. A row gets an entry when the feed
-// queues its submit ("q"), and loses it when it is resolved; a row with no
-// entry is resolved or not fed yet.
+// queues its submit ("q"), or when 'importer retry' takes its outcome back,
+// and loses it when it is resolved; a row with no entry is resolved or not
+// fed yet.
+//
+//	q                 queued: its create is to be sent
+//	w:<job>           to be retried through retry-write of the failed job
+//	s[:<n>][|w:<job>] a create (or the retry-write of job) was being sent,
+//	                  and may have reached the API; n lookups found nothing
+//	j:<n>:<job>       following the write job, status check n scheduled
+//	                  (0: none is, e.g. the import stopped)
 const (
 	stateQueued  = "q"
 	stateSending = "s"
+	retryPrefix  = "w:" // w:<job id>
 	jobPrefix    = "j:" // j:<check number>:<job id>
 )
 
@@ -98,6 +107,9 @@ func (s *Store) Import(ctx context.Context, id string) (importer.Import, error) 
 	}
 	imp.Stopped = vals["stopped"]
 	imp.Round, _ = strconv.Atoi(vals["round"])
+	if r := vals["round_at"]; r != "" {
+		imp.RoundStartedAt, _ = time.Parse(time.RFC3339Nano, r)
+	}
 	if e := vals["expires_at"]; e != "" {
 		imp.ExpiresAt, _ = time.Parse(time.RFC3339Nano, e)
 	}
@@ -218,11 +230,12 @@ func (s *Store) RowStates(ctx context.Context, id string, rows []int) ([]importe
 
 func parseState(v string) importer.RowState {
 	switch {
-	case v == stateSending:
-		return importer.RowState{Sending: true}
-	case strings.HasPrefix(v, stateSending+":"):
-		n, _ := strconv.Atoi(v[len(stateSending)+1:])
-		return importer.RowState{Sending: true, Lookups: n}
+	case strings.HasPrefix(v, stateSending):
+		sending, retryOf, _ := strings.Cut(v[len(stateSending):], "|"+retryPrefix)
+		n, _ := strconv.Atoi(strings.TrimPrefix(sending, ":"))
+		return importer.RowState{Sending: true, Lookups: n, RetryOf: retryOf}
+	case strings.HasPrefix(v, retryPrefix):
+		return importer.RowState{RetryOf: v[len(retryPrefix):]}
 	case strings.HasPrefix(v, jobPrefix):
 		n, job, _ := strings.Cut(v[len(jobPrefix):], ":")
 		check, _ := strconv.Atoi(n)
@@ -243,14 +256,21 @@ func (s *Store) MarkLookups(ctx context.Context, id string, row, n int) error {
 	return s.setState(ctx, id, row, stateSending+":"+strconv.Itoa(n))
 }
 
-// Unsend forgets that a create was being sent for the row: it is queued
-// again.
-func (s *Store) Unsend(ctx context.Context, id string, row int) error {
+// Unsend forgets that a create (or the retry-write of job retryOf) was
+// being sent for the row: it waits to be sent again.
+func (s *Store) Unsend(ctx context.Context, id string, row int, retryOf string) error {
+	if retryOf != "" {
+		return s.setState(ctx, id, row, retryPrefix+retryOf)
+	}
 	return s.setState(ctx, id, row, stateQueued)
 }
 
-// MarkSending records that a create is about to be sent for the row.
-func (s *Store) MarkSending(ctx context.Context, id string, row int) error {
+// MarkSending records that a create (or, with retryOf, the retry-write of
+// that failed job) is about to be sent for the row.
+func (s *Store) MarkSending(ctx context.Context, id string, row int, retryOf string) error {
+	if retryOf != "" {
+		return s.setState(ctx, id, row, stateSending+"|"+retryPrefix+retryOf)
+	}
 	return s.setState(ctx, id, row, stateSending)
 }
 
@@ -324,55 +344,71 @@ func (s *Store) JobEvent(ctx context.Context, jobID string) (importer.WriteEvent
 	return ev, true, nil
 }
 
-// unresolveScript takes a row's outcome back, uncounting it, so that the row
-// can be worked on again. KEYS: results, counts. ARGV: row, outcome.
-var unresolveScript = redis.NewScript(`
+// reopenScript takes a row's outcome back, uncounting it, and gives the
+// row the state that says what is to be done with it, so that any feed
+// (the retry's, or a later run's) does that and nothing else; the row is in
+// flight again. KEYS: results, counts, state, meta. ARGV: row, outcome, job
+// id of the outcome, new state. Returns 1 when it took the outcome back.
+var reopenScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if not cur or cjson.decode(cur)['o'] ~= ARGV[2] then return 0 end
+if not cur then return 0 end
+local old = cjson.decode(cur)
+if old['o'] ~= ARGV[2] or (old['j'] or '') ~= ARGV[3] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HINCRBY', KEYS[2], ARGV[2], -1)
 redis.call('HINCRBY', KEYS[2], 'resolved', -1)
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+redis.call('HINCRBY', KEYS[4], 'fed', 1)
 return 1
 `)
 
-// Reopen opens a finished import again, in a new round, and takes back the
-// outcomes of the given rows (each only if it still is the outcome given),
-// so that they are worked on again and the report is written anew when
-// they end. It returns the rows taken back.
-func (s *Store) Reopen(ctx context.Context, id string, rows []importer.RowResult) ([]importer.RowResult, error) {
+// Reopen opens a finished import again, in a new round that starts now,
+// and takes back the outcomes of the rows given (each only if it still is
+// the outcome and job given), each with what is to be done with it: retried
+// through retry-write, its job followed again, or its create sent again.
+// It is one atomic step: interrupted before or after, never halfway, so the
+// feed that follows it, or any later run of the import, does exactly what
+// it planned. It returns the rows taken back.
+func (s *Store) Reopen(ctx context.Context, id string, plans []importer.RetryPlan) ([]importer.RetryPlan, error) {
 	k := keysOf(id)
 	pipe := s.rdb.TxPipeline()
 	pipe.HDel(ctx, k.meta, "finished_at", "expires_at")
 	pipe.HIncrBy(ctx, k.meta, "round", 1)
+	pipe.HSet(ctx, k.meta, "round_at", time.Now().UTC().Format(time.RFC3339Nano))
 	for _, key := range []string{k.input, k.results, k.state} {
 		pipe.Persist(ctx, key)
 	}
-	cmds := make([]*redis.Cmd, len(rows))
-	for i, r := range rows {
-		cmds[i] = unresolveScript.Eval(ctx, pipe, []string{k.results, k.counts}, r.Row, string(r.Outcome))
+	cmds := make([]*redis.Cmd, len(plans))
+	for i, p := range plans {
+		cmds[i] = reopenScript.Eval(ctx, pipe, []string{k.results, k.counts, k.state, k.meta}, p.Result.Row, string(p.Result.Outcome), p.Result.JobID, planState(p))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("error reopening import %s: %w", id, err)
 	}
-	var out []importer.RowResult
+	var out []importer.RetryPlan
 	for i, c := range cmds {
 		if n, _ := c.Int(); n == 1 {
-			out = append(out, rows[i])
-		}
-	}
-	// The rows taken back are in flight again: they count in the window
-	// until they land.
-	if len(out) > 0 {
-		if err := s.rdb.HIncrBy(ctx, k.meta, "fed", int64(len(out))).Err(); err != nil {
-			return nil, fmt.Errorf("error reopening import %s: %w", id, err)
+			out = append(out, plans[i])
 		}
 	}
 	return out, nil
 }
 
+// planState is the row state that carries out a retry plan.
+func planState(p importer.RetryPlan) string {
+	switch p.Action {
+	case importer.RetryWrite:
+		return retryPrefix + p.Result.JobID
+	case importer.FollowJob:
+		return jobPrefix + "0:" + p.Result.JobID
+	}
+	return stateQueued
+}
+
 // replaceScript swaps a row's outcome for another, counting the change, and
 // reopens a finished import. The new result's empty fields keep their old
-// values (a record id learned earlier stays). KEYS: results, counts, meta.
+// values (a record id learned earlier stays); a new result of another write
+// job than the old one's changes nothing (news of an older job is stale). KEYS: results, counts, meta.
 // ARGV: row, new outcome, result JSON, old outcome. Returns 0 (no change), 1
 // (changed) or 2 (changed and reopened).
 var replaceScript = redis.NewScript(`
@@ -381,6 +417,7 @@ if not cur then return 0 end
 local old = cjson.decode(cur)
 if old['o'] ~= ARGV[4] then return 0 end
 local new = cjson.decode(ARGV[3])
+if new['j'] and new['j'] ~= '' and old['j'] ~= new['j'] then return 0 end
 local same = true
 for k, v in pairs(old) do
   if new[k] == nil or new[k] == '' then new[k] = v end
@@ -440,12 +477,21 @@ func (s *Store) AdvanceCheck(ctx context.Context, id string, row int, from, to i
 // had a state) counts as landed, which makes room in the feed's window; when
 // the feed waits for room (feed_wait) and there is enough (in flight at
 // most feed_wake), this call takes the wait away and returns it, so that its
-// caller wakes the feed. KEYS: results, counts, meta, state. ARGV: row,
-// outcome, result JSON. Returns {flags, wait}: flags 2 when it recorded the
-// outcome, plus 1 when the import is done; wait "gen:seq" or "".
+// caller wakes the feed. An outcome of a write job (ARGV[4] not empty) is
+// stale while the row is in flight with anything else than following that
+// job (a late webhook of an older job, after a retry), and changes nothing;
+// a row already resolved keeps its outcome in any case.
+// KEYS: results, counts, meta, state. ARGV: row, outcome, result JSON, job
+// id or "". Returns {flags, wait}: flags 2 when it recorded the outcome,
+// plus 1 when the import is done, or 4 alone when the news was stale; wait
+// "gen:seq" or "".
 var resolveScript = redis.NewScript(`
 local recorded = 0
 local wake = ''
+if ARGV[4] ~= '' then
+  local st = redis.call('HGET', KEYS[4], ARGV[1])
+  if st and string.match(st, '^j:%d+:(.*)$') ~= ARGV[4] then return {4, ''} end
+end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3]) == 1 then
   redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
   redis.call('HINCRBY', KEYS[2], 'resolved', 1)
@@ -475,20 +521,21 @@ func (s *Store) Resolve(ctx context.Context, id string, r importer.RowResult, st
 	if err != nil {
 		return importer.Resolution{}, fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
 	}
+	keys := []string{k.results, k.counts, k.meta, k.state}
 	var cmd *redis.Cmd
 	if len(stats) == 0 {
-		cmd = resolveScript.Run(ctx, s.rdb, []string{k.results, k.counts, k.meta, k.state}, r.Row, string(r.Outcome), b)
+		cmd = resolveScript.Run(ctx, s.rdb, keys, r.Row, string(r.Outcome), b, r.JobID)
 	} else {
 		pipe := s.rdb.Pipeline()
 		for _, stat := range stats {
 			pipe.HIncrBy(ctx, k.stats, stat, 1)
 		}
-		cmd = resolveScript.EvalSha(ctx, pipe, []string{k.results, k.counts, k.meta, k.state}, r.Row, string(r.Outcome), b)
+		cmd = resolveScript.EvalSha(ctx, pipe, keys, r.Row, string(r.Outcome), b, r.JobID)
 		pipe.Exec(ctx) // errors are read per command
 		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			// The script is not loaded yet (a new or restarted Redis):
 			// run it again, loading it; the counters were added.
-			cmd = resolveScript.Run(ctx, s.rdb, []string{k.results, k.counts, k.meta, k.state}, r.Row, string(r.Outcome), b)
+			cmd = resolveScript.Run(ctx, s.rdb, keys, r.Row, string(r.Outcome), b, r.JobID)
 		}
 	}
 	vals, err := cmd.Slice()
@@ -496,7 +543,7 @@ func (s *Store) Resolve(ctx context.Context, id string, r importer.RowResult, st
 		return importer.Resolution{}, fmt.Errorf("error recording the outcome of row %d of import %s: %w", r.Row, id, errOr(err, "bad answer"))
 	}
 	n, _ := vals[0].(int64)
-	res := importer.Resolution{Recorded: n&2 != 0, Done: n&1 != 0}
+	res := importer.Resolution{Recorded: n&2 != 0, Done: n&1 != 0, Stale: n == 4}
 	if wait, _ := vals[1].(string); wait != "" {
 		gen, seq, _ := strings.Cut(wait, ":")
 		res.WakeGen, _ = strconv.Atoi(gen)
@@ -562,7 +609,7 @@ func (s *Store) SaveInput(ctx context.Context, id string, header []string, rows 
 		if err != nil {
 			return fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
 		}
-		resolveScript.Eval(ctx, pipe, []string{k.results, k.counts, k.meta, k.state}, r.Row, string(r.Outcome), b)
+		resolveScript.Eval(ctx, pipe, []string{k.results, k.counts, k.meta, k.state}, r.Row, string(r.Outcome), b, "")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("error saving rows of import %s: %w", id, err)

@@ -105,11 +105,11 @@ func TestRowStateTransitions(t *testing.T) {
 	if st != (importer.RowState{}) {
 		t.Errorf("a new row's state = %+v", st)
 	}
-	s.MarkSending(ctx, "imp-s", 3)
+	s.MarkSending(ctx, "imp-s", 3, "")
 	if st, _ = s.RowState(ctx, "imp-s", 3); !st.Sending {
 		t.Errorf("after MarkSending: %+v", st)
 	}
-	s.Unsend(ctx, "imp-s", 3)
+	s.Unsend(ctx, "imp-s", 3, "")
 	if st, _ = s.RowState(ctx, "imp-s", 3); st.Sending {
 		t.Errorf("after Unsend: %+v", st)
 	}
@@ -270,7 +270,7 @@ func TestFeedKeepsTheWindow(t *testing.T) {
 		t.Fatalf("full window: next %d, rows %v", next, fed)
 	}
 	// Two rows resolve (one sent, one not): two places free.
-	s.MarkSending(ctx, "imp-f", 1)
+	s.MarkSending(ctx, "imp-f", 1, "")
 	s.Resolve(ctx, "imp-f", importer.RowResult{Row: 1, Outcome: importer.Succeeded})
 	s.Resolve(ctx, "imp-f", importer.RowResult{Row: 2, Outcome: importer.Failed})
 	s.Resolve(ctx, "imp-f", importer.RowResult{Row: 2, Outcome: importer.Failed}) // twice: counted once

@@ -1,0 +1,167 @@
+package jobs_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/propexo"
+	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/jobs"
+)
+
+// failedImport imports rows through workers while the PMS fails every
+// write, so that each row ends failed with its job id; then the PMS is
+// back.
+func failedImport(t *testing.T, id string, rows int) (*env, *sandbox.Server) {
+	t.Helper()
+	ctx := context.Background()
+	lat, _ := sandbox.ParseLatency("fixed:0s")
+	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, FailureRate: 1})
+	srv := httptest.NewServer(sb.Handler())
+	t.Cleanup(srv.Close)
+	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
+	e := envOn(t, redistestClient(t))
+	e.sandbox = sb
+	e.h = jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})
+	serve(t, e.rdb, e.h, 1, 10)
+	imp := e.newImport(t, id, -1, importer.Options{})
+	if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}); err != nil {
+		t.Fatal(err)
+	}
+	waitFinished(t, e.store, id, 30*time.Second)
+	if p, _ := e.store.Progress(ctx, id); p.Counts[importer.Failed] != rows {
+		t.Fatalf("progress %+v, want every row failed", p)
+	}
+	zero := 0.0
+	sb.SetFaults(sandbox.Faults{FailureRate: &zero})
+	return e, sb
+}
+
+// 'importer retry' interrupted right after it took the rows back (Ctrl-C,
+// SIGKILL), then the obvious next command — the retry again, or the run of
+// the file — finishes the same round: each failed write is retried through
+// retry-write once, no create is sent again, and the report tells the
+// truth.
+func TestInterruptedRetryResumesWithoutCreatingTwice(t *testing.T) {
+	const rows = 12
+	for _, next := range []string{"retry again", "run the file again"} {
+		t.Run(next, func(t *testing.T) {
+			ctx := context.Background()
+			e, sb := failedImport(t, "imp-retry", rows)
+			creates := sb.Stats().Creates
+
+			// The interrupted retry: the rows are taken back, and the
+			// process dies before anything else.
+			var plans []importer.RetryPlan
+			for r, err := range e.store.Rows(ctx, "imp-retry", rows) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				plan, ok := jobs.PlanRetry(r.Result)
+				if !ok || plan.Action != importer.RetryWrite {
+					t.Fatalf("row %d: plan %+v, %v; want a retry-write", r.Result.Row, plan, ok)
+				}
+				plans = append(plans, plan)
+			}
+			if got, err := e.store.Reopen(ctx, "imp-retry", plans); err != nil || len(got) != rows {
+				t.Fatalf("reopen: %d rows, %v", len(got), err)
+			}
+
+			switch next {
+			case "retry again":
+				res, err := jobs.Retry(ctx, e.queue, e.store, "imp-retry")
+				if err != nil || !res.Resumed {
+					t.Fatalf("retry again: %+v, %v; want the round resumed", res, err)
+				}
+			default:
+				imp, _ := e.store.Import(ctx, "imp-retry")
+				if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitFinished(t, e.store, "imp-retry", 30*time.Second)
+			st := sb.Stats()
+			if got := st.Creates - creates; got != 0 {
+				t.Errorf("%d creates were sent again", got)
+			}
+			if st.Requests["retry_write"] != rows {
+				t.Errorf("%d retry-writes, want one per row (%d)", st.Requests["retry_write"], rows)
+			}
+			for who, n := range st.ResidentsByIdentity {
+				if n != 1 {
+					t.Errorf("%s: %d residents", who, n)
+				}
+			}
+			if p, _ := e.store.Progress(ctx, "imp-retry"); p.Counts[importer.Succeeded] != rows || p.Resolved != rows {
+				t.Errorf("progress %+v, want every row succeeded", p)
+			}
+			imp, _ := e.store.Import(ctx, "imp-retry")
+			if imp.Round != 1 {
+				t.Errorf("round %d, want 1", imp.Round)
+			}
+		})
+	}
+}
+
+// A webhook of a row's old job (Propexo retries deliveries for hours)
+// arriving while the row follows the job of its retry changes nothing: the
+// row ends as its new job does.
+func TestStaleWebhookAfterARetryIsIgnored(t *testing.T) {
+	ctx := context.Background()
+	lat, _ := sandbox.ParseLatency("fixed:0s")
+	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, FailureRate: 1})
+	srv := httptest.NewServer(sb.Handler())
+	defer srv.Close()
+	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
+	e := envOn(t, redistestClient(t))
+	h := jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{PollFallback: time.Hour})
+	e.newImport(t, "imp-stale", 1, importer.Options{})
+	if err := h.Submit(ctx, submitTask(t, "imp-stale", 1)); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := e.store.RowState(ctx, "imp-stale", 1)
+	failure := importer.WriteEvent{JobID: old.JobID, State: importer.WriteFailure, Errors: []string{"The PMS is down"}}
+	if err := h.ApplyEvent(ctx, failure); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.result(t, "imp-stale", 1); r.Outcome != importer.Failed || r.JobID != old.JobID {
+		t.Fatalf("row = %+v, want failed by its job", r)
+	}
+	if err := e.store.Finish(ctx, "imp-stale", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	zero := 0.0
+	sb.SetFaults(sandbox.Faults{FailureRate: &zero})
+	if res, err := jobs.Retry(ctx, e.queue, e.store, "imp-stale"); err != nil || res.Reopened != 1 {
+		t.Fatalf("retry: %+v, %v", res, err)
+	}
+	task, _, _ := jobs.NewSubmitTask(jobs.SubmitPayload{ImportID: "imp-stale", Row: 1, Vendor: importer.VendorGeneric, Resident: resident(1), Round: 1}, 3)
+	if err := h.Submit(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := e.store.RowState(ctx, "imp-stale", 1)
+	if fresh.JobID == "" || fresh.JobID == old.JobID {
+		t.Fatalf("after the retry-write the row follows %q, want a new job", fresh.JobID)
+	}
+
+	// The old job's failure, delivered again while the new job runs.
+	if err := h.ApplyEvent(ctx, failure); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := e.store.RowState(ctx, "imp-stale", 1); st.Resolved || st.JobID != fresh.JobID {
+		t.Fatalf("a stale webhook changed the row: %+v", st)
+	}
+	if err := h.ApplyEvent(ctx, importer.WriteEvent{JobID: fresh.JobID, State: importer.WriteSuccess, RecordID: "res_new"}); err != nil {
+		t.Fatal(err)
+	}
+	// And once more after the row succeeded.
+	if err := h.ApplyEvent(ctx, failure); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.result(t, "imp-stale", 1); r.Outcome != importer.Succeeded || r.JobID != fresh.JobID || r.RecordID != "res_new" {
+		t.Errorf("row = %+v, want succeeded by its new job", r)
+	}
+}
