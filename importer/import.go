@@ -110,7 +110,32 @@ type Import struct {
 	// RoundStartedAt is when 'importer retry' opened the current round;
 	// zero before any.
 	RoundStartedAt time.Time `json:"round_started_at,omitzero"`
+	// Epoch is the life of Redis the import was made in: an import whose
+	// receipt names an epoch Redis no longer has was lost with Redis's
+	// data.
+	Epoch string `json:"epoch,omitempty"`
+	// Recovery, when set, says that the import's state was lost while it
+	// ran and that it was started again from its file.
+	Recovery *Recovery `json:"recovery,omitempty"`
 }
+
+// Recovery describes an import started again after its state was lost
+// (Redis restarted without persistence, or flushed): any of its rows may
+// have been sent before the loss, so each is looked up in the API before it
+// is sent, and adopted when its resident exists. The lookups wait until
+// writes sent before the loss have had time to resolve.
+type Recovery struct {
+	// FirstStartedAt is when the lost import was started.
+	FirstStartedAt time.Time `json:"first_started_at"`
+	// LostEpoch is the life of Redis that lost it, when known.
+	LostEpoch string `json:"lost_epoch,omitempty"`
+	// LookupFrom is the earliest time a row is looked up.
+	LookupFrom time.Time `json:"lookup_from"`
+}
+
+// DefaultRecoveryWait is how long a recovered import waits before its
+// first lookups: writes sent just before the loss resolve in that time.
+const DefaultRecoveryWait = time.Minute
 
 // Deadline is the moment after which a PENDING write is timed_out: the
 // deadline counts from the import's start, or from the start of the retry

@@ -67,6 +67,10 @@ type RowState struct {
 	// Cancelled is true once the import was cancelled: rows not sent yet
 	// are not sent.
 	Cancelled bool
+	// Gone is true when the store no longer knows the import at all: its
+	// state was lost (Redis restarted empty, or flushed) or deleted. Its
+	// rows must not be sent: nothing could record what became of them.
+	Gone bool
 }
 
 // RetryAction is what 'importer retry' does with a row that failed for a

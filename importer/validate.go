@@ -91,12 +91,17 @@ func (v *Validator) Resident(row Row) (Resident, []Problem) {
 	return v.build(row.Values)
 }
 
-// fingerprint hashes every field of a valid resident. Valid values hold no
-// control character, so a NUL separates them unambiguously.
+// fingerprint hashes every field of a valid resident, comparing emails and
+// names in any case, as the API's look-up does: two records that differ
+// only there are the same resident. Valid values hold no control
+// character, so a NUL separates them unambiguously.
 func (v *Validator) fingerprint(r *Resident) [16]byte {
 	b := v.buf[:0]
-	for _, f := range [...]string{r.IntegrationID, r.PropertyID, r.LeaseID, r.FirstName, r.MiddleName, r.LastName,
-		r.Email1, r.Email2, r.DateOfBirth, r.Phone1, r.Phone1Type, r.Phone2, r.Phone2Type,
+	for _, f := range [...]string{r.FirstName, r.MiddleName, r.LastName, r.Email1, r.Email2} {
+		b = appendFolded(b, f)
+		b = append(b, 0)
+	}
+	for _, f := range [...]string{r.IntegrationID, r.PropertyID, r.LeaseID, r.DateOfBirth, r.Phone1, r.Phone1Type, r.Phone2, r.Phone2Type,
 		r.Address1, r.Address2, r.City, r.State, r.Zip, r.Country,
 		r.Address1Alternate, r.Address2Alternate, r.CityAlternate, r.StateAlternate, r.ZipAlternate, r.CountryAlternate,
 		r.Notes, r.RentPeriod} {
@@ -109,6 +114,20 @@ func (v *Validator) fingerprint(r *Resident) [16]byte {
 	var key [16]byte
 	copy(key[:], sum[:16])
 	return key
+}
+
+// appendFolded appends s in lower case, without allocating for ASCII text.
+func appendFolded(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf {
+			return append(b, strings.ToLower(s[i:])...)
+		} else if 'A' <= c && c <= 'Z' {
+			b = append(b, c+'a'-'A')
+		} else {
+			b = append(b, c)
+		}
+	}
+	return b
 }
 
 // build applies the defaults, normalises every value and checks every rule.

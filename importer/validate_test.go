@@ -126,6 +126,17 @@ func TestValidatorDuplicates(t *testing.T) {
 	if _, _, dup := v.Check(row(4, map[string]string{"first_name": " Ada", "last_name": "Lovelace ", "email_1": "ada@example.com", "rent_period": "MONTHLY"})); dup != 1 {
 		t.Errorf("normalised repeat of row 1: duplicate of %d, want 1", dup)
 	}
+	// Emails and names in another case are the same resident, as the
+	// API's look-up matches them.
+	if _, _, dup := v.Check(row(7, map[string]string{"first_name": "ADA", "last_name": "lovelace", "email_1": "Ada@Example.COM"})); dup != 1 {
+		t.Errorf("row 1 in another case: duplicate of %d, want 1", dup)
+	}
+	if _, _, dup := v.Check(row(8, map[string]string{"first_name": "Émile", "last_name": "Zola", "email_1": "emile@example.com"})); dup != 0 {
+		t.Fatalf("a new resident: duplicate of %d", dup)
+	}
+	if _, _, dup := v.Check(row(9, map[string]string{"first_name": "ÉMILE", "last_name": "ZOLA", "email_1": "EMILE@example.com"})); dup != 8 {
+		t.Errorf("row 8 in another case: duplicate of %d, want 8", dup)
+	}
 	// An invalid row is invalid, not a duplicate.
 	bad := map[string]string{"first_name": "Ada", "last_name": "Lovelace", "email_1": "nope"}
 	v.Check(row(5, bad))

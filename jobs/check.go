@@ -153,6 +153,9 @@ func (h *Handlers) Check(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	switch {
+	case st.Gone:
+		h.log.WarnContext(ctx, "the import is gone from Redis: its row's job is no longer followed", "import_id", p.ImportID, "row", p.Row, "job_id", p.JobID)
+		return nil
 	case st.Resolved || st.JobID != p.JobID:
 		return nil
 	case st.Check == p.Check+1:

@@ -105,6 +105,10 @@ func (h *Handlers) Feed(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	imp, err := h.store.Import(ctx, p.ImportID)
+	if errors.Is(err, importer.ErrImportNotFound) {
+		h.log.WarnContext(ctx, "the import is gone from Redis: its feed ends", "import_id", p.ImportID)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -176,9 +180,13 @@ func (h *Handlers) queueRows(ctx context.Context, imp importer.Import, v *import
 			continue
 		}
 		task, opts, err := NewSubmitTask(SubmitPayload{ImportID: imp.ID, Row: in.Number, Line: in.Line, Vendor: imp.Options.Vendor,
-			Resident: resident, Deadline: imp.Deadline(), Verify: imp.Options.Verify, Round: imp.Round}, h.cfg.MaxRetry)
+			Resident: resident, Deadline: imp.Deadline(), Verify: imp.Options.Verify, Round: imp.Round, LookFirst: imp.Recovery != nil}, h.cfg.MaxRetry)
 		if err != nil {
 			return err
+		}
+		if imp.Recovery != nil && time.Now().Before(imp.Recovery.LookupFrom) {
+			// Writes sent before the loss resolve meanwhile.
+			opts = append(opts, asynq.ProcessAt(CheckAt(imp.Recovery.LookupFrom, 0)))
 		}
 		g.Go(func() error { return enqueue(gctx, h.queue, task, opts...) })
 	}

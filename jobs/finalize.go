@@ -3,10 +3,13 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/propexo-importer/importer/importer"
 )
 
 // TypeFinalize writes an import's report once every row has its outcome.
@@ -51,6 +54,9 @@ func (h *Handlers) Finalize(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("bad %s payload: %v: %w", TypeFinalize, err, asynq.SkipRetry)
 	}
 	imp, err := h.store.Import(ctx, p.ImportID)
+	if errors.Is(err, importer.ErrImportNotFound) {
+		return nil // gone from Redis: nothing to report
+	}
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,9 @@ type SubmitPayload struct {
 	Verify   bool      `json:"verify,omitempty"`
 	// Round is the import's round the task was queued in.
 	Round int `json:"round,omitempty"`
+	// LookFirst: the row may have been sent before its import's state was
+	// lost (see importer.Recovery); look its resident up before sending.
+	LookFirst bool `json:"look_first,omitempty"`
 }
 
 // SubmitTaskID is the deterministic id of a row's submit task in a round
@@ -75,6 +78,12 @@ func (h *Handlers) Submit(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	switch {
+	case st.Gone:
+		// Redis lost the import (or it was deleted): nothing could record
+		// what became of the row, so it is not sent. Running the import's
+		// file again recovers it.
+		h.log.WarnContext(ctx, "the import is gone from Redis: its row is not sent", "import_id", p.ImportID, "row", p.Row)
+		return nil
 	case st.Resolved:
 		return nil
 	case st.JobID != "" && st.Check > 0:
@@ -94,6 +103,12 @@ func (h *Handlers) Submit(ctx context.Context, t *asynq.Task) error {
 		return h.scheduleCheck(ctx, p, st.JobID, 1)
 	case st.Sending:
 		return h.settleInDoubt(ctx, p, st.Lookups)
+	case p.LookFirst && st.RetryOf == "":
+		// Recovered after its state was lost: the row may have been sent
+		// before. Adopt its resident when it exists; else send it.
+		if done, err := h.adoptIfSent(ctx, p); done || err != nil {
+			return err
+		}
 	}
 
 	// Send the create; or, for a row 'importer retry' retries through the
@@ -188,24 +203,13 @@ var DefaultLookupWaits = []time.Duration{20 * time.Second, time.Minute, 2 * time
 // later, in case the write is still PENDING; still not found, the row fails
 // as in_doubt, saying what to check.
 func (h *Handlers) settleInDoubt(ctx context.Context, p SubmitPayload, lookups int) error {
-	r := p.Resident
-	q := importer.QueryFor(r)
+	q := importer.QueryFor(p.Resident)
 	if q.Email == "" && (q.FirstName == "" || q.LastName == "") {
 		return h.resolve(ctx, p.ImportID, inDoubt(p, "it has neither an email nor a full name to look it up by"))
 	}
-	if err := h.take(ctx, p.ImportID, 1); err != nil {
-		return err
-	}
-	found, err := h.api.FindResidents(ctx, q)
-	h.countRequest(ctx, p.ImportID, importer.EndpointListResidents, err)
+	matches, err := h.findResident(ctx, p)
 	if err != nil {
 		return h.lookupFailed(ctx, p, err)
-	}
-	var matches []importer.ResidentRecord
-	for _, rec := range found {
-		if q.Matches(rec) {
-			matches = append(matches, rec)
-		}
 	}
 	switch {
 	case len(matches) == 1:
@@ -224,9 +228,57 @@ func (h *Handlers) settleInDoubt(ctx context.Context, p SubmitPayload, lookups i
 	return h.resolve(ctx, p.ImportID, inDoubt(p, "no such resident appeared within minutes, so the create probably never arrived"))
 }
 
+// findResident looks up the row's resident in the API: by email, else by
+// name and date of birth. A wait for the rate limit comes back as a
+// waitError.
+func (h *Handlers) findResident(ctx context.Context, p SubmitPayload) ([]importer.ResidentRecord, error) {
+	q := importer.QueryFor(p.Resident)
+	if err := h.take(ctx, p.ImportID, 1); err != nil {
+		return nil, err
+	}
+	found, err := h.api.FindResidents(ctx, q)
+	h.countRequest(ctx, p.ImportID, importer.EndpointListResidents, err)
+	if err != nil {
+		return nil, err
+	}
+	var matches []importer.ResidentRecord
+	for _, rec := range found {
+		if q.Matches(rec) {
+			matches = append(matches, rec)
+		}
+	}
+	return matches, nil
+}
+
+// adoptIfSent looks up the resident of a row that may have been sent
+// before its import's state was lost: found, the row succeeds with it (done
+// is true); several, the row is in doubt; none, the caller sends the row.
+func (h *Handlers) adoptIfSent(ctx context.Context, p SubmitPayload) (done bool, err error) {
+	q := importer.QueryFor(p.Resident)
+	if q.Email == "" && (q.FirstName == "" || q.LastName == "") {
+		return true, h.resolve(ctx, p.ImportID, inDoubt(p, "it has neither an email nor a full name to look it up by"))
+	}
+	matches, err := h.findResident(ctx, p)
+	switch {
+	case err != nil:
+		return true, h.lookupFailed(ctx, p, err)
+	case len(matches) == 1:
+		return true, h.resolve(ctx, p.ImportID, importer.RowResult{
+			Row: p.Row, Line: p.Line, Outcome: importer.Succeeded, RecordID: matches[0].ID,
+			Error: "adopted the existing resident: the import's state was lost (Redis lost its data) after this row may have been sent",
+		})
+	case len(matches) > 1:
+		return true, h.resolve(ctx, p.ImportID, inDoubt(p, fmt.Sprintf("%d residents with this name already exist", len(matches))))
+	}
+	return false, nil
+}
+
 func (h *Handlers) lookupFailed(ctx context.Context, p SubmitPayload, err error) error {
 	apiErr, ok := asAPIError(err)
+	var w *waitError
 	switch {
+	case errors.As(err, &w):
+		return err // the rate limit: look up later
 	case ok && apiErr.Kind == importer.KindUnauthorized:
 		return h.stopImport(ctx, p.ImportID, apiErr)
 	case ok && apiErr.Kind == importer.KindRateLimited:

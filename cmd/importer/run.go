@@ -17,6 +17,7 @@ import (
 
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/queue"
+	"github.com/propexo-importer/importer/internal/report"
 	"github.com/propexo-importer/importer/internal/sandbox"
 	"github.com/propexo-importer/importer/internal/source"
 	"github.com/propexo-importer/importer/internal/store"
@@ -33,6 +34,9 @@ type runConfig struct {
 	// redisPatience is how long a waiting run bears with Redis out of
 	// reach before it exits 3.
 	redisPatience time.Duration
+	// recoveryWait is how long a recovered import waits before it looks
+	// its rows up.
+	recoveryWait time.Duration
 	maxField      int
 	maxRecord     int
 	maxColumns    int
@@ -88,6 +92,7 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 	f.IntVar(&c.maxRecord, "max-record-bytes", source.DefaultLimits.MaxRecordBytes, "longest record read; a longer one is an invalid row")
 	f.IntVar(&c.maxColumns, "max-columns", source.DefaultLimits.MaxColumns, "most columns read; a wider header refuses the file")
 	f.BoolVar(&c.dryRun, "dry-run", false, "validate the whole file and print what would be sent; send nothing, need no Redis")
+	f.DurationVar(&c.recoveryWait, "recovery-wait", importer.DefaultRecoveryWait, "when Redis lost an import this machine started, how long its recovery waits before looking its rows up (writes sent before the loss resolve meanwhile)")
 	c.registerWorkFlags(f, getenv)
 	f.DurationVar(&c.jobs.PollInitial, "poll-initial", 2*time.Second, "delay before a write's first status check; later checks back off")
 	f.DurationVar(&c.jobs.PollMax, "poll-max", 5*time.Minute, "longest delay between two status checks of a write")
@@ -253,6 +258,55 @@ func openRows(path, format string, limits source.Limits) (*source.Reader, *os.Fi
 	return rd, f, nil
 }
 
+// register makes the import in Redis, or finds it there, and keeps its
+// receipt in the report folder. When the receipt says this machine started
+// the import and Redis no longer has it (Redis lost its data), the import is
+// made again as a recovery: its rows may have been sent before the loss, so
+// each is looked up in the API before it is sent.
+func (c *runConfig) register(ctx context.Context, st *store.Store, rdb *queue.Redis, p prepared, stderr io.Writer) (importer.Import, bool, error) {
+	epoch, _, err := st.Epoch(ctx)
+	if err != nil {
+		return importer.Import{}, false, unfinished(err)
+	}
+	p.imp.Epoch = epoch
+	receipt, known, err := report.ReadReceipt(p.imp.ReportDir, p.imp.ID)
+	if err != nil {
+		return importer.Import{}, false, usageError("%v", err)
+	}
+	// The in-process sandbox starts empty with every run: nothing of an
+	// earlier run's can exist in it.
+	sandboxed := rdb.Embedded && c.api.key == "" && c.api.url == ""
+	if known && !sandboxed {
+		if _, err := st.Import(ctx, p.imp.ID); errors.Is(err, importer.ErrImportNotFound) {
+			p.imp.Recovery = &importer.Recovery{FirstStartedAt: receipt.StartedAt, LookupFrom: time.Now().Add(c.recoveryWait).UTC()}
+			if receipt.Epoch != epoch {
+				p.imp.Recovery.LostEpoch = receipt.Epoch
+			}
+		} else if err != nil {
+			return importer.Import{}, false, unfinished(err)
+		}
+	}
+	imp, created, err := st.CreateImport(ctx, p.imp)
+	if err != nil {
+		return importer.Import{}, false, unfinished(err)
+	}
+	if created {
+		started := imp.CreatedAt
+		if imp.Recovery != nil {
+			started = imp.Recovery.FirstStartedAt
+		}
+		if err := report.WriteReceipt(imp.ReportDir, report.Receipt{ImportID: imp.ID, File: imp.File, FileSHA256: imp.FileSHA256,
+			StartedAt: started, Epoch: epoch, Redis: rdb.Addr}); err != nil {
+			return importer.Import{}, false, usageError("--report-dir %s: %v", relative(imp.ReportDir), err)
+		}
+	}
+	if created && imp.Recovery != nil {
+		fmt.Fprintf(stderr, "import %s was started on %s, but Redis at %s no longer has it (it lost its data: restarted without persistence, or flushed); recovering it: each row is looked up in the API before it is sent, from %s, so none is created twice\n",
+			imp.ID, imp.Recovery.FirstStartedAt.Local().Format(time.RFC3339), rdb.Addr, imp.Recovery.LookupFrom.Local().Format(time.TimeOnly))
+	}
+	return imp, created, nil
+}
+
 func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdout, stderr io.Writer) error {
 	if err := c.api.resolveKey(); err != nil {
 		return err
@@ -272,9 +326,9 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 	defer rdb.Close()
 	st := store.New(rdb.Client)
 
-	imp, created, err := st.CreateImport(ctx, p.imp)
+	imp, created, err := c.register(ctx, st, rdb, p, stderr)
 	if err != nil {
-		return unfinished(err)
+		return err
 	}
 	if imp.FileSHA256 != p.imp.FileSHA256 || imp.Options != p.imp.Options {
 		return usageError("import %s was started from another file or with other options (%s); give another --import-id", imp.ID, imp.File)

@@ -95,7 +95,7 @@ func (c *runConfig) wait(ctx context.Context, st *store.Store, rdb *queue.Redis,
 		switch {
 		case err != nil && ctx.Err() != nil:
 		case err != nil && errors.Is(err, importer.ErrImportNotFound):
-			return unfinished(fmt.Errorf("import %s is gone from Redis at %s (was Redis flushed, or restarted without persistence?)", id, rdb.Addr))
+			return unfinished(fmt.Errorf("import %s is gone from Redis at %s: Redis lost its data (restarted without persistence, or flushed); run the same command again to recover it: its rows are looked up in the API before any is sent, so none is created twice", id, rdb.Addr))
 		case err != nil:
 			// Redis restarts or is out of reach for a while: the import
 			// is safe in it; say so and keep waiting, up to a limit.

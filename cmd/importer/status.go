@@ -57,9 +57,18 @@ func statusOf(ctx context.Context, st *store.Store, id string) (importStatus, er
 	return importStatus{Status: importer.NewStatus(imp, p, time.Now()), ReportDir: report.Dir(imp.ReportDir, imp.ID)}, nil
 }
 
+// lostStatus describes an import this machine started (its receipt says
+// so) that Redis no longer has.
+func lostStatus(rc report.Receipt, reportDir string) importStatus {
+	return importStatus{Status: importer.Status{ID: rc.ImportID, File: rc.File, State: "lost", StartedAt: rc.StartedAt, Total: -1, Counts: map[importer.Outcome]int{},
+		Stopped: "Redis no longer has this import (it lost its data: restarted without persistence, or flushed); run its file again to recover it"},
+		ReportDir: report.Dir(reportDir, rc.ImportID)}
+}
+
 func newStatusCommand(getenv env, stdout io.Writer) *cobra.Command {
 	var r redisOnly
 	var asJSON bool
+	var reportDir string
 	cmd := &cobra.Command{
 		Use:   "status [IMPORT_ID]",
 		Short: "Show the imports in Redis, or one of them: progress and counts",
@@ -77,16 +86,30 @@ func newStatusCommand(getenv env, stdout io.Writer) *cobra.Command {
 					return unfinished(err)
 				}
 			}
+			absDir, _ := filepath.Abs(reportDir)
 			var all []importStatus
 			for _, id := range ids {
 				s, err := statusOf(ctx, st, id)
 				if errors.Is(err, importer.ErrImportNotFound) {
+					if rc, ok, _ := report.ReadReceipt(absDir, id); ok {
+						all = append(all, lostStatus(rc, absDir))
+						continue
+					}
 					return usageError("no import %s in Redis", id)
 				}
 				if err != nil {
 					return unfinished(err)
 				}
 				all = append(all, s)
+			}
+			if len(args) == 0 {
+				// Imports this machine started that Redis lost.
+				receipts, _ := report.Receipts(absDir)
+				for _, rc := range receipts {
+					if _, err := st.Import(ctx, rc.ImportID); errors.Is(err, importer.ErrImportNotFound) {
+						all = append(all, lostStatus(rc, absDir))
+					}
+				}
 			}
 			if asJSON {
 				enc := json.NewEncoder(stdout)
@@ -106,6 +129,10 @@ func newStatusCommand(getenv env, stdout io.Writer) *cobra.Command {
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "IMPORT\tFILE\tSTATE\tSTARTED\tROWS\tOUTCOMES\tROWS/MIN\tLEFT")
 			for _, s := range all {
+				if s.State == "lost" {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\t%s\t\t\n", s.ID, s.File, s.State, s.StartedAt.Local().Format("2006-01-02 15:04"), "run the file again to recover it")
+					continue
+				}
 				total := "?"
 				if s.Total >= 0 {
 					total = fmt.Sprint(s.Total)
@@ -128,6 +155,7 @@ func newStatusCommand(getenv env, stdout io.Writer) *cobra.Command {
 	}
 	r.register(cmd, getenv)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringVar(&reportDir, "report-dir", envOr(getenv, "IMPORTER_REPORT_DIR", "reports"), "folder of this machine's reports, where imports Redis lost are still known "+envTag("IMPORTER_REPORT_DIR"))
 	return cmd
 }
 

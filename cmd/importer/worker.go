@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
@@ -113,10 +114,12 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 		}
 		defer srv.Close()
 	}
-	w, err := startWorkers(rdb, api, store.New(rdb.Client), c.reportDir, c.concurrency, log, c.jobs)
+	st := store.New(rdb.Client)
+	w, err := startWorkers(rdb, api, st, c.reportDir, c.concurrency, log, c.jobs)
 	if err != nil {
 		return unfinished(err)
 	}
+	go watchEpoch(ctx, st, rdb.Addr, log, 10*time.Second)
 	if c.hooks.addr != "" {
 		srv, ln, err := webhookServer(c.hooks.addr, c.hooks.path, c.hooks.secret, w.handlers, log)
 		if err != nil {
@@ -138,6 +141,30 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 	w.stop()
 	log.Info("worker stopped")
 	return nil
+}
+
+// watchEpoch says, once per loss, when Redis has lost its data (restarted
+// without persistence, or flushed): the imports it held are gone, and only
+// running their files again recovers them.
+func watchEpoch(ctx context.Context, st *store.Store, addr string, log *slog.Logger, every time.Duration) {
+	known, _, _ := st.Epoch(ctx)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		epoch, _, err := st.Epoch(ctx)
+		if err != nil {
+			continue // Redis out of reach: Asynq says so
+		}
+		if known != "" && epoch != known {
+			log.Error("Redis lost its data (restarted without persistence, or flushed): the imports it held are gone; run their files again to recover them (each row is looked up in the API before it is sent, so none is created twice), and give Redis append-only persistence", "redis", addr)
+		}
+		known = epoch
+	}
 }
 
 // startProfiles starts a CPU profile into cpuFile, when given, and returns

@@ -8,6 +8,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +36,11 @@ func New(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
 
 // importsKey is a sorted set of every import id by creation time.
 const importsKey = "importer:imports"
+
+// epochKey names this Redis's life as the importer knows it: it is made
+// once, by the first importer process that connects, and is gone only when
+// Redis loses its data (restarted without persistence, or flushed).
+const epochKey = "importer:epoch"
 
 type keys struct{ meta, state, results, input, counts, stats string }
 
@@ -82,6 +89,31 @@ func (s *Store) CreateImport(ctx context.Context, imp importer.Import) (stored i
 	}
 	stored, err = s.Import(ctx, imp.ID)
 	return stored, created, err
+}
+
+// Epoch returns the id of this Redis's life, making it when there is none
+// (a new Redis, or one that lost its data); made tells which. Imports record
+// the epoch they were made in, so that an import the importer knew and
+// Redis no longer has can be told apart from one never started.
+func (s *Store) Epoch(ctx context.Context) (epoch string, made bool, err error) {
+	b := make([]byte, 8)
+	rand.Read(b)
+	fresh := time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+	made, err = s.rdb.SetNX(ctx, epochKey, fresh, 0).Result()
+	if err != nil {
+		return "", false, fmt.Errorf("error reading the Redis epoch: %w", err)
+	}
+	if made {
+		return fresh, true, nil
+	}
+	epoch, err = s.rdb.Get(ctx, epochKey).Result()
+	if errors.Is(err, redis.Nil) {
+		return s.Epoch(ctx) // deleted in between: make it again
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("error reading the Redis epoch: %w", err)
+	}
+	return epoch, false, nil
 }
 
 // Import returns a stored import, or importer.ErrImportNotFound.
@@ -189,8 +221,9 @@ func (s *Store) RowState(ctx context.Context, id string, row int) (importer.RowS
 	resolved := pipe.HExists(ctx, k.results, field)
 	stopped := pipe.HGet(ctx, k.meta, "stopped")
 	cancelled := pipe.HExists(ctx, k.meta, "cancelled_at")
+	known := pipe.HExists(ctx, k.meta, "import")
 	pipe.Exec(ctx) // errors are read per command: a missing field is not one
-	for _, cmd := range []redis.Cmder{state, resolved, stopped, cancelled} {
+	for _, cmd := range []redis.Cmder{state, resolved, stopped, cancelled, known} {
 		if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
 			return importer.RowState{}, fmt.Errorf("error reading row %d of import %s: %w", row, id, err)
 		}
@@ -199,6 +232,7 @@ func (s *Store) RowState(ctx context.Context, id string, row int) (importer.RowS
 	st.Resolved = resolved.Val()
 	st.Stopped = stopped.Val()
 	st.Cancelled = cancelled.Val()
+	st.Gone = !known.Val()
 	return st, nil
 }
 

@@ -1,0 +1,94 @@
+package report
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// ReceiptFile is the file in an import's report folder that records, on the
+// machine that started the import, that it was started.
+const ReceiptFile = "import.json"
+
+// Receipt is what the machine that started an import remembers of it,
+// outside Redis: when Redis loses its data, the receipt tells a run of the
+// same file that the import existed (and that its rows may have been sent),
+// so the run looks each row up before sending it instead of sending blindly.
+type Receipt struct {
+	ImportID   string    `json:"import_id"`
+	File       string    `json:"file"`
+	FileSHA256 string    `json:"file_sha256"`
+	StartedAt  time.Time `json:"started_at"`
+	// Epoch is the life of Redis the import was made in.
+	Epoch string `json:"epoch"`
+	// Redis names the Redis, without credentials.
+	Redis string `json:"redis"`
+}
+
+// WriteReceipt writes an import's receipt into reportDir/<import id>/,
+// readable by its owner only.
+func WriteReceipt(reportDir string, r Receipt) error {
+	dir := Dir(reportDir, r.ImportID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("error creating the report folder: %w", err)
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("error encoding %s: %w", ReceiptFile, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+ReceiptFile+".*")
+	if err != nil {
+		return fmt.Errorf("error writing %s: %w", ReceiptFile, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(append(b, '\n'))
+	err = errors.Join(err, tmp.Chmod(0o600), tmp.Close())
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, ReceiptFile))
+	}
+	if err != nil {
+		return fmt.Errorf("error writing %s: %w", ReceiptFile, err)
+	}
+	return nil
+}
+
+// ReadReceipt reads an import's receipt; ok is false when there is none.
+func ReadReceipt(reportDir, importID string) (r Receipt, ok bool, err error) {
+	b, err := os.ReadFile(filepath.Join(Dir(reportDir, importID), ReceiptFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Receipt{}, false, nil
+	}
+	if err != nil {
+		return Receipt{}, false, fmt.Errorf("error reading the receipt of %s: %w", importID, err)
+	}
+	if err := json.Unmarshal(b, &r); err != nil || r.ImportID != importID {
+		return Receipt{}, false, fmt.Errorf("%s of import %s is damaged; remove it to start the import afresh", ReceiptFile, importID)
+	}
+	return r, true, nil
+}
+
+// Receipts lists the receipts in reportDir, one per import folder that has
+// one.
+func Receipts(reportDir string) ([]Receipt, error) {
+	entries, err := os.ReadDir(reportDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("error reading %s: %w", reportDir, err)
+	}
+	var out []Receipt
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if r, ok, err := ReadReceipt(reportDir, e.Name()); err == nil && ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
