@@ -37,16 +37,16 @@ type runConfig struct {
 	// recoveryWait is how long a recovered import waits before it looks
 	// its rows up.
 	recoveryWait time.Duration
-	maxField      int
-	maxRecord     int
-	maxColumns    int
-	noWait        bool
-	workers       int
-	reportDir     string
-	redisURL      string
-	api           apiSettings
-	limits        limits
-	jobs          jobs.Config
+	maxField     int
+	maxRecord    int
+	maxColumns   int
+	noWait       bool
+	workers      int
+	reportDir    string
+	redisURL     string
+	api          apiSettings
+	limits       limits
+	jobs         jobs.Config
 
 	sandboxLatency     string
 	sandboxFailureRate float64
