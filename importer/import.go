@@ -77,7 +77,10 @@ type Import struct {
 	File string `json:"file"`
 	// FileSHA256 is the hex SHA-256 of the file's content, so that an
 	// --import-id given twice cannot mix two files.
-	FileSHA256 string  `json:"file_sha256"`
+	FileSHA256 string `json:"file_sha256"`
+	// ContentKey names the content and options (see ContentKey): the
+	// store finds an import by it.
+	ContentKey string  `json:"content_key,omitempty"`
 	Options    Options `json:"options"`
 	// ReportDir is the absolute directory the report is written to, in a
 	// folder named after the import.
@@ -101,7 +104,10 @@ type Import struct {
 	ExpiresAt time.Time     `json:"expires_at,omitzero"`
 	// SourcePath is the claimed file of a scheduled import, moved to done/
 	// or failed/ when the import ends; empty for 'importer run'.
+	// SourceSize is its size when it was read: a file that grew after
+	// that is filed in failed/, its later rows unread.
 	SourcePath string `json:"source_path,omitempty"`
+	SourceSize int64  `json:"source_size,omitempty"`
 	// CancelledAt is when the import was cancelled; zero if it was not.
 	CancelledAt time.Time `json:"cancelled_at,omitzero"`
 	// Round counts the times a finished import was opened again (a late
@@ -176,10 +182,6 @@ var (
 // content and the options: readable ("residents-1a2b3c4d5e6f") and the same
 // for the same file and choices, wherever it is run.
 func NewImportID(file string, contentSHA256 []byte, opts Options) string {
-	h := sha256.New()
-	h.Write(contentSHA256)
-	b, _ := json.Marshal(opts) // plain data cannot fail
-	h.Write(b)
 	base := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 	base = strings.Trim(idChars.ReplaceAllString(strings.ToLower(base), "-"), "-")
 	if len(base) > 40 {
@@ -188,7 +190,18 @@ func NewImportID(file string, contentSHA256 []byte, opts Options) string {
 	if base == "" {
 		base = "import"
 	}
-	return base + "-" + hex.EncodeToString(h.Sum(nil))[:12]
+	return base + "-" + ContentKey(contentSHA256, opts)[:12]
+}
+
+// ContentKey names what an import writes: the file's content and the
+// options, whatever the file is called or wherever it comes from. Two
+// files with one content key are one import.
+func ContentKey(contentSHA256 []byte, opts Options) string {
+	h := sha256.New()
+	h.Write(contentSHA256)
+	b, _ := json.Marshal(opts) // plain data cannot fail
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // ValidateImportID checks an id given with --import-id.

@@ -9,6 +9,8 @@ package jobs
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -129,12 +131,19 @@ func (c Config) WithDefaults() Config {
 }
 
 // ImportStore is the state store as scheduled imports need it: the Store,
-// creating imports, and what a split needs.
+// creating and finding imports, what a split needs, and the leases of
+// claimed files.
 type ImportStore interface {
 	importer.Store
 	SplitStore
 	CreateImport(ctx context.Context, imp importer.Import) (stored importer.Import, created bool, err error)
+	ImportByContent(ctx context.Context, key string) (id string, ok bool, err error)
+	Epoch(ctx context.Context) (epoch string, made bool, err error)
 	Progress(ctx context.Context, importID string) (importer.Progress, error)
+	Resume(ctx context.Context, importID string) error
+	Claim(ctx context.Context, path, owner string, ttl time.Duration) (bool, error)
+	Claimed(ctx context.Context, path string) (bool, error)
+	Unclaim(ctx context.Context, path, owner string) error
 }
 
 // Handlers process the importer's tasks.
@@ -147,6 +156,8 @@ type Handlers struct {
 	reports ReportWriter
 	log     *slog.Logger
 	cfg     Config
+	// owner names this process in the leases of the files it claims.
+	owner string
 }
 
 // NewHandlers returns the handlers with their dependencies.
@@ -154,7 +165,9 @@ func NewHandlers(api importer.WriteAPI, store importer.Store, queue Enqueuer, re
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handlers{api: api, store: store, queue: queue, reports: reports, log: log, cfg: cfg.WithDefaults()}
+	tag := make([]byte, 8)
+	rand.Read(tag)
+	h := &Handlers{api: api, store: store, queue: queue, reports: reports, log: log, cfg: cfg.WithDefaults(), owner: hex.EncodeToString(tag)}
 	h.splits, _ = store.(ImportStore)
 	h.feeds, _ = store.(FeedStore)
 	return h

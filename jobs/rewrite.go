@@ -102,10 +102,16 @@ func Retry(ctx context.Context, q Enqueuer, st RetryStore, id string) (RetryResu
 	return RetryResult{Reopened: len(reopened)}, resumeRound(ctx, q, st, imp)
 }
 
+// roundStore is what resuming a round needs of the state store.
+type roundStore interface {
+	Progress(ctx context.Context, id string) (importer.Progress, error)
+	StartFeed(ctx context.Context, id string) (gen int, err error)
+}
+
 // resumeRound starts a feed over the import's rows: it queues the work of
 // every row without an outcome, or, when none is left, the round's
 // finalize.
-func resumeRound(ctx context.Context, q Enqueuer, st RetryStore, imp importer.Import) error {
+func resumeRound(ctx context.Context, q Enqueuer, st roundStore, imp importer.Import) error {
 	p, err := st.Progress(ctx, imp.ID)
 	if err != nil {
 		return err

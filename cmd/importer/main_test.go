@@ -680,7 +680,7 @@ func TestScheduledImportRunsOnceWithTwoSchedulers(t *testing.T) {
 	inbox := filepath.Join(dir, "inbox")
 	os.MkdirAll(inbox, 0o755)
 	config := filepath.Join(dir, "schedules.yaml")
-	os.WriteFile(config, []byte("schedules:\n  - name: every-two-seconds\n    cron: '@every 2s'\n    inbox: inbox/*.json\n    report_dir: reports\n"), 0o600)
+	os.WriteFile(config, []byte("schedules:\n  - name: every-two-seconds\n    cron: '@every 2s'\n    inbox: inbox/*.json\n    report_dir: reports\n    settle: 1s\n"), 0o600)
 	env := map[string]string{"REDIS_URL": redisURL}
 	background(t, dir, env, "schedule", "--config", config)
 	background(t, dir, env, "schedule", "--config", config)

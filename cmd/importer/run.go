@@ -203,7 +203,7 @@ func (c *runConfig) prepare(path string) (prepared, error) {
 		id = importer.NewImportID(path, sum, opts)
 	}
 	p.path, p.format = path, format
-	p.imp = importer.Import{ID: id, File: filepath.Base(path), FileSHA256: hex.EncodeToString(sum), Options: opts, ReportDir: reportDir, CreatedAt: time.Now().UTC(), Total: -1, Retention: c.retention}
+	p.imp = importer.Import{ID: id, File: filepath.Base(path), FileSHA256: hex.EncodeToString(sum), ContentKey: importer.ContentKey(sum, opts), Options: opts, ReportDir: reportDir, CreatedAt: time.Now().UTC(), Total: -1, Retention: c.retention}
 	return p, nil
 }
 

@@ -123,7 +123,7 @@ func (l *limits) limiter(rdb *queue.Redis) *ratelimit.Limiter {
 }
 
 // openForJobs opens an input file for a scheduled import.
-func openForJobs(path, format string) (jobs.RowReader, io.Closer, error) {
+func openForJobs(path, format string, size int64) (jobs.RowReader, io.Closer, error) {
 	format, err := source.FormatOf(path, format)
 	if err != nil {
 		return nil, nil, err
@@ -132,7 +132,11 @@ func openForJobs(path, format string) (jobs.RowReader, io.Closer, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	rd, err := source.Open(f, format)
+	var r io.Reader = f
+	if size > 0 {
+		r = io.LimitReader(f, size)
+	}
+	rd, err := source.Open(r, format)
 	if err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("%s: %w", filepath.Base(path), err)

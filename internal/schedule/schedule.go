@@ -41,6 +41,15 @@ type Entry struct {
 	Verify        bool   `yaml:"verify"`
 	ReportDir     string `yaml:"report_dir"`
 	Retention     string `yaml:"retention"`
+	// Settle is how long a file must be left unchanged before it is
+	// claimed (default 30s; "0s" claims at once). ReadyMarker, when set,
+	// is the suffix of the file that tells a file is complete (".done":
+	// residents.csv waits for residents.csv.done). ClaimTimeout is how
+	// long a worker may go silent on a file before another takes it over
+	// (default 5m).
+	Settle       string `yaml:"settle"`
+	ReadyMarker  string `yaml:"ready_marker"`
+	ClaimTimeout string `yaml:"claim_timeout"`
 }
 
 // Job is an entry ready for the scheduler: its cron spec (with CRON_TZ) and
@@ -135,7 +144,34 @@ func (e Entry) job(base string) (Job, error) {
 	if reportDir == "" {
 		reportDir = "reports"
 	}
-	return Job{Spec: spec, Import: jobs.ScheduledImport{Name: e.Name, Inbox: abs(base, e.Inbox), Options: opts, ReportDir: abs(base, reportDir), Retention: retention}}, nil
+	settle, err := durationOr(e.Settle, jobs.DefaultSettle, "settle")
+	if err != nil {
+		return Job{}, err
+	}
+	claimTimeout, err := durationOr(e.ClaimTimeout, jobs.DefaultClaimTimeout, "claim_timeout")
+	if err != nil {
+		return Job{}, err
+	}
+	if claimTimeout < 10*time.Second {
+		return Job{}, fmt.Errorf("claim_timeout %q: use 10s or more", e.ClaimTimeout)
+	}
+	if m := e.ReadyMarker; m != "" && (!strings.HasPrefix(m, ".") || strings.ContainsAny(m, `/\*?[`)) {
+		return Job{}, fmt.Errorf("ready_marker %q: use a suffix such as .done or .ok", m)
+	}
+	return Job{Spec: spec, Import: jobs.ScheduledImport{Name: e.Name, Inbox: abs(base, e.Inbox), Options: opts, ReportDir: abs(base, reportDir), Retention: retention,
+		Settle: settle, ReadyMarker: e.ReadyMarker, ClaimTimeout: claimTimeout}}, nil
+}
+
+// durationOr parses a duration of the file, def when it is not given.
+func durationOr(s string, def time.Duration, field string) (time.Duration, error) {
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s %q: use a duration such as 30s or 5m", field, s)
+	}
+	return d, nil
 }
 
 func abs(base, p string) string {

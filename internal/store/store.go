@@ -83,6 +83,9 @@ func (s *Store) CreateImport(ctx context.Context, imp importer.Import) (stored i
 		pipe := s.rdb.TxPipeline()
 		pipe.HSet(ctx, k.meta, "total", -1, "retention_seconds", int64(imp.Retention.Seconds()))
 		pipe.ZAdd(ctx, importsKey, redis.Z{Score: float64(imp.CreatedAt.UnixMilli()), Member: imp.ID})
+		if imp.ContentKey != "" {
+			pipe.SetNX(ctx, contentKey(imp.ContentKey), imp.ID, 0)
+		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return imp, false, fmt.Errorf("error creating import %s: %w", imp.ID, err)
 		}
@@ -114,6 +117,60 @@ func (s *Store) Epoch(ctx context.Context) (epoch string, made bool, err error) 
 		return "", false, fmt.Errorf("error reading the Redis epoch: %w", err)
 	}
 	return epoch, false, nil
+}
+
+func contentKey(key string) string { return "importer:content:" + key }
+
+// ImportByContent returns the id of the first import of a content key
+// (importer.ContentKey); ok is false when there is none.
+func (s *Store) ImportByContent(ctx context.Context, key string) (id string, ok bool, err error) {
+	id, err = s.rdb.Get(ctx, contentKey(key)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("error finding the import of a content: %w", err)
+	}
+	return id, true, nil
+}
+
+func claimKey(path string) string { return "importer:claim:" + path }
+
+// Claim takes the lease of a file for owner, for ttl, unless another owner
+// holds it; it reports whether owner holds it now.
+func (s *Store) Claim(ctx context.Context, path, owner string, ttl time.Duration) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, claimKey(path), owner, ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("error claiming %s: %w", path, err)
+	}
+	if ok {
+		return true, nil
+	}
+	held, err := s.rdb.Get(ctx, claimKey(path)).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, fmt.Errorf("error claiming %s: %w", path, err)
+	}
+	if held == owner {
+		return true, s.rdb.Expire(ctx, claimKey(path), ttl).Err()
+	}
+	return false, nil
+}
+
+// Claimed reports whether anyone holds the lease of a file.
+func (s *Store) Claimed(ctx context.Context, path string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, claimKey(path)).Result()
+	if err != nil {
+		return false, fmt.Errorf("error reading the claim of %s: %w", path, err)
+	}
+	return n == 1, nil
+}
+
+// Unclaim gives a file's lease up, if owner holds it.
+func (s *Store) Unclaim(ctx context.Context, path, owner string) error {
+	if held, err := s.rdb.Get(ctx, claimKey(path)).Result(); err == nil && held == owner {
+		return s.rdb.Del(ctx, claimKey(path)).Err()
+	}
+	return nil
 }
 
 // Import returns a stored import, or importer.ErrImportNotFound.

@@ -1,0 +1,290 @@
+package jobs_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/source"
+	"github.com/propexo-importer/importer/jobs"
+)
+
+// openFile is the worker's opener, for the tests.
+func openFile(path, format string, size int64) (jobs.RowReader, io.Closer, error) {
+	format, err := source.FormatOf(path, format)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	var r io.Reader = f
+	if size > 0 {
+		r = io.LimitReader(f, size)
+	}
+	rd, err := source.Open(r, format)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return rd, f, nil
+}
+
+// inbox is a schedule's inbox with handlers that can read it.
+type inbox struct {
+	*env
+	dir string
+	s   jobs.ScheduledImport
+}
+
+func newInbox(t *testing.T, s jobs.ScheduledImport) *inbox {
+	t.Helper()
+	e := newEnv(t, "fixed:0s", nil)
+	e.h = jobs.NewHandlers(e.api, e.store, e.queue, e.reports, nil, jobs.Config{Open: openFile, PollInitial: time.Second})
+	dir := t.TempDir()
+	s.Name, s.Inbox, s.ReportDir = "test", filepath.Join(dir, "*.csv"), filepath.Join(dir, "reports")
+	s.Options.IntegrationID = "int_buildium_demo"
+	return &inbox{env: e, dir: dir, s: s}
+}
+
+// drop writes a roster of n residents into the inbox, changed long enough
+// ago to be complete.
+func (in *inbox) drop(t *testing.T, name string, n int) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("First Name,Last Name,E-mail\n")
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "Resident,Number%d,r%d@example.com\n", i, i)
+	}
+	path := filepath.Join(in.dir, name)
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(path, old, old)
+	return path
+}
+
+func (in *inbox) fire(t *testing.T) {
+	t.Helper()
+	task, _, err := jobs.NewScheduledImportTask(in.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.h.ScheduledImport(context.Background(), task); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (in *inbox) files(folder string) []string {
+	entries, _ := os.ReadDir(filepath.Join(in.dir, folder))
+	var out []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func (in *inbox) imports(t *testing.T) []string {
+	t.Helper()
+	ids, err := in.store.Imports(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// A file's content is its import, whatever its name and whenever it comes:
+// the same roster dropped again while its import runs, or under another
+// name, is filed with a note and sends nothing.
+func TestScheduledContentIsTheImport(t *testing.T) {
+	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second})
+	in.drop(t, "roster.csv", 5)
+	in.fire(t)
+	if ids := in.imports(t); len(ids) != 1 {
+		t.Fatalf("imports %v after the first firing, want one", ids)
+	}
+	in.drop(t, "roster.csv", 5)      // again, while the first import runs
+	in.drop(t, "roster-copy.csv", 5) // the same content under another name
+	in.fire(t)
+	if ids := in.imports(t); len(ids) != 1 {
+		t.Errorf("imports %v: a copy was imported again", ids)
+	}
+	done := in.files(jobs.DoneDir)
+	notes := 0
+	for _, name := range done {
+		if strings.HasSuffix(name, ".note.txt") {
+			notes++
+			b, _ := os.ReadFile(filepath.Join(in.dir, jobs.DoneDir, name))
+			if !strings.Contains(string(b), "the same content as import "+in.imports(t)[0]) {
+				t.Errorf("%s says %q", name, b)
+			}
+		}
+	}
+	if len(done) != 4 || notes != 2 {
+		t.Errorf("done/ holds %v, want both copies with a note each", done)
+	}
+	if got := in.files(jobs.ProcessingDir); len(got) != 2 { // the file and its claim record
+		t.Errorf("processing/ holds %v, want the first file (and its claim)", got)
+	}
+}
+
+// A file still being written is not claimed: it must be left unchanged for
+// the settle time, or have its ready marker.
+func TestScheduledWaitsForCompleteFiles(t *testing.T) {
+	in := newInbox(t, jobs.ScheduledImport{Settle: time.Minute})
+	path := in.drop(t, "roster.csv", 3)
+	now := time.Now()
+	os.Chtimes(path, now, now) // just written
+	in.fire(t)
+	if ids := in.imports(t); len(ids) != 0 {
+		t.Fatalf("a file changed a moment ago was claimed: %v", ids)
+	}
+	old := now.Add(-2 * time.Minute)
+	os.Chtimes(path, old, old)
+	in.fire(t)
+	if ids := in.imports(t); len(ids) != 1 {
+		t.Fatalf("a settled file was not claimed: %v", ids)
+	}
+
+	marked := newInbox(t, jobs.ScheduledImport{ReadyMarker: ".done"})
+	path = marked.drop(t, "roster.csv", 3)
+	marked.fire(t)
+	if ids := marked.imports(t); len(ids) != 0 {
+		t.Fatalf("a file without its ready marker was claimed: %v", ids)
+	}
+	os.WriteFile(path+".done", nil, 0o600)
+	marked.fire(t)
+	if ids := marked.imports(t); len(ids) != 1 {
+		t.Fatalf("a file with its ready marker was not claimed: %v", ids)
+	}
+	if _, err := os.Stat(path + ".done"); err == nil {
+		t.Error("the ready marker was left in the inbox")
+	}
+}
+
+// A worker killed while it read a claimed file leaves it in processing/:
+// once the claim has timed out, the next firing takes it over. A file whose
+// import Redis lost is taken over as a recovery: its rows are looked up
+// before they are sent.
+func TestScheduledDeadClaimIsTakenOver(t *testing.T) {
+	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second, ClaimTimeout: 10 * time.Second})
+	ctx := context.Background()
+	// The dead worker's claim: the file moved, its record written, its
+	// lease (10s) run out.
+	processing := filepath.Join(in.dir, jobs.ProcessingDir)
+	os.MkdirAll(processing, 0o700)
+	path := in.drop(t, "roster.csv", 4)
+	claimed := filepath.Join(processing, "roster.csv")
+	os.Rename(path, claimed)
+	os.WriteFile(filepath.Join(processing, ".roster.csv.claim"), []byte(fmt.Sprintf(`{"claimed_at":%q}`, time.Now().Add(-time.Minute).Format(time.RFC3339))), 0o600)
+	in.fire(t)
+	ids := in.imports(t)
+	if len(ids) != 1 {
+		t.Fatalf("imports %v: the dead claim was not taken over", ids)
+	}
+	imp, _ := in.store.Import(ctx, ids[0])
+	if imp.Recovery != nil || imp.SourcePath != claimed {
+		t.Errorf("taken over as %+v, want a fresh import of %s", imp, claimed)
+	}
+
+	// Redis loses it; the claim is taken over again, as a recovery.
+	in.rdb.FlushDB(ctx)
+	in.fire(t)
+	ids = in.imports(t)
+	if len(ids) != 1 {
+		t.Fatalf("imports %v after Redis lost the first", ids)
+	}
+	if imp, _ := in.store.Import(ctx, ids[0]); imp.Recovery == nil || imp.ID != ids[0] {
+		t.Errorf("taken over as %+v, want the same import recovered", imp)
+	}
+}
+
+// An import whose file grew after it was read ends in failed/ with a note:
+// what was added was never read.
+func TestScheduledFileThatGrewIsFiledAsFailed(t *testing.T) {
+	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second})
+	ctx := context.Background()
+	serve(t, in.rdb, in.h, 1, 10)
+	in.drop(t, "roster.csv", 3)
+	in.fire(t)
+	ids := in.imports(t)
+	if len(ids) != 1 {
+		t.Fatalf("imports %v", ids)
+	}
+	imp, _ := in.store.Import(ctx, ids[0])
+	f, _ := os.OpenFile(imp.SourcePath, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("Resident,Late,late@example.com\n")
+	f.Close()
+	waitFinished(t, in.store, ids[0], 20*time.Second)
+	for deadline := time.Now().Add(5 * time.Second); len(in.files(jobs.FailedDir)) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	}
+	failed := in.files(jobs.FailedDir)
+	if len(failed) != 2 {
+		t.Fatalf("failed/ holds %v, want the file and its note", failed)
+	}
+	note, _ := os.ReadFile(filepath.Join(in.dir, jobs.FailedDir, "roster.csv.error.txt"))
+	if !strings.Contains(string(note), "the file grew after it was read") {
+		t.Errorf("note: %s", note)
+	}
+	if p, _ := in.store.Progress(ctx, ids[0]); p.Total != 3 {
+		t.Errorf("%d rows imported, want the 3 read", p.Total)
+	}
+}
+
+// A link in the inbox that points outside it is not followed.
+func TestScheduledLinksOutsideTheInboxAreNotFollowed(t *testing.T) {
+	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second})
+	outside := filepath.Join(t.TempDir(), "secret.csv")
+	os.WriteFile(outside, []byte("First Name,Last Name\nEve,Outside\n"), 0o600)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(outside, old, old)
+	if err := os.Symlink(outside, filepath.Join(in.dir, "link.csv")); err != nil {
+		t.Fatal(err)
+	}
+	in.fire(t)
+	if ids := in.imports(t); len(ids) != 0 {
+		t.Errorf("a link to a file outside the inbox was imported: %v", ids)
+	}
+	if _, err := os.Lstat(filepath.Join(in.dir, "link.csv")); err != nil {
+		t.Errorf("the link was moved: %v", err)
+	}
+}
+
+// A scheduled import that stopped (the API rejected the key) is resumed
+// at the next firing, and its file leaves processing/ when it ends.
+func TestScheduledStoppedImportResumes(t *testing.T) {
+	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second})
+	ctx := context.Background()
+	in.drop(t, "roster.csv", 3)
+	in.fire(t)
+	id := in.imports(t)[0]
+	if err := in.store.Stop(ctx, id, "the API rejected the credentials (401 unauthorized)"); err != nil {
+		t.Fatal(err)
+	}
+	// The feed queued before the stop ends, seeing it.
+	serve(t, in.rdb, in.h, 1, 10)
+	time.Sleep(500 * time.Millisecond)
+	in.fire(t)
+	if imp, _ := in.store.Import(ctx, id); imp.Stopped != "" {
+		t.Fatalf("still stopped: %q", imp.Stopped)
+	}
+	waitFinished(t, in.store, id, 20*time.Second)
+	for deadline := time.Now().Add(5 * time.Second); len(in.files(jobs.DoneDir)) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	}
+	if done := in.files(jobs.DoneDir); len(done) != 1 {
+		t.Errorf("done/ holds %v, want the file", done)
+	}
+	if p, _ := in.store.Progress(ctx, id); p.Counts[importer.Succeeded] != 3 {
+		t.Errorf("progress %+v", p)
+	}
+}
