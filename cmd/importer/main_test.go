@@ -49,9 +49,16 @@ type result struct {
 // PATH and HOME), and fails the test if it does not end within a minute.
 func runImporter(t *testing.T, dir string, env map[string]string, args ...string) result {
 	t.Helper()
+	return runImporterWithInput(t, dir, env, nil, args...)
+}
+
+// runImporterWithInput is runImporter with stdin reading from input.
+func runImporterWithInput(t *testing.T, dir string, env map[string]string, input io.Reader, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Stdin = input
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {
@@ -744,5 +751,49 @@ func TestUnreachableAPIExits3(t *testing.T) {
 	r := runImporter(t, t.TempDir(), map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": "k"}, "worker")
 	if r.code != 3 || !strings.Contains(r.stderr, "cannot reach the API at http://"+addr) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
 		t.Errorf("exit %d, stderr %q; want 3 and one line naming the address", r.code, r.stderr)
+	}
+}
+
+// A named pipe and standard input can be read only once: the importer
+// keeps a private copy, so the file is checked, hashed and split from the
+// same bytes. Devices are refused in one line before anything is
+// registered.
+func TestPipesAndStandardInput(t *testing.T) {
+	dir := t.TempDir()
+	data, err := os.ReadFile(sample(t, "residents.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "roster.csv")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err == nil {
+			f.Write(data)
+			f.Close()
+		}
+	}()
+	r := runImporter(t, dir, nil, append([]string{"run", fifo}, fast...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "50 succeeded") || !strings.Contains(r.stdout, "50 rows from roster.csv") {
+		t.Errorf("run of a named pipe: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+
+	r = runImporterWithInput(t, dir, nil, bytes.NewReader(data), append([]string{"run", "--format", "csv", "-"}, fast...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "50 succeeded") || !strings.Contains(r.stdout, "from stdin") {
+		t.Errorf("run of standard input: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runImporterWithInput(t, dir, nil, bytes.NewReader(data), "run", "--dry-run", "-"); r.code != 2 || !strings.Contains(r.stderr, "--format") {
+		t.Errorf("standard input without --format: exit %d %s", r.code, r.stderr)
+	}
+	if r := runImporter(t, dir, nil, "run", "--format", "csv", "/dev/zero"); r.code != 2 || !strings.Contains(r.stderr, "is not a file") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 1 {
+		t.Errorf("a device: exit %d %s", r.code, r.stderr)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(os.TempDir(), "importer-input-*"))
+	for _, l := range leftovers {
+		if info, err := os.Stat(l); err == nil && time.Since(info.ModTime()) < time.Minute {
+			t.Errorf("the private copy %s was left behind", l)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -146,20 +147,85 @@ func (c *runConfig) registerWorkFlags(f *pflag.FlagSet, getenv env) {
 
 // prepared is a file that has been read once: its format, options and id.
 type prepared struct {
-	path   string
-	imp    importer.Import
-	format string
+	// path is where the file is read; shown, how the user named it (they
+	// differ for standard input and pipes, read from a private copy).
+	path, shown string
+	imp         importer.Import
+	format      string
 }
 
-func (c *runConfig) prepare(path string) (prepared, error) {
-	var p prepared
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return p, usageError("%s is a folder, not a file", path)
+// stdinName is the FILE argument that reads standard input.
+const stdinName = "-"
+
+// spool copies a stream that can be read only once — standard input, a
+// named pipe — into a private temporary file, so that the import can read
+// it twice (once to check and hash it, once to split it). Regular files are
+// read where they are; devices, sockets and terminals are refused. It
+// returns the path to read and what removes the copy.
+func spool(path string) (string, func(), error) {
+	noop := func() {}
+	var in *os.File
+	if path == stdinName {
+		if info, err := os.Stdin.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
+			return "", nil, usageError("standard input is a terminal: pipe the file into it (importer run --format csv - < residents.csv)")
+		}
+		in = os.Stdin
+	} else {
+		info, err := os.Stat(path)
+		switch {
+		case err != nil:
+			return "", nil, usageError("cannot open %s: %v", path, errors.Unwrap(err))
+		case info.IsDir():
+			return "", nil, usageError("%s is a folder, not a file", path)
+		case info.Mode().IsRegular():
+			return path, noop, nil
+		case info.Mode()&os.ModeNamedPipe == 0:
+			return "", nil, usageError("%s is not a file (a device or a socket): give a file, a named pipe, or - for standard input", path)
+		}
+		if in, err = os.Open(path); err != nil {
+			return "", nil, usageError("cannot open %s: %v", path, errors.Unwrap(err))
+		}
+		defer in.Close()
+	}
+	tmp, err := os.CreateTemp("", "importer-input-*")
+	if err != nil {
+		return "", nil, unfinished(fmt.Errorf("error keeping a copy of %s: %w", path, err))
+	}
+	remove := func() { os.Remove(tmp.Name()) }
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		remove()
+		return "", nil, usageError("cannot read %s: %v", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		remove()
+		return "", nil, unfinished(fmt.Errorf("error keeping a copy of %s: %w", path, err))
+	}
+	return tmp.Name(), remove, nil
+}
+
+// prepare reads the file once (see scan) and settles the import's id and
+// options. A stream (standard input, a pipe) is first copied to a private
+// temporary file, which cleanup removes.
+func (c *runConfig) prepare(path string) (p prepared, cleanup func(), err error) {
+	cleanup = func() {}
+	if path == stdinName && c.opts.Format == "" {
+		return p, cleanup, usageError("reading standard input: give its format with --format csv, json or ndjson")
 	}
 	format, err := source.FormatOf(path, c.opts.Format)
 	if err != nil {
-		return p, usageError("%v", err)
+		return p, cleanup, usageError("%v", err)
 	}
+	readPath, cleanup, err := spool(path)
+	if err != nil {
+		return p, func() {}, err
+	}
+	p, err = c.prepareFile(path, readPath, format)
+	return p, cleanup, err
+}
+
+func (c *runConfig) prepareFile(path, readPath, format string) (prepared, error) {
+	var p prepared
 	c.opts.Format = format
 	c.opts.Vendor = importer.Vendor(c.vendor)
 	if c.rentDueDay != "" {
@@ -187,8 +253,12 @@ func (c *runConfig) prepare(path string) (prepared, error) {
 			return p, usageError("%v", err)
 		}
 	}
-	sum, records, err := scan(path, format, c.inputLimits())
+	sum, records, err := scan(readPath, format, c.inputLimits())
 	if err != nil {
+		if path != readPath {
+			err = errors.New(strings.ReplaceAll(err.Error(), readPath, path))
+			return p, usageError("%v", err)
+		}
 		return p, err
 	}
 	if records == 0 {
@@ -198,12 +268,16 @@ func (c *runConfig) prepare(path string) (prepared, error) {
 	if err != nil {
 		return p, usageError("--report-dir: %v", err)
 	}
+	name := filepath.Base(path)
+	if path == stdinName {
+		name = "stdin"
+	}
 	id := c.importID
 	if id == "" {
-		id = importer.NewImportID(path, sum, opts)
+		id = importer.NewImportID(name, sum, opts)
 	}
-	p.path, p.format = path, format
-	p.imp = importer.Import{ID: id, File: filepath.Base(path), FileSHA256: hex.EncodeToString(sum), ContentKey: importer.ContentKey(sum, opts), Options: opts, ReportDir: reportDir, CreatedAt: time.Now().UTC(), Total: -1, Retention: c.retention}
+	p.path, p.shown, p.format = readPath, path, format
+	p.imp = importer.Import{ID: id, File: name, FileSHA256: hex.EncodeToString(sum), ContentKey: importer.ContentKey(sum, opts), Options: opts, ReportDir: reportDir, CreatedAt: time.Now().UTC(), Total: -1, Retention: c.retention}
 	return p, nil
 }
 
@@ -311,7 +385,8 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 	if err := c.api.resolveKey(); err != nil {
 		return err
 	}
-	p, err := c.prepare(path)
+	p, cleanup, err := c.prepare(path)
+	defer cleanup()
 	if err != nil {
 		return err
 	}
@@ -366,9 +441,9 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 	if err != nil {
 		var synErr *source.SyntaxError
 		if errors.As(err, &synErr) {
-			return inputError(p.path, err)
+			return inputError(p.shown, err)
 		}
-		return unfinished(fmt.Errorf("error queuing the rows of %s: %w", p.path, err))
+		return unfinished(fmt.Errorf("error queuing the rows of %s: %w", p.shown, err))
 	}
 	log.Debug("file split", "import_id", imp.ID, "rows", split.Total, "valid", split.Valid, "invalid", split.Invalid, "duplicate", split.Duplicate)
 

@@ -229,7 +229,7 @@ func (c *runConfig) dryRunImport(p prepared, stdout, stderr io.Writer) error {
 			break
 		}
 		if err != nil {
-			return inputError(p.path, err)
+			return inputError(p.shown, err)
 		}
 		total++
 		res, problems, dupOf := v.Check(row)
@@ -245,7 +245,7 @@ func (c *runConfig) dryRunImport(p prepared, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "%s: POST %s %s\n", row.Where(), path, body)
 		}
 	}
-	fmt.Fprintf(stderr, "dry run of %s (import %s): %d rows, %d would be sent, %d would not; nothing was sent\n", p.path, p.imp.ID, total, total-bad, bad)
+	fmt.Fprintf(stderr, "dry run of %s (import %s): %d rows, %d would be sent, %d would not; nothing was sent\n", p.shown, p.imp.ID, total, total-bad, bad)
 	if unknown := rows.UnknownColumns(); len(unknown) > 0 {
 		fmt.Fprintf(stderr, "columns not sent (kept in the report): %s\n", strings.Join(unknown, ", "))
 	}
