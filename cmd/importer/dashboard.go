@@ -5,8 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
@@ -18,6 +16,7 @@ import (
 
 type dashboardConfig struct {
 	addr         string
+	allowedHosts []string
 	auth         string
 	allowActions bool
 	metricsAddr  string
@@ -49,6 +48,7 @@ also unlocks asynqmon's actions.`,
 	f.StringVar(&c.addr, "addr", envOr(getenv, "IMPORTER_DASHBOARD_ADDR", "127.0.0.1:8088"), "address to serve on "+envTag("IMPORTER_DASHBOARD_ADDR"))
 	f.StringVar(&c.auth, "auth", getenv("IMPORTER_DASHBOARD_AUTH"), `ask for basic auth: "user:password" (prefer the environment variable: flags show in ps) `+envTag("IMPORTER_DASHBOARD_AUTH"))
 	f.BoolVar(&c.allowActions, "allow-actions", false, "allow changes: asynqmon's task actions and cancelling imports")
+	f.StringSliceVar(&c.allowedHosts, "allowed-hosts", splitList(getenv("IMPORTER_DASHBOARD_ALLOWED_HOSTS")), "host names the dashboard answers to without --auth, beside loopback and --addr's own (a guard against DNS rebinding) "+envTag("IMPORTER_DASHBOARD_ALLOWED_HOSTS"))
 	c.redis.register(cmd, getenv)
 	metricsFlag(f, getenv, &c.metricsAddr)
 	return cmd
@@ -64,8 +64,12 @@ func (c *dashboardConfig) run(ctx context.Context, log *slog.Logger, stdout io.W
 	}
 	defer rdb.Close()
 	st := store.New(rdb.Client)
+	allowed := c.allowedHosts
+	if host, _, err := net.SplitHostPort(c.addr); err == nil && host != "" {
+		allowed = append(allowed, host)
+	}
 	h, err := dashboard.New(dashboard.Config{
-		Redis: rdb.Opt, Store: st, AllowActions: c.allowActions, Auth: c.auth, Log: log,
+		Redis: rdb.Opt, Store: st, AllowActions: c.allowActions, Auth: c.auth, Log: log, AllowedHosts: allowed,
 		Cancel: func(ctx context.Context, id string) error { return cancelImport(ctx, st, id) },
 	})
 	if err != nil {
@@ -83,5 +87,5 @@ func (c *dashboardConfig) run(ctx context.Context, log *slog.Logger, stdout io.W
 		return usageError("--addr %s: %v", c.addr, err)
 	}
 	log.Info("dashboard listening", "url", "http://"+ln.Addr().String()+"/imports", "read_only", !c.allowActions, "auth", c.auth != "")
-	return serveUntilDone(ctx, &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln)
+	return serveUntilDone(ctx, h.Server(), ln)
 }

@@ -169,6 +169,18 @@ func envDuration(getenv env, name string, def time.Duration) time.Duration {
 
 func envTag(name string) string { return "[$" + name + "]" }
 
+// splitList reads a comma-separated list from the environment, for a flag
+// default.
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
 func envOr(getenv env, name, def string) string {
 	if v := getenv(name); v != "" {
 		return v

@@ -8,14 +8,18 @@ package dashboard
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,7 +50,20 @@ type Config struct {
 	Cancel func(ctx context.Context, id string) error
 	// Log receives the dashboard's errors. Default: discarded.
 	Log *slog.Logger
+	// AllowedHosts are the host names (without port) a request may name in
+	// its Host header when there is no Auth, beside loopback ones
+	// (localhost, 127.0.0.1, ::1): a page on another site that resolves
+	// its own name to this address (DNS rebinding) is refused. Default:
+	// loopback only.
+	AllowedHosts []string
+	// ReadTimeout, WriteTimeout and IdleTimeout bound a request's reading,
+	// an answer's writing (report downloads get ten times as long) and an
+	// idle keep-alive connection. Defaults 30s, 2m and 60s.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 }
+
+// PageSize is how many imports the Imports page shows at once.
+const PageSize = 50
 
 // Handler is the dashboard's http.Handler.
 type Handler struct {
@@ -63,10 +80,20 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 2 * time.Minute
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = time.Minute
+	}
 	page, err := template.New("").Funcs(template.FuncMap{
 		"pct":  func(s importer.Status) string { return fmt.Sprintf("%.0f", s.Percent()) },
 		"left": left,
 		"when": func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") },
+		"add":  func(a, b int) int { return a + b },
 	}).ParseFS(templates, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("error parsing the dashboard's templates: %w", err)
@@ -84,7 +111,41 @@ func New(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
+// Server returns an HTTP server of the dashboard with its timeouts.
+func (h *Handler) Server() *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: h.cfg.ReadTimeout,
+		WriteTimeout: h.cfg.WriteTimeout, IdleTimeout: h.cfg.IdleTimeout}
+}
+
+// hostAllowed reports whether a request's Host names this dashboard:
+// loopback, or one of the configured names.
+func (h *Handler) hostAllowed(host string) bool {
+	name := host
+	if hn, _, err := net.SplitHostPort(host); err == nil {
+		name = hn
+	}
+	name = strings.ToLower(strings.Trim(name, "[]"))
+	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
+		return true
+	}
+	if ip := net.ParseIP(name); ip != nil && ip.IsLoopback() {
+		return true
+	}
+	for _, allowed := range h.cfg.AllowedHosts {
+		if strings.EqualFold(name, allowed) {
+			return true
+		}
+	}
+	return false
+}
+
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Auth == "" && !h.hostAllowed(r.Host) {
+		// Without credentials, a page elsewhere that points its own host
+		// name at this address must not read it (DNS rebinding).
+		http.Error(w, "unknown host name: start the dashboard with --allowed-hosts "+r.Host+" to serve it under that name", http.StatusMisdirectedRequest)
+		return
+	}
 	if h.cfg.Auth != "" && r.URL.Path != "/healthz" {
 		user, pass, ok := r.BasicAuth()
 		wantUser, wantPass, _ := strings.Cut(h.cfg.Auth, ":")
@@ -104,20 +165,34 @@ func left(s importer.Status) string {
 	return (time.Duration(s.SecondsLeft) * time.Second).String()
 }
 
-func (h *Handler) statuses(ctx context.Context) ([]importer.Status, error) {
-	ids, err := h.cfg.Store.Imports(ctx)
+// statuses returns one page of imports, newest first, and the number of
+// pages.
+func (h *Handler) statuses(ctx context.Context, page int) ([]importer.Status, int, error) {
+	ids, total, err := h.cfg.Store.ImportsPage(ctx, (page-1)*PageSize, PageSize)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	out := []importer.Status{}
 	for _, id := range ids {
 		s, _, err := h.status(ctx, id)
+		if errors.Is(err, importer.ErrImportNotFound) {
+			continue // deleted meanwhile
+		}
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		out = append(out, s)
 	}
-	return out, nil
+	return out, max(1, (total+PageSize-1)/PageSize), nil
+}
+
+// page reads the page asked for: ?page=N, 1 by default.
+func page(r *http.Request) int {
+	n, err := strconv.Atoi(r.URL.Query().Get("page"))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
 }
 
 func (h *Handler) status(ctx context.Context, id string) (importer.Status, importer.Import, error) {
@@ -142,23 +217,49 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
-	all, err := h.statuses(r.Context())
+	n := page(r)
+	all, pages, err := h.statuses(r.Context(), n)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	h.render(w, "imports.html", map[string]any{"Imports": all, "Actions": h.cfg.AllowActions})
+	h.render(w, "imports.html", map[string]any{"Imports": all, "Actions": h.cfg.AllowActions, "Page": n, "Pages": pages})
 }
 
+// listJSON serves a page of imports as JSON. The page polls it; an answer
+// that has not changed since the last is a 304 without a body.
 func (h *Handler) listJSON(w http.ResponseWriter, r *http.Request) {
-	all, err := h.statuses(r.Context())
+	all, _, err := h.statuses(r.Context(), page(r))
 	if err != nil {
 		h.fail(w, r, err)
+		return
+	}
+	body, err := json.Marshal(all)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	sum := sha256.Sum256(body)
+	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "no-cache")
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(all)
+	w.Write(append(body, '\n'))
+}
+
+// expired reports whether an import's rows were deleted after its
+// retention, and says so to the client.
+func (h *Handler) expired(w http.ResponseWriter, imp importer.Import) bool {
+	if imp.ExpiresAt.IsZero() || time.Now().Before(imp.ExpiresAt) {
+		return false
+	}
+	http.Error(w, fmt.Sprintf("the rows of import %s were deleted from Redis at %s, after its retention period; its counts are still on the Imports page and in summary.json",
+		imp.ID, imp.ExpiresAt.Format(time.RFC3339)), http.StatusGone)
+	return true
 }
 
 // failedRows caps the rows one import's page lists.
@@ -168,6 +269,10 @@ func (h *Handler) one(w http.ResponseWriter, r *http.Request) {
 	s, imp, err := h.status(r.Context(), r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)
+		return
+	}
+	if !imp.ExpiresAt.IsZero() && time.Now().After(imp.ExpiresAt) {
+		h.render(w, "import.html", map[string]any{"S": s, "Expired": imp.ExpiresAt})
 		return
 	}
 	var failed []importer.RowResult
@@ -198,6 +303,11 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if file != report.SummaryFile && h.expired(w, imp) {
+		return
+	}
+	// A big report takes a while to stream.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(10 * h.cfg.WriteTimeout))
 	rows := h.cfg.Store.Rows(r.Context(), id, max(imp.Total, 0))
 	header := func(contentType string) {
 		w.Header().Set("Content-Type", contentType)

@@ -3,7 +3,10 @@ package dashboard_test
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +19,7 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/dashboard"
@@ -222,5 +226,144 @@ func TestInABrowser(t *testing.T) {
 	if err != nil || len(records) != 21 || records[0][0] != "row" || records[15][1] != "succeeded" || records[16][1] != "pending" {
 		entries, _ := os.ReadDir(dir)
 		t.Errorf("downloaded results.csv: %v (%d records); folder holds %v", err, len(records), entries)
+	}
+}
+
+// Without --auth the dashboard answers only to loopback names and the ones
+// configured: a page elsewhere whose host name resolves here (DNS
+// rebinding) reads nothing.
+func TestHostNamesWithoutAuth(t *testing.T) {
+	_, srv := running(t, 1, dashboard.Config{AllowedHosts: []string{"importer.internal"}})
+	for host, want := range map[string]int{
+		"evil.example":           http.StatusMisdirectedRequest,
+		"evil.example:80":        http.StatusMisdirectedRequest,
+		"localhost:8088":         200,
+		"127.0.0.1":              200,
+		"[::1]:8088":             200,
+		"importer.internal:8088": 200,
+	} {
+		req, _ := http.NewRequest("GET", srv.URL+"/imports.json", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+	// With credentials any name is served: a rebinding page has none.
+	_, withAuth := running(t, 1, dashboard.Config{Auth: "ops:s3cret"})
+	req, _ := http.NewRequest("GET", withAuth.URL+"/imports.json", nil)
+	req.Host = "dashboard.example.com"
+	req.SetBasicAuth("ops", "s3cret")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("with auth under another name: %v %v", resp, err)
+	}
+}
+
+// The Imports page shows 50 imports at a time, and its poll of an
+// unchanged page costs a 304 without a body.
+func TestImportsArePagedAndPollsSendOnlyChanges(t *testing.T) {
+	st, srv := running(t, 1, dashboard.Config{})
+	ctx := context.Background()
+	for i := 0; i < 119; i++ {
+		if _, _, err := st.CreateImport(ctx, importer.Import{ID: fmt.Sprintf("imp-%03d", i), File: "f.csv", CreatedAt: time.Now().Add(-time.Duration(i+1) * time.Minute).UTC(), Total: -1,
+			Options: importer.Options{Vendor: importer.VendorGeneric, Deadline: time.Hour}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var first []importer.Status
+	code, body := get(t, srv.URL+"/imports.json", "")
+	if err := json.Unmarshal([]byte(body), &first); code != 200 || err != nil || len(first) != dashboard.PageSize || first[0].ID != "imp-dash" {
+		t.Fatalf("page 1: %d, %d imports (%v)", code, len(first), err)
+	}
+	var last []importer.Status
+	_, body = get(t, srv.URL+"/imports.json?page=3", "")
+	if json.Unmarshal([]byte(body), &last); len(last) != 20 || last[19].ID != "imp-118" {
+		t.Errorf("page 3: %d imports", len(last))
+	}
+	if _, body = get(t, srv.URL+"/imports?page=2", ""); !strings.Contains(body, "Page 2 of 3") || strings.Count(body, "<tr data-id=") != dashboard.PageSize {
+		t.Errorf("page 2 of the HTML:\n%s", body)
+	}
+
+	resp, err := http.Get(srv.URL + "/imports.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	etag := resp.Header.Get("ETag")
+	req, _ := http.NewRequest("GET", srv.URL+"/imports.json", nil)
+	req.Header.Set("If-None-Match", etag)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if etag == "" || resp.StatusCode != http.StatusNotModified || len(b) != 0 {
+		t.Errorf("an unchanged poll: %d with %d bytes (ETag %q), want 304 and none", resp.StatusCode, len(b), etag)
+	}
+	resolve(t, st, 1, 1, importer.Succeeded)
+	resp, _ = http.DefaultClient.Do(req)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("a changed poll: %d, want 200", resp.StatusCode)
+	}
+}
+
+// Once an import's rows were deleted after its retention, its report is
+// gone: the downloads say so (410), never a report of pending rows.
+func TestReportAfterRetentionIsGone(t *testing.T) {
+	st, srv := running(t, 3, dashboard.Config{})
+	ctx := context.Background()
+	resolve(t, st, 1, 3, importer.Succeeded)
+	if err := st.Finish(ctx, "imp-dash", time.Now().Add(-48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// A retention of an hour, long past.
+	rdb := redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(strings.TrimSuffix(redistest.URL(t), "/0"), "redis://")})
+	defer rdb.Close()
+	rdb.HSet(ctx, "imp:{imp-dash}:meta", "expires_at", time.Now().Add(-47*time.Hour).Format(time.RFC3339Nano))
+	rdb.Del(ctx, "imp:{imp-dash}:results", "imp:{imp-dash}:input")
+	for _, file := range []string{"results.csv", "failed.csv"} {
+		code, body := get(t, srv.URL+"/imports/imp-dash/"+file, "")
+		if code != http.StatusGone || !strings.Contains(body, "deleted from Redis") || strings.Contains(body, "pending") {
+			t.Errorf("%s after retention: %d %s", file, code, body)
+		}
+	}
+	if code, body := get(t, srv.URL+"/imports/imp-dash/summary.json", ""); code != 200 || !strings.Contains(body, `"succeeded": 3`) {
+		t.Errorf("summary.json after retention: %d %s", code, body)
+	}
+	if code, body := get(t, srv.URL+"/imports/imp-dash", ""); code != 200 || !strings.Contains(body, "were deleted from Redis") {
+		t.Errorf("the import's page after retention: %d\n%s", code, body)
+	}
+}
+
+// An idle keep-alive connection is closed after the idle timeout.
+func TestIdleConnectionsAreClosed(t *testing.T) {
+	rdb := redistest.Client(t)
+	h, err := dashboard.New(dashboard.Config{Store: store.New(rdb), Redis: asynq.RedisClientOpt{Addr: rdb.Options().Addr}, IdleTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config = h.Server()
+	srv.Start()
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	buf := make([]byte, 4096)
+	if _, err := conn.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := conn.Read(buf); err != io.EOF {
+		t.Errorf("an idle connection after the idle timeout: %v, want it closed (EOF)", err)
 	}
 }

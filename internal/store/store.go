@@ -245,6 +245,18 @@ func (s *Store) Imports(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
+// ImportsPage lists the ids of at most limit imports, newest first, from
+// the offset-th, and the number of imports in all.
+func (s *Store) ImportsPage(ctx context.Context, offset, limit int) (ids []string, total int, err error) {
+	pipe := s.rdb.Pipeline()
+	page := pipe.ZRevRange(ctx, importsKey, int64(offset), int64(offset+limit-1))
+	count := pipe.ZCard(ctx, importsKey)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, 0, fmt.Errorf("error listing the imports: %w", err)
+	}
+	return page.Val(), int(count.Val()), nil
+}
+
 // Finish records the time the import's report was written, and from then
 // on lets its rows — personal data — expire after the import's retention.
 // What stays is the import's record and counters, for status.
