@@ -748,9 +748,43 @@ func TestScheduledImportRunsOnceWithTwoSchedulers(t *testing.T) {
 func TestUnreachableAPIExits3(t *testing.T) {
 	redistest.Client(t)
 	addr := freeAddr(t) // nobody listens there
-	r := runImporter(t, t.TempDir(), map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": "k"}, "worker")
+	r := runImporter(t, t.TempDir(), map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": "k"}, "run", sample(t, "residents.csv"))
 	if r.code != 3 || !strings.Contains(r.stderr, "cannot reach the API at http://"+addr) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
 		t.Errorf("exit %d, stderr %q; want 3 and one line naming the address", r.code, r.stderr)
+	}
+}
+
+// A worker that finds the API answering 503 (or not at all) as it starts
+// does not end: it starts, says so, and checks again with backoff until the
+// API answers. A rejected key ends it at once: no row could be sent.
+func TestWorkerStartsWhileTheAPIIsDown(t *testing.T) {
+	dir := t.TempDir()
+	redistest.Client(t)
+	const key = "startup-key"
+	addr := sandboxProcess(t, dir, key, "--error-rate", "1", "--error-burst", "1000000")
+	env := map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key}
+	log := background(t, dir, env, "worker", "--rate-limit", "0")
+	waitFor := func(what string) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !strings.Contains(log.String(), what); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the worker did not say %q:\n%s", what, log.String())
+			}
+		}
+	}
+	waitFor("the API does not answer yet; the worker starts anyway")
+	waitFor("worker started")
+	waitFor("checking again")
+	req, _ := http.NewRequest("PUT", "http://"+addr+"/_sandbox/faults", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("clearing the faults: %v %v", resp, err)
+	}
+	waitFor("the API answers")
+
+	env["PROPEXO_API_KEY"] = "wrong-key"
+	if r := runImporter(t, dir, env, "worker"); r.code != 3 || !strings.Contains(r.stderr, "rejected the API key (401)") {
+		t.Errorf("a worker with a rejected key: exit %d, %q", r.code, r.stderr)
 	}
 }
 

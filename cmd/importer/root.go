@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/propexo-importer/importer/internal/queue"
 )
 
 // Exit codes, as design.md gives them.
@@ -169,6 +171,15 @@ func envDuration(getenv env, name string, def time.Duration) time.Duration {
 
 func envTag(name string) string { return "[$" + name + "]" }
 
+// urlFlag registers a URL flag whose default comes from the environment;
+// --help shows that default with its user name and password hidden.
+func urlFlag(fs *pflag.FlagSet, p *string, name, def, usage string) {
+	fs.StringVar(p, name, def, usage)
+	if def != "" {
+		fs.Lookup(name).DefValue = queue.Redact(def)
+	}
+}
+
 // splitList reads a comma-separated list from the environment, for a flag
 // default.
 func splitList(s string) []string {
@@ -218,7 +229,7 @@ type apiSettings struct {
 }
 
 func (a *apiSettings) register(fs *pflag.FlagSet, getenv env) {
-	fs.StringVar(&a.url, "api-url", getenv("PROPEXO_API_URL"), "base URL of the write API, e.g. https://api.sandbox.propexo.com "+envTag("PROPEXO_API_URL"))
+	urlFlag(fs, &a.url, "api-url", getenv("PROPEXO_API_URL"), "base URL of the write API, e.g. https://api.sandbox.propexo.com "+envTag("PROPEXO_API_URL"))
 	fs.DurationVar(&a.timeout, "api-timeout", 30*time.Second, "longest wait for one answer of the API; a create whose answer does not come in time is looked up, never resent blindly")
 	fs.StringVar(&a.keyFile, "api-key-file", getenv("PROPEXO_API_KEY_FILE"), "file holding the API key; the key itself is read from $PROPEXO_API_KEY "+envTag("PROPEXO_API_KEY_FILE"))
 	a.key = getenv("PROPEXO_API_KEY")
@@ -232,7 +243,7 @@ func (a *apiSettings) endpoint() (url, key string, err error) {
 		url = defaultAPIURL
 	}
 	if a.key == "" {
-		return "", "", usageError("PROPEXO_API_KEY is not set: the API at %s needs a key (or use --api-key-file)", url)
+		return "", "", usageError("PROPEXO_API_KEY is not set: the API at %s needs a key (or use --api-key-file)", queue.Redact(url))
 	}
 	return url, a.key, nil
 }

@@ -139,7 +139,7 @@ func (c *runConfig) registerWorkFlags(f *pflag.FlagSet, getenv env) {
 	f.BoolVar(&c.noWait, "no-wait", false, "enqueue the rows and exit 0 at once; 'importer worker' processes do the work")
 	f.IntVar(&c.workers, "workers", 10, "tasks this process works on at once while it waits (0: leave the work to 'importer worker')")
 	f.StringVar(&c.reportDir, "report-dir", envOr(getenv, "IMPORTER_REPORT_DIR", "reports"), "folder that receives <import id>/results.csv, failed.csv and summary.json "+envTag("IMPORTER_REPORT_DIR"))
-	f.StringVar(&c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the queue and the imports (run without it: an in-process Redis, gone when run exits) "+envTag("REDIS_URL"))
+	urlFlag(f, &c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the queue and the imports (run without it: an in-process Redis, gone when run exits) "+envTag("REDIS_URL"))
 	f.DurationVar(&c.redisPatience, "redis-patience", 5*time.Minute, "how long a waiting run bears with Redis out of reach (a restart, a failover) before it exits 3")
 	c.api.register(f, getenv)
 	c.limits.register(f, getenv)

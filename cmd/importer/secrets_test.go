@@ -12,18 +12,20 @@ import (
 	"github.com/propexo-importer/importer/internal/redistest"
 )
 
-// After an import with webhooks, at debug level, neither the API key nor the
-// webhook secret is anywhere: logs, output, reports, any key of Redis (task
-// payloads included), --help.
+// After an import with webhooks, at debug level, neither the API key, nor
+// the webhook secret, nor a password in the API's or Redis's URL is
+// anywhere: logs, output, reports, any key of Redis (task payloads
+// included), --help.
 func TestSecretsStaySecret(t *testing.T) {
-	const apiKey, hookSecret = "sk_live_4f9Qz7SECRETKEY", "whsec_8Hn2SECRETHOOK"
+	const apiKey, hookSecret, urlPassword, redisPassword = "sk_live_4f9Qz7SECRETKEY", "whsec_8Hn2SECRETHOOK", "urlpa55SECRETINURL", "redisSECRETPASS"
 	dir := t.TempDir()
 	rdb := redistest.Client(t)
 	apiAddr, hookAddr := freeAddr(t), freeAddr(t)
 	sbLog := background(t, dir, map[string]string{"PROPEXO_API_KEY": apiKey, "PROPEXO_WEBHOOK_SECRET": hookSecret, "IMPORTER_LOG_LEVEL": "debug"},
 		"sandbox", "--addr", apiAddr, "--latency", "fixed:300ms", "--rate-limit", "6000", "--webhook-url", "http://"+hookAddr+"/webhooks/propexo")
 	redisURL := redistest.URL(t)
-	env := map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": apiKey,
+	apiURL := "http://importer:" + urlPassword + "@" + apiAddr
+	env := map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": apiURL, "PROPEXO_API_KEY": apiKey,
 		"PROPEXO_WEBHOOK_SECRET": hookSecret, "IMPORTER_LOG_LEVEL": "debug"}
 	waitForHTTP(t, "http://"+apiAddr+"/healthz")
 	workerLog := background(t, dir, env, "worker", "--webhooks-addr", hookAddr, "--rate-limit", "6000", "--poll-fallback", "1m")
@@ -33,16 +35,24 @@ func TestSecretsStaySecret(t *testing.T) {
 		t.Fatalf("run: %d\n%s\n%s", run.code, run.stdout, run.stderr)
 	}
 	// A request with a wrong key, and a forged webhook, for their error paths.
-	bad := runImporter(t, dir, map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": apiKey + "x"}, "worker")
+	bad := runImporter(t, dir, map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": apiURL, "PROPEXO_API_KEY": apiKey + "x"}, "worker")
+	// An API that is not there, and a Redis that refuses the password.
+	gone := runImporter(t, dir, map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://importer:" + urlPassword + "@" + freeAddr(t), "PROPEXO_API_KEY": apiKey}, "run", sample(t, "residents.csv"))
+	wrongRedis := runImporter(t, dir, map[string]string{"REDIS_URL": "redis://default:" + redisPassword + "@" + strings.TrimPrefix(redisURL, "redis://")}, "status")
+	badURL := runImporter(t, dir, map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "ftp://importer:" + urlPassword + "@example.com", "PROPEXO_API_KEY": apiKey}, "worker")
 
 	places := map[string]string{
 		"run output":     run.stdout + run.stderr,
 		"worker logs":    workerLog.String(),
 		"sandbox logs":   sbLog.String(),
-		"error messages": bad.stdout + bad.stderr,
+		"error messages": bad.stdout + bad.stderr + gone.stdout + gone.stderr + wrongRedis.stdout + wrongRedis.stderr + badURL.stdout + badURL.stderr,
 	}
+	if !strings.Contains(gone.stderr, "cannot reach the API at http://redacted@") || !strings.Contains(badURL.stderr, "ftp://redacted@example.com") {
+		t.Errorf("the errors do not name the URLs they are about:\n%s\n%s", gone.stderr, badURL.stderr)
+	}
+	helpEnv := map[string]string{"REDIS_URL": "redis://default:" + redisPassword + "@127.0.0.1:1/0", "PROPEXO_API_URL": apiURL, "PROPEXO_API_KEY": apiKey, "PROPEXO_WEBHOOK_SECRET": hookSecret}
 	for _, cmd := range []string{"run", "worker", "sandbox", "webhooks", "retry", "status", "report", "cancel", "dashboard", "schedule"} {
-		h := runImporter(t, dir, env, cmd, "--help")
+		h := runImporter(t, dir, helpEnv, cmd, "--help")
 		places["--help of "+cmd] = h.stdout + h.stderr
 	}
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -79,7 +89,7 @@ func TestSecretsStaySecret(t *testing.T) {
 		t.Error("the worker did not log at debug level: the test proves less than it says")
 	}
 	for where, text := range places {
-		for _, secret := range []string{apiKey, hookSecret} {
+		for _, secret := range []string{apiKey, hookSecret, urlPassword, redisPassword} {
 			if strings.Contains(text, secret) {
 				t.Errorf("a secret shows in %s", where)
 			}

@@ -23,7 +23,7 @@ import (
 type redisOnly struct{ url string }
 
 func (r *redisOnly) register(cmd *cobra.Command, getenv env) {
-	cmd.Flags().StringVar(&r.url, "redis-url", getenv("REDIS_URL"), "Redis that holds the imports (required) "+envTag("REDIS_URL"))
+	urlFlag(cmd.Flags(), &r.url, "redis-url", getenv("REDIS_URL"), "Redis that holds the imports (required) "+envTag("REDIS_URL"))
 }
 
 // open connects to the Redis of the imports, refusing the in-process one: it

@@ -36,7 +36,7 @@ fallback, or serve webhooks inside a worker with 'importer worker
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the imports (required) "+envTag("REDIS_URL"))
+	urlFlag(f, &c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the imports (required) "+envTag("REDIS_URL"))
 	c.hooks.register(f, getenv, "addr", "127.0.0.1:8081")
 	return cmd
 }

@@ -273,7 +273,7 @@ func connectRedis(ctx context.Context, url string) (*queue.Redis, error) {
 }
 
 // newAPIClient builds the API client and, when probe is set, checks that the
-// API answers and takes the key, with one cheap request.
+// API answers and takes the key, with one cheap request (see probeAPI).
 func newAPIClient(ctx context.Context, url, key string, timeout time.Duration, limiter *ratelimit.Limiter, probe bool) (*propexo.Client, error) {
 	cfg := propexo.Config{BaseURL: url, APIKey: key, Timeout: timeout}
 	if limiter != nil {
@@ -286,25 +286,69 @@ func newAPIClient(ctx context.Context, url, key string, timeout time.Duration, l
 	if !probe {
 		return client, nil
 	}
+	if err := probeAPI(ctx, client, limiter); err != nil {
+		return nil, err
+	}
+	return client, nil
+}
+
+// probeAPI checks that the API answers and takes the key, with one cheap
+// request: a rejected key is exit code 3 with what to fix, an API out of
+// reach (or answering 5xx) exit code 3 too; a 404 or any other answer
+// counts as an answer.
+func probeAPI(ctx context.Context, client *propexo.Client, limiter *ratelimit.Limiter) error {
 	if limiter != nil {
 		if err := limiter.Take(ctx, 1); err != nil {
 			if _, ok := ratelimit.IsThrottled(err); ok {
 				// The budget is spent for now; the workers will wait
 				// for it. Skip the check rather than wait here.
-				return client, nil
+				return nil
 			}
-			return nil, unfinished(err)
+			return unfinished(err)
 		}
 	}
-	_, err = client.FindResidents(ctx, importer.ResidentQuery{IntegrationID: "importer-connectivity-check", Email: "nobody@example.invalid"})
+	_, err := client.FindResidents(ctx, importer.ResidentQuery{IntegrationID: "importer-connectivity-check", Email: "nobody@example.invalid"})
 	var apiErr *importer.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.Kind {
 		case importer.KindUnauthorized:
-			return nil, unfinished(fmt.Errorf("the API at %s rejected the API key (%d): check PROPEXO_API_KEY", client.BaseURL(), apiErr.Status))
+			return &exitError{code: exitUnfinished, err: &keyRejectedError{fmt.Errorf("the API at %s rejected the API key (%d): check PROPEXO_API_KEY", client.BaseURL(), apiErr.Status)}}
 		case importer.KindUnavailable:
-			return nil, unfinished(fmt.Errorf("cannot reach the API at %s: %v", client.BaseURL(), apiErr))
+			return unfinished(fmt.Errorf("cannot reach the API at %s: %v", client.BaseURL(), apiErr))
 		}
 	}
-	return client, nil
+	return nil
+}
+
+// keyRejectedError is a probe's finding that the API refused the key: no
+// retry helps.
+type keyRejectedError struct{ error }
+
+func (e *keyRejectedError) Unwrap() error { return e.error }
+
+// probeUntilAnswered checks the API again with growing waits (1s up to a
+// minute) until it answers, saying each time that it does not yet, and once
+// that it does. A worker starts before the API answers: its tasks wait and
+// retry meanwhile.
+func probeUntilAnswered(ctx context.Context, client *propexo.Client, limiter *ratelimit.Limiter, log *slog.Logger) {
+	for wait := time.Second; ; wait = min(2*wait, time.Minute) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		err := probeAPI(ctx, client, limiter)
+		var rejected *keyRejectedError
+		switch {
+		case err == nil:
+			log.Info("the API answers", "api", client.BaseURL())
+			return
+		case errors.As(err, &rejected):
+			log.Error("the API rejected the API key: no row can be sent until PROPEXO_API_KEY is fixed and the worker restarted", "api", client.BaseURL())
+			return
+		case ctx.Err() != nil:
+			return
+		}
+		log.Warn("the API does not answer yet; checking again", "api", client.BaseURL(), "error", err, "next_check_in", min(2*wait, time.Minute).String())
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -49,7 +50,7 @@ back on the queue) and exits 0.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the queue and the imports (required) "+envTag("REDIS_URL"))
+	urlFlag(f, &c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the queue and the imports (required) "+envTag("REDIS_URL"))
 	f.IntVar(&c.concurrency, "concurrency", 10, "tasks worked on at once")
 	f.StringVar(&c.reportDir, "report-dir", getenv("IMPORTER_REPORT_DIR"), "write reports here instead of the folder each 'importer run' asked for "+envTag("IMPORTER_REPORT_DIR"))
 	c.api.register(f, getenv)
@@ -100,9 +101,20 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 	if limiter != nil {
 		c.jobs.Limiter = limiter
 	}
-	client, err := newAPIClient(ctx, url, key, c.api.timeout, limiter, true)
+	client, err := newAPIClient(ctx, url, key, c.api.timeout, limiter, false)
 	if err != nil {
 		return err
+	}
+	// A rejected key stops the worker: no row could be sent. An API that
+	// does not answer yet (a 503 while it deploys, a network blip) does
+	// not: the worker starts, says so, and checks again with backoff.
+	if err := probeAPI(ctx, client, limiter); err != nil {
+		var rejected *keyRejectedError
+		if errors.As(err, &rejected) {
+			return err
+		}
+		log.Warn("the API does not answer yet; the worker starts anyway and checks again", "api", client.BaseURL(), "error", err)
+		go probeUntilAnswered(ctx, client, limiter, log)
 	}
 	var api importer.WriteAPI = client
 	if c.metricsAddr != "" {

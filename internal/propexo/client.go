@@ -57,8 +57,11 @@ func New(cfg Config) (*Client, error) {
 		return nil, errors.New("the API URL is not set")
 	}
 	base, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("the API URL %q is not an http(s) URL", cfg.BaseURL)
+	if err != nil {
+		return nil, errors.New("the API URL is not a URL")
+	}
+	if (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("the API URL %q is not an http(s) URL", redacted(base))
 	}
 	if cfg.APIKey == "" {
 		return nil, errors.New("the API key is not set")
@@ -81,8 +84,19 @@ func New(cfg Config) (*Client, error) {
 	return &Client{base: base, key: cfg.APIKey, http: cfg.HTTPClient, agent: cfg.UserAgent, onAnswer: cfg.OnAnswer}, nil
 }
 
-// BaseURL returns the API's address, for messages.
-func (c *Client) BaseURL() string { return c.base.String() }
+// BaseURL returns the API's address, for messages: a user name or password
+// in it is hidden.
+func (c *Client) BaseURL() string { return redacted(c.base) }
+
+// redacted renders a URL with its user name and password hidden.
+func redacted(u *url.URL) string {
+	if u.User == nil {
+		return u.String()
+	}
+	c := *u
+	c.User = url.User("redacted")
+	return c.String()
+}
 
 // CreateResident posts a resident to the vendor's create path and returns
 // the write's job id.

@@ -80,13 +80,16 @@ func (r *Redis) Close() error {
 	return err
 }
 
-// Redact hides the password of a URL, for messages.
+// Redact hides a URL's user name and password, for messages.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparseable URL)"
 	}
-	return u.Redacted()
+	if u.User != nil {
+		u.User = url.User("redacted")
+	}
+	return u.String()
 }
 
 // Logger adapts a *slog.Logger to asynq.Logger.
