@@ -82,10 +82,14 @@ type Import struct {
 	// store finds an import by it.
 	ContentKey string  `json:"content_key,omitempty"`
 	Options    Options `json:"options"`
-	// ReportDir is the absolute directory the report is written to, in a
-	// folder named after the import.
-	ReportDir string    `json:"report_dir"`
-	CreatedAt time.Time `json:"created_at"`
+	// ReportDir is the absolute folder that the client that started the
+	// import ('importer run') writes its report to, in a folder named
+	// after the import. Workers write into their own folder instead.
+	ReportDir string `json:"report_dir"`
+	// ReportSubdir is the subfolder, inside the workers' own report
+	// folder, that a scheduled import's report goes to.
+	ReportSubdir string    `json:"report_subdir,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
 	// Total is the number of records in the file, or -1 while the file is
 	// still being split into tasks.
 	Total int `json:"total"`

@@ -70,7 +70,7 @@ func (h *Handlers) Finalize(ctx context.Context, t *asynq.Task) error {
 	if err := h.store.Finish(ctx, p.ImportID, time.Now()); err != nil {
 		return err
 	}
-	h.fileDone(ctx, imp)
+	h.fileDone(ctx, imp, dir)
 	h.log.InfoContext(ctx, "import finished", "import_id", p.ImportID, "report", dir)
 	return nil
 }

@@ -36,8 +36,10 @@ type ScheduledImport struct {
 	Inbox string `json:"inbox"`
 	// Options are the import's options (Format empty: by extension).
 	Options importer.Options `json:"options"`
-	// ReportDir receives the reports.
-	ReportDir string `json:"report_dir"`
+	// ReportSubdir is the subfolder of the workers' own report folder
+	// that receives the reports (a name, never a path of its own: the
+	// workers write only under their folder).
+	ReportSubdir string `json:"report_subdir,omitempty"`
 	// Retention is how long the rows stay in Redis after the report.
 	Retention time.Duration `json:"retention,omitempty"`
 	// Settle is how long a file must have been left unchanged before it
@@ -266,7 +268,7 @@ func (h *Handlers) sweepProcessing(ctx context.Context, s ScheduledImport, inbox
 			switch {
 			case err == nil && imp.Finished():
 				imp.SourcePath = claimed
-				h.fileDone(ctx, imp)
+				h.fileDone(ctx, imp, "")
 				continue
 			case err == nil && imp.Stopped != "":
 				h.resumeStopped(ctx, s, imp)
@@ -385,7 +387,7 @@ func (h *Handlers) startFileImport(ctx context.Context, s ScheduledImport, path 
 	if err != nil {
 		return err
 	}
-	imp := importer.Import{ID: id, File: base, FileSHA256: hex.EncodeToString(sum), ContentKey: key, Options: opts, ReportDir: s.ReportDir,
+	imp := importer.Import{ID: id, File: base, FileSHA256: hex.EncodeToString(sum), ContentKey: key, Options: opts, ReportSubdir: s.ReportSubdir,
 		CreatedAt: time.Now().UTC(), Total: -1, SourcePath: path, SourceSize: size, Retention: s.Retention, Epoch: epoch}
 	if lost != nil {
 		imp.Recovery = &importer.Recovery{FirstStartedAt: lost.ClaimedAt, LookupFrom: time.Now().Add(importer.DefaultRecoveryWait).UTC()}
@@ -404,7 +406,7 @@ func (h *Handlers) startFileImport(ctx context.Context, s ScheduledImport, path 
 	}
 	if !created && stored.Finished() {
 		stored.SourcePath = path
-		h.fileDone(ctx, stored)
+		h.fileDone(ctx, stored, "")
 		return nil
 	}
 	rows, closer, err := h.cfg.Open(path, opts.Format, size)
@@ -479,9 +481,10 @@ func fileSHA256(path string) (sum []byte, size int64, err error) {
 }
 
 // fileDone moves a scheduled import's file to done/ (every row succeeded)
-// or failed/, once its report is written. A file that grew after it was
-// read goes to failed/: its later rows were never read.
-func (h *Handlers) fileDone(ctx context.Context, imp importer.Import) {
+// or failed/, once its report is written (into reportDir, when known). A
+// file that grew after it was read goes to failed/: its later rows were
+// never read.
+func (h *Handlers) fileDone(ctx context.Context, imp importer.Import, reportDir string) {
 	if imp.SourcePath == "" || h.splits == nil {
 		return
 	}
@@ -489,14 +492,18 @@ func (h *Handlers) fileDone(ctx context.Context, imp importer.Import) {
 	if err != nil {
 		return
 	}
-	folder, note := FailedDir, fmt.Sprintf("import %s: %d of %d rows succeeded; the report is %s", imp.ID, p.Counts[importer.Succeeded], p.Total, filepath.Join(imp.ReportDir, imp.ID))
+	where := "'importer report " + imp.ID + "' writes it"
+	if reportDir != "" {
+		where = "it is in " + reportDir
+	}
+	folder, note := FailedDir, fmt.Sprintf("import %s: %d of %d rows succeeded; the report says why the others did not (%s)", imp.ID, p.Counts[importer.Succeeded], p.Total, where)
 	if p.Counts[importer.Succeeded] == p.Total {
 		folder, note = DoneDir, ""
 	}
 	if info, err := os.Stat(imp.SourcePath); err == nil && imp.SourceSize > 0 && info.Size() != imp.SourceSize {
 		folder = FailedDir
-		note = fmt.Sprintf("the file grew after it was read (%d bytes, now %d): what was added was not imported, and its last record may have been cut short; import %s holds the rest (report %s)",
-			imp.SourceSize, info.Size(), imp.ID, filepath.Join(imp.ReportDir, imp.ID))
+		note = fmt.Sprintf("the file grew after it was read (%d bytes, now %d): what was added was not imported, and its last record may have been cut short; import %s holds the rest (its report: %s)",
+			imp.SourceSize, info.Size(), imp.ID, where)
 	}
 	if dest, err := fileAway(imp.SourcePath, folder, note); err == nil {
 		h.log.InfoContext(ctx, "scheduled file filed", "import_id", imp.ID, "file", dest)

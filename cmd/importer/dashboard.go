@@ -12,6 +12,7 @@ import (
 	"github.com/propexo-importer/importer/internal/dashboard"
 	"github.com/propexo-importer/importer/internal/metrics"
 	"github.com/propexo-importer/importer/internal/store"
+	"github.com/propexo-importer/importer/jobs"
 )
 
 type dashboardConfig struct {
@@ -70,7 +71,16 @@ func (c *dashboardConfig) run(ctx context.Context, log *slog.Logger, stdout io.W
 	}
 	h, err := dashboard.New(dashboard.Config{
 		Redis: rdb.Opt, Store: st, AllowActions: c.allowActions, Auth: c.auth, Log: log, AllowedHosts: allowed,
-		Cancel: func(ctx context.Context, id string) error { return cancelImport(ctx, st, id) },
+		Cancel: func(ctx context.Context, id string) error {
+			// The workers write the report of an import the cancel ends.
+			return cancelImport(ctx, st, id, func(ctx context.Context, id string) error {
+				imp, err := st.Import(ctx, id)
+				if err != nil {
+					return err
+				}
+				return jobs.EnqueueFinalize(ctx, asynqClient(rdb), id, imp.Round)
+			})
+		},
 	})
 	if err != nil {
 		return usageError("%v", err)

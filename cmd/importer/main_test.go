@@ -687,7 +687,7 @@ func TestScheduledImportRunsOnceWithTwoSchedulers(t *testing.T) {
 	inbox := filepath.Join(dir, "inbox")
 	os.MkdirAll(inbox, 0o755)
 	config := filepath.Join(dir, "schedules.yaml")
-	os.WriteFile(config, []byte("schedules:\n  - name: every-two-seconds\n    cron: '@every 2s'\n    inbox: inbox/*.json\n    report_dir: reports\n    settle: 1s\n"), 0o600)
+	os.WriteFile(config, []byte("schedules:\n  - name: every-two-seconds\n    cron: '@every 2s'\n    inbox: inbox/*.json\n    report_dir: nightly\n    settle: 1s\n"), 0o600)
 	env := map[string]string{"REDIS_URL": redisURL}
 	background(t, dir, env, "schedule", "--config", config)
 	background(t, dir, env, "schedule", "--config", config)
@@ -722,7 +722,7 @@ func TestScheduledImportRunsOnceWithTwoSchedulers(t *testing.T) {
 		t.Errorf("imports = %+v, want one finished import of 12 rows", all)
 	}
 	if len(all) == 1 {
-		if _, err := os.Stat(filepath.Join(dir, "reports", all[0].ID, "results.csv")); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, "reports", "nightly", all[0].ID, "results.csv")); err != nil {
 			t.Errorf("no report: %v", err)
 		}
 	}
@@ -829,5 +829,37 @@ func TestPipesAndStandardInput(t *testing.T) {
 		if info, err := os.Stat(l); err == nil && time.Since(info.ModTime()) < time.Minute {
 			t.Errorf("the private copy %s was left behind", l)
 		}
+	}
+}
+
+// A worker writes reports only under its own --report-dir (default
+// ./reports): never into the folder a client named in Redis, which anyone
+// who can write to that Redis could choose.
+func TestWorkersWriteReportsOnlyInTheirOwnFolder(t *testing.T) {
+	dir := t.TempDir()
+	redistest.Client(t)
+	const key = "reports-key"
+	addr := sandboxProcess(t, dir, key, "--latency", "fixed:200ms", "--rate-limit", "6000")
+	workerDir := filepath.Join(dir, "worker")
+	os.MkdirAll(workerDir, 0o700)
+	env := map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key}
+	background(t, workerDir, env, "worker", "--rate-limit", "6000", "--poll-initial", "1s")
+	victim := filepath.Join(dir, "client-chose-this")
+	q := runImporter(t, dir, map[string]string{"REDIS_URL": redistest.URL(t)}, "run", "--no-wait", "--report-dir", victim, sample(t, "residents.json"))
+	if q.code != 0 {
+		t.Fatalf("run --no-wait: %d %s", q.code, q.stderr)
+	}
+	id := strings.Fields(q.stdout)[1]
+	own := filepath.Join(workerDir, "reports", id, "results.csv")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(own); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker wrote no report in its own folder (%s)", own)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(victim, id, "results.csv")); err == nil {
+		t.Error("the worker wrote the report into the folder the client named in Redis")
 	}
 }

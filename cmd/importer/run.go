@@ -125,7 +125,12 @@ func (c *runConfig) localWorkers(ctx context.Context, rdb *queue.Redis, st *stor
 	if api == nil {
 		return closeAPI, nil
 	}
-	w, err := startWorkers(rdb, api, st, "", c.workers, log, c.jobs)
+	reportDir, err := filepath.Abs(c.reportDir)
+	if err != nil {
+		closeAPI()
+		return nil, usageError("--report-dir: %v", err)
+	}
+	w, err := startWorkers(rdb, api, st, reportDir, c.workers, log, c.jobs)
 	if err != nil {
 		closeAPI()
 		return nil, unfinished(err)

@@ -125,7 +125,8 @@ func (c *runConfig) wait(ctx context.Context, st *store.Store, rdb *queue.Redis,
 			// Every row has its outcome but no worker wrote the
 			// report (none is running, or its finalize failed):
 			// write it here.
-			if err := (reportFinisher{st}).finish(ctx, id); err != nil {
+			dir, _ := filepath.Abs(c.reportDir)
+			if err := (reportFinisher{st: st, dir: dir}).finish(ctx, id); err != nil {
 				return unfinished(err)
 			}
 			return nil

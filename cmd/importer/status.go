@@ -207,6 +207,7 @@ reaches the Redis, for a finished import or, as it stands, a running one
 
 func newCancelCommand(getenv env, stdout io.Writer) *cobra.Command {
 	var r redisOnly
+	var dir string
 	cmd := &cobra.Command{
 		Use:   "cancel IMPORT_ID",
 		Short: "Stop sending an import's rows; rows already sent are followed to their outcome",
@@ -222,7 +223,11 @@ which is written as usual once every row has an outcome.`,
 			}
 			defer closeRedis()
 			id := args[0]
-			if err := cancelImport(ctx, st, id); err != nil {
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				return usageError("--report-dir: %v", err)
+			}
+			if err := cancelImport(ctx, st, id, reportFinisher{st: st, dir: abs}.finish); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "import %s cancelled: no more rows are sent; rows already sent are followed to their outcome\n", id)
@@ -230,11 +235,13 @@ which is written as usual once every row has an outcome.`,
 		},
 	}
 	r.register(cmd, getenv)
+	cmd.Flags().StringVar(&dir, "report-dir", envOr(getenv, "IMPORTER_REPORT_DIR", "reports"), "folder that receives <import id>/ when the cancel ends the import "+envTag("IMPORTER_REPORT_DIR"))
 	return cmd
 }
 
-// cancelImport cancels an unfinished import.
-func cancelImport(ctx context.Context, st *store.Store, id string) error {
+// cancelImport cancels an unfinished import; finish writes its report when
+// the cancel ends it.
+func cancelImport(ctx context.Context, st *store.Store, id string, finish func(ctx context.Context, id string) error) error {
 	imp, err := st.Import(ctx, id)
 	if errors.Is(err, importer.ErrImportNotFound) {
 		return usageError("no import %s in Redis", id)
@@ -251,7 +258,7 @@ func cancelImport(ctx context.Context, st *store.Store, id string) error {
 	if imp.Stopped != "" {
 		// A stopped import has no tasks left to see the cancel: end its
 		// unsent rows here.
-		if err := cancelUnsent(ctx, st, imp); err != nil {
+		if err := cancelUnsent(ctx, st, imp, finish); err != nil {
 			return unfinished(err)
 		}
 	}
@@ -260,7 +267,7 @@ func cancelImport(ctx context.Context, st *store.Store, id string) error {
 
 // cancelUnsent resolves as cancelled the rows of a stopped import that were
 // never sent.
-func cancelUnsent(ctx context.Context, st *store.Store, imp importer.Import) error {
+func cancelUnsent(ctx context.Context, st *store.Store, imp importer.Import, finish func(ctx context.Context, id string) error) error {
 	const batch = 500
 	for first := 1; first <= imp.Total; first += batch {
 		var rows []int
@@ -281,7 +288,7 @@ func cancelUnsent(ctx context.Context, st *store.Store, imp importer.Import) err
 				return err
 			}
 			if res.Done {
-				return (reportFinisher{st}).finish(ctx, imp.ID)
+				return finish(ctx, imp.ID)
 			}
 		}
 	}
@@ -289,15 +296,18 @@ func cancelUnsent(ctx context.Context, st *store.Store, imp importer.Import) err
 }
 
 // reportFinisher writes the report of an import that ended outside a
-// worker, and marks it finished.
-type reportFinisher struct{ st *store.Store }
+// worker into this process's report folder, and marks it finished.
+type reportFinisher struct {
+	st  *store.Store
+	dir string
+}
 
 func (f reportFinisher) finish(ctx context.Context, id string) error {
 	imp, err := f.st.Import(ctx, id)
 	if err != nil {
 		return err
 	}
-	if _, err := (reportWriter{store: f.st}).WriteReport(ctx, imp); err != nil {
+	if _, err := (reportWriter{store: f.st, dir: f.dir}).WriteReport(ctx, imp); err != nil {
 		return err
 	}
 	return f.st.Finish(ctx, id, time.Now())

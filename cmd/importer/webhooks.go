@@ -54,7 +54,8 @@ func (c *webhooksConfig) run(ctx context.Context, log *slog.Logger) error {
 	}
 	defer rdb.Close()
 	st := store.New(rdb.Client)
-	h := jobs.NewHandlers(nil, st, asynq.NewClientFromRedisClient(rdb.Client), reportWriter{store: st}, log, jobs.Config{})
+	// The receiver only records outcomes: the workers write the reports.
+	h := jobs.NewHandlers(nil, st, asynq.NewClientFromRedisClient(rdb.Client), reportWriter{store: st, dir: "reports"}, log, jobs.Config{})
 	srv, ln, err := webhookServer(c.hooks.addr, c.hooks.path, c.hooks.secret, h, log)
 	if err != nil {
 		return err

@@ -33,8 +33,10 @@ import (
 	"github.com/propexo-importer/importer/jobs"
 )
 
-// reportWriter writes reports from the store. dir, when set, replaces the
-// folder the import asked for (a worker with its own --report-dir).
+// reportWriter writes reports from the store into dir, this process's own
+// report folder: never into a folder named in Redis, which anyone who can
+// write to that Redis could choose. A scheduled import's reports go into
+// the subfolder its schedule names, inside dir.
 type reportWriter struct {
 	store *store.Store
 	dir   string
@@ -51,11 +53,16 @@ func (w reportWriter) WriteReport(ctx context.Context, imp importer.Import) (str
 		sum.FinishedAt = time.Now().UTC()
 		sum.Seconds = sum.FinishedAt.Sub(sum.StartedAt).Round(time.Millisecond).Seconds()
 	}
-	dir := imp.ReportDir
-	if w.dir != "" {
-		dir = w.dir
+	return report.Write(w.folder(imp), sum, imp.Columns, w.store.Rows(ctx, imp.ID, imp.Total))
+}
+
+// folder is where the import's report folder goes: dir, or the schedule's
+// subfolder inside it (only a local name is taken).
+func (w reportWriter) folder(imp importer.Import) string {
+	if sub := imp.ReportSubdir; sub != "" && filepath.IsLocal(sub) {
+		return filepath.Join(w.dir, sub)
 	}
-	return report.Write(dir, sum, imp.Columns, w.store.Rows(ctx, imp.ID, imp.Total))
+	return w.dir
 }
 
 // hookSettings are the flags of the webhook receiver.

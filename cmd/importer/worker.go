@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"time"
@@ -52,7 +53,7 @@ back on the queue) and exits 0.`,
 	f := cmd.Flags()
 	urlFlag(f, &c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the queue and the imports (required) "+envTag("REDIS_URL"))
 	f.IntVar(&c.concurrency, "concurrency", 10, "tasks worked on at once")
-	f.StringVar(&c.reportDir, "report-dir", getenv("IMPORTER_REPORT_DIR"), "write reports here instead of the folder each 'importer run' asked for "+envTag("IMPORTER_REPORT_DIR"))
+	f.StringVar(&c.reportDir, "report-dir", envOr(getenv, "IMPORTER_REPORT_DIR", "reports"), "folder this worker writes reports to, <import id>/ each (scheduled imports: in their schedule's report_dir inside it); 'importer run' writes its own copy in its own folder "+envTag("IMPORTER_REPORT_DIR"))
 	c.api.register(f, getenv)
 	c.limits.register(f, getenv)
 	c.hooks.register(f, getenv, "webhooks-addr", "")
@@ -127,7 +128,11 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 		defer srv.Close()
 	}
 	st := store.New(rdb.Client)
-	w, err := startWorkers(rdb, api, st, c.reportDir, c.concurrency, log, c.jobs)
+	reportDir, err := filepath.Abs(c.reportDir)
+	if err != nil {
+		return usageError("--report-dir: %v", err)
+	}
+	w, err := startWorkers(rdb, api, st, reportDir, c.concurrency, log, c.jobs)
 	if err != nil {
 		return unfinished(err)
 	}

@@ -39,8 +39,10 @@ type Entry struct {
 	RentDueDay    int    `yaml:"rent_due_day"`
 	Deadline      string `yaml:"deadline"`
 	Verify        bool   `yaml:"verify"`
-	ReportDir     string `yaml:"report_dir"`
-	Retention     string `yaml:"retention"`
+	// ReportDir is a subfolder of the workers' --report-dir for this
+	// schedule's reports.
+	ReportDir string `yaml:"report_dir"`
+	Retention string `yaml:"retention"`
 	// Settle is how long a file must be left unchanged before it is
 	// claimed (default 30s; "0s" claims at once). ReadyMarker, when set,
 	// is the suffix of the file that tells a file is complete (".done":
@@ -140,9 +142,8 @@ func (e Entry) job(base string) (Job, error) {
 		}
 		retention = d
 	}
-	reportDir := e.ReportDir
-	if reportDir == "" {
-		reportDir = "reports"
+	if e.ReportDir != "" && !filepath.IsLocal(e.ReportDir) {
+		return Job{}, fmt.Errorf("report_dir %q: give a folder name inside the workers' --report-dir (the workers write reports only under their own folder)", e.ReportDir)
 	}
 	settle, err := durationOr(e.Settle, jobs.DefaultSettle, "settle")
 	if err != nil {
@@ -158,7 +159,11 @@ func (e Entry) job(base string) (Job, error) {
 	if m := e.ReadyMarker; m != "" && (!strings.HasPrefix(m, ".") || strings.ContainsAny(m, `/\*?[`)) {
 		return Job{}, fmt.Errorf("ready_marker %q: use a suffix such as .done or .ok", m)
 	}
-	return Job{Spec: spec, Import: jobs.ScheduledImport{Name: e.Name, Inbox: abs(base, e.Inbox), Options: opts, ReportDir: abs(base, reportDir), Retention: retention,
+	sub := ""
+	if e.ReportDir != "" {
+		sub = filepath.Clean(e.ReportDir)
+	}
+	return Job{Spec: spec, Import: jobs.ScheduledImport{Name: e.Name, Inbox: abs(base, e.Inbox), Options: opts, ReportSubdir: sub, Retention: retention,
 		Settle: settle, ReadyMarker: e.ReadyMarker, ClaimTimeout: claimTimeout}}, nil
 }
 

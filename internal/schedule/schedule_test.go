@@ -23,7 +23,7 @@ func TestSampleLoads(t *testing.T) {
 	dir, _ := filepath.Abs("../../samples")
 	if j.Spec != "CRON_TZ=America/New_York 0 2 * * *" || j.Import.Inbox != filepath.Join(dir, "inbox/rentmanager/*.csv") ||
 		j.Import.Options.Vendor != importer.VendorRentManager || j.Import.Options.RentPeriod != "MONTHLY" || j.Import.Options.Deadline != 24*time.Hour ||
-		j.Import.ReportDir != filepath.Join(dir, "reports") {
+		j.Import.ReportSubdir != "nightly" {
 		t.Errorf("entry 1 = %+v", j)
 	}
 	if !jobs[1].Import.Options.Verify || jobs[1].Import.Options.Deadline != importer.DefaultDeadline {
@@ -41,6 +41,10 @@ func TestErrorsNameTheEntry(t *testing.T) {
 		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    vendor: yardi\n", "Yardi cannot create residents"},
 		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n  - name: a\n    cron: '0 3 * * *'\n    inbox: y\n", "schedule 2 (a): the name is used twice"},
 		{"schedules:\n  - cron: '0 2 * * *'\n    inbox: x\n", "schedule 1: name is missing"},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    report_dir: /etc/cron.d\n", "report_dir \"/etc/cron.d\": give a folder name inside the workers' --report-dir"},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    report_dir: ../elsewhere\n", "report_dir \"../elsewhere\""},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    settle: soon\n", "settle \"soon\""},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    ready_marker: done\n", "ready_marker \"done\""},
 	}
 	for _, tt := range tests {
 		path := filepath.Join(t.TempDir(), "s.yaml")
