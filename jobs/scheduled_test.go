@@ -49,7 +49,7 @@ func newInbox(t *testing.T, s jobs.ScheduledImport) *inbox {
 	e := newEnv(t, "fixed:0s", nil)
 	e.h = jobs.NewHandlers(e.api, e.store, e.queue, e.reports, nil, jobs.Config{Open: openFile, PollInitial: time.Second})
 	dir := t.TempDir()
-	s.Name, s.Inbox, s.ReportDir = "test", filepath.Join(dir, "*.csv"), filepath.Join(dir, "reports")
+	s.Name, s.Inbox = "test", filepath.Join(dir, "*.csv")
 	s.Options.IntegrationID = "int_buildium_demo"
 	return &inbox{env: e, dir: dir, s: s}
 }

@@ -53,6 +53,9 @@ func Split(ctx context.Context, q Enqueuer, st SplitStore, imp importer.Import, 
 	batch := make([]importer.Row, 0, splitBatch)
 	var header []string
 	for eof := false; !eof; {
+		if err := ctx.Err(); err != nil {
+			return res, err // what is stored stays: a later split goes on
+		}
 		batch = batch[:0]
 		for len(batch) < splitBatch {
 			row, err := rows.Next()

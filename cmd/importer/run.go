@@ -212,8 +212,11 @@ func spool(path string) (string, func(), error) {
 // prepare reads the file once (see scan) and settles the import's id and
 // options. A stream (standard input, a pipe) is first copied to a private
 // temporary file, which cleanup removes.
-func (c *runConfig) prepare(path string) (p prepared, cleanup func(), err error) {
+func (c *runConfig) prepare(ctx context.Context, path string) (p prepared, cleanup func(), err error) {
 	cleanup = func() {}
+	if info, err := os.Stat(path); err == nil && info.IsDir() {
+		return p, cleanup, usageError("%s is a folder, not a file", path)
+	}
 	if path == stdinName && c.opts.Format == "" {
 		return p, cleanup, usageError("reading standard input: give its format with --format csv, json or ndjson")
 	}
@@ -225,11 +228,11 @@ func (c *runConfig) prepare(path string) (p prepared, cleanup func(), err error)
 	if err != nil {
 		return p, func() {}, err
 	}
-	p, err = c.prepareFile(path, readPath, format)
+	p, err = c.prepareFile(ctx, path, readPath, format)
 	return p, cleanup, err
 }
 
-func (c *runConfig) prepareFile(path, readPath, format string) (prepared, error) {
+func (c *runConfig) prepareFile(ctx context.Context, path, readPath, format string) (prepared, error) {
 	var p prepared
 	c.opts.Format = format
 	c.opts.Vendor = importer.Vendor(c.vendor)
@@ -258,7 +261,7 @@ func (c *runConfig) prepareFile(path, readPath, format string) (prepared, error)
 			return p, usageError("%v", err)
 		}
 	}
-	sum, records, err := scan(readPath, format, c.inputLimits())
+	sum, records, err := scan(ctx, readPath, format, c.inputLimits())
 	if err != nil {
 		if path != readPath {
 			err = errors.New(strings.ReplaceAll(err.Error(), readPath, path))
@@ -289,7 +292,7 @@ func (c *runConfig) prepareFile(path, readPath, format string) (prepared, error)
 // scan reads the whole file once: its SHA-256 (for the import id) and a check
 // that it can be read to the end, so that a broken file is refused before
 // anything is queued.
-func scan(path, format string, limits source.Limits) (sum []byte, records int, err error) {
+func scan(ctx context.Context, path, format string, limits source.Limits) (sum []byte, records int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, usageError("cannot open %s: %v", path, errors.Unwrap(err))
@@ -313,6 +316,9 @@ func scan(path, format string, limits source.Limits) (sum []byte, records int, e
 			return nil, 0, inputError(path, err)
 		}
 		records++
+		if records%1000 == 0 && ctx.Err() != nil {
+			return nil, 0, &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted while reading %s; nothing was sent", path)}
+		}
 	}
 	if _, err := io.Copy(io.Discard, tee); err != nil {
 		return nil, 0, inputError(path, err)
@@ -390,13 +396,13 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 	if err := c.api.resolveKey(); err != nil {
 		return err
 	}
-	p, cleanup, err := c.prepare(path)
+	p, cleanup, err := c.prepare(ctx, path)
 	defer cleanup()
 	if err != nil {
 		return err
 	}
 	if c.dryRun {
-		return c.dryRunImport(p, stdout, stderr)
+		return c.dryRunImport(ctx, p, stdout, stderr)
 	}
 
 	rdb, err := connectRedis(ctx, c.redisURL)

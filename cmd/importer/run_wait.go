@@ -215,7 +215,7 @@ func printSummary(w io.Writer, s importer.Summary) {
 }
 
 // dryRunImport validates the whole file and prints what would be sent.
-func (c *runConfig) dryRunImport(p prepared, stdout, stderr io.Writer) error {
+func (c *runConfig) dryRunImport(ctx context.Context, p prepared, stdout, stderr io.Writer) error {
 	rows, f, err := openRows(p.path, p.format, c.inputLimits())
 	if err != nil {
 		return err
@@ -233,6 +233,9 @@ func (c *runConfig) dryRunImport(p prepared, stdout, stderr io.Writer) error {
 			return inputError(p.shown, err)
 		}
 		total++
+		if total%1000 == 0 && ctx.Err() != nil {
+			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted after %d rows of the dry run; nothing was sent", total)}
+		}
 		res, problems, dupOf := v.Check(row)
 		switch {
 		case len(problems) > 0:

@@ -16,7 +16,9 @@ import (
 // time. gocsv's SimpleDecoder walks the records; encoding/csv underneath it
 // handles quoted commas and newlines and CRLF, and tells each record's line.
 func (rd *Reader) csv(r io.Reader) (func() (importer.Row, error), error) {
-	cr := csv.NewReader(r)
+	// The csv.Reader reads ahead by its buffer's size (4 KiB).
+	bounded := &boundedReader{r: r, max: rd.limits.hardRecordBytes() + 64<<10}
+	cr := csv.NewReader(bounded)
 	cr.FieldsPerRecord = -1 // a ragged record is a bad row, not a broken file
 	dec := gocsv.NewSimpleDecoderFromCSVReader(cr)
 
@@ -24,9 +26,14 @@ func (rd *Reader) csv(r io.Reader) (func() (importer.Row, error), error) {
 	if errors.Is(err, io.EOF) {
 		return nil, ErrEmpty
 	}
+	if errors.Is(err, errRecordTooLong) {
+		return nil, rd.tooLong(1)
+	}
 	if err != nil {
 		return nil, csvError(err)
 	}
+	bounded.mark = cr.InputOffset()
+	lastLine := 1
 	if len(header) > rd.limits.MaxColumns {
 		return nil, &SyntaxError{Line: 1, Err: fmt.Errorf("the header has %d columns; at most %d are read (--max-columns)", len(header), rd.limits.MaxColumns)}
 	}
@@ -39,13 +46,18 @@ func (rd *Reader) csv(r io.Reader) (func() (importer.Row, error), error) {
 	return func() (importer.Row, error) {
 		for {
 			record, err := dec.GetCSVRow()
+			bounded.mark = cr.InputOffset()
 			if errors.Is(err, io.EOF) {
 				return importer.Row{}, io.EOF
+			}
+			if errors.Is(err, errRecordTooLong) {
+				return importer.Row{}, rd.tooLong(lastLine + 1)
 			}
 			var perr *csv.ParseError
 			if errors.As(err, &perr) {
 				// The reader goes on after a bad record; the row is
 				// invalid and the rest of the file is still read.
+				lastLine = perr.Line
 				return importer.Row{Line: perr.StartLine, Err: fmt.Errorf("line %d: %v", perr.Line, perr.Err)}, nil
 			}
 			if err != nil {
@@ -58,6 +70,7 @@ func (rd *Reader) csv(r io.Reader) (func() (importer.Row, error), error) {
 				record[i] = unneutralize(v)
 			}
 			line, _ := cr.FieldPos(0)
+			lastLine = line
 			if err := rd.limits.check(header, record); err != nil {
 				return importer.Row{Line: line, Err: fmt.Errorf("line %d: %v", line, err)}, nil
 			}

@@ -78,10 +78,19 @@ type columns struct {
 	index   map[string]int
 	fields  []string // by column: the API field, or "" for an unknown column
 	claimed map[string]bool
+	// suffix is the next " (n)" to try for a repeated name, so that
+	// renaming many repeats stays linear.
+	suffix map[string]int
 }
 
 func newColumns() *columns {
-	return &columns{index: map[string]int{}, claimed: map[string]bool{}}
+	return &columns{index: map[string]int{}, claimed: map[string]bool{}, suffix: map[string]int{}}
+}
+
+// has reports whether a column of that name was seen.
+func (c *columns) has(name string) bool {
+	_, ok := c.index[name]
+	return ok
 }
 
 // add registers a column name and returns its position. An empty name is
@@ -95,9 +104,10 @@ func (c *columns) add(name string, unique bool) int {
 	}
 	if _, ok := c.index[name]; ok {
 		base := name
-		for n := 2; ; n++ {
+		for n := max(c.suffix[base], 2); ; n++ {
 			name = base + " (" + strconv.Itoa(n) + ")"
 			if _, taken := c.index[name]; !taken {
+				c.suffix[base] = n + 1
 				break
 			}
 		}

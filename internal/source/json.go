@@ -15,7 +15,9 @@ import (
 // jsonArray reads a JSON array of objects one element at a time.
 func (rd *Reader) jsonArray(r io.Reader) (func() (importer.Row, error), error) {
 	lines := &lineCounter{r: r}
-	dec := json.NewDecoder(lines)
+	// The decoder reads ahead of the element it decodes: give it room.
+	bounded := &boundedReader{r: lines, max: rd.limits.hardRecordBytes() + 1<<20}
+	dec := json.NewDecoder(bounded)
 	dec.UseNumber()
 	tok, err := dec.Token()
 	if errors.Is(err, io.EOF) {
@@ -43,9 +45,13 @@ func (rd *Reader) jsonArray(r io.Reader) (func() (importer.Row, error), error) {
 			return importer.Row{}, io.EOF
 		}
 		var raw json.RawMessage
+		bounded.mark = dec.InputOffset()
 		if err := dec.Decode(&raw); err != nil {
 			done = true
 			at := dec.InputOffset()
+			if errors.Is(err, errRecordTooLong) {
+				return importer.Row{}, rd.tooLong(lines.lineAt(at))
+			}
 			var syn *json.SyntaxError
 			if errors.As(err, &syn) && syn.Offset > at {
 				at = syn.Offset - 1
@@ -61,23 +67,31 @@ func (rd *Reader) jsonArray(r io.Reader) (func() (importer.Row, error), error) {
 	}, nil
 }
 
-// ndjson reads one JSON object a line; blank lines are skipped.
+// ndjson reads one JSON object a line; blank lines are skipped. A line
+// longer than MaxRecordBytes is an invalid row, skipped without being held
+// in memory.
 func (rd *Reader) ndjson(r io.Reader) (func() (importer.Row, error), error) {
 	br := bufio.NewReader(r)
 	line := 0
 	eof := false
+	var text []byte
 	return func() (importer.Row, error) {
 		for !eof {
-			text, err := br.ReadBytes('\n')
+			var long int
+			var err error
+			text, long, err = readLine(br, text[:0], rd.limits.MaxRecordBytes)
 			if errors.Is(err, io.EOF) {
 				eof = true
 			} else if err != nil {
 				return importer.Row{}, &SyntaxError{Line: line + 1, Err: err}
 			}
-			if len(text) == 0 && eof {
+			if len(text) == 0 && long == 0 && eof {
 				break
 			}
 			line++
+			if long > 0 {
+				return importer.Row{Line: line, Err: fmt.Errorf("line %d: the record is %d bytes long; at most %d are read (--max-record-bytes)", line, long, rd.limits.MaxRecordBytes)}, nil
+			}
 			text = bytes.TrimSpace(text)
 			if len(text) == 0 {
 				continue
@@ -86,6 +100,29 @@ func (rd *Reader) ndjson(r io.Reader) (func() (importer.Row, error), error) {
 		}
 		return importer.Row{}, io.EOF
 	}, nil
+}
+
+// readLine reads one line into buf, holding no more than max bytes of it
+// (and its line end). A longer line is read to its end and dropped: long is
+// then its length; it is 0 for a line kept.
+func readLine(br *bufio.Reader, buf []byte, max int) (line []byte, long int, err error) {
+	over, total := false, 0
+	for {
+		chunk, err := br.ReadSlice('\n')
+		total += len(chunk)
+		if !over && len(buf)+len(chunk) <= max+2 {
+			buf = append(buf, chunk...)
+		} else {
+			over, buf = true, buf[:0]
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if over {
+			return buf, total, err
+		}
+		return buf, 0, err
+	}
 }
 
 // object turns one JSON value into a row. Keys keep the object's order;
@@ -122,6 +159,12 @@ func (rd *Reader) object(line int, raw []byte) importer.Row {
 			continue // encoding/json keeps the last; a person reads the first
 		}
 		seen[key] = true
+		if !rd.cols.has(key) && len(rd.cols.names) >= rd.limits.MaxColumns {
+			// Each new key is a column of the report: bound them for
+			// the whole file, so the report grows with the input.
+			rd.err = &SyntaxError{Line: line, Err: fmt.Errorf("the records bring more than %d different keys; at most %d columns are read (--max-columns)", rd.limits.MaxColumns, rd.limits.MaxColumns)}
+			return importer.Row{}
+		}
 		positions = append(positions, rd.cols.add(key, false))
 		values = append(values, jsonText(val))
 	}

@@ -81,15 +81,27 @@ var ErrBinary = errors.New("the file is not text (it holds NUL bytes): export it
 
 // Limits bound what one record may hold, so a broken or hostile file cannot
 // exhaust memory or make one row unreadable for people. A record past a
-// limit is an invalid row; a header past MaxColumns refuses the file.
+// limit is an invalid row; a record so long that holding it would take
+// memory out of proportion (HardRecordFactor times MaxRecordBytes) is not
+// read into memory at all and refuses the file, as does a file with more
+// than MaxColumns different columns (a header that wide, or JSON records
+// that bring as many keys in all).
 type Limits struct {
 	// MaxFieldBytes caps one value. Default 64 KiB.
 	MaxFieldBytes int
 	// MaxRecordBytes caps one record, all values together. Default 1 MiB.
 	MaxRecordBytes int
-	// MaxColumns caps the columns of a file. Default 1000.
+	// MaxColumns caps the columns of a file, all records together.
+	// Default 1000.
 	MaxColumns int
 }
+
+// HardRecordFactor is how many times MaxRecordBytes a record may grow to
+// while it is read: past it the reader stops instead of holding it.
+const HardRecordFactor = 16
+
+// hardRecordBytes is the most a record may take while it is read.
+func (l Limits) hardRecordBytes() int64 { return int64(l.MaxRecordBytes) * HardRecordFactor }
 
 // DefaultLimits are the limits Open uses when given none.
 var DefaultLimits = Limits{MaxFieldBytes: 64 << 10, MaxRecordBytes: 1 << 20, MaxColumns: 1000}
@@ -135,6 +147,9 @@ type Reader struct {
 	cols   *columns
 	n      int
 	limits Limits
+	// err, once set, ends the reading: the file broke a limit of the
+	// whole file.
+	err error
 }
 
 // Open returns a Reader of r in the given format, with DefaultLimits unless
@@ -180,7 +195,13 @@ func Open(r io.Reader, format string, limits ...Limits) (*Reader, error) {
 // line that is not a JSON object, a CSV record with too many fields) is not
 // an error: it comes back as a Row whose Err says what is wrong with it.
 func (rd *Reader) Next() (importer.Row, error) {
+	if rd.err != nil {
+		return importer.Row{}, rd.err
+	}
 	row, err := rd.next()
+	if err == nil && rd.err != nil {
+		err = rd.err
+	}
 	if err != nil {
 		return importer.Row{}, err
 	}
@@ -195,6 +216,39 @@ func (rd *Reader) Columns() []string { return append([]string(nil), rd.cols.name
 
 // UnknownColumns returns the columns seen so far that map to no API field.
 func (rd *Reader) UnknownColumns() []string { return rd.cols.unknown() }
+
+// errRecordTooLong ends reading a file with a record longer than a reader
+// may hold.
+var errRecordTooLong = errors.New("record too long")
+
+// boundedReader hands out the bytes of r, but no more than max past the
+// mark that its reader sets where each record starts: a record that never
+// ends (a line of gigabytes, a JSON value that never closes) stops the
+// reading with errRecordTooLong instead of filling memory.
+type boundedReader struct {
+	r    io.Reader
+	read int64 // bytes handed out
+	mark int64 // where the current record starts
+	max  int64
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	left := b.mark + b.max - b.read
+	if left <= 0 {
+		return 0, errRecordTooLong
+	}
+	if int64(len(p)) > left {
+		p = p[:left]
+	}
+	n, err := b.r.Read(p)
+	b.read += int64(n)
+	return n, err
+}
+
+// tooLong is the error of a record past the hard limit, after line.
+func (rd *Reader) tooLong(line int) error {
+	return &SyntaxError{Line: line, Err: fmt.Errorf("a record is longer than %d bytes (%d times --max-record-bytes); the file cannot be read past it", rd.limits.hardRecordBytes(), HardRecordFactor)}
+}
 
 // RowOf rebuilds a row from its original columns (as stored for the
 // report), mapping them to API fields as a Reader does: the first column of

@@ -2,6 +2,7 @@ package source_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"reflect"
@@ -249,4 +250,124 @@ func FuzzCSV(f *testing.F) {
 func FuzzNDJSON(f *testing.F) {
 	seedFrom(f, ".ndjson")
 	f.Fuzz(func(t *testing.T, data []byte) { readFuzzed(t, data, source.FormatNDJSON) })
+}
+
+// endless yields a head, then the same byte forever: a line (or JSON
+// value) that never ends.
+type endless struct {
+	head []byte
+	fill byte
+}
+
+func (e *endless) Read(p []byte) (int, error) {
+	n := copy(p, e.head)
+	e.head = e.head[n:]
+	for i := n; i < len(p); i++ {
+		p[i] = e.fill
+	}
+	return len(p), nil
+}
+
+// A record that never ends is not held in memory: past HardRecordFactor
+// times --max-record-bytes the reader stops with an error naming the
+// place. (A reader that held the record would never return here.)
+func TestRecordsThatNeverEndStopTheReader(t *testing.T) {
+	limits := source.Limits{MaxRecordBytes: 4 << 10}
+	for _, tt := range []struct{ format, head string }{
+		{source.FormatCSV, "First Name,Notes\nAda,"},
+		{source.FormatCSV, "First Name,Notes\nAda,\"quoted\n"},
+		{source.FormatJSON, `[{"first_name":"Ada"},{"notes":"`},
+	} {
+		rd, err := source.Open(&endless{head: []byte(tt.head), fill: 'x'}, tt.format, limits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var syn *source.SyntaxError
+		for i := 0; ; i++ {
+			_, err := rd.Next()
+			if err == nil && i < 2 {
+				continue
+			}
+			if !errors.As(err, &syn) || !strings.Contains(err.Error(), "a record is longer than") || syn.Line < 1 {
+				t.Errorf("%s %q: %v, want a record too long, with its line", tt.format, tt.head, err)
+			}
+			break
+		}
+	}
+}
+
+// An NDJSON line past --max-record-bytes is an invalid row, skipped
+// without being held whole; the next lines are read.
+func TestLongNDJSONLineIsAnInvalidRow(t *testing.T) {
+	input := `{"first_name":"Ada"}` + "\n" + `{"notes":"` + strings.Repeat("x", 100<<10) + `"}` + "\n" + `{"first_name":"Bo"}` + "\n"
+	rd, err := source.Open(strings.NewReader(input), source.FormatNDJSON, source.Limits{MaxRecordBytes: 1 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []importer.Row
+	for {
+		row, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, row)
+	}
+	if len(rows) != 3 || rows[1].Err == nil || !strings.Contains(rows[1].Err.Error(), "line 2: the record is") || rows[2].Values["first_name"] != "Bo" || rows[2].Line != 3 {
+		t.Errorf("rows = %+v", rows)
+	}
+}
+
+// Every JSON record may bring keys of its own; each is a column of the
+// report. Past --max-columns different keys in the whole file, the file is
+// refused, so the report grows with the input, not with its square.
+func TestJSONKeysAreBoundedForTheWholeFile(t *testing.T) {
+	for _, format := range []string{source.FormatNDJSON, source.FormatJSON} {
+		var b strings.Builder
+		if format == source.FormatJSON {
+			b.WriteString("[")
+		}
+		for i := 0; i < 300; i++ {
+			if format == source.FormatJSON && i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"first_name":"R%d","key_%d":"v"}`+"\n", i, i)
+		}
+		if format == source.FormatJSON {
+			b.WriteString("]")
+		}
+		rd, err := source.Open(strings.NewReader(b.String()), format, source.Limits{MaxColumns: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		read := 0
+		var last error
+		for {
+			_, err := rd.Next()
+			if err != nil {
+				last = err
+				break
+			}
+			read++
+		}
+		if !strings.Contains(fmt.Sprint(last), "more than 100 different keys") || read != 99 || len(rd.Columns()) > 100 {
+			t.Errorf("%s: %d rows read, %d columns, then %v; want 99 rows, at most 100 columns, then the file refused", format, read, len(rd.Columns()), last)
+		}
+	}
+}
+
+// Renaming repeated header names is linear: 40,000 columns all named "x"
+// are read at once, each with a name of its own.
+func TestManyRepeatedHeaderNames(t *testing.T) {
+	header := strings.TrimSuffix(strings.Repeat("x,", 40000), ",")
+	rd, err := source.Open(strings.NewReader(header+"\n"), source.FormatCSV, source.Limits{MaxColumns: 50000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols := rd.Columns()
+	if len(cols) != 40000 || cols[1] != "x (2)" || cols[39999] != "x (40000)" {
+		t.Errorf("%d columns, %q ... %q", len(cols), cols[1], cols[len(cols)-1])
+	}
 }
