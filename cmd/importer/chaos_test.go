@@ -253,7 +253,7 @@ func importID(t *testing.T, out string) string {
 	t.Helper()
 	for _, f := range strings.Fields(out) {
 		if strings.HasPrefix(f, "chaos-") {
-			return f
+			return strings.TrimSuffix(f, ":")
 		}
 	}
 	t.Fatalf("no import id in %q", out)
@@ -474,4 +474,209 @@ func TestChaosHostileWebhooks(t *testing.T) {
 		}
 	}
 	t.Log(f.String())
+}
+
+// waitForLog waits until a process's output holds what, or fails.
+func waitForLog(t *testing.T, p *proc, what string, limit time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !strings.Contains(p.log.String(), what); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%q not said within %v:\n%s", what, limit, p.log.String())
+		}
+	}
+}
+
+// exitOf waits for a process to end and returns its exit code.
+func exitOf(t *testing.T, p *proc, limit time.Duration) int {
+	t.Helper()
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		p.mu.Lock()
+		p.cmd = nil
+		p.mu.Unlock()
+		if exit, ok := err.(*exec.ExitError); ok {
+			return exit.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(limit):
+		cmd.Process.Kill()
+		<-done
+		p.mu.Lock()
+		p.cmd = nil
+		p.mu.Unlock()
+		t.Fatalf("the process did not end within %v:\n%s", limit, p.log.String())
+		return -1
+	}
+}
+
+// The API answers 5xx after the write took effect (a gateway's 502 or 504,
+// or its own 500: 20% of the requests), and 404 to 20% of the status reads
+// of jobs it made. No create is sent twice, and no row whose job the API
+// accepted is offered again in failed.csv.
+func TestChaosAnswersLostAsServerErrors(t *testing.T) {
+	rows := 100
+	if *chaosFull {
+		rows = 1000
+	}
+	dir := t.TempDir()
+	rdb := redistest.Client(t)
+	apiAddr, key := freeAddr(t), "chaos-5xx-key"
+	startProc(t, dir, map[string]string{"PROPEXO_API_KEY": key}, binary, "sandbox", "--addr", apiAddr, "--latency", "uniform:200ms-2s", "--seed", "11",
+		"--rate-limit", "-1", "--gateway-error-rate", "0.2", "--status-not-found-rate", "0.2")
+	waitForHTTP(t, "http://"+apiAddr+"/healthz")
+	env := map[string]string{"REDIS_URL": rdbURL(rdb), "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key}
+	for i := 0; i < 3; i++ {
+		startProc(t, dir, env, binary, "worker", "--concurrency", "8", "--rate-limit", "0", "--poll-initial", "1s", "--poll-max", "4s", "--lookup-waits", "2s,4s,8s")
+	}
+	file := residentsFile(t, dir, rows)
+	began := time.Now()
+	q := runImporter(t, dir, map[string]string{"REDIS_URL": rdbURL(rdb)}, "run", "--no-wait", file)
+	if q.code != 0 {
+		t.Fatalf("run --no-wait: %s", q.stderr)
+	}
+	id := importID(t, q.stdout)
+	f := figures{scenario: "5xx after the write, 404 status reads", wall: time.Since(began), events: []string{"20% of answers 5xx after the request took effect", "20% of status reads 404"}}
+	settle(t, &f, rdb, dir, id, rows, apiAddr, key, 5*time.Minute)
+	checkFailedCSV(t, dir, id)
+}
+
+// checkFailedCSV checks that failed.csv offers no row that ever got a job
+// id or may have reached the API.
+func checkFailedCSV(t *testing.T, dir, id string) {
+	t.Helper()
+	results := readCSV(t, filepath.Join(dir, "chaos-reports", id, "results.csv"))
+	failed := readCSV(t, filepath.Join(dir, "chaos-reports", id, "failed.csv"))
+	offered := map[string]bool{}
+	for _, line := range failed[1:] {
+		offered[strings.Join(line, ",")] = true
+	}
+	for _, line := range results[1:] {
+		status, job, code := line[1], line[2], line[4]
+		mayExist := job != "" || code == "in_doubt" || code == "internal_error"
+		if offered[strings.Join(line[6:], ",")] && (status != "failed" && status != "invalid" || mayExist) {
+			t.Errorf("failed.csv offers row %s (%s, job %q, %s), whose resident may exist", line[0], status, job, code)
+		}
+	}
+}
+
+// 'importer retry' is killed with SIGKILL after it reopened the import,
+// then run again: it resumes the same round. Each failed write is retried
+// once; nothing is created twice; the report tells the truth.
+func TestChaosRetryKilled(t *testing.T) {
+	rows := 100
+	if *chaosFull {
+		rows = 1000
+	}
+	dir := t.TempDir()
+	rdb := redistest.Client(t)
+	apiAddr, key := freeAddr(t), "chaos-retry-key"
+	startProc(t, dir, map[string]string{"PROPEXO_API_KEY": key}, binary, "sandbox", "--addr", apiAddr, "--latency", "uniform:100ms-1s", "--rate-limit", "-1", "--failure-rate", "1")
+	waitForHTTP(t, "http://"+apiAddr+"/healthz")
+	env := map[string]string{"REDIS_URL": rdbURL(rdb), "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key}
+	workerArgs := []string{"worker", "--concurrency", "8", "--rate-limit", "0", "--poll-initial", "1s", "--poll-max", "2s"}
+	w := startProc(t, dir, env, binary, workerArgs...)
+	file := residentsFile(t, dir, rows)
+	began := time.Now()
+	q := runImporter(t, dir, env, "run", "--workers", "0", file)
+	if q.code != 1 || !strings.Contains(q.stdout, fmt.Sprintf("%d failed", rows)) {
+		t.Fatalf("the PMS failed every write, yet: %d\n%s\n%s", q.code, q.stdout, q.stderr)
+	}
+	id := importID(t, q.stdout)
+	// The PMS is back; no worker runs while the retry is killed.
+	req, _ := http.NewRequest("PUT", "http://"+apiAddr+"/_sandbox/faults", strings.NewReader(`{"failure_rate":0}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("faults: %v %v", resp, err)
+	}
+	w.signal(syscall.SIGTERM)
+	retry := startProc(t, dir, env, binary, "retry", "--workers", "0", id)
+	waitForLog(t, retry, fmt.Sprintf("retrying %d rows", rows), 30*time.Second)
+	retry.signal(syscall.SIGKILL)
+
+	w.start(binary)
+	again := runImporter(t, dir, env, "retry", "--workers", "0", id)
+	if !strings.Contains(again.stderr, "resuming its retry") || again.code != 0 {
+		t.Errorf("the retry run again: %d\n%s\n%s", again.code, again.stdout, again.stderr)
+	}
+	f := figures{scenario: "importer retry killed", wall: time.Since(began), events: []string{"every write failed, then the PMS came back", "retry killed with SIGKILL after reopening", "retry run again"}}
+	settle(t, &f, rdb, dir, id, rows, apiAddr, key, 3*time.Minute)
+	if f.outcomes["succeeded"] != rows {
+		t.Errorf("outcomes %v after the retry, want %d succeeded", f.outcomes, rows)
+	}
+	var stats struct {
+		Requests map[string]int `json:"requests"`
+		Creates  int            `json:"creates"`
+	}
+	apiGet(apiAddr, key, "/_sandbox/stats", &stats)
+	if stats.Requests["retry_write"] != rows || stats.Requests["create_resident"] != rows {
+		t.Errorf("the API saw %d creates and %d retry-writes, want %d of each", stats.Requests["create_resident"], stats.Requests["retry_write"], rows)
+	}
+}
+
+// Redis runs without persistence and is killed mid-import, then started
+// again empty. The waiting run says what happened and exits 3; the workers
+// say Redis lost its data; the same command run again recovers the import:
+// each row is looked up before it is sent. Nothing is created twice, no row
+// is lost.
+func TestChaosRedisLostItsData(t *testing.T) {
+	rows := 150
+	if *chaosFull {
+		rows = 1500
+	}
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	port := addr[strings.LastIndex(addr, ":")+1:]
+	rs := &redisProc{proc: startProc(t, dir, nil, "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"), addr: addr}
+	rs.wait(t)
+	redisURL := "redis://" + addr + "/0"
+	apiAddr, key := freeAddr(t), "chaos-lost-key"
+	startProc(t, dir, map[string]string{"PROPEXO_API_KEY": key}, binary, "sandbox", "--addr", apiAddr, "--latency", "uniform:200ms-2s", "--rate-limit", "-1")
+	waitForHTTP(t, "http://"+apiAddr+"/healthz")
+	env := map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key}
+	// Slow enough that Redis dies mid-way.
+	w := startProc(t, dir, env, binary, "worker", "--concurrency", "4", "--rate-limit", fmt.Sprint(rows*8), "--poll-initial", "1s", "--poll-max", "2s")
+	file := residentsFile(t, dir, rows)
+	began := time.Now()
+	waiting := startProc(t, dir, env, binary, "run", "--workers", "0", file)
+
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	st := store.New(rdb)
+	var id string
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if ids, _ := st.Imports(context.Background()); len(ids) == 1 {
+			id = ids[0]
+			if p, _ := st.Progress(context.Background(), id); p.Total > 0 && p.Resolved >= p.Total/3 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a third of the import was not done within a minute")
+		}
+	}
+	rs.signal(syscall.SIGKILL) // without persistence: everything is gone
+	rs.start("redis-server")
+	rs.wait(t)
+	if code := exitOf(t, waiting, time.Minute); code != 3 || !strings.Contains(waiting.log.String(), "is gone from Redis") || !strings.Contains(waiting.log.String(), "run the same command again") {
+		t.Errorf("the waiting run: exit %d\n%s", code, waiting.log.String())
+	}
+	waitForLog(t, w, "Redis lost its data", 30*time.Second)
+
+	again := startProc(t, dir, env, binary, "run", "--workers", "0", "--recovery-wait", "5s", file)
+	if code := exitOf(t, again, 3*time.Minute); code != 0 || !strings.Contains(again.log.String(), "recovering it") {
+		t.Errorf("the run again: exit %d\n%s", code, again.log.String())
+	}
+	f := figures{scenario: "Redis lost its data", wall: time.Since(began), events: []string{"Redis killed without persistence at a third", "the same command run again"}}
+	settle(t, &f, rdb, dir, id, rows, apiAddr, key, 3*time.Minute)
+	if f.outcomes["succeeded"] != rows {
+		t.Errorf("outcomes %v, want every row succeeded (adopted or sent)", f.outcomes)
+	}
 }

@@ -81,6 +81,10 @@ func (s *Store) CreateImport(ctx context.Context, imp importer.Import) (stored i
 	}
 	if created {
 		pipe := s.rdb.TxPipeline()
+		// Anything else under the id was left by workers that wrote for
+		// an import Redis had lost (their tasks were in flight): not this
+		// import's.
+		pipe.Del(ctx, k.state, k.results, k.counts, k.input, k.stats)
 		pipe.HSet(ctx, k.meta, "total", -1, "retention_seconds", int64(imp.Retention.Seconds()))
 		pipe.ZAdd(ctx, importsKey, redis.Z{Score: float64(imp.CreatedAt.UnixMilli()), Member: imp.ID})
 		if imp.ContentKey != "" {
@@ -347,9 +351,25 @@ func parseState(v string) importer.RowState {
 	return importer.RowState{}
 }
 
+// setStateScript sets a row's state, only while the import exists: a
+// worker that finds out late that Redis lost the import (its task was in
+// flight) must not leave the row a state that a recovery of the import
+// would take for its own. KEYS: meta, state. ARGV: row, state. Returns 0
+// when the import is gone.
+var setStateScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'import') == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+`)
+
 func (s *Store) setState(ctx context.Context, id string, row int, v string) error {
-	if err := s.rdb.HSet(ctx, keysOf(id).state, strconv.Itoa(row), v).Err(); err != nil {
+	k := keysOf(id)
+	n, err := setStateScript.Run(ctx, s.rdb, []string{k.meta, k.state}, row, v).Int()
+	if err != nil {
 		return fmt.Errorf("error saving row %d of import %s: %w", row, id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("row %d of import %s: %w", row, id, importer.ErrImportNotFound)
 	}
 	return nil
 }
@@ -392,15 +412,22 @@ func (s *Store) SetJob(ctx context.Context, id string, row int, jobID string, fo
 	}
 	k := keysOf(id)
 	pipe := s.rdb.Pipeline()
-	pipe.HSet(ctx, k.state, strconv.Itoa(row), jobPrefix+"1:"+jobID)
+	set := setStateScript.EvalSha(ctx, pipe, []string{k.meta, k.state}, row, jobPrefix+"1:"+jobID)
 	if forWebhooks {
 		pipe.Set(ctx, jobKey(jobID), id+"|"+strconv.Itoa(row), jobIndexTTL)
 	}
 	for _, stat := range stats {
 		pipe.HIncrBy(ctx, k.stats, stat, 1)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	pipe.Exec(ctx) // errors are read per command
+	if err := set.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// Not loaded yet (a new or restarted Redis): the rest was done.
+		return s.setState(ctx, id, row, jobPrefix+"1:"+jobID)
+	}
+	if n, err := set.Int(); err != nil {
 		return fmt.Errorf("error saving the job of row %d of import %s: %w", row, id, err)
+	} else if n == 0 {
+		return fmt.Errorf("row %d of import %s: %w", row, id, importer.ErrImportNotFound)
 	}
 	return nil
 }
@@ -557,6 +584,7 @@ func (s *Store) Replace(ctx context.Context, id string, r importer.RowResult, fr
 }
 
 var advanceScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[2], 'import') == 0 then return 0 end
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then return 0 end
 local n, job = string.match(cur, '^j:(%d+):(.*)$')
@@ -568,7 +596,8 @@ return 1
 // AdvanceCheck moves a row's status check number from `from` to `to` if it
 // still is `from`.
 func (s *Store) AdvanceCheck(ctx context.Context, id string, row int, from, to int) (bool, error) {
-	n, err := advanceScript.Run(ctx, s.rdb, []string{keysOf(id).state}, row, from, to).Int()
+	k := keysOf(id)
+	n, err := advanceScript.Run(ctx, s.rdb, []string{k.state, k.meta}, row, from, to).Int()
 	if err != nil {
 		return false, fmt.Errorf("error advancing the status check of row %d of import %s: %w", row, id, err)
 	}
@@ -586,9 +615,10 @@ func (s *Store) AdvanceCheck(ctx context.Context, id string, row int, from, to i
 // a row already resolved keeps its outcome in any case.
 // KEYS: results, counts, meta, state. ARGV: row, outcome, result JSON, job
 // id or "". Returns {flags, wait}: flags 2 when it recorded the outcome,
-// plus 1 when the import is done, or 4 alone when the news was stale; wait
-// "gen:seq" or "".
+// plus 1 when the import is done, or 4 alone when the news was stale, or 8
+// alone when the import is gone; wait "gen:seq" or "".
 var resolveScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[3], 'import') == 0 then return {8, ''} end
 local recorded = 0
 local wake = ''
 if ARGV[4] ~= '' then
@@ -646,6 +676,9 @@ func (s *Store) Resolve(ctx context.Context, id string, r importer.RowResult, st
 		return importer.Resolution{}, fmt.Errorf("error recording the outcome of row %d of import %s: %w", r.Row, id, errOr(err, "bad answer"))
 	}
 	n, _ := vals[0].(int64)
+	if n == 8 {
+		return importer.Resolution{}, fmt.Errorf("row %d of import %s: %w", r.Row, id, importer.ErrImportNotFound)
+	}
 	res := importer.Resolution{Recorded: n&2 != 0, Done: n&1 != 0, Stale: n == 4}
 	if wait, _ := vals[1].(string); wait != "" {
 		gen, seq, _ := strings.Cut(wait, ":")
