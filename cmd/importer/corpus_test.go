@@ -84,3 +84,22 @@ func dryRun(t *testing.T, path string) string {
 	out := fmt.Sprintf("exit %d\nstdout:\n%sstderr:\n%s", code, stdout.String(), stderr.String())
 	return strings.ReplaceAll(out, filepath.Dir(path)+string(filepath.Separator), "")
 }
+
+// Reading a file stops at Ctrl-C: a dry run of a big file interrupted at
+// once ends with exit 130 and one line, having sent nothing.
+func TestReadingStopsOnInterrupt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.csv")
+	var b strings.Builder
+	b.WriteString("Integration ID,First Name,Last Name\n")
+	for i := 0; i < 50000; i++ {
+		fmt.Fprintf(&b, "int_buildium_demo,Resident,Number%d\n", i)
+	}
+	os.WriteFile(path, []byte(b.String()), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	code := Main(ctx, []string{"run", "--dry-run", path}, func(string) string { return "" }, &stdout, &stderr)
+	if code != exitInterrupted || !strings.Contains(stderr.String(), "interrupted") || strings.Count(stdout.String(), "\n") > 0 {
+		t.Errorf("exit %d, %d lines printed, stderr %q; want 130 before any row", code, strings.Count(stdout.String(), "\n"), stderr.String())
+	}
+}
