@@ -62,6 +62,9 @@ type RowState struct {
 	Check int
 	// Resolved is true once the row has its outcome.
 	Resolved bool
+	// LookFirst: the row's create may have reached the API before; look
+	// its resident up before sending it.
+	LookFirst bool
 	// Stopped holds the reason when the whole import has stopped.
 	Stopped string
 	// Cancelled is true once the import was cancelled: rows not sent yet
@@ -85,6 +88,10 @@ const (
 	RetryWrite
 	// FollowJob reads the status of the row's write job again.
 	FollowJob
+	// LookUpThenSend looks the row's resident up, adopts it when found
+	// and sends the create when not: for a row whose create may have
+	// reached the API.
+	LookUpThenSend
 )
 
 // RetryPlan is a row to try again: its failed result and what to do.

@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,7 +61,7 @@ func TestInterruptedRetryResumesWithoutCreatingTwice(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				plan, ok := jobs.PlanRetry(r.Result)
+				plan, ok := jobs.PlanRetry(r.Result, jobs.RetryOptions{})
 				if !ok || plan.Action != importer.RetryWrite {
 					t.Fatalf("row %d: plan %+v, %v; want a retry-write", r.Result.Row, plan, ok)
 				}
@@ -72,7 +73,7 @@ func TestInterruptedRetryResumesWithoutCreatingTwice(t *testing.T) {
 
 			switch next {
 			case "retry again":
-				res, err := jobs.Retry(ctx, e.queue, e.store, "imp-retry")
+				res, err := jobs.Retry(ctx, e.queue, e.store, "imp-retry", jobs.RetryOptions{})
 				if err != nil || !res.Resumed {
 					t.Fatalf("retry again: %+v, %v; want the round resumed", res, err)
 				}
@@ -135,7 +136,7 @@ func TestStaleWebhookAfterARetryIsIgnored(t *testing.T) {
 	}
 	zero := 0.0
 	sb.SetFaults(sandbox.Faults{FailureRate: &zero})
-	if res, err := jobs.Retry(ctx, e.queue, e.store, "imp-stale"); err != nil || res.Reopened != 1 {
+	if res, err := jobs.Retry(ctx, e.queue, e.store, "imp-stale", jobs.RetryOptions{}); err != nil || res.Reopened != 1 {
 		t.Fatalf("retry: %+v, %v", res, err)
 	}
 	task, _, _ := jobs.NewSubmitTask(jobs.SubmitPayload{ImportID: "imp-stale", Row: 1, Vendor: importer.VendorGeneric, Resident: resident(1), Round: 1}, 3)
@@ -163,5 +164,60 @@ func TestStaleWebhookAfterARetryIsIgnored(t *testing.T) {
 	}
 	if r := e.result(t, "imp-stale", 1); r.Outcome != importer.Succeeded || r.JobID != fresh.JobID || r.RecordID != "res_new" {
 		t.Errorf("row = %+v, want succeeded by its new job", r)
+	}
+}
+
+// 'importer retry --in-doubt' (once the PMS has synced) looks each row in
+// doubt up again: a resident that exists is adopted, one that does not is
+// sent. Without --in-doubt they are left alone.
+func TestRetryInDoubtLooksUpFirst(t *testing.T) {
+	ctx := context.Background()
+	lat, _ := sandbox.ParseLatency("fixed:0s")
+	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1})
+	srv := httptest.NewServer(sb.Handler())
+	defer srv.Close()
+	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
+	e := envOn(t, redistestClient(t))
+	h := jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})
+	imp := e.newImport(t, "imp-doubt-retry", -1, importer.Options{})
+	// Row 1's create had reached the API; row 2's had not. Both ended in
+	// doubt.
+	if _, err := api.CreateResident(ctx, importer.VendorGeneric, resident(1)); err != nil {
+		t.Fatal(err)
+	}
+	rows := &fakeRows{n: 2}
+	var stored []importer.Row
+	for {
+		r, err := rows.Next()
+		if err != nil {
+			break
+		}
+		stored = append(stored, r)
+	}
+	header, _ := e.store.InputHeader(ctx, imp.ID, fakeHeader)
+	doubt := func(n int) importer.RowResult {
+		return importer.RowResult{Row: n, Line: n + 1, Outcome: importer.Failed, ErrorCode: importer.CodeInDoubt, Error: "may exist"}
+	}
+	if err := e.store.SaveInput(ctx, imp.ID, header, stored, []importer.RowResult{doubt(1), doubt(2)}); err != nil {
+		t.Fatal(err)
+	}
+	e.store.SetTotal(ctx, imp.ID, 2, fakeHeader, nil)
+	e.store.Finish(ctx, imp.ID, time.Now())
+	if res, err := jobs.Retry(ctx, e.queue, e.store, imp.ID, jobs.RetryOptions{}); err != nil || res.Reopened != 0 {
+		t.Fatalf("retry without --in-doubt: %+v %v; want rows in doubt left alone", res, err)
+	}
+	serve(t, e.rdb, h, 1, 4)
+	if res, err := jobs.Retry(ctx, e.queue, e.store, imp.ID, jobs.RetryOptions{InDoubt: true}); err != nil || res.Reopened != 2 {
+		t.Fatalf("retry --in-doubt: %+v %v", res, err)
+	}
+	waitFinished(t, e.store, imp.ID, 20*time.Second)
+	if r := e.result(t, imp.ID, 1); r.Outcome != importer.Succeeded || !strings.Contains(r.Error, "adopted") {
+		t.Errorf("row 1 = %+v, want its existing resident adopted", r)
+	}
+	if r := e.result(t, imp.ID, 2); r.Outcome != importer.Succeeded || r.JobID == "" {
+		t.Errorf("row 2 = %+v, want it sent", r)
+	}
+	if st := sb.Stats(); st.Creates != 2 || st.ResidentsCreated != 2 {
+		t.Errorf("%d creates, %d residents; want 2 of each", st.Creates, st.ResidentsCreated)
 	}
 }

@@ -9,19 +9,32 @@ import (
 	"github.com/propexo-importer/importer/importer"
 )
 
+// RetryOptions are the choices of a retry.
+type RetryOptions struct {
+	// InDoubt also takes the rows in doubt (their create may have reached
+	// the API, and their resident was not found): each is looked up
+	// again, adopted when found, sent when not. Meant for once the PMS
+	// has synced (the next day, say), when a lookup that finds nothing
+	// can be trusted.
+	InDoubt bool
+}
+
 // PlanRetry says what 'importer retry' does with a row, and false for a row
 // it leaves as it is. A write the PMS refused (it may have been down) is
 // retried through the API's retry-write; a create that kept failing although
 // it certainly never reached the API is sent again; a job whose status could
 // not be read, that the API did not know, or whose record could not be read
-// back is followed again. Rows in doubt are never retried: that could create
-// a resident twice.
-func PlanRetry(r importer.RowResult) (importer.RetryPlan, bool) {
+// back is followed again. Rows in doubt are never sent blindly: only with
+// InDoubt, and then looked up first.
+func PlanRetry(r importer.RowResult, opts RetryOptions) (importer.RetryPlan, bool) {
 	if r.Outcome != importer.Failed {
 		return importer.RetryPlan{}, false
 	}
 	plan := importer.RetryPlan{Result: r, Action: importer.FollowJob}
 	switch r.ErrorCode {
+	case importer.CodeInDoubt:
+		plan.Action = importer.LookUpThenSend
+		return plan, opts.InDoubt
 	case importer.CodeWriteFailed:
 		plan.Action = importer.RetryWrite
 		return plan, r.JobID != ""
@@ -38,7 +51,7 @@ func PlanRetry(r importer.RowResult) (importer.RetryPlan, bool) {
 
 // Retryable reports whether 'importer retry' tries the row again.
 func Retryable(r importer.RowResult) bool {
-	_, ok := PlanRetry(r)
+	_, ok := PlanRetry(r, RetryOptions{})
 	return ok
 }
 
@@ -69,7 +82,7 @@ var ErrStillRunning = errors.New("the import has not finished")
 // recording what is to be done with each is one atomic step, and the feed
 // does only that: a retry interrupted at any point, then run again (or the
 // import's 'importer run'), resumes the same round and sends nothing twice.
-func Retry(ctx context.Context, q Enqueuer, st RetryStore, id string) (RetryResult, error) {
+func Retry(ctx context.Context, q Enqueuer, st RetryStore, id string, opts RetryOptions) (RetryResult, error) {
 	imp, err := st.Import(ctx, id)
 	if err != nil {
 		return RetryResult{}, err
@@ -85,7 +98,7 @@ func Retry(ctx context.Context, q Enqueuer, st RetryStore, id string) (RetryResu
 		if err != nil {
 			return RetryResult{}, err
 		}
-		if plan, ok := PlanRetry(row.Result); ok {
+		if plan, ok := PlanRetry(row.Result, opts); ok {
 			plans = append(plans, plan)
 		}
 	}

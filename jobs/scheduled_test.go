@@ -17,24 +17,11 @@ import (
 
 // openFile is the worker's opener, for the tests.
 func openFile(path, format string, size int64) (jobs.RowReader, io.Closer, error) {
-	format, err := source.FormatOf(path, format)
+	f, err := source.OpenFile(path, format, size, source.DefaultLimits)
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	var r io.Reader = f
-	if size > 0 {
-		r = io.LimitReader(f, size)
-	}
-	rd, err := source.Open(r, format)
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	return rd, f, nil
+	return f, f, nil
 }
 
 // inbox is a schedule's inbox with handlers that can read it.

@@ -103,10 +103,16 @@ func (h *Handlers) Submit(ctx context.Context, t *asynq.Task) error {
 		return h.scheduleCheck(ctx, p, st.JobID, 1)
 	case st.Sending:
 		return h.settleInDoubt(ctx, p, st.Lookups)
+	case st.LookFirst:
+		// Its create may have reached the API before (a row in doubt,
+		// tried again): adopt its resident when it exists; else send it.
+		if done, err := h.adoptIfSent(ctx, p, "its create may have reached the API before"); done || err != nil {
+			return err
+		}
 	case p.LookFirst && st.RetryOf == "":
 		// Recovered after its state was lost: the row may have been sent
 		// before. Adopt its resident when it exists; else send it.
-		if done, err := h.adoptIfSent(ctx, p); done || err != nil {
+		if done, err := h.adoptIfSent(ctx, p, "the import's state was lost (Redis lost its data) after this row may have been sent"); done || err != nil {
 			return err
 		}
 	}
@@ -251,9 +257,9 @@ func (h *Handlers) findResident(ctx context.Context, p SubmitPayload) ([]importe
 }
 
 // adoptIfSent looks up the resident of a row that may have been sent
-// before its import's state was lost: found, the row succeeds with it (done
-// is true); several, the row is in doubt; none, the caller sends the row.
-func (h *Handlers) adoptIfSent(ctx context.Context, p SubmitPayload) (done bool, err error) {
+// before (why says how): found, the row succeeds with it (done is true);
+// several, the row is in doubt; none, the caller sends the row.
+func (h *Handlers) adoptIfSent(ctx context.Context, p SubmitPayload, why string) (done bool, err error) {
 	q := importer.QueryFor(p.Resident)
 	if q.Email == "" && (q.FirstName == "" || q.LastName == "") {
 		return true, h.resolve(ctx, p.ImportID, inDoubt(p, "it has neither an email nor a full name to look it up by"))
@@ -265,7 +271,7 @@ func (h *Handlers) adoptIfSent(ctx context.Context, p SubmitPayload) (done bool,
 	case len(matches) == 1:
 		return true, h.resolve(ctx, p.ImportID, importer.RowResult{
 			Row: p.Row, Line: p.Line, Outcome: importer.Succeeded, RecordID: matches[0].ID,
-			Error: "adopted the existing resident: the import's state was lost (Redis lost its data) after this row may have been sent",
+			Error: "adopted the existing resident: " + why,
 		})
 	case len(matches) > 1:
 		return true, h.resolve(ctx, p.ImportID, inDoubt(p, fmt.Sprintf("%d residents with this name already exist", len(matches))))

@@ -23,8 +23,10 @@ func newRetryCommand(getenv env, g *globals, stdout, stderr io.Writer) *cobra.Co
 try — a write the PMS refused (retried through the API's retry-write), a
 request that kept failing although it created nothing (sent again), a status
 that could not be read (followed again) — and works them again. Rows in
-doubt, invalid rows and rows the API rejected are left as they are. The
-same report is written again when they end. Needs REDIS_URL: the import's
+doubt are left as they are unless --in-doubt (then each is looked up
+again first), as are invalid rows and rows the API rejected. The same
+report is written again when they end. An interrupted retry is resumed by
+running it again. Needs REDIS_URL: the import's
 state lives there.`,
 		Example: `  REDIS_URL=redis://localhost:6379 PROPEXO_API_KEY=... importer retry residents-1a2b3c4d5e6f`,
 		Args:    exactlyOne("retry", "IMPORT_ID"),
@@ -35,6 +37,7 @@ state lives there.`,
 	f := cmd.Flags()
 	c.registerWorkFlags(f, getenv)
 	f.IntVar(&c.jobs.MaxRetry, "max-retries", 10, "retries of a request after a 5xx or network error before its row fails")
+	f.BoolVar(&c.retryOpts.InDoubt, "in-doubt", false, "also take the rows in doubt: look each up again and send it only if its resident still does not exist (use it once the PMS has synced, the next day say: a lookup right after a write may not see it yet)")
 	return cmd
 }
 
@@ -64,7 +67,7 @@ func (c *runConfig) retry(ctx context.Context, id string, log *slog.Logger, stdo
 		return err
 	}
 	defer stop()
-	res, err := jobs.Retry(ctx, asynqClient(rdb), st, id)
+	res, err := jobs.Retry(ctx, asynqClient(rdb), st, id, c.retryOpts)
 	switch {
 	case errors.Is(err, jobs.ErrStillRunning):
 		return usageError("import %s has not finished; wait for it with the same 'importer run' before retrying", id)

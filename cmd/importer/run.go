@@ -48,6 +48,8 @@ type runConfig struct {
 	api          apiSettings
 	limits       limits
 	jobs         jobs.Config
+	// retryOpts are the choices of 'importer retry'.
+	retryOpts jobs.RetryOptions
 
 	sandboxLatency     string
 	sandboxFailureRate float64

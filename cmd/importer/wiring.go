@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -131,24 +130,11 @@ func (l *limits) limiter(rdb *queue.Redis) *ratelimit.Limiter {
 
 // openForJobs opens an input file for a scheduled import.
 func openForJobs(path, format string, size int64) (jobs.RowReader, io.Closer, error) {
-	format, err := source.FormatOf(path, format)
+	f, err := source.OpenFile(path, format, size, source.DefaultLimits)
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	var r io.Reader = f
-	if size > 0 {
-		r = io.LimitReader(f, size)
-	}
-	rd, err := source.Open(r, format)
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
-	}
-	return rd, f, nil
+	return f, f, nil
 }
 
 // workers is an Asynq server running the importer's handlers.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -40,20 +41,10 @@ func WriteReceipt(reportDir string, r Receipt) error {
 	if err != nil {
 		return fmt.Errorf("error encoding %s: %w", ReceiptFile, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+ReceiptFile+".*")
-	if err != nil {
-		return fmt.Errorf("error writing %s: %w", ReceiptFile, err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(append(b, '\n'))
-	err = errors.Join(err, tmp.Chmod(0o600), tmp.Close())
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, ReceiptFile))
-	}
-	if err != nil {
-		return fmt.Errorf("error writing %s: %w", ReceiptFile, err)
-	}
-	return nil
+	return writeAtomically(dir, ReceiptFile, func(w io.Writer) error {
+		_, err := w.Write(append(b, '\n'))
+		return err
+	})
 }
 
 // ReadReceipt reads an import's receipt; ok is false when there is none.

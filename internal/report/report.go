@@ -230,18 +230,24 @@ func (c *csvFile) abort() {
 }
 
 func writeSummary(dir string, sum importer.Summary) error {
-	tmp, err := os.CreateTemp(dir, "."+SummaryFile+".*")
+	return writeAtomically(dir, SummaryFile, func(w io.Writer) error { return WriteSummary(w, sum) })
+}
+
+// writeAtomically writes a file of dir through a temporary file renamed
+// into place, readable by its owner only.
+func writeAtomically(dir, name string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
-		return fmt.Errorf("error creating %s: %w", SummaryFile, err)
+		return fmt.Errorf("error creating %s: %w", name, err)
 	}
 	defer os.Remove(tmp.Name())
-	err = WriteSummary(tmp, sum)
+	err = write(tmp)
 	err = errors.Join(err, tmp.Chmod(0o600), tmp.Close())
 	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, SummaryFile))
+		err = os.Rename(tmp.Name(), filepath.Join(dir, name))
 	}
 	if err != nil {
-		return fmt.Errorf("error writing %s: %w", SummaryFile, err)
+		return fmt.Errorf("error writing %s: %w", name, err)
 	}
 	return nil
 }

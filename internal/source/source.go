@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -188,6 +189,39 @@ func Open(r io.Reader, format string, limits ...Limits) (*Reader, error) {
 		return nil, err
 	}
 	return rd, nil
+}
+
+// File is an input file opened for reading: its Reader and the file.
+type File struct {
+	*Reader
+	f *os.File
+}
+
+// Close closes the file.
+func (f *File) Close() error { return f.f.Close() }
+
+// OpenFile opens the file at path as rows, in the given format or, when
+// format is empty, the one its name says, reading no more than its first
+// size bytes (all of it when size is 0).
+func OpenFile(path, format string, size int64, limits Limits) (*File, error) {
+	format, err := FormatOf(path, format)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	var r io.Reader = f
+	if size > 0 {
+		r = io.LimitReader(f, size)
+	}
+	rd, err := Open(r, format, limits)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	return &File{Reader: rd, f: f}, nil
 }
 
 // Next returns the next row, io.EOF after the last, or a *SyntaxError when

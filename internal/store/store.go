@@ -55,6 +55,8 @@ func keysOf(id string) keys {
 // fed yet.
 //
 //	q                 queued: its create is to be sent
+//	r                 its resident is to be looked up, then created if
+//	                  not found (a row in doubt that 'retry --in-doubt' took)
 //	w:<job>           to be retried through retry-write of the failed job
 //	s[:<n>][|w:<job>] a create (or the retry-write of job) was being sent,
 //	                  and may have reached the API; n lookups found nothing
@@ -62,6 +64,7 @@ func keysOf(id string) keys {
 //	                  (0: none is, e.g. the import stopped)
 const (
 	stateQueued  = "q"
+	stateLookUp  = "r"
 	stateSending = "s"
 	retryPrefix  = "w:" // w:<job id>
 	jobPrefix    = "j:" // j:<check number>:<job id>
@@ -343,6 +346,8 @@ func parseState(v string) importer.RowState {
 		return importer.RowState{Sending: true, Lookups: n, RetryOf: retryOf}
 	case strings.HasPrefix(v, retryPrefix):
 		return importer.RowState{RetryOf: v[len(retryPrefix):]}
+	case v == stateLookUp:
+		return importer.RowState{LookFirst: true}
 	case strings.HasPrefix(v, jobPrefix):
 		n, job, _ := strings.Cut(v[len(jobPrefix):], ":")
 		check, _ := strconv.Atoi(n)
@@ -531,6 +536,8 @@ func planState(p importer.RetryPlan) string {
 		return retryPrefix + p.Result.JobID
 	case importer.FollowJob:
 		return jobPrefix + "0:" + p.Result.JobID
+	case importer.LookUpThenSend:
+		return stateLookUp
 	}
 	return stateQueued
 }
