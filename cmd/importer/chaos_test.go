@@ -522,7 +522,7 @@ func exitOf(t *testing.T, p *proc, limit time.Duration) int {
 // of jobs it made. No create is sent twice, and no row whose job the API
 // accepted is offered again in failed.csv.
 func TestChaosAnswersLostAsServerErrors(t *testing.T) {
-	rows := 100
+	rows := 60
 	if *chaosFull {
 		rows = 1000
 	}
@@ -534,7 +534,7 @@ func TestChaosAnswersLostAsServerErrors(t *testing.T) {
 	waitForHTTP(t, "http://"+apiAddr+"/healthz")
 	env := map[string]string{"REDIS_URL": rdbURL(rdb), "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key}
 	for i := 0; i < 3; i++ {
-		startProc(t, dir, env, binary, "worker", "--concurrency", "8", "--rate-limit", "0", "--poll-initial", "1s", "--poll-max", "4s", "--lookup-waits", "2s,4s,8s")
+		startProc(t, dir, env, binary, "worker", "--concurrency", "8", "--rate-limit", "0", "--poll-initial", "1s", "--poll-max", "4s", "--lookup-waits", "2s,2s,4s", "--max-retries", "6")
 	}
 	file := residentsFile(t, dir, rows)
 	began := time.Now()
