@@ -143,6 +143,11 @@ type Store interface {
 	// the import's feed waits for the room this row made.
 	// The counters named by stats are added one to in the same round trip.
 	Resolve(ctx context.Context, importID string, result RowResult, stats ...string) (Resolution, error)
+	// ResolveJob is Resolve for news of the row's write job
+	// result.JobID (a status read, a webhook): while the row follows
+	// another job (it was retried since), the news is stale and nothing is
+	// recorded.
+	ResolveJob(ctx context.Context, importID string, result RowResult, stats ...string) (Resolution, error)
 	// Stop marks the import stopped with a reason, unless it already is.
 	Stop(ctx context.Context, importID, reason string) error
 	// Count adds one to each of the import's counters given (see the Stat

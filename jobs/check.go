@@ -202,7 +202,7 @@ func (h *Handlers) Check(ctx context.Context, t *asynq.Task) error {
 		if !time.Now().Before(p.Deadline) {
 			result.Outcome, result.ErrorCode = importer.TimedOut, importer.CodeTimedOut
 			result.Error = fmt.Sprintf("the write was still PENDING at the import's deadline (%s); follow it up with its job id", p.Deadline.UTC().Format(time.RFC3339))
-			return h.resolve(ctx, p.ImportID, result)
+			return h.resolveJob(ctx, p.ImportID, result)
 		}
 		next := p
 		next.Check++
@@ -229,7 +229,7 @@ func (h *Handlers) Check(ctx context.Context, t *asynq.Task) error {
 		result.Outcome, result.ErrorCode = importer.Failed, importer.CodeWriteFailed
 		result.Error = orDefault(strings.Join(status.Errors, "; "), "the PMS rejected the write without a message")
 	}
-	return h.resolve(ctx, p.ImportID, result, stats...) // counted with the outcome, in one round trip
+	return h.resolveJob(ctx, p.ImportID, result, stats...) // counted with the outcome, in one round trip
 }
 
 // checkFailed decides what a failed status read means for the row.
@@ -254,11 +254,11 @@ func (h *Handlers) checkFailed(ctx context.Context, p CheckPayload, err error) e
 		// API's, read again with backoff; only when every read said so
 		// does the row fail. Its write may have happened: it is followed
 		// again by 'importer retry', never sent again.
-		return h.resolve(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
+		return h.resolveJob(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
 			ErrorCode: importer.CodeJobNotFound, Error: "the API did not know this write job at any of the reads (check it with its job id): " + apiErr.Error()})
 	}
 	if lastAttempt(ctx) {
-		return h.resolve(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
+		return h.resolveJob(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
 			ErrorCode: importer.CodeRetriesSpent, Error: "the write's status could not be read after every retry (check it with its job id): " + apiErr.Error()})
 	}
 	return err

@@ -228,7 +228,7 @@ func (h *Handlers) HandleError(ctx context.Context, task *asynq.Task, err error)
 	// The task's context may be the reason it failed (its deadline).
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if rerr := h.resolve(ctx, p.ImportID, r); rerr != nil {
+	if _, rerr := h.record(ctx, p.ImportID, r, r.JobID != ""); rerr != nil {
 		h.log.ErrorContext(ctx, "cannot record a failed row", "import_id", p.ImportID, "row", p.Row, "error", rerr)
 	}
 }
@@ -254,17 +254,28 @@ func enqueue(ctx context.Context, q Enqueuer, task *asynq.Task, opts ...asynq.Op
 // resolve records a row's outcome, adding to the counters given in the same
 // round trip, and, when it was the last row, enqueues the import's finalize.
 func (h *Handlers) resolve(ctx context.Context, importID string, r importer.RowResult, stats ...string) error {
-	_, err := h.record(ctx, importID, r, stats...)
+	_, err := h.record(ctx, importID, r, false, stats...)
 	return err
 }
 
-// record is resolve, telling what recording the outcome did: an outcome of
-// a write job the row no longer follows is stale, and changes nothing.
-func (h *Handlers) record(ctx context.Context, importID string, r importer.RowResult, stats ...string) (importer.Resolution, error) {
+// resolveJob is resolve for news of the row's write job r.JobID: stale
+// news of a job the row no longer follows changes nothing.
+func (h *Handlers) resolveJob(ctx context.Context, importID string, r importer.RowResult, stats ...string) error {
+	_, err := h.record(ctx, importID, r, true, stats...)
+	return err
+}
+
+// record is resolve (resolveJob when ofJob), telling what recording the
+// outcome did.
+func (h *Handlers) record(ctx context.Context, importID string, r importer.RowResult, ofJob bool, stats ...string) (importer.Resolution, error) {
 	if r.At.IsZero() {
 		r.At = time.Now().UTC()
 	}
-	res, err := h.store.Resolve(ctx, importID, r, stats...)
+	resolve := h.store.Resolve
+	if ofJob {
+		resolve = h.store.ResolveJob
+	}
+	res, err := resolve(ctx, importID, r, stats...)
 	if err != nil {
 		return res, err
 	}

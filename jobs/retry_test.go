@@ -221,3 +221,39 @@ func TestRetryInDoubtLooksUpFirst(t *testing.T) {
 		t.Errorf("%d creates, %d residents; want 2 of each", st.Creates, st.ResidentsCreated)
 	}
 }
+
+// A retry-write the API refuses ends the row at once, its failed job kept:
+// the row is not left waiting, nor offered again in failed.csv.
+func TestRefusedRetryWriteEndsTheRow(t *testing.T) {
+	ctx := context.Background()
+	lat, _ := sandbox.ParseLatency("fixed:1h") // the job is still PENDING: the API will not retry it
+	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1})
+	srv := httptest.NewServer(sb.Handler())
+	defer srv.Close()
+	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
+	e := envOn(t, redistestClient(t))
+	h := jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{})
+	e.newImport(t, "imp-refused", 1, importer.Options{})
+	if err := h.Submit(ctx, submitTask(t, "imp-refused", 1)); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := e.store.RowState(ctx, "imp-refused", 1)
+	if _, err := e.store.ResolveJob(ctx, "imp-refused", importer.RowResult{Row: 1, Outcome: importer.Failed, JobID: st.JobID, ErrorCode: importer.CodeWriteFailed, Error: "down"}); err != nil {
+		t.Fatal(err)
+	}
+	e.store.Finish(ctx, "imp-refused", time.Now())
+	if res, err := jobs.Retry(ctx, e.queue, e.store, "imp-refused", jobs.RetryOptions{}); err != nil || res.Reopened != 1 {
+		t.Fatalf("retry: %+v %v", res, err)
+	}
+	task, _, _ := jobs.NewSubmitTask(jobs.SubmitPayload{ImportID: "imp-refused", Row: 1, Vendor: importer.VendorGeneric, Resident: resident(1), Round: 1}, 3)
+	if err := h.Submit(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	r := e.result(t, "imp-refused", 1)
+	if r.Outcome != importer.Failed || r.JobID != st.JobID || !strings.Contains(r.Error, "would not retry") || r.SafeToResend() {
+		t.Errorf("row = %+v, want failed with its job kept, not offered again", r)
+	}
+	if sb.Stats().Creates != 1 {
+		t.Error("a create was sent for a row whose retry-write was refused")
+	}
+}

@@ -42,7 +42,7 @@ func (h *Handlers) applyEvent(ctx context.Context, importID string, row, line in
 		return nil
 	}
 	h.count(ctx, importID, importer.StatWebhooks)
-	res, err := h.record(ctx, importID, r)
+	res, err := h.record(ctx, importID, r, true)
 	if err != nil || res.Stale {
 		return err // news of a job the row no longer follows changes nothing
 	}

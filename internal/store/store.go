@@ -656,6 +656,17 @@ return {recorded, wake}
 
 // Resolve records a row's outcome and counts it, once per row.
 func (s *Store) Resolve(ctx context.Context, id string, r importer.RowResult, stats ...string) (importer.Resolution, error) {
+	return s.resolve(ctx, id, r, "", stats...)
+}
+
+// ResolveJob records the outcome of the row's write job r.JobID, as
+// Resolve does, unless the row no longer follows that job: then the news is
+// stale, and nothing is recorded.
+func (s *Store) ResolveJob(ctx context.Context, id string, r importer.RowResult, stats ...string) (importer.Resolution, error) {
+	return s.resolve(ctx, id, r, r.JobID, stats...)
+}
+
+func (s *Store) resolve(ctx context.Context, id string, r importer.RowResult, ofJob string, stats ...string) (importer.Resolution, error) {
 	k := keysOf(id)
 	b, err := encodeResult(r)
 	if err != nil {
@@ -664,18 +675,18 @@ func (s *Store) Resolve(ctx context.Context, id string, r importer.RowResult, st
 	keys := []string{k.results, k.counts, k.meta, k.state}
 	var cmd *redis.Cmd
 	if len(stats) == 0 {
-		cmd = resolveScript.Run(ctx, s.rdb, keys, r.Row, string(r.Outcome), b, r.JobID)
+		cmd = resolveScript.Run(ctx, s.rdb, keys, r.Row, string(r.Outcome), b, ofJob)
 	} else {
 		pipe := s.rdb.Pipeline()
 		for _, stat := range stats {
 			pipe.HIncrBy(ctx, k.stats, stat, 1)
 		}
-		cmd = resolveScript.EvalSha(ctx, pipe, keys, r.Row, string(r.Outcome), b, r.JobID)
+		cmd = resolveScript.EvalSha(ctx, pipe, keys, r.Row, string(r.Outcome), b, ofJob)
 		pipe.Exec(ctx) // errors are read per command
 		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			// The script is not loaded yet (a new or restarted Redis):
 			// run it again, loading it; the counters were added.
-			cmd = resolveScript.Run(ctx, s.rdb, keys, r.Row, string(r.Outcome), b, r.JobID)
+			cmd = resolveScript.Run(ctx, s.rdb, keys, r.Row, string(r.Outcome), b, ofJob)
 		}
 	}
 	vals, err := cmd.Slice()
