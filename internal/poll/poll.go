@@ -45,6 +45,8 @@ type Config struct {
 	// leap); a schedule read from Redis is reused for Batch. Default 0:
 	// every observation is a step in Redis.
 	Batch time.Duration
+	// Now tells the time of the batches. Default time.Now.
+	Now func() time.Time
 }
 
 // WithDefaults returns the config with every zero field set to its default.
@@ -69,6 +71,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Key == "" {
 		c.Key = "importer:poll"
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return c
 }
@@ -107,12 +112,12 @@ func (l *Learner) Schedule(ctx context.Context, integrationID string) (first, se
 		l.mu.Lock()
 		c, ok := l.cache[integrationID]
 		l.mu.Unlock()
-		if ok && time.Since(c.read) < l.cfg.Batch {
+		if ok && l.cfg.Now().Sub(c.read) < l.cfg.Batch {
 			return c.first, c.second
 		}
 		defer func() {
 			l.mu.Lock()
-			l.cache[integrationID] = schedule{first, second, time.Now()}
+			l.cache[integrationID] = schedule{first, second, l.cfg.Now()}
 			l.mu.Unlock()
 		}()
 	}
@@ -158,8 +163,8 @@ func (l *Learner) Observe(ctx context.Context, integrationID string, n int, pend
 	b := l.steps[field]
 	l.steps[field] = batch{b.sum + step, b.n + 1}
 	var due map[string]batch
-	if time.Since(l.flushed) >= l.cfg.Batch {
-		due, l.steps, l.flushed = l.steps, map[string]batch{}, time.Now()
+	if now := l.cfg.Now(); now.Sub(l.flushed) >= l.cfg.Batch {
+		due, l.steps, l.flushed = l.steps, map[string]batch{}, now
 	}
 	l.mu.Unlock()
 	for f, b := range due {

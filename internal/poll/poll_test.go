@@ -119,14 +119,17 @@ func TestBatchSumsObservations(t *testing.T) {
 		t.Errorf("the schedule did not move later after PENDING checks: %v, then %v", first, again)
 	}
 
-	// Learning with batches converges as without: here 10 checks a batch.
-	batched := poll.New(rdb, poll.Config{Batch: time.Millisecond, Key: "poll:batch2"})
+	// Learning with batches converges as without: here 10 checks a batch,
+	// on a clock the test moves, so the batches do not depend on the
+	// machine's speed.
+	now := time.Now()
+	batched := poll.New(rdb, poll.Config{Batch: time.Millisecond, Key: "poll:batch2", Now: func() time.Time { return now }})
 	for range 150 {
 		for range 10 {
 			first, _ := batched.Schedule(ctx, "fast")
 			batched.Observe(ctx, "fast", 1, 3*time.Second > first)
 		}
-		time.Sleep(2 * time.Millisecond)
+		now = now.Add(2 * time.Millisecond)
 	}
 	if first, _ := batched.Schedule(ctx, "fast"); first < 2700*time.Millisecond || first > 4*time.Second {
 		t.Errorf("batched learning put the first check at %v for writes that take 3s", first)
