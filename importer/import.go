@@ -21,7 +21,9 @@ const DefaultRetention = 7 * 24 * time.Hour
 const DefaultDeadline = 24 * time.Hour
 
 // Options are the choices that shape an import. Two runs of the same file
-// with the same Options are the same import.
+// with the same options of what is written (see Writes) are the same
+// import; the options of how it is followed (Deadline, Verify) may change
+// from one run to the next.
 type Options struct {
 	// Format is the input format: csv, json or ndjson.
 	Format string `json:"format"`
@@ -198,14 +200,23 @@ func NewImportID(file string, contentSHA256 []byte, opts Options) string {
 }
 
 // ContentKey names what an import writes: the file's content and the
-// options, whatever the file is called or wherever it comes from. Two
-// files with one content key are one import.
+// options of what is written (Writes), whatever the file is called or
+// wherever it comes from, and however it is followed. Two files with one
+// content key are one import.
 func ContentKey(contentSHA256 []byte, opts Options) string {
 	h := sha256.New()
 	h.Write(contentSHA256)
-	b, _ := json.Marshal(opts) // plain data cannot fail
+	b, _ := json.Marshal(opts.Writes()) // plain data cannot fail
 	h.Write(b)
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Writes returns the options that change what is written — the format the
+// file is read in, the vendor, the field defaults — with those that only
+// change how the import is followed (Deadline, Verify) left out.
+func (o Options) Writes() Options {
+	o.Deadline, o.Verify = 0, false
+	return o
 }
 
 // ValidateImportID checks an id given with --import-id.

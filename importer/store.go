@@ -13,6 +13,10 @@ var ErrImportNotFound = errors.New("import not found")
 // replaced.
 var ErrFeedSuperseded = errors.New("a newer feed took over")
 
+// ErrNotToSend is returned by MarkSending for a row that must not be sent
+// (any more): it has its outcome, or its import was cancelled.
+var ErrNotToSend = errors.New("the row is not to be sent")
+
 // Resolution is what recording a row's outcome did.
 type Resolution struct {
 	// Recorded: this call recorded the outcome (an earlier one had not).
@@ -120,7 +124,9 @@ type Store interface {
 	// RowState returns the state of one row of an import.
 	RowState(ctx context.Context, importID string, row int) (RowState, error)
 	// MarkSending records that a create (or, with retryOf, the retry-write
-	// of that failed job) is about to be sent for the row.
+	// of that failed job) is about to be sent for the row — unless the row
+	// has its outcome or the import was cancelled (ErrNotToSend), or the
+	// import is gone (ErrImportNotFound): then nothing may be sent.
 	MarkSending(ctx context.Context, importID string, row int, retryOf string) error
 	// MarkLookups records how many searches for a Sending row's resident
 	// have found nothing.
@@ -137,6 +143,10 @@ type Store interface {
 	// AdvanceCheck moves the row's status check number from `from` to
 	// `to` if it still is `from`, and reports whether it did.
 	AdvanceCheck(ctx context.Context, importID string, row int, from, to int) (bool, error)
+	// CancelUnsent records that a row of a cancelled import was never sent
+	// (outcome cancelled), unless it is being sent or followed, or has its
+	// outcome already.
+	CancelUnsent(ctx context.Context, importID string, result RowResult) (Resolution, error)
 	// Resolve records a row's outcome and counts it, once: a second call for
 	// the same row changes nothing. It reports whether this call recorded
 	// the outcome, whether every row of the import now has one, and whether

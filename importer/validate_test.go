@@ -202,6 +202,25 @@ func TestImportIDIsDeterministic(t *testing.T) {
 	if a == importer.NewImportID("Residents 2026.csv", []byte("other content"), opts) {
 		t.Error("other content gave the same id")
 	}
+	// How an import is followed does not make it another import.
+	followed := opts
+	followed.Deadline, followed.Verify = time.Hour, true
+	if a != importer.NewImportID("Residents 2026.csv", sum, followed) {
+		t.Error("another deadline and --verify gave another id")
+	}
+	for _, change := range []func(*importer.Options){
+		func(o *importer.Options) { o.Vendor = importer.VendorGeneric },
+		func(o *importer.Options) { o.IntegrationID = "int_other" },
+		func(o *importer.Options) { o.PropertyID = "prop_other" },
+		func(o *importer.Options) { o.RentPeriod = "WEEKLY" },
+		func(o *importer.Options) { o.Format = "ndjson" },
+	} {
+		written := opts
+		change(&written)
+		if a == importer.NewImportID("Residents 2026.csv", sum, written) {
+			t.Errorf("options that change what is written (%+v) gave the same id", written)
+		}
+	}
 	if err := importer.ValidateImportID(a); err != nil {
 		t.Errorf("derived id %q is not a valid --import-id: %v", a, err)
 	}

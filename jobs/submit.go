@@ -91,8 +91,7 @@ func (h *Handlers) Submit(ctx context.Context, t *asynq.Task) error {
 		// exists; make sure its current link is on the queue.
 		return h.scheduleCheck(ctx, p, st.JobID, st.Check)
 	case st.Cancelled && !st.Sending && st.JobID == "":
-		return h.resolve(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Cancelled,
-			ErrorCode: importer.CodeCancelled, Error: "not sent: the import was cancelled"})
+		return h.resolve(ctx, p.ImportID, cancelled(p))
 	case st.Stopped != "":
 		return nil // the row is sent when the import is run again
 	case st.JobID != "":
@@ -126,7 +125,17 @@ func (h *Handlers) Submit(ctx context.Context, t *asynq.Task) error {
 	if err := h.take(ctx, p.ImportID, 1); err != nil {
 		return err
 	}
-	if err := h.store.MarkSending(ctx, p.ImportID, p.Row, st.RetryOf); err != nil {
+	if err := h.store.MarkSending(ctx, p.ImportID, p.Row, st.RetryOf); errors.Is(err, importer.ErrNotToSend) {
+		// Resolved, or cancelled, since the row's state was read: it is
+		// not sent.
+		now, err := h.store.RowState(ctx, p.ImportID, p.Row)
+		if err != nil || now.Resolved {
+			return err
+		}
+		return h.resolve(ctx, p.ImportID, cancelled(p))
+	} else if errors.Is(err, importer.ErrImportNotFound) {
+		return nil
+	} else if err != nil {
 		return err
 	}
 	jobID, err := send()
@@ -143,6 +152,11 @@ func (h *Handlers) Submit(ctx context.Context, t *asynq.Task) error {
 		return err // a webhook was faster than the answer
 	}
 	return h.scheduleCheck(ctx, p, jobID, 1)
+}
+
+// cancelled is the outcome of a row a cancel kept from being sent.
+func cancelled(p SubmitPayload) importer.RowResult {
+	return importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Cancelled, ErrorCode: importer.CodeCancelled, Error: "not sent: the import was cancelled"}
 }
 
 // submitFailed decides what a failed create (or, with retryOf, a failed

@@ -134,6 +134,8 @@ Every flag can also be set from the environment variable shown in [brackets].`,
 	root.AddCommand(newStatusCommand(getenv, stdout))
 	root.AddCommand(newReportCommand(getenv, stdout))
 	root.AddCommand(newCancelCommand(getenv, stdout))
+	root.AddCommand(newDeleteCommand(getenv, stdout))
+	root.AddCommand(newPruneCommand(getenv, stdout))
 	root.AddCommand(newVersionCommand(stdout))
 	root.AddCommand(newDashboardCommand(getenv, g, stdout, stderr))
 	root.AddCommand(newScheduleCommand(getenv, g, stderr))

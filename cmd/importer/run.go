@@ -48,6 +48,8 @@ type runConfig struct {
 	api          apiSettings
 	limits       limits
 	jobs         jobs.Config
+	// again starts a new import of a file imported before.
+	again bool
 	// retryOpts are the choices of 'importer retry'.
 	retryOpts jobs.RetryOptions
 
@@ -95,6 +97,7 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 	f.IntVar(&c.maxRecord, "max-record-bytes", source.DefaultLimits.MaxRecordBytes, "longest record read; a longer one is an invalid row")
 	f.IntVar(&c.maxColumns, "max-columns", source.DefaultLimits.MaxColumns, "most columns read; a wider header refuses the file")
 	f.BoolVar(&c.dryRun, "dry-run", false, "validate the whole file and print what would be sent; send nothing, need no Redis")
+	f.BoolVar(&c.again, "again", false, "import a file whose content was imported before anew, as a new import (without it, run refuses, naming the earlier import)")
 	f.DurationVar(&c.recoveryWait, "recovery-wait", importer.DefaultRecoveryWait, "when Redis lost an import this machine started, how long its recovery waits before looking its rows up (writes sent before the loss resolve meanwhile)")
 	c.registerWorkFlags(f, getenv)
 	f.DurationVar(&c.jobs.PollInitial, "poll-initial", 2*time.Second, "delay before a write's first status check; later checks back off")
@@ -113,10 +116,22 @@ func (c *runConfig) inputLimits() source.Limits {
 // localWorkers starts this process's workers while it waits (unless
 // --no-wait or --workers 0), and returns what stops them.
 func (c *runConfig) localWorkers(ctx context.Context, rdb *queue.Redis, st *store.Store, log *slog.Logger, stderr io.Writer) (stop func(), err error) {
+	limiter := c.limits.limiter(rdb)
 	if c.workers == 0 || c.noWait {
+		if c.api.key == "" {
+			return func() {}, nil // the workers elsewhere hold the key
+		}
+		// No workers here, but the API is configured: check it now, so a
+		// wrong key or URL is told before the import is registered.
+		url, key, err := c.api.endpoint()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := newAPIClient(ctx, url, key, c.api.timeout, limiter, true); err != nil {
+			return nil, err
+		}
 		return func() {}, nil
 	}
-	limiter := c.limits.limiter(rdb)
 	if limiter != nil {
 		c.jobs.Limiter = limiter
 	}
@@ -350,6 +365,86 @@ func openRows(path, format string, limits source.Limits) (*source.Reader, *os.Fi
 // the import and Redis no longer has it (Redis lost its data), the import is
 // made again as a recovery: its rows may have been sent before the loss, so
 // each is looked up in the API before it is sent.
+// checkContent looks for an import of the same content (and options of
+// what is written) under another id — the same file under another name,
+// or with --import-id — and refuses to send it again without --again, which
+// starts a new import of it under an id of its own.
+func (c *runConfig) checkContent(ctx context.Context, st *store.Store, p prepared) (prepared, error) {
+	other, ok, err := st.ImportByContent(ctx, p.imp.ContentKey)
+	if err != nil {
+		return p, unfinished(err)
+	}
+	if ok && !c.again {
+		prev, err := st.Import(ctx, other)
+		if errors.Is(err, importer.ErrImportNotFound) {
+			return p, nil // deleted since
+		}
+		if err != nil {
+			return p, unfinished(err)
+		}
+		pr, err := st.Progress(ctx, other)
+		if err != nil {
+			return p, unfinished(err)
+		}
+		return p, usageError("the content of %s was imported already, as import %s (%s, started %s, %s): nothing was sent; wait for that import with the command that started it, or run again with --again to import the file anew",
+			p.shown, other, prev.State(), prev.CreatedAt.Local().Format(time.RFC3339), outcomeCounts(pr))
+	}
+	return p, nil
+}
+
+// freshID is id, or, when an import has it already, id-2, id-3...: the id
+// of a new import of a file imported before (--again).
+func freshID(ctx context.Context, st *store.Store, id string) (string, error) {
+	for n := 1; ; n++ {
+		try := id
+		if n > 1 {
+			try = fmt.Sprintf("%s-%d", id, n)
+		}
+		_, err := st.Import(ctx, try)
+		if errors.Is(err, importer.ErrImportNotFound) {
+			return try, nil
+		}
+		if err != nil {
+			return "", unfinished(err)
+		}
+	}
+}
+
+// outcomeCounts says an import's outcomes in a few words: "12 succeeded,
+// 1 failed of 13".
+func outcomeCounts(p importer.Progress) string {
+	var parts []string
+	for _, o := range importer.Outcomes {
+		if n := p.Counts[o]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, o))
+		}
+	}
+	if len(parts) == 0 {
+		parts = []string{"no row resolved yet"}
+	}
+	total := "?"
+	if p.Total >= 0 {
+		total = fmt.Sprint(p.Total)
+	}
+	return strings.Join(parts, ", ") + " of " + total + " rows"
+}
+
+// checkWritable makes the report folder and checks that a file can be
+// written in it, so that an unwritable folder is found before anything is
+// sent.
+func checkWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return usageError("--report-dir %s: cannot create it: %v", relative(dir), errors.Unwrap(err))
+	}
+	f, err := os.CreateTemp(dir, ".importer-check-*")
+	if err != nil {
+		return usageError("--report-dir %s: cannot write there: %v", relative(dir), errors.Unwrap(err))
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
+}
+
 func (c *runConfig) register(ctx context.Context, st *store.Store, rdb *queue.Redis, p prepared, stderr io.Writer) (importer.Import, bool, error) {
 	epoch, _, err := st.Epoch(ctx)
 	if err != nil {
@@ -377,14 +472,14 @@ func (c *runConfig) register(ctx context.Context, st *store.Store, rdb *queue.Re
 	if err != nil {
 		return importer.Import{}, false, unfinished(err)
 	}
-	if created {
+	if created || !known {
 		started := imp.CreatedAt
 		if imp.Recovery != nil {
 			started = imp.Recovery.FirstStartedAt
 		}
-		if err := report.WriteReceipt(imp.ReportDir, report.Receipt{ImportID: imp.ID, File: imp.File, FileSHA256: imp.FileSHA256,
-			StartedAt: started, Epoch: epoch, Redis: rdb.Addr}); err != nil {
-			return importer.Import{}, false, usageError("--report-dir %s: %v", relative(imp.ReportDir), err)
+		if err := report.WriteReceipt(p.imp.ReportDir, report.Receipt{ImportID: imp.ID, File: imp.File, FileSHA256: imp.FileSHA256,
+			StartedAt: started, Epoch: imp.Epoch, Redis: rdb.Addr}); err != nil {
+			return importer.Import{}, false, usageError("--report-dir %s: %v", relative(p.imp.ReportDir), err)
 		}
 	}
 	if created && imp.Recovery != nil {
@@ -406,6 +501,9 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 	if c.dryRun {
 		return c.dryRunImport(ctx, p, stdout, stderr)
 	}
+	if err := checkWritable(p.imp.ReportDir); err != nil {
+		return err
+	}
 
 	rdb, err := connectRedis(ctx, c.redisURL)
 	if err != nil {
@@ -414,26 +512,54 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 	defer rdb.Close()
 	st := store.New(rdb.Client)
 
-	imp, created, err := c.register(ctx, st, rdb, p, stderr)
-	if err != nil {
-		return err
+	if c.again {
+		if p.imp.ID, err = freshID(ctx, st, p.imp.ID); err != nil {
+			return err
+		}
 	}
-	if imp.FileSHA256 != p.imp.FileSHA256 || imp.Options != p.imp.Options {
-		return usageError("import %s was started from another file or with other options (%s); give another --import-id", imp.ID, imp.File)
-	}
-	if !created && imp.Finished() {
-		fmt.Fprintf(stderr, "import %s already finished; here is its result again\n", imp.ID)
-		return c.finish(ctx, st, imp, stdout)
+	// The same import run again: the same file, written the same way. A
+	// finished one is shown again; nothing is sent.
+	existing, err := st.Import(ctx, p.imp.ID)
+	switch {
+	case errors.Is(err, importer.ErrImportNotFound):
+		if p, err = c.checkContent(ctx, st, p); err != nil {
+			return err
+		}
+	case err != nil:
+		return unfinished(err)
+	case existing.FileSHA256 != p.imp.FileSHA256 || existing.Options.Writes() != p.imp.Options.Writes():
+		return usageError("import %s was started from another file or with options that change what is written (%s); give another --import-id", existing.ID, existing.File)
+	case existing.Finished():
+		fmt.Fprintf(stderr, "import %s already finished; here is its result again\n", existing.ID)
+		return c.finish(ctx, st, existing, stdout)
 	}
 
 	if rdb.Embedded && (c.noWait || c.workers == 0) {
 		return usageError("--no-wait and --workers 0 need REDIS_URL: the in-process Redis is gone when run exits")
 	}
+	// The API is checked (and this process's workers started) before the
+	// import is registered: a rejected key or a wrong URL leaves nothing
+	// behind.
 	stop, err := c.localWorkers(ctx, rdb, st, log, stderr)
 	if err != nil {
 		return err
 	}
 	defer stop()
+
+	imp, created, err := c.register(ctx, st, rdb, p, stderr)
+	if err != nil {
+		return err
+	}
+	if !created {
+		// A re-run's choices of how the import is followed, and of where
+		// its report goes, win over the first run's.
+		if err := st.Refollow(ctx, imp.ID, p.imp.Options, p.imp.ReportDir); err != nil {
+			return unfinished(err)
+		}
+		if imp, err = st.Import(ctx, imp.ID); err != nil {
+			return unfinished(err)
+		}
+	}
 
 	if imp.Stopped != "" {
 		fmt.Fprintf(stderr, "import %s was stopped (%s); resuming it\n", imp.ID, imp.Stopped)

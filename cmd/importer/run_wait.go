@@ -22,6 +22,7 @@ import (
 	"github.com/propexo-importer/importer/internal/report"
 	"github.com/propexo-importer/importer/internal/sandbox"
 	"github.com/propexo-importer/importer/internal/store"
+	"github.com/propexo-importer/importer/jobs"
 )
 
 // defaultAPIURL is the production API, used when a key is set without a URL.
@@ -86,7 +87,11 @@ func (c *runConfig) wait(ctx context.Context, st *store.Store, rdb *queue.Redis,
 	ticker := time.NewTicker(100 * time.Millisecond)
 	defer ticker.Stop()
 	var doneSince, lostSince time.Time
+	watch := newServingWatch(asynq.NewInspectorFromRedisClient(rdb.Client), c.workers == 0 || c.noWait)
 	for {
+		if msg := watch.check(); msg != "" {
+			display.say(msg)
+		}
 		imp, err := st.Import(ctx, id)
 		var p importer.Progress
 		if err == nil {
@@ -141,6 +146,57 @@ func (c *runConfig) wait(ctx context.Context, st *store.Store, rdb *queue.Redis,
 		case <-ticker.C:
 		}
 	}
+}
+
+// servingWatch tells a waiting run, when no worker is serving the submit
+// queue for 30 seconds, that none is (and when one is again), from Asynq's
+// list of servers.
+type servingWatch struct {
+	insp      *asynq.Inspector
+	elsewhere bool // the work is left to 'importer worker' processes
+	now       func() time.Time
+	since     time.Time
+	looked    time.Time
+	said      bool
+}
+
+func newServingWatch(insp *asynq.Inspector, elsewhere bool) *servingWatch {
+	return &servingWatch{insp: insp, elsewhere: elsewhere, now: time.Now, since: time.Now()}
+}
+
+// check looks at the servers every few seconds and returns what to say, if
+// anything.
+func (w *servingWatch) check() string {
+	now := w.now()
+	if now.Sub(w.looked) < 5*time.Second {
+		return ""
+	}
+	w.looked = now
+	servers, err := w.insp.Servers()
+	if err != nil {
+		return "" // Redis out of reach: said elsewhere
+	}
+	serving := false
+	for _, s := range servers {
+		if _, ok := s.Queues[jobs.QueueSubmit]; ok && s.Status == "active" {
+			serving = true
+		}
+	}
+	switch {
+	case serving && w.said:
+		w.said, w.since = false, now
+		return "a worker is serving queue " + jobs.QueueSubmit + " now"
+	case serving:
+		w.since = now
+	case !w.said && now.Sub(w.since) >= 30*time.Second:
+		w.said = true
+		hint := "start 'importer worker' on this Redis"
+		if w.elsewhere {
+			hint = "start 'importer worker' or run without --workers 0 / --no-wait"
+		}
+		return fmt.Sprintf("no worker is serving queue %s on this Redis; %s", jobs.QueueSubmit, hint)
+	}
+	return ""
 }
 
 // finish makes sure the report is in this run's report folder, prints the
@@ -260,7 +316,10 @@ func (c *runConfig) dryRunImport(ctx context.Context, p prepared, stdout, stderr
 }
 
 // progress shows how far an import has come: a bar on a terminal, a line
-// every few seconds elsewhere (logs, cron mail).
+// every few seconds elsewhere (logs, cron mail), and at least every 30
+// seconds even when nothing changed. Its rate counts the rows sent and
+// resolved, in rows a minute: invalid and duplicate rows, resolved at once,
+// would make it absurd.
 type progress struct {
 	w        io.Writer
 	id       string
@@ -268,15 +327,31 @@ type progress struct {
 	tty      bool
 	last     importer.Progress
 	lastLine time.Time
+	began    time.Time
+	now      func() time.Time
 	closed   bool
 }
 
 func newProgress(w io.Writer, id string) *progress {
-	p := &progress{w: w, id: id}
+	p := &progress{w: w, id: id, began: time.Now(), now: time.Now}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		p.tty = true
 	}
 	return p
+}
+
+// sentResolved counts the rows that were sent and have their outcome.
+func sentResolved(pr importer.Progress) int {
+	return pr.Resolved - pr.Counts[importer.Invalid] - pr.Counts[importer.Duplicate] - pr.Counts[importer.Cancelled]
+}
+
+// rate is the rows sent and resolved a minute since the wait began.
+func (p *progress) rate(pr importer.Progress) string {
+	minutes := p.now().Sub(p.began).Minutes()
+	if minutes < 0.05 {
+		return "… rows/min"
+	}
+	return fmt.Sprintf("%.0f rows/min", float64(sentResolved(pr))/minutes)
 }
 
 func (p *progress) update(pr importer.Progress) {
@@ -290,27 +365,37 @@ func (p *progress) update(pr importer.Progress) {
 				progressbar.OptionSetDescription(p.id),
 				progressbar.OptionShowCount(),
 				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionSetItsString("rows"),
-				progressbar.OptionShowIts(),
 				progressbar.OptionThrottle(200*time.Millisecond))
 			p.bar.Set(pr.Resolved)
 		}
-		if p.bar != nil && pr.Resolved != p.last.Resolved {
-			p.bar.Set(pr.Resolved)
+		if p.bar != nil {
+			p.bar.Describe(p.id + " " + p.rate(pr))
+			if pr.Resolved != p.last.Resolved {
+				p.bar.Set(pr.Resolved)
+			}
 		}
 		p.last = pr
 		return
 	}
 	changed := pr.Resolved != p.last.Resolved || pr.Total != p.last.Total
-	if (changed && time.Since(p.lastLine) >= 5*time.Second) || p.lastLine.IsZero() {
+	since := p.now().Sub(p.lastLine)
+	if p.lastLine.IsZero() || (changed && since >= 5*time.Second) || since >= 30*time.Second {
 		total := "?"
 		if pr.Total >= 0 {
 			total = fmt.Sprint(pr.Total)
 		}
-		fmt.Fprintf(p.w, "%s: %d of %s rows resolved (%d succeeded)\n", p.id, pr.Resolved, total, pr.Counts[importer.Succeeded])
-		p.lastLine = time.Now()
+		fmt.Fprintf(p.w, "%s: %d of %s rows resolved (%d succeeded), %s\n", p.id, pr.Resolved, total, pr.Counts[importer.Succeeded], p.rate(pr))
+		p.lastLine = p.now()
 	}
 	p.last = pr
+}
+
+// say prints a line of news between progress lines.
+func (p *progress) say(msg string) {
+	if p.bar != nil {
+		p.bar.Clear()
+	}
+	fmt.Fprintln(p.w, msg)
 }
 
 func (p *progress) close() {

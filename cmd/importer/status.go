@@ -192,9 +192,20 @@ reaches the Redis, for a finished import or, as it stands, a running one
 			if err != nil {
 				return usageError("--report-dir: %v", err)
 			}
+			if err := checkWritable(abs); err != nil {
+				return err
+			}
 			out, err := reportWriter{store: st, dir: abs}.WriteReport(ctx, imp)
 			if err != nil {
 				return unfinished(err)
+			}
+			// Every row has its outcome but no worker wrote the report (its
+			// folder could not be written, say): this report ends it.
+			if p, err := st.Progress(ctx, imp.ID); err == nil && p.Done() && !imp.Finished() {
+				if err := st.Finish(ctx, imp.ID, time.Now()); err != nil {
+					return unfinished(err)
+				}
+				fmt.Fprintf(stdout, "import %s is finished\n", imp.ID)
 			}
 			fmt.Fprintf(stdout, "report: %s\n", relative(out))
 			return nil
@@ -255,18 +266,17 @@ func cancelImport(ctx context.Context, st *store.Store, id string, finish func(c
 	if _, err := st.Cancel(ctx, id, time.Now()); err != nil {
 		return unfinished(err)
 	}
-	if imp.Stopped != "" {
-		// A stopped import has no tasks left to see the cancel: end its
-		// unsent rows here.
-		if err := cancelUnsent(ctx, st, imp, finish); err != nil {
-			return unfinished(err)
-		}
+	// Every row not sent yet ends cancelled at once (no send can start
+	// after the cancel: see MarkSending); rows being sent or followed go on
+	// to their outcome. With none of those, the import ends now.
+	if err := cancelUnsent(ctx, st, imp, finish); err != nil {
+		return unfinished(err)
 	}
 	return nil
 }
 
-// cancelUnsent resolves as cancelled the rows of a stopped import that were
-// never sent.
+// cancelUnsent resolves as cancelled the rows of a cancelled import that
+// were never sent, and ends the import when that was the last of them.
 func cancelUnsent(ctx context.Context, st *store.Store, imp importer.Import, finish func(ctx context.Context, id string) error) error {
 	const batch = 500
 	for first := 1; first <= imp.Total; first += batch {
@@ -282,7 +292,7 @@ func cancelUnsent(ctx context.Context, st *store.Store, imp importer.Import, fin
 			if s.Resolved || s.Sending || s.JobID != "" {
 				continue
 			}
-			res, err := st.Resolve(ctx, imp.ID, importer.RowResult{Row: rows[i], Outcome: importer.Cancelled, ErrorCode: importer.CodeCancelled,
+			res, err := st.CancelUnsent(ctx, imp.ID, importer.RowResult{Row: rows[i], Outcome: importer.Cancelled, ErrorCode: importer.CodeCancelled,
 				Error: "not sent: the import was cancelled", At: time.Now().UTC()})
 			if err != nil {
 				return err

@@ -287,8 +287,8 @@ func newAPIClient(ctx context.Context, url, key string, timeout time.Duration, l
 
 // probeAPI checks that the API answers and takes the key, with one cheap
 // request: a rejected key is exit code 3 with what to fix, an API out of
-// reach (or answering 5xx) exit code 3 too; a 404 or any other answer
-// counts as an answer.
+// reach (or answering 5xx) exit code 3 too; a 404, or an answer that is not
+// the API's JSON, says the base URL is wrong (exit code 2).
 func probeAPI(ctx context.Context, client *propexo.Client, limiter *ratelimit.Limiter) error {
 	if limiter != nil {
 		if err := limiter.Take(ctx, 1); err != nil {
@@ -303,6 +303,14 @@ func probeAPI(ctx context.Context, client *propexo.Client, limiter *ratelimit.Li
 	_, err := client.FindResidents(ctx, importer.ResidentQuery{IntegrationID: "importer-connectivity-check", Email: "nobody@example.invalid"})
 	var apiErr *importer.APIError
 	if errors.As(err, &apiErr) {
+		switch {
+		case apiErr.Kind == importer.KindNotFound:
+			// The list of residents always exists: a 404 means the base
+			// URL is not the API's (a /v1 too many, another server).
+			return usageError("the API at %s answered 404 to GET /v1/residents/: that is not the API's base URL (give it without /v1, e.g. %s)", client.BaseURL(), defaultAPIURL)
+		case apiErr.Status == http.StatusOK:
+			return usageError("the server at %s answered GET /v1/residents/ with something that is not the API's JSON: is it the Propexo API?", client.BaseURL())
+		}
 		switch apiErr.Kind {
 		case importer.KindUnauthorized:
 			return &exitError{code: exitUnfinished, err: &keyRejectedError{fmt.Errorf("the API at %s rejected the API key (%d): check PROPEXO_API_KEY", client.BaseURL(), apiErr.Status)}}

@@ -111,8 +111,9 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 	// not: the worker starts, says so, and checks again with backoff.
 	if err := probeAPI(ctx, client, limiter); err != nil {
 		var rejected *keyRejectedError
-		if errors.As(err, &rejected) {
-			return err
+		var exit *exitError
+		if errors.As(err, &rejected) || errors.As(err, &exit) && exit.code == exitUsage {
+			return err // a wrong key or URL: no row could be sent
 		}
 		log.Warn("the API does not answer yet; the worker starts anyway and checks again", "api", client.BaseURL(), "error", err)
 		go probeUntilAnswered(ctx, client, limiter, log)

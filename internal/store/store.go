@@ -91,7 +91,9 @@ func (s *Store) CreateImport(ctx context.Context, imp importer.Import) (stored i
 		pipe.HSet(ctx, k.meta, "total", -1, "retention_seconds", int64(imp.Retention.Seconds()))
 		pipe.ZAdd(ctx, importsKey, redis.Z{Score: float64(imp.CreatedAt.UnixMilli()), Member: imp.ID})
 		if imp.ContentKey != "" {
-			pipe.SetNX(ctx, contentKey(imp.ContentKey), imp.ID, 0)
+			// The latest import of the content: what a new run of it is
+			// told about.
+			pipe.Set(ctx, contentKey(imp.ContentKey), imp.ID, 0)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return imp, false, fmt.Errorf("error creating import %s: %w", imp.ID, err)
@@ -128,7 +130,7 @@ func (s *Store) Epoch(ctx context.Context) (epoch string, made bool, err error) 
 
 func contentKey(key string) string { return "importer:content:" + key }
 
-// ImportByContent returns the id of the first import of a content key
+// ImportByContent returns the id of the latest import of a content key
 // (importer.ContentKey); ok is false when there is none.
 func (s *Store) ImportByContent(ctx context.Context, key string) (id string, ok bool, err error) {
 	id, err = s.rdb.Get(ctx, contentKey(key)).Result()
@@ -216,6 +218,108 @@ func (s *Store) Import(ctx context.Context, id string) (importer.Import, error) 
 		imp.FinishedAt, _ = time.Parse(time.RFC3339Nano, f)
 	}
 	return imp, nil
+}
+
+// Refollow records, for an import run again, the options of how it is
+// followed (a re-run's deadline and --verify win over the first run's) and
+// the folder of the client's report.
+func (s *Store) Refollow(ctx context.Context, id string, opts importer.Options, reportDir string) error {
+	k := keysOf(id)
+	raw, err := s.rdb.HGet(ctx, k.meta, "import").Result()
+	if errors.Is(err, redis.Nil) {
+		return fmt.Errorf("import %s: %w", id, importer.ErrImportNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("error reading import %s: %w", id, err)
+	}
+	var imp importer.Import
+	if err := json.Unmarshal([]byte(raw), &imp); err != nil {
+		return fmt.Errorf("error decoding import %s: %w", id, err)
+	}
+	imp.Options.Deadline, imp.Options.Verify, imp.ReportDir = opts.Deadline, opts.Verify, reportDir
+	b, err := json.Marshal(imp)
+	if err != nil {
+		return fmt.Errorf("error encoding import %s: %w", id, err)
+	}
+	if err := s.rdb.HSet(ctx, k.meta, "import", b).Err(); err != nil {
+		return fmt.Errorf("error saving import %s: %w", id, err)
+	}
+	return nil
+}
+
+// Delete removes every key of an import — its record, rows, outcomes,
+// counters, the index entries of its write jobs — and returns how many keys
+// it removed. Tasks of the import still on a queue find it gone and do
+// nothing.
+func (s *Store) Delete(ctx context.Context, id string) (int, error) {
+	k := keysOf(id)
+	imp, err := s.Import(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	var jobKeys []string
+	total := max(imp.Total, 0)
+	for first := 1; first <= total; first += 1000 {
+		fields := make([]string, 0, 1000)
+		for n := first; n < first+1000 && n <= total; n++ {
+			fields = append(fields, strconv.Itoa(n))
+		}
+		results, err := s.rdb.HMGet(ctx, k.results, fields...).Result()
+		if err != nil {
+			return 0, fmt.Errorf("error reading import %s: %w", id, err)
+		}
+		states, err := s.rdb.HMGet(ctx, k.state, fields...).Result()
+		if err != nil {
+			return 0, fmt.Errorf("error reading import %s: %w", id, err)
+		}
+		for i := range fields {
+			job := ""
+			if v, ok := results[i].(string); ok {
+				var r importer.RowResult
+				if decodeResult(v, &r) == nil {
+					job = r.JobID
+				}
+			}
+			if v, ok := states[i].(string); ok {
+				if st := parseState(v); st.JobID != "" {
+					job = st.JobID
+				}
+			}
+			if job != "" {
+				jobKeys = append(jobKeys, jobKey(job), jobEventKey(job))
+			}
+		}
+	}
+	deleted := 0
+	for len(jobKeys) > 0 {
+		batch := jobKeys[:min(len(jobKeys), 500)]
+		jobKeys = jobKeys[len(batch):]
+		n, err := s.rdb.Del(ctx, batch...).Result()
+		if err != nil {
+			return deleted, fmt.Errorf("error deleting import %s: %w", id, err)
+		}
+		deleted += int(n)
+	}
+	pipe := s.rdb.TxPipeline()
+	del := pipe.Del(ctx, k.meta, k.state, k.results, k.input, k.counts, k.stats)
+	pipe.ZRem(ctx, importsKey, id)
+	if imp.ContentKey != "" {
+		// The content's index leads to this import no longer.
+		pipe.Eval(ctx, `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, []string{contentKey(imp.ContentKey)}, id)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return deleted, fmt.Errorf("error deleting import %s: %w", id, err)
+	}
+	return deleted + int(del.Val()), nil
+}
+
+// ImportsBefore lists the ids of the imports made before t, oldest first.
+func (s *Store) ImportsBefore(ctx context.Context, t time.Time) ([]string, error) {
+	ids, err := s.rdb.ZRangeByScore(ctx, importsKey, &redis.ZRangeBy{Min: "-inf", Max: "(" + strconv.FormatInt(t.UnixMilli(), 10)}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("error listing the imports: %w", err)
+	}
+	return ids, nil
 }
 
 // Resume clears an import's stop, so that its rows are sent again.
@@ -393,13 +497,36 @@ func (s *Store) Unsend(ctx context.Context, id string, row int, retryOf string) 
 	return s.setState(ctx, id, row, stateQueued)
 }
 
+// markSendingScript marks a row as being sent, unless it must not be: its
+// outcome is recorded, or the import was cancelled (a cancel and a send
+// cannot both win), or the import is gone. KEYS: meta, state, results.
+// ARGV: row, state. Returns 1, or 0 (not to send), or -1 (gone).
+var markSendingScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'import') == 0 then return -1 end
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 or redis.call('HEXISTS', KEYS[1], 'cancelled_at') == 1 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+`)
+
 // MarkSending records that a create (or, with retryOf, the retry-write of
-// that failed job) is about to be sent for the row.
+// that failed job) is about to be sent for the row, unless the row has its
+// outcome or the import was cancelled (importer.ErrNotToSend) or is gone.
 func (s *Store) MarkSending(ctx context.Context, id string, row int, retryOf string) error {
+	v := stateSending
 	if retryOf != "" {
-		return s.setState(ctx, id, row, stateSending+"|"+retryPrefix+retryOf)
+		v += "|" + retryPrefix + retryOf
 	}
-	return s.setState(ctx, id, row, stateSending)
+	k := keysOf(id)
+	n, err := markSendingScript.Run(ctx, s.rdb, []string{k.meta, k.state, k.results}, row, v).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("error saving row %d of import %s: %w", row, id, err)
+	case n == 0:
+		return fmt.Errorf("row %d of import %s: %w", row, id, importer.ErrNotToSend)
+	case n < 0:
+		return fmt.Errorf("row %d of import %s: %w", row, id, importer.ErrImportNotFound)
+	}
+	return nil
 }
 
 // jobIndexTTL is how long a job id leads back to its row, for webhooks.
@@ -621,9 +748,11 @@ func (s *Store) AdvanceCheck(ctx context.Context, id string, row int, from, to i
 // job (a late webhook of an older job, after a retry), and changes nothing;
 // a row already resolved keeps its outcome in any case.
 // KEYS: results, counts, meta, state. ARGV: row, outcome, result JSON, job
-// id or "". Returns {flags, wait}: flags 2 when it recorded the outcome,
-// plus 1 when the import is done, or 4 alone when the news was stale, or 8
-// alone when the import is gone; wait "gen:seq" or "".
+// id or "", "unsent" to record the outcome only for a row that is neither
+// being sent nor followed. Returns {flags, wait}: flags 2 when it recorded
+// the outcome, plus 1 when the import is done, or 4 alone when the news was
+// stale, or 8 alone when the import is gone, or 16 alone when the row was in
+// flight; wait "gen:seq" or "".
 var resolveScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[3], 'import') == 0 then return {8, ''} end
 local recorded = 0
@@ -631,6 +760,10 @@ local wake = ''
 if ARGV[4] ~= '' then
   local st = redis.call('HGET', KEYS[4], ARGV[1])
   if st and string.match(st, '^j:%d+:(.*)$') ~= ARGV[4] then return {4, ''} end
+end
+if ARGV[5] == 'unsent' then
+  local st = redis.call('HGET', KEYS[4], ARGV[1])
+  if st and (string.sub(st, 1, 1) == 's' or string.sub(st, 1, 2) == 'j:') then return {16, ''} end
 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3]) == 1 then
   redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
@@ -656,17 +789,23 @@ return {recorded, wake}
 
 // Resolve records a row's outcome and counts it, once per row.
 func (s *Store) Resolve(ctx context.Context, id string, r importer.RowResult, stats ...string) (importer.Resolution, error) {
-	return s.resolve(ctx, id, r, "", stats...)
+	return s.resolve(ctx, id, r, "", "", stats...)
 }
 
 // ResolveJob records the outcome of the row's write job r.JobID, as
 // Resolve does, unless the row no longer follows that job: then the news is
 // stale, and nothing is recorded.
 func (s *Store) ResolveJob(ctx context.Context, id string, r importer.RowResult, stats ...string) (importer.Resolution, error) {
-	return s.resolve(ctx, id, r, r.JobID, stats...)
+	return s.resolve(ctx, id, r, r.JobID, "", stats...)
 }
 
-func (s *Store) resolve(ctx context.Context, id string, r importer.RowResult, ofJob string, stats ...string) (importer.Resolution, error) {
+// CancelUnsent records the outcome of a row a cancel kept from being sent,
+// as Resolve does, unless the row is being sent or followed.
+func (s *Store) CancelUnsent(ctx context.Context, id string, r importer.RowResult) (importer.Resolution, error) {
+	return s.resolve(ctx, id, r, "", "unsent")
+}
+
+func (s *Store) resolve(ctx context.Context, id string, r importer.RowResult, ofJob, only string, stats ...string) (importer.Resolution, error) {
 	k := keysOf(id)
 	b, err := encodeResult(r)
 	if err != nil {
@@ -675,18 +814,18 @@ func (s *Store) resolve(ctx context.Context, id string, r importer.RowResult, of
 	keys := []string{k.results, k.counts, k.meta, k.state}
 	var cmd *redis.Cmd
 	if len(stats) == 0 {
-		cmd = resolveScript.Run(ctx, s.rdb, keys, r.Row, string(r.Outcome), b, ofJob)
+		cmd = resolveScript.Run(ctx, s.rdb, keys, r.Row, string(r.Outcome), b, ofJob, only)
 	} else {
 		pipe := s.rdb.Pipeline()
 		for _, stat := range stats {
 			pipe.HIncrBy(ctx, k.stats, stat, 1)
 		}
-		cmd = resolveScript.EvalSha(ctx, pipe, keys, r.Row, string(r.Outcome), b, ofJob)
+		cmd = resolveScript.EvalSha(ctx, pipe, keys, r.Row, string(r.Outcome), b, ofJob, only)
 		pipe.Exec(ctx) // errors are read per command
 		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			// The script is not loaded yet (a new or restarted Redis):
 			// run it again, loading it; the counters were added.
-			cmd = resolveScript.Run(ctx, s.rdb, keys, r.Row, string(r.Outcome), b, ofJob)
+			cmd = resolveScript.Run(ctx, s.rdb, keys, r.Row, string(r.Outcome), b, ofJob, only)
 		}
 	}
 	vals, err := cmd.Slice()
@@ -696,6 +835,9 @@ func (s *Store) resolve(ctx context.Context, id string, r importer.RowResult, of
 	n, _ := vals[0].(int64)
 	if n == 8 {
 		return importer.Resolution{}, fmt.Errorf("row %d of import %s: %w", r.Row, id, importer.ErrImportNotFound)
+	}
+	if n == 16 {
+		return importer.Resolution{}, nil // in flight: not recorded
 	}
 	res := importer.Resolution{Recorded: n&2 != 0, Done: n&1 != 0, Stale: n == 4}
 	if wait, _ := vals[1].(string); wait != "" {
@@ -763,7 +905,7 @@ func (s *Store) SaveInput(ctx context.Context, id string, header []string, rows 
 		if err != nil {
 			return fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
 		}
-		resolveScript.Eval(ctx, pipe, []string{k.results, k.counts, k.meta, k.state}, r.Row, string(r.Outcome), b, "")
+		resolveScript.Eval(ctx, pipe, []string{k.results, k.counts, k.meta, k.state}, r.Row, string(r.Outcome), b, "", "")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("error saving rows of import %s: %w", id, err)

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/propexo-importer/importer/importer"
+)
+
+func newDeleteCommand(getenv env, stdout io.Writer) *cobra.Command {
+	var r redisOnly
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "delete IMPORT_ID",
+		Short: "Remove an import and everything Redis holds of it",
+		Long: `delete removes every key of an import from Redis: its record, rows,
+outcomes, counters and the index of its write jobs, and says how many keys
+it removed. It refuses an import that has not finished unless --force:
+rows being sent would go on in the API with nothing to record their
+outcome. Report files on disk are left as they are.`,
+		Example: `  REDIS_URL=redis://localhost:6379 importer delete residents-1a2b3c4d5e6f`,
+		Args:    exactlyOne("delete", "IMPORT_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			st, closeRedis, err := r.open(ctx, "delete")
+			if err != nil {
+				return err
+			}
+			defer closeRedis()
+			id := args[0]
+			imp, err := st.Import(ctx, id)
+			if errors.Is(err, importer.ErrImportNotFound) {
+				return usageError("no import %s in Redis", id)
+			}
+			if err != nil {
+				return unfinished(err)
+			}
+			if !imp.Finished() && !force {
+				return usageError("import %s is %s: deleting it would leave its rows in flight unrecorded; cancel it and wait for it to end, or give --force", id, imp.State())
+			}
+			n, err := st.Delete(ctx, id)
+			if err != nil {
+				return unfinished(err)
+			}
+			fmt.Fprintf(stdout, "import %s deleted: %s removed\n", id, plural(n, "key"))
+			return nil
+		},
+	}
+	r.register(cmd, getenv)
+	cmd.Flags().BoolVar(&force, "force", false, "delete an import that has not finished")
+	return cmd
+}
+
+func newPruneCommand(getenv env, stdout io.Writer) *cobra.Command {
+	var r redisOnly
+	var olderThan string
+	cmd := &cobra.Command{
+		Use:   "prune --older-than AGE",
+		Short: "Remove the finished imports older than an age",
+		Long: `prune deletes (as 'importer delete' does) every finished import that was
+started longer ago than --older-than (30d, 12h, 90m...). Imports still
+running are left alone.`,
+		Example: `  REDIS_URL=redis://localhost:6379 importer prune --older-than 30d`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if olderThan == "" {
+				return usageError("prune needs --older-than, e.g. --older-than 30d")
+			}
+			age, err := parseAge(olderThan)
+			if err != nil {
+				return usageError("--older-than %q: %v", olderThan, err)
+			}
+			st, closeRedis, err := r.open(ctx, "prune")
+			if err != nil {
+				return err
+			}
+			defer closeRedis()
+			ids, err := st.ImportsBefore(ctx, time.Now().Add(-age))
+			if err != nil {
+				return unfinished(err)
+			}
+			imports, keys, running := 0, 0, 0
+			for _, id := range ids {
+				imp, err := st.Import(ctx, id)
+				if errors.Is(err, importer.ErrImportNotFound) {
+					continue
+				}
+				if err != nil {
+					return unfinished(err)
+				}
+				if !imp.Finished() {
+					running++
+					continue
+				}
+				n, err := st.Delete(ctx, id)
+				if err != nil {
+					return unfinished(err)
+				}
+				imports, keys = imports+1, keys+n
+			}
+			fmt.Fprintf(stdout, "%s older than %s deleted (%s removed)", plural(imports, "finished import"), olderThan, plural(keys, "key"))
+			if running > 0 {
+				fmt.Fprintf(stdout, "; %s not finished left alone", plural(running, "import"))
+			}
+			fmt.Fprintln(stdout)
+			return nil
+		},
+	}
+	r.register(cmd, getenv)
+	cmd.Flags().StringVar(&olderThan, "older-than", "", "the age past which finished imports are deleted: 30d, 12h, 90m")
+	return cmd
+}
+
+// parseAge reads an age: a number of days (30d) or a Go duration (12h).
+func parseAge(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return 0, errors.New("use a whole number of days, e.g. 30d, or a duration such as 12h")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, errors.New("use a number of days, e.g. 30d, or a duration such as 12h")
+	}
+	return d, nil
+}
+
+// plural says a count of things: "1 key", "2 keys".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return strconv.Itoa(n) + " " + thing + "s"
+}
