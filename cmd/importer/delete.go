@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -11,11 +12,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/report"
 )
 
 func newDeleteCommand(getenv env, stdout io.Writer) *cobra.Command {
 	var r redisOnly
 	var force bool
+	var reportDir string
 	cmd := &cobra.Command{
 		Use:   "delete IMPORT_ID",
 		Short: "Remove an import and everything Redis holds of it",
@@ -23,7 +26,9 @@ func newDeleteCommand(getenv env, stdout io.Writer) *cobra.Command {
 outcomes, counters and the index of its write jobs, and says how many keys
 it removed. It refuses an import that has not finished unless --force:
 rows being sent would go on in the API with nothing to record their
-outcome. Report files on disk are left as they are.`,
+outcome. Report files on disk are left as they are, but the import's
+receipt in --report-dir goes too: the import is forgotten, not lost, and
+its file run again is a new import.`,
 		Example: `  REDIS_URL=redis://localhost:6379 importer delete residents-1a2b3c4d5e6f`,
 		Args:    exactlyOne("delete", "IMPORT_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -48,18 +53,21 @@ outcome. Report files on disk are left as they are.`,
 			if err != nil {
 				return unfinished(err)
 			}
+			report.RemoveReceipt(absDir(reportDir), id)
 			fmt.Fprintf(stdout, "import %s deleted: %s removed\n", id, plural(n, "key"))
 			return nil
 		},
 	}
 	r.register(cmd, getenv)
 	cmd.Flags().BoolVar(&force, "force", false, "delete an import that has not finished")
+	reportDirFlag(cmd, getenv, &reportDir, "folder of this machine's reports, where the import's receipt is removed too")
 	return cmd
 }
 
 func newPruneCommand(getenv env, stdout io.Writer) *cobra.Command {
 	var r redisOnly
 	var olderThan string
+	var reportDir string
 	cmd := &cobra.Command{
 		Use:   "prune --older-than AGE",
 		Short: "Remove the finished imports older than an age",
@@ -103,6 +111,7 @@ running are left alone.`,
 				if err != nil {
 					return unfinished(err)
 				}
+				report.RemoveReceipt(absDir(reportDir), id)
 				imports, keys = imports+1, keys+n
 			}
 			fmt.Fprintf(stdout, "%s older than %s deleted (%s removed)", plural(imports, "finished import"), olderThan, plural(keys, "key"))
@@ -115,6 +124,7 @@ running are left alone.`,
 	}
 	r.register(cmd, getenv)
 	cmd.Flags().StringVar(&olderThan, "older-than", "", "the age past which finished imports are deleted: 30d, 12h, 90m")
+	reportDirFlag(cmd, getenv, &reportDir, "folder of this machine's reports, where the imports' receipts are removed too")
 	return cmd
 }
 
@@ -140,4 +150,18 @@ func plural(n int, thing string) string {
 		return "1 " + thing
 	}
 	return strconv.Itoa(n) + " " + thing + "s"
+}
+
+// reportDirFlag adds --report-dir to a command that only reads or marks
+// imports in this machine's report folder.
+func reportDirFlag(cmd *cobra.Command, getenv env, p *string, usage string) {
+	cmd.Flags().StringVar(p, "report-dir", envOr(getenv, "IMPORTER_REPORT_DIR", "reports"), usage+" "+envTag("IMPORTER_REPORT_DIR"))
+}
+
+// absDir is a folder as an absolute path (as given when it cannot be).
+func absDir(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -471,7 +472,7 @@ func TestImportIDCannotMixTwoFiles(t *testing.T) {
 		t.Fatalf("first run: exit %d\n%s", r.code, r.stderr)
 	}
 	r := runImporter(t, dir, env, "run", "--no-wait", "--import-id", "nightly", sample(t, "residents.ndjson"))
-	if r.code != 2 || !strings.Contains(r.stderr, "import nightly was started from another file or with other options (residents.json)") {
+	if r.code != 2 || !strings.Contains(r.stderr, "import nightly was started from another file or with options that change what is written (residents.json)") {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
 }
@@ -581,10 +582,19 @@ func TestStatusReportCancel(t *testing.T) {
 		t.Errorf("report of a running import: %d lines, first %q", len(pending), pending[1][:2])
 	}
 
-	// Cancel, then let a worker see the queued rows: none is sent.
+	// Cancel with no row in flight: the import ends at once, no worker
+	// needed, its report in the canceller's folder.
 	if c := runImporter(t, dir, env, "cancel", id); c.code != 0 || !strings.Contains(c.stdout, "cancelled") {
 		t.Fatalf("cancel: %d %s %s", c.code, c.stdout, c.stderr)
 	}
+	js = runImporter(t, dir, env, "status", "--json", id)
+	if err := json.Unmarshal([]byte(js.stdout), &one); err != nil || one.State != "cancelled" {
+		t.Errorf("status right after the cancel: %s (%v), want cancelled", js.stdout, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "reports", id, "results.csv")); err != nil {
+		t.Errorf("the cancel that ended the import wrote no report: %v", err)
+	}
+	// A worker that sees the queued rows sends none.
 	background(t, dir, map[string]string{"REDIS_URL": env["REDIS_URL"], "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key}, "worker", "--rate-limit", "6000")
 	done := runImporter(t, dir, env, "run", "--workers", "0", sample(t, "residents.csv"))
 	if done.code != 1 || !strings.Contains(done.stdout, "50 cancelled") {
@@ -861,5 +871,130 @@ func TestWorkersWriteReportsOnlyInTheirOwnFolder(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(victim, id, "results.csv")); err == nil {
 		t.Error("the worker wrote the report into the folder the client named in Redis")
+	}
+}
+
+// How an import is followed (its deadline, --verify, its report folder)
+// does not make it another import: run again so, it is the same import, and
+// the re-run's report folder wins. The same content under another name is
+// refused without --again, naming the earlier import; with --again it is a
+// new import.
+func TestFollowUpOptionsKeepTheImport(t *testing.T) {
+	dir := t.TempDir()
+	redistest.Client(t)
+	env := map[string]string{"REDIS_URL": redistest.URL(t)}
+	first := runImporter(t, dir, env, "run", "--no-wait", sample(t, "residents.json"))
+	if first.code != 0 {
+		t.Fatalf("first run: exit %d\n%s", first.code, first.stderr)
+	}
+	id := strings.Fields(first.stdout)[1]
+	again := runImporter(t, dir, env, "run", "--no-wait", "--deadline", "2h", "--verify", "--poll-initial", "3s", "--report-dir", "elsewhere", sample(t, "residents.json"))
+	if again.code != 0 || strings.Fields(again.stdout)[1] != id || !strings.Contains(again.stderr, "already under way") {
+		t.Errorf("run with other follow-up options: exit %d, %q %q; want the same import %s resumed", again.code, again.stdout, again.stderr, id)
+	}
+	st := runImporter(t, dir, env, "status", "--json", id)
+	if !strings.Contains(st.stdout, filepath.Join(dir, "elsewhere", id)) {
+		t.Errorf("status after a re-run with --report-dir elsewhere:\n%s", st.stdout)
+	}
+	if other := runImporter(t, dir, env, "run", "--no-wait", "--vendor", "rentmanager", "--rent-period", "monthly", "--rent-due-day", "1", "--property-id", "prop_100", sample(t, "residents.json")); other.code != 0 || strings.Fields(other.stdout)[1] == id {
+		t.Errorf("options that change what is written: exit %d %q; want another import", other.code, other.stdout+other.stderr)
+	}
+
+	copyPath := filepath.Join(dir, "roster-copy.json")
+	data, _ := os.ReadFile(sample(t, "residents.json"))
+	os.WriteFile(copyPath, data, 0o600)
+	refused := runImporter(t, dir, env, "run", "--no-wait", copyPath)
+	if refused.code != 2 || !strings.Contains(refused.stderr, "was imported already, as import "+id) || !strings.Contains(refused.stderr, "--again") {
+		t.Errorf("the same content under another name: exit %d %q", refused.code, refused.stderr)
+	}
+	anew := runImporter(t, dir, env, "run", "--no-wait", "--again", sample(t, "residents.json"))
+	if anew.code != 0 || strings.Fields(anew.stdout)[1] != id+"-2" {
+		t.Errorf("--again: exit %d %q %q; want a new import %s-2", anew.code, anew.stdout, anew.stderr, id)
+	}
+}
+
+// A report folder that cannot be written is found before anything is sent;
+// a run that fails its API check leaves no import behind.
+func TestRunChecksBeforeRegistering(t *testing.T) {
+	dir := t.TempDir()
+	redistest.Client(t)
+	env := map[string]string{"REDIS_URL": redistest.URL(t)}
+	ro := filepath.Join(dir, "read-only")
+	os.MkdirAll(ro, 0o500)
+	defer os.Chmod(ro, 0o700)
+	if os.Getuid() != 0 { // root writes anywhere
+		r := runImporter(t, dir, env, "run", "--no-wait", "--report-dir", ro, sample(t, "residents.json"))
+		if r.code != 2 || !strings.Contains(r.stderr, "cannot write there") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("an unwritable report folder: exit %d %q", r.code, r.stderr)
+		}
+	}
+	file := filepath.Join(dir, "report-dir-is-a-file")
+	os.WriteFile(file, nil, 0o600)
+	if r := runImporter(t, dir, env, "run", "--no-wait", "--report-dir", file, sample(t, "residents.json")); r.code != 2 || !strings.Contains(r.stderr, "--report-dir") {
+		t.Errorf("a report folder that is a file: exit %d %q", r.code, r.stderr)
+	}
+
+	addr := sandboxProcess(t, dir, "right-key")
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("<html><body>Welcome to our website</body></html>"))
+	}))
+	defer web.Close()
+	for _, tt := range []struct {
+		name, url, key, want string
+		code             int
+	}{
+		{"rejected key", "http://" + addr, "wrong-key", "rejected the API key (401)", 3},
+		{"a /v1 too many", "http://" + addr + "/v1", "right-key", "answered 404 to GET /v1/residents/: that is not the API's base URL", 2},
+		{"not the API", web.URL, "right-key", "with something that is not the API's JSON", 2},
+	} {
+		runEnv := map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": tt.url, "PROPEXO_API_KEY": tt.key}
+		r := runImporter(t, dir, runEnv, "run", "--no-wait", sample(t, "residents.csv"))
+		if r.code != tt.code || !strings.Contains(r.stderr, tt.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("%s: exit %d %q, want %d and one line saying %q", tt.name, r.code, r.stderr, tt.code, tt.want)
+		}
+	}
+	if st := runImporter(t, dir, env, "status"); !strings.Contains(st.stdout, "no imports") {
+		t.Errorf("a run that failed its checks left an import behind:\n%s", st.stdout)
+	}
+}
+
+// delete removes every key of an import (and refuses a running one without
+// --force); prune removes the finished imports older than an age.
+func TestDeleteAndPrune(t *testing.T) {
+	dir := t.TempDir()
+	rdb := redistest.Client(t)
+	env := map[string]string{"REDIS_URL": redistest.URL(t)}
+	run := func(file string) string {
+		t.Helper()
+		r := runImporter(t, dir, env, "run", "--no-wait", file)
+		if r.code != 0 {
+			t.Fatalf("run --no-wait %s: %d %s", file, r.code, r.stderr)
+		}
+		return strings.Fields(r.stdout)[1]
+	}
+	running := run(sample(t, "residents.json"))
+	finished := run(sample(t, "residents.ndjson"))
+	if c := runImporter(t, dir, env, "cancel", finished); c.code != 0 {
+		t.Fatalf("cancel: %s", c.stderr)
+	}
+	if d := runImporter(t, dir, env, "delete", running); d.code != 2 || !strings.Contains(d.stderr, "--force") {
+		t.Errorf("delete of a running import: %d %q", d.code, d.stderr)
+	}
+	if p := runImporter(t, dir, env, "prune", "--older-than", "0d"); p.code != 0 || !strings.Contains(p.stdout, "1 finished import older than 0d deleted") || !strings.Contains(p.stdout, "1 import not finished left alone") {
+		t.Errorf("prune: %d %q %q", p.code, p.stdout, p.stderr)
+	}
+	d := runImporter(t, dir, env, "delete", "--force", running)
+	if d.code != 0 || !regexp.MustCompile(`import \S+ deleted: \d+ keys removed`).MatchString(d.stdout) {
+		t.Errorf("delete --force: %d %q %q", d.code, d.stdout, d.stderr)
+	}
+	keys, _ := rdb.Keys(context.Background(), "imp:*").Result()
+	if len(keys) != 0 {
+		t.Errorf("keys left after delete and prune: %v", keys)
+	}
+	if st := runImporter(t, dir, env, "status"); !strings.Contains(st.stdout, "no imports") {
+		t.Errorf("status after delete and prune (deleted imports are not lost ones):\n%s", st.stdout)
+	}
+	if p := runImporter(t, dir, env, "prune", "--older-than", "soon"); p.code != 2 {
+		t.Errorf("prune --older-than soon: %d", p.code)
 	}
 }

@@ -155,7 +155,7 @@ func newStatusCommand(getenv env, stdout io.Writer) *cobra.Command {
 	}
 	r.register(cmd, getenv)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.Flags().StringVar(&reportDir, "report-dir", envOr(getenv, "IMPORTER_REPORT_DIR", "reports"), "folder of this machine's reports, where imports Redis lost are still known "+envTag("IMPORTER_REPORT_DIR"))
+	reportDirFlag(cmd, getenv, &reportDir, "folder of this machine's reports, where imports Redis lost are still known")
 	return cmd
 }
 
@@ -212,7 +212,7 @@ reaches the Redis, for a finished import or, as it stands, a running one
 		},
 	}
 	r.register(cmd, getenv)
-	cmd.Flags().StringVar(&dir, "report-dir", envOr(getenv, "IMPORTER_REPORT_DIR", "reports"), "folder that receives <import id>/ "+envTag("IMPORTER_REPORT_DIR"))
+	reportDirFlag(cmd, getenv, &dir, "folder that receives <import id>/")
 	return cmd
 }
 
@@ -246,7 +246,7 @@ which is written as usual once every row has an outcome.`,
 		},
 	}
 	r.register(cmd, getenv)
-	cmd.Flags().StringVar(&dir, "report-dir", envOr(getenv, "IMPORTER_REPORT_DIR", "reports"), "folder that receives <import id>/ when the cancel ends the import "+envTag("IMPORTER_REPORT_DIR"))
+	reportDirFlag(cmd, getenv, &dir, "folder that receives <import id>/ when the cancel ends the import")
 	return cmd
 }
 

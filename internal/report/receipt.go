@@ -83,3 +83,9 @@ func Receipts(reportDir string) ([]Receipt, error) {
 	}
 	return out, nil
 }
+
+// RemoveReceipt removes an import's receipt from reportDir, if it is there,
+// and reports whether it was: an import deleted on purpose is not lost.
+func RemoveReceipt(reportDir, importID string) bool {
+	return os.Remove(filepath.Join(Dir(reportDir, importID), ReceiptFile)) == nil
+}
