@@ -96,9 +96,12 @@ type Import struct {
 	// still being split into tasks.
 	Total int `json:"total"`
 	// Columns are the file's column names in order of first appearance;
-	// UnknownColumns are those that map to no API field.
+	// UnknownColumns are those that map to no API field; IgnoredColumns,
+	// those that are not the file's own (the row, error_code and error
+	// that a failed.csv run again ends with).
 	Columns        []string `json:"columns,omitempty"`
 	UnknownColumns []string `json:"unknown_columns,omitempty"`
+	IgnoredColumns []string `json:"ignored_columns,omitempty"`
 	// Stopped, when not empty, says why the import stopped sending rows
 	// (the API rejected the credentials). Running it again resumes it.
 	Stopped string `json:"stopped,omitempty"`
@@ -225,6 +228,12 @@ func ValidateImportID(id string) error {
 		return errors.New("--import-id: use 1 to 100 letters, digits, dots, dashes or underscores, starting with a letter or digit")
 	}
 	return nil
+}
+
+// FileColumns are the columns of an import's file, once it is read: as
+// Import's Columns, UnknownColumns and IgnoredColumns.
+type FileColumns struct {
+	Names, Unknown, Ignored []string
 }
 
 // Progress is how far an import has come.

@@ -93,6 +93,11 @@ type RowResult struct {
 	At        time.Time `json:"at"`
 }
 
+// FailedColumns are the columns failed.csv adds after a row's own, Data
+// Loader's way: the row's number, error code and error. A file that ends
+// with them is a failed.csv run again, and a reader leaves them out.
+var FailedColumns = []string{"row", "error_code", "error"}
+
 // SafeToResend reports whether sending the row again, as it is, cannot
 // create a resident twice: it was never sent (invalid), or the API refused
 // it before making a write job, or the request certainly never reached the

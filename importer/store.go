@@ -188,6 +188,7 @@ type Summary struct {
 	Total          int             `json:"total"`
 	Counts         map[Outcome]int `json:"counts"`
 	UnknownColumns []string        `json:"unknown_columns"`
+	IgnoredColumns []string        `json:"ignored_columns,omitempty"`
 	Requests       map[string]int  `json:"api_requests"`
 	RateLimited    int             `json:"responses_429"`
 	StatusChecks   int             `json:"status_checks"`
@@ -211,6 +212,7 @@ func NewSummary(imp Import, p Progress, stats map[string]int) Summary {
 		Total:          p.Total,
 		Counts:         make(map[Outcome]int, len(Outcomes)),
 		UnknownColumns: imp.UnknownColumns,
+		IgnoredColumns: imp.IgnoredColumns,
 		Requests:       map[string]int{},
 		RateLimited:    stats[StatRateLimited],
 		StatusChecks:   stats[StatStatusChecks],

@@ -89,7 +89,7 @@ func (e *env) newImport(t testing.TB, id string, total int, opts importer.Option
 		t.Fatal(err)
 	}
 	if total >= 0 {
-		if _, err := e.store.SetTotal(context.Background(), id, total, nil, nil); err != nil {
+		if _, err := e.store.SetTotal(context.Background(), id, total, importer.FileColumns{}); err != nil {
 			t.Fatal(err)
 		}
 		imp.Total = total
@@ -470,3 +470,4 @@ var fakeHeader = []string{"integration_id", "property_id", "first_name", "last_n
 
 func (f *fakeRows) Columns() []string        { return fakeHeader }
 func (f *fakeRows) UnknownColumns() []string { return nil }
+func (f *fakeRows) IgnoredColumns() []string { return nil }

@@ -201,7 +201,7 @@ func TestRetryInDoubtLooksUpFirst(t *testing.T) {
 	if err := e.store.SaveInput(ctx, imp.ID, header, stored, []importer.RowResult{doubt(1), doubt(2)}); err != nil {
 		t.Fatal(err)
 	}
-	e.store.SetTotal(ctx, imp.ID, 2, fakeHeader, nil)
+	e.store.SetTotal(ctx, imp.ID, 2, importer.FileColumns{Names: fakeHeader})
 	e.store.Finish(ctx, imp.ID, time.Now())
 	if res, err := jobs.Retry(ctx, e.queue, e.store, imp.ID, jobs.RetryOptions{}); err != nil || res.Reopened != 0 {
 		t.Fatalf("retry without --in-doubt: %+v %v; want rows in doubt left alone", res, err)

@@ -15,13 +15,14 @@ type RowReader interface {
 	Next() (importer.Row, error)
 	Columns() []string
 	UnknownColumns() []string
+	IgnoredColumns() []string
 }
 
 // SplitStore is what a split needs of the state store.
 type SplitStore interface {
 	InputHeader(ctx context.Context, importID string, proposed []string) ([]string, error)
 	SaveInput(ctx context.Context, importID string, header []string, rows []importer.Row, results []importer.RowResult) error
-	SetTotal(ctx context.Context, importID string, total int, columns, unknown []string) (done bool, err error)
+	SetTotal(ctx context.Context, importID string, total int, columns importer.FileColumns) (done bool, err error)
 	StartFeed(ctx context.Context, importID string) (gen int, err error)
 }
 
@@ -79,7 +80,7 @@ func Split(ctx context.Context, q Enqueuer, st SplitStore, imp importer.Import, 
 		}
 		res.Total += len(batch)
 	}
-	done, err := st.SetTotal(ctx, imp.ID, res.Total, rows.Columns(), rows.UnknownColumns())
+	done, err := st.SetTotal(ctx, imp.ID, res.Total, importer.FileColumns{Names: rows.Columns(), Unknown: rows.UnknownColumns(), Ignored: rows.IgnoredColumns()})
 	if err != nil {
 		return res, err
 	}

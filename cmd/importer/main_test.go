@@ -188,6 +188,17 @@ func TestRunSampleWithErrors(t *testing.T) {
 	if err := json.Unmarshal(b, &summary); err != nil || summary.Counts["invalid"] != 5 {
 		t.Errorf("summary.json = %s", b)
 	}
+
+	// failed.csv is Data Loader's kind: the original columns, then row,
+	// error_code and error; run again as it is, those three are left out.
+	failed := readCSV(t, filepath.Join(reportDir(t, dir, r), "failed.csv"))
+	if h := failed[0]; strings.Join(h[len(h)-3:], ",") != "row,error_code,error" || h[0] != results[0][6] {
+		t.Errorf("failed.csv header %q", h)
+	}
+	again := runImporter(t, dir, nil, "run", "--dry-run", filepath.Join(reportDir(t, dir, r), "failed.csv"))
+	if !strings.Contains(again.stderr, "columns of an earlier failed.csv left out: row, error_code, error") || strings.Contains(again.stderr, "columns not sent (kept in the report): Move-in Date, row") {
+		t.Errorf("failed.csv run again:\n%s\n%s", again.stdout, again.stderr)
+	}
 }
 
 func TestDryRunSendsNothing(t *testing.T) {

@@ -268,6 +268,9 @@ func printSummary(w io.Writer, s importer.Summary) {
 	if len(s.UnknownColumns) > 0 {
 		fmt.Fprintf(w, "  columns not sent (kept in the report): %s\n", strings.Join(s.UnknownColumns, ", "))
 	}
+	if len(s.IgnoredColumns) > 0 {
+		fmt.Fprintf(w, "  columns of an earlier failed.csv left out: %s\n", strings.Join(s.IgnoredColumns, ", "))
+	}
 }
 
 // dryRunImport validates the whole file and prints what would be sent.
@@ -306,6 +309,9 @@ func (c *runConfig) dryRunImport(ctx context.Context, p prepared, stdout, stderr
 		}
 	}
 	fmt.Fprintf(stderr, "dry run of %s (import %s): %d rows, %d would be sent, %d would not; nothing was sent\n", p.shown, p.imp.ID, total, total-bad, bad)
+	if ignored := rows.IgnoredColumns(); len(ignored) > 0 {
+		fmt.Fprintf(stderr, "columns of an earlier failed.csv left out: %s\n", strings.Join(ignored, ", "))
+	}
 	if unknown := rows.UnknownColumns(); len(unknown) > 0 {
 		fmt.Fprintf(stderr, "columns not sent (kept in the report): %s\n", strings.Join(unknown, ", "))
 	}

@@ -51,7 +51,7 @@ func running(t *testing.T, n int, cfg dashboard.Config) (*store.Store, *httptest
 	if err := st.SaveInput(ctx, "imp-dash", header, rows, nil); err != nil {
 		t.Fatal(err)
 	}
-	st.SetTotal(ctx, "imp-dash", n, []string{"First Name", "E-mail"}, nil)
+	st.SetTotal(ctx, "imp-dash", n, importer.FileColumns{Names: []string{"First Name", "E-mail"}})
 	cfg.Store = st
 	cfg.Redis = asynq.RedisClientOpt{Addr: rdb.Options().Addr, DB: rdb.Options().DB}
 	h, err := dashboard.New(cfg)

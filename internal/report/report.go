@@ -47,7 +47,7 @@ func Write(reportDir string, sum importer.Summary, columns []string, rows iter.S
 		return "", err
 	}
 	defer results.abort()
-	failed, err := newCSVFile(dir, FailedFile, columns)
+	failed, err := newCSVFile(dir, FailedFile, failedHeader(columns))
 	if err != nil {
 		return "", err
 	}
@@ -62,7 +62,7 @@ func Write(reportDir string, sum importer.Summary, columns []string, rows iter.S
 			return "", err
 		}
 		if row.Result.SafeToResend() {
-			if err := failed.write(lines.original(row)); err != nil {
+			if err := failed.write(lines.failed(row)); err != nil {
 				return "", err
 			}
 		}
@@ -104,6 +104,20 @@ func (l *liner) original(row importer.ReportRow) []string {
 	return l.buf
 }
 
+// failed is the row's line of failed.csv: its values, then the row
+// number, error code and error (see failedHeader).
+func (l *liner) failed(row importer.ReportRow) []string {
+	r := row.Result
+	return append(l.original(row), strconv.Itoa(r.Row), r.ErrorCode, r.Error)
+}
+
+// failedHeader is failed.csv's header, Data Loader's way: the original
+// columns, then row, error_code and error at the end, so the file can be
+// fixed and run again as it is (the reader leaves those three out).
+func failedHeader(columns []string) []string {
+	return append(append([]string{}, columns...), importer.FailedColumns...)
+}
+
 // result is the row's line of results.csv.
 func (l *liner) result(row importer.ReportRow) []string {
 	r := row.Result
@@ -123,11 +137,11 @@ func WriteResults(w io.Writer, columns []string, rows iter.Seq2[importer.ReportR
 
 // WriteFailed streams failed.csv to w.
 func WriteFailed(w io.Writer, columns []string, rows iter.Seq2[importer.ReportRow, error]) error {
-	return stream(w, columns, columns, rows, func(l *liner, row importer.ReportRow) []string {
+	return stream(w, failedHeader(columns), columns, rows, func(l *liner, row importer.ReportRow) []string {
 		if !row.Result.SafeToResend() {
 			return nil
 		}
-		return l.original(row)
+		return l.failed(row)
 	})
 }
 

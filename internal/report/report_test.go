@@ -108,8 +108,11 @@ func TestReportShape(t *testing.T) {
 	if got := strings.Join(names, ","); got != "Bo,Fay" {
 		t.Errorf("failed.csv holds %s; want the invalid row and the create the API refused (no row that got a job id, nor duplicate, timed out or in doubt)", got)
 	}
-	if strings.Join(failed[0], ",") != strings.Join(cols, ",") {
-		t.Errorf("failed.csv header = %q, want the original columns only", failed[0])
+	if strings.Join(failed[0], ",") != strings.Join(cols, ",")+",row,error_code,error" {
+		t.Errorf("failed.csv header = %q, want the original columns, then row, error_code and error", failed[0])
+	}
+	if got := failed[2][3:]; strings.Join(got, "|") != "7|invalid_request|Invalid request body (last_name: Required)" {
+		t.Errorf("failed.csv's row 7 ends with %q, want its row, code and error", got)
 	}
 	var back importer.Summary
 	b, _ := os.ReadFile(filepath.Join(dir, report.SummaryFile))

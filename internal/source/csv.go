@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/gocarina/gocsv"
@@ -37,11 +38,17 @@ func (rd *Reader) csv(r io.Reader) (func() (importer.Row, error), error) {
 	if len(header) > rd.limits.MaxColumns {
 		return nil, &SyntaxError{Line: 1, Err: fmt.Errorf("the header has %d columns; at most %d are read (--max-columns)", len(header), rd.limits.MaxColumns)}
 	}
+	width := len(header)
+	// A failed.csv run again ends with the report's own columns: they are
+	// not the file's, and are left out.
+	if n := len(importer.FailedColumns); len(header) > n && slices.Equal(trimAll(header[len(header)-n:]), importer.FailedColumns) {
+		rd.ignored = importer.FailedColumns
+		header = header[:len(header)-n]
+	}
 	positions := make([]int, len(header))
 	for i, name := range header {
 		positions[i] = rd.cols.add(strings.TrimSpace(name), true)
 	}
-	width := len(header)
 
 	return func() (importer.Row, error) {
 		for {
@@ -74,16 +81,28 @@ func (rd *Reader) csv(r io.Reader) (func() (importer.Row, error), error) {
 			if err := rd.limits.check(header, record); err != nil {
 				return importer.Row{Line: line, Err: fmt.Errorf("line %d: %v", line, err)}, nil
 			}
-			for len(positions) < len(record) {
+			fields := record
+			if rd.ignored != nil && len(record) == width {
+				fields = record[:len(header)]
+			}
+			for len(positions) < len(fields) {
 				positions = append(positions, rd.cols.add("", true))
 			}
-			row := rd.build(line, positions[:len(record)], record)
+			row := rd.build(line, positions[:len(fields)], fields)
 			if len(record) != width {
 				row.Err = fmt.Errorf("the record has %d fields, the header has %d", len(record), width)
 			}
 			return row, nil
 		}
 	}, nil
+}
+
+func trimAll(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = strings.TrimSpace(n)
+	}
+	return out
 }
 
 func csvError(err error) error {

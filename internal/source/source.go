@@ -144,10 +144,11 @@ func (l Limits) check(names []string, values []string) error {
 
 // Reader reads the rows of one file, in order.
 type Reader struct {
-	next   func() (importer.Row, error)
-	cols   *columns
-	n      int
-	limits Limits
+	next    func() (importer.Row, error)
+	cols    *columns
+	n       int
+	limits  Limits
+	ignored []string
 	// err, once set, ends the reading: the file broke a limit of the
 	// whole file.
 	err error
@@ -250,6 +251,10 @@ func (rd *Reader) Columns() []string { return append([]string(nil), rd.cols.name
 
 // UnknownColumns returns the columns seen so far that map to no API field.
 func (rd *Reader) UnknownColumns() []string { return rd.cols.unknown() }
+
+// IgnoredColumns returns the columns left out as not the file's own: the
+// importer.FailedColumns that end a failed.csv run again.
+func (rd *Reader) IgnoredColumns() []string { return append([]string(nil), rd.ignored...) }
 
 // errRecordTooLong ends reading a file with a record longer than a reader
 // may hold.

@@ -371,3 +371,22 @@ func TestManyRepeatedHeaderNames(t *testing.T) {
 		t.Errorf("%d columns, %q ... %q", len(cols), cols[1], cols[len(cols)-1])
 	}
 }
+
+// A failed.csv run again ends with row, error_code and error: the reader
+// leaves those out. A file with its own "error" column keeps it.
+func TestFailedCSVColumnsAreLeftOut(t *testing.T) {
+	rows, rd := readAll(t, "First Name,E-mail,row,error_code,error\nAda,ada@example.com,4,invalid_request,Invalid request body\n", source.FormatCSV)
+	if got := rd.Columns(); strings.Join(got, ",") != "First Name,E-mail" {
+		t.Errorf("columns %q", got)
+	}
+	if got := rd.IgnoredColumns(); strings.Join(got, ",") != "row,error_code,error" {
+		t.Errorf("ignored %q", got)
+	}
+	if len(rows) != 1 || len(rows[0].Columns) != 2 || rows[0].Values["email_1"] != "ada@example.com" || rows[0].Err != nil {
+		t.Errorf("row %+v", rows)
+	}
+	_, rd = readAll(t, "First Name,error\nAda,none\n", source.FormatCSV)
+	if len(rd.IgnoredColumns()) != 0 || len(rd.Columns()) != 2 {
+		t.Errorf("a file's own error column: columns %q, ignored %q", rd.Columns(), rd.IgnoredColumns())
+	}
+}

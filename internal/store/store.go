@@ -203,6 +203,9 @@ func (s *Store) Import(ctx context.Context, id string) (importer.Import, error) 
 	if c := vals["unknown"]; c != "" {
 		_ = json.Unmarshal([]byte(c), &imp.UnknownColumns)
 	}
+	if c := vals["ignored"]; c != "" {
+		_ = json.Unmarshal([]byte(c), &imp.IgnoredColumns)
+	}
 	imp.Stopped = vals["stopped"]
 	imp.Round, _ = strconv.Atoi(vals["round"])
 	if r := vals["round_at"]; r != "" {
@@ -966,12 +969,13 @@ func (s *Store) chunks(ctx context.Context, k keys, header []string, chunks []in
 
 // SetTotal records that the file has been split: its number of records and
 // its columns. It reports whether every row already has an outcome.
-func (s *Store) SetTotal(ctx context.Context, id string, total int, columns, unknown []string) (bool, error) {
+func (s *Store) SetTotal(ctx context.Context, id string, total int, columns importer.FileColumns) (bool, error) {
 	k := keysOf(id)
-	cols, _ := json.Marshal(columns)
-	unk, _ := json.Marshal(unknown)
+	cols, _ := json.Marshal(columns.Names)
+	unk, _ := json.Marshal(columns.Unknown)
+	ign, _ := json.Marshal(columns.Ignored)
 	pipe := s.rdb.TxPipeline()
-	pipe.HSet(ctx, k.meta, "total", total, "columns", cols, "unknown", unk)
+	pipe.HSet(ctx, k.meta, "total", total, "columns", cols, "unknown", unk, "ignored", ign)
 	resolved := pipe.HGet(ctx, k.counts, "resolved")
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return false, fmt.Errorf("error saving the size of import %s: %w", id, err)

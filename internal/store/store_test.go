@@ -85,7 +85,7 @@ func TestResolveIsAtomicAndIdempotent(t *testing.T) {
 	if p.Resolved != rows || sum != rows || p.Counts[importer.Failed] != rows/10 {
 		t.Errorf("progress = %+v, want %d resolved once each", p, rows)
 	}
-	if d, _ := s.SetTotal(ctx, "imp-r", rows+1, []string{"a"}, nil); d {
+	if d, _ := s.SetTotal(ctx, "imp-r", rows+1, importer.FileColumns{Names: []string{"a"}}); d {
 		t.Error("SetTotal reported done with one row unresolved")
 	}
 	res, _ := s.Resolve(ctx, "imp-r", importer.RowResult{Row: rows + 1, Outcome: importer.Invalid})
@@ -180,7 +180,7 @@ func TestReplaceKeepsWhatItIsNotGiven(t *testing.T) {
 	ctx := context.Background()
 	s := store.New(redistest.Client(t))
 	newImport(t, s, "imp-x")
-	s.SetTotal(ctx, "imp-x", 1, nil, nil)
+	s.SetTotal(ctx, "imp-x", 1, importer.FileColumns{})
 	s.Resolve(ctx, "imp-x", importer.RowResult{Row: 1, Outcome: importer.Succeeded, JobID: "j", RecordID: "res_1"})
 	s.Finish(ctx, "imp-x", time.Now())
 	changed, reopened, err := s.Replace(ctx, "imp-x", importer.RowResult{Row: 1, Outcome: importer.Partial, ErrorCode: "partial_success", Error: "half"}, importer.Succeeded)
@@ -218,7 +218,7 @@ func TestRetention(t *testing.T) {
 		Options: importer.Options{Vendor: importer.VendorGeneric, Deadline: time.Hour}})
 	s.SaveInput(ctx, "imp-ret", nil, []importer.Row{{Number: 1, Columns: []importer.Column{{Name: "E-mail", Value: "ada@example.com"}}}},
 		[]importer.RowResult{{Row: 1, Outcome: importer.Invalid}})
-	s.SetTotal(ctx, "imp-ret", 1, []string{"E-mail"}, nil)
+	s.SetTotal(ctx, "imp-ret", 1, importer.FileColumns{Names: []string{"E-mail"}})
 	if err := s.Finish(ctx, "imp-ret", time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestFeedKeepsTheWindow(t *testing.T) {
 	if err := s.SaveInput(ctx, "imp-f", header, rows, []importer.RowResult{{Row: 3, Outcome: importer.Invalid}}); err != nil {
 		t.Fatal(err)
 	}
-	s.SetTotal(ctx, "imp-f", 10, header, nil)
+	s.SetTotal(ctx, "imp-f", 10, importer.FileColumns{Names: header})
 	gen, err := s.StartFeed(ctx, "imp-f")
 	if err != nil {
 		t.Fatal(err)
