@@ -48,7 +48,7 @@ bench-api: ## spend the API budget on 2000 rows through three workers, polling a
 
 FUZZTIME ?= 1m
 FUZZ_TARGETS := FuzzCSV:./internal/source FuzzJSON:./internal/source FuzzNDJSON:./internal/source \
-	FuzzFieldFor:./internal/source FuzzValidate:./importer FuzzParse:./internal/webhook FuzzDecodeChunk:./internal/store
+	FuzzFieldFor:./importer FuzzValidate:./importer FuzzParse:./internal/webhook FuzzDecodeChunk:./internal/store
 
 .PHONY: fuzz
 fuzz: ## fuzz every parser (CSV, JSON, NDJSON, headers, validation, webhooks) for FUZZTIME each (default 1m)

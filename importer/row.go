@@ -29,6 +29,20 @@ type Column struct {
 	Value string `json:"v"`
 }
 
+// Who names the resident of a row for a person: "Ada Lovelace
+// <ada@example.com>", or what of it the row has.
+func (r Row) Who() string {
+	name := strings.TrimSpace(r.Values[FieldFirstName] + " " + r.Values[FieldLastName])
+	email := strings.TrimSpace(r.Values[FieldEmail1])
+	switch {
+	case name != "" && email != "":
+		return name + " <" + email + ">"
+	case name != "":
+		return name
+	}
+	return email
+}
+
 // Where names the row for a person: its record number and, when known and
 // different, its line.
 func (r Row) Where() string {
@@ -53,8 +67,12 @@ const (
 	Cancelled Outcome = "cancelled"
 )
 
-// Outcomes lists every outcome in the order reports show them.
-var Outcomes = []Outcome{Succeeded, Partial, Failed, Invalid, Duplicate, TimedOut, Cancelled}
+// Outcomes lists every outcome in the order reports show them: the rows
+// written, then those to look at, then those never sent.
+var Outcomes = []Outcome{Succeeded, Partial, Failed, TimedOut, Invalid, Duplicate, Cancelled}
+
+// Label is the outcome as people read it ("timed out").
+func (o Outcome) Label() string { return strings.ReplaceAll(string(o), "_", " ") }
 
 // Valid reports whether o is one of Outcomes.
 func (o Outcome) Valid() bool {

@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/propexo-importer/importer/importer"
-	"github.com/propexo-importer/importer/internal/source"
 )
 
 // TypeFeed queues an import's submits a window at a time.
@@ -166,7 +165,7 @@ func (h *Handlers) queueRows(ctx context.Context, imp importer.Import, v *import
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(feedEnqueuers)
 	for _, in := range stored {
-		row := source.RowOf(in.Number, in.Line, in.Columns)
+		row := importer.RowOf(in.Number, in.Line, in.Columns)
 		resident, problems := v.Resident(row)
 		if len(problems) > 0 || len(in.Columns) == 0 {
 			// The split found it valid: the rules changed under it (a date

@@ -96,6 +96,9 @@ func (c *dashboardConfig) run(ctx context.Context, log *slog.Logger, stdout io.W
 	if err != nil {
 		return usageError("--addr %s: %v", c.addr, err)
 	}
+	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() && c.auth == "" {
+		log.Warn("the dashboard listens beyond this machine without --auth: anyone who reaches it sees every import, its rows and their errors; set IMPORTER_DASHBOARD_AUTH=user:password", "addr", ln.Addr().String())
+	}
 	log.Info("dashboard listening", "url", "http://"+ln.Addr().String()+"/imports", "read_only", !c.allowActions, "auth", c.auth != "")
 	return serveUntilDone(ctx, h.Server(), ln)
 }

@@ -653,6 +653,14 @@ func TestDashboardCommand(t *testing.T) {
 	if r := runImporter(t, dir, env, "dashboard", "--addr", "nonsense"); r.code != 2 {
 		t.Errorf("bad --addr: exit %d %s", r.code, r.stderr)
 	}
+	// Beyond this machine without credentials: it says so.
+	open := background(t, dir, map[string]string{"REDIS_URL": redistest.URL(t)}, "dashboard", "--addr", "0.0.0.0:"+strings.Split(freeAddr(t), ":")[1])
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(open.String(), "without --auth"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("a dashboard open to the network without auth did not warn:\n%s", open.String())
+			break
+		}
+	}
 }
 
 // After an import, the worker's /metrics holds the importer's series and

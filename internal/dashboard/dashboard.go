@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -90,10 +91,11 @@ func New(cfg Config) (*Handler, error) {
 		cfg.IdleTimeout = time.Minute
 	}
 	page, err := template.New("").Funcs(template.FuncMap{
-		"pct":  func(s importer.Status) string { return fmt.Sprintf("%.0f", s.Percent()) },
-		"left": left,
-		"when": func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") },
-		"add":  func(a, b int) int { return a + b },
+		"pct":      func(s importer.Status) string { return fmt.Sprintf("%.0f", s.Percent()) },
+		"left":     left,
+		"when":     when,
+		"add":      func(a, b int) int { return a + b },
+		"outcomes": outcomes,
 	}).ParseFS(templates, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("error parsing the dashboard's templates: %w", err)
@@ -105,6 +107,7 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET /imports", h.list)
 	h.mux.HandleFunc("GET /imports.json", h.listJSON)
 	h.mux.HandleFunc("GET /imports/{id}", h.one)
+	h.mux.HandleFunc("GET /imports/{id}/status.json", h.oneJSON)
 	h.mux.HandleFunc("GET /imports/{id}/{file}", h.download)
 	h.mux.HandleFunc("POST /imports/{id}/cancel", h.cancel)
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
@@ -139,12 +142,33 @@ func (h *Handler) hostAllowed(host string) bool {
 	return false
 }
 
+// sameOrigin reports whether a request that changes something comes from
+// the dashboard's own pages: its Origin (or, without one, its Referer) is
+// this host. A page elsewhere cannot make a logged-in browser cancel an
+// import (cross-site request forgery).
+func sameOrigin(r *http.Request) bool {
+	from := r.Header.Get("Origin")
+	if from == "" || from == "null" {
+		from = r.Header.Get("Referer")
+	}
+	u, err := url.Parse(from)
+	return from != "" && err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.Auth == "" && !h.hostAllowed(r.Host) {
 		// Without credentials, a page elsewhere that points its own host
 		// name at this address must not read it (DNS rebinding).
 		http.Error(w, "unknown host name: start the dashboard with --allowed-hosts "+r.Host+" to serve it under that name", http.StatusMisdirectedRequest)
 		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		if !sameOrigin(r) {
+			http.Error(w, "a change must come from the dashboard's own pages (same Origin)", http.StatusForbidden)
+			return
+		}
 	}
 	if h.cfg.Auth != "" && r.URL.Path != "/healthz" {
 		user, pass, ok := r.BasicAuth()
@@ -156,6 +180,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// when shows a time in the dashboard's time zone, saying which.
+func when(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05 MST") }
+
+// outcomeCount is an outcome's count as the pages show it.
+type outcomeCount struct {
+	Outcome importer.Outcome
+	Label   string
+	N       int
+}
+
+// outcomes lists the outcomes that have rows, in the reports' order.
+func outcomes(counts map[importer.Outcome]int) []outcomeCount {
+	var out []outcomeCount
+	for _, o := range importer.Outcomes {
+		if n := counts[o]; n > 0 {
+			out = append(out, outcomeCount{Outcome: o, Label: o.Label(), N: n})
+		}
+	}
+	return out
 }
 
 func left(s importer.Status) string {
@@ -265,6 +310,25 @@ func (h *Handler) expired(w http.ResponseWriter, imp importer.Import) bool {
 // failedRows caps the rows one import's page lists.
 const failedRows = 500
 
+// failedRow is a row that did not succeed, as an import's page lists it:
+// with whom it is about.
+type failedRow struct {
+	importer.RowResult
+	Label, Who string
+}
+
+// oneJSON serves one import's status, which its page polls.
+func (h *Handler) oneJSON(w http.ResponseWriter, r *http.Request) {
+	s, _, err := h.status(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(s)
+}
+
 func (h *Handler) one(w http.ResponseWriter, r *http.Request) {
 	s, imp, err := h.status(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -275,7 +339,7 @@ func (h *Handler) one(w http.ResponseWriter, r *http.Request) {
 		h.render(w, "import.html", map[string]any{"S": s, "Expired": imp.ExpiresAt})
 		return
 	}
-	var failed []importer.RowResult
+	var failed []failedRow
 	more := 0
 	total := max(imp.Total, 0)
 	for row, err := range h.cfg.Store.Rows(r.Context(), imp.ID, total) {
@@ -291,9 +355,11 @@ func (h *Handler) one(w http.ResponseWriter, r *http.Request) {
 			more++
 			continue
 		}
-		failed = append(failed, row.Result)
+		who := importer.RowOf(row.Result.Row, row.Result.Line, row.Columns).Who()
+		failed = append(failed, failedRow{RowResult: row.Result, Label: o.Label(), Who: who})
 	}
-	h.render(w, "import.html", map[string]any{"S": s, "Failed": failed, "More": more, "Actions": h.cfg.AllowActions && !imp.Finished()})
+	h.render(w, "import.html", map[string]any{"S": s, "Failed": failed, "More": more, "Actions": h.cfg.AllowActions && !imp.Finished(),
+		"NotOK": s.Resolved - s.Counts[importer.Succeeded]})
 }
 
 func (h *Handler) download(w http.ResponseWriter, r *http.Request) {

@@ -227,6 +227,59 @@ func TestInABrowser(t *testing.T) {
 		entries, _ := os.ReadDir(dir)
 		t.Errorf("downloaded results.csv: %v (%d records); folder holds %v", err, len(records), entries)
 	}
+
+	// The import's own page refreshes itself like the list.
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/imports/imp-dash"), chromedp.WaitVisible(`#progress`)); err != nil {
+		t.Fatal(err)
+	}
+	resolve(t, st, 16, 17, importer.TimedOut)
+	var shows string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if shows, _ = chromedp.Run(ctx, chromedp.Text(`#resolved`)); shows == "17" {
+			break
+		}
+	}
+	if shows != "17" {
+		t.Errorf("the import's page shows %q resolved, want 17 without a reload", shows)
+	}
+	if counts, _ := chromedp.Run(ctx, chromedp.Text(`#counts`)); !strings.Contains(counts, "15 succeeded") || !strings.Contains(counts, "2 timed out") {
+		t.Errorf("the import's page counts %q", counts)
+	}
+
+	// Readable at 1024 px: nothing wider than the window; screenshots at
+	// 1024 and 1440 px for people to look at (not committed).
+	shots := filepath.Join(os.TempDir(), "importer-dashboard-screenshots")
+	os.MkdirAll(shots, 0o755)
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil { // the page above may reload itself
+		t.Fatal(err)
+	}
+	resolve(t, st, 18, 20, importer.Failed)
+	for _, width := range []int64{1024, 1440} {
+		for _, page := range []string{"/imports", "/imports/imp-dash"} {
+			// (A URL of its own: chromedp waits forever for a page it
+			// loaded before to load again.)
+			if err := chromedp.Do(ctx, chromedp.EmulateViewport(width, 800)); err != nil {
+				t.Fatalf("viewport %d px: %v", width, err)
+			}
+			if err := chromedp.Do(ctx, chromedp.Navigate(fmt.Sprintf("%s%s?width=%d", srv.URL, page, width))); err != nil {
+				t.Fatalf("%s at %d px: %v", page, width, err)
+			}
+			shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
+			if err != nil {
+				t.Fatal(err)
+			}
+			wide, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.documentElement.scrollWidth`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if wide > float64(width) {
+				t.Errorf("%s at %d px is %v px wide: it scrolls sideways", page, width, wide)
+			}
+			name := filepath.Join(shots, fmt.Sprintf("%s-%d.png", strings.ReplaceAll(strings.Trim(page, "/"), "/", "-"), width))
+			os.WriteFile(name, shot, 0o644)
+			t.Logf("screenshot: %s", name)
+		}
+	}
 }
 
 // Without --auth the dashboard answers only to loopback names and the ones
@@ -365,5 +418,82 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 	if _, err := conn.Read(buf); err != io.EOF {
 		t.Errorf("an idle connection after the idle timeout: %v, want it closed (EOF)", err)
+	}
+}
+
+// With --allow-actions, a change must come from the dashboard's own pages:
+// a request from another origin (or from none) is refused, so a page
+// elsewhere cannot make a logged-in browser cancel an import. The Cancel
+// button asks first.
+func TestActionsNeedTheSameOrigin(t *testing.T) {
+	st, srv := running(t, 3, dashboard.Config{AllowActions: true, Auth: "ops:s3cret",
+		Cancel: func(ctx context.Context, id string) error { _, err := cancelled.store.Cancel(ctx, id, time.Now()); return err }})
+	cancelled.store = st
+	post := func(origin, referer string) int {
+		req, _ := http.NewRequest("POST", srv.URL+"/imports/imp-dash/cancel", nil)
+		req.SetBasicAuth("ops", "s3cret")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		if referer != "" {
+			req.Header.Set("Referer", referer)
+		}
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tt := range []struct{ origin, referer string }{{"", ""}, {"https://evil.example", ""}, {"", "https://evil.example/page"}, {"null", ""}} {
+		if code := post(tt.origin, tt.referer); code != http.StatusForbidden {
+			t.Errorf("cancel from origin %q referer %q: %d, want 403", tt.origin, tt.referer, code)
+		}
+	}
+	if imp, _ := st.Import(context.Background(), "imp-dash"); !imp.CancelledAt.IsZero() {
+		t.Fatal("a cross-site request cancelled the import")
+	}
+	req, _ := http.NewRequest("DELETE", srv.URL+"/monitoring/api/queues/default", nil)
+	req.SetBasicAuth("ops", "s3cret")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("asynqmon's DELETE from no origin: %v %v, want 403", resp, err)
+	}
+	if code := post(srv.URL, ""); code != http.StatusSeeOther {
+		t.Errorf("cancel from the dashboard's own page: %d, want 303", code)
+	}
+	if imp, _ := st.Import(context.Background(), "imp-dash"); imp.CancelledAt.IsZero() {
+		t.Error("the same-origin cancel did not cancel")
+	}
+	_, srv2 := running(t, 3, dashboard.Config{AllowActions: true, Cancel: func(context.Context, string) error { return nil }})
+	if _, body := get(t, srv2.URL+"/imports/imp-dash", ""); !strings.Contains(body, "return confirm(") {
+		t.Error("the Cancel button does not ask first")
+	}
+}
+
+var cancelled struct{ store *store.Store }
+
+// Outcomes show in the reports' order with their labels; times say their
+// zone; rows that did not succeed name their resident.
+func TestPagesReadAsReports(t *testing.T) {
+	st, srv := running(t, 6, dashboard.Config{})
+	resolve(t, st, 1, 2, importer.Succeeded)
+	resolve(t, st, 3, 3, importer.TimedOut)
+	resolve(t, st, 4, 4, importer.Failed)
+	_, body := get(t, srv.URL+"/imports/imp-dash", "")
+	order := []string{"2 succeeded", "1 failed", "1 timed out"}
+	last := -1
+	for _, o := range order {
+		i := strings.Index(body, o)
+		if i < 0 || i < last {
+			t.Fatalf("the import's page shows %q out of order or not at all:\n%s", o, body)
+		}
+		last = i
+	}
+	if !strings.Contains(body, "Resident &lt;r@example.com&gt;") {
+		t.Errorf("rows that did not succeed do not name their resident:\n%s", body)
+	}
+	zone := time.Now().Format("MST")
+	if _, list := get(t, srv.URL+"/imports", ""); !strings.Contains(list, " "+zone+"</td>") {
+		t.Errorf("the Imports page's times do not say their zone (%s)", zone)
 	}
 }

@@ -52,20 +52,3 @@ func FuzzJSON(f *testing.F) {
 	seedFrom(f, ".json")
 	f.Fuzz(func(t *testing.T, data []byte) { readFuzzed(t, data, source.FormatJSON) })
 }
-
-// FuzzFieldFor checks that header matching ignores case and punctuation.
-func FuzzFieldFor(f *testing.F) {
-	for _, s := range []string{"First Name", "E-mail", "Zip Code", "date_of_birth", "Unit #", ""} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, label string) {
-		field, ok := source.FieldFor(label)
-		upper, okUpper := source.FieldFor(strings.ToUpper(label) + " ")
-		if strings.ToUpper(label) == strings.ToLower(strings.ToUpper(label)) || ok != okUpper {
-			return // labels whose case does not fold simply
-		}
-		if ok && field != upper {
-			t.Fatalf("%q maps to %q but %q to %q", label, field, strings.ToUpper(label)+" ", upper)
-		}
-	})
-}

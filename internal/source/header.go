@@ -2,71 +2,9 @@ package source
 
 import (
 	"strconv"
-	"strings"
-	"unicode"
 
 	"github.com/propexo-importer/importer/importer"
 )
-
-// aliases maps a normalised column label to the API field it means. Labels
-// are normalised by normalize: lower case, letters and digits only, so "First
-// Name", "first_name" and "FIRST-NAME" are all "firstname".
-var aliases = map[string]string{
-	"integration": importer.FieldIntegrationID, "integrationid": importer.FieldIntegrationID,
-	"property": importer.FieldPropertyID, "propertyid": importer.FieldPropertyID,
-	"lease": importer.FieldLeaseID, "leaseid": importer.FieldLeaseID,
-
-	"firstname": importer.FieldFirstName, "first": importer.FieldFirstName, "givenname": importer.FieldFirstName, "forename": importer.FieldFirstName,
-	"middlename": importer.FieldMiddleName, "middle": importer.FieldMiddleName, "middleinitial": importer.FieldMiddleName,
-	"lastname": importer.FieldLastName, "last": importer.FieldLastName, "surname": importer.FieldLastName, "familyname": importer.FieldLastName,
-
-	"email": importer.FieldEmail1, "email1": importer.FieldEmail1, "emailaddress": importer.FieldEmail1, "primaryemail": importer.FieldEmail1,
-	"email2": importer.FieldEmail2, "secondaryemail": importer.FieldEmail2, "alternateemail": importer.FieldEmail2, "emailaddress2": importer.FieldEmail2,
-
-	"dateofbirth": importer.FieldDateOfBirth, "dob": importer.FieldDateOfBirth, "birthdate": importer.FieldDateOfBirth, "birthday": importer.FieldDateOfBirth,
-
-	"phone": importer.FieldPhone1, "phone1": importer.FieldPhone1, "phonenumber": importer.FieldPhone1, "telephone": importer.FieldPhone1, "primaryphone": importer.FieldPhone1,
-	"phonetype": importer.FieldPhone1Type, "phone1type": importer.FieldPhone1Type,
-	"phone2": importer.FieldPhone2, "secondaryphone": importer.FieldPhone2, "alternatephone": importer.FieldPhone2, "phonenumber2": importer.FieldPhone2,
-	"phone2type": importer.FieldPhone2Type,
-
-	"address": importer.FieldAddress1, "address1": importer.FieldAddress1, "addressline1": importer.FieldAddress1, "street": importer.FieldAddress1, "streetaddress": importer.FieldAddress1,
-	"address2": importer.FieldAddress2, "addressline2": importer.FieldAddress2, "unit": importer.FieldAddress2, "unitnumber": importer.FieldAddress2, "apt": importer.FieldAddress2, "apartment": importer.FieldAddress2, "suite": importer.FieldAddress2,
-	"city": importer.FieldCity, "town": importer.FieldCity,
-	"state": importer.FieldState, "province": importer.FieldState, "region": importer.FieldState,
-	"zip": importer.FieldZip, "zipcode": importer.FieldZip, "postalcode": importer.FieldZip, "postcode": importer.FieldZip,
-	"country": importer.FieldCountry,
-
-	"address1alternate": importer.FieldAddress1Alternate, "alternateaddress1": importer.FieldAddress1Alternate, "alternateaddress": importer.FieldAddress1Alternate,
-	"address2alternate": importer.FieldAddress2Alternate, "alternateaddress2": importer.FieldAddress2Alternate,
-	"cityalternate": importer.FieldCityAlternate, "alternatecity": importer.FieldCityAlternate,
-	"statealternate": importer.FieldStateAlternate, "alternatestate": importer.FieldStateAlternate,
-	"zipalternate": importer.FieldZipAlternate, "alternatezip": importer.FieldZipAlternate,
-	"countryalternate": importer.FieldCountryAlternate, "alternatecountry": importer.FieldCountryAlternate,
-
-	"notes": importer.FieldNotes, "note": importer.FieldNotes, "comments": importer.FieldNotes, "comment": importer.FieldNotes,
-	"rentperiod": importer.FieldRentPeriod, "rentfrequency": importer.FieldRentPeriod,
-	"rentdueday": importer.FieldRentDueDay, "dueday": importer.FieldRentDueDay, "rentday": importer.FieldRentDueDay,
-}
-
-// normalize reduces a column label to lower-case letters and digits.
-func normalize(label string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(label) {
-		if unicode.IsLetter(r) || unicode.IsDigit(r) {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-// FieldFor returns the API field a column label stands for, matching case-
-// and punctuation-insensitively and knowing common human labels ("E-mail",
-// "Zip Code", "Date of Birth", "Unit").
-func FieldFor(label string) (field string, ok bool) {
-	field, ok = aliases[normalize(label)]
-	return field, ok
-}
 
 // columns keeps the column names of a file in order of first appearance and
 // what each maps to. In a CSV header (unique names) a field claimed by two
@@ -112,7 +50,7 @@ func (c *columns) add(name string, unique bool) int {
 			}
 		}
 	}
-	field, ok := FieldFor(name)
+	field, ok := importer.FieldFor(name)
 	if !ok || (unique && c.claimed[field]) {
 		field = ""
 	} else {

@@ -289,20 +289,6 @@ func (rd *Reader) tooLong(line int) error {
 	return &SyntaxError{Line: line, Err: fmt.Errorf("a record is longer than %d bytes (%d times --max-record-bytes); the file cannot be read past it", rd.limits.hardRecordBytes(), HardRecordFactor)}
 }
 
-// RowOf rebuilds a row from its original columns (as stored for the
-// report), mapping them to API fields as a Reader does: the first column of
-// a field wins.
-func RowOf(number, line int, cols []importer.Column) importer.Row {
-	row := importer.Row{Number: number, Line: line, Values: make(map[string]string, len(cols)), Columns: cols}
-	for _, c := range cols {
-		if f, ok := FieldFor(c.Name); ok {
-			if _, taken := row.Values[f]; !taken {
-				row.Values[f] = c.Value
-			}
-		}
-	}
-	return row
-}
 
 // build makes a Row from values by column position.
 func (rd *Reader) build(line int, positions []int, values []string) importer.Row {
