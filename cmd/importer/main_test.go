@@ -960,7 +960,7 @@ func TestRunChecksBeforeRegistering(t *testing.T) {
 	defer web.Close()
 	for _, tt := range []struct {
 		name, url, key, want string
-		code             int
+		code                 int
 	}{
 		{"rejected key", "http://" + addr, "wrong-key", "rejected the API key (401)", 3},
 		{"a /v1 too many", "http://" + addr + "/v1", "right-key", "answered 404 to GET /v1/residents/: that is not the API's base URL", 2},

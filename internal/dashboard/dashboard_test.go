@@ -427,7 +427,10 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 // button asks first.
 func TestActionsNeedTheSameOrigin(t *testing.T) {
 	st, srv := running(t, 3, dashboard.Config{AllowActions: true, Auth: "ops:s3cret",
-		Cancel: func(ctx context.Context, id string) error { _, err := cancelled.store.Cancel(ctx, id, time.Now()); return err }})
+		Cancel: func(ctx context.Context, id string) error {
+			_, err := cancelled.store.Cancel(ctx, id, time.Now())
+			return err
+		}})
 	cancelled.store = st
 	post := func(origin, referer string) int {
 		req, _ := http.NewRequest("POST", srv.URL+"/imports/imp-dash/cancel", nil)

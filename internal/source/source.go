@@ -289,7 +289,6 @@ func (rd *Reader) tooLong(line int) error {
 	return &SyntaxError{Line: line, Err: fmt.Errorf("a record is longer than %d bytes (%d times --max-record-bytes); the file cannot be read past it", rd.limits.hardRecordBytes(), HardRecordFactor)}
 }
 
-
 // build makes a Row from values by column position.
 func (rd *Reader) build(line int, positions []int, values []string) importer.Row {
 	row := importer.Row{Line: line, Values: make(map[string]string, len(values)), Columns: make([]importer.Column, len(values))}
