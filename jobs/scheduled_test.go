@@ -275,3 +275,54 @@ func TestScheduledStoppedImportResumes(t *testing.T) {
 		t.Errorf("progress %+v", p)
 	}
 }
+
+// Nothing in failed/ or done/ is overwritten: a second a.csv gets a name of
+// its own. Every file in failed/ has its .error.txt: why it was refused, or
+// the counts of its import and where the report is.
+func TestScheduledFilesNeverOverwriteAndFailedOnesSayWhy(t *testing.T) {
+	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second})
+	for _, content := range []string{"", "First Name,Last Name\n"} { // empty, then a header alone
+		path := filepath.Join(in.dir, "a.csv")
+		os.WriteFile(path, []byte(content), 0o600)
+		old := time.Now().Add(-time.Hour)
+		os.Chtimes(path, old, old)
+		in.fire(t)
+	}
+	failed := in.files(jobs.FailedDir)
+	var files, notes []string
+	for _, f := range failed {
+		if strings.HasSuffix(f, ".error.txt") {
+			notes = append(notes, f)
+		} else {
+			files = append(files, f)
+		}
+	}
+	if len(files) != 2 || len(notes) != 2 {
+		t.Fatalf("failed/ holds %v: want both a.csv files, each with its .error.txt", failed)
+	}
+	for _, n := range notes {
+		if b, _ := os.ReadFile(filepath.Join(in.dir, jobs.FailedDir, n)); !strings.Contains(string(b), "a.csv") {
+			t.Errorf("%s says %q, not why the file was refused", n, b)
+		}
+	}
+
+	// Imported with a row that did not succeed: its note counts.
+	serve(t, in.rdb, in.h, 1, 4)
+	path := filepath.Join(in.dir, "b.csv")
+	os.WriteFile(path, []byte("First Name,Last Name,E-mail\nAda,Lovelace,ada@example.com\nBo,Li,not-an-email\n"), 0o600)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(path, old, old)
+	in.fire(t)
+	id := ""
+	for _, i := range in.imports(t) {
+		id = i
+	}
+	waitFinished(t, in.store, id, 20*time.Second)
+	var note []byte
+	for deadline := time.Now().Add(5 * time.Second); note == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		note, _ = os.ReadFile(filepath.Join(in.dir, jobs.FailedDir, "b.csv.error.txt"))
+	}
+	if !strings.Contains(string(note), "1 of 2 rows succeeded") || !strings.Contains(string(note), id) {
+		t.Errorf("b.csv's note: %q, want its counts and its import", note)
+	}
+}
