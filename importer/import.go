@@ -12,6 +12,14 @@ import (
 	"time"
 )
 
+// DelimiterRune is the character that separates a CSV file's fields.
+func (o Options) DelimiterRune() rune {
+	if r := []rune(o.Delimiter); len(r) == 1 {
+		return r[0]
+	}
+	return ','
+}
+
 // DefaultRetention is how long an import's rows (personal data) stay in
 // Redis once its report is written.
 const DefaultRetention = 7 * 24 * time.Hour
@@ -27,6 +35,9 @@ const DefaultDeadline = 24 * time.Hour
 type Options struct {
 	// Format is the input format: csv, json or ndjson.
 	Format string `json:"format"`
+	// Delimiter separates a CSV file's fields: one character; empty is a
+	// comma.
+	Delimiter string `json:"delimiter,omitempty"`
 	// Vendor picks the create path and the rules rows must meet.
 	Vendor Vendor `json:"vendor"`
 	// IntegrationID, PropertyID, RentPeriod and RentDueDay fill rows that
@@ -52,6 +63,15 @@ func (o Options) Normalize() (Options, error) {
 	}
 	o.Vendor = vendor
 	o.Format = strings.ToLower(strings.TrimSpace(o.Format))
+	switch strings.ToLower(o.Delimiter) {
+	case ",":
+		o.Delimiter = ""
+	case `\t`, "tab":
+		o.Delimiter = "\t"
+	}
+	if r := []rune(o.Delimiter); len(r) > 1 || len(r) == 1 && strings.ContainsRune("\"\r\n\ufffd", r[0]) {
+		return o, fmt.Errorf("delimiter %q: use one character, such as ; or | or tab", o.Delimiter)
+	}
 	o.IntegrationID = strings.TrimSpace(o.IntegrationID)
 	o.PropertyID = strings.TrimSpace(o.PropertyID)
 	if o.RentPeriod != "" {

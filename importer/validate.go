@@ -306,7 +306,11 @@ func checkPhone(s string) error {
 		}
 	}
 	if digits < 7 || digits > 15 {
-		return fmt.Errorf("%q is not a phone number: it has %d digits, 7 to 15 expected", s, digits)
+		unit := "digits"
+		if digits == 1 {
+			unit = "digit"
+		}
+		return fmt.Errorf("%q is not a phone number: it has %d %s, 7 to 15 expected", s, digits, unit)
 	}
 	return nil
 }

@@ -471,3 +471,4 @@ var fakeHeader = []string{"integration_id", "property_id", "first_name", "last_n
 func (f *fakeRows) Columns() []string        { return fakeHeader }
 func (f *fakeRows) UnknownColumns() []string { return nil }
 func (f *fakeRows) IgnoredColumns() []string { return nil }
+func (f *fakeRows) CheckColumns() error      { return nil }

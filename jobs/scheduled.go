@@ -69,10 +69,11 @@ const (
 	FailedDir     = "failed"
 )
 
-// Opener opens an input file as rows, in the given format or, when format
-// is empty, the one its name says, reading no more than its first size
-// bytes (all of it when size is 0); the worker wires the source readers.
-type Opener func(path string, format string, size int64) (RowReader, io.Closer, error)
+// Opener opens an input file as rows, in the options' format (or, when it
+// is empty, the one its name says) and delimiter, reading no more than its
+// first size bytes (all of it when size is 0); the worker wires the source
+// readers.
+type Opener func(path string, opts importer.Options, size int64) (RowReader, io.Closer, error)
 
 // NewScheduledImportTask returns the task of a schedule entry. The task is
 // unique for a short while, so that two scheduler replicas firing together
@@ -380,7 +381,7 @@ func (h *Handlers) startFileImport(ctx context.Context, s ScheduledImport, path 
 	}
 	// Read the whole file once first: a broken file is refused before a
 	// single row is queued.
-	if err := h.scan(path, opts.Format, size); err != nil {
+	if err := h.scan(path, opts, size); err != nil {
 		return err
 	}
 	epoch, _, err := h.splits.Epoch(ctx)
@@ -409,7 +410,7 @@ func (h *Handlers) startFileImport(ctx context.Context, s ScheduledImport, path 
 		h.fileDone(ctx, stored, "")
 		return nil
 	}
-	rows, closer, err := h.cfg.Open(path, opts.Format, size)
+	rows, closer, err := h.cfg.Open(path, opts, size)
 	if err != nil {
 		return err
 	}
@@ -440,8 +441,8 @@ func (h *Handlers) alreadyImported(ctx context.Context, s ScheduledImport, path,
 	return nil
 }
 
-func (h *Handlers) scan(path, format string, size int64) error {
-	rows, closer, err := h.cfg.Open(path, format, size)
+func (h *Handlers) scan(path string, opts importer.Options, size int64) error {
+	rows, closer, err := h.cfg.Open(path, opts, size)
 	if err != nil {
 		return err
 	}
@@ -459,6 +460,9 @@ func (h *Handlers) scan(path, format string, size int64) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("%s: the file holds no records", filepath.Base(path))
+	}
+	if err := rows.CheckColumns(); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Base(path), err)
 	}
 	if info, err := os.Stat(path); err == nil && info.Size() != size {
 		return fmt.Errorf("%s: the file changed while it was read (%d bytes, then %d): it is still being written; drop it again once it is complete", filepath.Base(path), size, info.Size())

@@ -16,6 +16,9 @@ type RowReader interface {
 	Columns() []string
 	UnknownColumns() []string
 	IgnoredColumns() []string
+	// CheckColumns says why the file cannot be imported although it can
+	// be read: none of its columns is a resident's field.
+	CheckColumns() error
 }
 
 // SplitStore is what a split needs of the state store.

@@ -104,7 +104,7 @@ func blockingImport(file, apiURL string, goroutines int) (time.Duration, error) 
 		return 0, err
 	}
 	defer f.Close()
-	rd, err := source.Open(f, "csv", source.DefaultLimits)
+	rd, err := source.Open(f, "csv")
 	if err != nil {
 		return 0, err
 	}

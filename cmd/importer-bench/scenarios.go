@@ -353,7 +353,7 @@ func readAndValidate(file string) (time.Duration, int, error) {
 	}
 	defer f.Close()
 	began := time.Now()
-	rd, err := source.Open(f, "csv", source.DefaultLimits)
+	rd, err := source.Open(f, "csv")
 	if err != nil {
 		return 0, 0, err
 	}
@@ -399,7 +399,7 @@ func splitAndQueue(h *harness, file string, rows int) (splitRate, enqueueRate, s
 	q := asynq.NewClientFromRedisClient(rs.rdb)
 	base := rs.memory("used_memory")
 	began := time.Now()
-	rd, err := source.Open(f, "csv", source.DefaultLimits)
+	rd, err := source.Open(f, "csv")
 	if err != nil {
 		return 0, 0, 0, err
 	}

@@ -66,14 +66,14 @@ func TestCorpus(t *testing.T) {
 
 // dryRun validates a file as 'importer run --dry-run' does, in this process,
 // and renders the exit code and the output with the temporary folder hidden.
-func dryRun(t *testing.T, path string) string {
+func dryRun(t *testing.T, path string, flags ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Main(ctx, []string{"run", "--dry-run", path}, func(string) string { return "" }, &stdout, &stderr)
+		done <- Main(ctx, append([]string{"run", "--dry-run", path}, flags...), func(string) string { return "" }, &stdout, &stderr)
 	}()
 	var code int
 	select {
@@ -101,5 +101,16 @@ func TestReadingStopsOnInterrupt(t *testing.T) {
 	code := Main(ctx, []string{"run", "--dry-run", path}, func(string) string { return "" }, &stdout, &stderr)
 	if code != exitInterrupted || !strings.Contains(stderr.String(), "interrupted") || strings.Count(stdout.String(), "\n") > 0 {
 		t.Errorf("exit %d, %d lines printed, stderr %q; want 130 before any row", code, strings.Count(stdout.String(), "\n"), stderr.String())
+	}
+}
+
+// --delimiter reads a file separated by another character.
+func TestDelimiterFlag(t *testing.T) {
+	got := dryRun(t, filepath.Join("testdata", "corpus", "semicolon-delimited.csv"), "--delimiter", ";")
+	if !strings.HasPrefix(got, "exit 0\n") || !strings.Contains(got, `"first_name":"Ada"`) {
+		t.Errorf("with --delimiter ';':\n%s", got)
+	}
+	if got := dryRun(t, filepath.Join("testdata", "corpus", "semicolon-delimited.csv"), "--delimiter", "ab"); !strings.Contains(got, "exit 2") || !strings.Contains(got, "use one character") {
+		t.Errorf("--delimiter ab:\n%s", got)
 	}
 }

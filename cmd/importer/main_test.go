@@ -257,8 +257,8 @@ func TestUsageAndInputErrors(t *testing.T) {
 
 func TestUnreachableRedisExits3(t *testing.T) {
 	r := runImporter(t, t.TempDir(), map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0"}, "run", sample(t, "residents.csv"))
-	if r.code != 3 || !strings.Contains(r.stderr, "cannot reach Redis at redis://127.0.0.1:1/0") {
-		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	if r.code != 3 || !strings.Contains(r.stderr, "cannot reach Redis at redis://127.0.0.1:1/0") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Errorf("exit %d, stderr %q; want 3 and one line", r.code, r.stderr)
 	}
 	r = runImporter(t, t.TempDir(), map[string]string{"REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}, "run", sample(t, "residents.csv"))
 	if strings.Contains(r.stderr, "hunter2") {

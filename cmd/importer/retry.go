@@ -83,7 +83,7 @@ func (c *runConfig) retry(ctx context.Context, id string, log *slog.Logger, stdo
 		}
 		return c.finish(ctx, st, imp, stdout)
 	default:
-		fmt.Fprintf(stderr, "retrying %d rows of import %s\n", res.Reopened, id)
+		fmt.Fprintf(stderr, "retrying %s of import %s\n", plural(res.Reopened, "row"), id)
 	}
 	if c.noWait {
 		return nil

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -113,6 +114,7 @@ Every flag can also be set from the environment variable shown in [brackets].`,
 			if g.logFormat != "text" && g.logFormat != "json" {
 				return usageError("--log-format %q: use text or json", g.logFormat)
 			}
+			redis.SetLogger(queue.RedisLogger{L: g.logger(stderr)})
 			*started = true
 			return nil
 		},

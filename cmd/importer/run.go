@@ -84,6 +84,7 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&c.opts.Format, "format", "", "input format: csv, json or ndjson (default: from the file's extension)")
+	f.StringVar(&c.opts.Delimiter, "delimiter", ",", "the character between a CSV file's fields: ; | or tab, say")
 	f.StringVar(&c.vendor, "vendor", envOr(getenv, "IMPORTER_VENDOR", "generic"), "vendor rules and create path: generic, rentmanager or propertyware_rest "+envTag("IMPORTER_VENDOR"))
 	f.StringVar(&c.opts.IntegrationID, "integration-id", getenv("IMPORTER_INTEGRATION_ID"), "integration_id for rows that have none "+envTag("IMPORTER_INTEGRATION_ID"))
 	f.StringVar(&c.opts.PropertyID, "property-id", getenv("IMPORTER_PROPERTY_ID"), "property_id for rows that have none "+envTag("IMPORTER_PROPERTY_ID"))
@@ -109,8 +110,10 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 	return cmd
 }
 
-func (c *runConfig) inputLimits() source.Limits {
-	return source.Limits{MaxFieldBytes: c.maxField, MaxRecordBytes: c.maxRecord, MaxColumns: c.maxColumns}
+// inputOptions are how the file is read: its limits and its delimiter.
+func (c *runConfig) inputOptions(opts importer.Options) source.Options {
+	return source.Options{Limits: source.Limits{MaxFieldBytes: c.maxField, MaxRecordBytes: c.maxRecord, MaxColumns: c.maxColumns},
+		Delimiter: opts.DelimiterRune()}
 }
 
 // localWorkers starts this process's workers while it waits (unless
@@ -278,7 +281,7 @@ func (c *runConfig) prepareFile(ctx context.Context, path, readPath, format stri
 			return p, usageError("%v", err)
 		}
 	}
-	sum, records, err := scan(ctx, readPath, format, c.inputLimits())
+	sum, records, err := scan(ctx, readPath, format, c.inputOptions(opts))
 	if err != nil {
 		if path != readPath {
 			err = errors.New(strings.ReplaceAll(err.Error(), readPath, path))
@@ -309,7 +312,7 @@ func (c *runConfig) prepareFile(ctx context.Context, path, readPath, format stri
 // scan reads the whole file once: its SHA-256 (for the import id) and a check
 // that it can be read to the end, so that a broken file is refused before
 // anything is queued.
-func scan(ctx context.Context, path, format string, limits source.Limits) (sum []byte, records int, err error) {
+func scan(ctx context.Context, path, format string, opts source.Options) (sum []byte, records int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, usageError("cannot open %s: %v", path, errors.Unwrap(err))
@@ -320,7 +323,7 @@ func scan(ctx context.Context, path, format string, limits source.Limits) (sum [
 	}
 	h := sha256.New()
 	tee := io.TeeReader(f, h)
-	rd, err := source.Open(tee, format, limits)
+	rd, err := source.Open(tee, format, opts)
 	if err != nil {
 		return nil, 0, inputError(path, err)
 	}
@@ -340,6 +343,9 @@ func scan(ctx context.Context, path, format string, limits source.Limits) (sum [
 	if _, err := io.Copy(io.Discard, tee); err != nil {
 		return nil, 0, inputError(path, err)
 	}
+	if err := rd.CheckColumns(); err != nil {
+		return nil, 0, inputError(path, err)
+	}
 	return h.Sum(nil), records, nil
 }
 
@@ -347,12 +353,12 @@ func inputError(path string, err error) error {
 	return usageError("%s: %v", path, err)
 }
 
-func openRows(path, format string, limits source.Limits) (*source.Reader, *os.File, error) {
+func openRows(path, format string, opts source.Options) (*source.Reader, *os.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, usageError("cannot open %s: %v", path, errors.Unwrap(err))
 	}
-	rd, err := source.Open(f, format, limits)
+	rd, err := source.Open(f, format, opts)
 	if err != nil {
 		f.Close()
 		return nil, nil, inputError(path, err)
@@ -570,7 +576,7 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 		fmt.Fprintf(stderr, "import %s is already under way; resuming it\n", imp.ID)
 	}
 
-	rows, f, err := openRows(p.path, p.format, c.inputLimits())
+	rows, f, err := openRows(p.path, p.format, c.inputOptions(p.imp.Options))
 	if err != nil {
 		return err
 	}
@@ -587,7 +593,7 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 	log.Debug("file split", "import_id", imp.ID, "rows", split.Total, "valid", split.Valid, "invalid", split.Invalid, "duplicate", split.Duplicate)
 
 	if c.noWait {
-		fmt.Fprintf(stdout, "import %s queued: %d rows (%d to send, %d invalid, %d duplicate)\n", imp.ID, split.Total, split.Valid, split.Invalid, split.Duplicate)
+		fmt.Fprintf(stdout, "import %s queued: %s (%d to send, %d invalid, %d duplicate)\n", imp.ID, plural(split.Total, "row"), split.Valid, split.Invalid, split.Duplicate)
 		fmt.Fprintf(stdout, "run the same command without --no-wait to wait for its report\n")
 		return nil
 	}

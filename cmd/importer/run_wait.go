@@ -254,7 +254,7 @@ func relative(dir string) string {
 }
 
 func printSummary(w io.Writer, s importer.Summary) {
-	fmt.Fprintf(w, "import %s: %d rows from %s in %s\n", s.ImportID, s.Total, s.File, (time.Duration(s.Seconds * float64(time.Second))).Round(100*time.Millisecond))
+	fmt.Fprintf(w, "import %s: %s from %s in %s\n", s.ImportID, plural(s.Total, "row"), s.File, (time.Duration(s.Seconds * float64(time.Second))).Round(100*time.Millisecond))
 	var parts []string
 	for _, o := range importer.Outcomes {
 		if n := s.Counts[o]; n > 0 {
@@ -275,7 +275,7 @@ func printSummary(w io.Writer, s importer.Summary) {
 
 // dryRunImport validates the whole file and prints what would be sent.
 func (c *runConfig) dryRunImport(ctx context.Context, p prepared, stdout, stderr io.Writer) error {
-	rows, f, err := openRows(p.path, p.format, c.inputLimits())
+	rows, f, err := openRows(p.path, p.format, c.inputOptions(p.imp.Options))
 	if err != nil {
 		return err
 	}
@@ -308,7 +308,7 @@ func (c *runConfig) dryRunImport(ctx context.Context, p prepared, stdout, stderr
 			fmt.Fprintf(stdout, "%s: POST %s %s\n", row.Where(), path, body)
 		}
 	}
-	fmt.Fprintf(stderr, "dry run of %s (import %s): %d rows, %d would be sent, %d would not; nothing was sent\n", p.shown, p.imp.ID, total, total-bad, bad)
+	fmt.Fprintf(stderr, "dry run of %s (import %s): %s, %d would be sent, %d would not; nothing was sent\n", p.shown, p.imp.ID, plural(total, "row"), total-bad, bad)
 	if ignored := rows.IgnoredColumns(); len(ignored) > 0 {
 		fmt.Fprintf(stderr, "columns of an earlier failed.csv left out: %s\n", strings.Join(ignored, ", "))
 	}

@@ -129,8 +129,8 @@ func (l *limits) limiter(rdb *queue.Redis) *ratelimit.Limiter {
 }
 
 // openForJobs opens an input file for a scheduled import.
-func openForJobs(path, format string, size int64) (jobs.RowReader, io.Closer, error) {
-	f, err := source.OpenFile(path, format, size, source.DefaultLimits)
+func openForJobs(path string, opts importer.Options, size int64) (jobs.RowReader, io.Closer, error) {
+	f, err := source.OpenFile(path, opts.Format, size, source.Options{Delimiter: opts.DelimiterRune()})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -92,6 +92,16 @@ func Redact(raw string) string {
 	return u.String()
 }
 
+// RedisLogger adapts a *slog.Logger to go-redis's logger, at debug level:
+// the connection pool's own lines ("failed to dial after 5 attempts") are
+// detail, and the importer says what went wrong in one sentence of its own.
+type RedisLogger struct{ L *slog.Logger }
+
+// Printf logs one line of go-redis at debug level.
+func (l RedisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.L.DebugContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)), "component", "go-redis")
+}
+
 // Logger adapts a *slog.Logger to asynq.Logger.
 type Logger struct{ L *slog.Logger }
 

@@ -32,6 +32,7 @@ type Entry struct {
 	Timezone      string `yaml:"timezone"`
 	Inbox         string `yaml:"inbox"`
 	Format        string `yaml:"format"`
+	Delimiter     string `yaml:"delimiter"`
 	Vendor        string `yaml:"vendor"`
 	IntegrationID string `yaml:"integration_id"`
 	PropertyID    string `yaml:"property_id"`
@@ -121,7 +122,7 @@ func (e Entry) job(base string) (Job, error) {
 	if _, err := filepath.Match(filepath.Base(e.Inbox), "x"); err != nil {
 		return Job{}, fmt.Errorf("inbox %q: %v", e.Inbox, err)
 	}
-	opts := importer.Options{Format: e.Format, Vendor: importer.Vendor(e.Vendor), IntegrationID: e.IntegrationID,
+	opts := importer.Options{Format: e.Format, Delimiter: e.Delimiter, Vendor: importer.Vendor(e.Vendor), IntegrationID: e.IntegrationID,
 		PropertyID: e.PropertyID, RentPeriod: e.RentPeriod, RentDueDay: e.RentDueDay, Verify: e.Verify}
 	if e.Deadline != "" {
 		d, err := time.ParseDuration(e.Deadline)

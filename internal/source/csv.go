@@ -20,6 +20,7 @@ func (rd *Reader) csv(r io.Reader) (func() (importer.Row, error), error) {
 	// The csv.Reader reads ahead by its buffer's size (4 KiB).
 	bounded := &boundedReader{r: r, max: rd.limits.hardRecordBytes() + 64<<10}
 	cr := csv.NewReader(bounded)
+	cr.Comma = rd.delimiter
 	cr.FieldsPerRecord = -1 // a ragged record is a bad row, not a broken file
 	dec := gocsv.NewSimpleDecoderFromCSVReader(cr)
 

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/text/encoding/unicode"
@@ -107,6 +108,14 @@ func (l Limits) hardRecordBytes() int64 { return int64(l.MaxRecordBytes) * HardR
 // DefaultLimits are the limits Open uses when given none.
 var DefaultLimits = Limits{MaxFieldBytes: 64 << 10, MaxRecordBytes: 1 << 20, MaxColumns: 1000}
 
+// Options are how a file is read: its limits and, for CSV, the character
+// that separates its fields.
+type Options struct {
+	Limits
+	// Delimiter separates a CSV file's fields. Default ','.
+	Delimiter rune
+}
+
 func (l Limits) withDefaults() Limits {
 	if l.MaxFieldBytes <= 0 {
 		l.MaxFieldBytes = DefaultLimits.MaxFieldBytes
@@ -144,21 +153,22 @@ func (l Limits) check(names []string, values []string) error {
 
 // Reader reads the rows of one file, in order.
 type Reader struct {
-	next    func() (importer.Row, error)
-	cols    *columns
-	n       int
-	limits  Limits
-	ignored []string
+	next      func() (importer.Row, error)
+	cols      *columns
+	n         int
+	limits    Limits
+	delimiter rune
+	ignored   []string
 	// err, once set, ends the reading: the file broke a limit of the
 	// whole file.
 	err error
 }
 
-// Open returns a Reader of r in the given format, with DefaultLimits unless
-// limits are given. Text is UTF-8, with or without a byte-order mark; UTF-16
-// with a byte-order mark is converted. It reads no more than the first line
-// before the first call to Next.
-func Open(r io.Reader, format string, limits ...Limits) (*Reader, error) {
+// Open returns a Reader of r in the given format, with DefaultLimits and
+// commas unless options are given. Text is UTF-8, with or without a
+// byte-order mark; UTF-16 with a byte-order mark is converted. It reads no
+// more than the first line before the first call to Next.
+func Open(r io.Reader, format string, options ...Options) (*Reader, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, _ := br.Peek(3)
 	switch {
@@ -171,9 +181,12 @@ func Open(r io.Reader, format string, limits ...Limits) (*Reader, error) {
 	if sniff, _ := br.Peek(8 << 10); bytes.IndexByte(sniff, 0) >= 0 {
 		return nil, ErrBinary
 	}
-	rd := &Reader{cols: newColumns(), limits: DefaultLimits}
-	if len(limits) > 0 {
-		rd.limits = limits[0].withDefaults()
+	rd := &Reader{cols: newColumns(), limits: DefaultLimits, delimiter: ','}
+	if len(options) > 0 {
+		rd.limits = options[0].Limits.withDefaults()
+		if options[0].Delimiter != 0 {
+			rd.delimiter = options[0].Delimiter
+		}
 	}
 	var err error
 	switch format {
@@ -204,7 +217,7 @@ func (f *File) Close() error { return f.f.Close() }
 // OpenFile opens the file at path as rows, in the given format or, when
 // format is empty, the one its name says, reading no more than its first
 // size bytes (all of it when size is 0).
-func OpenFile(path, format string, size int64, limits Limits) (*File, error) {
+func OpenFile(path, format string, size int64, opts Options) (*File, error) {
 	format, err := FormatOf(path, format)
 	if err != nil {
 		return nil, err
@@ -217,7 +230,7 @@ func OpenFile(path, format string, size int64, limits Limits) (*File, error) {
 	if size > 0 {
 		r = io.LimitReader(f, size)
 	}
-	rd, err := Open(r, format, limits)
+	rd, err := Open(r, format, opts)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
@@ -251,6 +264,40 @@ func (rd *Reader) Columns() []string { return append([]string(nil), rd.cols.name
 
 // UnknownColumns returns the columns seen so far that map to no API field.
 func (rd *Reader) UnknownColumns() []string { return rd.cols.unknown() }
+
+// CheckColumns returns why a file cannot be imported although it could be
+// read: none of its columns is a resident's field. It guesses the
+// separator of a CSV file read with the wrong one.
+func (rd *Reader) CheckColumns() error {
+	names := rd.cols.names
+	for _, f := range rd.cols.fields {
+		if f != "" {
+			return nil
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	quoted := make([]string, 0, 3)
+	for _, n := range names[:min(len(names), 3)] {
+		quoted = append(quoted, strconv.Quote(n))
+	}
+	seen := strings.Join(quoted, ", ")
+	if len(names) > 3 {
+		seen += ", ..."
+	}
+	if len(names) > 1 {
+		seen = fmt.Sprintf("%d columns: %s", len(names), seen)
+	}
+	if len(names) == 1 {
+		for _, d := range []rune{';', '\t', '|', ','} {
+			if d != rd.delimiter && strings.ContainsRune(names[0], d) {
+				return fmt.Errorf("none of its columns is a resident's field: it has one column, %s, which looks separated by %q; give --delimiter %q", seen, d, d)
+			}
+		}
+	}
+	return fmt.Errorf("none of its columns is a resident's field (it has %s); name them as the API does (first_name, email_1...) or as people do (First Name, E-mail...)", seen)
+}
 
 // IgnoredColumns returns the columns left out as not the file's own: the
 // importer.FailedColumns that end a failed.csv run again.

@@ -254,7 +254,7 @@ func TestRecordsThatNeverEndStopTheReader(t *testing.T) {
 		{source.FormatCSV, "First Name,Notes\nAda,\"quoted\n"},
 		{source.FormatJSON, `[{"first_name":"Ada"},{"notes":"`},
 	} {
-		rd, err := source.Open(&endless{head: []byte(tt.head), fill: 'x'}, tt.format, limits)
+		rd, err := source.Open(&endless{head: []byte(tt.head), fill: 'x'}, tt.format, source.Options{Limits: limits})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -276,7 +276,7 @@ func TestRecordsThatNeverEndStopTheReader(t *testing.T) {
 // without being held whole; the next lines are read.
 func TestLongNDJSONLineIsAnInvalidRow(t *testing.T) {
 	input := `{"first_name":"Ada"}` + "\n" + `{"notes":"` + strings.Repeat("x", 100<<10) + `"}` + "\n" + `{"first_name":"Bo"}` + "\n"
-	rd, err := source.Open(strings.NewReader(input), source.FormatNDJSON, source.Limits{MaxRecordBytes: 1 << 10})
+	rd, err := source.Open(strings.NewReader(input), source.FormatNDJSON, source.Options{Limits: source.Limits{MaxRecordBytes: 1 << 10}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +314,7 @@ func TestJSONKeysAreBoundedForTheWholeFile(t *testing.T) {
 		if format == source.FormatJSON {
 			b.WriteString("]")
 		}
-		rd, err := source.Open(strings.NewReader(b.String()), format, source.Limits{MaxColumns: 100})
+		rd, err := source.Open(strings.NewReader(b.String()), format, source.Options{Limits: source.Limits{MaxColumns: 100}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -338,7 +338,7 @@ func TestJSONKeysAreBoundedForTheWholeFile(t *testing.T) {
 // are read at once, each with a name of its own.
 func TestManyRepeatedHeaderNames(t *testing.T) {
 	header := strings.TrimSuffix(strings.Repeat("x,", 40000), ",")
-	rd, err := source.Open(strings.NewReader(header+"\n"), source.FormatCSV, source.Limits{MaxColumns: 50000})
+	rd, err := source.Open(strings.NewReader(header+"\n"), source.FormatCSV, source.Options{Limits: source.Limits{MaxColumns: 50000}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,5 +364,24 @@ func TestFailedCSVColumnsAreLeftOut(t *testing.T) {
 	_, rd = readAll(t, "First Name,error\nAda,none\n", source.FormatCSV)
 	if len(rd.IgnoredColumns()) != 0 || len(rd.Columns()) != 2 {
 		t.Errorf("a file's own error column: columns %q, ignored %q", rd.Columns(), rd.IgnoredColumns())
+	}
+}
+
+// A CSV file separated by another character reads with its delimiter; read
+// with a comma, it has no column of a resident, and the reader guesses the
+// separator.
+func TestDelimiter(t *testing.T) {
+	input := "First Name;Last Name;E-mail\nAda;Lovelace;ada@example.com\n"
+	rd, err := source.Open(strings.NewReader(input), source.FormatCSV, source.Options{Delimiter: ';'})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, err := rd.Next()
+	if err != nil || row.Values["last_name"] != "Lovelace" || rd.CheckColumns() != nil {
+		t.Errorf("with ';': %+v %v %v", row, err, rd.CheckColumns())
+	}
+	_, rd = readAll(t, input, source.FormatCSV)
+	if err := rd.CheckColumns(); err == nil || !strings.Contains(err.Error(), "looks separated by ';'; give --delimiter ';'") {
+		t.Errorf("with a comma: %v", err)
 	}
 }
