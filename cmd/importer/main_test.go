@@ -1017,3 +1017,34 @@ func TestDeleteAndPrune(t *testing.T) {
 		t.Errorf("prune --older-than soon: %d", p.code)
 	}
 }
+
+// status IMPORT_ID describes an import: outcomes, top errors, the report,
+// what to do next; --watch shows it again as it changes until it ends. A
+// run that ends with rows to look at says what to do next too.
+func TestStatusDescribesAndWatches(t *testing.T) {
+	dir := t.TempDir()
+	redistest.Client(t)
+	const key = "describe-key"
+	addr := sandboxProcess(t, dir, key, "--latency", "fixed:500ms", "--rate-limit", "6000")
+	env := map[string]string{"REDIS_URL": redistest.URL(t)}
+	q := runImporter(t, dir, env, "run", "--no-wait", sample(t, "residents-with-errors.csv"))
+	if q.code != 0 {
+		t.Fatalf("run --no-wait: %s", q.stderr)
+	}
+	id := strings.Fields(q.stdout)[1]
+	background(t, dir, map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key}, "worker", "--rate-limit", "6000", "--poll-initial", "1s")
+	w := runImporter(t, dir, env, "status", "--watch", id)
+	if w.code != 0 || !strings.Contains(w.stdout, "State:") || !strings.Contains(w.stdout, "finished, started") {
+		t.Fatalf("status --watch: exit %d\n%s\n%s", w.code, w.stdout, w.stderr)
+	}
+	d := runImporter(t, dir, env, "status", id)
+	for _, want := range []string{"Outcomes:", "2 succeeded, 3 failed, 5 invalid, 1 duplicate", "Top errors:", "× invalid:", "Report:", "Next:", "importer retry " + id, "can be fixed and sent again"} {
+		if !strings.Contains(d.stdout, want) {
+			t.Errorf("status %s lacks %q:\n%s", id, want, d.stdout)
+		}
+	}
+	r := runImporter(t, dir, env, "run", "--workers", "0", sample(t, "residents-with-errors.csv"))
+	if r.code != 1 || !strings.Contains(r.stdout, "next: ") || !strings.Contains(r.stdout, "1 retry-writes") && !strings.Contains(r.stdout, "0 retry-writes") {
+		t.Errorf("the run's end:\n%s", r.stdout)
+	}
+}

@@ -235,6 +235,17 @@ func (c *runConfig) finish(ctx context.Context, st *store.Store, imp importer.Im
 	}
 	fmt.Fprintf(stdout, "report: %s\n", relative(dir))
 	if !sum.AllSucceeded() {
+		p, err := st.Progress(ctx, imp.ID)
+		if err != nil {
+			return unfinished(err)
+		}
+		rev, err := jobs.ReviewImport(imp, p, st.Rows(ctx, imp.ID, imp.Total), relative(dir)+report.FailedFile, c.redisURL != "")
+		if err != nil {
+			return unfinished(err)
+		}
+		for _, step := range rev.NextSteps {
+			fmt.Fprintf(stdout, "next: %s\n", step)
+		}
 		return &exitError{code: exitSomeFailed}
 	}
 	return nil
@@ -262,9 +273,9 @@ func printSummary(w io.Writer, s importer.Summary) {
 		}
 	}
 	fmt.Fprintf(w, "  %s\n", strings.Join(parts, ", "))
-	fmt.Fprintf(w, "  API requests: %d creates, %d status checks, %d other; %d answered 429\n",
-		s.Requests[importer.EndpointCreate], s.Requests[importer.EndpointWriteStatus],
-		s.Requests[importer.EndpointGetResident]+s.Requests[importer.EndpointListResidents], s.RateLimited)
+	fmt.Fprintf(w, "  API requests: %d creates, %d retry-writes, %d status checks, %d other; %d answered 429; %d retried after an error\n",
+		s.Requests[importer.EndpointCreate], s.Requests[importer.EndpointRetryWrite], s.Requests[importer.EndpointWriteStatus],
+		s.Requests[importer.EndpointGetResident]+s.Requests[importer.EndpointListResidents], s.RateLimited, s.Retries)
 	if len(s.UnknownColumns) > 0 {
 		fmt.Fprintf(w, "  columns not sent (kept in the report): %s\n", strings.Join(s.UnknownColumns, ", "))
 	}

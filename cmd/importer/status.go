@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/report"
 	"github.com/propexo-importer/importer/internal/store"
+	"github.com/propexo-importer/importer/jobs"
 )
 
 // redisOnly is the flag of commands that only read or mark imports in Redis.
@@ -66,97 +68,213 @@ func lostStatus(rc report.Receipt, reportDir string) importStatus {
 }
 
 func newStatusCommand(getenv env, stdout io.Writer) *cobra.Command {
-	var r redisOnly
-	var asJSON bool
-	var reportDir string
+	c := &statusConfig{}
 	cmd := &cobra.Command{
 		Use:   "status [IMPORT_ID]",
-		Short: "Show the imports in Redis, or one of them: progress and counts",
-		Args:  cobra.MaximumNArgs(1),
+		Short: "Show the imports in Redis, or one of them in detail: progress, outcomes, top errors, next steps",
+		Long: `status lists every import in Redis (and those this machine started that Redis
+lost): state, progress, outcomes, rows per minute, time left. With an
+IMPORT_ID it describes that import: its outcomes, the errors most of its
+rows that did not succeed have, where its report is and what to do next.
+--watch shows it again every two seconds until the import ends.`,
+		Example: `  importer status
+  importer status residents-1a2b3c4d5e6f --watch`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			st, closeRedis, err := r.open(ctx, "status")
+			st, closeRedis, err := c.redis.open(ctx, "status")
 			if err != nil {
 				return err
 			}
 			defer closeRedis()
-			ids := args
-			if len(ids) == 0 {
-				if ids, err = st.Imports(ctx); err != nil {
-					return unfinished(err)
-				}
-			}
-			absDir, _ := filepath.Abs(reportDir)
-			var all []importStatus
-			for _, id := range ids {
-				s, err := statusOf(ctx, st, id)
-				if errors.Is(err, importer.ErrImportNotFound) {
-					if rc, ok, _ := report.ReadReceipt(absDir, id); ok {
-						all = append(all, lostStatus(rc, absDir))
-						continue
-					}
-					return usageError("no import %s in Redis", id)
-				}
+			var last string
+			for {
+				var out bytes.Buffer
+				done, err := c.show(ctx, st, args, &out)
 				if err != nil {
-					return unfinished(err)
+					return err
 				}
-				all = append(all, s)
-			}
-			if len(args) == 0 {
-				// Imports this machine started that Redis lost.
-				receipts, _ := report.Receipts(absDir)
-				for _, rc := range receipts {
-					if _, err := st.Import(ctx, rc.ImportID); errors.Is(err, importer.ErrImportNotFound) {
-						all = append(all, lostStatus(rc, absDir))
+				if out.String() != last {
+					if last != "" {
+						fmt.Fprintf(stdout, "\n— %s\n", time.Now().Local().Format("15:04:05 MST"))
 					}
+					stdout.Write(out.Bytes())
+					last = out.String()
+				}
+				if !c.watch || done {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(2 * time.Second):
 				}
 			}
-			if asJSON {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				if len(args) == 1 {
-					return enc.Encode(all[0])
-				}
-				if all == nil {
-					all = []importStatus{}
-				}
-				return enc.Encode(all)
-			}
-			if len(all) == 0 {
-				fmt.Fprintln(stdout, "no imports")
-				return nil
-			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "IMPORT\tFILE\tSTATE\tSTARTED\tROWS\tOUTCOMES\tROWS/MIN\tLEFT")
-			for _, s := range all {
-				if s.State == "lost" {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\t%s\t\t\n", s.ID, s.File, s.State, s.StartedAt.Local().Format("2006-01-02 15:04"), "run the file again to recover it")
-					continue
-				}
-				total := "?"
-				if s.Total >= 0 {
-					total = fmt.Sprint(s.Total)
-				}
-				var counts []string
-				for _, o := range importer.Outcomes {
-					if n := s.Counts[o]; n > 0 {
-						counts = append(counts, fmt.Sprintf("%d %s", n, o))
-					}
-				}
-				left := ""
-				if s.SecondsLeft > 0 {
-					left = (time.Duration(s.SecondsLeft) * time.Second).String()
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%s\t%s\t%.1f\t%s\n", s.ID, s.File, s.State, s.StartedAt.Local().Format("2006-01-02 15:04"),
-					s.Resolved, total, strings.Join(counts, ", "), s.RowsPerMin, left)
-			}
-			return tw.Flush()
 		},
 	}
-	r.register(cmd, getenv)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	reportDirFlag(cmd, getenv, &reportDir, "folder of this machine's reports, where imports Redis lost are still known")
+	c.redis.register(cmd, getenv)
+	cmd.Flags().BoolVar(&c.asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&c.watch, "watch", false, "show it again every two seconds (when it changed) until it ends")
+	reportDirFlag(cmd, getenv, &c.reportDir, "folder of this machine's reports, where imports Redis lost are still known")
 	return cmd
+}
+
+// statusConfig are the flags of importer status.
+type statusConfig struct {
+	redis     redisOnly
+	asJSON    bool
+	watch     bool
+	reportDir string
+}
+
+// show writes the imports (or the one import asked for) to w, and reports
+// whether there is nothing more to watch: every import shown has ended.
+func (c *statusConfig) show(ctx context.Context, st *store.Store, args []string, w io.Writer) (done bool, err error) {
+	ids := args
+	if len(ids) == 0 {
+		if ids, err = st.Imports(ctx); err != nil {
+			return false, unfinished(err)
+		}
+	}
+	absDir := absDir(c.reportDir)
+	var all []importStatus
+	for _, id := range ids {
+		s, err := statusOf(ctx, st, id)
+		if errors.Is(err, importer.ErrImportNotFound) {
+			if rc, ok, _ := report.ReadReceipt(absDir, id); ok {
+				all = append(all, lostStatus(rc, absDir))
+				continue
+			}
+			return false, usageError("no import %s in Redis", id)
+		}
+		if err != nil {
+			return false, unfinished(err)
+		}
+		all = append(all, s)
+	}
+	if len(args) == 0 {
+		// Imports this machine started that Redis lost.
+		receipts, _ := report.Receipts(absDir)
+		for _, rc := range receipts {
+			if _, err := st.Import(ctx, rc.ImportID); errors.Is(err, importer.ErrImportNotFound) {
+				all = append(all, lostStatus(rc, absDir))
+			}
+		}
+	}
+	done = true
+	for _, s := range all {
+		if s.State == "running" || s.State == "cancelling" {
+			done = false
+		}
+	}
+	switch {
+	case c.asJSON:
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if len(args) == 1 {
+			return done, enc.Encode(all[0])
+		}
+		if all == nil {
+			all = []importStatus{}
+		}
+		return done, enc.Encode(all)
+	case len(args) == 1:
+		return done, describe(ctx, st, all[0], w)
+	case len(all) == 0:
+		fmt.Fprintln(w, "no imports")
+		return done, nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "IMPORT\tFILE\tSTATE\tSTARTED\tROWS\tOUTCOMES\tROWS/MIN\tLEFT")
+	for _, s := range all {
+		if s.State == "lost" {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\t%s\t\t\n", s.ID, s.File, s.State, s.StartedAt.Local().Format("2006-01-02 15:04"), "run the file again to recover it")
+			continue
+		}
+		total := "?"
+		if s.Total >= 0 {
+			total = fmt.Sprint(s.Total)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%s\t%s\t%.1f\t%s\n", s.ID, s.File, s.State, s.StartedAt.Local().Format("2006-01-02 15:04"),
+			s.Resolved, total, outcomeList(s.Counts), s.RowsPerMin, timeLeft(s.Status))
+	}
+	return done, tw.Flush()
+}
+
+// outcomeList says the counts of outcomes in the reports' order.
+func outcomeList(counts map[importer.Outcome]int) string {
+	var parts []string
+	for _, o := range importer.Outcomes {
+		if n := counts[o]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, o.Label()))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func timeLeft(s importer.Status) string {
+	if s.SecondsLeft <= 0 {
+		return ""
+	}
+	return (time.Duration(s.SecondsLeft) * time.Second).String()
+}
+
+// describe writes one import in detail, kubectl describe's way.
+func describe(ctx context.Context, st *store.Store, s importStatus, w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	line := func(label, format string, args ...any) { fmt.Fprintf(tw, "%s:\t"+format+"\n", append([]any{label}, args...)...) }
+	line("Import", "%s", s.ID)
+	line("File", "%s", s.File)
+	state := fmt.Sprintf("%s, started %s", s.State, s.StartedAt.Local().Format("2006-01-02 15:04:05 MST"))
+	if !s.FinishedAt.IsZero() {
+		state += fmt.Sprintf(", finished %s (took %s)", s.FinishedAt.Local().Format("15:04:05 MST"), s.FinishedAt.Sub(s.StartedAt).Round(time.Second))
+	}
+	line("State", "%s", state)
+	if s.Stopped != "" {
+		line("Why", "%s", s.Stopped)
+	}
+	if s.State == "lost" {
+		line("Next", "run its file again: it is recovered, each row looked up in the API before it is sent")
+		return tw.Flush()
+	}
+	total := "?"
+	if s.Total >= 0 {
+		total = fmt.Sprint(s.Total)
+	}
+	rows := fmt.Sprintf("%d of %s resolved, %.1f rows/min", s.Resolved, total, s.RowsPerMin)
+	if left := timeLeft(s.Status); left != "" {
+		rows += ", " + left + " left"
+	}
+	line("Rows", "%s", rows)
+	line("Outcomes", "%s", outcomeList(s.Counts))
+	imp, err := st.Import(ctx, s.ID)
+	if err != nil {
+		return unfinished(err)
+	}
+	p, err := st.Progress(ctx, s.ID)
+	if err != nil {
+		return unfinished(err)
+	}
+	if !imp.ExpiresAt.IsZero() && time.Now().After(imp.ExpiresAt) {
+		line("Rows kept", "no: deleted from Redis at %s, after the retention period", imp.ExpiresAt.Local().Format(time.RFC3339))
+		return tw.Flush()
+	}
+	line("Report", "%s", s.ReportDir+string(filepath.Separator))
+	rev, err := jobs.ReviewImport(imp, p, st.Rows(ctx, s.ID, max(imp.Total, 0)), filepath.Join(s.ReportDir, report.FailedFile), true)
+	if err != nil {
+		return unfinished(err)
+	}
+	label := "Top errors:"
+	for _, e := range rev.TopErrors {
+		fmt.Fprintf(tw, "%s\t%d × %s: %s\n", label, e.Rows, e.Code, e.Error)
+		label = ""
+	}
+	label = "Next:"
+	for _, step := range rev.NextSteps {
+		fmt.Fprintf(tw, "%s\t%s\n", label, step)
+		label = ""
+	}
+	return tw.Flush()
 }
 
 func newReportCommand(getenv env, stdout io.Writer) *cobra.Command {
