@@ -222,7 +222,9 @@ func timeLeft(s importer.Status) string {
 // describe writes one import in detail, kubectl describe's way.
 func describe(ctx context.Context, st *store.Store, s importStatus, w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	line := func(label, format string, args ...any) { fmt.Fprintf(tw, "%s:\t"+format+"\n", append([]any{label}, args...)...) }
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(tw, "%s:\t"+format+"\n", append([]any{label}, args...)...)
+	}
 	line("Import", "%s", s.ID)
 	line("File", "%s", s.File)
 	state := fmt.Sprintf("%s, started %s", s.State, s.StartedAt.Local().Format("2006-01-02 15:04:05 MST"))
