@@ -43,6 +43,13 @@ type ReportWriter interface {
 	WriteReport(ctx context.Context, imp importer.Import) (string, error)
 }
 
+// The defaults of the handlers' Config, each said once here.
+const (
+	DefaultPollInitial = 2 * time.Second
+	DefaultPollMax     = 5 * time.Minute
+	DefaultMaxRetry    = 10
+)
+
 // Config tunes the handlers. The zero value of each field is its default.
 type Config struct {
 	// PollInitial is the delay before a write's first status check.
@@ -110,16 +117,16 @@ type Limiter interface {
 // WithDefaults returns the config with every zero field set to its default.
 func (c Config) WithDefaults() Config {
 	if c.PollInitial <= 0 {
-		c.PollInitial = 2 * time.Second
+		c.PollInitial = DefaultPollInitial
 	}
 	if c.PollMax <= 0 {
-		c.PollMax = 5 * time.Minute
+		c.PollMax = DefaultPollMax
 	}
 	if c.PollMax < c.PollInitial {
 		c.PollMax = c.PollInitial
 	}
 	if c.MaxRetry <= 0 {
-		c.MaxRetry = 10
+		c.MaxRetry = DefaultMaxRetry
 	}
 	if c.Window <= 0 {
 		c.Window = DefaultWindow

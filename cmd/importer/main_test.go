@@ -231,7 +231,8 @@ func TestUsageAndInputErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown flag", []string{"run", "--nope", "x.csv"}, "unknown flag: --nope"},
+		{"unknown flag", []string{"run", "--nope", "x.csv"}, "unknown flag: --nope\nRun 'importer run --help' for usage."},
+		{"unknown flag of status", []string{"status", "--nope"}, "Run 'importer status --help' for usage."},
 		{"no file", []string{"run"}, "run takes one FILE"},
 		{"missing file", []string{"run", filepath.Join(dir, "missing.csv")}, "cannot open " + filepath.Join(dir, "missing.csv") + ": no such file or directory"},
 		{"unknown vendor", []string{"run", "--vendor", "acme", sample(t, "residents.csv")}, `unknown vendor "acme"`},
@@ -272,6 +273,21 @@ func TestHelpNamesEnvironmentVariables(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("run --help lacks %q", want)
 		}
+	}
+	// The same defaults print the same way in every command.
+	for _, cmd := range []string{"run", "worker"} {
+		h := runImporter(t, t.TempDir(), nil, cmd, "--help")
+		for _, want := range []string{"--poll-initial duration", `(default 2s)`, "--poll-max duration", `(default 5m0s)`, "--max-retries int", `(default 10)`} {
+			if !strings.Contains(h.stdout, want) {
+				t.Errorf("%s --help lacks %q", cmd, want)
+			}
+		}
+	}
+	if h := runImporter(t, t.TempDir(), nil, "retry", "--help"); strings.Contains(h.stdout, "in-process Redis") {
+		t.Error("retry --help offers an in-process Redis: it needs the import's Redis")
+	}
+	if v := runImporter(t, t.TempDir(), nil, "--version"); v.code != 0 || !strings.HasPrefix(v.stdout, "importer ") {
+		t.Errorf("--version: %d %q", v.code, v.stdout)
 	}
 }
 
@@ -499,15 +515,26 @@ func TestWebhooksEndToEnd(t *testing.T) {
 		"sandbox", "--addr", apiAddr, "--latency", "uniform:100ms-1s", "--rate-limit", "6000",
 		"--webhook-url", "http://"+hookAddr+"/webhooks/propexo", "--webhook-duplicate-rate", "0.3", "--webhook-jitter", "500ms")
 	redisURL := redistest.URL(t)
-	background(t, dir, map[string]string{"REDIS_URL": redisURL, "PROPEXO_WEBHOOK_SECRET": secret}, "webhooks", "--addr", hookAddr)
+	metricsAddr := freeAddr(t)
+	background(t, dir, map[string]string{"REDIS_URL": redisURL, "PROPEXO_WEBHOOK_SECRET": secret}, "webhooks", "--addr", hookAddr, "--metrics-addr", metricsAddr)
 	waitForHTTP(t, "http://"+apiAddr+"/healthz")
 	waitForHTTP(t, "http://"+hookAddr+"/healthz")
 	background(t, dir, map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key},
 		"worker", "--webhooks", "--poll-fallback", "1m", "--rate-limit", "6000")
 
 	r := runImporter(t, dir, map[string]string{"REDIS_URL": redisURL}, "run", sample(t, "residents.json"))
-	if r.code != 0 || !strings.Contains(r.stdout, "12 succeeded") || !strings.Contains(r.stdout, "12 creates, 0 status checks") {
+	if r.code != 0 || !strings.Contains(r.stdout, "12 succeeded") || !strings.Contains(r.stdout, "12 creates, 0 retry-writes, 0 status checks") {
 		t.Errorf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// The rows the webhooks resolved are counted where they were resolved.
+	mresp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if !strings.Contains(string(body), `importer_rows_resolved_total{outcome="succeeded"} 12`) {
+		t.Errorf("the webhook receiver's metrics do not count the 12 rows it resolved:\n%s", grepLines(string(body), "importer_rows_resolved_total"))
 	}
 	// A delivery with a bad signature is refused.
 	resp, err := http.Post("http://"+hookAddr+"/webhooks/propexo", "application/json", strings.NewReader(`{"event":"DATA_NEW","root_job_id":"x"}`))
@@ -1047,4 +1074,15 @@ func TestStatusDescribesAndWatches(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, "next: ") || !strings.Contains(r.stdout, "1 retry-writes") && !strings.Contains(r.stdout, "0 retry-writes") {
 		t.Errorf("the run's end:\n%s", r.stdout)
 	}
+}
+
+// grepLines keeps the lines of text that hold what.
+func grepLines(text, what string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, what) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

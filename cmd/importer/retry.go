@@ -36,7 +36,10 @@ state lives there.`,
 	}
 	f := cmd.Flags()
 	c.registerWorkFlags(f, getenv)
-	f.IntVar(&c.jobs.MaxRetry, "max-retries", 10, "retries of a request after a 5xx or network error before its row fails")
+	retryFlag(f, &c.jobs)
+	// retry works on an import in a Redis that outlives it: never the
+	// in-process one.
+	f.Lookup("redis-url").Usage = "Redis that holds the import (required) " + envTag("REDIS_URL")
 	f.BoolVar(&c.retryOpts.InDoubt, "in-doubt", false, "also take the rows in doubt: look each up again and send it only if its resident still does not exist (use it once the PMS has synced, the next day say: a lookup right after a write may not see it yet)")
 	return cmd
 }

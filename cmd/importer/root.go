@@ -57,7 +57,7 @@ func Main(ctx context.Context, args []string, getenv env, stdout, stderr io.Writ
 	started := false
 	root := newRoot(getenv, stdout, stderr, &started)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
 	}
@@ -75,7 +75,7 @@ func Main(ctx context.Context, args []string, getenv env, stdout, stderr io.Writ
 	if msg := exit.Error(); msg != "" {
 		fmt.Fprintln(stderr, "importer: "+msg)
 		if exit.code == exitUsage && !started {
-			fmt.Fprintln(stderr, "Run 'importer --help' for usage.")
+			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		}
 	}
 	return exit.code
@@ -104,7 +104,8 @@ With nothing configured, run uses an in-process Redis, in-process workers and
 the in-process sandbox. Set REDIS_URL to use a real Redis (and 'importer
 worker' on as many machines as you like), PROPEXO_API_KEY to talk to the API.
 
-Every flag can also be set from the environment variable shown in [brackets].`,
+A flag that shows an environment variable in [brackets] takes its default
+from it.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -119,6 +120,8 @@ Every flag can also be set from the environment variable shown in [brackets].`,
 			return nil
 		},
 	}
+	root.Version = version()
+	root.SetVersionTemplate("importer {{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {

@@ -101,9 +101,7 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 	f.BoolVar(&c.again, "again", false, "import a file whose content was imported before anew, as a new import (without it, run refuses, naming the earlier import)")
 	f.DurationVar(&c.recoveryWait, "recovery-wait", importer.DefaultRecoveryWait, "when Redis lost an import this machine started, how long its recovery waits before looking its rows up (writes sent before the loss resolve meanwhile)")
 	c.registerWorkFlags(f, getenv)
-	f.DurationVar(&c.jobs.PollInitial, "poll-initial", 2*time.Second, "delay before a write's first status check; later checks back off")
-	f.DurationVar(&c.jobs.PollMax, "poll-max", 5*time.Minute, "longest delay between two status checks of a write")
-	f.IntVar(&c.jobs.MaxRetry, "max-retries", 10, "retries of a request after a 5xx or network error before its row fails (waits for a rate limit do not count)")
+	pollFlags(f, &c.jobs)
 	f.IntVar(&c.jobs.Window, "window", jobs.DefaultWindow, "rows of an import in flight at once in this process's workers: more are queued as rows resolve, so a big file never floods Redis")
 	f.StringVar(&c.sandboxLatency, "sandbox-latency", sandbox.DefaultLatency, "how long writes stay PENDING in the in-process sandbox (fixed:2s, uniform:1s-5s, lognormal:median=2s,p99=30s)")
 	f.Float64Var(&c.sandboxFailureRate, "sandbox-failure-rate", 0, "share of writes (0-1) the in-process sandbox fails")
@@ -156,6 +154,19 @@ func (c *runConfig) localWorkers(ctx context.Context, rdb *queue.Redis, st *stor
 		return nil, unfinished(err)
 	}
 	return func() { w.stop(); closeAPI() }, nil
+}
+
+// pollFlags adds the flags of how writes are followed: the status checks'
+// delays and the retries of requests that failed.
+func pollFlags(f *pflag.FlagSet, cfg *jobs.Config) {
+	f.DurationVar(&cfg.PollInitial, "poll-initial", jobs.DefaultPollInitial, "delay before a write's first status check, before anything is learned; later checks back off")
+	f.DurationVar(&cfg.PollMax, "poll-max", jobs.DefaultPollMax, "longest delay between two status checks of a write")
+	retryFlag(f, cfg)
+}
+
+// retryFlag adds --max-retries.
+func retryFlag(f *pflag.FlagSet, cfg *jobs.Config) {
+	f.IntVar(&cfg.MaxRetry, "max-retries", jobs.DefaultMaxRetry, "retries of a request after a 5xx or network error before its row fails (waits for a rate limit do not count)")
 }
 
 // registerWorkFlags adds the flags of commands that queue rows and may work

@@ -8,13 +8,15 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
+	"github.com/propexo-importer/importer/internal/metrics"
 	"github.com/propexo-importer/importer/internal/store"
 	"github.com/propexo-importer/importer/jobs"
 )
 
 type webhooksConfig struct {
-	redisURL string
-	hooks    hookSettings
+	redisURL    string
+	hooks       hookSettings
+	metricsAddr string
 }
 
 func newWebhooksCommand(getenv env, g *globals, stderr io.Writer) *cobra.Command {
@@ -38,6 +40,7 @@ fallback, or serve webhooks inside a worker with 'importer worker
 	f := cmd.Flags()
 	urlFlag(f, &c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the imports (required) "+envTag("REDIS_URL"))
 	c.hooks.register(f, getenv, "addr", "127.0.0.1:8081")
+	metricsFlag(f, getenv, &c.metricsAddr)
 	return cmd
 }
 
@@ -54,8 +57,18 @@ func (c *webhooksConfig) run(ctx context.Context, log *slog.Logger) error {
 	}
 	defer rdb.Close()
 	st := store.New(rdb.Client)
+	var cfg jobs.Config
+	if c.metricsAddr != "" {
+		m := metrics.New(asynq.NewInspectorFromRedisClient(rdb.Client))
+		cfg.Metrics = m // the rows the webhooks resolve are counted here
+		srv, err := serveMetrics(c.metricsAddr, m, log)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
 	// The receiver only records outcomes: the workers write the reports.
-	h := jobs.NewHandlers(nil, st, asynq.NewClientFromRedisClient(rdb.Client), reportWriter{store: st, dir: "reports"}, log, jobs.Config{})
+	h := jobs.NewHandlers(nil, st, asynq.NewClientFromRedisClient(rdb.Client), reportWriter{store: st, dir: "reports"}, log, cfg)
 	srv, ln, err := webhookServer(c.hooks.addr, c.hooks.path, c.hooks.secret, h, log)
 	if err != nil {
 		return err
