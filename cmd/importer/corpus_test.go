@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/propexo-importer/importer/internal/source"
 )
 
 var update = flag.Bool("update", false, "rewrite the corpus's golden files")
@@ -112,5 +114,37 @@ func TestDelimiterFlag(t *testing.T) {
 	}
 	if got := dryRun(t, filepath.Join("testdata", "corpus", "semicolon-delimited.csv"), "--delimiter", "ab"); !strings.Contains(got, "exit 2") || !strings.Contains(got, "use one character") {
 		t.Errorf("--delimiter ab:\n%s", got)
+	}
+}
+
+// The samples share no resident: trying them in turn against one API
+// creates nobody twice.
+func TestSamplesShareNoResident(t *testing.T) {
+	seen := map[string]string{}
+	for _, name := range []string{"residents.csv", "residents.json", "residents.ndjson", "residents-with-errors.csv"} {
+		f, err := source.OpenFile(filepath.Join("..", "..", "samples", name), "", 0, source.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inFile := map[string]bool{}
+		for {
+			row, err := f.Next()
+			if err != nil {
+				break
+			}
+			who := strings.ToLower(row.Values["email_1"])
+			if who == "" || inFile[who] {
+				continue // the errors sample repeats a row of its own on purpose
+			}
+			inFile[who] = true
+			if other, ok := seen[who]; ok {
+				t.Errorf("%s is in %s and %s", who, other, name)
+			}
+			seen[who] = name
+		}
+		f.Close()
+	}
+	if len(seen) < 70 {
+		t.Errorf("%d residents in the samples; the test read less than it should", len(seen))
 	}
 }
