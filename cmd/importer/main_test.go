@@ -1086,3 +1086,30 @@ func grepLines(text, what string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// An import whose rows all have their outcome, but whose report no worker
+// wrote (none ran, or its folder could not be written), is ended by
+// importer report.
+func TestReportEndsAnImportWhoseRowsAllEnded(t *testing.T) {
+	dir := t.TempDir()
+	redistest.Client(t)
+	env := map[string]string{"REDIS_URL": redistest.URL(t)}
+	invalid := filepath.Join(dir, "all-invalid.csv")
+	os.WriteFile(invalid, []byte("First Name,Last Name,E-mail\nAda,Lovelace,not-an-email\n"), 0o600)
+	q := runImporter(t, dir, env, "run", "--no-wait", invalid)
+	if q.code != 0 {
+		t.Fatalf("run --no-wait: %d %s", q.code, q.stderr)
+	}
+	id := strings.Fields(q.stdout)[1]
+	rep := runImporter(t, dir, env, "report", "--report-dir", "here", id)
+	if rep.code != 0 || !strings.Contains(rep.stdout, "import "+id+" is finished") {
+		t.Errorf("report: %d %q %q", rep.code, rep.stdout, rep.stderr)
+	}
+	var st struct {
+		State string `json:"state"`
+	}
+	js := runImporter(t, dir, env, "status", "--json", id)
+	if err := json.Unmarshal([]byte(js.stdout), &st); err != nil || st.State != "finished" {
+		t.Errorf("status after the report: %s (%v)", js.stdout, err)
+	}
+}
