@@ -19,6 +19,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/schedule"
 )
 
 // TypeScheduledImport starts the imports of the files waiting in an inbox:
@@ -50,17 +51,12 @@ type ScheduledImport struct {
 	// exists); Settle is then not waited for.
 	ReadyMarker string `json:"ready_marker,omitempty"`
 	// ClaimTimeout is how long a claim's worker may go silent before
-	// another worker takes the file over. Default DefaultClaimTimeout.
+	// another worker takes the file over. Default
+	// schedule.DefaultClaimTimeout.
 	ClaimTimeout time.Duration `json:"claim_timeout,omitempty"`
+	// Limits bound what a record of a file may hold (zero: the defaults).
+	Limits importer.Limits `json:"limits,omitzero"`
 }
-
-// DefaultSettle is how long a file must be left unchanged before a
-// schedule claims it; DefaultClaimTimeout, how long a claim's worker may go
-// silent before another takes the file over.
-const (
-	DefaultSettle       = 30 * time.Second
-	DefaultClaimTimeout = 5 * time.Minute
-)
 
 // The folders beside an inbox.
 const (
@@ -70,10 +66,10 @@ const (
 )
 
 // Opener opens an input file as rows, in the options' format (or, when it
-// is empty, the one its name says) and delimiter, reading no more than its
-// first size bytes (all of it when size is 0); the worker wires the source
-// readers.
-type Opener func(path string, opts importer.Options, size int64) (RowReader, io.Closer, error)
+// is empty, the one its name says) and delimiter, within the limits,
+// reading no more than its first size bytes (all of it when size is 0); the
+// worker wires the source readers.
+type Opener func(path string, opts importer.Options, limits importer.Limits, size int64) (RowReader, io.Closer, error)
 
 // NewScheduledImportTask returns the task of a schedule entry. The task is
 // unique for a short while, so that two scheduler replicas firing together
@@ -107,7 +103,7 @@ func (h *Handlers) ScheduledImport(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("this worker cannot read files: %w", asynq.SkipRetry)
 	}
 	if s.ClaimTimeout <= 0 {
-		s.ClaimTimeout = DefaultClaimTimeout
+		s.ClaimTimeout = schedule.DefaultClaimTimeout
 	}
 	inboxDir := filepath.Dir(s.Inbox)
 	h.sweepProcessing(ctx, s, inboxDir)
@@ -229,8 +225,7 @@ func (h *Handlers) claim(ctx context.Context, s ScheduledImport, file string) (s
 	}
 	if err := os.Rename(file, dest); err != nil {
 		os.Remove(claimRecordPath(dest))
-		h.splits.Unclaim(ctx, dest, h.owner)
-		return "", err
+		return "", errors.Join(err, h.splits.Unclaim(ctx, dest, h.owner))
 	}
 	if s.ReadyMarker != "" {
 		os.Remove(file + s.ReadyMarker)
@@ -322,23 +317,29 @@ func (h *Handlers) importClaimed(ctx context.Context, s ScheduledImport, claimed
 			case <-keep.Done():
 				return
 			case <-tick.C:
-				h.splits.Claim(ctx, claimed, h.owner, s.ClaimTimeout)
+				if _, err := h.splits.Claim(ctx, claimed, h.owner, s.ClaimTimeout); err != nil {
+					h.log.WarnContext(ctx, "cannot renew the claim of a file being read", "file", claimed, "error", err)
+				}
 			}
 		}
 	}()
 	err := h.startFileImport(ctx, s, claimed, lost)
 	stop()
-	h.splits.Unclaim(ctx, claimed, h.owner)
+	if uerr := h.splits.Unclaim(ctx, claimed, h.owner); uerr != nil {
+		h.log.WarnContext(ctx, "cannot give up the claim of a file (it times out)", "file", claimed, "error", uerr)
+	}
 	if err != nil {
 		h.log.ErrorContext(ctx, "scheduled import refused", "schedule", s.Name, "file", claimed, "error", err)
-		fileAway(claimed, FailedDir, err.Error())
+		if _, ferr := fileAway(claimed, FailedDir, err.Error(), ".error.txt"); ferr != nil {
+			h.log.ErrorContext(ctx, "cannot file a refused file in failed/", "schedule", s.Name, "file", claimed, "error", ferr)
+		}
 	}
 }
 
 // fileAway moves a claimed file from processing/ to a sibling folder, under
-// a name no file there has, with a note beside it when one is given. It
-// returns where the file went.
-func fileAway(claimed, folder, note string) (string, error) {
+// a name no file there has, with a note beside it (its name and suffix)
+// when one is given. It returns where the file went.
+func fileAway(claimed, folder, note, suffix string) (string, error) {
 	dir := filepath.Join(filepath.Dir(filepath.Dir(claimed)), folder)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
@@ -352,7 +353,9 @@ func fileAway(claimed, folder, note string) (string, error) {
 	}
 	os.Remove(claimRecordPath(claimed))
 	if note != "" {
-		os.WriteFile(dest+".error.txt", []byte(note+"\n"), 0o600)
+		if err := os.WriteFile(dest+suffix, []byte(note+"\n"), 0o600); err != nil {
+			return dest, fmt.Errorf("error writing the note of %s: %w", filepath.Base(dest), err)
+		}
 	}
 	return dest, nil
 }
@@ -381,7 +384,7 @@ func (h *Handlers) startFileImport(ctx context.Context, s ScheduledImport, path 
 	}
 	// Read the whole file once first: a broken file is refused before a
 	// single row is queued.
-	if err := h.scan(path, opts, size); err != nil {
+	if err := h.scan(path, opts, s.Limits, size); err != nil {
 		return err
 	}
 	epoch, _, err := h.splits.Epoch(ctx)
@@ -410,7 +413,7 @@ func (h *Handlers) startFileImport(ctx context.Context, s ScheduledImport, path 
 		h.fileDone(ctx, stored, "")
 		return nil
 	}
-	rows, closer, err := h.cfg.Open(path, opts, size)
+	rows, closer, err := h.cfg.Open(path, opts, s.Limits, size)
 	if err != nil {
 		return err
 	}
@@ -432,17 +435,16 @@ func (h *Handlers) alreadyImported(ctx context.Context, s ScheduledImport, path,
 	}
 	state := imp.State()
 	note := fmt.Sprintf("the same content as import %s (%s, started %s from %s); nothing was sent again", id, state, imp.CreatedAt.Format(time.RFC3339), imp.File)
-	dest, err := fileAway(path, DoneDir, "")
+	dest, err := fileAway(path, DoneDir, note, ".note.txt")
 	if err != nil {
 		return err
 	}
-	os.WriteFile(dest+".note.txt", []byte(note+"\n"), 0o600)
 	h.log.InfoContext(ctx, "scheduled file already imported", "schedule", s.Name, "import_id", id, "file", dest, "state", state)
 	return nil
 }
 
-func (h *Handlers) scan(path string, opts importer.Options, size int64) error {
-	rows, closer, err := h.cfg.Open(path, opts, size)
+func (h *Handlers) scan(path string, opts importer.Options, limits importer.Limits, size int64) error {
+	rows, closer, err := h.cfg.Open(path, opts, limits, size)
 	if err != nil {
 		return err
 	}
@@ -509,7 +511,7 @@ func (h *Handlers) fileDone(ctx context.Context, imp importer.Import, reportDir 
 		note = fmt.Sprintf("the file grew after it was read (%d bytes, now %d): what was added was not imported, and its last record may have been cut short; import %s holds the rest (its report: %s)",
 			imp.SourceSize, info.Size(), imp.ID, where)
 	}
-	if dest, err := fileAway(imp.SourcePath, folder, note); err == nil {
+	if dest, err := fileAway(imp.SourcePath, folder, note, ".error.txt"); err == nil {
 		h.log.InfoContext(ctx, "scheduled file filed", "import_id", imp.ID, "file", dest)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		h.log.WarnContext(ctx, "cannot file the imported file", "import_id", imp.ID, "file", imp.SourcePath, "error", err)

@@ -16,8 +16,8 @@ import (
 )
 
 // openFile is the worker's opener, for the tests.
-func openFile(path string, opts importer.Options, size int64) (jobs.RowReader, io.Closer, error) {
-	f, err := source.OpenFile(path, opts.Format, size, source.Options{Delimiter: opts.DelimiterRune()})
+func openFile(path string, opts importer.Options, limits importer.Limits, size int64) (jobs.RowReader, io.Closer, error) {
+	f, err := source.OpenFile(path, opts.Format, size, source.Options{Limits: limits, Delimiter: opts.DelimiterRune()})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -19,7 +19,10 @@ func writeResidents(path string, n int, prefix string) error {
 		return err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	w.WriteString(residentsHeader)
+	if _, err := w.WriteString(residentsHeader); err != nil {
+		f.Close()
+		return err
+	}
 	var b []byte
 	for i := 1; i <= n; i++ {
 		num := strconv.Itoa(i)

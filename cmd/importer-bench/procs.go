@@ -63,7 +63,7 @@ func (p *proc) wait(timeout time.Duration) error {
 		}
 		return nil
 	case <-time.After(timeout):
-		p.cmd.Process.Kill()
+		_ = p.cmd.Process.Kill() // it may have ended already
 		<-p.done
 		return fmt.Errorf("%s did not finish within %s (see %s)", p.name, timeout, p.log)
 	}
@@ -76,11 +76,11 @@ func (p *proc) stop() {
 		return
 	default:
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM) // it may have ended already
 	select {
 	case <-p.done:
 	case <-time.After(30 * time.Second):
-		p.cmd.Process.Kill()
+		_ = p.cmd.Process.Kill() // it may have ended already
 		<-p.done
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/propexo-importer/importer/internal/dashboard"
 	"github.com/propexo-importer/importer/internal/metrics"
+	"github.com/propexo-importer/importer/internal/report"
 	"github.com/propexo-importer/importer/internal/store"
 	"github.com/propexo-importer/importer/jobs"
 )
@@ -70,7 +71,7 @@ func (c *dashboardConfig) run(ctx context.Context, log *slog.Logger, stdout io.W
 		allowed = append(allowed, host)
 	}
 	h, err := dashboard.New(dashboard.Config{
-		Redis: rdb.Opt, Store: st, AllowActions: c.allowActions, Auth: c.auth, Log: log, AllowedHosts: allowed,
+		Redis: rdb.Opt, Store: st, Reports: report.Files{}, AllowActions: c.allowActions, Auth: c.auth, Log: log, AllowedHosts: allowed,
 		Cancel: func(ctx context.Context, id string) error {
 			// The workers write the report of an import the cancel ends.
 			return cancelImport(ctx, st, id, func(ctx context.Context, id string) error {

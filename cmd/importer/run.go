@@ -94,9 +94,9 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 	f.BoolVar(&c.opts.Verify, "verify", false, "read every created resident back and fail the row if it is missing (one more request per row)")
 	f.StringVar(&c.importID, "import-id", "", "the import's id (default: derived from the file's content and the options, so a re-run resumes)")
 	f.DurationVar(&c.retention, "retention", envDuration(getenv, "IMPORTER_RETENTION", importer.DefaultRetention), "how long the rows (personal data) stay in Redis once the report is written "+envTag("IMPORTER_RETENTION"))
-	f.IntVar(&c.maxField, "max-field-bytes", source.DefaultLimits.MaxFieldBytes, "longest value read; a longer one makes its row invalid")
-	f.IntVar(&c.maxRecord, "max-record-bytes", source.DefaultLimits.MaxRecordBytes, "longest record read; a longer one is an invalid row")
-	f.IntVar(&c.maxColumns, "max-columns", source.DefaultLimits.MaxColumns, "most columns read; a wider header refuses the file")
+	f.IntVar(&c.maxField, "max-field-bytes", importer.DefaultLimits.MaxFieldBytes, "longest value read; a longer one makes its row invalid")
+	f.IntVar(&c.maxRecord, "max-record-bytes", importer.DefaultLimits.MaxRecordBytes, "longest record read; a longer one is an invalid row")
+	f.IntVar(&c.maxColumns, "max-columns", importer.DefaultLimits.MaxColumns, "most columns read; a wider header refuses the file")
 	f.BoolVar(&c.dryRun, "dry-run", false, "validate the whole file and print what would be sent; send nothing, need no Redis")
 	f.BoolVar(&c.again, "again", false, "import a file whose content was imported before anew, as a new import (without it, run refuses, naming the earlier import)")
 	f.DurationVar(&c.recoveryWait, "recovery-wait", importer.DefaultRecoveryWait, "when Redis lost an import this machine started, how long its recovery waits before looking its rows up (writes sent before the loss resolve meanwhile)")
@@ -110,7 +110,7 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 
 // inputOptions are how the file is read: its limits and its delimiter.
 func (c *runConfig) inputOptions(opts importer.Options) source.Options {
-	return source.Options{Limits: source.Limits{MaxFieldBytes: c.maxField, MaxRecordBytes: c.maxRecord, MaxColumns: c.maxColumns},
+	return source.Options{Limits: importer.Limits{MaxFieldBytes: c.maxField, MaxRecordBytes: c.maxRecord, MaxColumns: c.maxColumns},
 		Delimiter: opts.DelimiterRune()}
 }
 

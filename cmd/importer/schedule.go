@@ -57,14 +57,15 @@ func (c *scheduleConfig) run(ctx context.Context, log *slog.Logger) error {
 	defer rdb.Close()
 	s := asynq.NewSchedulerFromRedisClient(rdb.Client, &asynq.SchedulerOpts{Logger: queue.Logger{L: log}, LogLevel: asynq.WarnLevel})
 	for _, e := range entries {
-		task, opts, err := jobs.NewScheduledImportTask(e.Import)
+		task, opts, err := jobs.NewScheduledImportTask(jobs.ScheduledImport{Name: e.Name, Inbox: e.Inbox, Options: e.Options, Limits: e.Limits,
+			ReportSubdir: e.ReportSubdir, Retention: e.Retention, Settle: e.Settle, ReadyMarker: e.ReadyMarker, ClaimTimeout: e.ClaimTimeout})
 		if err != nil {
-			return usageError("schedule %s: %v", e.Import.Name, err)
+			return usageError("schedule %s: %v", e.Name, err)
 		}
 		if _, err := s.Register(e.Spec, task, opts...); err != nil {
-			return usageError("schedule %s: %v", e.Import.Name, err)
+			return usageError("schedule %s: %v", e.Name, err)
 		}
-		log.Info("schedule registered", "schedule", e.Import.Name, "cron", e.Spec, "inbox", e.Import.Inbox)
+		log.Info("schedule registered", "schedule", e.Name, "cron", e.Spec, "inbox", e.Inbox)
 	}
 	if err := s.Start(); err != nil {
 		return unfinished(err)

@@ -98,7 +98,7 @@ rows that did not succeed have, where its report is and what to do next.
 					if last != "" {
 						fmt.Fprintf(stdout, "\n— %s\n", time.Now().Local().Format("15:04:05 MST"))
 					}
-					stdout.Write(out.Bytes())
+					fmt.Fprint(stdout, out.String())
 					last = out.String()
 				}
 				if !c.watch || done {

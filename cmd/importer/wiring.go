@@ -129,8 +129,8 @@ func (l *limits) limiter(rdb *queue.Redis) *ratelimit.Limiter {
 }
 
 // openForJobs opens an input file for a scheduled import.
-func openForJobs(path string, opts importer.Options, size int64) (jobs.RowReader, io.Closer, error) {
-	f, err := source.OpenFile(path, opts.Format, size, source.Options{Delimiter: opts.DelimiterRune()})
+func openForJobs(path string, opts importer.Options, limits importer.Limits, size int64) (jobs.RowReader, io.Closer, error) {
+	f, err := source.OpenFile(path, opts.Format, size, source.Options{Limits: limits, Delimiter: opts.DelimiterRune()})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -181,10 +181,18 @@ func webhookServer(addr, path, secret string, h *jobs.Handlers, log *slog.Logger
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST "+path, rc)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
-	go srv.Serve(ln)
+	go serveInBackground(srv, ln, log, "webhooks")
 	return srv, ln, nil
+}
+
+// serveInBackground serves srv on ln until it is closed, and says why it
+// stopped when something else stopped it.
+func serveInBackground(srv *http.Server, ln net.Listener, log *slog.Logger, what string) {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("stopped serving "+what, "addr", ln.Addr().String(), "error", err)
+	}
 }
 
 // serveUntilDone serves srv on ln until ctx ends, then shuts it down,
@@ -214,7 +222,7 @@ func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (*http.Serv
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	go serveInBackground(srv, ln, log, "metrics")
 	log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	return srv, nil
 }
@@ -241,14 +249,14 @@ func startSandbox(cfg sandbox.Config) (*embeddedSandbox, error) {
 	sb := sandbox.New(cfg)
 	sb.Start()
 	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	go serveInBackground(srv, ln, slog.New(slog.DiscardHandler), "the in-process sandbox")
 	return &embeddedSandbox{url: "http://" + ln.Addr().String(), key: cfg.APIKey, srv: srv, sb: sb}, nil
 }
 
 func (s *embeddedSandbox) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	s.srv.Shutdown(ctx)
+	_ = s.srv.Shutdown(ctx) // the process ends: requests still open end with it
 	s.sb.Close()
 }
 

@@ -150,7 +150,11 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 		w.stop()
 		return err
 	}
-	defer stopProfiles()
+	defer func() {
+		if err := stopProfiles(); err != nil {
+			log.Error("cannot write the profiles", "error", err)
+		}
+	}()
 	log.Info("worker started", "redis", rdb.Addr, "api", client.BaseURL(), "concurrency", c.concurrency, "rate_limit", c.limits.perWindow, "rate_window", c.limits.window, "poll_fallback", c.jobs.PollFallback)
 	<-ctx.Done()
 	log.Info("worker stopping: finishing the tasks in flight")
@@ -185,7 +189,7 @@ func watchEpoch(ctx context.Context, st *store.Store, addr string, log *slog.Log
 
 // startProfiles starts a CPU profile into cpuFile, when given, and returns
 // what stops it and writes a heap profile into heapFile, when given.
-func startProfiles(cpuFile, heapFile string) (stop func(), err error) {
+func startProfiles(cpuFile, heapFile string) (stop func() error, err error) {
 	var cpu *os.File
 	if cpuFile != "" {
 		if cpu, err = os.Create(cpuFile); err != nil {
@@ -196,17 +200,20 @@ func startProfiles(cpuFile, heapFile string) (stop func(), err error) {
 			return nil, usageError("--cpu-profile: %v", err)
 		}
 	}
-	return func() {
+	return func() error {
+		var errs []error
 		if cpu != nil {
 			pprof.StopCPUProfile()
-			cpu.Close()
+			errs = append(errs, cpu.Close())
 		}
 		if heapFile != "" {
-			if f, err := os.Create(heapFile); err == nil {
-				runtime.GC()
-				pprof.WriteHeapProfile(f)
-				f.Close()
+			f, err := os.Create(heapFile)
+			if err != nil {
+				return errors.Join(append(errs, err)...)
 			}
+			runtime.GC()
+			errs = append(errs, pprof.WriteHeapProfile(f), f.Close())
 		}
+		return errors.Join(errs...)
 	}, nil
 }

@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
+	"iter"
 	"log/slog"
 	"net"
 	"net/http"
@@ -28,8 +30,6 @@ import (
 	"github.com/hibiken/asynqmon"
 
 	"github.com/propexo-importer/importer/importer"
-	"github.com/propexo-importer/importer/internal/report"
-	"github.com/propexo-importer/importer/internal/store"
 )
 
 //go:embed templates/*.html
@@ -40,7 +40,9 @@ type Config struct {
 	// Redis is the connection of the queue, for asynqmon. Required.
 	Redis asynq.RedisConnOpt
 	// Store reads the imports. Required.
-	Store *store.Store
+	Store Store
+	// Reports renders the report files for download. Required.
+	Reports Reports
 	// AllowActions lets users change things: asynqmon's actions (delete,
 	// run, archive tasks...) and cancelling an import. Default read-only.
 	AllowActions bool
@@ -65,6 +67,29 @@ type Config struct {
 
 // PageSize is how many imports the Imports page shows at once.
 const PageSize = 50
+
+// Store is what the dashboard reads of the imports' state.
+type Store interface {
+	ImportsPage(ctx context.Context, offset, limit int) (ids []string, total int, err error)
+	Import(ctx context.Context, id string) (importer.Import, error)
+	Progress(ctx context.Context, id string) (importer.Progress, error)
+	Summary(ctx context.Context, id string) (importer.Summary, error)
+	Rows(ctx context.Context, id string, total int) iter.Seq2[importer.ReportRow, error]
+}
+
+// Reports streams an import's report files for download; the report
+// package's Files does.
+type Reports interface {
+	// ContentType is the media type of a report file, "" for a name that
+	// is not one.
+	ContentType(name string) string
+	// Stream writes the report file named to w.
+	Stream(w io.Writer, name string, imp importer.Import, sum importer.Summary, rows iter.Seq2[importer.ReportRow, error]) error
+}
+
+// summaryFile is the report file made of counts only: it stays when the
+// rows expire.
+const summaryFile = "summary.json"
 
 // Handler is the dashboard's http.Handler.
 type Handler struct {
@@ -110,7 +135,7 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET /imports/{id}/status.json", h.oneJSON)
 	h.mux.HandleFunc("GET /imports/{id}/{file}", h.download)
 	h.mux.HandleFunc("POST /imports/{id}/cancel", h.cancel)
-	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	return h, nil
 }
 
@@ -293,7 +318,9 @@ func (h *Handler) listJSON(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Write(append(body, '\n'))
+	if _, err := w.Write(append(body, '\n')); err != nil {
+		h.cfg.Log.DebugContext(r.Context(), "imports.json not sent", "error", err)
+	}
 }
 
 // expired reports whether an import's rows were deleted after its
@@ -326,7 +353,9 @@ func (h *Handler) oneJSON(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(s)
+	if err := json.NewEncoder(w).Encode(s); err != nil {
+		h.cfg.Log.DebugContext(r.Context(), "status not sent", "error", err)
+	}
 }
 
 func (h *Handler) one(w http.ResponseWriter, r *http.Request) {
@@ -369,36 +398,25 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if file != report.SummaryFile && h.expired(w, imp) {
-		return
-	}
-	// A big report takes a while to stream.
-	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(10 * h.cfg.WriteTimeout))
-	rows := h.cfg.Store.Rows(r.Context(), id, max(imp.Total, 0))
-	header := func(contentType string) {
-		w.Header().Set("Content-Type", contentType)
-		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", id+"-"+file))
-		w.Header().Set("Cache-Control", "no-store")
-	}
-	switch file {
-	case report.ResultsFile:
-		header("text/csv; charset=utf-8")
-		err = report.WriteResults(w, imp.Columns, rows)
-	case report.FailedFile:
-		header("text/csv; charset=utf-8")
-		err = report.WriteFailed(w, imp.Columns, rows)
-	case report.SummaryFile:
-		sum, serr := h.cfg.Store.Summary(r.Context(), id)
-		if serr != nil {
-			h.fail(w, r, serr)
-			return
-		}
-		header("application/json")
-		err = report.WriteSummary(w, sum)
-	default:
+	contentType := h.cfg.Reports.ContentType(file)
+	if contentType == "" {
 		http.NotFound(w, r)
 		return
 	}
+	sum, err := h.cfg.Store.Summary(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if file != summaryFile && h.expired(w, imp) {
+		return
+	}
+	// A big report takes a while to stream.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(10 * h.cfg.WriteTimeout)) // a writer without deadlines has none to extend
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", id+"-"+file))
+	w.Header().Set("Cache-Control", "no-store")
+	err = h.cfg.Reports.Stream(w, file, imp, sum, h.cfg.Store.Rows(r.Context(), id, max(imp.Total, 0)))
 	if err != nil {
 		h.cfg.Log.ErrorContext(r.Context(), "report download broke off", "import_id", id, "file", file, "error", err)
 	}

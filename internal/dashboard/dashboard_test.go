@@ -24,6 +24,7 @@ import (
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/dashboard"
 	"github.com/propexo-importer/importer/internal/redistest"
+	"github.com/propexo-importer/importer/internal/report"
 	"github.com/propexo-importer/importer/internal/store"
 )
 
@@ -52,7 +53,7 @@ func running(t *testing.T, n int, cfg dashboard.Config) (*store.Store, *httptest
 		t.Fatal(err)
 	}
 	st.SetTotal(ctx, "imp-dash", n, importer.FileColumns{Names: []string{"First Name", "E-mail"}})
-	cfg.Store = st
+	cfg.Store, cfg.Reports = st, report.Files{}
 	cfg.Redis = asynq.RedisClientOpt{Addr: rdb.Options().Addr, DB: rdb.Options().DB}
 	h, err := dashboard.New(cfg)
 	if err != nil {
@@ -397,7 +398,7 @@ func TestReportAfterRetentionIsGone(t *testing.T) {
 // An idle keep-alive connection is closed after the idle timeout.
 func TestIdleConnectionsAreClosed(t *testing.T) {
 	rdb := redistest.Client(t)
-	h, err := dashboard.New(dashboard.Config{Store: store.New(rdb), Redis: asynq.RedisClientOpt{Addr: rdb.Options().Addr}, IdleTimeout: 300 * time.Millisecond})
+	h, err := dashboard.New(dashboard.Config{Store: store.New(rdb), Reports: report.Files{}, Redis: asynq.RedisClientOpt{Addr: rdb.Options().Addr}, IdleTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -133,7 +133,7 @@ func (c *Client) WriteStatus(ctx context.Context, jobID string) (importer.WriteS
 	if err := c.do(ctx, http.MethodGet, path, nil, nil, &answer); err != nil {
 		return importer.WriteStatus{}, err
 	}
-	st := importer.WriteStatus{State: importer.WriteState(strings.ToUpper(answer.WriteStatus)), Errors: ReadableErrors(answer.Errors)}
+	st := importer.WriteStatus{State: importer.WriteState(strings.ToUpper(answer.WriteStatus)), Errors: importer.ReadableErrors(answer.Errors)}
 	if answer.CreatedRecordID != nil {
 		st.CreatedRecordID = *answer.CreatedRecordID
 	}
@@ -370,58 +370,4 @@ func (r residentJSON) record() importer.ResidentRecord {
 		IntegrationID: s(r.IntegrationID), PropertyID: s(r.PropertyID), FirstName: s(r.FirstName),
 		LastName: s(r.LastName), Email1: s(r.Email1), DateOfBirth: s(r.DateOfBirth),
 	}}
-}
-
-// ReadableErrors turns the write-status errors into sentences. A PMS's
-// stringified JSON is unpacked to its message; anything else is kept as
-// compact text.
-func ReadableErrors(errs []any) []string {
-	out := make([]string, 0, len(errs))
-	for _, e := range errs {
-		out = append(out, readable(e))
-	}
-	return out
-}
-
-func readable(e any) string {
-	switch v := e.(type) {
-	case string:
-		trimmed := strings.TrimSpace(v)
-		if strings.HasPrefix(trimmed, "{") || strings.HasPrefix(trimmed, "[") || strings.HasPrefix(trimmed, `"`) {
-			var inner any
-			if json.Unmarshal([]byte(trimmed), &inner) == nil {
-				return readable(inner)
-			}
-		}
-		return trimmed
-	case map[string]any:
-		msg := ""
-		for _, k := range []string{"Message", "message", "error_description", "error", "detail", "Detail", "title"} {
-			if m, ok := v[k]; ok && m != nil {
-				msg = readable(m)
-				break
-			}
-		}
-		if msg == "" {
-			b, _ := json.Marshal(v)
-			return string(b)
-		}
-		for _, k := range []string{"StatusCode", "status", "code", "Code"} {
-			if c, ok := v[k]; ok && c != nil {
-				return fmt.Sprintf("%s (%v)", msg, c)
-			}
-		}
-		return msg
-	case []any:
-		parts := make([]string, len(v))
-		for i, x := range v {
-			parts[i] = readable(x)
-		}
-		return strings.Join(parts, "; ")
-	case nil:
-		return ""
-	default:
-		b, _ := json.Marshal(v)
-		return string(b)
-	}
 }

@@ -99,8 +99,8 @@ func start() {
 	}
 	url = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
 	cleanup = func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait() // killed: its exit is no news
 		os.RemoveAll(dir)
 	}
 	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})

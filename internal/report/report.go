@@ -279,3 +279,31 @@ func Neutralize(v string) string {
 	}
 	return v
 }
+
+// Files streams an import's report files, for downloads.
+type Files struct{}
+
+// ContentType is the media type of a report file, "" for a name that is
+// not one.
+func (Files) ContentType(name string) string {
+	switch name {
+	case ResultsFile, FailedFile:
+		return "text/csv; charset=utf-8"
+	case SummaryFile:
+		return "application/json"
+	}
+	return ""
+}
+
+// Stream writes the report file named to w.
+func (Files) Stream(w io.Writer, name string, imp importer.Import, sum importer.Summary, rows iter.Seq2[importer.ReportRow, error]) error {
+	switch name {
+	case ResultsFile:
+		return WriteResults(w, imp.Columns, rows)
+	case FailedFile:
+		return WriteFailed(w, imp.Columns, rows)
+	case SummaryFile:
+		return WriteSummary(w, sum)
+	}
+	return fmt.Errorf("%s is not a report file", name)
+}

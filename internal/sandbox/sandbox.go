@@ -680,7 +680,7 @@ func randomHex(n int) string {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	_ = json.NewEncoder(w).Encode(v) // a client gone away is no error of the sandbox's
 }
 
 func writeError(w http.ResponseWriter, status int, code, message string, issues []issue) {

@@ -17,7 +17,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/propexo-importer/importer/importer"
-	"github.com/propexo-importer/importer/jobs"
 )
 
 // File is the schedules file.
@@ -53,18 +52,46 @@ type Entry struct {
 	Settle       string `yaml:"settle"`
 	ReadyMarker  string `yaml:"ready_marker"`
 	ClaimTimeout string `yaml:"claim_timeout"`
+	// MaxFieldBytes, MaxRecordBytes and MaxColumns bound what a record
+	// may hold, as run's --max-field-bytes, --max-record-bytes and
+	// --max-columns do (the same defaults).
+	MaxFieldBytes  int `yaml:"max_field_bytes"`
+	MaxRecordBytes int `yaml:"max_record_bytes"`
+	MaxColumns     int `yaml:"max_columns"`
 }
 
-// Job is an entry ready for the scheduler: its cron spec (with CRON_TZ) and
-// its task's payload.
-type Job struct {
-	Spec   string
-	Import jobs.ScheduledImport
+// Periodic is an entry ready for the scheduler: when it fires (its cron
+// spec, with CRON_TZ) and what it imports.
+type Periodic struct {
+	Spec string
+	// Name names the entry; Inbox is the path or glob of its files.
+	Name, Inbox string
+	// Options are the imports' options (Format empty: by extension).
+	Options importer.Options
+	// Limits bound what a record of a file may hold, as run's flags do.
+	Limits importer.Limits
+	// ReportSubdir is the subfolder of the workers' report folder for its
+	// reports; Retention, how long their rows stay in Redis.
+	ReportSubdir string
+	Retention    time.Duration
+	// Settle, ReadyMarker and ClaimTimeout are the entry's own (see
+	// Entry).
+	Settle       time.Duration
+	ReadyMarker  string
+	ClaimTimeout time.Duration
 }
+
+// DefaultSettle is how long a file must be left unchanged before it is
+// claimed; DefaultClaimTimeout, how long a claim's worker may go silent
+// before another takes the file over.
+const (
+	DefaultSettle       = 30 * time.Second
+	DefaultClaimTimeout = 5 * time.Minute
+)
 
 // Load reads and checks a schedules file. Relative paths in it are relative
 // to the file's folder. Errors name the file and the entry.
-func Load(path string) ([]Job, error) {
+func Load(path string) ([]Periodic, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
@@ -80,13 +107,13 @@ func Load(path string) ([]Job, error) {
 	}
 	base := filepath.Dir(path)
 	seen := map[string]bool{}
-	var out []Job
+	var out []Periodic
 	for i, e := range f.Schedules {
 		where := fmt.Sprintf("%s: schedule %d", path, i+1)
 		if e.Name != "" {
 			where += " (" + e.Name + ")"
 		}
-		job, err := e.job(base)
+		p, err := e.periodic(base)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", where, err)
 		}
@@ -94,78 +121,82 @@ func Load(path string) ([]Job, error) {
 			return nil, fmt.Errorf("%s: the name is used twice", where)
 		}
 		seen[e.Name] = true
-		out = append(out, job)
+		out = append(out, p)
 	}
 	return out, nil
 }
 
-func (e Entry) job(base string) (Job, error) {
+func (e Entry) periodic(base string) (Periodic, error) {
 	if e.Name == "" {
-		return Job{}, errors.New("name is missing")
+		return Periodic{}, errors.New("name is missing")
 	}
 	if e.Cron == "" {
-		return Job{}, errors.New("cron is missing (e.g. \"0 2 * * *\")")
+		return Periodic{}, errors.New("cron is missing (e.g. \"0 2 * * *\")")
 	}
 	spec := e.Cron
 	if e.Timezone != "" {
 		if _, err := time.LoadLocation(e.Timezone); err != nil {
-			return Job{}, fmt.Errorf("timezone %q: %v", e.Timezone, err)
+			return Periodic{}, fmt.Errorf("timezone %q: %v", e.Timezone, err)
 		}
 		spec = "CRON_TZ=" + e.Timezone + " " + spec
 	}
 	if _, err := cron.ParseStandard(spec); err != nil {
-		return Job{}, fmt.Errorf("cron %q: %v", e.Cron, err)
+		return Periodic{}, fmt.Errorf("cron %q: %v", e.Cron, err)
 	}
 	if e.Inbox == "" {
-		return Job{}, errors.New("inbox is missing (a path or glob, e.g. /data/inbox/*.csv)")
+		return Periodic{}, errors.New("inbox is missing (a path or glob, e.g. /data/inbox/*.csv)")
 	}
 	if _, err := filepath.Match(filepath.Base(e.Inbox), "x"); err != nil {
-		return Job{}, fmt.Errorf("inbox %q: %v", e.Inbox, err)
+		return Periodic{}, fmt.Errorf("inbox %q: %v", e.Inbox, err)
 	}
 	opts := importer.Options{Format: e.Format, Delimiter: e.Delimiter, Vendor: importer.Vendor(e.Vendor), IntegrationID: e.IntegrationID,
 		PropertyID: e.PropertyID, RentPeriod: e.RentPeriod, RentDueDay: e.RentDueDay, Verify: e.Verify}
 	if e.Deadline != "" {
 		d, err := time.ParseDuration(e.Deadline)
 		if err != nil {
-			return Job{}, fmt.Errorf("deadline %q: %v", e.Deadline, err)
+			return Periodic{}, fmt.Errorf("deadline %q: %v", e.Deadline, err)
 		}
 		opts.Deadline = d
 	}
 	opts, err := opts.Normalize()
 	if err != nil {
-		return Job{}, errors.New(strings.TrimPrefix(err.Error(), "--"))
+		return Periodic{}, errors.New(strings.TrimPrefix(err.Error(), "--"))
 	}
 	retention := importer.DefaultRetention
 	if e.Retention != "" {
 		d, err := time.ParseDuration(e.Retention)
 		if err != nil || d < time.Minute {
-			return Job{}, fmt.Errorf("retention %q: use a duration of a minute or more, e.g. 168h", e.Retention)
+			return Periodic{}, fmt.Errorf("retention %q: use a duration of a minute or more, e.g. 168h", e.Retention)
 		}
 		retention = d
 	}
 	if e.ReportDir != "" && !filepath.IsLocal(e.ReportDir) {
-		return Job{}, fmt.Errorf("report_dir %q: give a folder name inside the workers' --report-dir (the workers write reports only under their own folder)", e.ReportDir)
+		return Periodic{}, fmt.Errorf("report_dir %q: give a folder name inside the workers' --report-dir (the workers write reports only under their own folder)", e.ReportDir)
 	}
-	settle, err := durationOr(e.Settle, jobs.DefaultSettle, "settle")
+	settle, err := durationOr(e.Settle, DefaultSettle, "settle")
 	if err != nil {
-		return Job{}, err
+		return Periodic{}, err
 	}
-	claimTimeout, err := durationOr(e.ClaimTimeout, jobs.DefaultClaimTimeout, "claim_timeout")
+	claimTimeout, err := durationOr(e.ClaimTimeout, DefaultClaimTimeout, "claim_timeout")
 	if err != nil {
-		return Job{}, err
+		return Periodic{}, err
 	}
 	if claimTimeout < 10*time.Second {
-		return Job{}, fmt.Errorf("claim_timeout %q: use 10s or more", e.ClaimTimeout)
+		return Periodic{}, fmt.Errorf("claim_timeout %q: use 10s or more", e.ClaimTimeout)
 	}
 	if m := e.ReadyMarker; m != "" && (!strings.HasPrefix(m, ".") || strings.ContainsAny(m, `/\*?[`)) {
-		return Job{}, fmt.Errorf("ready_marker %q: use a suffix such as .done or .ok", m)
+		return Periodic{}, fmt.Errorf("ready_marker %q: use a suffix such as .done or .ok", m)
 	}
 	sub := ""
 	if e.ReportDir != "" {
 		sub = filepath.Clean(e.ReportDir)
 	}
-	return Job{Spec: spec, Import: jobs.ScheduledImport{Name: e.Name, Inbox: abs(base, e.Inbox), Options: opts, ReportSubdir: sub, Retention: retention,
-		Settle: settle, ReadyMarker: e.ReadyMarker, ClaimTimeout: claimTimeout}}, nil
+	limits := importer.Limits{MaxFieldBytes: e.MaxFieldBytes, MaxRecordBytes: e.MaxRecordBytes, MaxColumns: e.MaxColumns}
+	if limits.MaxFieldBytes < 0 || limits.MaxRecordBytes < 0 || limits.MaxColumns < 0 {
+		return Periodic{}, errors.New("max_field_bytes, max_record_bytes and max_columns: use positive numbers")
+	}
+	return Periodic{Spec: spec, Name: e.Name, Inbox: abs(base, e.Inbox), Options: opts, Limits: limits.WithDefaults(), ReportSubdir: sub, Retention: retention,
+		Settle: settle, ReadyMarker: e.ReadyMarker, ClaimTimeout: claimTimeout}, nil
 }
 
 // durationOr parses a duration of the file, def when it is not given.

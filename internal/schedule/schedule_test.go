@@ -12,22 +12,22 @@ import (
 )
 
 func TestSampleLoads(t *testing.T) {
-	jobs, err := schedule.Load("../../samples/schedules.yaml")
+	entries, err := schedule.Load("../../samples/schedules.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(jobs) != 2 {
-		t.Fatalf("%d entries", len(jobs))
+	if len(entries) != 2 {
+		t.Fatalf("%d entries", len(entries))
 	}
-	j := jobs[0]
+	j := entries[0]
 	dir, _ := filepath.Abs("../../samples")
-	if j.Spec != "CRON_TZ=America/New_York 0 2 * * *" || j.Import.Inbox != filepath.Join(dir, "inbox/rentmanager/*.csv") ||
-		j.Import.Options.Vendor != importer.VendorRentManager || j.Import.Options.RentPeriod != "MONTHLY" || j.Import.Options.Deadline != 24*time.Hour ||
-		j.Import.ReportSubdir != "nightly" {
+	if j.Spec != "CRON_TZ=America/New_York 0 2 * * *" || j.Inbox != filepath.Join(dir, "inbox/rentmanager/*.csv") ||
+		j.Options.Vendor != importer.VendorRentManager || j.Options.RentPeriod != "MONTHLY" || j.Options.Deadline != 24*time.Hour ||
+		j.ReportSubdir != "nightly" {
 		t.Errorf("entry 1 = %+v", j)
 	}
-	if !jobs[1].Import.Options.Verify || jobs[1].Import.Options.Deadline != importer.DefaultDeadline {
-		t.Errorf("entry 2 = %+v", jobs[1])
+	if !entries[1].Options.Verify || entries[1].Options.Deadline != importer.DefaultDeadline || entries[1].Limits != importer.DefaultLimits {
+		t.Errorf("entry 2 = %+v", entries[1])
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 // handles quoted commas and newlines and CRLF, and tells each record's line.
 func (rd *Reader) csv(r io.Reader) (func() (importer.Row, error), error) {
 	// The csv.Reader reads ahead by its buffer's size (4 KiB).
-	bounded := &boundedReader{r: r, max: rd.limits.hardRecordBytes() + 64<<10}
+	bounded := &boundedReader{r: r, max: hardRecordBytes(rd.limits) + 64<<10}
 	cr := csv.NewReader(bounded)
 	cr.Comma = rd.delimiter
 	cr.FieldsPerRecord = -1 // a ragged record is a bad row, not a broken file
@@ -79,7 +79,7 @@ func (rd *Reader) csv(r io.Reader) (func() (importer.Row, error), error) {
 			}
 			line, _ := cr.FieldPos(0)
 			lastLine = line
-			if err := rd.limits.check(header, record); err != nil {
+			if err := checkLimits(rd.limits, header, record); err != nil {
 				return importer.Row{Line: line, Err: fmt.Errorf("line %d: %v", line, err)}, nil
 			}
 			fields := record

@@ -16,7 +16,7 @@ import (
 func (rd *Reader) jsonArray(r io.Reader) (func() (importer.Row, error), error) {
 	lines := &lineCounter{r: r}
 	// The decoder reads ahead of the element it decodes: give it room.
-	bounded := &boundedReader{r: lines, max: rd.limits.hardRecordBytes() + 1<<20}
+	bounded := &boundedReader{r: lines, max: hardRecordBytes(rd.limits) + 1<<20}
 	dec := json.NewDecoder(bounded)
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -178,7 +178,7 @@ func (rd *Reader) object(line int, raw []byte) importer.Row {
 	for i, p := range positions {
 		names[i] = rd.cols.names[p]
 	}
-	if err := rd.limits.check(names, values); err != nil {
+	if err := checkLimits(rd.limits, names, values); err != nil {
 		return importer.Row{Line: line, Err: fmt.Errorf("line %d: %v", line, err)}
 	}
 	return rd.build(line, positions, values)

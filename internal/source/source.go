@@ -81,56 +81,23 @@ var ErrEmpty = errors.New("the file is empty")
 // ErrBinary is returned by Open for a file that is not text.
 var ErrBinary = errors.New("the file is not text (it holds NUL bytes): export it as CSV, JSON or NDJSON")
 
-// Limits bound what one record may hold, so a broken or hostile file cannot
-// exhaust memory or make one row unreadable for people. A record past a
-// limit is an invalid row; a record so long that holding it would take
-// memory out of proportion (HardRecordFactor times MaxRecordBytes) is not
-// read into memory at all and refuses the file, as does a file with more
-// than MaxColumns different columns (a header that wide, or JSON records
-// that bring as many keys in all).
-type Limits struct {
-	// MaxFieldBytes caps one value. Default 64 KiB.
-	MaxFieldBytes int
-	// MaxRecordBytes caps one record, all values together. Default 1 MiB.
-	MaxRecordBytes int
-	// MaxColumns caps the columns of a file, all records together.
-	// Default 1000.
-	MaxColumns int
-}
-
 // HardRecordFactor is how many times MaxRecordBytes a record may grow to
 // while it is read: past it the reader stops instead of holding it.
 const HardRecordFactor = 16
 
 // hardRecordBytes is the most a record may take while it is read.
-func (l Limits) hardRecordBytes() int64 { return int64(l.MaxRecordBytes) * HardRecordFactor }
-
-// DefaultLimits are the limits Open uses when given none.
-var DefaultLimits = Limits{MaxFieldBytes: 64 << 10, MaxRecordBytes: 1 << 20, MaxColumns: 1000}
+func hardRecordBytes(l importer.Limits) int64 { return int64(l.MaxRecordBytes) * HardRecordFactor }
 
 // Options are how a file is read: its limits and, for CSV, the character
 // that separates its fields.
 type Options struct {
-	Limits
+	importer.Limits
 	// Delimiter separates a CSV file's fields. Default ','.
 	Delimiter rune
 }
 
-func (l Limits) withDefaults() Limits {
-	if l.MaxFieldBytes <= 0 {
-		l.MaxFieldBytes = DefaultLimits.MaxFieldBytes
-	}
-	if l.MaxRecordBytes <= 0 {
-		l.MaxRecordBytes = DefaultLimits.MaxRecordBytes
-	}
-	if l.MaxColumns <= 0 {
-		l.MaxColumns = DefaultLimits.MaxColumns
-	}
-	return l
-}
-
 // check returns why a record breaks the limits, or nil.
-func (l Limits) check(names []string, values []string) error {
+func checkLimits(l importer.Limits, names []string, values []string) error {
 	if len(values) > l.MaxColumns {
 		return fmt.Errorf("the record has %d fields; at most %d are read (--max-columns)", len(values), l.MaxColumns)
 	}
@@ -156,7 +123,7 @@ type Reader struct {
 	next      func() (importer.Row, error)
 	cols      *columns
 	n         int
-	limits    Limits
+	limits    importer.Limits
 	delimiter rune
 	ignored   []string
 	// err, once set, ends the reading: the file broke a limit of the
@@ -164,7 +131,7 @@ type Reader struct {
 	err error
 }
 
-// Open returns a Reader of r in the given format, with DefaultLimits and
+// Open returns a Reader of r in the given format, with importer.DefaultLimits and
 // commas unless options are given. Text is UTF-8, with or without a
 // byte-order mark; UTF-16 with a byte-order mark is converted. It reads no
 // more than the first line before the first call to Next.
@@ -173,7 +140,7 @@ func Open(r io.Reader, format string, options ...Options) (*Reader, error) {
 	head, _ := br.Peek(3)
 	switch {
 	case bytes.HasPrefix(head, []byte{0xEF, 0xBB, 0xBF}):
-		br.Discard(3)
+		_, _ = br.Discard(3) // the three bytes Peek saw
 	case bytes.HasPrefix(head, []byte{0xFF, 0xFE}), bytes.HasPrefix(head, []byte{0xFE, 0xFF}):
 		utf16 := unicode.UTF16(unicode.LittleEndian, unicode.ExpectBOM)
 		br = bufio.NewReaderSize(transform.NewReader(br, utf16.NewDecoder()), 64<<10)
@@ -181,9 +148,9 @@ func Open(r io.Reader, format string, options ...Options) (*Reader, error) {
 	if sniff, _ := br.Peek(8 << 10); bytes.IndexByte(sniff, 0) >= 0 {
 		return nil, ErrBinary
 	}
-	rd := &Reader{cols: newColumns(), limits: DefaultLimits, delimiter: ','}
+	rd := &Reader{cols: newColumns(), limits: importer.DefaultLimits, delimiter: ','}
 	if len(options) > 0 {
-		rd.limits = options[0].Limits.withDefaults()
+		rd.limits = options[0].Limits.WithDefaults()
 		if options[0].Delimiter != 0 {
 			rd.delimiter = options[0].Delimiter
 		}
@@ -333,7 +300,7 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 
 // tooLong is the error of a record past the hard limit, after line.
 func (rd *Reader) tooLong(line int) error {
-	return &SyntaxError{Line: line, Err: fmt.Errorf("a record is longer than %d bytes (%d times --max-record-bytes); the file cannot be read past it", rd.limits.hardRecordBytes(), HardRecordFactor)}
+	return &SyntaxError{Line: line, Err: fmt.Errorf("a record is longer than %d bytes (%d times --max-record-bytes); the file cannot be read past it", hardRecordBytes(rd.limits), HardRecordFactor)}
 }
 
 // build makes a Row from values by column position.

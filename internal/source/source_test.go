@@ -248,7 +248,7 @@ func (e *endless) Read(p []byte) (int, error) {
 // times --max-record-bytes the reader stops with an error naming the
 // place. (A reader that held the record would never return here.)
 func TestRecordsThatNeverEndStopTheReader(t *testing.T) {
-	limits := source.Limits{MaxRecordBytes: 4 << 10}
+	limits := importer.Limits{MaxRecordBytes: 4 << 10}
 	for _, tt := range []struct{ format, head string }{
 		{source.FormatCSV, "First Name,Notes\nAda,"},
 		{source.FormatCSV, "First Name,Notes\nAda,\"quoted\n"},
@@ -276,7 +276,7 @@ func TestRecordsThatNeverEndStopTheReader(t *testing.T) {
 // without being held whole; the next lines are read.
 func TestLongNDJSONLineIsAnInvalidRow(t *testing.T) {
 	input := `{"first_name":"Ada"}` + "\n" + `{"notes":"` + strings.Repeat("x", 100<<10) + `"}` + "\n" + `{"first_name":"Bo"}` + "\n"
-	rd, err := source.Open(strings.NewReader(input), source.FormatNDJSON, source.Options{Limits: source.Limits{MaxRecordBytes: 1 << 10}})
+	rd, err := source.Open(strings.NewReader(input), source.FormatNDJSON, source.Options{Limits: importer.Limits{MaxRecordBytes: 1 << 10}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +314,7 @@ func TestJSONKeysAreBoundedForTheWholeFile(t *testing.T) {
 		if format == source.FormatJSON {
 			b.WriteString("]")
 		}
-		rd, err := source.Open(strings.NewReader(b.String()), format, source.Options{Limits: source.Limits{MaxColumns: 100}})
+		rd, err := source.Open(strings.NewReader(b.String()), format, source.Options{Limits: importer.Limits{MaxColumns: 100}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -338,7 +338,7 @@ func TestJSONKeysAreBoundedForTheWholeFile(t *testing.T) {
 // are read at once, each with a name of its own.
 func TestManyRepeatedHeaderNames(t *testing.T) {
 	header := strings.TrimSuffix(strings.Repeat("x,", 40000), ",")
-	rd, err := source.Open(strings.NewReader(header+"\n"), source.FormatCSV, source.Options{Limits: source.Limits{MaxColumns: 50000}})
+	rd, err := source.Open(strings.NewReader(header+"\n"), source.FormatCSV, source.Options{Limits: importer.Limits{MaxColumns: 50000}})
 	if err != nil {
 		t.Fatal(err)
 	}

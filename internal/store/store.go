@@ -405,7 +405,7 @@ func (s *Store) RowState(ctx context.Context, id string, row int) (importer.RowS
 	stopped := pipe.HGet(ctx, k.meta, "stopped")
 	cancelled := pipe.HExists(ctx, k.meta, "cancelled_at")
 	known := pipe.HExists(ctx, k.meta, "import")
-	pipe.Exec(ctx) // errors are read per command: a missing field is not one
+	_, _ = pipe.Exec(ctx) // errors are read per command: a missing field is not one
 	for _, cmd := range []redis.Cmder{state, resolved, stopped, cancelled, known} {
 		if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
 			return importer.RowState{}, fmt.Errorf("error reading row %d of import %s: %w", row, id, err)
@@ -554,7 +554,7 @@ func (s *Store) SetJob(ctx context.Context, id string, row int, jobID string, fo
 	for _, stat := range stats {
 		pipe.HIncrBy(ctx, k.stats, stat, 1)
 	}
-	pipe.Exec(ctx) // errors are read per command
+	_, _ = pipe.Exec(ctx) // errors are read per command
 	if err := set.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		// Not loaded yet (a new or restarted Redis): the rest was done.
 		return s.setState(ctx, id, row, jobPrefix+"1:"+jobID)
@@ -824,7 +824,7 @@ func (s *Store) resolve(ctx context.Context, id string, r importer.RowResult, of
 			pipe.HIncrBy(ctx, k.stats, stat, 1)
 		}
 		cmd = resolveScript.EvalSha(ctx, pipe, keys, r.Row, string(r.Outcome), b, ofJob, only)
-		pipe.Exec(ctx) // errors are read per command
+		_, _ = pipe.Exec(ctx) // errors are read per command
 		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			// The script is not loaded yet (a new or restarted Redis):
 			// run it again, loading it; the counters were added.

@@ -20,7 +20,6 @@ import (
 	"strings"
 
 	"github.com/propexo-importer/importer/importer"
-	"github.com/propexo-importer/importer/internal/propexo"
 )
 
 // MaxBody is the largest delivery accepted, in bytes.
@@ -140,7 +139,7 @@ func Parse(body []byte) (ev importer.WriteEvent, ok bool, err error) {
 		if state != importer.WritePartialSuccess {
 			state = importer.WriteFailure
 		}
-		ev = importer.WriteEvent{JobID: jobID, State: state, RecordID: e.RecordID, Errors: propexo.ReadableErrors(e.Errors)}
+		ev = importer.WriteEvent{JobID: jobID, State: state, RecordID: e.RecordID, Errors: importer.ReadableErrors(e.Errors)}
 	case "DATA_NEW":
 		if e.Object != "" && e.Object != "residents" {
 			return ev, false, nil

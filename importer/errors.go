@@ -1,0 +1,61 @@
+package importer
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// ReadableErrors turns a write's errors — from its status or a webhook —
+// into sentences. A PMS's stringified JSON is unpacked to its message;
+// anything else is kept as compact text.
+func ReadableErrors(errs []any) []string {
+	out := make([]string, 0, len(errs))
+	for _, e := range errs {
+		out = append(out, readable(e))
+	}
+	return out
+}
+
+func readable(e any) string {
+	switch v := e.(type) {
+	case string:
+		trimmed := strings.TrimSpace(v)
+		if strings.HasPrefix(trimmed, "{") || strings.HasPrefix(trimmed, "[") || strings.HasPrefix(trimmed, `"`) {
+			var inner any
+			if json.Unmarshal([]byte(trimmed), &inner) == nil {
+				return readable(inner)
+			}
+		}
+		return trimmed
+	case map[string]any:
+		msg := ""
+		for _, k := range []string{"Message", "message", "error_description", "error", "detail", "Detail", "title"} {
+			if m, ok := v[k]; ok && m != nil {
+				msg = readable(m)
+				break
+			}
+		}
+		if msg == "" {
+			b, _ := json.Marshal(v)
+			return string(b)
+		}
+		for _, k := range []string{"StatusCode", "status", "code", "Code"} {
+			if c, ok := v[k]; ok && c != nil {
+				return fmt.Sprintf("%s (%v)", msg, c)
+			}
+		}
+		return msg
+	case []any:
+		parts := make([]string, len(v))
+		for i, x := range v {
+			parts[i] = readable(x)
+		}
+		return strings.Join(parts, "; ")
+	case nil:
+		return ""
+	default:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+}
