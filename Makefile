@@ -21,9 +21,12 @@ test: ## run every test against a real redis-server (started per package) and th
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 .PHONY: lint
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, the import layering (importer ← internal/* ← jobs ← cmd), staticcheck and errcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) test -count=1 ./internal/layers
+	$(GO) tool staticcheck $(PKGS)
+	$(GO) tool errcheck -ignoretests -exclude .ci/errcheck-exclude $(PKGS)
 
 BENCH_FLAGS ?=
 

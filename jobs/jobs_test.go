@@ -135,7 +135,8 @@ func (e *env) result(t *testing.T, importID string, row int) importer.RowResult 
 }
 
 func TestTaskIDsAreDeterministic(t *testing.T) {
-	if jobs.SubmitTaskID("imp-1", 7, 0) != jobs.SubmitTaskID("imp-1", 7, 0) || jobs.SubmitTaskID("imp-1", 7, 0) == jobs.SubmitTaskID("imp-1", 8, 0) {
+	first, again := jobs.SubmitTaskID("imp-1", 7, 0), jobs.SubmitTaskID("imp-1", 7, 0)
+	if first != again || first == jobs.SubmitTaskID("imp-1", 8, 0) {
 		t.Error("submit task ids are not one per row")
 	}
 	if jobs.SubmitTaskID("imp-1", 7, 0) == jobs.SubmitTaskID("imp-1", 7, 1) {

@@ -117,7 +117,7 @@ func (c *runConfig) inputOptions(opts importer.Options) source.Options {
 // localWorkers starts this process's workers while it waits (unless
 // --no-wait or --workers 0), and returns what stops them.
 func (c *runConfig) localWorkers(ctx context.Context, rdb *queue.Redis, st *store.Store, log *slog.Logger, stderr io.Writer) (stop func(), err error) {
-	limiter := c.limits.limiter(rdb)
+	limiter := c.limits.limiter(rdb, log)
 	if c.workers == 0 || c.noWait {
 		if c.api.key == "" {
 			return func() {}, nil // the workers elsewhere hold the key

@@ -121,11 +121,11 @@ func (l *limits) validate() error {
 }
 
 // limiter returns the shared rate limit, or nil with --rate-limit 0.
-func (l *limits) limiter(rdb *queue.Redis) *ratelimit.Limiter {
+func (l *limits) limiter(rdb *queue.Redis, log *slog.Logger) *ratelimit.Limiter {
 	if l.perWindow == 0 {
 		return nil
 	}
-	return ratelimit.New(rdb.Client, ratelimit.Config{Limit: l.perWindow, Period: l.window})
+	return ratelimit.New(rdb.Client, ratelimit.Config{Limit: l.perWindow, Period: l.window, Log: log})
 }
 
 // openForJobs opens an input file for a scheduled import.

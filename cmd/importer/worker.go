@@ -96,7 +96,7 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer rdb.Close()
-	limiter := c.limits.limiter(rdb)
+	limiter := c.limits.limiter(rdb, log)
 	if limiter != nil {
 		c.jobs.Limiter = limiter
 	}

@@ -193,7 +193,9 @@ func (l *Learner) apply(ctx context.Context, field string, step float64) {
 	// push it where it takes ages to come back.
 	lo, hi := math.Log(l.cfg.Min.Seconds()), math.Log(l.cfg.Max.Seconds())
 	if v := moved.Val(); v < lo || v > hi {
-		l.rdb.HSet(ctx, l.cfg.Key, field, math.Min(math.Max(v, lo), hi))
+		// A failed clamp leaves the value out of bounds until the next
+		// observation clamps it; Delays clamps what it reads anyway.
+		_ = l.rdb.HSet(ctx, l.cfg.Key, field, math.Min(math.Max(v, lo), hi)).Err()
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -30,6 +31,10 @@ type Config struct {
 	MaxWait time.Duration
 	// Key names the Redis keys of the limit. Default "importer:ratelimit".
 	Key string
+	// Log is told when a pause cannot be shared (Redis unreachable): the
+	// worker that saw the 429 still waits, the others learn from their own.
+	// Default: discard.
+	Log *slog.Logger
 }
 
 // WithDefaults returns the config with every zero field set to its default.
@@ -45,6 +50,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Key == "" {
 		c.Key = "importer:ratelimit"
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
 	}
 	return c
 }
@@ -144,7 +152,9 @@ func (l *Limiter) Observe(status int, header http.Header) {
 	if cur, err := l.rdb.PTTL(ctx, l.pauseKey()).Result(); err == nil && cur >= wait {
 		return
 	}
-	l.rdb.Set(ctx, l.pauseKey(), status, wait)
+	if err := l.rdb.Set(ctx, l.pauseKey(), status, wait).Err(); err != nil {
+		l.cfg.Log.Warn("the API asked for a pause that could not be shared with the other workers", "wait", wait, "err", err)
+	}
 }
 
 // untilWindowEnds is the time to the next Period boundary of the clock, plus
