@@ -2,9 +2,17 @@ package importer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 )
+
+// ErrImportNotFound is returned for an import id the store does not know.
+var ErrImportNotFound = errors.New("import not found")
+
+// ErrNotToSend is returned by MarkSending for a row that must not be sent
+// (any more): it has its outcome, or its import was cancelled.
+var ErrNotToSend = errors.New("the row is not to be sent")
 
 // ReadableErrors turns a write's errors — from its status or a webhook —
 // into sentences. A PMS's stringified JSON is unpacked to its message;

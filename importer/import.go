@@ -54,12 +54,24 @@ type Options struct {
 	Verify bool `json:"verify,omitempty"`
 }
 
+// OptionError says which option of an import is wrong, by its field name
+// (rent_period, delimiter...): the command line and the schedule file each
+// name it their own way.
+type OptionError struct {
+	Field string
+	Err   error
+}
+
+func (e *OptionError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *OptionError) Unwrap() error { return e.Err }
+
 // Normalize fills the defaults and puts values in the API's spelling, so that
-// equal choices give equal import ids. It returns the first bad option.
+// equal choices give equal import ids. It returns the first bad option, as
+// an *OptionError.
 func (o Options) Normalize() (Options, error) {
 	vendor, err := ParseVendor(string(o.Vendor))
 	if err != nil {
-		return o, err
+		return o, &OptionError{Field: "vendor", Err: err}
 	}
 	o.Vendor = vendor
 	o.Format = strings.ToLower(strings.TrimSpace(o.Format))
@@ -70,22 +82,22 @@ func (o Options) Normalize() (Options, error) {
 		o.Delimiter = "\t"
 	}
 	if r := []rune(o.Delimiter); len(r) > 1 || len(r) == 1 && strings.ContainsRune("\"\r\n\ufffd", r[0]) {
-		return o, fmt.Errorf("delimiter %q: use one character, such as ; or | or tab", o.Delimiter)
+		return o, &OptionError{Field: "delimiter", Err: fmt.Errorf("%q: use one character, such as ; or | or tab", o.Delimiter)}
 	}
 	o.IntegrationID = strings.TrimSpace(o.IntegrationID)
 	o.PropertyID = strings.TrimSpace(o.PropertyID)
 	if o.RentPeriod != "" {
 		p, err := ParseRentPeriod(o.RentPeriod)
 		if err != nil {
-			return o, fmt.Errorf("--rent-period: %w", err)
+			return o, &OptionError{Field: "rent_period", Err: err}
 		}
 		o.RentPeriod = p
 	}
 	if o.RentDueDay != 0 && (o.RentDueDay < 1 || o.RentDueDay > 31) {
-		return o, fmt.Errorf("--rent-due-day: %d is not a day of the month (1-31)", o.RentDueDay)
+		return o, &OptionError{Field: "rent_due_day", Err: fmt.Errorf("%d is not a day of the month (1-31)", o.RentDueDay)}
 	}
 	if o.Deadline < 0 {
-		return o, fmt.Errorf("--deadline: %v is negative", o.Deadline)
+		return o, &OptionError{Field: "deadline", Err: fmt.Errorf("%v is negative", o.Deadline)}
 	}
 	if o.Deadline == 0 {
 		o.Deadline = DefaultDeadline

@@ -165,8 +165,8 @@ func TestOptionsNormalize(t *testing.T) {
 		{name: "defaults", opts: importer.Options{}},
 		{name: "unknown vendor", opts: importer.Options{Vendor: "acme"}, wantErr: `unknown vendor "acme": use one of generic, propertyware_rest, rentmanager`},
 		{name: "vendor that cannot create", opts: importer.Options{Vendor: "yardi"}, wantErr: "Yardi cannot create residents"},
-		{name: "bad rent period", opts: importer.Options{RentPeriod: "yearly"}, wantErr: "--rent-period"},
-		{name: "bad due day", opts: importer.Options{RentDueDay: 40}, wantErr: "--rent-due-day: 40"},
+		{name: "bad rent period", opts: importer.Options{RentPeriod: "yearly"}, wantErr: "rent_period"},
+		{name: "bad due day", opts: importer.Options{RentDueDay: 40}, wantErr: "rent_due_day: 40"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -56,7 +56,7 @@ func budgetRun(b *testing.B, rows int, scale time.Duration, hooks bool) {
 	e := envOn(b, rdb)
 	jcfg := jobs.Config{MaxRetry: 10}
 	if hooks {
-		probe := jobs.NewHandlers(nil, e.store, e.queue, e.reports, nil, jobs.Config{})
+		probe := jobs.NewImports(nil, e.store, e.queue, e.reports, nil, jobs.Config{})
 		rc, _ := webhook.NewReceiver(whSecret, probe.ApplyEvent, nil)
 		srv := httptest.NewServer(rc)
 		b.Cleanup(srv.Close)
@@ -75,7 +75,7 @@ func budgetRun(b *testing.B, rows int, scale time.Duration, hooks bool) {
 		c := jcfg
 		c.Limiter = limiter
 		c.Planner = poll.New(rdb, poll.Config{Initial: 2 * time.Second / scale, Max: 5 * time.Minute / scale})
-		h := jobs.NewHandlers(client, e.store, e.queue, e.reports, nil, c)
+		h := jobs.NewImports(client, e.store, e.queue, e.reports, nil, c)
 		mux := asynq.NewServeMux()
 		h.Register(mux)
 		scfg := jobs.ServerConfig(10, nil)
@@ -87,7 +87,7 @@ func budgetRun(b *testing.B, rows int, scale time.Duration, hooks bool) {
 		b.Cleanup(server.Shutdown)
 	}
 	began := time.Now()
-	if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}); err != nil {
+	if _, err := e.commands().Split(ctx, imp, &fakeRows{n: rows}); err != nil {
 		b.Fatal(err)
 	}
 	for {

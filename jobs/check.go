@@ -73,47 +73,47 @@ func CheckAt(now time.Time, delay time.Duration) time.Time {
 }
 
 // doubled returns d·2^k, capped at PollMax.
-func (h *Handlers) doubled(d time.Duration, k int) time.Duration {
-	for i := 0; i < k && d < h.cfg.PollMax; i++ {
+func (im *Imports) doubled(d time.Duration, k int) time.Duration {
+	for i := 0; i < k && d < im.cfg.PollMax; i++ {
 		d *= 2
 	}
-	return min(d, h.cfg.PollMax)
+	return min(d, im.cfg.PollMax)
 }
 
 // checkDelay is how long to wait before check p.Check. With webhooks the
 // checks are a slow fallback; with a planner they come when the
 // integration's writes have likely resolved; otherwise at PollInitial,
 // doubling.
-func (h *Handlers) checkDelay(ctx context.Context, p CheckPayload) time.Duration {
+func (im *Imports) checkDelay(ctx context.Context, p CheckPayload) time.Duration {
 	n := p.Check
 	var at time.Duration // since the submit
 	switch {
-	case h.cfg.PollFallback > 0:
-		at = h.doubled(h.cfg.PollFallback, n-1)
-	case h.cfg.Planner != nil && !p.SubmittedAt.IsZero():
-		first, second := h.cfg.Planner.Schedule(ctx, p.IntegrationID)
+	case im.cfg.PollFallback > 0:
+		at = im.doubled(im.cfg.PollFallback, n-1)
+	case im.cfg.Planner != nil && !p.SubmittedAt.IsZero():
+		first, second := im.cfg.Planner.CheckDelays(ctx, p.IntegrationID)
 		switch n {
 		case 1:
 			at = first
 		default:
-			at = h.doubled(second, n-2)
+			at = im.doubled(second, n-2)
 		}
 	default:
-		return h.doubled(h.cfg.PollInitial, n-1)
+		return im.doubled(im.cfg.PollInitial, n-1)
 	}
 	delay := at
 	if !p.SubmittedAt.IsZero() {
 		delay = at - time.Since(p.SubmittedAt)
 	}
-	return min(max(delay, time.Second), h.cfg.PollMax)
+	return min(max(delay, time.Second), im.cfg.PollMax)
 }
 
 // scheduleCheck enqueues check n of a row's job (a no-op when it is already
 // on the queue).
-func (h *Handlers) scheduleCheck(ctx context.Context, sp SubmitPayload, jobID string, n int) error {
+func (im *Imports) scheduleCheck(ctx context.Context, sp SubmitPayload, jobID string, n int) error {
 	if sp.Deadline.IsZero() {
 		// A payload without the import's choices: read them.
-		imp, err := h.store.Import(ctx, sp.ImportID)
+		imp, err := im.store.Import(ctx, sp.ImportID)
 		if err != nil {
 			return err
 		}
@@ -122,39 +122,35 @@ func (h *Handlers) scheduleCheck(ctx context.Context, sp SubmitPayload, jobID st
 	p := CheckPayload{ImportID: sp.ImportID, Row: sp.Row, Line: sp.Line, JobID: jobID, Check: n,
 		Deadline: sp.Deadline, Verify: sp.Verify,
 		IntegrationID: sp.Resident.IntegrationID, SubmittedAt: time.Now().UTC()}
-	return h.enqueueCheck(ctx, p)
+	return im.enqueueCheck(ctx, p)
 }
 
-func (h *Handlers) enqueueCheck(ctx context.Context, p CheckPayload) error {
-	delay := h.checkDelay(ctx, p)
+func (im *Imports) enqueueCheck(ctx context.Context, p CheckPayload) error {
+	delay := im.checkDelay(ctx, p)
 	if left := time.Until(p.Deadline); left < delay {
 		// The last check comes as the deadline passes (CheckAt rounds
 		// it up to the second, never earlier).
 		delay = max(left, 0)
 	}
-	task, opts, err := NewCheckTask(p, delay, h.cfg.MaxRetry)
+	task, opts, err := NewCheckTask(p, delay, im.cfg.MaxRetry)
 	if err != nil {
 		return err
 	}
-	return h.enqueue(ctx, task, opts...)
+	return im.enqueue(ctx, task, opts...)
 }
 
 // Check handles resident:check. A PENDING job gets its next check, under a
 // new task id and a longer delay, until the deadline; any other state
 // resolves the row. The handler never waits: a job that is not done is
 // looked at again by a later task.
-func (h *Handlers) Check(ctx context.Context, t *asynq.Task) error {
-	var p CheckPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("bad %s payload: %v: %w", TypeCheck, err, asynq.SkipRetry)
-	}
-	st, err := h.store.RowState(ctx, p.ImportID, p.Row)
+func (im *Imports) Check(ctx context.Context, p CheckPayload) error {
+	st, err := im.store.RowState(ctx, p.ImportID, p.Row)
 	if err != nil {
 		return err
 	}
 	switch {
 	case st.Gone:
-		h.log.WarnContext(ctx, "the import is gone from Redis: its row's job is no longer followed", "import_id", p.ImportID, "row", p.Row, "job_id", p.JobID)
+		im.log.WarnContext(ctx, "the import is gone from Redis: its row's job is no longer followed", "import_id", p.ImportID, "row", p.Row, "job_id", p.JobID)
 		return nil
 	case st.Resolved || st.JobID != p.JobID:
 		return nil
@@ -163,38 +159,38 @@ func (h *Handlers) Check(ctx context.Context, t *asynq.Task) error {
 		// delivered again: make sure the next one is on the queue.
 		next := p
 		next.Check++
-		return h.enqueueCheck(ctx, next)
+		return im.enqueueCheck(ctx, next)
 	case st.Check != p.Check:
 		return nil // a stale link of the chain
 	case st.Stopped != "":
-		_, err := h.store.AdvanceCheck(ctx, p.ImportID, p.Row, p.Check, 0)
+		_, err := im.store.AdvanceCheck(ctx, p.ImportID, p.Row, p.Check, 0)
 		return err // followed again when the import is resumed
 	}
 
-	if applied, err := h.pendingEvent(ctx, p.ImportID, p.Row, p.Line, p.JobID); applied || err != nil {
+	if applied, err := im.pendingEvent(ctx, p.ImportID, p.Row, p.Line, p.JobID); applied || err != nil {
 		return err // a webhook told us already: no request needed
 	}
 	requests := 1
 	if p.Verify {
 		requests = 2 // the status, and the record read back on success
 	}
-	if err := h.take(ctx, p.ImportID, requests); err != nil {
+	if err := im.take(ctx, p.ImportID, requests); err != nil {
 		return err
 	}
-	status, err := h.api.WriteStatus(ctx, p.JobID)
+	status, err := im.api.WriteStatus(ctx, p.JobID)
 	stats := requestStats(importer.EndpointWriteStatus, err, importer.StatStatusChecks)
 	if err != nil || status.State == importer.WritePending || p.Verify {
-		h.count(ctx, p.ImportID, stats...)
+		im.count(ctx, p.ImportID, stats...)
 		stats = nil // counted
 	}
 	if err != nil {
-		return h.checkFailed(ctx, p, err)
+		return im.checkFailed(ctx, p, err)
 	}
-	if h.cfg.Metrics != nil && status.State != importer.WritePending && !p.SubmittedAt.IsZero() {
-		h.cfg.Metrics.WriteResolved(time.Since(p.SubmittedAt))
+	if im.cfg.Metrics != nil && status.State != importer.WritePending && !p.SubmittedAt.IsZero() {
+		im.cfg.Metrics.WriteResolved(time.Since(p.SubmittedAt))
 	}
-	if h.cfg.Planner != nil && h.cfg.PollFallback == 0 {
-		h.cfg.Planner.Observe(ctx, p.IntegrationID, p.Check, status.State == importer.WritePending)
+	if im.cfg.Planner != nil && im.cfg.PollFallback == 0 {
+		im.cfg.Planner.Observe(ctx, p.IntegrationID, p.Check, status.State == importer.WritePending)
 	}
 	result := importer.RowResult{Row: p.Row, Line: p.Line, JobID: p.JobID}
 	switch status.State {
@@ -202,24 +198,24 @@ func (h *Handlers) Check(ctx context.Context, t *asynq.Task) error {
 		if !time.Now().Before(p.Deadline) {
 			result.Outcome, result.ErrorCode = importer.TimedOut, importer.CodeTimedOut
 			result.Error = fmt.Sprintf("the write was still PENDING at the import's deadline (%s); follow it up with its job id", p.Deadline.UTC().Format(time.RFC3339))
-			return h.resolveJob(ctx, p.ImportID, result)
+			return im.resolveJob(ctx, p.ImportID, result)
 		}
 		next := p
 		next.Check++
-		if _, err := h.store.AdvanceCheck(ctx, p.ImportID, p.Row, p.Check, next.Check); err != nil {
+		if _, err := im.store.AdvanceCheck(ctx, p.ImportID, p.Row, p.Check, next.Check); err != nil {
 			return err
 		}
-		return h.enqueueCheck(ctx, next)
+		return im.enqueueCheck(ctx, next)
 	case importer.WriteSuccess:
 		result.Outcome, result.RecordID = importer.Succeeded, status.CreatedRecordID
 		if p.Verify && status.CreatedRecordID != "" {
-			_, err := h.api.GetResident(ctx, status.CreatedRecordID)
-			h.countRequest(ctx, p.ImportID, importer.EndpointGetResident, err)
+			_, err := im.api.GetResident(ctx, status.CreatedRecordID)
+			im.countRequest(ctx, p.ImportID, importer.EndpointGetResident, err)
 			if kind, ok := importer.ErrorKindOf(err); ok && kind == importer.KindNotFound {
 				result.Outcome, result.ErrorCode = importer.Failed, importer.CodeRecordGone
 				result.Error = fmt.Sprintf("the write succeeded but resident %s cannot be read back", status.CreatedRecordID)
 			} else if err != nil {
-				return h.checkFailed(ctx, p, err)
+				return im.checkFailed(ctx, p, err)
 			}
 		}
 	case importer.WritePartialSuccess:
@@ -229,36 +225,36 @@ func (h *Handlers) Check(ctx context.Context, t *asynq.Task) error {
 		result.Outcome, result.ErrorCode = importer.Failed, importer.CodeWriteFailed
 		result.Error = orDefault(strings.Join(status.Errors, "; "), "the PMS rejected the write without a message")
 	}
-	return h.resolveJob(ctx, p.ImportID, result, stats...) // counted with the outcome, in one round trip
+	return im.resolveJob(ctx, p.ImportID, result, stats...) // counted with the outcome, in one round trip
 }
 
 // checkFailed decides what a failed status read means for the row.
-func (h *Handlers) checkFailed(ctx context.Context, p CheckPayload, err error) error {
+func (im *Imports) checkFailed(ctx context.Context, p CheckPayload, err error) error {
 	apiErr, ok := asAPIError(err)
 	if !ok {
 		return err
 	}
 	switch apiErr.Kind {
 	case importer.KindUnauthorized:
-		if err := h.stopImport(ctx, p.ImportID, apiErr); err != nil {
+		if err := im.stopImport(ctx, p.ImportID, apiErr); err != nil {
 			return err
 		}
-		_, aerr := h.store.AdvanceCheck(ctx, p.ImportID, p.Row, p.Check, 0)
+		_, aerr := im.store.AdvanceCheck(ctx, p.ImportID, p.Row, p.Check, 0)
 		return aerr
 	case importer.KindRateLimited:
 		return &waitError{after: rateLimitWait(err), err: err}
 	}
-	h.count(ctx, p.ImportID, importer.StatRetries)
+	im.count(ctx, p.ImportID, importer.StatRetries)
 	if lastAttempt(ctx) && apiErr.Kind == importer.KindNotFound {
 		// The API gave us this job id: a 404 for it is a lag of the
 		// API's, read again with backoff; only when every read said so
 		// does the row fail. Its write may have happened: it is followed
 		// again by 'importer retry', never sent again.
-		return h.resolveJob(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
+		return im.resolveJob(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
 			ErrorCode: importer.CodeJobNotFound, Error: "the API did not know this write job at any of the reads (check it with its job id): " + apiErr.Error()})
 	}
 	if lastAttempt(ctx) {
-		return h.resolveJob(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
+		return im.resolveJob(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
 			ErrorCode: importer.CodeRetriesSpent, Error: "the write's status could not be read after every retry (check it with its job id): " + apiErr.Error()})
 	}
 	return err

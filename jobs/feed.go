@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/store"
 )
 
 // TypeFeed queues an import's submits a window at a time.
@@ -36,15 +36,6 @@ type FeedPayload struct {
 	Gen int `json:"gen"`
 	// Seq numbers the tasks of one generation, so each has its own id.
 	Seq int `json:"seq"`
-}
-
-// FeedStore is what a feed needs of the state store.
-type FeedStore interface {
-	Feed(ctx context.Context, importID string) (importer.FeedState, error)
-	FeedBatch(ctx context.Context, importID string, gen, first, last, window int) (next int, rows []int, states []importer.RowState, err error)
-	AdvanceCursor(ctx context.Context, importID string, gen, cursor int) error
-	PauseFeed(ctx context.Context, importID string, gen, seq, wake int) error
-	Inputs(ctx context.Context, importID string, rows []int) ([]importer.Row, error)
 }
 
 // NewFeedTask returns a feed task and its options.
@@ -81,31 +72,24 @@ func EnqueueFeed(ctx context.Context, q Enqueuer, p FeedPayload, delay time.Dura
 // Feed handles import:feed. It moves the import's cursor over the stored
 // rows and queues the submit of each row without an outcome, while fewer
 // than the window's rows are in flight; rows resolve and make room, and the
-// feed, rescheduled every second while the window is full, goes on from its
+// feed, rescheduled every two seconds while the window is full, goes on from its
 // cursor until it has passed the last row. A stopped import's feed ends: the
 // run that resumes it starts a new one.
 //
 // A feed that dies goes over its rows again: the cursor moves only once
 // their tasks are queued, and a task already on the queue is not queued
 // twice.
-func (h *Handlers) Feed(ctx context.Context, t *asynq.Task) error {
-	var p FeedPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("bad %s payload: %v: %w", TypeFeed, err, asynq.SkipRetry)
-	}
-	if h.feeds == nil {
-		return fmt.Errorf("this worker's store cannot feed imports: %w", asynq.SkipRetry)
-	}
-	fs, err := h.feeds.Feed(ctx, p.ImportID)
+func (im *Imports) Feed(ctx context.Context, p FeedPayload) error {
+	fs, err := im.store.Feed(ctx, p.ImportID)
 	if err != nil {
 		return err
 	}
 	if fs.Gen != p.Gen || fs.Stopped {
 		return nil
 	}
-	imp, err := h.store.Import(ctx, p.ImportID)
+	imp, err := im.store.Import(ctx, p.ImportID)
 	if errors.Is(err, importer.ErrImportNotFound) {
-		h.log.WarnContext(ctx, "the import is gone from Redis: its feed ends", "import_id", p.ImportID)
+		im.log.WarnContext(ctx, "the import is gone from Redis: its feed ends", "import_id", p.ImportID)
 		return nil
 	}
 	if err != nil {
@@ -114,31 +98,31 @@ func (h *Handlers) Feed(ctx context.Context, t *asynq.Task) error {
 	v := importer.NewValidator(imp.Options)
 	for cursor := fs.Cursor; cursor <= fs.Total; {
 		last := min(fs.Total, cursor+feedBatch-1)
-		next, rows, states, err := h.feeds.FeedBatch(ctx, p.ImportID, p.Gen, cursor, last, h.cfg.Window)
-		if errors.Is(err, importer.ErrFeedSuperseded) {
+		next, rows, states, err := im.store.FeedBatch(ctx, p.ImportID, p.Gen, cursor, last, im.cfg.Window)
+		if errors.Is(err, store.ErrFeedSuperseded) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if err := h.queueRows(ctx, imp, v, rows, states); err != nil {
+		if err := im.queueRows(ctx, imp, v, rows, states); err != nil {
 			return err
 		}
-		if err := h.feeds.AdvanceCursor(ctx, p.ImportID, p.Gen, next); errors.Is(err, importer.ErrFeedSuperseded) {
+		if err := im.store.AdvanceCursor(ctx, p.ImportID, p.Gen, next); errors.Is(err, store.ErrFeedSuperseded) {
 			return nil
 		} else if err != nil {
 			return err
 		}
 		if next <= last { // the window is full
-			h.log.DebugContext(ctx, "feed waits for room", "import_id", p.ImportID, "cursor", next)
+			im.log.DebugContext(ctx, "feed waits for room", "import_id", p.ImportID, "cursor", next)
 			// A resolve wakes the next feed when a tenth of the window is
 			// free; the delayed task is the fallback, should that wake
 			// be missed (a row resolved between the batch and the pause).
-			wake := h.cfg.Window - max(h.cfg.Window/10, 1)
-			if err := h.feeds.PauseFeed(ctx, p.ImportID, p.Gen, p.Seq+1, wake); err != nil {
+			wake := im.cfg.Window - max(im.cfg.Window/10, 1)
+			if err := im.store.PauseFeed(ctx, p.ImportID, p.Gen, p.Seq+1, wake); err != nil {
 				return err
 			}
-			return EnqueueFeed(ctx, h.queue, FeedPayload{ImportID: p.ImportID, Gen: p.Gen, Seq: p.Seq + 1}, feedEvery)
+			return EnqueueFeed(ctx, im.queue, FeedPayload{ImportID: p.ImportID, Gen: p.Gen, Seq: p.Seq + 1}, feedEvery)
 		}
 		cursor = next
 	}
@@ -147,7 +131,7 @@ func (h *Handlers) Feed(ctx context.Context, t *asynq.Task) error {
 
 // queueRows queues the submits of rows the feed passed, except those whose
 // job is already followed by a chain of status checks.
-func (h *Handlers) queueRows(ctx context.Context, imp importer.Import, v *importer.Validator, rows []int, states []importer.RowState) error {
+func (im *Imports) queueRows(ctx context.Context, imp importer.Import, v *importer.Validator, rows []int, states []store.RowState) error {
 	send := rows[:0:0]
 	for i, r := range rows {
 		if s := states[i]; s.JobID != "" && s.Check > 0 {
@@ -158,7 +142,7 @@ func (h *Handlers) queueRows(ctx context.Context, imp importer.Import, v *import
 	if len(send) == 0 {
 		return nil
 	}
-	stored, err := h.feeds.Inputs(ctx, imp.ID, send)
+	stored, err := im.store.Inputs(ctx, imp.ID, send)
 	if err != nil {
 		return err
 	}
@@ -175,11 +159,11 @@ func (h *Handlers) queueRows(ctx context.Context, imp importer.Import, v *import
 				why = importer.JoinProblems(problems)
 			}
 			r := importer.RowResult{Row: in.Number, Line: in.Line, Outcome: importer.Invalid, ErrorCode: importer.CodeInvalid, Error: why}
-			g.Go(func() error { return h.resolve(gctx, imp.ID, r) })
+			g.Go(func() error { return im.resolve(gctx, imp.ID, r) })
 			continue
 		}
 		task, opts, err := NewSubmitTask(SubmitPayload{ImportID: imp.ID, Row: in.Number, Line: in.Line, Vendor: imp.Options.Vendor,
-			Resident: resident, Deadline: imp.Deadline(), Verify: imp.Options.Verify, Round: imp.Round, LookFirst: imp.Recovery != nil}, h.cfg.MaxRetry)
+			Resident: resident, Deadline: imp.Deadline(), Verify: imp.Options.Verify, Round: imp.Round, LookFirst: imp.Recovery != nil}, im.cfg.MaxRetry)
 		if err != nil {
 			return err
 		}
@@ -187,7 +171,7 @@ func (h *Handlers) queueRows(ctx context.Context, imp importer.Import, v *import
 			// Writes sent before the loss resolve meanwhile.
 			opts = append(opts, asynq.ProcessAt(CheckAt(imp.Recovery.LookupFrom, 0)))
 		}
-		g.Go(func() error { return enqueue(gctx, h.queue, task, opts...) })
+		g.Go(func() error { return enqueue(gctx, im.queue, task, opts...) })
 	}
 	return g.Wait()
 }

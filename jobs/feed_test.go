@@ -13,7 +13,7 @@ import (
 )
 
 // serve runs an Asynq server with the handlers until the test ends.
-func (e *env) serve(t *testing.T, h *jobs.Handlers, concurrency int) {
+func (e *env) serve(t *testing.T, h *jobs.Imports, concurrency int) {
 	t.Helper()
 	mux := asynq.NewServeMux()
 	h.Register(mux)
@@ -46,9 +46,9 @@ func TestFeedQueuesAWindowAtATime(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, "fixed:300ms", nil)
 	const rows, window = 30, 10
-	h := jobs.NewHandlers(e.api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: 200 * time.Millisecond, PollMax: time.Second, Window: window})
+	h := jobs.NewImports(e.api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: 200 * time.Millisecond, PollMax: time.Second, Window: window})
 	imp := e.newImport(t, "imp-window", -1, importer.Options{})
-	if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}); err != nil {
+	if _, err := e.commands().Split(ctx, imp, &fakeRows{n: rows}); err != nil {
 		t.Fatal(err)
 	}
 	// Watch the queue and the feed while the import runs.
@@ -108,7 +108,7 @@ func TestFeedRecoversRowsMarkedButNotQueued(t *testing.T) {
 	e := newEnv(t, "fixed:0s", nil)
 	const rows = 12
 	imp := e.newImport(t, "imp-crash", -1, importer.Options{})
-	if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}); err != nil {
+	if _, err := e.commands().Split(ctx, imp, &fakeRows{n: rows}); err != nil {
 		t.Fatal(err)
 	}
 	fs, _ := e.store.Feed(ctx, "imp-crash")
@@ -121,7 +121,7 @@ func TestFeedRecoversRowsMarkedButNotQueued(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := e.h.Feed(ctx, task); err != nil {
+		if err := e.h.ProcessTask(ctx, task); err != nil {
 			t.Fatal(err)
 		}
 	}

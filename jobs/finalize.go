@@ -48,12 +48,8 @@ func EnqueueFinalize(ctx context.Context, q Enqueuer, importID string, round int
 
 // Finalize handles import:finalize: it writes the report and marks the import
 // finished. Running it twice writes the same report twice.
-func (h *Handlers) Finalize(ctx context.Context, t *asynq.Task) error {
-	var p FinalizePayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("bad %s payload: %v: %w", TypeFinalize, err, asynq.SkipRetry)
-	}
-	imp, err := h.store.Import(ctx, p.ImportID)
+func (im *Imports) Finalize(ctx context.Context, p FinalizePayload) error {
+	imp, err := im.store.Import(ctx, p.ImportID)
 	if errors.Is(err, importer.ErrImportNotFound) {
 		return nil // gone from Redis: nothing to report
 	}
@@ -63,14 +59,14 @@ func (h *Handlers) Finalize(ctx context.Context, t *asynq.Task) error {
 	if imp.Finished() || imp.Round != p.Round {
 		return nil // written already, or a later round will write it
 	}
-	dir, err := h.reports.WriteReport(ctx, imp)
+	dir, err := im.reports.WriteReport(ctx, imp)
 	if err != nil {
 		return fmt.Errorf("error writing the report of %s: %w", p.ImportID, err)
 	}
-	if err := h.store.Finish(ctx, p.ImportID, time.Now()); err != nil {
+	if err := im.store.Finish(ctx, p.ImportID, time.Now()); err != nil {
 		return err
 	}
-	h.fileDone(ctx, imp, dir)
-	h.log.InfoContext(ctx, "import finished", "import_id", p.ImportID, "report", dir)
+	im.fileDone(ctx, imp, dir)
+	im.log.InfoContext(ctx, "import finished", "import_id", p.ImportID, "report", dir)
 	return nil
 }

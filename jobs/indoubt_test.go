@@ -29,17 +29,17 @@ func TestLostAnswerEndsWithOneResident(t *testing.T) {
 	defer srv.Close()
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
-	h := jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{})
+	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{})
 	e.newImport(t, "imp-lost", 1, importer.Options{})
 	task := submitTask(t, "imp-lost", 1)
 
-	err := h.Submit(ctx, task)
+	err := h.ProcessTask(ctx, task)
 	var apiErr *importer.APIError
 	if !errors.As(err, &apiErr) || !apiErr.MaybeSent {
 		t.Fatalf("first delivery: %v, want a lost answer", err)
 	}
 	sb.SetFaults(sandbox.Faults{})
-	err = h.Submit(ctx, task)
+	err = h.ProcessTask(ctx, task)
 	if err == nil || jobs.IsFailure(err) {
 		t.Fatalf("redelivery while the write is PENDING: %v, want a wait to look again", err)
 	}
@@ -47,7 +47,7 @@ func TestLostAnswerEndsWithOneResident(t *testing.T) {
 		t.Errorf("looking again in %v", d)
 	}
 	clk.Add(time.Minute)
-	if err := h.Submit(ctx, task); err != nil {
+	if err := h.ProcessTask(ctx, task); err != nil {
 		t.Fatal(err)
 	}
 	r := e.result(t, "imp-lost", 1)
@@ -70,7 +70,7 @@ func TestLookupByNameAndBirthDate(t *testing.T) {
 	defer srv.Close()
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
-	h := jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{})
+	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{})
 	e.newImport(t, "imp-name", 2, importer.Options{})
 	twin := func(dob string) importer.Resident {
 		return importer.Resident{IntegrationID: "int_buildium_demo", FirstName: "Sam", LastName: "Lee", DateOfBirth: dob}
@@ -84,7 +84,7 @@ func TestLookupByNameAndBirthDate(t *testing.T) {
 	clk.Add(time.Minute)
 	e.store.MarkSending(ctx, "imp-name", 1, "")
 	task, _, _ := jobs.NewSubmitTask(jobs.SubmitPayload{ImportID: "imp-name", Row: 1, Vendor: importer.VendorGeneric, Resident: twin("1980-01-02T00:00:00Z")}, 3)
-	if err := h.Submit(ctx, task); err != nil {
+	if err := h.ProcessTask(ctx, task); err != nil {
 		t.Fatal(err)
 	}
 	if r := e.result(t, "imp-name", 1); r.Outcome != importer.Succeeded || r.RecordID == "" {
@@ -99,7 +99,7 @@ func TestLookupByNameAndBirthDate(t *testing.T) {
 // still ends its row, so the import finishes.
 func TestTaskFailingForGoodFailsItsRow(t *testing.T) {
 	e := envOn(t, redistestClient(t))
-	h := jobs.NewHandlers(nil, e.store, e.queue, e.reports, nil, jobs.Config{})
+	h := jobs.NewImports(nil, e.store, e.queue, e.reports, nil, jobs.Config{})
 	e.newImport(t, "imp-bug", 1, importer.Options{})
 	task := submitTask(t, "imp-bug", 1)
 	mux := asynq.NewServeMux()
@@ -142,12 +142,12 @@ func TestCreateAnswered5xxAfterTheWriteIsNotSentTwice(t *testing.T) {
 	defer srv.Close()
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
-	h := jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{})
+	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{})
 	const rows = 8
 	e.newImport(t, "imp-5xx", rows, importer.Options{})
 	statuses := map[int]bool{}
 	for row := 1; row <= rows; row++ {
-		err := h.Submit(ctx, submitTask(t, "imp-5xx", row))
+		err := h.ProcessTask(ctx, submitTask(t, "imp-5xx", row))
 		var apiErr *importer.APIError
 		if !errors.As(err, &apiErr) || !apiErr.MaybeSent || apiErr.Status < 500 || jobs.IsFailure(err) {
 			t.Fatalf("row %d: %v, want a 5xx taken as maybe sent, and a wait", row, err)
@@ -160,7 +160,7 @@ func TestCreateAnswered5xxAfterTheWriteIsNotSentTwice(t *testing.T) {
 	sb.SetFaults(sandbox.Faults{})
 	clk.Add(time.Minute)
 	for row := 1; row <= rows; row++ {
-		if err := h.Submit(ctx, submitTask(t, "imp-5xx", row)); err != nil {
+		if err := h.ProcessTask(ctx, submitTask(t, "imp-5xx", row)); err != nil {
 			t.Fatalf("row %d, redelivered: %v", row, err)
 		}
 		if r := e.result(t, "imp-5xx", row); r.Outcome != importer.Succeeded || !strings.HasPrefix(r.RecordID, "res_") {

@@ -33,6 +33,10 @@ func (r *countingReports) WriteReport(ctx context.Context, imp importer.Import) 
 	return "/dev/null", nil
 }
 
+func (r *countingReports) Written(imp importer.Import) (string, bool) {
+	return "/dev/null", r.n.Load() > 0
+}
+
 type env struct {
 	rdb     *redis.Client
 	store   *store.Store
@@ -42,7 +46,7 @@ type env struct {
 	api     *propexo.Client
 	clock   *sandbox.ManualClock
 	reports *countingReports
-	h       *jobs.Handlers
+	h       *jobs.Imports
 }
 
 func redistestClient(t testing.TB) *redis.Client { return redistest.Client(t) }
@@ -74,8 +78,14 @@ func newEnv(t *testing.T, latency string, clk *sandbox.ManualClock) *env {
 	}
 	e := &env{rdb: rdb, store: store.New(rdb), queue: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb),
 		sandbox: sb, api: api, clock: clk, reports: &countingReports{}}
-	e.h = jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: 200 * time.Millisecond, PollMax: time.Second})
+	e.h = jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: 200 * time.Millisecond, PollMax: time.Second})
 	return e
+}
+
+// commands is the lifecycle as a command sees it: no API, the env's store,
+// queue and reports.
+func (e *env) commands() *jobs.Imports {
+	return jobs.NewImports(nil, e.store, e.queue, e.reports, nil, jobs.Config{})
 }
 
 func (e *env) newImport(t testing.TB, id string, total int, opts importer.Options) importer.Import {
@@ -167,7 +177,7 @@ func TestRedeliveredSubmitDoesNotPostAgain(t *testing.T) {
 	task := submitTask(t, "imp-redeliver", 1)
 
 	for i := 0; i < 3; i++ {
-		if err := e.h.Submit(ctx, task); err != nil {
+		if err := e.h.ProcessTask(ctx, task); err != nil {
 			t.Fatalf("delivery %d: %v", i+1, err)
 		}
 	}
@@ -188,9 +198,9 @@ func TestStatusCheckReenqueuesItselfUntilResolved(t *testing.T) {
 	clk := sandbox.NewManualClock(time.Now())
 	e := newEnv(t, "fixed:30s", clk)
 	// Asynq schedules to the second: delays here are whole seconds.
-	e.h = jobs.NewHandlers(e.api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: 2 * time.Second, PollMax: time.Minute})
+	e.h = jobs.NewImports(e.api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: 2 * time.Second, PollMax: time.Minute})
 	e.newImport(t, "imp-poll", 1, importer.Options{})
-	if err := e.h.Submit(ctx, submitTask(t, "imp-poll", 1)); err != nil {
+	if err := e.h.ProcessTask(ctx, submitTask(t, "imp-poll", 1)); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := e.store.RowState(ctx, "imp-poll", 1)
@@ -204,7 +214,7 @@ func TestStatusCheckReenqueuesItselfUntilResolved(t *testing.T) {
 
 	var delays []time.Duration
 	for n := 1; n <= 3; n++ {
-		if err := e.h.Check(ctx, check(n)); err != nil {
+		if err := e.h.ProcessTask(ctx, check(n)); err != nil {
 			t.Fatalf("check %d: %v", n, err)
 		}
 		next := jobs.CheckTaskID("imp-poll", 1, st.JobID, n+1)
@@ -226,10 +236,10 @@ func TestStatusCheckReenqueuesItselfUntilResolved(t *testing.T) {
 	reads := e.sandbox.Stats().Requests["write_status"]
 
 	// A redelivered old check changes nothing and costs no request.
-	if err := e.h.Check(ctx, check(3)); err != nil {
+	if err := e.h.ProcessTask(ctx, check(3)); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.h.Check(ctx, check(1)); err != nil {
+	if err := e.h.ProcessTask(ctx, check(1)); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.sandbox.Stats().Requests["write_status"]; got != reads {
@@ -237,7 +247,7 @@ func TestStatusCheckReenqueuesItselfUntilResolved(t *testing.T) {
 	}
 
 	clk.Add(time.Minute)
-	if err := e.h.Check(ctx, check(4)); err != nil {
+	if err := e.h.ProcessTask(ctx, check(4)); err != nil {
 		t.Fatal(err)
 	}
 	r := e.result(t, "imp-poll", 1)
@@ -259,12 +269,12 @@ func TestDeadlineTimesTheRowOut(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, "fixed:1h", nil)
 	e.newImport(t, "imp-deadline", 1, importer.Options{})
-	if err := e.h.Submit(ctx, submitTask(t, "imp-deadline", 1)); err != nil {
+	if err := e.h.ProcessTask(ctx, submitTask(t, "imp-deadline", 1)); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := e.store.RowState(ctx, "imp-deadline", 1)
 	task, _, _ := jobs.NewCheckTask(jobs.CheckPayload{ImportID: "imp-deadline", Row: 1, JobID: st.JobID, Check: 1, Deadline: time.Now().Add(-time.Second)}, 0, 3)
-	if err := e.h.Check(ctx, task); err != nil {
+	if err := e.h.ProcessTask(ctx, task); err != nil {
 		t.Fatal(err)
 	}
 	r := e.result(t, "imp-deadline", 1)
@@ -276,13 +286,13 @@ func TestDeadlineTimesTheRowOut(t *testing.T) {
 	// past it.
 	e.newImport(t, "imp-deadline-2", 1, importer.Options{})
 	task2 := submitTask(t, "imp-deadline-2", 1)
-	if err := e.h.Submit(ctx, task2); err != nil {
+	if err := e.h.ProcessTask(ctx, task2); err != nil {
 		t.Fatal(err)
 	}
 	st, _ = e.store.RowState(ctx, "imp-deadline-2", 1)
 	task, _, _ = jobs.NewCheckTask(jobs.CheckPayload{ImportID: "imp-deadline-2", Row: 1, JobID: st.JobID, Check: 9, Deadline: time.Now().Add(300 * time.Millisecond)}, 0, 3)
 	e.store.AdvanceCheck(ctx, "imp-deadline-2", 1, 1, 9)
-	if err := e.h.Check(ctx, task); err != nil {
+	if err := e.h.ProcessTask(ctx, task); err != nil {
 		t.Fatal(err)
 	}
 	info, err := e.insp.GetTaskInfo(jobs.QueueCheck, jobs.CheckTaskID("imp-deadline-2", 1, st.JobID, 10))
@@ -301,7 +311,7 @@ func TestRejectedCreateFailsTheRowAtOnce(t *testing.T) {
 	r := resident(1)
 	r.LastName = ""
 	task, _, _ := jobs.NewSubmitTask(jobs.SubmitPayload{ImportID: "imp-400", Row: 1, Vendor: importer.VendorGeneric, Resident: r}, 3)
-	if err := e.h.Submit(ctx, task); err != nil {
+	if err := e.h.ProcessTask(ctx, task); err != nil {
 		t.Fatalf("a 400 must not be retried: %v", err)
 	}
 	got := e.result(t, "imp-400", 1)
@@ -315,9 +325,9 @@ func TestUnauthorizedStopsTheImport(t *testing.T) {
 	e := newEnv(t, "fixed:1h", nil)
 	e.newImport(t, "imp-401", 2, importer.Options{})
 	bad, _ := propexo.New(propexo.Config{BaseURL: e.api.BaseURL(), APIKey: "wrong"})
-	h := jobs.NewHandlers(bad, e.store, e.queue, e.reports, nil, jobs.Config{})
+	h := jobs.NewImports(bad, e.store, e.queue, e.reports, nil, jobs.Config{})
 	for row := 1; row <= 2; row++ {
-		if err := h.Submit(ctx, submitTask(t, "imp-401", row)); err != nil {
+		if err := h.ProcessTask(ctx, submitTask(t, "imp-401", row)); err != nil {
 			t.Fatalf("row %d: %v", row, err)
 		}
 	}
@@ -351,14 +361,14 @@ func TestInDoubtRowIsLookedUpNotResent(t *testing.T) {
 	e.store.MarkSending(ctx, "imp-doubt", 2, "")
 	creates := e.sandbox.Stats().Creates
 
-	if err := e.h.Submit(ctx, submitTask(t, "imp-doubt", 1)); err != nil {
+	if err := e.h.ProcessTask(ctx, submitTask(t, "imp-doubt", 1)); err != nil {
 		t.Fatal(err)
 	}
 	// Row 2 is looked up again after each wait; never found, it fails as
 	// in_doubt after the last.
 	waits := 0
 	for ; ; waits++ {
-		err := e.h.Submit(ctx, submitTask(t, "imp-doubt", 2))
+		err := e.h.ProcessTask(ctx, submitTask(t, "imp-doubt", 2))
 		if err == nil {
 			break
 		}
@@ -407,7 +417,7 @@ func TestPipelineFinalizesOnceUnderConcurrentWorkers(t *testing.T) {
 	}()
 
 	for pass := 0; pass < 2; pass++ {
-		res, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows})
+		res, err := e.commands().Split(ctx, imp, &fakeRows{n: rows})
 		if err != nil {
 			t.Fatal(err)
 		}

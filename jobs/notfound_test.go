@@ -17,7 +17,7 @@ import (
 )
 
 // serve runs n Asynq servers of the handlers on rdb until the test ends.
-func serve(t *testing.T, rdb *redis.Client, h *jobs.Handlers, n, concurrency int) {
+func serve(t *testing.T, rdb *redis.Client, h *jobs.Imports, n, concurrency int) {
 	t.Helper()
 	for i := 0; i < n; i++ {
 		mux := asynq.NewServeMux()
@@ -70,11 +70,11 @@ func TestStatusRead404IsReadAgain(t *testing.T) {
 			defer srv.Close()
 			api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 			e := envOn(t, redistestClient(t))
-			h := jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second, MaxRetry: tt.maxRetry})
+			h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second, MaxRetry: tt.maxRetry})
 			serve(t, e.rdb, h, 1, 10)
 			const rows = 20
 			imp := e.newImport(t, "imp-404", -1, importer.Options{})
-			if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}); err != nil {
+			if _, err := e.commands().Split(ctx, imp, &fakeRows{n: rows}); err != nil {
 				t.Fatal(err)
 			}
 			waitFinished(t, e.store, "imp-404", 40*time.Second)

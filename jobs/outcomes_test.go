@@ -58,14 +58,14 @@ func TestResolvedWritesBecomeOutcomes(t *testing.T) {
 				api = forgetfulAPI{client}
 			}
 			e := envOn(t, rdb)
-			h := jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{})
+			h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{})
 			e.newImport(t, "imp-outcome", 1, importer.Options{Verify: tt.verify})
-			if err := h.Submit(ctx, submitTask(t, "imp-outcome", 1)); err != nil {
+			if err := h.ProcessTask(ctx, submitTask(t, "imp-outcome", 1)); err != nil {
 				t.Fatal(err)
 			}
 			st, _ := e.store.RowState(ctx, "imp-outcome", 1)
 			task, _, _ := jobs.NewCheckTask(jobs.CheckPayload{ImportID: "imp-outcome", Row: 1, JobID: st.JobID, Check: 1, Deadline: time.Now().Add(time.Hour), Verify: tt.verify}, 0, 3)
-			if err := h.Check(ctx, task); err != nil {
+			if err := h.ProcessTask(ctx, task); err != nil {
 				t.Fatal(err)
 			}
 			r := e.result(t, "imp-outcome", 1)
@@ -88,9 +88,9 @@ func TestRateLimitIsAWaitNotAFailure(t *testing.T) {
 	defer srv.Close()
 	e := envOn(t, redistestClient(t))
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
-	h := jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{})
+	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{})
 	e.newImport(t, "imp-429", 1, importer.Options{})
-	err := h.Submit(ctx, submitTask(t, "imp-429", 1))
+	err := h.ProcessTask(ctx, submitTask(t, "imp-429", 1))
 	if err == nil {
 		t.Fatal("a 429 was taken as done")
 	}
@@ -141,7 +141,7 @@ func TestServerErrorsAreLookedUpUnreachableIsRetried(t *testing.T) {
 			rdb := redistestClient(t)
 			e := envOn(t, rdb)
 			api, _ := propexo.New(propexo.Config{BaseURL: tt.url, APIKey: apiKey})
-			h := jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{MaxRetry: 1, LookupWaits: []time.Duration{time.Second}})
+			h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{MaxRetry: 1, LookupWaits: []time.Duration{time.Second}})
 			e.newImport(t, "imp-5xx", 1, importer.Options{})
 			task, opts, _ := jobs.NewSubmitTask(jobs.SubmitPayload{ImportID: "imp-5xx", Row: 1, Vendor: importer.VendorGeneric, Resident: resident(1)}, 1)
 			if _, err := e.queue.Enqueue(task, opts...); err != nil {

@@ -25,7 +25,7 @@ func runWorkers(t *testing.T, e *env, url string, window time.Duration, limit, r
 	for i := 0; i < 3; i++ {
 		limiter := ratelimit.New(e.rdb, ratelimit.Config{Limit: limit, Period: window})
 		api, _ := propexo.New(propexo.Config{BaseURL: url, APIKey: apiKey, OnAnswer: limiter.Observe})
-		h := jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second, Limiter: limiter})
+		h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second, Limiter: limiter})
 		mux := asynq.NewServeMux()
 		h.Register(mux)
 		cfg := jobs.ServerConfig(4, nil)
@@ -36,7 +36,7 @@ func runWorkers(t *testing.T, e *env, url string, window time.Duration, limit, r
 		}
 		t.Cleanup(srv.Shutdown)
 	}
-	if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}); err != nil {
+	if _, err := e.commands().Split(ctx, imp, &fakeRows{n: rows}); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {

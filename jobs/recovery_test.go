@@ -20,18 +20,18 @@ func TestTasksOfAGoneImportSendNothing(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, "fixed:0s", nil)
 	e.newImport(t, "imp-gone", 2, importer.Options{})
-	if err := e.h.Submit(ctx, submitTask(t, "imp-gone", 1)); err != nil {
+	if err := e.h.ProcessTask(ctx, submitTask(t, "imp-gone", 1)); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := e.store.RowState(ctx, "imp-gone", 1)
 	if err := e.rdb.FlushDB(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.h.Submit(ctx, submitTask(t, "imp-gone", 2)); err != nil {
+	if err := e.h.ProcessTask(ctx, submitTask(t, "imp-gone", 2)); err != nil {
 		t.Fatal(err)
 	}
 	task, _, _ := jobs.NewCheckTask(jobs.CheckPayload{ImportID: "imp-gone", Row: 1, JobID: st.JobID, Check: 1, Deadline: time.Now().Add(time.Hour)}, 0, 3)
-	if err := e.h.Check(ctx, task); err != nil {
+	if err := e.h.ProcessTask(ctx, task); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.sandbox.Stats(); got.Creates != 1 || got.Requests["write_status"] != 0 {
@@ -51,7 +51,7 @@ func TestRecoveredImportLooksUpBeforeSending(t *testing.T) {
 	defer srv.Close()
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
-	h := jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})
+	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})
 	const rows, sentBefore = 10, 6
 	// Before the loss: the first rows were sent and written.
 	for n := 1; n <= sentBefore; n++ {
@@ -67,7 +67,7 @@ func TestRecoveredImportLooksUpBeforeSending(t *testing.T) {
 		t.Fatal(err)
 	}
 	serve(t, e.rdb, h, 1, 10)
-	if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}); err != nil {
+	if _, err := e.commands().Split(ctx, imp, &fakeRows{n: rows}); err != nil {
 		t.Fatal(err)
 	}
 	waitFinished(t, e.store, "imp-recovered", 30*time.Second)

@@ -4,56 +4,123 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"time"
-
-	"github.com/hibiken/asynq"
 
 	"github.com/propexo-importer/importer/importer"
 )
 
-// waitError asks Asynq to run the task again later without counting a
-// failure: the API asked us to slow down, nothing went wrong.
-type waitError struct {
-	after time.Duration
-	err   error
+// RetryOptions are the choices of a retry.
+type RetryOptions struct {
+	// InDoubt also takes the rows in doubt (their create may have reached
+	// the API, and their resident was not found): each is looked up
+	// again, adopted when found, sent when not. Meant for once the PMS
+	// has synced (the next day, say), when a lookup that finds nothing
+	// can be trusted.
+	InDoubt bool
 }
 
-func (e *waitError) Error() string { return fmt.Sprintf("waiting %v: %v", e.after, e.err) }
-func (e *waitError) Unwrap() error { return e.err }
-
-// IsFailure tells Asynq which errors spend the retry budget: all but the
-// waits for a rate limit.
-func IsFailure(err error) bool {
-	var w *waitError
-	return !errors.As(err, &w)
-}
-
-// RetryDelay is the delay before a task runs again: what a wait asked for,
-// else an exponential backoff from 2s to 5m with jitter.
-func RetryDelay(n int, err error, task *asynq.Task) time.Duration {
-	var w *waitError
-	if errors.As(err, &w) {
-		return w.after
+// PlanRetry says what 'importer retry' does with a row, and false for a row
+// it leaves as it is. A write the PMS refused (it may have been down) is
+// retried through the API's retry-write; a create that kept failing although
+// it certainly never reached the API is sent again; a job whose status could
+// not be read, that the API did not know, or whose record could not be read
+// back is followed again. Rows in doubt are never sent blindly: only with
+// InDoubt, and then looked up first.
+func PlanRetry(r importer.RowResult, opts RetryOptions) (importer.RetryPlan, bool) {
+	if r.Outcome != importer.Failed {
+		return importer.RetryPlan{}, false
 	}
-	d := 2 * time.Second << min(n, 8)
-	d = min(d, 5*time.Minute)
-	return d/2 + rand.N(d/2+1)
-}
-
-// rateLimitWait is how long to wait after a 429 when the API did not say: the
-// rest of a one-minute window, at most.
-func rateLimitWait(err error) time.Duration {
-	var apiErr *importer.APIError
-	if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 {
-		return apiErr.RetryAfter
+	plan := importer.RetryPlan{Result: r, Action: importer.FollowJob}
+	switch r.ErrorCode {
+	case importer.CodeInDoubt:
+		plan.Action = importer.LookUpThenSend
+		return plan, opts.InDoubt
+	case importer.CodeWriteFailed:
+		plan.Action = importer.RetryWrite
+		return plan, r.JobID != ""
+	case importer.CodeJobNotFound, importer.CodeRecordGone, importer.CodeInternal:
+		return plan, r.JobID != ""
+	case importer.CodeRetriesSpent:
+		if r.JobID == "" {
+			plan.Action = importer.Resend
+		}
+		return plan, true
 	}
-	return 20*time.Second + rand.N(10*time.Second)
+	return importer.RetryPlan{}, false
 }
 
-// lastAttempt reports whether the running task has no retry left.
-func lastAttempt(ctx context.Context) bool {
-	retried, ok1 := asynq.GetRetryCount(ctx)
-	max, ok2 := asynq.GetMaxRetry(ctx)
-	return ok1 && ok2 && retried >= max
+// Retryable reports whether 'importer retry' tries the row again.
+func Retryable(r importer.RowResult) bool {
+	_, ok := PlanRetry(r, RetryOptions{})
+	return ok
+}
+
+// RetryResult says what Retry did.
+type RetryResult struct {
+	// Reopened counts the rows taken back to be tried again.
+	Reopened int
+	// Resumed is true when a retry round that was already open (an
+	// earlier retry was interrupted) was resumed instead.
+	Resumed bool
+}
+
+// ErrStillRunning is returned by Retry for an import that has not finished
+// its first round.
+var ErrStillRunning = errors.New("the import has not finished")
+
+// Retry opens a finished import again for its rows worth another try (see
+// PlanRetry) and starts the feed that works them. Taking the rows back and
+// recording what is to be done with each is one atomic step, and the feed
+// does only that: a retry interrupted at any point, then run again (or the
+// import's 'importer run'), resumes the same round and sends nothing twice.
+func (im *Imports) Retry(ctx context.Context, id string, opts RetryOptions) (RetryResult, error) {
+	st := im.store
+	imp, err := st.Import(ctx, id)
+	if err != nil {
+		return RetryResult{}, err
+	}
+	if !imp.Finished() {
+		if imp.Round == 0 {
+			return RetryResult{}, fmt.Errorf("import %s: %w", id, ErrStillRunning)
+		}
+		return RetryResult{Resumed: true}, im.resumeRound(ctx, imp)
+	}
+	var plans []importer.RetryPlan
+	for row, err := range st.Rows(ctx, id, imp.Total) {
+		if err != nil {
+			return RetryResult{}, err
+		}
+		if plan, ok := PlanRetry(row.Result, opts); ok {
+			plans = append(plans, plan)
+		}
+	}
+	if len(plans) == 0 {
+		return RetryResult{}, nil
+	}
+	reopened, err := st.Reopen(ctx, id, plans)
+	if err != nil {
+		return RetryResult{}, err
+	}
+	if imp, err = st.Import(ctx, id); err != nil {
+		return RetryResult{}, err
+	}
+	return RetryResult{Reopened: len(reopened)}, im.resumeRound(ctx, imp)
+}
+
+// resumeRound starts a feed over the import's rows: it queues the work of
+// every row without an outcome, or, when none is left, the round's
+// finalize.
+func (im *Imports) resumeRound(ctx context.Context, imp importer.Import) error {
+	st := im.store
+	p, err := st.Progress(ctx, imp.ID)
+	if err != nil {
+		return err
+	}
+	if p.Done() {
+		return EnqueueFinalize(ctx, im.queue, imp.ID, imp.Round)
+	}
+	gen, err := st.StartFeed(ctx, imp.ID)
+	if err != nil {
+		return err
+	}
+	return EnqueueFeed(ctx, im.queue, FeedPayload{ImportID: imp.ID, Gen: gen, Seq: 1}, 0)
 }

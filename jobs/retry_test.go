@@ -26,10 +26,10 @@ func failedImport(t *testing.T, id string, rows int) (*env, *sandbox.Server) {
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
 	e.sandbox = sb
-	e.h = jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})
+	e.h = jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})
 	serve(t, e.rdb, e.h, 1, 10)
 	imp := e.newImport(t, id, -1, importer.Options{})
-	if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}); err != nil {
+	if _, err := e.commands().Split(ctx, imp, &fakeRows{n: rows}); err != nil {
 		t.Fatal(err)
 	}
 	waitFinished(t, e.store, id, 30*time.Second)
@@ -73,13 +73,13 @@ func TestInterruptedRetryResumesWithoutCreatingTwice(t *testing.T) {
 
 			switch next {
 			case "retry again":
-				res, err := jobs.Retry(ctx, e.queue, e.store, "imp-retry", jobs.RetryOptions{})
+				res, err := e.commands().Retry(ctx, "imp-retry", jobs.RetryOptions{})
 				if err != nil || !res.Resumed {
 					t.Fatalf("retry again: %+v, %v; want the round resumed", res, err)
 				}
 			default:
 				imp, _ := e.store.Import(ctx, "imp-retry")
-				if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}); err != nil {
+				if _, err := e.commands().Split(ctx, imp, &fakeRows{n: rows}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -118,9 +118,9 @@ func TestStaleWebhookAfterARetryIsIgnored(t *testing.T) {
 	defer srv.Close()
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
-	h := jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{PollFallback: time.Hour})
+	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollFallback: time.Hour})
 	e.newImport(t, "imp-stale", 1, importer.Options{})
-	if err := h.Submit(ctx, submitTask(t, "imp-stale", 1)); err != nil {
+	if err := h.ProcessTask(ctx, submitTask(t, "imp-stale", 1)); err != nil {
 		t.Fatal(err)
 	}
 	old, _ := e.store.RowState(ctx, "imp-stale", 1)
@@ -136,11 +136,11 @@ func TestStaleWebhookAfterARetryIsIgnored(t *testing.T) {
 	}
 	zero := 0.0
 	sb.SetFaults(sandbox.Faults{FailureRate: &zero})
-	if res, err := jobs.Retry(ctx, e.queue, e.store, "imp-stale", jobs.RetryOptions{}); err != nil || res.Reopened != 1 {
+	if res, err := e.commands().Retry(ctx, "imp-stale", jobs.RetryOptions{}); err != nil || res.Reopened != 1 {
 		t.Fatalf("retry: %+v, %v", res, err)
 	}
 	task, _, _ := jobs.NewSubmitTask(jobs.SubmitPayload{ImportID: "imp-stale", Row: 1, Vendor: importer.VendorGeneric, Resident: resident(1), Round: 1}, 3)
-	if err := h.Submit(ctx, task); err != nil {
+	if err := h.ProcessTask(ctx, task); err != nil {
 		t.Fatal(err)
 	}
 	fresh, _ := e.store.RowState(ctx, "imp-stale", 1)
@@ -178,7 +178,7 @@ func TestRetryInDoubtLooksUpFirst(t *testing.T) {
 	defer srv.Close()
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
-	h := jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})
+	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})
 	imp := e.newImport(t, "imp-doubt-retry", -1, importer.Options{})
 	// Row 1's create had reached the API; row 2's had not. Both ended in
 	// doubt.
@@ -203,11 +203,11 @@ func TestRetryInDoubtLooksUpFirst(t *testing.T) {
 	}
 	e.store.SetTotal(ctx, imp.ID, 2, importer.FileColumns{Names: fakeHeader})
 	e.store.Finish(ctx, imp.ID, time.Now())
-	if res, err := jobs.Retry(ctx, e.queue, e.store, imp.ID, jobs.RetryOptions{}); err != nil || res.Reopened != 0 {
+	if res, err := e.commands().Retry(ctx, imp.ID, jobs.RetryOptions{}); err != nil || res.Reopened != 0 {
 		t.Fatalf("retry without --in-doubt: %+v %v; want rows in doubt left alone", res, err)
 	}
 	serve(t, e.rdb, h, 1, 4)
-	if res, err := jobs.Retry(ctx, e.queue, e.store, imp.ID, jobs.RetryOptions{InDoubt: true}); err != nil || res.Reopened != 2 {
+	if res, err := e.commands().Retry(ctx, imp.ID, jobs.RetryOptions{InDoubt: true}); err != nil || res.Reopened != 2 {
 		t.Fatalf("retry --in-doubt: %+v %v", res, err)
 	}
 	waitFinished(t, e.store, imp.ID, 20*time.Second)
@@ -232,9 +232,9 @@ func TestRefusedRetryWriteEndsTheRow(t *testing.T) {
 	defer srv.Close()
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
-	h := jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{})
+	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{})
 	e.newImport(t, "imp-refused", 1, importer.Options{})
-	if err := h.Submit(ctx, submitTask(t, "imp-refused", 1)); err != nil {
+	if err := h.ProcessTask(ctx, submitTask(t, "imp-refused", 1)); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := e.store.RowState(ctx, "imp-refused", 1)
@@ -242,11 +242,11 @@ func TestRefusedRetryWriteEndsTheRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.store.Finish(ctx, "imp-refused", time.Now())
-	if res, err := jobs.Retry(ctx, e.queue, e.store, "imp-refused", jobs.RetryOptions{}); err != nil || res.Reopened != 1 {
+	if res, err := e.commands().Retry(ctx, "imp-refused", jobs.RetryOptions{}); err != nil || res.Reopened != 1 {
 		t.Fatalf("retry: %+v %v", res, err)
 	}
 	task, _, _ := jobs.NewSubmitTask(jobs.SubmitPayload{ImportID: "imp-refused", Row: 1, Vendor: importer.VendorGeneric, Resident: resident(1), Round: 1}, 3)
-	if err := h.Submit(ctx, task); err != nil {
+	if err := h.ProcessTask(ctx, task); err != nil {
 		t.Fatal(err)
 	}
 	r := e.result(t, "imp-refused", 1)

@@ -3,12 +3,10 @@ package jobs
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/schedule"
+	"github.com/propexo-importer/importer/internal/source"
 )
 
 // TypeScheduledImport starts the imports of the files waiting in an inbox:
@@ -65,12 +64,6 @@ const (
 	FailedDir     = "failed"
 )
 
-// Opener opens an input file as rows, in the options' format (or, when it
-// is empty, the one its name says) and delimiter, within the limits,
-// reading no more than its first size bytes (all of it when size is 0); the
-// worker wires the source readers.
-type Opener func(path string, opts importer.Options, limits importer.Limits, size int64) (RowReader, io.Closer, error)
-
 // NewScheduledImportTask returns the task of a schedule entry. The task is
 // unique for a short while, so that two scheduler replicas firing together
 // queue it once; and the files are claimed by renaming, so even two runs
@@ -85,7 +78,7 @@ func NewScheduledImportTask(s ScheduledImport) (*asynq.Task, []asynq.Option, err
 	}, nil
 }
 
-// ScheduledImport handles import:scheduled. First it looks after the files
+// StartScheduled handles import:scheduled. First it looks after the files
 // already in processing/: one whose import finished is filed, one whose
 // import stopped is resumed, one whose worker died before its import was
 // under way is taken over. Then every complete file of the inbox is
@@ -94,36 +87,29 @@ func NewScheduledImportTask(s ScheduledImport) (*asynq.Task, []asynq.Option, err
 // content (with the entry's options) is its import, whatever its name: a
 // copy of a file already imported, or being imported, is not imported
 // again.
-func (h *Handlers) ScheduledImport(ctx context.Context, t *asynq.Task) error {
-	var s ScheduledImport
-	if err := json.Unmarshal(t.Payload(), &s); err != nil {
-		return fmt.Errorf("bad %s payload: %v: %w", TypeScheduledImport, err, asynq.SkipRetry)
-	}
-	if h.cfg.Open == nil || h.splits == nil {
-		return fmt.Errorf("this worker cannot read files: %w", asynq.SkipRetry)
-	}
+func (im *Imports) StartScheduled(ctx context.Context, s ScheduledImport) error {
 	if s.ClaimTimeout <= 0 {
 		s.ClaimTimeout = schedule.DefaultClaimTimeout
 	}
 	inboxDir := filepath.Dir(s.Inbox)
-	h.sweepProcessing(ctx, s, inboxDir)
+	im.sweepProcessing(ctx, s, inboxDir)
 	files, err := filepath.Glob(s.Inbox)
 	if err != nil {
 		return fmt.Errorf("schedule %s: inbox %q: %v: %w", s.Name, s.Inbox, err, asynq.SkipRetry)
 	}
 	sort.Strings(files)
 	for _, file := range files {
-		if !h.ready(ctx, s, inboxDir, file) {
+		if !im.ready(ctx, s, inboxDir, file) {
 			continue
 		}
-		claimed, err := h.claim(ctx, s, file)
+		claimed, err := im.claim(ctx, s, file)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // another firing claimed it first
 		}
 		if err != nil {
 			return fmt.Errorf("schedule %s: error claiming %s: %w", s.Name, file, err)
 		}
-		h.importClaimed(ctx, s, claimed, nil)
+		im.importClaimed(ctx, s, claimed, "")
 	}
 	return nil
 }
@@ -132,7 +118,7 @@ func (h *Handlers) ScheduledImport(ctx context.Context, t *asynq.Task) error {
 // regular file (or a link to one inside the inbox), not a marker, not
 // hidden, and either its ready marker is there or it has been left
 // unchanged for the settle time.
-func (h *Handlers) ready(ctx context.Context, s ScheduledImport, inboxDir, file string) bool {
+func (im *Imports) ready(ctx context.Context, s ScheduledImport, inboxDir, file string) bool {
 	name := filepath.Base(file)
 	if strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".error.txt") ||
 		(s.ReadyMarker != "" && strings.HasSuffix(name, s.ReadyMarker)) {
@@ -145,7 +131,7 @@ func (h *Handlers) ready(ctx context.Context, s ScheduledImport, inboxDir, file 
 	if info.Mode()&fs.ModeSymlink != 0 {
 		target, err := filepath.EvalSymlinks(file)
 		if err != nil || !within(inboxDir, target) {
-			h.log.WarnContext(ctx, "a link in the inbox points outside it: not followed", "schedule", s.Name, "file", file)
+			im.log.WarnContext(ctx, "a link in the inbox points outside it: not followed", "schedule", s.Name, "file", file)
 			return false
 		}
 		if info, err = os.Stat(target); err != nil {
@@ -205,7 +191,7 @@ func writeClaimRecord(claimed string, c claimRecord) error {
 // file, one wins and the other finds nothing. The claim's lease and record
 // are made before the rename, so a file in processing/ always has them
 // while its worker lives.
-func (h *Handlers) claim(ctx context.Context, s ScheduledImport, file string) (string, error) {
+func (im *Imports) claim(ctx context.Context, s ScheduledImport, file string) (string, error) {
 	dir := filepath.Join(filepath.Dir(file), ProcessingDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
@@ -214,7 +200,7 @@ func (h *Handlers) claim(ctx context.Context, s ScheduledImport, file string) (s
 	if _, err := os.Lstat(dest); err == nil {
 		dest = filepath.Join(dir, uniqueName(filepath.Base(file)))
 	}
-	if ok, err := h.splits.Claim(ctx, dest, h.owner, s.ClaimTimeout); err != nil || !ok {
+	if ok, err := im.store.Claim(ctx, dest, im.owner, s.ClaimTimeout); err != nil || !ok {
 		if err == nil {
 			err = fs.ErrNotExist
 		}
@@ -225,7 +211,7 @@ func (h *Handlers) claim(ctx context.Context, s ScheduledImport, file string) (s
 	}
 	if err := os.Rename(file, dest); err != nil {
 		os.Remove(claimRecordPath(dest))
-		return "", errors.Join(err, h.splits.Unclaim(ctx, dest, h.owner))
+		return "", errors.Join(err, im.store.Unclaim(ctx, dest, im.owner))
 	}
 	if s.ReadyMarker != "" {
 		os.Remove(file + s.ReadyMarker)
@@ -245,7 +231,7 @@ func uniqueName(name string) string {
 // holds: their import finished (filed), stopped (resumed: its rows are
 // sent again), under way (left alone), gone from Redis or never made
 // because its worker died (taken over, once the claim has timed out).
-func (h *Handlers) sweepProcessing(ctx context.Context, s ScheduledImport, inboxDir string) {
+func (im *Imports) sweepProcessing(ctx context.Context, s ScheduledImport, inboxDir string) {
 	entries, err := os.ReadDir(filepath.Join(inboxDir, ProcessingDir))
 	if err != nil {
 		return
@@ -255,20 +241,20 @@ func (h *Handlers) sweepProcessing(ctx context.Context, s ScheduledImport, inbox
 			continue
 		}
 		claimed := filepath.Join(inboxDir, ProcessingDir, e.Name())
-		if held, err := h.splits.Claimed(ctx, claimed); err != nil || held {
+		if held, err := im.store.Claimed(ctx, claimed); err != nil || held {
 			continue
 		}
 		rec, _ := readClaimRecord(claimed)
 		if rec.ImportID != "" {
-			imp, err := h.store.Import(ctx, rec.ImportID)
+			imp, err := im.store.Import(ctx, rec.ImportID)
 			switch {
 			case err == nil && imp.Finished():
 				imp.SourcePath = claimed
-				h.fileDone(ctx, imp, "")
+				im.fileDone(ctx, imp, "")
 				continue
 			case err == nil && imp.Stopped != "":
-				h.resumeStopped(ctx, s, imp)
-				continue
+				// Stopped (the API rejected the key, say): started again,
+				// it resumes, and its file is filed when it ends.
 			case err == nil:
 				continue // under way
 			case !errors.Is(err, importer.ErrImportNotFound):
@@ -277,37 +263,19 @@ func (h *Handlers) sweepProcessing(ctx context.Context, s ScheduledImport, inbox
 		} else if time.Since(rec.ClaimedAt) < s.ClaimTimeout {
 			continue
 		}
-		if ok, err := h.splits.Claim(ctx, claimed, h.owner, s.ClaimTimeout); err != nil || !ok {
+		if ok, err := im.store.Claim(ctx, claimed, im.owner, s.ClaimTimeout); err != nil || !ok {
 			continue
 		}
-		h.log.WarnContext(ctx, "taking over a claimed file whose worker stopped", "schedule", s.Name, "file", claimed, "import_id", rec.ImportID)
-		var lost *claimRecord
-		if rec.ImportID != "" {
-			lost = &rec // registered, then lost with Redis's data
-		}
-		h.importClaimed(ctx, s, claimed, lost)
+		im.log.InfoContext(ctx, "taking up a claimed file no worker holds", "schedule", s.Name, "file", claimed, "import_id", rec.ImportID)
+		im.importClaimed(ctx, s, claimed, rec.ImportID)
 	}
-}
-
-// resumeStopped sends the rows of a scheduled import that stopped (the API
-// rejected the credentials) again, at the next firing.
-func (h *Handlers) resumeStopped(ctx context.Context, s ScheduledImport, imp importer.Import) {
-	if err := h.splits.Resume(ctx, imp.ID); err != nil {
-		h.log.ErrorContext(ctx, "cannot resume a stopped import", "schedule", s.Name, "import_id", imp.ID, "error", err)
-		return
-	}
-	if err := resumeRound(ctx, h.queue, h.splits, imp); err != nil {
-		h.log.ErrorContext(ctx, "cannot resume a stopped import", "schedule", s.Name, "import_id", imp.ID, "error", err)
-		return
-	}
-	h.log.InfoContext(ctx, "stopped import resumed", "schedule", s.Name, "import_id", imp.ID, "stopped", imp.Stopped)
 }
 
 // importClaimed imports a claimed file, or files it in failed/ with the
-// reason; lost, when set, is the claim of an import Redis lost, recovered
-// now. The claim's lease is kept while the file is read, and given up once
-// the import owns the file.
-func (h *Handlers) importClaimed(ctx context.Context, s ScheduledImport, claimed string, lost *claimRecord) {
+// reason; importID, when set, is the import its claim record names (stopped,
+// or lost with Redis's data). The claim's lease is kept while the file is
+// read, and given up once the import owns the file.
+func (im *Imports) importClaimed(ctx context.Context, s ScheduledImport, claimed, importID string) {
 	keep, stop := context.WithCancel(ctx)
 	go func() {
 		tick := time.NewTicker(max(s.ClaimTimeout/3, time.Second))
@@ -317,21 +285,21 @@ func (h *Handlers) importClaimed(ctx context.Context, s ScheduledImport, claimed
 			case <-keep.Done():
 				return
 			case <-tick.C:
-				if _, err := h.splits.Claim(ctx, claimed, h.owner, s.ClaimTimeout); err != nil {
-					h.log.WarnContext(ctx, "cannot renew the claim of a file being read", "file", claimed, "error", err)
+				if _, err := im.store.Claim(ctx, claimed, im.owner, s.ClaimTimeout); err != nil {
+					im.log.WarnContext(ctx, "cannot renew the claim of a file being read", "file", claimed, "error", err)
 				}
 			}
 		}
 	}()
-	err := h.startFileImport(ctx, s, claimed, lost)
+	err := im.startClaimed(ctx, s, claimed, importID)
 	stop()
-	if uerr := h.splits.Unclaim(ctx, claimed, h.owner); uerr != nil {
-		h.log.WarnContext(ctx, "cannot give up the claim of a file (it times out)", "file", claimed, "error", uerr)
+	if uerr := im.store.Unclaim(ctx, claimed, im.owner); uerr != nil {
+		im.log.WarnContext(ctx, "cannot give up the claim of a file (it times out)", "file", claimed, "error", uerr)
 	}
 	if err != nil {
-		h.log.ErrorContext(ctx, "scheduled import refused", "schedule", s.Name, "file", claimed, "error", err)
+		im.log.ErrorContext(ctx, "scheduled import refused", "schedule", s.Name, "file", claimed, "error", err)
 		if _, ferr := fileAway(claimed, FailedDir, err.Error(), ".error.txt"); ferr != nil {
-			h.log.ErrorContext(ctx, "cannot file a refused file in failed/", "schedule", s.Name, "file", claimed, "error", ferr)
+			im.log.ErrorContext(ctx, "cannot file a refused file in failed/", "schedule", s.Name, "file", claimed, "error", ferr)
 		}
 	}
 }
@@ -360,141 +328,88 @@ func fileAway(claimed, folder, note, suffix string) (string, error) {
 	return dest, nil
 }
 
-func (h *Handlers) startFileImport(ctx context.Context, s ScheduledImport, path string, lost *claimRecord) error {
-	opts, err := s.Options.Normalize()
-	if err != nil {
-		return err
-	}
-	sum, size, err := fileSHA256(path)
-	if err != nil {
-		return err
-	}
-	key := importer.ContentKey(sum, opts)
-	base := filepath.Base(path)
-	if lost == nil {
-		if id, ok, err := h.splits.ImportByContent(ctx, key); err != nil {
+// startClaimed starts the import of a claimed file through Start, as
+// 'importer run' would, with the schedule's options and limits; its claim
+// record is the import's trace.
+func (im *Imports) startClaimed(ctx context.Context, s ScheduledImport, path, importID string) error {
+	opts := s.Options
+	if opts.Format == "" {
+		format, err := source.FormatOf(path, "")
+		if err != nil {
 			return err
-		} else if ok {
-			return h.alreadyImported(ctx, s, path, id)
 		}
+		opts.Format = format
 	}
-	id := importer.NewImportID(base, sum, opts)
-	if lost != nil {
-		id = lost.ImportID
-	}
-	// Read the whole file once first: a broken file is refused before a
-	// single row is queued.
-	if err := h.scan(path, opts, s.Limits, size); err != nil {
-		return err
-	}
-	epoch, _, err := h.splits.Epoch(ctx)
+	opts, err := opts.Normalize()
 	if err != nil {
 		return err
 	}
-	imp := importer.Import{ID: id, File: base, FileSHA256: hex.EncodeToString(sum), ContentKey: key, Options: opts, ReportSubdir: s.ReportSubdir,
-		CreatedAt: time.Now().UTC(), Total: -1, SourcePath: path, SourceSize: size, Retention: s.Retention, Epoch: epoch}
-	if lost != nil {
-		imp.Recovery = &importer.Recovery{FirstStartedAt: lost.ClaimedAt, LookupFrom: time.Now().Add(importer.DefaultRecoveryWait).UTC()}
-	}
-	stored, created, err := h.splits.CreateImport(ctx, imp)
+	base := filepath.Base(path)
+	f, err := Inspect(ctx, Input{Path: path, Shown: base, Name: base, Options: opts, Limits: s.Limits.WithDefaults()})
 	if err != nil {
 		return err
 	}
-	rec, _ := readClaimRecord(path)
-	rec.ImportID = stored.ID
-	if err := writeClaimRecord(path, rec); err != nil {
+	started, err := im.Start(ctx, StartRequest{File: f, ImportID: importID, ReportSubdir: s.ReportSubdir, SourcePath: path,
+		Retention: s.Retention, Trace: claimTrace(path)})
+	var content *ContentImportedError
+	switch {
+	case errors.As(err, &content):
+		return im.alreadyImported(ctx, s, path, content.Other)
+	case err != nil:
 		return err
-	}
-	if !created && stored.SourcePath != path {
-		return h.alreadyImported(ctx, s, path, stored.ID)
-	}
-	if !created && stored.Finished() {
-		stored.SourcePath = path
-		h.fileDone(ctx, stored, "")
+	case started.Finished:
+		started.Import.SourcePath = path
+		im.fileDone(ctx, started.Import, "")
 		return nil
 	}
-	rows, closer, err := h.cfg.Open(path, opts, s.Limits, size)
-	if err != nil {
-		return err
-	}
-	defer closer.Close()
-	res, err := Split(ctx, h.queue, h.splits, stored, rows)
-	if err != nil {
-		return err
-	}
-	h.log.InfoContext(ctx, "scheduled import started", "schedule", s.Name, "import_id", stored.ID, "file", base, "rows", res.Total, "recovered", imp.Recovery != nil)
+	im.log.InfoContext(ctx, "scheduled import started", "schedule", s.Name, "import_id", started.Import.ID, "file", base, "rows", started.Split.Total,
+		"created", started.Created, "resumed", started.Resumed, "recovered", started.Import.Recovery != nil)
 	return nil
+}
+
+// claimTrace is the trace of a scheduled file's import: its claim record,
+// beside the file in processing/, where every worker of the inbox sees it.
+type claimTrace string
+
+func (c claimTrace) Started(importID string) (time.Time, string, bool, error) {
+	rec, ok := readClaimRecord(string(c))
+	if !ok || rec.ImportID != importID {
+		return time.Time{}, "", false, nil
+	}
+	return rec.ClaimedAt, "", true, nil
+}
+
+func (c claimTrace) Record(imp importer.Import, created bool) error {
+	rec, _ := readClaimRecord(string(c))
+	if rec.ClaimedAt.IsZero() {
+		rec.ClaimedAt = time.Now().UTC()
+	}
+	rec.ImportID = imp.ID
+	return writeClaimRecord(string(c), rec)
 }
 
 // alreadyImported files a copy of a file whose content is already an
 // import's, beside a note that names it: nothing of it is sent again.
-func (h *Handlers) alreadyImported(ctx context.Context, s ScheduledImport, path, id string) error {
-	imp, err := h.store.Import(ctx, id)
-	if err != nil {
-		return err
-	}
+func (im *Imports) alreadyImported(ctx context.Context, s ScheduledImport, path string, imp importer.Import) error {
 	state := imp.State()
-	note := fmt.Sprintf("the same content as import %s (%s, started %s from %s); nothing was sent again", id, state, imp.CreatedAt.Format(time.RFC3339), imp.File)
+	note := fmt.Sprintf("the same content as import %s (%s, started %s from %s); nothing was sent again", imp.ID, state, imp.CreatedAt.Format(time.RFC3339), imp.File)
 	dest, err := fileAway(path, DoneDir, note, ".note.txt")
 	if err != nil {
 		return err
 	}
-	h.log.InfoContext(ctx, "scheduled file already imported", "schedule", s.Name, "import_id", id, "file", dest, "state", state)
+	im.log.InfoContext(ctx, "scheduled file already imported", "schedule", s.Name, "import_id", imp.ID, "file", dest, "state", state)
 	return nil
-}
-
-func (h *Handlers) scan(path string, opts importer.Options, limits importer.Limits, size int64) error {
-	rows, closer, err := h.cfg.Open(path, opts, limits, size)
-	if err != nil {
-		return err
-	}
-	defer closer.Close()
-	n := 0
-	for {
-		_, err := rows.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", filepath.Base(path), err)
-		}
-		n++
-	}
-	if n == 0 {
-		return fmt.Errorf("%s: the file holds no records", filepath.Base(path))
-	}
-	if err := rows.CheckColumns(); err != nil {
-		return fmt.Errorf("%s: %w", filepath.Base(path), err)
-	}
-	if info, err := os.Stat(path); err == nil && info.Size() != size {
-		return fmt.Errorf("%s: the file changed while it was read (%d bytes, then %d): it is still being written; drop it again once it is complete", filepath.Base(path), size, info.Size())
-	}
-	return nil
-}
-
-func fileSHA256(path string) (sum []byte, size int64, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	size, err = io.Copy(h, f)
-	if err != nil {
-		return nil, 0, err
-	}
-	return h.Sum(nil), size, nil
 }
 
 // fileDone moves a scheduled import's file to done/ (every row succeeded)
 // or failed/, once its report is written (into reportDir, when known). A
 // file that grew after it was read goes to failed/: its later rows were
 // never read.
-func (h *Handlers) fileDone(ctx context.Context, imp importer.Import, reportDir string) {
-	if imp.SourcePath == "" || h.splits == nil {
+func (im *Imports) fileDone(ctx context.Context, imp importer.Import, reportDir string) {
+	if imp.SourcePath == "" {
 		return
 	}
-	p, err := h.splits.Progress(ctx, imp.ID)
+	p, err := im.store.Progress(ctx, imp.ID)
 	if err != nil {
 		return
 	}
@@ -512,8 +427,8 @@ func (h *Handlers) fileDone(ctx context.Context, imp importer.Import, reportDir 
 			imp.SourceSize, info.Size(), imp.ID, where)
 	}
 	if dest, err := fileAway(imp.SourcePath, folder, note, ".error.txt"); err == nil {
-		h.log.InfoContext(ctx, "scheduled file filed", "import_id", imp.ID, "file", dest)
+		im.log.InfoContext(ctx, "scheduled file filed", "import_id", imp.ID, "file", dest)
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		h.log.WarnContext(ctx, "cannot file the imported file", "import_id", imp.ID, "file", imp.SourcePath, "error", err)
+		im.log.WarnContext(ctx, "cannot file the imported file", "import_id", imp.ID, "file", imp.SourcePath, "error", err)
 	}
 }

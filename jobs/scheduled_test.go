@@ -3,7 +3,6 @@ package jobs_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,18 +10,8 @@ import (
 	"time"
 
 	"github.com/propexo-importer/importer/importer"
-	"github.com/propexo-importer/importer/internal/source"
 	"github.com/propexo-importer/importer/jobs"
 )
-
-// openFile is the worker's opener, for the tests.
-func openFile(path string, opts importer.Options, limits importer.Limits, size int64) (jobs.RowReader, io.Closer, error) {
-	f, err := source.OpenFile(path, opts.Format, size, source.Options{Limits: limits, Delimiter: opts.DelimiterRune()})
-	if err != nil {
-		return nil, nil, err
-	}
-	return f, f, nil
-}
 
 // inbox is a schedule's inbox with handlers that can read it.
 type inbox struct {
@@ -34,7 +23,7 @@ type inbox struct {
 func newInbox(t *testing.T, s jobs.ScheduledImport) *inbox {
 	t.Helper()
 	e := newEnv(t, "fixed:0s", nil)
-	e.h = jobs.NewHandlers(e.api, e.store, e.queue, e.reports, nil, jobs.Config{Open: openFile, PollInitial: time.Second})
+	e.h = jobs.NewImports(e.api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})
 	dir := t.TempDir()
 	s.Name, s.Inbox = "test", filepath.Join(dir, "*.csv")
 	s.Options.IntegrationID = "int_buildium_demo"
@@ -65,7 +54,7 @@ func (in *inbox) fire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := in.h.ScheduledImport(context.Background(), task); err != nil {
+	if err := in.h.ProcessTask(context.Background(), task); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -21,14 +21,6 @@ type RowReader interface {
 	CheckColumns() error
 }
 
-// SplitStore is what a split needs of the state store.
-type SplitStore interface {
-	InputHeader(ctx context.Context, importID string, proposed []string) ([]string, error)
-	SaveInput(ctx context.Context, importID string, header []string, rows []importer.Row, results []importer.RowResult) error
-	SetTotal(ctx context.Context, importID string, total int, columns importer.FileColumns) (done bool, err error)
-	StartFeed(ctx context.Context, importID string) (gen int, err error)
-}
-
 // SplitResult counts what a split found.
 type SplitResult struct {
 	// Total is the number of records in the file.
@@ -51,7 +43,8 @@ const splitBatch = 1000
 // It is safe to run again on the same import: stored records are the same,
 // an outcome is recorded once, and the new feed passes over rows that are
 // resolved or in flight without queuing them twice.
-func Split(ctx context.Context, q Enqueuer, st SplitStore, imp importer.Import, rows RowReader) (SplitResult, error) {
+func (im *Imports) Split(ctx context.Context, imp importer.Import, rows RowReader) (SplitResult, error) {
+	st := im.store
 	var res SplitResult
 	v := importer.NewValidator(imp.Options)
 	batch := make([]importer.Row, 0, splitBatch)
@@ -88,13 +81,13 @@ func Split(ctx context.Context, q Enqueuer, st SplitStore, imp importer.Import, 
 		return res, err
 	}
 	if done {
-		return res, EnqueueFinalize(ctx, q, imp.ID, imp.Round)
+		return res, EnqueueFinalize(ctx, im.queue, imp.ID, imp.Round)
 	}
 	gen, err := st.StartFeed(ctx, imp.ID)
 	if err != nil {
 		return res, err
 	}
-	return res, EnqueueFeed(ctx, q, FeedPayload{ImportID: imp.ID, Gen: gen, Seq: 1}, 0)
+	return res, EnqueueFeed(ctx, im.queue, FeedPayload{ImportID: imp.ID, Gen: gen, Seq: 1}, 0)
 }
 
 // checkBatch validates a batch and returns the outcomes of the rows that

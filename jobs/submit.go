@@ -68,12 +68,8 @@ func NewSubmitTask(p SubmitPayload, maxRetry int) (*asynq.Task, []asynq.Option, 
 // sent when its answer was lost → look the resident up instead of sending it
 // again. Otherwise it sends the create, stores the job id, and only then
 // schedules the first status check.
-func (h *Handlers) Submit(ctx context.Context, t *asynq.Task) error {
-	var p SubmitPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return fmt.Errorf("bad %s payload: %v: %w", TypeSubmit, err, asynq.SkipRetry)
-	}
-	st, err := h.store.RowState(ctx, p.ImportID, p.Row)
+func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
+	st, err := im.store.RowState(ctx, p.ImportID, p.Row)
 	if err != nil {
 		return err
 	}
@@ -82,57 +78,57 @@ func (h *Handlers) Submit(ctx context.Context, t *asynq.Task) error {
 		// Redis lost the import (or it was deleted): nothing could record
 		// what became of the row, so it is not sent. Running the import's
 		// file again recovers it.
-		h.log.WarnContext(ctx, "the import is gone from Redis: its row is not sent", "import_id", p.ImportID, "row", p.Row)
+		im.log.WarnContext(ctx, "the import is gone from Redis: its row is not sent", "import_id", p.ImportID, "row", p.Row)
 		return nil
 	case st.Resolved:
 		return nil
 	case st.JobID != "" && st.Check > 0:
 		// Redelivered after the job id was stored: the chain of checks
 		// exists; make sure its current link is on the queue.
-		return h.scheduleCheck(ctx, p, st.JobID, st.Check)
+		return im.scheduleCheck(ctx, p, st.JobID, st.Check)
 	case st.Cancelled && !st.Sending && st.JobID == "":
-		return h.resolve(ctx, p.ImportID, cancelled(p))
+		return im.resolve(ctx, p.ImportID, cancelled(p))
 	case st.Stopped != "":
 		return nil // the row is sent when the import is run again
 	case st.JobID != "":
 		// The import stopped while the job was followed; resume it.
-		if _, err := h.store.AdvanceCheck(ctx, p.ImportID, p.Row, 0, 1); err != nil {
+		if _, err := im.store.AdvanceCheck(ctx, p.ImportID, p.Row, 0, 1); err != nil {
 			return err
 		}
-		return h.scheduleCheck(ctx, p, st.JobID, 1)
+		return im.scheduleCheck(ctx, p, st.JobID, 1)
 	case st.Sending:
-		return h.settleInDoubt(ctx, p, st.Lookups)
+		return im.settleInDoubt(ctx, p, st.Lookups)
 	case st.LookFirst:
 		// Its create may have reached the API before (a row in doubt,
 		// tried again): adopt its resident when it exists; else send it.
-		if done, err := h.adoptIfSent(ctx, p, "its create may have reached the API before"); done || err != nil {
+		if done, err := im.adoptIfSent(ctx, p, "its create may have reached the API before"); done || err != nil {
 			return err
 		}
 	case p.LookFirst && st.RetryOf == "":
 		// Recovered after its state was lost: the row may have been sent
 		// before. Adopt its resident when it exists; else send it.
-		if done, err := h.adoptIfSent(ctx, p, "the import's state was lost (Redis lost its data) after this row may have been sent"); done || err != nil {
+		if done, err := im.adoptIfSent(ctx, p, "the import's state was lost (Redis lost its data) after this row may have been sent"); done || err != nil {
 			return err
 		}
 	}
 
 	// Send the create; or, for a row 'importer retry' retries through the
 	// API's retry-write, the retry of its failed write.
-	endpoint, send := importer.EndpointCreate, func() (string, error) { return h.api.CreateResident(ctx, p.Vendor, p.Resident) }
+	endpoint, send := importer.EndpointCreate, func() (string, error) { return im.api.CreateResident(ctx, p.Vendor, p.Resident) }
 	if st.RetryOf != "" {
-		endpoint, send = importer.EndpointRetryWrite, func() (string, error) { return h.api.RetryWrite(ctx, st.RetryOf) }
+		endpoint, send = importer.EndpointRetryWrite, func() (string, error) { return im.api.RetryWrite(ctx, st.RetryOf) }
 	}
-	if err := h.take(ctx, p.ImportID, 1); err != nil {
+	if err := im.take(ctx, p.ImportID, 1); err != nil {
 		return err
 	}
-	if err := h.store.MarkSending(ctx, p.ImportID, p.Row, st.RetryOf); errors.Is(err, importer.ErrNotToSend) {
+	if err := im.store.MarkSending(ctx, p.ImportID, p.Row, st.RetryOf); errors.Is(err, importer.ErrNotToSend) {
 		// Resolved, or cancelled, since the row's state was read: it is
 		// not sent.
-		now, err := h.store.RowState(ctx, p.ImportID, p.Row)
+		now, err := im.store.RowState(ctx, p.ImportID, p.Row)
 		if err != nil || now.Resolved {
 			return err
 		}
-		return h.resolve(ctx, p.ImportID, cancelled(p))
+		return im.resolve(ctx, p.ImportID, cancelled(p))
 	} else if errors.Is(err, importer.ErrImportNotFound) {
 		return nil
 	} else if err != nil {
@@ -140,18 +136,18 @@ func (h *Handlers) Submit(ctx context.Context, t *asynq.Task) error {
 	}
 	jobID, err := send()
 	if err != nil {
-		h.countRequest(ctx, p.ImportID, endpoint, err)
-		return h.submitFailed(ctx, p, st.RetryOf, err)
+		im.countRequest(ctx, p.ImportID, endpoint, err)
+		return im.submitFailed(ctx, p, st.RetryOf, err)
 	}
 	// The job id and the request's count, in one round trip.
-	if err := h.store.SetJob(ctx, p.ImportID, p.Row, jobID, h.webhooksExpected(), importer.StatRequests(endpoint)); err != nil {
+	if err := im.store.SetJob(ctx, p.ImportID, p.Row, jobID, im.webhooksExpected(), importer.StatRequests(endpoint)); err != nil {
 		return err // the retry finds the row "sending" and looks it up
 	}
-	h.log.DebugContext(ctx, "write submitted", "import_id", p.ImportID, "row", p.Row, "job_id", jobID, "retry_of", st.RetryOf)
-	if applied, err := h.pendingEvent(ctx, p.ImportID, p.Row, p.Line, jobID); applied || err != nil {
+	im.log.DebugContext(ctx, "write submitted", "import_id", p.ImportID, "row", p.Row, "job_id", jobID, "retry_of", st.RetryOf)
+	if applied, err := im.pendingEvent(ctx, p.ImportID, p.Row, p.Line, jobID); applied || err != nil {
 		return err // a webhook was faster than the answer
 	}
-	return h.scheduleCheck(ctx, p, jobID, 1)
+	return im.scheduleCheck(ctx, p, jobID, 1)
 }
 
 // cancelled is the outcome of a row a cancel kept from being sent.
@@ -161,7 +157,7 @@ func cancelled(p SubmitPayload) importer.RowResult {
 
 // submitFailed decides what a failed create (or, with retryOf, a failed
 // retry-write of that job) means for the row.
-func (h *Handlers) submitFailed(ctx context.Context, p SubmitPayload, retryOf string, err error) error {
+func (im *Imports) submitFailed(ctx context.Context, p SubmitPayload, retryOf string, err error) error {
 	apiErr, ok := asAPIError(err)
 	if !ok {
 		return err
@@ -169,7 +165,7 @@ func (h *Handlers) submitFailed(ctx context.Context, p SubmitPayload, retryOf st
 	if !apiErr.MaybeSent {
 		// The API answered, or the request never left: nothing was
 		// created, so the row may be sent again.
-		if uerr := h.store.Unsend(ctx, p.ImportID, p.Row, retryOf); uerr != nil {
+		if uerr := im.store.Unsend(ctx, p.ImportID, p.Row, retryOf); uerr != nil {
 			return uerr
 		}
 	}
@@ -185,9 +181,9 @@ func (h *Handlers) submitFailed(ctx context.Context, p SubmitPayload, retryOf st
 			// later, never sent afresh from failed.csv.
 			r.JobID, r.Error = retryOf, "the API would not retry the write: "+r.Error
 		}
-		return h.resolve(ctx, p.ImportID, r)
+		return im.resolve(ctx, p.ImportID, r)
 	case importer.KindUnauthorized:
-		return h.stopImport(ctx, p.ImportID, apiErr)
+		return im.stopImport(ctx, p.ImportID, apiErr)
 	case importer.KindRateLimited:
 		return &waitError{after: rateLimitWait(err), err: err}
 	}
@@ -196,14 +192,14 @@ func (h *Handlers) submitFailed(ctx context.Context, p SubmitPayload, retryOf st
 		// timeout, a lost answer): it is never sent again blindly. Its
 		// write, if it was made, is PENDING for a while; look the
 		// resident up once it has had time to resolve.
-		if err := h.store.MarkLookups(ctx, p.ImportID, p.Row, 1); err != nil {
+		if err := im.store.MarkLookups(ctx, p.ImportID, p.Row, 1); err != nil {
 			return err
 		}
-		return &waitError{after: h.cfg.LookupWaits[0], err: fmt.Errorf("row %d: the create may have reached the API; looking the resident up before anything else: %w", p.Row, apiErr)}
+		return &waitError{after: im.cfg.LookupWaits[0], err: fmt.Errorf("row %d: the create may have reached the API; looking the resident up before anything else: %w", p.Row, apiErr)}
 	}
-	h.count(ctx, p.ImportID, importer.StatRetries)
+	im.count(ctx, p.ImportID, importer.StatRetries)
 	if lastAttempt(ctx) {
-		return h.resolve(ctx, p.ImportID, importer.RowResult{
+		return im.resolve(ctx, p.ImportID, importer.RowResult{
 			Row: p.Row, Line: p.Line, Outcome: importer.Failed, ErrorCode: importer.CodeRetriesSpent,
 			Error: "the API could not be reached after every retry: " + apiErr.Error(),
 		})
@@ -222,42 +218,42 @@ var DefaultLookupWaits = []time.Duration{20 * time.Second, time.Minute, 2 * time
 // date of birth) and adopted when found. Not found, it is looked up again
 // later, in case the write is still PENDING; still not found, the row fails
 // as in_doubt, saying what to check.
-func (h *Handlers) settleInDoubt(ctx context.Context, p SubmitPayload, lookups int) error {
+func (im *Imports) settleInDoubt(ctx context.Context, p SubmitPayload, lookups int) error {
 	q := importer.QueryFor(p.Resident)
 	if q.Email == "" && (q.FirstName == "" || q.LastName == "") {
-		return h.resolve(ctx, p.ImportID, inDoubt(p, "it has neither an email nor a full name to look it up by"))
+		return im.resolve(ctx, p.ImportID, inDoubt(p, "it has neither an email nor a full name to look it up by"))
 	}
-	matches, err := h.findResident(ctx, p)
+	matches, err := im.findResident(ctx, p)
 	if err != nil {
-		return h.lookupFailed(ctx, p, err)
+		return im.lookupFailed(ctx, p, err)
 	}
 	switch {
 	case len(matches) == 1:
-		return h.resolve(ctx, p.ImportID, importer.RowResult{
+		return im.resolve(ctx, p.ImportID, importer.RowResult{
 			Row: p.Row, Line: p.Line, Outcome: importer.Succeeded, RecordID: matches[0].ID,
 			Error: "adopted the existing resident: the answer to the create was lost",
 		})
 	case len(matches) > 1:
-		return h.resolve(ctx, p.ImportID, inDoubt(p, fmt.Sprintf("%d residents with this name already exist", len(matches))))
-	case lookups < len(h.cfg.LookupWaits):
-		if err := h.store.MarkLookups(ctx, p.ImportID, p.Row, lookups+1); err != nil {
+		return im.resolve(ctx, p.ImportID, inDoubt(p, fmt.Sprintf("%d residents with this name already exist", len(matches))))
+	case lookups < len(im.cfg.LookupWaits):
+		if err := im.store.MarkLookups(ctx, p.ImportID, p.Row, lookups+1); err != nil {
 			return err
 		}
-		return &waitError{after: h.cfg.LookupWaits[lookups], err: fmt.Errorf("row %d: resident not found yet; looking again later", p.Row)}
+		return &waitError{after: im.cfg.LookupWaits[lookups], err: fmt.Errorf("row %d: resident not found yet; looking again later", p.Row)}
 	}
-	return h.resolve(ctx, p.ImportID, inDoubt(p, "no such resident appeared within minutes, so the create probably never arrived"))
+	return im.resolve(ctx, p.ImportID, inDoubt(p, "no such resident appeared within minutes, so the create probably never arrived"))
 }
 
 // findResident looks up the row's resident in the API: by email, else by
 // name and date of birth. A wait for the rate limit comes back as a
 // waitError.
-func (h *Handlers) findResident(ctx context.Context, p SubmitPayload) ([]importer.ResidentRecord, error) {
+func (im *Imports) findResident(ctx context.Context, p SubmitPayload) ([]importer.ResidentRecord, error) {
 	q := importer.QueryFor(p.Resident)
-	if err := h.take(ctx, p.ImportID, 1); err != nil {
+	if err := im.take(ctx, p.ImportID, 1); err != nil {
 		return nil, err
 	}
-	found, err := h.api.FindResidents(ctx, q)
-	h.countRequest(ctx, p.ImportID, importer.EndpointListResidents, err)
+	found, err := im.api.FindResidents(ctx, q)
+	im.countRequest(ctx, p.ImportID, importer.EndpointListResidents, err)
 	if err != nil {
 		return nil, err
 	}
@@ -273,34 +269,34 @@ func (h *Handlers) findResident(ctx context.Context, p SubmitPayload) ([]importe
 // adoptIfSent looks up the resident of a row that may have been sent
 // before (why says how): found, the row succeeds with it (done is true);
 // several, the row is in doubt; none, the caller sends the row.
-func (h *Handlers) adoptIfSent(ctx context.Context, p SubmitPayload, why string) (done bool, err error) {
+func (im *Imports) adoptIfSent(ctx context.Context, p SubmitPayload, why string) (done bool, err error) {
 	q := importer.QueryFor(p.Resident)
 	if q.Email == "" && (q.FirstName == "" || q.LastName == "") {
-		return true, h.resolve(ctx, p.ImportID, inDoubt(p, "it has neither an email nor a full name to look it up by"))
+		return true, im.resolve(ctx, p.ImportID, inDoubt(p, "it has neither an email nor a full name to look it up by"))
 	}
-	matches, err := h.findResident(ctx, p)
+	matches, err := im.findResident(ctx, p)
 	switch {
 	case err != nil:
-		return true, h.lookupFailed(ctx, p, err)
+		return true, im.lookupFailed(ctx, p, err)
 	case len(matches) == 1:
-		return true, h.resolve(ctx, p.ImportID, importer.RowResult{
+		return true, im.resolve(ctx, p.ImportID, importer.RowResult{
 			Row: p.Row, Line: p.Line, Outcome: importer.Succeeded, RecordID: matches[0].ID,
 			Error: "adopted the existing resident: " + why,
 		})
 	case len(matches) > 1:
-		return true, h.resolve(ctx, p.ImportID, inDoubt(p, fmt.Sprintf("%d residents with this name already exist", len(matches))))
+		return true, im.resolve(ctx, p.ImportID, inDoubt(p, fmt.Sprintf("%d residents with this name already exist", len(matches))))
 	}
 	return false, nil
 }
 
-func (h *Handlers) lookupFailed(ctx context.Context, p SubmitPayload, err error) error {
+func (im *Imports) lookupFailed(ctx context.Context, p SubmitPayload, err error) error {
 	apiErr, ok := asAPIError(err)
 	var w *waitError
 	switch {
 	case errors.As(err, &w):
 		return err // the rate limit: look up later
 	case ok && apiErr.Kind == importer.KindUnauthorized:
-		return h.stopImport(ctx, p.ImportID, apiErr)
+		return im.stopImport(ctx, p.ImportID, apiErr)
 	case ok && apiErr.Kind == importer.KindRateLimited:
 		return &waitError{after: rateLimitWait(err), err: err}
 	case ok && apiErr.Kind == importer.KindUnavailable && !lastAttempt(ctx):
@@ -308,7 +304,7 @@ func (h *Handlers) lookupFailed(ctx context.Context, p SubmitPayload, err error)
 	case ctx.Err() != nil:
 		return err
 	}
-	return h.resolve(ctx, p.ImportID, inDoubt(p, "looking it up failed: "+err.Error()))
+	return im.resolve(ctx, p.ImportID, inDoubt(p, "looking it up failed: "+err.Error()))
 }
 
 func inDoubt(p SubmitPayload, why string) importer.RowResult {
@@ -321,13 +317,13 @@ func inDoubt(p SubmitPayload, why string) importer.RowResult {
 
 // stopImport stops the whole import on rejected credentials: every other row
 // would be rejected the same way.
-func (h *Handlers) stopImport(ctx context.Context, importID string, apiErr *importer.APIError) error {
+func (im *Imports) stopImport(ctx context.Context, importID string, apiErr *importer.APIError) error {
 	reason := fmt.Sprintf("the API rejected the credentials (%d %s); check PROPEXO_API_KEY, then run the same command again to resume",
 		apiErr.Status, orDefault(apiErr.Code, "unauthorized"))
-	if err := h.store.Stop(ctx, importID, reason); err != nil {
+	if err := im.store.Stop(ctx, importID, reason); err != nil {
 		return err
 	}
-	h.log.ErrorContext(ctx, "import stopped", "import_id", importID, "reason", reason)
+	im.log.ErrorContext(ctx, "import stopped", "import_id", importID, "reason", reason)
 	return nil
 }
 

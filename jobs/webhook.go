@@ -16,18 +16,18 @@ import (
 // picks the news up when its job id is stored or at its next status check.
 // Deliveries may come in any order: a partial success that arrives after the
 // DATA_NEW of the same write still turns the row partial.
-func (h *Handlers) ApplyEvent(ctx context.Context, ev importer.WriteEvent) error {
-	importID, row, ok, err := h.store.JobRow(ctx, ev.JobID)
+func (im *Imports) ApplyEvent(ctx context.Context, ev importer.WriteEvent) error {
+	importID, row, ok, err := im.store.JobRow(ctx, ev.JobID)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return h.store.SaveJobEvent(ctx, ev)
+		return im.store.SaveJobEvent(ctx, ev)
 	}
-	return h.applyEvent(ctx, importID, row, 0, ev)
+	return im.applyEvent(ctx, importID, row, 0, ev)
 }
 
-func (h *Handlers) applyEvent(ctx context.Context, importID string, row, line int, ev importer.WriteEvent) error {
+func (im *Imports) applyEvent(ctx context.Context, importID string, row, line int, ev importer.WriteEvent) error {
 	r := importer.RowResult{Row: row, Line: line, JobID: ev.JobID, RecordID: ev.RecordID, At: time.Now().UTC()}
 	switch ev.State {
 	case importer.WriteSuccess:
@@ -41,8 +41,8 @@ func (h *Handlers) applyEvent(ctx context.Context, importID string, row, line in
 	default:
 		return nil
 	}
-	h.count(ctx, importID, importer.StatWebhooks)
-	res, err := h.record(ctx, importID, r, true)
+	im.count(ctx, importID, importer.StatWebhooks)
+	res, err := im.record(ctx, importID, r, true)
 	if err != nil || res.Stale {
 		return err // news of a job the row no longer follows changes nothing
 	}
@@ -51,26 +51,26 @@ func (h *Handlers) applyEvent(ctx context.Context, importID string, row, line in
 	var reopened bool
 	switch r.Outcome {
 	case importer.Partial:
-		_, reopened, err = h.store.Replace(ctx, importID, r, importer.Succeeded)
+		_, reopened, err = im.store.Replace(ctx, importID, r, importer.Succeeded)
 	case importer.Succeeded:
 		late := importer.RowResult{Row: r.Row, Outcome: importer.Partial, JobID: r.JobID, RecordID: r.RecordID, At: r.At}
-		_, reopened, err = h.store.Replace(ctx, importID, late, importer.Partial)
+		_, reopened, err = im.store.Replace(ctx, importID, late, importer.Partial)
 	}
 	if err != nil || !reopened {
 		return err
 	}
-	return h.finalize(ctx, importID)
+	return im.finalize(ctx, importID)
 }
 
 // pendingEvent applies a webhook's news kept for a job before its row knew
 // it, and reports whether there was one.
-func (h *Handlers) pendingEvent(ctx context.Context, importID string, row, line int, jobID string) (bool, error) {
-	if !h.webhooksExpected() {
+func (im *Imports) pendingEvent(ctx context.Context, importID string, row, line int, jobID string) (bool, error) {
+	if !im.webhooksExpected() {
 		return false, nil // no webhooks come: no read for them
 	}
-	ev, ok, err := h.store.JobEvent(ctx, jobID)
+	ev, ok, err := im.store.JobEvent(ctx, jobID)
 	if err != nil || !ok {
 		return false, err
 	}
-	return true, h.applyEvent(ctx, importID, row, line, ev)
+	return true, im.applyEvent(ctx, importID, row, line, ev)
 }

@@ -24,7 +24,7 @@ func webhookImport(t *testing.T, id string, rows int, cfg sandbox.Config) (*env,
 	t.Helper()
 	ctx := context.Background()
 	e := envOn(t, redistestClient(t))
-	h := jobs.NewHandlers(nil, e.store, e.queue, e.reports, nil, jobs.Config{PollFallback: time.Hour})
+	h := jobs.NewImports(nil, e.store, e.queue, e.reports, nil, jobs.Config{PollFallback: time.Hour})
 	rc, err := webhook.NewReceiver(whSecret, h.ApplyEvent, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -40,10 +40,10 @@ func webhookImport(t *testing.T, id string, rows int, cfg sandbox.Config) (*env,
 	srv := httptest.NewServer(sb.Handler())
 	t.Cleanup(func() { srv.Close(); sb.Close() })
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
-	e.h = jobs.NewHandlers(api, e.store, e.queue, e.reports, nil, jobs.Config{PollFallback: time.Hour})
+	e.h = jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollFallback: time.Hour})
 
 	imp := e.newImport(t, id, -1, importer.Options{})
-	if _, err := jobs.Split(ctx, e.queue, e.store, imp, &fakeRows{n: rows}); err != nil {
+	if _, err := e.commands().Split(ctx, imp, &fakeRows{n: rows}); err != nil {
 		t.Fatal(err)
 	}
 	mux := asynq.NewServeMux()
@@ -122,12 +122,12 @@ func (fixedJobAPI) CreateResident(context.Context, importer.Vendor, importer.Res
 func TestWebhookBeforeTheJobIDIsStored(t *testing.T) {
 	ctx := context.Background()
 	e := envOn(t, redistestClient(t))
-	h := jobs.NewHandlers(fixedJobAPI{}, e.store, e.queue, e.reports, nil, jobs.Config{PollFallback: time.Hour})
+	h := jobs.NewImports(fixedJobAPI{}, e.store, e.queue, e.reports, nil, jobs.Config{PollFallback: time.Hour})
 	e.newImport(t, "imp-early", 1, importer.Options{})
 	if err := h.ApplyEvent(ctx, importer.WriteEvent{JobID: "job_early", State: importer.WriteSuccess, RecordID: "res_early"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Submit(ctx, submitTask(t, "imp-early", 1)); err != nil {
+	if err := h.ProcessTask(ctx, submitTask(t, "imp-early", 1)); err != nil {
 		t.Fatal(err)
 	}
 	r := e.result(t, "imp-early", 1)

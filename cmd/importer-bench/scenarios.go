@@ -403,7 +403,9 @@ func splitAndQueue(h *harness, file string, rows int) (splitRate, enqueueRate, s
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	res, err := jobs.Split(ctx, q, st, imp, rd)
+	window := min(rows, 100_000)
+	hd := jobs.NewImports(nil, st, q, nil, nil, jobs.Config{Window: window})
+	res, err := hd.Split(ctx, imp, rd)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -411,8 +413,6 @@ func splitAndQueue(h *harness, file string, rows int) (splitRate, enqueueRate, s
 	storedPerRow = float64(rs.memory("used_memory")-base) / float64(rows)
 	h.say("scale: split %d rows at %.0f rows/s, %.0f B/row in Redis", res.Total, splitRate, storedPerRow)
 
-	window := min(rows, 100_000)
-	hd := jobs.NewHandlers(nil, st, q, nil, nil, jobs.Config{Window: window})
 	fs, err := st.Feed(ctx, "split")
 	if err != nil {
 		return 0, 0, 0, err
@@ -422,7 +422,7 @@ func splitAndQueue(h *harness, file string, rows int) (splitRate, enqueueRate, s
 		return 0, 0, 0, err
 	}
 	began = time.Now()
-	if err := hd.Feed(ctx, task); err != nil {
+	if err := hd.ProcessTask(ctx, task); err != nil {
 		return 0, 0, 0, err
 	}
 	enqueueRate = float64(window) / time.Since(began).Seconds()

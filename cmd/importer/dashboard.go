@@ -13,7 +13,6 @@ import (
 	"github.com/propexo-importer/importer/internal/metrics"
 	"github.com/propexo-importer/importer/internal/report"
 	"github.com/propexo-importer/importer/internal/store"
-	"github.com/propexo-importer/importer/jobs"
 )
 
 type dashboardConfig struct {
@@ -72,15 +71,10 @@ func (c *dashboardConfig) run(ctx context.Context, log *slog.Logger, stdout io.W
 	}
 	h, err := dashboard.New(dashboard.Config{
 		Redis: rdb.Opt, Store: st, Reports: report.Files{}, AllowActions: c.allowActions, Auth: c.auth, Log: log, AllowedHosts: allowed,
+		// No report folder here: the workers write the report of an
+		// import the cancel ends.
 		Cancel: func(ctx context.Context, id string) error {
-			// The workers write the report of an import the cancel ends.
-			return cancelImport(ctx, st, id, func(ctx context.Context, id string) error {
-				imp, err := st.Import(ctx, id)
-				if err != nil {
-					return err
-				}
-				return jobs.EnqueueFinalize(ctx, asynqClient(rdb), id, imp.Round)
-			})
+			return cancelError(id, commandImports(rdb, st, "", log).Cancel(ctx, id))
 		},
 	})
 	if err != nil {

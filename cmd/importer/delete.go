@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/propexo-importer/importer/importer"
-	"github.com/propexo-importer/importer/internal/report"
+	"github.com/propexo-importer/importer/jobs"
 )
 
 func newDeleteCommand(getenv env, stdout io.Writer) *cobra.Command {
@@ -33,27 +33,22 @@ its file run again is a new import.`,
 		Args:    exactlyOne("delete", "IMPORT_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			st, closeRedis, err := r.open(ctx, "delete")
+			imports, closeRedis, err := r.imports(ctx, "delete", "")
 			if err != nil {
 				return err
 			}
 			defer closeRedis()
 			id := args[0]
-			imp, err := st.Import(ctx, id)
-			if errors.Is(err, importer.ErrImportNotFound) {
+			n, err := imports.Delete(ctx, id, force, receipts{dir: absDir(reportDir)})
+			var running *jobs.NotFinishedError
+			switch {
+			case errors.Is(err, importer.ErrImportNotFound):
 				return usageError("no import %s in Redis", id)
-			}
-			if err != nil {
+			case errors.As(err, &running):
+				return usageError("%v: deleting it would leave its rows in flight unrecorded; cancel it and wait for it to end, or give --force", err)
+			case err != nil:
 				return unfinished(err)
 			}
-			if !imp.Finished() && !force {
-				return usageError("import %s is %s: deleting it would leave its rows in flight unrecorded; cancel it and wait for it to end, or give --force", id, imp.State())
-			}
-			n, err := st.Delete(ctx, id)
-			if err != nil {
-				return unfinished(err)
-			}
-			report.RemoveReceipt(absDir(reportDir), id)
 			fmt.Fprintf(stdout, "import %s deleted: %s removed\n", id, plural(n, "key"))
 			return nil
 		},
@@ -85,38 +80,18 @@ running are left alone.`,
 			if err != nil {
 				return usageError("--older-than %q: %v", olderThan, err)
 			}
-			st, closeRedis, err := r.open(ctx, "prune")
+			imports, closeRedis, err := r.imports(ctx, "prune", "")
 			if err != nil {
 				return err
 			}
 			defer closeRedis()
-			ids, err := st.ImportsBefore(ctx, time.Now().Add(-age))
+			res, err := imports.Prune(ctx, time.Now().Add(-age), receipts{dir: absDir(reportDir)})
 			if err != nil {
 				return unfinished(err)
 			}
-			imports, keys, running := 0, 0, 0
-			for _, id := range ids {
-				imp, err := st.Import(ctx, id)
-				if errors.Is(err, importer.ErrImportNotFound) {
-					continue
-				}
-				if err != nil {
-					return unfinished(err)
-				}
-				if !imp.Finished() {
-					running++
-					continue
-				}
-				n, err := st.Delete(ctx, id)
-				if err != nil {
-					return unfinished(err)
-				}
-				report.RemoveReceipt(absDir(reportDir), id)
-				imports, keys = imports+1, keys+n
-			}
-			fmt.Fprintf(stdout, "%s older than %s deleted (%s removed)", plural(imports, "finished import"), olderThan, plural(keys, "key"))
-			if running > 0 {
-				fmt.Fprintf(stdout, "; %s not finished left alone", plural(running, "import"))
+			fmt.Fprintf(stdout, "%s older than %s deleted (%s removed)", plural(res.Imports, "finished import"), olderThan, plural(res.Keys, "key"))
+			if res.Running > 0 {
+				fmt.Fprintf(stdout, "; %s not finished left alone", plural(res.Running, "import"))
 			}
 			fmt.Fprintln(stdout)
 			return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -54,23 +55,31 @@ func (c *runConfig) retry(ctx context.Context, id string, log *slog.Logger, stdo
 	if err := c.limits.validate(); err != nil {
 		return err
 	}
+	if c.workers < 0 {
+		return usageError("--workers %d: use 0 or more", c.workers)
+	}
+	reportDir, err := filepath.Abs(c.reportDir)
+	if err != nil {
+		return usageError("--report-dir: %v", err)
+	}
 	rdb, err := connectRedis(ctx, c.redisURL)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
 	st := store.New(rdb.Client)
+	imports := commandImports(rdb, st, reportDir, log)
 	if _, err := st.Import(ctx, id); errors.Is(err, importer.ErrImportNotFound) {
 		return usageError("no import %s in Redis at %s", id, rdb.Addr)
 	} else if err != nil {
-		return unfinished(err)
+		return unfinished(fmt.Errorf("error reading import %s from Redis at %s: %w", id, rdb.Addr, err))
 	}
 	stop, err := c.localWorkers(ctx, rdb, st, log, stderr)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	res, err := jobs.Retry(ctx, asynqClient(rdb), st, id, c.retryOpts)
+	res, err := imports.Retry(ctx, id, c.retryOpts)
 	switch {
 	case errors.Is(err, jobs.ErrStillRunning):
 		return usageError("import %s has not finished; wait for it with the same 'importer run' before retrying", id)
@@ -84,19 +93,19 @@ func (c *runConfig) retry(ctx context.Context, id string, log *slog.Logger, stdo
 		if err != nil {
 			return unfinished(err)
 		}
-		return c.finish(ctx, st, imp, stdout)
+		return c.finish(ctx, imports, st, imp, stdout)
 	default:
 		fmt.Fprintf(stderr, "retrying %s of import %s\n", plural(res.Reopened, "row"), id)
 	}
 	if c.noWait {
 		return nil
 	}
-	if err := c.wait(ctx, st, rdb, id, stderr); err != nil {
+	if err := c.wait(ctx, imports, st, rdb, id, stderr); err != nil {
 		return err
 	}
 	imp, err := st.Import(ctx, id)
 	if err != nil {
 		return unfinished(err)
 	}
-	return c.finish(ctx, st, imp, stdout)
+	return c.finish(ctx, imports, st, imp, stdout)
 }

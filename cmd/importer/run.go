@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,8 +15,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/propexo-importer/importer/importer"
-	"github.com/propexo-importer/importer/internal/queue"
-	"github.com/propexo-importer/importer/internal/report"
 	"github.com/propexo-importer/importer/internal/sandbox"
 	"github.com/propexo-importer/importer/internal/source"
 	"github.com/propexo-importer/importer/internal/store"
@@ -108,54 +104,6 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 	return cmd
 }
 
-// inputOptions are how the file is read: its limits and its delimiter.
-func (c *runConfig) inputOptions(opts importer.Options) source.Options {
-	return source.Options{Limits: importer.Limits{MaxFieldBytes: c.maxField, MaxRecordBytes: c.maxRecord, MaxColumns: c.maxColumns},
-		Delimiter: opts.DelimiterRune()}
-}
-
-// localWorkers starts this process's workers while it waits (unless
-// --no-wait or --workers 0), and returns what stops them.
-func (c *runConfig) localWorkers(ctx context.Context, rdb *queue.Redis, st *store.Store, log *slog.Logger, stderr io.Writer) (stop func(), err error) {
-	limiter := c.limits.limiter(rdb, log)
-	if c.workers == 0 || c.noWait {
-		if c.api.key == "" {
-			return func() {}, nil // the workers elsewhere hold the key
-		}
-		// No workers here, but the API is configured: check it now, so a
-		// wrong key or URL is told before the import is registered.
-		url, key, err := c.api.endpoint()
-		if err != nil {
-			return nil, err
-		}
-		if _, err := newAPIClient(ctx, url, key, c.api.timeout, limiter, true); err != nil {
-			return nil, err
-		}
-		return func() {}, nil
-	}
-	if limiter != nil {
-		c.jobs.Limiter = limiter
-	}
-	api, closeAPI, err := c.apiFor(ctx, rdb, limiter, stderr)
-	if err != nil {
-		return nil, err
-	}
-	if api == nil {
-		return closeAPI, nil
-	}
-	reportDir, err := filepath.Abs(c.reportDir)
-	if err != nil {
-		closeAPI()
-		return nil, usageError("--report-dir: %v", err)
-	}
-	w, err := startWorkers(rdb, api, st, reportDir, c.workers, log, c.jobs)
-	if err != nil {
-		closeAPI()
-		return nil, unfinished(err)
-	}
-	return func() { w.stop(); closeAPI() }, nil
-}
-
 // pollFlags adds the flags of how writes are followed: the status checks'
 // delays and the retries of requests that failed.
 func pollFlags(f *pflag.FlagSet, cfg *jobs.Config) {
@@ -181,13 +129,12 @@ func (c *runConfig) registerWorkFlags(f *pflag.FlagSet, getenv env) {
 	c.limits.register(f, getenv)
 }
 
-// prepared is a file that has been read once: its format, options and id.
+// prepared is a file that has been read once (jobs.Inspect): its import's
+// id and where its report goes.
 type prepared struct {
-	// path is where the file is read; shown, how the user named it (they
-	// differ for standard input and pipes, read from a private copy).
-	path, shown string
-	imp         importer.Import
-	format      string
+	file      jobs.Inspected
+	id        string
+	reportDir string
 }
 
 // stdinName is the FILE argument that reads standard input.
@@ -276,7 +223,7 @@ func (c *runConfig) prepareFile(ctx context.Context, path, readPath, format stri
 	}
 	opts, err := c.opts.Normalize()
 	if err != nil {
-		return p, usageError("%v", err)
+		return p, optionError(err)
 	}
 	if err := c.limits.validate(); err != nil {
 		return p, err
@@ -289,142 +236,56 @@ func (c *runConfig) prepareFile(ctx context.Context, path, readPath, format stri
 	}
 	if c.importID != "" {
 		if err := importer.ValidateImportID(c.importID); err != nil {
-			return p, usageError("%v", err)
+			return p, usageError("--import-id: %v", err)
 		}
 	}
-	sum, records, err := scan(ctx, readPath, format, c.inputOptions(opts))
-	if err != nil {
-		if path != readPath {
-			err = errors.New(strings.ReplaceAll(err.Error(), readPath, path))
-			return p, usageError("%v", err)
-		}
-		return p, err
-	}
-	if records == 0 {
-		return p, usageError("%s: the file holds no records", path)
-	}
-	reportDir, err := filepath.Abs(c.reportDir)
-	if err != nil {
+	if p.reportDir, err = filepath.Abs(c.reportDir); err != nil {
 		return p, usageError("--report-dir: %v", err)
 	}
 	name := filepath.Base(path)
 	if path == stdinName {
 		name = "stdin"
 	}
-	id := c.importID
-	if id == "" {
-		id = importer.NewImportID(name, sum, opts)
-	}
-	p.path, p.shown, p.format = readPath, path, format
-	p.imp = importer.Import{ID: id, File: name, FileSHA256: hex.EncodeToString(sum), ContentKey: importer.ContentKey(sum, opts), Options: opts, ReportDir: reportDir, CreatedAt: time.Now().UTC(), Total: -1, Retention: c.retention}
-	return p, nil
-}
-
-// scan reads the whole file once: its SHA-256 (for the import id) and a check
-// that it can be read to the end, so that a broken file is refused before
-// anything is queued.
-func scan(ctx context.Context, path, format string, opts source.Options) (sum []byte, records int, err error) {
-	f, err := os.Open(path)
+	p.file, err = jobs.Inspect(ctx, jobs.Input{Path: readPath, Shown: path, Name: name, Options: opts, Limits: c.inputLimits()})
 	if err != nil {
-		return nil, 0, usageError("cannot open %s: %v", path, errors.Unwrap(err))
+		return p, startError(err)
 	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.IsDir() {
-		return nil, 0, usageError("%s is a folder, not a file", path)
-	}
-	h := sha256.New()
-	tee := io.TeeReader(f, h)
-	rd, err := source.Open(tee, format, opts)
-	if err != nil {
-		return nil, 0, inputError(path, err)
-	}
-	for {
-		_, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, 0, inputError(path, err)
-		}
-		records++
-		if records%1000 == 0 && ctx.Err() != nil {
-			return nil, 0, &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted while reading %s; nothing was sent", path)}
-		}
-	}
-	if _, err := io.Copy(io.Discard, tee); err != nil {
-		return nil, 0, inputError(path, err)
-	}
-	if err := rd.CheckColumns(); err != nil {
-		return nil, 0, inputError(path, err)
-	}
-	return h.Sum(nil), records, nil
-}
-
-func inputError(path string, err error) error {
-	return usageError("%s: %v", path, err)
-}
-
-func openRows(path, format string, opts source.Options) (*source.Reader, *os.File, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, usageError("cannot open %s: %v", path, errors.Unwrap(err))
-	}
-	rd, err := source.Open(f, format, opts)
-	if err != nil {
-		f.Close()
-		return nil, nil, inputError(path, err)
-	}
-	return rd, f, nil
-}
-
-// register makes the import in Redis, or finds it there, and keeps its
-// receipt in the report folder. When the receipt says this machine started
-// the import and Redis no longer has it (Redis lost its data), the import is
-// made again as a recovery: its rows may have been sent before the loss, so
-// each is looked up in the API before it is sent.
-// checkContent looks for an import of the same content (and options of
-// what is written) under another id — the same file under another name,
-// or with --import-id — and refuses to send it again without --again, which
-// starts a new import of it under an id of its own.
-func (c *runConfig) checkContent(ctx context.Context, st *store.Store, p prepared) (prepared, error) {
-	other, ok, err := st.ImportByContent(ctx, p.imp.ContentKey)
-	if err != nil {
-		return p, unfinished(err)
-	}
-	if ok && !c.again {
-		prev, err := st.Import(ctx, other)
-		if errors.Is(err, importer.ErrImportNotFound) {
-			return p, nil // deleted since
-		}
-		if err != nil {
-			return p, unfinished(err)
-		}
-		pr, err := st.Progress(ctx, other)
-		if err != nil {
-			return p, unfinished(err)
-		}
-		return p, usageError("the content of %s was imported already, as import %s (%s, started %s, %s): nothing was sent; wait for that import with the command that started it, or run again with --again to import the file anew",
-			p.shown, other, prev.State(), prev.CreatedAt.Local().Format(time.RFC3339), outcomeCounts(pr))
+	p.id = c.importID
+	if p.id == "" {
+		p.id = p.file.ID()
 	}
 	return p, nil
 }
 
-// freshID is id, or, when an import has it already, id-2, id-3...: the id
-// of a new import of a file imported before (--again).
-func freshID(ctx context.Context, st *store.Store, id string) (string, error) {
-	for n := 1; ; n++ {
-		try := id
-		if n > 1 {
-			try = fmt.Sprintf("%s-%d", id, n)
-		}
-		_, err := st.Import(ctx, try)
-		if errors.Is(err, importer.ErrImportNotFound) {
-			return try, nil
-		}
-		if err != nil {
-			return "", unfinished(err)
-		}
+// inputLimits bound what a record of the file may hold.
+func (c *runConfig) inputLimits() importer.Limits {
+	return importer.Limits{MaxFieldBytes: c.maxField, MaxRecordBytes: c.maxRecord, MaxColumns: c.maxColumns}
+}
+
+// startError turns what Inspect and Start refuse into the exit codes: the
+// file or the command line is wrong (2), or the import could not be
+// started (3).
+func startError(err error) error {
+	var (
+		input   *jobs.InputError
+		content *jobs.ContentImportedError
+		taken   *jobs.IDTakenError
+		exit    *exitError
+	)
+	switch {
+	case errors.As(err, &exit):
+		return err
+	case errors.Is(err, context.Canceled):
+		return &exitError{code: exitInterrupted, err: errors.New(strings.TrimSuffix(err.Error(), ": "+context.Canceled.Error()))}
+	case errors.As(err, &input):
+		return usageError("%v", err)
+	case errors.As(err, &content):
+		return usageError("the content of %s was imported already, as import %s (%s, started %s, %s): nothing was sent; wait for that import with the command that started it, or run again with --again to import the file anew",
+			content.File, content.Other.ID, content.Other.State(), content.Other.CreatedAt.Local().Format(time.RFC3339), outcomeCounts(content.Progress))
+	case errors.As(err, &taken):
+		return usageError("%v; give another --import-id", err)
 	}
+	return unfinished(err)
 }
 
 // outcomeCounts says an import's outcomes in a few words: "12 succeeded,
@@ -462,50 +323,6 @@ func checkWritable(dir string) error {
 	return nil
 }
 
-func (c *runConfig) register(ctx context.Context, st *store.Store, rdb *queue.Redis, p prepared, stderr io.Writer) (importer.Import, bool, error) {
-	epoch, _, err := st.Epoch(ctx)
-	if err != nil {
-		return importer.Import{}, false, unfinished(err)
-	}
-	p.imp.Epoch = epoch
-	receipt, known, err := report.ReadReceipt(p.imp.ReportDir, p.imp.ID)
-	if err != nil {
-		return importer.Import{}, false, usageError("%v", err)
-	}
-	// The in-process sandbox starts empty with every run: nothing of an
-	// earlier run's can exist in it.
-	sandboxed := rdb.Embedded && c.api.key == "" && c.api.url == ""
-	if known && !sandboxed {
-		if _, err := st.Import(ctx, p.imp.ID); errors.Is(err, importer.ErrImportNotFound) {
-			p.imp.Recovery = &importer.Recovery{FirstStartedAt: receipt.StartedAt, LookupFrom: time.Now().Add(c.recoveryWait).UTC()}
-			if receipt.Epoch != epoch {
-				p.imp.Recovery.LostEpoch = receipt.Epoch
-			}
-		} else if err != nil {
-			return importer.Import{}, false, unfinished(err)
-		}
-	}
-	imp, created, err := st.CreateImport(ctx, p.imp)
-	if err != nil {
-		return importer.Import{}, false, unfinished(err)
-	}
-	if created || !known {
-		started := imp.CreatedAt
-		if imp.Recovery != nil {
-			started = imp.Recovery.FirstStartedAt
-		}
-		if err := report.WriteReceipt(p.imp.ReportDir, report.Receipt{ImportID: imp.ID, File: imp.File, FileSHA256: imp.FileSHA256,
-			StartedAt: started, Epoch: imp.Epoch, Redis: rdb.Addr}); err != nil {
-			return importer.Import{}, false, usageError("--report-dir %s: %v", relative(p.imp.ReportDir), err)
-		}
-	}
-	if created && imp.Recovery != nil {
-		fmt.Fprintf(stderr, "import %s was started on %s, but Redis at %s no longer has it (it lost its data: restarted without persistence, or flushed); recovering it: each row is looked up in the API before it is sent, from %s, so none is created twice\n",
-			imp.ID, imp.Recovery.FirstStartedAt.Local().Format(time.RFC3339), rdb.Addr, imp.Recovery.LookupFrom.Local().Format(time.TimeOnly))
-	}
-	return imp, created, nil
-}
-
 func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdout, stderr io.Writer) error {
 	if err := c.api.resolveKey(); err != nil {
 		return err
@@ -518,7 +335,7 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 	if c.dryRun {
 		return c.dryRunImport(ctx, p, stdout, stderr)
 	}
-	if err := checkWritable(p.imp.ReportDir); err != nil {
+	if err := checkWritable(p.reportDir); err != nil {
 		return err
 	}
 
@@ -528,79 +345,45 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 	}
 	defer rdb.Close()
 	st := store.New(rdb.Client)
-
-	if c.again {
-		if p.imp.ID, err = freshID(ctx, st, p.imp.ID); err != nil {
-			return err
-		}
-	}
-	// The same import run again: the same file, written the same way. A
-	// finished one is shown again; nothing is sent.
-	existing, err := st.Import(ctx, p.imp.ID)
-	switch {
-	case errors.Is(err, importer.ErrImportNotFound):
-		if p, err = c.checkContent(ctx, st, p); err != nil {
-			return err
-		}
-	case err != nil:
-		return unfinished(err)
-	case existing.FileSHA256 != p.imp.FileSHA256 || existing.Options.Writes() != p.imp.Options.Writes():
-		return usageError("import %s was started from another file or with options that change what is written (%s); give another --import-id", existing.ID, existing.File)
-	case existing.Finished():
-		fmt.Fprintf(stderr, "import %s already finished; here is its result again\n", existing.ID)
-		return c.finish(ctx, st, existing, stdout)
-	}
+	imports := commandImports(rdb, st, p.reportDir, log)
 
 	if rdb.Embedded && (c.noWait || c.workers == 0) {
 		return usageError("--no-wait and --workers 0 need REDIS_URL: the in-process Redis is gone when run exits")
 	}
-	// The API is checked (and this process's workers started) before the
-	// import is registered: a rejected key or a wrong URL leaves nothing
-	// behind.
-	stop, err := c.localWorkers(ctx, rdb, st, log, stderr)
+	stop := func() {}
+	defer func() { stop() }()
+	started, err := imports.Start(ctx, jobs.StartRequest{File: p.file, ImportID: c.importID, Again: c.again, ReportDir: p.reportDir,
+		Retention: c.retention, RecoveryWait: c.recoveryWait,
+		// The in-process sandbox starts empty with every run: nothing
+		// of an earlier run's can exist in it.
+		Trace: receipts{dir: p.reportDir, redis: rdb.Addr, fresh: rdb.Embedded && c.api.key == "" && c.api.url == ""},
+		// The API is checked (and this process's workers started)
+		// before the import is stored: a rejected key or a wrong URL
+		// leaves nothing behind.
+		Ready: func(ctx context.Context) error {
+			workers, err := c.localWorkers(ctx, rdb, st, log, stderr)
+			if err == nil {
+				stop = workers
+			}
+			return err
+		}})
 	if err != nil {
-		return err
+		return startError(err)
 	}
-	defer stop()
-
-	imp, created, err := c.register(ctx, st, rdb, p, stderr)
-	if err != nil {
-		return err
-	}
-	if !created {
-		// A re-run's choices of how the import is followed, and of where
-		// its report goes, win over the first run's.
-		if err := st.Refollow(ctx, imp.ID, p.imp.Options, p.imp.ReportDir); err != nil {
-			return unfinished(err)
-		}
-		if imp, err = st.Import(ctx, imp.ID); err != nil {
-			return unfinished(err)
-		}
-	}
-
-	if imp.Stopped != "" {
-		fmt.Fprintf(stderr, "import %s was stopped (%s); resuming it\n", imp.ID, imp.Stopped)
-		if err := st.Resume(ctx, imp.ID); err != nil {
-			return unfinished(err)
-		}
-	} else if !created {
+	imp := started.Import
+	switch {
+	case started.Finished:
+		fmt.Fprintf(stderr, "import %s already finished; here is its result again\n", imp.ID)
+		return c.finish(ctx, imports, st, imp, stdout)
+	case started.Created && imp.Recovery != nil:
+		fmt.Fprintf(stderr, "import %s was started on %s, but Redis at %s no longer has it (it lost its data: restarted without persistence, or flushed); recovering it: each row is looked up in the API before it is sent, from %s, so none is created twice\n",
+			imp.ID, imp.Recovery.FirstStartedAt.Local().Format(time.RFC3339), rdb.Addr, imp.Recovery.LookupFrom.Local().Format(time.TimeOnly))
+	case started.Resumed != "":
+		fmt.Fprintf(stderr, "import %s was stopped (%s); resuming it\n", imp.ID, started.Resumed)
+	case !started.Created:
 		fmt.Fprintf(stderr, "import %s is already under way; resuming it\n", imp.ID)
 	}
-
-	rows, f, err := openRows(p.path, p.format, c.inputOptions(p.imp.Options))
-	if err != nil {
-		return err
-	}
-	q := asynqClient(rdb)
-	split, err := jobs.Split(ctx, q, st, imp, rows)
-	f.Close()
-	if err != nil {
-		var synErr *source.SyntaxError
-		if errors.As(err, &synErr) {
-			return inputError(p.shown, err)
-		}
-		return unfinished(fmt.Errorf("error queuing the rows of %s: %w", p.shown, err))
-	}
+	split := started.Split
 	log.Debug("file split", "import_id", imp.ID, "rows", split.Total, "valid", split.Valid, "invalid", split.Invalid, "duplicate", split.Duplicate)
 
 	if c.noWait {
@@ -608,12 +391,21 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 		fmt.Fprintf(stdout, "run the same command without --no-wait to wait for its report\n")
 		return nil
 	}
-	if err := c.wait(ctx, st, rdb, imp.ID, stderr); err != nil {
+	if err := c.wait(ctx, imports, st, rdb, imp.ID, stderr); err != nil {
 		return err
 	}
 	imp, err = st.Import(ctx, imp.ID)
 	if err != nil {
 		return unfinished(err)
 	}
-	return c.finish(ctx, st, imp, stdout)
+	return c.finish(ctx, imports, st, imp, stdout)
+}
+
+// optionError names a bad option by the flag that sets it.
+func optionError(err error) error {
+	var opt *importer.OptionError
+	if errors.As(err, &opt) {
+		return usageError("--%s: %v", strings.ReplaceAll(opt.Field, "_", "-"), opt.Err)
+	}
+	return usageError("%v", err)
 }

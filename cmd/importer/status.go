@@ -41,6 +41,19 @@ func (r *redisOnly) open(ctx context.Context, command string) (*store.Store, fun
 	return store.New(rdb.Client), func() { rdb.Close() }, nil
 }
 
+// imports connects to the Redis of the imports and returns the lifecycle
+// as the command uses it, writing reports into reportDir.
+func (r *redisOnly) imports(ctx context.Context, command, reportDir string) (*jobs.Imports, func(), error) {
+	if r.url == "" {
+		return nil, nil, usageError("%s needs REDIS_URL (or --redis-url): the Redis that holds the imports", command)
+	}
+	rdb, err := connectRedis(ctx, r.url)
+	if err != nil {
+		return nil, nil, err
+	}
+	return commandImports(rdb, store.New(rdb.Client), reportDir, nil), func() { rdb.Close() }, nil
+}
+
 // importStatus is one import as status shows it.
 type importStatus struct {
 	importer.Status
@@ -292,40 +305,30 @@ reaches the Redis, for a finished import or, as it stands, a running one
 		Args: exactlyOne("report", "IMPORT_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			st, closeRedis, err := r.open(ctx, "report")
-			if err != nil {
-				return err
-			}
-			defer closeRedis()
-			imp, err := st.Import(ctx, args[0])
-			if errors.Is(err, importer.ErrImportNotFound) {
-				return usageError("no import %s in Redis", args[0])
-			}
-			if err != nil {
-				return unfinished(err)
-			}
-			if !imp.ExpiresAt.IsZero() && time.Now().After(imp.ExpiresAt) {
-				return usageError("the rows of import %s were deleted from Redis at %s, after its retention; 'importer status %s' still shows its counts",
-					imp.ID, imp.ExpiresAt.Local().Format(time.RFC3339), imp.ID)
-			}
 			abs, err := filepath.Abs(dir)
 			if err != nil {
 				return usageError("--report-dir: %v", err)
 			}
+			imports, closeRedis, err := r.imports(ctx, "report", abs)
+			if err != nil {
+				return err
+			}
+			defer closeRedis()
 			if err := checkWritable(abs); err != nil {
 				return err
 			}
-			out, err := reportWriter{store: st, dir: abs}.WriteReport(ctx, imp)
-			if err != nil {
+			id := args[0]
+			out, finished, err := imports.Report(ctx, id)
+			var expired *jobs.RowsExpiredError
+			switch {
+			case errors.Is(err, importer.ErrImportNotFound):
+				return usageError("no import %s in Redis", id)
+			case errors.As(err, &expired):
+				return usageError("%v; 'importer status %s' still shows its counts", err, id)
+			case err != nil:
 				return unfinished(err)
-			}
-			// Every row has its outcome but no worker wrote the report (its
-			// folder could not be written, say): this report ends it.
-			if p, err := st.Progress(ctx, imp.ID); err == nil && p.Done() && !imp.Finished() {
-				if err := st.Finish(ctx, imp.ID, time.Now()); err != nil {
-					return unfinished(err)
-				}
-				fmt.Fprintf(stdout, "import %s is finished\n", imp.ID)
+			case finished:
+				fmt.Fprintf(stdout, "import %s is finished\n", id)
 			}
 			fmt.Fprintf(stdout, "report: %s\n", relative(out))
 			return nil
@@ -348,18 +351,18 @@ which is written as usual once every row has an outcome.`,
 		Args: exactlyOne("cancel", "IMPORT_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			st, closeRedis, err := r.open(ctx, "cancel")
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				return usageError("--report-dir: %v", err)
+			}
+			imports, closeRedis, err := r.imports(ctx, "cancel", abs)
 			if err != nil {
 				return err
 			}
 			defer closeRedis()
 			id := args[0]
-			abs, err := filepath.Abs(dir)
-			if err != nil {
-				return usageError("--report-dir: %v", err)
-			}
-			if err := cancelImport(ctx, st, id, reportFinisher{st: st, dir: abs}.finish); err != nil {
-				return err
+			if err := imports.Cancel(ctx, id); err != nil {
+				return cancelError(id, err)
 			}
 			fmt.Fprintf(stdout, "import %s cancelled: no more rows are sent; rows already sent are followed to their outcome\n", id)
 			return nil
@@ -370,77 +373,17 @@ which is written as usual once every row has an outcome.`,
 	return cmd
 }
 
-// cancelImport cancels an unfinished import; finish writes its report when
-// the cancel ends it.
-func cancelImport(ctx context.Context, st *store.Store, id string, finish func(ctx context.Context, id string) error) error {
-	imp, err := st.Import(ctx, id)
-	if errors.Is(err, importer.ErrImportNotFound) {
+// cancelError says why an import cannot be cancelled, with the exit code.
+func cancelError(id string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, importer.ErrImportNotFound):
 		return usageError("no import %s in Redis", id)
-	}
-	if err != nil {
-		return unfinished(err)
-	}
-	if imp.Finished() {
+	case errors.Is(err, jobs.ErrFinished):
 		return usageError("import %s has already finished", id)
 	}
-	if _, err := st.Cancel(ctx, id, time.Now()); err != nil {
-		return unfinished(err)
-	}
-	// Every row not sent yet ends cancelled at once (no send can start
-	// after the cancel: see MarkSending); rows being sent or followed go on
-	// to their outcome. With none of those, the import ends now.
-	if err := cancelUnsent(ctx, st, imp, finish); err != nil {
-		return unfinished(err)
-	}
-	return nil
-}
-
-// cancelUnsent resolves as cancelled the rows of a cancelled import that
-// were never sent, and ends the import when that was the last of them.
-func cancelUnsent(ctx context.Context, st *store.Store, imp importer.Import, finish func(ctx context.Context, id string) error) error {
-	const batch = 500
-	for first := 1; first <= imp.Total; first += batch {
-		var rows []int
-		for n := first; n < first+batch && n <= imp.Total; n++ {
-			rows = append(rows, n)
-		}
-		states, err := st.RowStates(ctx, imp.ID, rows)
-		if err != nil {
-			return err
-		}
-		for i, s := range states {
-			if s.Resolved || s.Sending || s.JobID != "" {
-				continue
-			}
-			res, err := st.CancelUnsent(ctx, imp.ID, importer.RowResult{Row: rows[i], Outcome: importer.Cancelled, ErrorCode: importer.CodeCancelled,
-				Error: "not sent: the import was cancelled", At: time.Now().UTC()})
-			if err != nil {
-				return err
-			}
-			if res.Done {
-				return finish(ctx, imp.ID)
-			}
-		}
-	}
-	return nil
-}
-
-// reportFinisher writes the report of an import that ended outside a
-// worker into this process's report folder, and marks it finished.
-type reportFinisher struct {
-	st  *store.Store
-	dir string
-}
-
-func (f reportFinisher) finish(ctx context.Context, id string) error {
-	imp, err := f.st.Import(ctx, id)
-	if err != nil {
-		return err
-	}
-	if _, err := (reportWriter{store: f.st, dir: f.dir}).WriteReport(ctx, imp); err != nil {
-		return err
-	}
-	return f.st.Finish(ctx, id, time.Now())
+	return unfinished(err)
 }
 
 func newVersionCommand(stdout io.Writer) *cobra.Command {

@@ -68,7 +68,7 @@ func (c *webhooksConfig) run(ctx context.Context, log *slog.Logger) error {
 		defer srv.Close()
 	}
 	// The receiver only records outcomes: the workers write the reports.
-	h := jobs.NewHandlers(nil, st, asynq.NewClientFromRedisClient(rdb.Client), reportWriter{store: st, dir: "reports"}, log, cfg)
+	h := jobs.NewImports(nil, st, asynqClient(rdb), nil, log, cfg)
 	srv, ln, err := webhookServer(c.hooks.addr, c.hooks.path, c.hooks.secret, h, log)
 	if err != nil {
 		return err

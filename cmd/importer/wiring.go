@@ -6,10 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,7 +26,6 @@ import (
 	"github.com/propexo-importer/importer/internal/ratelimit"
 	"github.com/propexo-importer/importer/internal/report"
 	"github.com/propexo-importer/importer/internal/sandbox"
-	"github.com/propexo-importer/importer/internal/source"
 	"github.com/propexo-importer/importer/internal/store"
 	"github.com/propexo-importer/importer/internal/webhook"
 	"github.com/propexo-importer/importer/jobs"
@@ -41,7 +40,11 @@ type reportWriter struct {
 	dir   string
 }
 
-var _ jobs.ReportWriter = reportWriter{}
+// The Redis store is the lifecycle's store, and reportWriter its reports.
+var (
+	_ jobs.Store   = (*store.Store)(nil)
+	_ jobs.Reports = reportWriter{}
+)
 
 func (w reportWriter) WriteReport(ctx context.Context, imp importer.Import) (string, error) {
 	sum, err := w.store.Summary(ctx, imp.ID)
@@ -53,6 +56,66 @@ func (w reportWriter) WriteReport(ctx context.Context, imp importer.Import) (str
 		sum.Seconds = sum.FinishedAt.Sub(sum.StartedAt).Round(time.Millisecond).Seconds()
 	}
 	return report.Write(w.folder(imp), sum, imp.Columns, w.store.Rows(ctx, imp.ID, imp.Total))
+}
+
+// Written returns the import's report folder here, and whether it holds
+// the report of the import's last round (a worker elsewhere wrote its own).
+func (w reportWriter) Written(imp importer.Import) (string, bool) {
+	dir := report.Dir(w.folder(imp), imp.ID)
+	info, err := os.Stat(filepath.Join(dir, report.SummaryFile))
+	return dir, err == nil && !info.ModTime().Before(imp.FinishedAt.Add(-time.Second))
+}
+
+// receipts are the traces of the imports this machine started (see
+// jobs.Trace): a receipt in the report folder of each.
+type receipts struct {
+	dir, redis string
+	// fresh: nothing this machine started before can exist in the API
+	// (the in-process sandbox starts empty), so no receipt is read.
+	fresh bool
+}
+
+func (r receipts) Started(id string) (time.Time, string, bool, error) {
+	if r.fresh {
+		return time.Time{}, "", false, nil
+	}
+	rc, ok, err := report.ReadReceipt(r.dir, id)
+	if err != nil {
+		return time.Time{}, "", false, usageError("%v", err)
+	}
+	return rc.StartedAt, rc.Epoch, ok, nil
+}
+
+func (r receipts) Record(imp importer.Import, created bool) error {
+	if _, known, err := report.ReadReceipt(r.dir, imp.ID); err == nil && known && !created {
+		return nil
+	}
+	started := imp.CreatedAt
+	if imp.Recovery != nil {
+		started = imp.Recovery.FirstStartedAt
+	}
+	if err := report.WriteReceipt(r.dir, report.Receipt{ImportID: imp.ID, File: imp.File, FileSHA256: imp.FileSHA256,
+		StartedAt: started, Epoch: imp.Epoch, Redis: r.redis}); err != nil {
+		return usageError("--report-dir %s: %v", relative(r.dir), err)
+	}
+	return nil
+}
+
+// Forget removes a deleted import's receipt: it is forgotten, not lost.
+func (r receipts) Forget(id string) error {
+	report.RemoveReceipt(r.dir, id)
+	return nil
+}
+
+// commandImports is the lifecycle as a command uses it: no API, the
+// command's report folder (reportDir "" for none: the workers write the
+// reports).
+func commandImports(rdb *queue.Redis, st *store.Store, reportDir string, log *slog.Logger) *jobs.Imports {
+	var reports jobs.Reports
+	if reportDir != "" {
+		reports = reportWriter{store: st, dir: reportDir}
+	}
+	return jobs.NewImports(nil, st, asynqClient(rdb), reports, log, jobs.Config{})
 }
 
 // folder is where the import's report folder goes: dir, or the schedule's
@@ -128,20 +191,11 @@ func (l *limits) limiter(rdb *queue.Redis, log *slog.Logger) *ratelimit.Limiter 
 	return ratelimit.New(rdb.Client, ratelimit.Config{Limit: l.perWindow, Period: l.window, Log: log})
 }
 
-// openForJobs opens an input file for a scheduled import.
-func openForJobs(path string, opts importer.Options, limits importer.Limits, size int64) (jobs.RowReader, io.Closer, error) {
-	f, err := source.OpenFile(path, opts.Format, size, source.Options{Limits: limits, Delimiter: opts.DelimiterRune()})
-	if err != nil {
-		return nil, nil, err
-	}
-	return f, f, nil
-}
-
 // workers is an Asynq server running the importer's handlers.
 type workers struct {
 	srv      *asynq.Server
 	client   *asynq.Client
-	handlers *jobs.Handlers
+	handlers *jobs.Imports
 }
 
 func startWorkers(rdb *queue.Redis, api importer.WriteAPI, st *store.Store, reportDir string, concurrency int, log *slog.Logger, cfg jobs.Config) (*workers, error) {
@@ -149,10 +203,7 @@ func startWorkers(rdb *queue.Redis, api importer.WriteAPI, st *store.Store, repo
 	if cfg.Planner == nil {
 		cfg.Planner = poll.New(rdb.Client, poll.Config{Initial: cfg.PollInitial, Max: cfg.PollMax, Batch: 500 * time.Millisecond})
 	}
-	if cfg.Open == nil {
-		cfg.Open = openForJobs
-	}
-	h := jobs.NewHandlers(api, st, client, reportWriter{store: st, dir: reportDir}, log, cfg)
+	h := jobs.NewImports(api, st, client, reportWriter{store: st, dir: reportDir}, log, cfg)
 	mux := asynq.NewServeMux()
 	h.Register(mux)
 	scfg := jobs.ServerConfig(concurrency, queue.Logger{L: log})
@@ -170,7 +221,7 @@ func (w *workers) stop() {
 }
 
 // webhookServer serves the webhook receiver on addr at path.
-func webhookServer(addr, path, secret string, h *jobs.Handlers, log *slog.Logger) (*http.Server, net.Listener, error) {
+func webhookServer(addr, path, secret string, h *jobs.Imports, log *slog.Logger) (*http.Server, net.Listener, error) {
 	rc, err := webhook.NewReceiver(secret, h.ApplyEvent, log)
 	if err != nil {
 		return nil, nil, usageError("%v", err)

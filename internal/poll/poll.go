@@ -104,10 +104,10 @@ func New(rdb redis.UniversalClient, cfg Config) *Learner {
 	return &Learner{rdb: rdb, cfg: cfg.WithDefaults(), steps: map[string]batch{}, cache: map[string]schedule{}}
 }
 
-// Schedule returns when to read the status of an integration's write, counted
+// CheckDelays returns when to read the status of an integration's write, counted
 // from its submit: the first and the second check. On a Redis error it falls
 // back to the defaults: a check a little early or late is better than none.
-func (l *Learner) Schedule(ctx context.Context, integrationID string) (first, second time.Duration) {
+func (l *Learner) CheckDelays(ctx context.Context, integrationID string) (first, second time.Duration) {
 	if l.cfg.Batch > 0 {
 		l.mu.Lock()
 		c, ok := l.cache[integrationID]

@@ -21,7 +21,7 @@ func simulate(l *poll.Learner, integration string, rows int, latency func() time
 	reads := 0
 	for i := 0; i < rows; i++ {
 		resolvesAt := latency()
-		first, second := l.Schedule(ctx, integration)
+		first, second := l.CheckDelays(ctx, integration)
 		n := 1
 		at := first
 		for {
@@ -44,17 +44,17 @@ func simulate(l *poll.Learner, integration string, rows int, latency func() time
 	return float64(reads) / float64(rows-rows/2)
 }
 
-func TestScheduleLearnsEachIntegration(t *testing.T) {
+func TestCheckDelaysLearnEachIntegration(t *testing.T) {
 	l := poll.New(redistest.Client(t), poll.Config{})
 	simulate(l, "fast", 400, func() time.Duration { return 3 * time.Second })
 	simulate(l, "slow", 400, func() time.Duration { return 12 * time.Second })
 	for name, want := range map[string]time.Duration{"fast": 3 * time.Second, "slow": 12 * time.Second} {
-		first, _ := l.Schedule(context.Background(), name)
+		first, _ := l.CheckDelays(context.Background(), name)
 		if ratio := first.Seconds() / want.Seconds(); ratio < 0.9 || ratio > 1.35 {
 			t.Errorf("%s: first check at %v for writes that take %v", name, first, want)
 		}
 	}
-	if first, second := l.Schedule(context.Background(), "unknown"); first != 2*time.Second || second != 8*time.Second {
+	if first, second := l.CheckDelays(context.Background(), "unknown"); first != 2*time.Second || second != 8*time.Second {
 		t.Errorf("an integration never seen: %v, %v; want the defaults", first, second)
 	}
 }
@@ -68,7 +68,7 @@ func TestLognormalCostsAtMost13ReadsPerRow(t *testing.T) {
 	perRow := simulate(l, "lognormal", 3000, func() time.Duration {
 		return time.Duration(2 * math.Exp(sigma*rng.NormFloat64()) * float64(time.Second))
 	})
-	first, second := l.Schedule(context.Background(), "lognormal")
+	first, second := l.CheckDelays(context.Background(), "lognormal")
 	t.Logf("%.3f reads per row; first check at %v, second at %v", perRow, first.Round(10*time.Millisecond), second.Round(10*time.Millisecond))
 	if perRow > 1.3 {
 		t.Errorf("%.3f status reads per row, want at most 1.3", perRow)
@@ -86,10 +86,10 @@ func TestBounds(t *testing.T) {
 		l.Observe(ctx, "never", 1, true)
 		l.Observe(ctx, "instant", 1, false)
 	}
-	if first, _ := l.Schedule(ctx, "never"); first != 10*time.Second {
+	if first, _ := l.CheckDelays(ctx, "never"); first != 10*time.Second {
 		t.Errorf("writes that never resolve: first check at %v, want the 10s cap", first)
 	}
-	if first, _ := l.Schedule(ctx, "instant"); first != time.Second {
+	if first, _ := l.CheckDelays(ctx, "instant"); first != time.Second {
 		t.Errorf("instant writes: first check at %v, want the 1s floor", first)
 	}
 }
@@ -108,14 +108,14 @@ func TestBatchSumsObservations(t *testing.T) {
 	if v, _ := rdb.HGet(ctx, "poll:batch", "int:1").Float64(); v != after1 {
 		t.Fatalf("observations inside a batch reached Redis: %v, then %v", after1, v)
 	}
-	first, _ := l.Schedule(ctx, "int")
+	first, _ := l.CheckDelays(ctx, "int")
 	time.Sleep(250 * time.Millisecond)
 	l.Observe(ctx, "int", 1, true) // the batch is due: 21 observations make 5 steps
 	v, _ := rdb.HGet(ctx, "poll:batch", "int:1").Float64()
 	if want := after1 + 5*0.1*0.8; v < want-1e-9 || v > want+1e-9 {
 		t.Errorf("after the batch: %v, want %v", v, want)
 	}
-	if again, _ := l.Schedule(ctx, "int"); again <= first {
+	if again, _ := l.CheckDelays(ctx, "int"); again <= first {
 		t.Errorf("the schedule did not move later after PENDING checks: %v, then %v", first, again)
 	}
 
@@ -126,12 +126,12 @@ func TestBatchSumsObservations(t *testing.T) {
 	batched := poll.New(rdb, poll.Config{Batch: time.Millisecond, Key: "poll:batch2", Now: func() time.Time { return now }})
 	for range 150 {
 		for range 10 {
-			first, _ := batched.Schedule(ctx, "fast")
+			first, _ := batched.CheckDelays(ctx, "fast")
 			batched.Observe(ctx, "fast", 1, 3*time.Second > first)
 		}
 		now = now.Add(2 * time.Millisecond)
 	}
-	if first, _ := batched.Schedule(ctx, "fast"); first < 2700*time.Millisecond || first > 4*time.Second {
+	if first, _ := batched.CheckDelays(ctx, "fast"); first < 2700*time.Millisecond || first > 4*time.Second {
 		t.Errorf("batched learning put the first check at %v for writes that take 3s", first)
 	}
 }

@@ -160,7 +160,7 @@ func (e Entry) periodic(base string) (Periodic, error) {
 	}
 	opts, err := opts.Normalize()
 	if err != nil {
-		return Periodic{}, errors.New(strings.TrimPrefix(err.Error(), "--"))
+		return Periodic{}, err
 	}
 	retention := importer.DefaultRetention
 	if e.Retention != "" {

@@ -24,12 +24,11 @@ import (
 	"github.com/propexo-importer/importer/importer"
 )
 
-// Store is the Redis-backed importer.Store.
+// Store keeps the state of imports in Redis; it is the jobs.Store of the
+// lifecycle (cmd checks so at compile time).
 type Store struct {
 	rdb redis.UniversalClient
 }
-
-var _ importer.Store = (*Store)(nil)
 
 // New returns a Store on a Redis client.
 func New(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
@@ -396,7 +395,7 @@ func (s *Store) Finish(ctx context.Context, id string, at time.Time) error {
 }
 
 // RowState returns one row's state, in one round trip.
-func (s *Store) RowState(ctx context.Context, id string, row int) (importer.RowState, error) {
+func (s *Store) RowState(ctx context.Context, id string, row int) (RowState, error) {
 	k := keysOf(id)
 	field := strconv.Itoa(row)
 	pipe := s.rdb.Pipeline()
@@ -408,7 +407,7 @@ func (s *Store) RowState(ctx context.Context, id string, row int) (importer.RowS
 	_, _ = pipe.Exec(ctx) // errors are read per command: a missing field is not one
 	for _, cmd := range []redis.Cmder{state, resolved, stopped, cancelled, known} {
 		if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
-			return importer.RowState{}, fmt.Errorf("error reading row %d of import %s: %w", row, id, err)
+			return RowState{}, fmt.Errorf("error reading row %d of import %s: %w", row, id, err)
 		}
 	}
 	st := parseState(state.Val())
@@ -420,7 +419,7 @@ func (s *Store) RowState(ctx context.Context, id string, row int) (importer.RowS
 }
 
 // RowStates returns the states of many rows, in one round trip.
-func (s *Store) RowStates(ctx context.Context, id string, rows []int) ([]importer.RowState, error) {
+func (s *Store) RowStates(ctx context.Context, id string, rows []int) ([]RowState, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
@@ -435,7 +434,7 @@ func (s *Store) RowStates(ctx context.Context, id string, rows []int) ([]importe
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("error reading rows of import %s: %w", id, err)
 	}
-	out := make([]importer.RowState, len(rows))
+	out := make([]RowState, len(rows))
 	for i := range rows {
 		if v, ok := states.Val()[i].(string); ok {
 			out[i] = parseState(v)
@@ -445,22 +444,22 @@ func (s *Store) RowStates(ctx context.Context, id string, rows []int) ([]importe
 	return out, nil
 }
 
-func parseState(v string) importer.RowState {
+func parseState(v string) RowState {
 	switch {
 	case strings.HasPrefix(v, stateSending):
 		sending, retryOf, _ := strings.Cut(v[len(stateSending):], "|"+retryPrefix)
 		n, _ := strconv.Atoi(strings.TrimPrefix(sending, ":"))
-		return importer.RowState{Sending: true, Lookups: n, RetryOf: retryOf}
+		return RowState{Sending: true, Lookups: n, RetryOf: retryOf}
 	case strings.HasPrefix(v, retryPrefix):
-		return importer.RowState{RetryOf: v[len(retryPrefix):]}
+		return RowState{RetryOf: v[len(retryPrefix):]}
 	case v == stateLookUp:
-		return importer.RowState{LookFirst: true}
+		return RowState{LookFirst: true}
 	case strings.HasPrefix(v, jobPrefix):
 		n, job, _ := strings.Cut(v[len(jobPrefix):], ":")
 		check, _ := strconv.Atoi(n)
-		return importer.RowState{JobID: job, Check: check}
+		return RowState{JobID: job, Check: check}
 	}
-	return importer.RowState{}
+	return RowState{}
 }
 
 // setStateScript sets a row's state, only while the import exists: a
@@ -791,28 +790,28 @@ return {recorded, wake}
 `)
 
 // Resolve records a row's outcome and counts it, once per row.
-func (s *Store) Resolve(ctx context.Context, id string, r importer.RowResult, stats ...string) (importer.Resolution, error) {
+func (s *Store) Resolve(ctx context.Context, id string, r importer.RowResult, stats ...string) (Resolution, error) {
 	return s.resolve(ctx, id, r, "", "", stats...)
 }
 
 // ResolveJob records the outcome of the row's write job r.JobID, as
 // Resolve does, unless the row no longer follows that job: then the news is
 // stale, and nothing is recorded.
-func (s *Store) ResolveJob(ctx context.Context, id string, r importer.RowResult, stats ...string) (importer.Resolution, error) {
+func (s *Store) ResolveJob(ctx context.Context, id string, r importer.RowResult, stats ...string) (Resolution, error) {
 	return s.resolve(ctx, id, r, r.JobID, "", stats...)
 }
 
 // CancelUnsent records the outcome of a row a cancel kept from being sent,
 // as Resolve does, unless the row is being sent or followed.
-func (s *Store) CancelUnsent(ctx context.Context, id string, r importer.RowResult) (importer.Resolution, error) {
+func (s *Store) CancelUnsent(ctx context.Context, id string, r importer.RowResult) (Resolution, error) {
 	return s.resolve(ctx, id, r, "", "unsent")
 }
 
-func (s *Store) resolve(ctx context.Context, id string, r importer.RowResult, ofJob, only string, stats ...string) (importer.Resolution, error) {
+func (s *Store) resolve(ctx context.Context, id string, r importer.RowResult, ofJob, only string, stats ...string) (Resolution, error) {
 	k := keysOf(id)
 	b, err := encodeResult(r)
 	if err != nil {
-		return importer.Resolution{}, fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
+		return Resolution{}, fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
 	}
 	keys := []string{k.results, k.counts, k.meta, k.state}
 	var cmd *redis.Cmd
@@ -833,16 +832,16 @@ func (s *Store) resolve(ctx context.Context, id string, r importer.RowResult, of
 	}
 	vals, err := cmd.Slice()
 	if err != nil || len(vals) != 2 {
-		return importer.Resolution{}, fmt.Errorf("error recording the outcome of row %d of import %s: %w", r.Row, id, errOr(err, "bad answer"))
+		return Resolution{}, fmt.Errorf("error recording the outcome of row %d of import %s: %w", r.Row, id, errOr(err, "bad answer"))
 	}
 	n, _ := vals[0].(int64)
 	if n == 8 {
-		return importer.Resolution{}, fmt.Errorf("row %d of import %s: %w", r.Row, id, importer.ErrImportNotFound)
+		return Resolution{}, fmt.Errorf("row %d of import %s: %w", r.Row, id, importer.ErrImportNotFound)
 	}
 	if n == 16 {
-		return importer.Resolution{}, nil // in flight: not recorded
+		return Resolution{}, nil // in flight: not recorded
 	}
-	res := importer.Resolution{Recorded: n&2 != 0, Done: n&1 != 0, Stale: n == 4}
+	res := Resolution{Recorded: n&2 != 0, Done: n&1 != 0, Stale: n == 4}
 	if wait, _ := vals[1].(string); wait != "" {
 		gen, seq, _ := strings.Cut(wait, ":")
 		res.WakeGen, _ = strconv.Atoi(gen)

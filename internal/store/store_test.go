@@ -102,7 +102,7 @@ func TestRowStateTransitions(t *testing.T) {
 	s := store.New(redistest.Client(t))
 	newImport(t, s, "imp-s")
 	st, _ := s.RowState(ctx, "imp-s", 3)
-	if st != (importer.RowState{}) {
+	if st != (store.RowState{}) {
 		t.Errorf("a new row's state = %+v", st)
 	}
 	s.MarkSending(ctx, "imp-s", 3, "")
@@ -283,11 +283,11 @@ func TestFeedKeepsTheWindow(t *testing.T) {
 	// A new split supersedes this feed; the new generation passes the rows
 	// in flight again (to queue them again) without counting them twice.
 	gen2, _ := s.StartFeed(ctx, "imp-f")
-	if _, _, _, err := s.FeedBatch(ctx, "imp-f", gen, 8, 10, 4); !errors.Is(err, importer.ErrFeedSuperseded) {
-		t.Errorf("old generation's batch: %v, want ErrFeedSuperseded", err)
+	if _, _, _, err := s.FeedBatch(ctx, "imp-f", gen, 8, 10, 4); !errors.Is(err, store.ErrFeedSuperseded) {
+		t.Errorf("old generation's batch: %v, want store.ErrFeedSuperseded", err)
 	}
-	if err := s.AdvanceCursor(ctx, "imp-f", gen, 9); !errors.Is(err, importer.ErrFeedSuperseded) {
-		t.Errorf("old generation's cursor: %v, want ErrFeedSuperseded", err)
+	if err := s.AdvanceCursor(ctx, "imp-f", gen, 9); !errors.Is(err, store.ErrFeedSuperseded) {
+		t.Errorf("old generation's cursor: %v, want store.ErrFeedSuperseded", err)
 	}
 	next, fed, _, _ = s.FeedBatch(ctx, "imp-f", gen2, 1, 10, 4)
 	if next != 8 || !slices.Equal(fed, []int{4, 5, 6, 7}) {

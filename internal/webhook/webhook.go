@@ -25,7 +25,7 @@ import (
 // MaxBody is the largest delivery accepted, in bytes.
 const MaxBody = 1 << 20
 
-// Applier takes a write's news; jobs.Handlers.ApplyEvent is one.
+// Applier takes a write's news; (*jobs.Imports).ApplyEvent is one.
 type Applier func(ctx context.Context, ev importer.WriteEvent) error
 
 // Receiver is the http.Handler of webhook deliveries.

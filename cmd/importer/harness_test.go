@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/propexo-importer/importer/internal/redistest"
+)
+
+// This file is the harness of the package's end-to-end tests. Most run the
+// importer in this process through Main, as wtf's MustRunMain does
+// (runImporter); those that need signals, standard input or a process that
+// outlives a command run the binary (runBinary, background), built once
+// with the race detector.
+
+// binary is the importer built once, with -race, for the tests that run it
+// as a process.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "importer-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "importer")
+	if out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the importer: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(dir)
+	redistest.Main(m)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runImporter runs the importer through Main, in this process, in dir and
+// with only the given environment, and fails the test if it does not end
+// within 90 seconds.
+func runImporter(t *testing.T, dir string, env map[string]string, args ...string) result {
+	t.Helper()
+	t.Chdir(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	code := Main(ctx, args, func(k string) string { return env[k] }, &stdout, &stderr)
+	if ctx.Err() != nil {
+		t.Fatalf("importer %s did not end: %s", strings.Join(args, " "), stderr.String())
+	}
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// runBinary runs the binary in dir with only the given environment (plus
+// PATH and HOME), and fails the test if it does not end within 90 seconds.
+func runBinary(t *testing.T, dir string, env map[string]string, args ...string) result {
+	t.Helper()
+	return runImporterWithInput(t, dir, env, nil, args...)
+}
+
+// runImporterWithInput is runBinary with stdin reading from input.
+func runImporterWithInput(t *testing.T, dir string, env map[string]string, input io.Reader, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Stdin = input
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("importer %s did not end: %s", strings.Join(args, " "), stderr.String())
+	}
+	code := 0
+	if exitErr, ok := err.(*exec.ExitError); ok {
+		code = exitErr.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+func sample(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "..", "samples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	records, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return records
+}
+
+var reportLine = regexp.MustCompile(`report: (\S+)`)
+
+func reportDir(t *testing.T, dir string, r result) string {
+	t.Helper()
+	m := reportLine.FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no report path in the output:\n%s\n%s", r.stdout, r.stderr)
+	}
+	return filepath.Join(dir, m[1])
+}
+
+// fast makes the in-process sandbox and the polls quick, so the tests do
+// not wait on the defaults meant for people.
+var fast = []string{"--sandbox-latency", "uniform:200ms-1500ms", "--poll-initial", "1s", "--rate-limit", "6000"}
+
+// freeAddr returns a loopback address nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// background starts a long-running subcommand and stops it with SIGTERM at
+// the end of the test, checking that it exits 0.
+func background(t *testing.T, dir string, env map[string]string, args ...string) *syncBuffer {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("importer %s after SIGTERM: %v\n%s", args[0], err, out.String())
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("importer %s did not stop on SIGTERM", args[0])
+		}
+	})
+	return out
+}
+
+// syncBuffer is a buffer a subprocess writes while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// sandboxProcess starts 'importer sandbox' with the key and extra flags on a
+// free address, waits until it answers, and returns its address.
+func sandboxProcess(t *testing.T, dir, key string, flags ...string) string {
+	t.Helper()
+	addr := freeAddr(t)
+	background(t, dir, map[string]string{"PROPEXO_API_KEY": key}, append([]string{"sandbox", "--addr", addr}, flags...)...)
+	waitForHTTP(t, "http://"+addr+"/healthz")
+	return addr
+}
+
+func waitForHTTP(t *testing.T, url string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			return
+		}
+	}
+	t.Fatalf("%s did not answer", url)
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/queue"
+	"github.com/propexo-importer/importer/internal/report"
+	"github.com/propexo-importer/importer/internal/store"
+	"github.com/propexo-importer/importer/jobs"
+)
+
+// wait shows progress until the import is finished, stopped or interrupted.
+func (c *runConfig) wait(ctx context.Context, imports *jobs.Imports, st *store.Store, rdb *queue.Redis, id string, stderr io.Writer) error {
+	display := newProgress(stderr, id)
+	defer display.close()
+	ticker := time.NewTicker(100 * time.Millisecond)
+	defer ticker.Stop()
+	var doneSince, lostSince time.Time
+	watch := newServingWatch(asynq.NewInspectorFromRedisClient(rdb.Client), c.workers == 0 || c.noWait)
+	for {
+		if msg := watch.check(); msg != "" {
+			display.say(msg)
+		}
+		imp, err := st.Import(ctx, id)
+		var p importer.Progress
+		if err == nil {
+			p, err = st.Progress(ctx, id)
+		}
+		switch {
+		case err != nil && ctx.Err() != nil:
+		case err != nil && errors.Is(err, importer.ErrImportNotFound):
+			return unfinished(fmt.Errorf("import %s is gone from Redis at %s: Redis lost its data (restarted without persistence, or flushed); run the same command again to recover it: its rows are looked up in the API before any is sent, so none is created twice", id, rdb.Addr))
+		case err != nil:
+			// Redis restarts or is out of reach for a while: the import
+			// is safe in it; say so and keep waiting, up to a limit.
+			if lostSince.IsZero() {
+				lostSince = time.Now()
+				fmt.Fprintf(stderr, "cannot reach Redis at %s; waiting for it to come back (%v)\n", rdb.Addr, err)
+			}
+			if time.Since(lostSince) > c.redisPatience {
+				return unfinished(fmt.Errorf("cannot reach Redis at %s for %v: %v", rdb.Addr, c.redisPatience, err))
+			}
+		case !lostSince.IsZero():
+			fmt.Fprintf(stderr, "Redis at %s is back after %v\n", rdb.Addr, time.Since(lostSince).Round(time.Second))
+			lostSince = time.Time{}
+		}
+		if err == nil {
+			display.update(p)
+		}
+		switch {
+		case err != nil:
+		case imp.Finished():
+			return nil
+		case imp.Stopped != "":
+			return unfinished(fmt.Errorf("import %s stopped: %s", id, imp.Stopped))
+		case p.Done() && doneSince.IsZero():
+			doneSince = time.Now()
+		case p.Done() && time.Since(doneSince) > 10*time.Second:
+			// Every row has its outcome but no worker wrote the
+			// report (none is running, or its finalize failed).
+			if _, _, err := imports.Finish(ctx, id); err != nil {
+				return unfinished(err)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			display.close()
+			if rdb.Embedded {
+				return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: import %s ends here, with the in-process Redis; set REDIS_URL for imports that go on without this process", id)}
+			}
+			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: import %s goes on in the workers; run the same command to wait for it again", id)}
+		case <-ticker.C:
+		}
+	}
+}
+
+// servingWatch tells a waiting run, when no worker is serving the submit
+// queue for 30 seconds, that none is (and when one is again), from Asynq's
+// list of servers.
+type servingWatch struct {
+	insp      *asynq.Inspector
+	elsewhere bool // the work is left to 'importer worker' processes
+	now       func() time.Time
+	since     time.Time
+	looked    time.Time
+	said      bool
+}
+
+func newServingWatch(insp *asynq.Inspector, elsewhere bool) *servingWatch {
+	return &servingWatch{insp: insp, elsewhere: elsewhere, now: time.Now, since: time.Now()}
+}
+
+// check looks at the servers every few seconds and returns what to say, if
+// anything.
+func (w *servingWatch) check() string {
+	now := w.now()
+	if now.Sub(w.looked) < 5*time.Second {
+		return ""
+	}
+	w.looked = now
+	servers, err := w.insp.Servers()
+	if err != nil {
+		return "" // Redis out of reach: said elsewhere
+	}
+	serving := false
+	for _, s := range servers {
+		if _, ok := s.Queues[jobs.QueueSubmit]; ok && s.Status == "active" {
+			serving = true
+		}
+	}
+	switch {
+	case serving && w.said:
+		w.said, w.since = false, now
+		return "a worker is serving queue " + jobs.QueueSubmit + " now"
+	case serving:
+		w.since = now
+	case !w.said && now.Sub(w.since) >= 30*time.Second:
+		w.said = true
+		hint := "start 'importer worker' on this Redis"
+		if w.elsewhere {
+			hint = "start 'importer worker' or run without --workers 0 / --no-wait"
+		}
+		return fmt.Sprintf("no worker is serving queue %s on this Redis; %s", jobs.QueueSubmit, hint)
+	}
+	return ""
+}
+
+// finish makes sure the report is in this run's report folder, prints the
+// summary and returns the exit code's error.
+func (c *runConfig) finish(ctx context.Context, imports *jobs.Imports, st *store.Store, imp importer.Import, stdout io.Writer) error {
+	dir, err := imports.EnsureReport(ctx, imp)
+	if err != nil {
+		return unfinished(err)
+	}
+	sum, err := st.Summary(ctx, imp.ID)
+	if err != nil {
+		return unfinished(err)
+	}
+	printSummary(stdout, sum)
+	if notOK := sum.Total - sum.Counts[importer.Succeeded]; notOK > 0 {
+		fmt.Fprintln(stdout, "rows that did not succeed:")
+		shown := 0
+		for row, err := range st.Rows(ctx, imp.ID, imp.Total) {
+			if err != nil {
+				return unfinished(err)
+			}
+			if row.Result.Outcome == importer.Succeeded {
+				continue
+			}
+			if shown == 20 {
+				fmt.Fprintf(stdout, "  ... and %d more in results.csv\n", notOK-shown)
+				break
+			}
+			fmt.Fprintf(stdout, "  %s: %s: %s\n", where(row.Result), row.Result.Outcome, row.Result.Error)
+			shown++
+		}
+	}
+	fmt.Fprintf(stdout, "report: %s\n", relative(dir))
+	if !sum.AllSucceeded() {
+		rev, err := imports.Review(ctx, imp, relative(dir)+report.FailedFile, c.redisURL != "")
+		if err != nil {
+			return unfinished(err)
+		}
+		for _, step := range rev.NextSteps {
+			fmt.Fprintf(stdout, "next: %s\n", step)
+		}
+		return &exitError{code: exitSomeFailed}
+	}
+	return nil
+}
+
+func where(r importer.RowResult) string {
+	return importer.Row{Number: r.Row, Line: r.Line}.Where()
+}
+
+func relative(dir string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, dir); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel + string(filepath.Separator)
+		}
+	}
+	return dir + string(filepath.Separator)
+}
+
+func printSummary(w io.Writer, s importer.Summary) {
+	fmt.Fprintf(w, "import %s: %s from %s in %s\n", s.ImportID, plural(s.Total, "row"), s.File, (time.Duration(s.Seconds * float64(time.Second))).Round(100*time.Millisecond))
+	var parts []string
+	for _, o := range importer.Outcomes {
+		if n := s.Counts[o]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, o))
+		}
+	}
+	fmt.Fprintf(w, "  %s\n", strings.Join(parts, ", "))
+	fmt.Fprintf(w, "  API requests: %d creates, %d retry-writes, %d status checks, %d other; %d answered 429; %d retried after an error\n",
+		s.Requests[importer.EndpointCreate], s.Requests[importer.EndpointRetryWrite], s.Requests[importer.EndpointWriteStatus],
+		s.Requests[importer.EndpointGetResident]+s.Requests[importer.EndpointListResidents], s.RateLimited, s.Retries)
+	if len(s.UnknownColumns) > 0 {
+		fmt.Fprintf(w, "  columns not sent (kept in the report): %s\n", strings.Join(s.UnknownColumns, ", "))
+	}
+	if len(s.IgnoredColumns) > 0 {
+		fmt.Fprintf(w, "  columns of an earlier failed.csv left out: %s\n", strings.Join(s.IgnoredColumns, ", "))
+	}
+}

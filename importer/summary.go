@@ -1,0 +1,82 @@
+package importer
+
+import "time"
+
+// Stat names of the counters an import keeps beside its outcomes.
+const (
+	StatStatusChecks = "status_checks"
+	StatRateLimited  = "responses_429"
+	StatRetries      = "retries"
+	StatThrottled    = "rate_limit_waits"
+	StatWebhooks     = "webhooks"
+)
+
+// StatRequests is the counter of API requests made to an endpoint.
+func StatRequests(endpoint string) string { return "requests:" + endpoint }
+
+// Summary is the account of a finished (or running) import, as summary.json
+// and the command line show it.
+type Summary struct {
+	ImportID       string          `json:"import_id"`
+	File           string          `json:"file"`
+	Vendor         Vendor          `json:"vendor"`
+	Total          int             `json:"total"`
+	Counts         map[Outcome]int `json:"counts"`
+	UnknownColumns []string        `json:"unknown_columns"`
+	IgnoredColumns []string        `json:"ignored_columns,omitempty"`
+	Requests       map[string]int  `json:"api_requests"`
+	RateLimited    int             `json:"responses_429"`
+	StatusChecks   int             `json:"status_checks"`
+	Retries        int             `json:"retries"`
+	RateLimitWaits int             `json:"rate_limit_waits"`
+	Webhooks       int             `json:"webhooks"`
+	Stopped        string          `json:"stopped,omitempty"`
+	Cancelled      bool            `json:"cancelled,omitempty"`
+	StartedAt      time.Time       `json:"started_at"`
+	FinishedAt     time.Time       `json:"finished_at,omitzero"`
+	Seconds        float64         `json:"duration_seconds"`
+}
+
+// NewSummary builds an import's summary from its record, progress and
+// counters.
+func NewSummary(imp Import, p Progress, stats map[string]int) Summary {
+	s := Summary{
+		ImportID:       imp.ID,
+		File:           imp.File,
+		Vendor:         imp.Options.Vendor,
+		Total:          p.Total,
+		Counts:         make(map[Outcome]int, len(Outcomes)),
+		UnknownColumns: imp.UnknownColumns,
+		IgnoredColumns: imp.IgnoredColumns,
+		Requests:       map[string]int{},
+		RateLimited:    stats[StatRateLimited],
+		StatusChecks:   stats[StatStatusChecks],
+		Retries:        stats[StatRetries],
+		RateLimitWaits: stats[StatThrottled],
+		Webhooks:       stats[StatWebhooks],
+		Stopped:        imp.Stopped,
+		Cancelled:      !imp.CancelledAt.IsZero(),
+		StartedAt:      imp.CreatedAt,
+		FinishedAt:     imp.FinishedAt,
+	}
+	if s.UnknownColumns == nil {
+		s.UnknownColumns = []string{}
+	}
+	for _, o := range Outcomes {
+		s.Counts[o] = p.Counts[o]
+	}
+	for _, e := range []string{EndpointCreate, EndpointWriteStatus, EndpointGetResident, EndpointListResidents, EndpointRetryWrite} {
+		s.Requests[e] = stats[StatRequests(e)]
+	}
+	end := imp.FinishedAt
+	if end.IsZero() {
+		end = time.Now()
+	}
+	s.Seconds = end.Sub(imp.CreatedAt).Round(time.Millisecond).Seconds()
+	return s
+}
+
+// AllSucceeded reports whether every row of the import succeeded.
+func (s Summary) AllSucceeded() bool {
+	return s.Total >= 0 && s.Counts[Succeeded] == s.Total
+}

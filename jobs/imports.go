@@ -1,0 +1,278 @@
+// Package jobs is the home of an import's lifecycle. Imports owns it: it
+// starts an import from a file (Inspect, then Start: the same code for
+// 'importer run' and for scheduled inbox files), feeds its rows to the
+// queue a window at a time, submits each write, follows its asynchronous
+// job with delayed status checks, applies webhooks, and finishes, cancels,
+// retries, reviews and deletes imports. The Asynq handlers (tasks.go), the
+// webhook receiver, the dashboard's Cancel, the scheduler and every command
+// of cmd/importer only decode their input and call it.
+//
+// Imports keeps its state behind one port, Store (store.go), and talks to
+// the write API through importer.WriteAPI. Every task handler is safe to
+// run twice: Asynq delivers tasks at least once.
+package jobs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/store"
+)
+
+// Reports is where this process keeps reports: its own report folder
+// (cmd's reportWriter is one).
+type Reports interface {
+	// WriteReport writes the import's report and returns its folder.
+	WriteReport(ctx context.Context, imp importer.Import) (string, error)
+	// Written returns the folder of the import's report and whether it
+	// holds the report of the import's last round already.
+	Written(imp importer.Import) (dir string, current bool)
+}
+
+// The defaults of Config, each said once here.
+const (
+	DefaultPollInitial = 2 * time.Second
+	DefaultPollMax     = 5 * time.Minute
+	DefaultMaxRetry    = 10
+)
+
+// Config tunes the lifecycle. The zero value of each field is its default.
+type Config struct {
+	// PollInitial is the delay before a write's first status check.
+	// Default 2s.
+	PollInitial time.Duration
+	// PollMax caps the growing delay between status checks. Default 5m.
+	PollMax time.Duration
+	// MaxRetry is how often a task is retried after a 5xx or network error
+	// before its row fails. Waiting for a rate limit does not count.
+	// Default 10.
+	MaxRetry int
+	// Planner, when set, decides when to read a write's status from what
+	// earlier reads of the same integration found (*poll.Learner). Without
+	// it, checks come PollInitial after the submit, then at doubling
+	// delays.
+	Planner Planner
+	// PollFallback, when set, is the first check's delay for deployments
+	// that receive webhooks: the webhook resolves the row, and polling is
+	// only a slow fallback (doubling from there, up to PollMax). Only then
+	// are jobs indexed for webhooks to find their rows.
+	PollFallback time.Duration
+	// Metrics, when set, counts rows and waits for Prometheus
+	// (*metrics.Metrics). Default: none.
+	Metrics Metrics
+	// LookupWaits are the waits between the searches for a resident whose
+	// create may have reached the API. Default DefaultLookupWaits.
+	LookupWaits []time.Duration
+	// Limiter paces the API requests of every worker; an error from Take
+	// with a RetryIn() time.Duration method means "wait that long", and
+	// the task is rescheduled without counting a failure. Default: none.
+	Limiter Limiter
+	// Window is how many rows of an import may be in flight at once: the
+	// feed queues more as rows resolve. Default DefaultWindow.
+	Window int
+}
+
+// Planner learns when writes resolve; *poll.Learner is one.
+type Planner interface {
+	// CheckDelays returns the times of the first and second status
+	// checks, counted from the submit.
+	CheckDelays(ctx context.Context, integrationID string) (first, second time.Duration)
+	// Observe learns from status check number n: was the write PENDING?
+	Observe(ctx context.Context, integrationID string, n int, pending bool)
+}
+
+// Metrics observes what the lifecycle does; *metrics.Metrics is one.
+type Metrics interface {
+	// RowResolved counts a row's outcome, once per row.
+	RowResolved(o importer.Outcome)
+	// WriteResolved observes how long a write took from its submit to a
+	// status check that found it resolved.
+	WriteResolved(d time.Duration)
+	// RateLimitWait counts a wait for the rate limit.
+	RateLimitWait()
+}
+
+// Limiter hands out API requests; *ratelimit.Limiter is one.
+type Limiter interface {
+	Take(ctx context.Context, n int) error
+}
+
+// WithDefaults returns the config with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.PollInitial <= 0 {
+		c.PollInitial = DefaultPollInitial
+	}
+	if c.PollMax <= 0 {
+		c.PollMax = DefaultPollMax
+	}
+	if c.PollMax < c.PollInitial {
+		c.PollMax = c.PollInitial
+	}
+	if c.MaxRetry <= 0 {
+		c.MaxRetry = DefaultMaxRetry
+	}
+	if c.Window <= 0 {
+		c.Window = DefaultWindow
+	}
+	if len(c.LookupWaits) == 0 {
+		c.LookupWaits = DefaultLookupWaits
+	}
+	return c
+}
+
+// Imports owns the lifecycle of imports and of their rows. Every entry
+// point — a task, a webhook, a command, the dashboard — calls one of its
+// operations; nothing outside it decides what becomes of an import.
+type Imports struct {
+	// api is nil in a process that sends nothing (a command that only
+	// starts, cancels or reads imports).
+	api   importer.WriteAPI
+	store Store
+	queue Enqueuer
+	// reports is nil in a process without a report folder of its own
+	// (the dashboard): the workers write the reports.
+	reports Reports
+	log     *slog.Logger
+	cfg     Config
+	// owner names this process in the leases of the files it claims.
+	owner string
+}
+
+// NewImports returns the lifecycle's owner on its store and queue. api may
+// be nil in a process that sends nothing, reports in one whose reports the
+// workers write.
+func NewImports(api importer.WriteAPI, store Store, queue Enqueuer, reports Reports, log *slog.Logger, cfg Config) *Imports {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tag := make([]byte, 8)
+	rand.Read(tag)
+	return &Imports{api: api, store: store, queue: queue, reports: reports, log: log, cfg: cfg.WithDefaults(), owner: hex.EncodeToString(tag)}
+}
+
+// webhooksExpected tells whether this deployment receives webhooks: then
+// jobs are indexed for them, and polling is a fallback.
+func (im *Imports) webhooksExpected() bool { return im.cfg.PollFallback > 0 }
+
+// enqueue puts a task on the queue; a task id already taken means the task
+// is already there, which is what the caller wanted.
+func (im *Imports) enqueue(ctx context.Context, task *asynq.Task, opts ...asynq.Option) error {
+	return enqueue(ctx, im.queue, task, opts...)
+}
+
+func enqueue(ctx context.Context, q Enqueuer, task *asynq.Task, opts ...asynq.Option) error {
+	_, err := q.EnqueueContext(ctx, task, opts...)
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) && !errors.Is(err, asynq.ErrDuplicateTask) {
+		return fmt.Errorf("error enqueuing %s: %w", task.Type(), err)
+	}
+	return nil
+}
+
+// resolve records a row's outcome, adding to the counters given in the same
+// round trip, and, when it was the last row, enqueues the import's finalize.
+func (im *Imports) resolve(ctx context.Context, importID string, r importer.RowResult, stats ...string) error {
+	_, err := im.record(ctx, importID, r, false, stats...)
+	return err
+}
+
+// resolveJob is resolve for news of the row's write job r.JobID: stale
+// news of a job the row no longer follows changes nothing.
+func (im *Imports) resolveJob(ctx context.Context, importID string, r importer.RowResult, stats ...string) error {
+	_, err := im.record(ctx, importID, r, true, stats...)
+	return err
+}
+
+// record is resolve (resolveJob when ofJob), telling what recording the
+// outcome did.
+func (im *Imports) record(ctx context.Context, importID string, r importer.RowResult, ofJob bool, stats ...string) (store.Resolution, error) {
+	if r.At.IsZero() {
+		r.At = time.Now().UTC()
+	}
+	resolve := im.store.Resolve
+	if ofJob {
+		resolve = im.store.ResolveJob
+	}
+	res, err := resolve(ctx, importID, r, stats...)
+	if err != nil {
+		return res, err
+	}
+	if res.Stale {
+		im.log.DebugContext(ctx, "stale news of an older job of the row ignored", "import_id", importID, "row", r.Row, "job_id", r.JobID)
+		return res, nil
+	}
+	if res.Recorded && im.cfg.Metrics != nil {
+		im.cfg.Metrics.RowResolved(r.Outcome)
+	}
+	im.log.DebugContext(ctx, "row resolved", "import_id", importID, "row", r.Row, "status", r.Outcome, "job_id", r.JobID, "error_code", r.ErrorCode)
+	if res.WakeSeq > 0 {
+		// The feed waits for room, and this row made enough: wake it
+		// now rather than at its next look.
+		if err := enqueueWake(ctx, im.queue, FeedPayload{ImportID: importID, Gen: res.WakeGen, Seq: res.WakeSeq}); err != nil {
+			im.log.WarnContext(ctx, "cannot wake the feed; it looks again within seconds", "import_id", importID, "error", err)
+		}
+	}
+	if res.Done {
+		return res, im.finalize(ctx, importID)
+	}
+	return res, nil
+}
+
+// finalize enqueues the finalize of the import's current round.
+func (im *Imports) finalize(ctx context.Context, importID string) error {
+	imp, err := im.store.Import(ctx, importID)
+	if err != nil {
+		return err
+	}
+	return EnqueueFinalize(ctx, im.queue, importID, imp.Round)
+}
+
+// take reserves n API requests from the limiter. A wait comes back as a
+// waitError: the task is rescheduled, no failure is counted.
+func (im *Imports) take(ctx context.Context, importID string, n int) error {
+	if im.cfg.Limiter == nil {
+		return nil
+	}
+	err := im.cfg.Limiter.Take(ctx, n)
+	var w interface{ RetryIn() time.Duration }
+	if errors.As(err, &w) {
+		im.count(ctx, importID, importer.StatThrottled)
+		if im.cfg.Metrics != nil {
+			im.cfg.Metrics.RateLimitWait()
+		}
+		return &waitError{after: w.RetryIn(), err: err}
+	}
+	return err
+}
+
+// count adds one to each of an import's counters given, in one round trip;
+// a failure to count is logged, never a reason to redo the work that was
+// counted.
+func (im *Imports) count(ctx context.Context, importID string, stats ...string) {
+	if err := im.store.Count(ctx, importID, stats...); err != nil {
+		im.log.WarnContext(ctx, "cannot count", "import_id", importID, "stats", stats, "error", err)
+	}
+}
+
+// countRequest counts one API request, the 429 when it was answered 429,
+// and the other counters given.
+func (im *Imports) countRequest(ctx context.Context, importID, endpoint string, err error, also ...string) {
+	im.count(ctx, importID, requestStats(endpoint, err, also...)...)
+}
+
+// requestStats names the counters of one API request: its endpoint's, the
+// 429s' when it was answered 429, and the others given.
+func requestStats(endpoint string, err error, also ...string) []string {
+	stats := append([]string{importer.StatRequests(endpoint)}, also...)
+	if kind, ok := importer.ErrorKindOf(err); ok && kind == importer.KindRateLimited {
+		stats = append(stats, importer.StatRateLimited)
+	}
+	return stats
+}

@@ -1,0 +1,155 @@
+package jobs_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/jobs"
+)
+
+// storedImport is what an import stores of a file, without what differs
+// from one run to the next (times, job and record ids).
+type storedImport struct {
+	ID, File, SHA256 string
+	Options          importer.Options
+	Total            int
+	Columns          importer.FileColumns
+	Rows             []string
+}
+
+func (e *env) stored(t *testing.T, id string) storedImport {
+	t.Helper()
+	ctx := context.Background()
+	imp, err := e.store.Import(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := storedImport{ID: imp.ID, File: imp.File, SHA256: imp.FileSHA256, Options: imp.Options, Total: imp.Total,
+		Columns: importer.FileColumns{Names: imp.Columns, Unknown: imp.UnknownColumns, Ignored: imp.IgnoredColumns}}
+	for row, err := range e.store.Rows(ctx, id, imp.Total) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := row.Result
+		s.Rows = append(s.Rows, fmt.Sprintf("%d line %d %s %s %q %v", r.Row, r.Line, r.Outcome, r.ErrorCode, r.Error, row.Columns))
+	}
+	return s
+}
+
+// rosterWithLongField is a roster whose second resident has a last name
+// longer than the limit the test sets.
+func rosterWithLongField(t *testing.T, dir string) string {
+	t.Helper()
+	content := "First Name,Last Name,E-mail,Notes\n" +
+		"Ada,Lovelace,ada@example.com,first\n" +
+		"Bo," + strings.Repeat("Long", 20) + ",bo@example.com,too long a name\n" +
+		"Cy,Twombly,not-an-email,bad email\n" +
+		"Di,Prima,di@example.com,fine\n"
+	path := filepath.Join(dir, "roster.csv")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// 'importer run' and a schedule start a file through the same code: the
+// same file, options and limits store the same import, row for row, and end
+// with the same outcomes.
+func TestRunAndScheduleStartAFileAlike(t *testing.T) {
+	limits := importer.Limits{MaxFieldBytes: 40}
+	opts := importer.Options{IntegrationID: "int_buildium_demo", Format: "csv"}
+
+	// As 'importer run' does: Inspect, then Start.
+	in := newInbox(t, jobs.ScheduledImport{Options: opts, Limits: limits})
+	ctx := context.Background()
+	path := rosterWithLongField(t, t.TempDir())
+	normalized, err := opts.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := jobs.Inspect(ctx, jobs.Input{Path: path, Shown: path, Name: "roster.csv", Options: normalized, Limits: limits.WithDefaults()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, err := in.h.Start(ctx, jobs.StartRequest{File: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !started.Created || started.Split.Total != 4 || started.Split.Invalid != 2 {
+		t.Fatalf("run's start: %+v", started)
+	}
+	serve(t, in.rdb, in.h, 1, 4)
+	waitFinished(t, in.store, started.Import.ID, 20*time.Second)
+	byRun := in.stored(t, started.Import.ID)
+
+	// As a schedule does, on an emptied Redis: the file dropped in an
+	// inbox, claimed at a firing.
+	if err := in.rdb.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rosterWithLongField(t, in.dir)
+	in.fire(t)
+	ids := in.imports(t)
+	if len(ids) != 1 {
+		t.Fatalf("the schedule started %v", ids)
+	}
+	waitFinished(t, in.store, ids[0], 20*time.Second)
+	bySchedule := in.stored(t, ids[0])
+
+	if !reflect.DeepEqual(byRun, bySchedule) {
+		t.Errorf("the two ways stored different imports:\nrun:      %+v\nschedule: %+v", byRun, bySchedule)
+	}
+	long := byRun.Rows[1]
+	if !strings.Contains(long, "invalid") || !strings.Contains(long, "40") {
+		t.Errorf("row 2 breaks the 40-byte limit but was stored as %s", long)
+	}
+}
+
+// Start refuses the content of an import under another name, and starts
+// it anew under an id of its own with Again.
+func TestStartRefusesAContentImportedBeforeUnlessAgain(t *testing.T) {
+	in := newInbox(t, jobs.ScheduledImport{})
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := rosterWithLongField(t, dir)
+	opts, _ := importer.Options{IntegrationID: "int_buildium_demo", Format: "csv"}.Normalize()
+	inspect := func(name string) jobs.Inspected {
+		f, err := jobs.Inspect(ctx, jobs.Input{Path: path, Shown: name, Name: name, Options: opts, Limits: importer.DefaultLimits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	first, err := in.h.Start(ctx, jobs.StartRequest{File: inspect("a.csv")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = in.h.Start(ctx, jobs.StartRequest{File: inspect("b.csv")})
+	var content *jobs.ContentImportedError
+	if !errors.As(err, &content) || content.Other.ID != first.Import.ID {
+		t.Fatalf("the same content as b.csv: %v, want it refused naming %s", err, first.Import.ID)
+	}
+	again, err := in.h.Start(ctx, jobs.StartRequest{File: inspect("a.csv"), Again: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Created || again.Import.ID != first.Import.ID+"-2" {
+		t.Errorf("--again started %+v, want a new import %s-2", again.Import.ID, first.Import.ID)
+	}
+	same, err := in.h.Start(ctx, jobs.StartRequest{File: inspect("a.csv")})
+	if err != nil || same.Created || same.Import.ID != first.Import.ID {
+		t.Errorf("a.csv started again: %+v, %v; want the first import resumed", same, err)
+	}
+}

@@ -1,0 +1,142 @@
+package jobs
+
+import (
+	"context"
+	"iter"
+	"time"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/store"
+)
+
+// Store is what the lifecycle keeps its state in: the one port NewImports
+// requires, implemented on Redis by *store.Store (cmd checks so at compile
+// time). Its methods are shaped by what must happen in one atomic round
+// trip — a row's outcome with its counters, a job id with its webhook
+// index — and every one is safe to call twice with the same arguments:
+// tasks are delivered at least once.
+type Store interface {
+	importStore
+	inputStore
+	rowStore
+	readStore
+	claimStore
+}
+
+// importStore keeps the import's record.
+type importStore interface {
+	// CreateImport stores a new import, or returns the one already stored
+	// under the same id; created tells which.
+	CreateImport(ctx context.Context, imp importer.Import) (stored importer.Import, created bool, err error)
+	// Import returns the import, or importer.ErrImportNotFound.
+	Import(ctx context.Context, id string) (importer.Import, error)
+	// ImportByContent finds the latest import of a content key.
+	ImportByContent(ctx context.Context, key string) (id string, ok bool, err error)
+	// Epoch names this Redis's life: it changes only when Redis loses its
+	// data.
+	Epoch(ctx context.Context) (epoch string, made bool, err error)
+	// Refollow records a re-run's options of how the import is followed,
+	// and its report folder.
+	Refollow(ctx context.Context, id string, opts importer.Options, reportDir string) error
+	// Stop marks the import stopped with a reason, unless it already is;
+	// Resume clears it.
+	Stop(ctx context.Context, id, reason string) error
+	Resume(ctx context.Context, id string) error
+	// Cancel marks the import cancelled, once; it reports whether this
+	// call did.
+	Cancel(ctx context.Context, id string, at time.Time) (bool, error)
+	// Finish records that the import's report was written.
+	Finish(ctx context.Context, id string, at time.Time) error
+	// Delete removes every key of the import and says how many.
+	Delete(ctx context.Context, id string) (int, error)
+	// ImportsBefore lists the imports made before t, oldest first.
+	ImportsBefore(ctx context.Context, t time.Time) ([]string, error)
+}
+
+// inputStore keeps a file's rows and feeds them to the queue a window at a
+// time.
+type inputStore interface {
+	InputHeader(ctx context.Context, id string, proposed []string) ([]string, error)
+	SaveInput(ctx context.Context, id string, header []string, rows []importer.Row, results []importer.RowResult) error
+	// SetTotal records the number of rows; done is true when every row
+	// already has its outcome.
+	SetTotal(ctx context.Context, id string, total int, columns importer.FileColumns) (done bool, err error)
+	Inputs(ctx context.Context, id string, rows []int) ([]importer.Row, error)
+	// StartFeed starts a new generation of the import's feed.
+	StartFeed(ctx context.Context, id string) (gen int, err error)
+	Feed(ctx context.Context, id string) (store.FeedState, error)
+	// FeedBatch takes the rows first..last that are to be queued, while
+	// the window has room; a newer generation makes it fail with
+	// store.ErrFeedSuperseded.
+	FeedBatch(ctx context.Context, id string, gen, first, last, window int) (next int, rows []int, states []store.RowState, err error)
+	AdvanceCursor(ctx context.Context, id string, gen, cursor int) error
+	// PauseFeed records the feed task to wake (seq) once the rows in
+	// flight fall to wake.
+	PauseFeed(ctx context.Context, id string, gen, seq, wake int) error
+}
+
+// rowStore follows each row from its split to its outcome.
+type rowStore interface {
+	RowState(ctx context.Context, id string, row int) (store.RowState, error)
+	RowStates(ctx context.Context, id string, rows []int) ([]store.RowState, error)
+	// MarkSending records that a create (or, with retryOf, the
+	// retry-write of that failed job) is about to be sent — unless the
+	// row has its outcome or the import was cancelled
+	// (importer.ErrNotToSend), or the import is gone
+	// (importer.ErrImportNotFound): then nothing may be sent.
+	MarkSending(ctx context.Context, id string, row int, retryOf string) error
+	// MarkLookups records how many searches for a Sending row's resident
+	// have found nothing.
+	MarkLookups(ctx context.Context, id string, row, n int) error
+	// Unsend forgets that a create (or the retry-write of job retryOf)
+	// was being sent: the API answered with an error, or the request
+	// never left.
+	Unsend(ctx context.Context, id string, row int, retryOf string) error
+	// SetJob records the write's job id with status check number 1 and,
+	// forWebhooks, indexes the job for JobRow; the counters named by
+	// stats are added to in the same round trip.
+	SetJob(ctx context.Context, id string, row int, jobID string, forWebhooks bool, stats ...string) error
+	// AdvanceCheck moves the row's status check number from `from` to
+	// `to` if it still is `from`, and reports whether it did.
+	AdvanceCheck(ctx context.Context, id string, row int, from, to int) (bool, error)
+	// Resolve records a row's outcome and counts it, once, with the
+	// counters named by stats, in one round trip.
+	Resolve(ctx context.Context, id string, result importer.RowResult, stats ...string) (store.Resolution, error)
+	// ResolveJob is Resolve for news of the write job result.JobID: while
+	// the row follows another job, the news is stale and changes nothing.
+	ResolveJob(ctx context.Context, id string, result importer.RowResult, stats ...string) (store.Resolution, error)
+	// CancelUnsent records that a row of a cancelled import was never
+	// sent, unless it is being sent or followed, or has its outcome.
+	CancelUnsent(ctx context.Context, id string, result importer.RowResult) (store.Resolution, error)
+	// Replace changes a row's outcome from `from` to the result's; an
+	// import that had finished is opened again (reopened).
+	Replace(ctx context.Context, id string, result importer.RowResult, from importer.Outcome) (changed, reopened bool, err error)
+	// Reopen takes the planned rows' outcomes back for a retry round, in
+	// one atomic step, and returns the rows taken.
+	Reopen(ctx context.Context, id string, plans []importer.RetryPlan) ([]importer.RetryPlan, error)
+	// JobRow finds the row of a write job; ok is false for a job not
+	// known (yet).
+	JobRow(ctx context.Context, jobID string) (importID string, row int, ok bool, err error)
+	// SaveJobEvent keeps a webhook's news of a job not known yet, for its
+	// row to pick up; JobEvent reads it.
+	SaveJobEvent(ctx context.Context, ev importer.WriteEvent) error
+	JobEvent(ctx context.Context, jobID string) (importer.WriteEvent, bool, error)
+	// Count adds one to each of the import's counters given (see the
+	// importer.Stat names).
+	Count(ctx context.Context, id string, stats ...string) error
+}
+
+// readStore reads an import as it stands.
+type readStore interface {
+	Progress(ctx context.Context, id string) (importer.Progress, error)
+	Summary(ctx context.Context, id string) (importer.Summary, error)
+	// Rows yields the rows in input order, with their outcomes.
+	Rows(ctx context.Context, id string, total int) iter.Seq2[importer.ReportRow, error]
+}
+
+// claimStore keeps the leases of scheduled files being read.
+type claimStore interface {
+	Claim(ctx context.Context, path, owner string, ttl time.Duration) (bool, error)
+	Claimed(ctx context.Context, path string) (bool, error)
+	Unclaim(ctx context.Context, path, owner string) error
+}

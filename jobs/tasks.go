@@ -1,0 +1,113 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/propexo-importer/importer/importer"
+)
+
+// This file is the Asynq side of the lifecycle: the queues, the server's
+// settings, and the handlers, which decode a task's payload and call the
+// operation of Imports that does the work.
+
+// Queue names. Status checks and finalizes go before new submits, so that
+// rows already sent reach their outcome first.
+const (
+	QueueSubmit   = "importer-submit"
+	QueueCheck    = "importer-check"
+	QueueFinalize = "importer-finalize"
+)
+
+// Queues are the queues a server must serve, with their weights.
+var Queues = map[string]int{QueueFinalize: 6, QueueCheck: 3, QueueSubmit: 2}
+
+// Enqueuer puts tasks on the queue; *asynq.Client is one.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// ServerConfig returns the Asynq server settings the handlers need: their
+// queues, the retry delays and which errors are not failures.
+func ServerConfig(concurrency int, logger asynq.Logger) asynq.Config {
+	return asynq.Config{
+		Concurrency:    concurrency,
+		Queues:         Queues,
+		RetryDelayFunc: RetryDelay,
+		IsFailure:      IsFailure,
+		Logger:         logger,
+		// Asynq stores a delayed task's time in whole seconds; looking
+		// ten times a second starts a check soon after its second comes.
+		DelayedTaskCheckInterval: 100 * time.Millisecond,
+		// An idle worker looks for new tasks ten times a second, so a
+		// feed or a finalize does not wait long to start. Both cost an
+		// idle worker a few dozen small Redis calls a second.
+		TaskCheckInterval: 100 * time.Millisecond,
+		ShutdownTimeout:   20 * time.Second,
+	}
+}
+
+// Register adds the task handlers to a mux, under their exact type names.
+func (im *Imports) Register(mux *asynq.ServeMux) {
+	mux.Handle(TypeSubmit, handler(TypeSubmit, im.Submit))
+	mux.Handle(TypeCheck, handler(TypeCheck, im.Check))
+	mux.Handle(TypeFinalize, handler(TypeFinalize, im.Finalize))
+	mux.Handle(TypeFeed, handler(TypeFeed, im.Feed))
+	mux.Handle(TypeScheduledImport, handler(TypeScheduledImport, im.StartScheduled))
+}
+
+// ProcessTask runs one task through its handler: Imports is an
+// asynq.Handler, which is how tests and benchmarks hand it tasks.
+func (im *Imports) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	mux := asynq.NewServeMux()
+	im.Register(mux)
+	return mux.ProcessTask(ctx, t)
+}
+
+// handler decodes a task's payload and calls the operation with it. A
+// payload that cannot be decoded is not retried: it never will be.
+func handler[P any](typ string, op func(context.Context, P) error) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		var p P
+		if err := json.Unmarshal(t.Payload(), &p); err != nil {
+			return fmt.Errorf("bad %s payload: %v: %w", typ, err, asynq.SkipRetry)
+		}
+		return op(ctx, p)
+	})
+}
+
+var _ asynq.ErrorHandler = (*Imports)(nil)
+
+// HandleError is the Asynq server's error handler. When a submit or a check
+// fails for the last time for a reason the handler did not turn into an
+// outcome (Redis trouble, a bug), the row fails with code internal_error, so
+// the import still ends and its report names the row: no row is left behind
+// in the archive.
+func (im *Imports) HandleError(ctx context.Context, task *asynq.Task, err error) {
+	if !IsFailure(err) || (!lastAttempt(ctx) && !errors.Is(err, asynq.SkipRetry)) {
+		return
+	}
+	var p struct {
+		ImportID string `json:"import_id"`
+		Row      int    `json:"row"`
+		Line     int    `json:"line"`
+		JobID    string `json:"job_id"`
+	}
+	if task.Type() != TypeSubmit && task.Type() != TypeCheck || json.Unmarshal(task.Payload(), &p) != nil || p.ImportID == "" {
+		im.log.ErrorContext(ctx, "task failed for good", "type", task.Type(), "error", err)
+		return
+	}
+	r := importer.RowResult{Row: p.Row, Line: p.Line, JobID: p.JobID, Outcome: importer.Failed, ErrorCode: importer.CodeInternal,
+		Error: "the importer could not process this row: " + err.Error()}
+	// The task's context may be the reason it failed (its deadline).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, rerr := im.record(ctx, p.ImportID, r, r.JobID != ""); rerr != nil {
+		im.log.ErrorContext(ctx, "cannot record a failed row", "import_id", p.ImportID, "row", p.Row, "error", rerr)
+	}
+}
