@@ -148,9 +148,9 @@ func apiGet(addr, key, path string, out any) int {
 // settle waits for the import to finish and checks the report: one line per
 // record, each with an outcome; succeeded rows' records exist in the API,
 // timed-out rows' jobs are still PENDING there.
-func settle(t *testing.T, f *figures, rdb *redis.Client, dir, id string, rows int, apiAddr, key string, limit time.Duration) {
+func settle(t *testing.T, f *figures, conn *redis.Client, dir, id string, rows int, apiAddr, key string, limit time.Duration) {
 	t.Helper()
-	st := store.New(rdb)
+	st := store.New(conn)
 	ctx := context.Background()
 	began := time.Now()
 	defer func() { f.wall += time.Since(began) }()
@@ -167,7 +167,7 @@ func settle(t *testing.T, f *figures, rdb *redis.Client, dir, id string, rows in
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	r := runImporter(t, dir, map[string]string{"REDIS_URL": rdbURL(rdb)}, "report", "--report-dir", filepath.Join(dir, "chaos-reports"), id)
+	r := runImporter(t, dir, map[string]string{"REDIS_URL": rdbURL(conn)}, "report", "--report-dir", filepath.Join(dir, "chaos-reports"), id)
 	if r.code != 0 {
 		t.Fatalf("report: %s", r.stderr)
 	}
@@ -244,8 +244,8 @@ func settle(t *testing.T, f *figures, rdb *redis.Client, dir, id string, rows in
 	}
 }
 
-func rdbURL(rdb *redis.Client) string {
-	o := rdb.Options()
+func rdbURL(conn *redis.Client) string {
+	o := conn.Options()
 	return fmt.Sprintf("redis://%s/%d", o.Addr, o.DB)
 }
 
@@ -273,14 +273,14 @@ func TestChaosWorkersAndAPIFaults(t *testing.T) {
 		rows, kills, every, deadline = 3000, 1000, 5*time.Second, "8m"
 	}
 	dir := t.TempDir()
-	rdb := redistest.Client(t)
+	conn := redistest.Client(t)
 	apiAddr, key := freeAddr(t), "chaos-key"
 	sandboxArgs := []string{"sandbox", "--addr", apiAddr, "--latency", "uniform:200ms-2s", "--seed", "7",
 		"--rate-limit", "150", "--rate-window", "5s", "--rate-slow-delay", "200ms",
 		"--error-rate", "0.02", "--error-burst", "3", "--drop-rate", "0.02", "--slow-rate", "0.01", "--slow-delay", "3s", "--stuck-rate", "0.02"}
 	startProc(t, dir, map[string]string{"PROPEXO_API_KEY": key}, binary, sandboxArgs...)
 	waitForHTTP(t, "http://"+apiAddr+"/healthz")
-	workerEnv := map[string]string{"REDIS_URL": rdbURL(rdb), "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key}
+	workerEnv := map[string]string{"REDIS_URL": rdbURL(conn), "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key}
 	workerArgs := []string{"worker", "--concurrency", "8", "--rate-limit", "200", "--rate-window", "5s", "--api-timeout", "1s",
 		"--poll-initial", "1s", "--poll-max", "4s", "--lookup-waits", "2s,4s,8s"}
 	var workers []*proc
@@ -289,13 +289,13 @@ func TestChaosWorkersAndAPIFaults(t *testing.T) {
 	}
 	file := residentsFile(t, dir, rows)
 	began := time.Now()
-	q := runImporter(t, dir, map[string]string{"REDIS_URL": rdbURL(rdb)}, "run", "--no-wait", "--deadline", deadline, file)
+	q := runImporter(t, dir, map[string]string{"REDIS_URL": rdbURL(conn)}, "run", "--no-wait", "--deadline", deadline, file)
 	if q.code != 0 {
 		t.Fatalf("run --no-wait: %s", q.stderr)
 	}
 	id := importID(t, q.stdout)
 	f := figures{scenario: "workers killed + API faults"}
-	st := store.New(rdb)
+	st := store.New(conn)
 	for i := 0; i < kills; i++ {
 		time.Sleep(every)
 		if imp, _ := st.Import(context.Background(), id); imp.Finished() {
@@ -308,7 +308,7 @@ func TestChaosWorkersAndAPIFaults(t *testing.T) {
 	}
 	f.events = []string{fmt.Sprintf("%d workers killed with SIGKILL", len(f.events))}
 	f.wall = time.Since(began)
-	settle(t, &f, rdb, dir, id, rows, apiAddr, key, 15*time.Minute)
+	settle(t, &f, conn, dir, id, rows, apiAddr, key, 15*time.Minute)
 }
 
 // redisProc is a redis-server with append-only persistence that the suite
@@ -372,10 +372,10 @@ func TestChaosRedisRestartAndOutage(t *testing.T) {
 	time.Sleep(outage)
 	rs.signal(syscall.SIGCONT)
 
-	rdb := redis.NewClient(&redis.Options{Addr: rs.addr})
-	defer rdb.Close()
+	conn := redis.NewClient(&redis.Options{Addr: rs.addr})
+	defer conn.Close()
 	f := figures{scenario: "Redis restarted and frozen", events: []string{"restarted once", "frozen for " + outage.String()}, wall: time.Since(began)}
-	st := store.New(rdb)
+	st := store.New(conn)
 	var id string
 	for deadline := time.Now().Add(30 * time.Second); id == ""; time.Sleep(200 * time.Millisecond) {
 		if ids, _ := st.Imports(context.Background()); len(ids) == 1 {
@@ -385,7 +385,7 @@ func TestChaosRedisRestartAndOutage(t *testing.T) {
 			t.Fatal("the import is not in Redis after the restart: persistence lost it")
 		}
 	}
-	settle(t, &f, rdb, dir, id, rows, apiAddr, key, 10*time.Minute)
+	settle(t, &f, conn, dir, id, rows, apiAddr, key, 10*time.Minute)
 	waiting.mu.Lock()
 	cmd := waiting.cmd
 	waiting.mu.Unlock()
@@ -414,13 +414,13 @@ func TestChaosHostileWebhooks(t *testing.T) {
 		rows = 1500
 	}
 	dir := t.TempDir()
-	rdb := redistest.Client(t)
+	conn := redistest.Client(t)
 	apiAddr, hookAddr, key, secret := freeAddr(t), freeAddr(t), "chaos-hooks-key", "chaos-hooks-secret"
 	startProc(t, dir, map[string]string{"PROPEXO_API_KEY": key, "PROPEXO_WEBHOOK_SECRET": secret}, binary, "sandbox", "--addr", apiAddr,
 		"--latency", "uniform:200ms-2s", "--rate-limit", "-1", "--failure-rate", "0.1", "--partial-rate", "0.1",
 		"--webhook-url", "http://"+hookAddr+"/webhooks/propexo", "--webhook-duplicate-rate", "0.5", "--webhook-jitter", "2s", "--webhook-retry-interval", "2s")
 	waitForHTTP(t, "http://"+apiAddr+"/healthz")
-	env := map[string]string{"REDIS_URL": rdbURL(rdb), "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key, "PROPEXO_WEBHOOK_SECRET": secret}
+	env := map[string]string{"REDIS_URL": rdbURL(conn), "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key, "PROPEXO_WEBHOOK_SECRET": secret}
 	startProc(t, dir, env, binary, "worker", "--concurrency", "8", "--rate-limit", "6000", "--webhooks-addr", hookAddr, "--poll-fallback", "2m")
 	waitForHTTP(t, "http://"+hookAddr+"/healthz")
 
@@ -455,12 +455,12 @@ func TestChaosHostileWebhooks(t *testing.T) {
 		}
 	}()
 	file := residentsFile(t, dir, rows)
-	q := runImporter(t, dir, map[string]string{"REDIS_URL": rdbURL(rdb)}, "run", "--no-wait", file)
+	q := runImporter(t, dir, map[string]string{"REDIS_URL": rdbURL(conn)}, "run", "--no-wait", file)
 	if q.code != 0 {
 		t.Fatalf("run --no-wait: %s", q.stderr)
 	}
 	f := figures{scenario: "hostile webhooks"}
-	settle(t, &f, rdb, dir, importID(t, q.stdout), rows, apiAddr, key, 4*time.Minute)
+	settle(t, &f, conn, dir, importID(t, q.stdout), rows, apiAddr, key, 4*time.Minute)
 	close(stop)
 	mu.Lock()
 	f.events = append(f.events, fmt.Sprintf("%d forged or oversized deliveries, %d refused", forged, refused))
@@ -527,24 +527,24 @@ func TestChaosAnswersLostAsServerErrors(t *testing.T) {
 		rows = 1000
 	}
 	dir := t.TempDir()
-	rdb := redistest.Client(t)
+	conn := redistest.Client(t)
 	apiAddr, key := freeAddr(t), "chaos-5xx-key"
 	startProc(t, dir, map[string]string{"PROPEXO_API_KEY": key}, binary, "sandbox", "--addr", apiAddr, "--latency", "uniform:200ms-2s", "--seed", "11",
 		"--rate-limit", "-1", "--gateway-error-rate", "0.2", "--status-not-found-rate", "0.2")
 	waitForHTTP(t, "http://"+apiAddr+"/healthz")
-	env := map[string]string{"REDIS_URL": rdbURL(rdb), "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key}
+	env := map[string]string{"REDIS_URL": rdbURL(conn), "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key}
 	for i := 0; i < 3; i++ {
 		startProc(t, dir, env, binary, "worker", "--concurrency", "8", "--rate-limit", "0", "--poll-initial", "1s", "--poll-max", "4s", "--lookup-waits", "2s,2s,4s", "--max-retries", "6")
 	}
 	file := residentsFile(t, dir, rows)
 	began := time.Now()
-	q := runImporter(t, dir, map[string]string{"REDIS_URL": rdbURL(rdb)}, "run", "--no-wait", file)
+	q := runImporter(t, dir, map[string]string{"REDIS_URL": rdbURL(conn)}, "run", "--no-wait", file)
 	if q.code != 0 {
 		t.Fatalf("run --no-wait: %s", q.stderr)
 	}
 	id := importID(t, q.stdout)
 	f := figures{scenario: "5xx after the write, 404 status reads", wall: time.Since(began), events: []string{"20% of answers 5xx after the request took effect", "20% of status reads 404"}}
-	settle(t, &f, rdb, dir, id, rows, apiAddr, key, 5*time.Minute)
+	settle(t, &f, conn, dir, id, rows, apiAddr, key, 5*time.Minute)
 	checkFailedCSV(t, dir, id)
 }
 
@@ -576,11 +576,11 @@ func TestChaosRetryKilled(t *testing.T) {
 		rows = 1000
 	}
 	dir := t.TempDir()
-	rdb := redistest.Client(t)
+	conn := redistest.Client(t)
 	apiAddr, key := freeAddr(t), "chaos-retry-key"
 	startProc(t, dir, map[string]string{"PROPEXO_API_KEY": key}, binary, "sandbox", "--addr", apiAddr, "--latency", "uniform:100ms-1s", "--rate-limit", "-1", "--failure-rate", "1")
 	waitForHTTP(t, "http://"+apiAddr+"/healthz")
-	env := map[string]string{"REDIS_URL": rdbURL(rdb), "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key}
+	env := map[string]string{"REDIS_URL": rdbURL(conn), "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key}
 	workerArgs := []string{"worker", "--concurrency", "8", "--rate-limit", "0", "--poll-initial", "1s", "--poll-max", "2s"}
 	w := startProc(t, dir, env, binary, workerArgs...)
 	file := residentsFile(t, dir, rows)
@@ -607,7 +607,7 @@ func TestChaosRetryKilled(t *testing.T) {
 		t.Errorf("the retry run again: %d\n%s\n%s", again.code, again.stdout, again.stderr)
 	}
 	f := figures{scenario: "importer retry killed", wall: time.Since(began), events: []string{"every write failed, then the PMS came back", "retry killed with SIGKILL after reopening", "retry run again"}}
-	settle(t, &f, rdb, dir, id, rows, apiAddr, key, 3*time.Minute)
+	settle(t, &f, conn, dir, id, rows, apiAddr, key, 3*time.Minute)
 	if f.outcomes["succeeded"] != rows {
 		t.Errorf("outcomes %v after the retry, want %d succeeded", f.outcomes, rows)
 	}
@@ -647,9 +647,9 @@ func TestChaosRedisLostItsData(t *testing.T) {
 	began := time.Now()
 	waiting := startProc(t, dir, env, binary, "run", "--workers", "0", file)
 
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	defer rdb.Close()
-	st := store.New(rdb)
+	conn := redis.NewClient(&redis.Options{Addr: addr})
+	defer conn.Close()
+	st := store.New(conn)
 	var id string
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		if ids, _ := st.Imports(context.Background()); len(ids) == 1 {
@@ -675,7 +675,7 @@ func TestChaosRedisLostItsData(t *testing.T) {
 		t.Errorf("the run again: exit %d\n%s", code, again.log.String())
 	}
 	f := figures{scenario: "Redis lost its data", wall: time.Since(began), events: []string{"Redis killed without persistence at a third", "the same command run again"}}
-	settle(t, &f, rdb, dir, id, rows, apiAddr, key, 3*time.Minute)
+	settle(t, &f, conn, dir, id, rows, apiAddr, key, 3*time.Minute)
 	if f.outcomes["succeeded"] != rows {
 		t.Errorf("outcomes %v, want every row succeeded (adopted or sent)", f.outcomes)
 	}

@@ -59,29 +59,29 @@ func (c *dashboardConfig) run(ctx context.Context, log *slog.Logger, stdout io.W
 	if c.redis.url == "" {
 		return usageError("dashboard needs REDIS_URL (or --redis-url): the Redis of the imports")
 	}
-	rdb, err := connectRedis(ctx, c.redis.url)
+	conn, err := connectRedis(ctx, c.redis.url)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	st := store.New(rdb.Client)
+	defer conn.Close()
+	st := store.New(conn.Client)
 	allowed := c.allowedHosts
 	if host, _, err := net.SplitHostPort(c.addr); err == nil && host != "" {
 		allowed = append(allowed, host)
 	}
 	h, err := dashboard.New(dashboard.Config{
-		Redis: rdb.Opt, Store: st, Reports: report.Files{}, AllowActions: c.allowActions, Auth: c.auth, Log: log, AllowedHosts: allowed,
+		Redis: conn.Opt, Store: st, Reports: report.Files{}, AllowActions: c.allowActions, Auth: c.auth, Log: log, AllowedHosts: allowed,
 		// No report folder here: the workers write the report of an
 		// import the cancel ends.
 		Cancel: func(ctx context.Context, id string) error {
-			return cancelError(id, commandImports(rdb, st, "", log).Cancel(ctx, id))
+			return cancelError(id, commandImports(conn, st, "", log).Cancel(ctx, id))
 		},
 	})
 	if err != nil {
 		return usageError("%v", err)
 	}
 	if c.metricsAddr != "" {
-		srv, err := serveMetrics(c.metricsAddr, metrics.New(asynq.NewInspectorFromRedisClient(rdb.Client)), log)
+		srv, err := serveMetrics(c.metricsAddr, metrics.New(asynq.NewInspectorFromRedisClient(conn.Client)), log)
 		if err != nil {
 			return err
 		}

@@ -31,12 +31,19 @@ import (
 // as a process.
 var binary string
 
+// repoRoot is the repository's folder, found before any test changes the
+// working directory (runImporter runs the importer in a test's folder).
+var repoRoot string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "importer-e2e")
 	if err != nil {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "importer")
+	if repoRoot, err = filepath.Abs(filepath.Join("..", "..")); err != nil {
+		panic(err)
+	}
 	if out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building the importer: %v\n%s", err, out)
 		os.Exit(1)
@@ -102,11 +109,7 @@ func runImporterWithInput(t *testing.T, dir string, env map[string]string, input
 
 func sample(t *testing.T, name string) string {
 	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "..", "samples", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return filepath.Join(repoRoot, "samples", name)
 }
 
 func readCSV(t *testing.T, path string) [][]string {
@@ -165,6 +168,10 @@ func background(t *testing.T, dir string, env map[string]string, args ...string)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// A process signalled before it has started to listen for
+		// signals dies of the signal: wait until it has said a word.
+		for deadline := time.Now().Add(10 * time.Second); out.String() == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		}
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()

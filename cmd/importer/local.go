@@ -10,8 +10,8 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/propexo-importer/importer/importer"
-	"github.com/propexo-importer/importer/internal/queue"
 	"github.com/propexo-importer/importer/internal/ratelimit"
+	"github.com/propexo-importer/importer/internal/rdb"
 	"github.com/propexo-importer/importer/internal/sandbox"
 	"github.com/propexo-importer/importer/internal/store"
 )
@@ -22,8 +22,8 @@ import (
 
 // localWorkers starts this process's workers while it waits (unless
 // --no-wait or --workers 0), and returns what stops them.
-func (c *runConfig) localWorkers(ctx context.Context, rdb *queue.Redis, st *store.Store, log *slog.Logger, stderr io.Writer) (stop func(), err error) {
-	limiter := c.limits.limiter(rdb, log)
+func (c *runConfig) localWorkers(ctx context.Context, conn *rdb.Redis, st *store.Store, log *slog.Logger, stderr io.Writer) (stop func(), err error) {
+	limiter := c.limits.limiter(conn, log)
 	if c.workers == 0 || c.noWait {
 		if c.api.key == "" {
 			return func() {}, nil // the workers elsewhere hold the key
@@ -42,7 +42,7 @@ func (c *runConfig) localWorkers(ctx context.Context, rdb *queue.Redis, st *stor
 	if limiter != nil {
 		c.jobs.Limiter = limiter
 	}
-	api, closeAPI, err := c.apiFor(ctx, rdb, limiter, stderr)
+	api, closeAPI, err := c.apiFor(ctx, conn, limiter, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +54,7 @@ func (c *runConfig) localWorkers(ctx context.Context, rdb *queue.Redis, st *stor
 		closeAPI()
 		return nil, usageError("--report-dir: %v", err)
 	}
-	w, err := startWorkers(rdb, api, st, reportDir, c.workers, log, c.jobs)
+	w, err := startWorkers(conn, api, st, reportDir, c.workers, log, c.jobs)
 	if err != nil {
 		closeAPI()
 		return nil, unfinished(err)
@@ -69,9 +69,9 @@ const defaultAPIURL = "https://api.propexo.com"
 // and no URL it starts the in-process sandbox, but only with the in-process
 // Redis: on a shared Redis the rows would be split between the sandbox and
 // the other workers' API. A nil API means: leave the work to the workers.
-func (c *runConfig) apiFor(ctx context.Context, rdb *queue.Redis, limiter *ratelimit.Limiter, stderr io.Writer) (importer.WriteAPI, func(), error) {
+func (c *runConfig) apiFor(ctx context.Context, conn *rdb.Redis, limiter *ratelimit.Limiter, stderr io.Writer) (importer.WriteAPI, func(), error) {
 	if c.api.key == "" && c.api.url == "" {
-		if !rdb.Embedded {
+		if !conn.Embedded {
 			fmt.Fprintln(stderr, "no PROPEXO_API_KEY or --api-url: leaving the rows to the 'importer worker' processes on this Redis")
 			return nil, func() {}, nil
 		}
@@ -103,7 +103,7 @@ func (c *runConfig) apiFor(ctx context.Context, rdb *queue.Redis, limiter *ratel
 	if err != nil {
 		return nil, nil, err
 	}
-	if rdb.Embedded {
+	if conn.Embedded {
 		fmt.Fprintln(stderr, "warning: no REDIS_URL: the import's state lives in this process only; if it is interrupted, a new run cannot tell which rows were already sent. Set REDIS_URL for imports that can resume.")
 	}
 	client, err := newAPIClient(ctx, url, key, c.api.timeout, limiter, true)
@@ -113,6 +113,6 @@ func (c *runConfig) apiFor(ctx context.Context, rdb *queue.Redis, limiter *ratel
 	return client, func() {}, nil
 }
 
-func asynqClient(rdb *queue.Redis) *asynq.Client {
-	return asynq.NewClientFromRedisClient(rdb.Client)
+func asynqClient(conn *rdb.Redis) *asynq.Client {
+	return asynq.NewClientFromRedisClient(conn.Client)
 }

@@ -62,19 +62,19 @@ func (c *runConfig) retry(ctx context.Context, id string, log *slog.Logger, stdo
 	if err != nil {
 		return usageError("--report-dir: %v", err)
 	}
-	rdb, err := connectRedis(ctx, c.redisURL)
+	conn, err := connectRedis(ctx, c.redisURL)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	st := store.New(rdb.Client)
-	imports := commandImports(rdb, st, reportDir, log)
+	defer conn.Close()
+	st := store.New(conn.Client)
+	imports := commandImports(conn, st, reportDir, log)
 	if _, err := st.Import(ctx, id); errors.Is(err, importer.ErrImportNotFound) {
-		return usageError("no import %s in Redis at %s", id, rdb.Addr)
+		return usageError("no import %s in Redis at %s", id, conn.Addr)
 	} else if err != nil {
-		return unfinished(fmt.Errorf("error reading import %s from Redis at %s: %w", id, rdb.Addr, err))
+		return unfinished(fmt.Errorf("error reading import %s from Redis at %s: %w", id, conn.Addr, err))
 	}
-	stop, err := c.localWorkers(ctx, rdb, st, log, stderr)
+	stop, err := c.localWorkers(ctx, conn, st, log, stderr)
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func (c *runConfig) retry(ctx context.Context, id string, log *slog.Logger, stdo
 	if c.noWait {
 		return nil
 	}
-	if err := c.wait(ctx, imports, st, rdb, id, stderr); err != nil {
+	if err := c.wait(ctx, imports, st, conn, id, stderr); err != nil {
 		return err
 	}
 	imp, err := st.Import(ctx, id)

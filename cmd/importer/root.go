@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/propexo-importer/importer/internal/queue"
+	"github.com/propexo-importer/importer/internal/rdb"
 )
 
 // Exit codes, as design.md gives them.
@@ -115,7 +115,7 @@ from it.`,
 			if g.logFormat != "text" && g.logFormat != "json" {
 				return usageError("--log-format %q: use text or json", g.logFormat)
 			}
-			redis.SetLogger(queue.RedisLogger{L: g.logger(stderr)})
+			redis.SetLogger(rdb.RedisLogger{L: g.logger(stderr)})
 			*started = true
 			return nil
 		},
@@ -183,7 +183,7 @@ func envTag(name string) string { return "[$" + name + "]" }
 func urlFlag(fs *pflag.FlagSet, p *string, name, def, usage string) {
 	fs.StringVar(p, name, def, usage)
 	if def != "" {
-		fs.Lookup(name).DefValue = queue.Redact(def)
+		fs.Lookup(name).DefValue = rdb.Redact(def)
 	}
 }
 
@@ -250,7 +250,7 @@ func (a *apiSettings) endpoint() (url, key string, err error) {
 		url = defaultAPIURL
 	}
 	if a.key == "" {
-		return "", "", usageError("PROPEXO_API_KEY is not set: the API at %s needs a key (or use --api-key-file)", queue.Redact(url))
+		return "", "", usageError("PROPEXO_API_KEY is not set: the API at %s needs a key (or use --api-key-file)", rdb.Redact(url))
 	}
 	return url, a.key, nil
 }

@@ -339,15 +339,15 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 		return err
 	}
 
-	rdb, err := connectRedis(ctx, c.redisURL)
+	conn, err := connectRedis(ctx, c.redisURL)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	st := store.New(rdb.Client)
-	imports := commandImports(rdb, st, p.reportDir, log)
+	defer conn.Close()
+	st := store.New(conn.Client)
+	imports := commandImports(conn, st, p.reportDir, log)
 
-	if rdb.Embedded && (c.noWait || c.workers == 0) {
+	if conn.Embedded && (c.noWait || c.workers == 0) {
 		return usageError("--no-wait and --workers 0 need REDIS_URL: the in-process Redis is gone when run exits")
 	}
 	stop := func() {}
@@ -356,12 +356,12 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 		Retention: c.retention, RecoveryWait: c.recoveryWait,
 		// The in-process sandbox starts empty with every run: nothing
 		// of an earlier run's can exist in it.
-		Trace: receipts{dir: p.reportDir, redis: rdb.Addr, fresh: rdb.Embedded && c.api.key == "" && c.api.url == ""},
+		Trace: receipts{dir: p.reportDir, redis: conn.Addr, fresh: conn.Embedded && c.api.key == "" && c.api.url == ""},
 		// The API is checked (and this process's workers started)
 		// before the import is stored: a rejected key or a wrong URL
 		// leaves nothing behind.
 		Ready: func(ctx context.Context) error {
-			workers, err := c.localWorkers(ctx, rdb, st, log, stderr)
+			workers, err := c.localWorkers(ctx, conn, st, log, stderr)
 			if err == nil {
 				stop = workers
 			}
@@ -377,7 +377,7 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 		return c.finish(ctx, imports, st, imp, stdout)
 	case started.Created && imp.Recovery != nil:
 		fmt.Fprintf(stderr, "import %s was started on %s, but Redis at %s no longer has it (it lost its data: restarted without persistence, or flushed); recovering it: each row is looked up in the API before it is sent, from %s, so none is created twice\n",
-			imp.ID, imp.Recovery.FirstStartedAt.Local().Format(time.RFC3339), rdb.Addr, imp.Recovery.LookupFrom.Local().Format(time.TimeOnly))
+			imp.ID, imp.Recovery.FirstStartedAt.Local().Format(time.RFC3339), conn.Addr, imp.Recovery.LookupFrom.Local().Format(time.TimeOnly))
 	case started.Resumed != "":
 		fmt.Fprintf(stderr, "import %s was stopped (%s); resuming it\n", imp.ID, started.Resumed)
 	case !started.Created:
@@ -391,7 +391,7 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 		fmt.Fprintf(stdout, "run the same command without --no-wait to wait for its report\n")
 		return nil
 	}
-	if err := c.wait(ctx, imports, st, rdb, imp.ID, stderr); err != nil {
+	if err := c.wait(ctx, imports, st, conn, imp.ID, stderr); err != nil {
 		return err
 	}
 	imp, err = st.Import(ctx, imp.ID)

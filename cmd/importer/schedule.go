@@ -8,7 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
-	"github.com/propexo-importer/importer/internal/queue"
+	"github.com/propexo-importer/importer/internal/rdb"
 	"github.com/propexo-importer/importer/internal/schedule"
 	"github.com/propexo-importer/importer/jobs"
 )
@@ -50,12 +50,12 @@ func (c *scheduleConfig) run(ctx context.Context, log *slog.Logger) error {
 	if c.redis.url == "" {
 		return usageError("schedule needs REDIS_URL (or --redis-url): the Redis the workers serve")
 	}
-	rdb, err := connectRedis(ctx, c.redis.url)
+	conn, err := connectRedis(ctx, c.redis.url)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	s := asynq.NewSchedulerFromRedisClient(rdb.Client, &asynq.SchedulerOpts{Logger: queue.Logger{L: log}, LogLevel: asynq.WarnLevel})
+	defer conn.Close()
+	s := asynq.NewSchedulerFromRedisClient(conn.Client, &asynq.SchedulerOpts{Logger: rdb.Logger{L: log}, LogLevel: asynq.WarnLevel})
 	for _, e := range entries {
 		task, opts, err := jobs.NewScheduledImportTask(jobs.ScheduledImport{Name: e.Name, Inbox: e.Inbox, Options: e.Options, Limits: e.Limits,
 			ReportSubdir: e.ReportSubdir, Retention: e.Retention, Settle: e.Settle, ReadyMarker: e.ReadyMarker, ClaimTimeout: e.ClaimTimeout})

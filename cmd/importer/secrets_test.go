@@ -19,7 +19,7 @@ import (
 func TestSecretsStaySecret(t *testing.T) {
 	const apiKey, hookSecret, urlPassword, redisPassword = "sk_live_4f9Qz7SECRETKEY", "whsec_8Hn2SECRETHOOK", "urlpa55SECRETINURL", "redisSECRETPASS"
 	dir := t.TempDir()
-	rdb := redistest.Client(t)
+	conn := redistest.Client(t)
 	apiAddr, hookAddr := freeAddr(t), freeAddr(t)
 	sbLog := background(t, dir, map[string]string{"PROPEXO_API_KEY": apiKey, "PROPEXO_WEBHOOK_SECRET": hookSecret, "IMPORTER_LOG_LEVEL": "debug"},
 		"sandbox", "--addr", apiAddr, "--latency", "fixed:300ms", "--rate-limit", "6000", "--webhook-url", "http://"+hookAddr+"/webhooks/propexo")
@@ -63,25 +63,25 @@ func TestSecretsStaySecret(t *testing.T) {
 		return nil
 	})
 	ctx := context.Background()
-	keys, err := rdb.Keys(ctx, "*").Result()
+	keys, err := conn.Keys(ctx, "*").Result()
 	if err != nil || len(keys) == 0 {
 		t.Fatalf("Redis keys: %v %v", keys, err)
 	}
 	for _, k := range keys {
 		var v strings.Builder
-		switch rdb.Type(ctx, k).Val() {
+		switch conn.Type(ctx, k).Val() {
 		case "string":
-			v.WriteString(rdb.Get(ctx, k).Val())
+			v.WriteString(conn.Get(ctx, k).Val())
 		case "hash":
-			for f, x := range rdb.HGetAll(ctx, k).Val() {
+			for f, x := range conn.HGetAll(ctx, k).Val() {
 				v.WriteString(f + x)
 			}
 		case "list":
-			v.WriteString(strings.Join(rdb.LRange(ctx, k, 0, -1).Val(), ""))
+			v.WriteString(strings.Join(conn.LRange(ctx, k, 0, -1).Val(), ""))
 		case "set":
-			v.WriteString(strings.Join(rdb.SMembers(ctx, k).Val(), ""))
+			v.WriteString(strings.Join(conn.SMembers(ctx, k).Val(), ""))
 		case "zset":
-			v.WriteString(strings.Join(rdb.ZRange(ctx, k, 0, -1).Val(), ""))
+			v.WriteString(strings.Join(conn.ZRange(ctx, k, 0, -1).Val(), ""))
 		}
 		places["redis "+k] = v.String()
 	}

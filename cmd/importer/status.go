@@ -34,11 +34,11 @@ func (r *redisOnly) open(ctx context.Context, command string) (*store.Store, fun
 	if r.url == "" {
 		return nil, nil, usageError("%s needs REDIS_URL (or --redis-url): the Redis that holds the imports", command)
 	}
-	rdb, err := connectRedis(ctx, r.url)
+	conn, err := connectRedis(ctx, r.url)
 	if err != nil {
 		return nil, nil, err
 	}
-	return store.New(rdb.Client), func() { rdb.Close() }, nil
+	return store.New(conn.Client), func() { conn.Close() }, nil
 }
 
 // imports connects to the Redis of the imports and returns the lifecycle
@@ -47,11 +47,11 @@ func (r *redisOnly) imports(ctx context.Context, command, reportDir string) (*jo
 	if r.url == "" {
 		return nil, nil, usageError("%s needs REDIS_URL (or --redis-url): the Redis that holds the imports", command)
 	}
-	rdb, err := connectRedis(ctx, r.url)
+	conn, err := connectRedis(ctx, r.url)
 	if err != nil {
 		return nil, nil, err
 	}
-	return commandImports(rdb, store.New(rdb.Client), reportDir, nil), func() { rdb.Close() }, nil
+	return commandImports(conn, store.New(conn.Client), reportDir, nil), func() { conn.Close() }, nil
 }
 
 // importStatus is one import as status shows it.

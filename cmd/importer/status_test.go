@@ -87,7 +87,7 @@ func TestStatusReportCancel(t *testing.T) {
 // --force); prune removes the finished imports older than an age.
 func TestDeleteAndPrune(t *testing.T) {
 	dir := t.TempDir()
-	rdb := redistest.Client(t)
+	conn := redistest.Client(t)
 	env := map[string]string{"REDIS_URL": redistest.URL(t)}
 	run := func(file string) string {
 		t.Helper()
@@ -112,7 +112,7 @@ func TestDeleteAndPrune(t *testing.T) {
 	if d.code != 0 || !regexp.MustCompile(`import \S+ deleted: \d+ keys removed`).MatchString(d.stdout) {
 		t.Errorf("delete --force: %d %q %q", d.code, d.stdout, d.stderr)
 	}
-	keys, _ := rdb.Keys(context.Background(), "imp:*").Result()
+	keys, _ := conn.Keys(context.Background(), "imp:*").Result()
 	if len(keys) != 0 {
 		t.Errorf("keys left after delete and prune: %v", keys)
 	}

@@ -13,20 +13,20 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/propexo-importer/importer/importer"
-	"github.com/propexo-importer/importer/internal/queue"
+	"github.com/propexo-importer/importer/internal/rdb"
 	"github.com/propexo-importer/importer/internal/report"
 	"github.com/propexo-importer/importer/internal/store"
 	"github.com/propexo-importer/importer/jobs"
 )
 
 // wait shows progress until the import is finished, stopped or interrupted.
-func (c *runConfig) wait(ctx context.Context, imports *jobs.Imports, st *store.Store, rdb *queue.Redis, id string, stderr io.Writer) error {
+func (c *runConfig) wait(ctx context.Context, imports *jobs.Imports, st *store.Store, conn *rdb.Redis, id string, stderr io.Writer) error {
 	display := newProgress(stderr, id)
 	defer display.close()
 	ticker := time.NewTicker(100 * time.Millisecond)
 	defer ticker.Stop()
 	var doneSince, lostSince time.Time
-	watch := newServingWatch(asynq.NewInspectorFromRedisClient(rdb.Client), c.workers == 0 || c.noWait)
+	watch := newServingWatch(asynq.NewInspectorFromRedisClient(conn.Client), c.workers == 0 || c.noWait)
 	for {
 		if msg := watch.check(); msg != "" {
 			display.say(msg)
@@ -39,19 +39,19 @@ func (c *runConfig) wait(ctx context.Context, imports *jobs.Imports, st *store.S
 		switch {
 		case err != nil && ctx.Err() != nil:
 		case err != nil && errors.Is(err, importer.ErrImportNotFound):
-			return unfinished(fmt.Errorf("import %s is gone from Redis at %s: Redis lost its data (restarted without persistence, or flushed); run the same command again to recover it: its rows are looked up in the API before any is sent, so none is created twice", id, rdb.Addr))
+			return unfinished(fmt.Errorf("import %s is gone from Redis at %s: Redis lost its data (restarted without persistence, or flushed); run the same command again to recover it: its rows are looked up in the API before any is sent, so none is created twice", id, conn.Addr))
 		case err != nil:
 			// Redis restarts or is out of reach for a while: the import
 			// is safe in it; say so and keep waiting, up to a limit.
 			if lostSince.IsZero() {
 				lostSince = time.Now()
-				fmt.Fprintf(stderr, "cannot reach Redis at %s; waiting for it to come back (%v)\n", rdb.Addr, err)
+				fmt.Fprintf(stderr, "cannot reach Redis at %s; waiting for it to come back (%v)\n", conn.Addr, err)
 			}
 			if time.Since(lostSince) > c.redisPatience {
-				return unfinished(fmt.Errorf("cannot reach Redis at %s for %v: %v", rdb.Addr, c.redisPatience, err))
+				return unfinished(fmt.Errorf("cannot reach Redis at %s for %v: %v", conn.Addr, c.redisPatience, err))
 			}
 		case !lostSince.IsZero():
-			fmt.Fprintf(stderr, "Redis at %s is back after %v\n", rdb.Addr, time.Since(lostSince).Round(time.Second))
+			fmt.Fprintf(stderr, "Redis at %s is back after %v\n", conn.Addr, time.Since(lostSince).Round(time.Second))
 			lostSince = time.Time{}
 		}
 		if err == nil {
@@ -76,7 +76,7 @@ func (c *runConfig) wait(ctx context.Context, imports *jobs.Imports, st *store.S
 		select {
 		case <-ctx.Done():
 			display.close()
-			if rdb.Embedded {
+			if conn.Embedded {
 				return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: import %s ends here, with the in-process Redis; set REDIS_URL for imports that go on without this process", id)}
 			}
 			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: import %s goes on in the workers; run the same command to wait for it again", id)}

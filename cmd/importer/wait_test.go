@@ -16,9 +16,9 @@ import (
 // A run that waits while no worker serves the submit queue says so after
 // 30 seconds, once, and says when one serves it again.
 func TestWaitingRunSaysWhenNoWorkerServes(t *testing.T) {
-	rdb := redistest.Client(t)
+	conn := redistest.Client(t)
 	now := time.Now()
-	w := newServingWatch(asynq.NewInspectorFromRedisClient(rdb), true)
+	w := newServingWatch(asynq.NewInspectorFromRedisClient(conn), true)
 	w.now, w.since = func() time.Time { return now }, now
 	var said []string
 	for range 8 { // 40 seconds, a look every 5
@@ -32,7 +32,7 @@ func TestWaitingRunSaysWhenNoWorkerServes(t *testing.T) {
 	}
 	cfg := jobs.ServerConfig(1, nil)
 	cfg.LogLevel = asynq.ErrorLevel
-	srv := asynq.NewServerFromRedisClient(rdb, cfg)
+	srv := asynq.NewServerFromRedisClient(conn, cfg)
 	if err := srv.Start(asynq.NewServeMux()); err != nil {
 		t.Fatal(err)
 	}

@@ -51,15 +51,15 @@ func (c *webhooksConfig) run(ctx context.Context, log *slog.Logger) error {
 	if err := c.hooks.validate(); err != nil {
 		return err
 	}
-	rdb, err := connectRedis(ctx, c.redisURL)
+	conn, err := connectRedis(ctx, c.redisURL)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	st := store.New(rdb.Client)
+	defer conn.Close()
+	st := store.New(conn.Client)
 	var cfg jobs.Config
 	if c.metricsAddr != "" {
-		m := metrics.New(asynq.NewInspectorFromRedisClient(rdb.Client))
+		m := metrics.New(asynq.NewInspectorFromRedisClient(conn.Client))
 		cfg.Metrics = m // the rows the webhooks resolve are counted here
 		srv, err := serveMetrics(c.metricsAddr, m, log)
 		if err != nil {
@@ -68,12 +68,12 @@ func (c *webhooksConfig) run(ctx context.Context, log *slog.Logger) error {
 		defer srv.Close()
 	}
 	// The receiver only records outcomes: the workers write the reports.
-	h := jobs.NewImports(nil, st, asynqClient(rdb), nil, log, cfg)
+	h := jobs.NewImports(nil, st, asynqClient(conn), nil, log, cfg)
 	srv, ln, err := webhookServer(c.hooks.addr, c.hooks.path, c.hooks.secret, h, log)
 	if err != nil {
 		return err
 	}
-	log.Info("receiving webhooks", "addr", ln.Addr().String(), "path", c.hooks.path, "redis", rdb.Addr)
+	log.Info("receiving webhooks", "addr", ln.Addr().String(), "path", c.hooks.path, "redis", conn.Addr)
 	<-ctx.Done()
 	log.Info("webhooks stopping")
 	return srv.Close()

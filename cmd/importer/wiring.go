@@ -22,8 +22,8 @@ import (
 	"github.com/propexo-importer/importer/internal/metrics"
 	"github.com/propexo-importer/importer/internal/poll"
 	"github.com/propexo-importer/importer/internal/propexo"
-	"github.com/propexo-importer/importer/internal/queue"
 	"github.com/propexo-importer/importer/internal/ratelimit"
+	"github.com/propexo-importer/importer/internal/rdb"
 	"github.com/propexo-importer/importer/internal/report"
 	"github.com/propexo-importer/importer/internal/sandbox"
 	"github.com/propexo-importer/importer/internal/store"
@@ -110,12 +110,12 @@ func (r receipts) Forget(id string) error {
 // commandImports is the lifecycle as a command uses it: no API, the
 // command's report folder (reportDir "" for none: the workers write the
 // reports).
-func commandImports(rdb *queue.Redis, st *store.Store, reportDir string, log *slog.Logger) *jobs.Imports {
+func commandImports(conn *rdb.Redis, st *store.Store, reportDir string, log *slog.Logger) *jobs.Imports {
 	var reports jobs.Reports
 	if reportDir != "" {
 		reports = reportWriter{store: st, dir: reportDir}
 	}
-	return jobs.NewImports(nil, st, asynqClient(rdb), reports, log, jobs.Config{})
+	return jobs.NewImports(nil, st, asynqClient(conn), reports, log, jobs.Config{})
 }
 
 // folder is where the import's report folder goes: dir, or the schedule's
@@ -184,11 +184,11 @@ func (l *limits) validate() error {
 }
 
 // limiter returns the shared rate limit, or nil with --rate-limit 0.
-func (l *limits) limiter(rdb *queue.Redis, log *slog.Logger) *ratelimit.Limiter {
+func (l *limits) limiter(conn *rdb.Redis, log *slog.Logger) *ratelimit.Limiter {
 	if l.perWindow == 0 {
 		return nil
 	}
-	return ratelimit.New(rdb.Client, ratelimit.Config{Limit: l.perWindow, Period: l.window, Log: log})
+	return ratelimit.New(conn.Client, ratelimit.Config{Limit: l.perWindow, Period: l.window, Log: log})
 }
 
 // workers is an Asynq server running the importer's handlers.
@@ -198,17 +198,17 @@ type workers struct {
 	handlers *jobs.Imports
 }
 
-func startWorkers(rdb *queue.Redis, api importer.WriteAPI, st *store.Store, reportDir string, concurrency int, log *slog.Logger, cfg jobs.Config) (*workers, error) {
-	client := asynq.NewClientFromRedisClient(rdb.Client)
+func startWorkers(conn *rdb.Redis, api importer.WriteAPI, st *store.Store, reportDir string, concurrency int, log *slog.Logger, cfg jobs.Config) (*workers, error) {
+	client := asynq.NewClientFromRedisClient(conn.Client)
 	if cfg.Planner == nil {
-		cfg.Planner = poll.New(rdb.Client, poll.Config{Initial: cfg.PollInitial, Max: cfg.PollMax, Batch: 500 * time.Millisecond})
+		cfg.Planner = poll.New(conn.Client, poll.Config{Initial: cfg.PollInitial, Max: cfg.PollMax, Batch: 500 * time.Millisecond})
 	}
 	h := jobs.NewImports(api, st, client, reportWriter{store: st, dir: reportDir}, log, cfg)
 	mux := asynq.NewServeMux()
 	h.Register(mux)
-	scfg := jobs.ServerConfig(concurrency, queue.Logger{L: log})
+	scfg := jobs.ServerConfig(concurrency, rdb.Logger{L: log})
 	scfg.ErrorHandler = h
-	srv := asynq.NewServerFromRedisClient(rdb.Client, scfg)
+	srv := asynq.NewServerFromRedisClient(conn.Client, scfg)
 	if err := srv.Start(mux); err != nil {
 		return nil, fmt.Errorf("error starting the workers: %w", err)
 	}
@@ -313,15 +313,15 @@ func (s *embeddedSandbox) close() {
 
 // connectRedis connects to Redis (or starts the in-process one for an empty
 // URL); a bad URL is a usage error, an unreachable server exit code 3.
-func connectRedis(ctx context.Context, url string) (*queue.Redis, error) {
-	rdb, err := queue.Connect(ctx, url)
-	if errors.Is(err, queue.ErrBadURL) {
+func connectRedis(ctx context.Context, url string) (*rdb.Redis, error) {
+	conn, err := rdb.Connect(ctx, url)
+	if errors.Is(err, rdb.ErrBadURL) {
 		return nil, usageError("%v", err)
 	}
 	if err != nil {
 		return nil, unfinished(err)
 	}
-	return rdb, nil
+	return conn, nil
 }
 
 // newAPIClient builds the API client and, when probe is set, checks that the

@@ -91,12 +91,12 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	rdb, err := connectRedis(ctx, c.redisURL)
+	conn, err := connectRedis(ctx, c.redisURL)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	limiter := c.limits.limiter(rdb, log)
+	defer conn.Close()
+	limiter := c.limits.limiter(conn, log)
 	if limiter != nil {
 		c.jobs.Limiter = limiter
 	}
@@ -118,7 +118,7 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 	}
 	var api importer.WriteAPI = client
 	if c.metricsAddr != "" {
-		m := metrics.New(asynq.NewInspectorFromRedisClient(rdb.Client))
+		m := metrics.New(asynq.NewInspectorFromRedisClient(conn.Client))
 		c.jobs.Metrics, api = m, m.API(client)
 		srv, err := serveMetrics(c.metricsAddr, m, log)
 		if err != nil {
@@ -126,16 +126,16 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 		}
 		defer srv.Close()
 	}
-	st := store.New(rdb.Client)
+	st := store.New(conn.Client)
 	reportDir, err := filepath.Abs(c.reportDir)
 	if err != nil {
 		return usageError("--report-dir: %v", err)
 	}
-	w, err := startWorkers(rdb, api, st, reportDir, c.concurrency, log, c.jobs)
+	w, err := startWorkers(conn, api, st, reportDir, c.concurrency, log, c.jobs)
 	if err != nil {
 		return unfinished(err)
 	}
-	go watchEpoch(ctx, st, rdb.Addr, log, 10*time.Second)
+	go watchEpoch(ctx, st, conn.Addr, log, 10*time.Second)
 	if c.hooks.addr != "" {
 		srv, ln, err := webhookServer(c.hooks.addr, c.hooks.path, c.hooks.secret, w.handlers, log)
 		if err != nil {
@@ -155,7 +155,7 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 			log.Error("cannot write the profiles", "error", err)
 		}
 	}()
-	log.Info("worker started", "redis", rdb.Addr, "api", client.BaseURL(), "concurrency", c.concurrency, "rate_limit", c.limits.perWindow, "rate_window", c.limits.window, "poll_fallback", c.jobs.PollFallback)
+	log.Info("worker started", "redis", conn.Addr, "api", client.BaseURL(), "concurrency", c.concurrency, "rate_limit", c.limits.perWindow, "rate_window", c.limits.window, "poll_fallback", c.jobs.PollFallback)
 	<-ctx.Done()
 	log.Info("worker stopping: finishing the tasks in flight")
 	w.stop()

@@ -52,9 +52,20 @@ func (s *Store) Feed(ctx context.Context, id string) (FeedState, error) {
 // state as queued, while the window has room, and returns the next cursor
 // followed by (row, state) pairs of every unresolved row it passed: those
 // just marked, and those already in flight (a second feed queues their
-// tasks again, which Asynq's task ids make harmless). KEYS: results, state,
-// meta. ARGV: gen, first, last, window. Returns {-1} when the generation is
-// not the current one.
+// tasks again, which Asynq's task ids make harmless).
+//
+// Input:
+// KEYS[1] -> imp:{<id>}:results
+// KEYS[2] -> imp:{<id>}:state
+// KEYS[3] -> imp:{<id>}:meta
+// ARGV[1] -> the feed's generation
+// ARGV[2] -> first row
+// ARGV[3] -> last row
+// ARGV[4] -> the window: most rows in flight
+//
+// Output:
+// {next cursor, row, state, row, state, ...}, or {-1} when the generation
+// is not the current one.
 var feedScript = redis.NewScript(`
 if tonumber(redis.call('HGET', KEYS[3], 'feed_gen') or '0') ~= tonumber(ARGV[1]) then return {-1} end
 local fed = tonumber(redis.call('HGET', KEYS[3], 'fed') or '0')
@@ -119,7 +130,14 @@ func (s *Store) PauseFeed(ctx context.Context, id string, gen, seq, wake int) er
 }
 
 // advanceCursorScript moves the cursor forward within its generation.
-// KEYS: meta. ARGV: gen, cursor.
+//
+// Input:
+// KEYS[1] -> imp:{<id>}:meta
+// ARGV[1] -> the feed's generation
+// ARGV[2] -> the new cursor
+//
+// Output:
+// 1, or -1 when the generation is not the current one.
 var advanceCursorScript = redis.NewScript(`
 if tonumber(redis.call('HGET', KEYS[1], 'feed_gen') or '0') ~= tonumber(ARGV[1]) then return -1 end
 if tonumber(redis.call('HGET', KEYS[1], 'feed_cursor') or '0') < tonumber(ARGV[2]) then

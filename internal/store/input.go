@@ -2,12 +2,16 @@ package store
 
 import (
 	"cmp"
+	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/propexo-importer/importer/importer"
 )
@@ -154,4 +158,130 @@ func decodeInput(b []byte, header []string) (offset int, rec storedRecord, rest 
 		}
 	}
 	return int(off), rec, b, nil
+}
+
+// InputHeader pins the header against which an import's records are stored
+// compactly: the first split's proposal wins, and every later split uses
+// the stored one.
+func (s *Store) InputHeader(ctx context.Context, id string, proposed []string) ([]string, error) {
+	k := keysOf(id)
+	b, err := json.Marshal(proposed)
+	if err != nil {
+		return nil, fmt.Errorf("error encoding the header of import %s: %w", id, err)
+	}
+	pipe := s.rdb.TxPipeline()
+	pipe.HSetNX(ctx, k.meta, "header", b)
+	stored := pipe.HGet(ctx, k.meta, "header")
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("error saving the header of import %s: %w", id, err)
+	}
+	var header []string
+	if err := json.Unmarshal([]byte(stored.Val()), &header); err != nil {
+		return nil, fmt.Errorf("error decoding the header of import %s: %w", id, err)
+	}
+	return header, nil
+}
+
+func (s *Store) header(ctx context.Context, k keys) ([]string, error) {
+	raw, err := s.rdb.HGet(ctx, k.meta, "header").Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var header []string
+	err = json.Unmarshal([]byte(raw), &header)
+	return header, err
+}
+
+// SaveInput stores rows' original records, compactly against the header
+// InputHeader returned, for the feed and the report; and it resolves the
+// rows that already have their outcome (invalid and duplicate ones), in one
+// round trip.
+func (s *Store) SaveInput(ctx context.Context, id string, header []string, rows []importer.Row, results []importer.RowResult) error {
+	k := keysOf(id)
+	pipe := s.rdb.Pipeline()
+	if len(rows) > 0 {
+		pipe.HSet(ctx, k.input, encodeChunks(rows, header)...)
+	}
+	for _, r := range results {
+		b, err := encodeResult(r)
+		if err != nil {
+			return fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
+		}
+		resolveScript.Eval(ctx, pipe, []string{k.results, k.counts, k.meta, k.state}, r.Row, string(r.Outcome), b, "", "")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("error saving rows of import %s: %w", id, err)
+	}
+	return nil
+}
+
+// Inputs returns the stored records of rows, with their numbers and lines;
+// a row with no stored record comes back with no columns.
+func (s *Store) Inputs(ctx context.Context, id string, rows []int) ([]importer.Row, error) {
+	k := keysOf(id)
+	header, err := s.header(ctx, k)
+	if err != nil {
+		return nil, fmt.Errorf("error reading the header of import %s: %w", id, err)
+	}
+	var chunks []int
+	for _, r := range rows {
+		if c := chunkOf(r); len(chunks) == 0 || !slices.Contains(chunks, c) {
+			chunks = append(chunks, c)
+		}
+	}
+	records, err := s.chunks(ctx, k, header, chunks)
+	if err != nil {
+		return nil, fmt.Errorf("error reading rows of import %s: %w", id, err)
+	}
+	out := make([]importer.Row, len(rows))
+	for i, r := range rows {
+		rec := records[chunkOf(r)][(r-1)%inputChunk]
+		out[i] = importer.Row{Number: r, Line: rec.line, Columns: rec.cols}
+	}
+	return out, nil
+}
+
+// chunks reads and decodes stored chunks; a chunk not stored is empty.
+func (s *Store) chunks(ctx context.Context, k keys, header []string, chunks []int) (map[int]map[int]storedRecord, error) {
+	fields := make([]string, len(chunks))
+	for i, c := range chunks {
+		fields[i] = chunkField(c)
+	}
+	vals, err := s.rdb.HMGet(ctx, k.input, fields...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]map[int]storedRecord, len(chunks))
+	for i, v := range vals {
+		raw, ok := v.(string)
+		if !ok {
+			continue
+		}
+		recs, err := decodeChunk([]byte(raw), header)
+		if err != nil {
+			return nil, fmt.Errorf("rows %d-%d: %w", chunks[i]*inputChunk+1, (chunks[i]+1)*inputChunk, err)
+		}
+		out[chunks[i]] = recs
+	}
+	return out, nil
+}
+
+// SetTotal records that the file has been split: its number of records and
+// its columns. It reports whether every row already has an outcome.
+func (s *Store) SetTotal(ctx context.Context, id string, total int, columns importer.FileColumns) (bool, error) {
+	k := keysOf(id)
+	cols, _ := json.Marshal(columns.Names)
+	unk, _ := json.Marshal(columns.Unknown)
+	ign, _ := json.Marshal(columns.Ignored)
+	pipe := s.rdb.TxPipeline()
+	pipe.HSet(ctx, k.meta, "total", total, "columns", cols, "unknown", unk, "ignored", ign)
+	resolved := pipe.HGet(ctx, k.counts, "resolved")
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return false, fmt.Errorf("error saving the size of import %s: %w", id, err)
+	}
+	n, _ := resolved.Int()
+	return n >= total, nil
 }

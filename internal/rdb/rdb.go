@@ -1,7 +1,8 @@
-// Package queue connects the importer to Redis and Asynq: it turns a Redis
+// Package rdb connects the importer to Redis (asynq calls its own package
+// the same): it turns a Redis
 // URL into clients (or starts an in-process Redis when there is none), and
 // adapts log/slog to Asynq's logger.
-package queue
+package rdb
 
 import (
 	"context"

@@ -1,18 +1,18 @@
-package queue_test
+package rdb_test
 
 import (
 	"context"
 	"strings"
 	"testing"
 
-	"github.com/propexo-importer/importer/internal/queue"
+	"github.com/propexo-importer/importer/internal/rdb"
 	"github.com/propexo-importer/importer/internal/redistest"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }
 
 func TestConnectToARealRedis(t *testing.T) {
-	r, err := queue.Connect(context.Background(), redistest.URL(t))
+	r, err := rdb.Connect(context.Background(), redistest.URL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,7 @@ func TestConnectToARealRedis(t *testing.T) {
 }
 
 func TestConnectWithoutURLStartsAnInProcessRedis(t *testing.T) {
-	r, err := queue.Connect(context.Background(), "")
+	r, err := rdb.Connect(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,11 +40,11 @@ func TestConnectWithoutURLStartsAnInProcessRedis(t *testing.T) {
 }
 
 func TestConnectErrorsNameTheAddressNotThePassword(t *testing.T) {
-	_, err := queue.Connect(context.Background(), "redis://user:s3cret@127.0.0.1:1/0")
+	_, err := rdb.Connect(context.Background(), "redis://user:s3cret@127.0.0.1:1/0")
 	if err == nil || !strings.Contains(err.Error(), "cannot reach Redis at redis://redacted@127.0.0.1:1/0") || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "user:") {
 		t.Errorf("error = %v", err)
 	}
-	_, err = queue.Connect(context.Background(), "http://nope")
+	_, err = rdb.Connect(context.Background(), "http://nope")
 	if err == nil || !strings.Contains(err.Error(), "is not a Redis URL") {
 		t.Errorf("error = %v", err)
 	}

@@ -1,0 +1,281 @@
+package sandbox
+
+import (
+	"container/heap"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/mail"
+	"sort"
+	"strings"
+	"time"
+)
+
+// This file holds the write jobs: a create (or retry-write) answers with a
+// job id at once; the job stays PENDING for its latency, then resolves.
+
+type job struct {
+	id        string
+	resolveAt time.Time
+	status    string // PENDING, SUCCESS, PARTIAL_SUCCESS, FAILURE
+	outcome   string // what it turns into
+	errors    []string
+	body      resident
+	recordID  string
+	stuck     bool // never resolves
+	index     int  // in the pending heap
+}
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request) {
+	pathVendor := r.PathValue("vendor")
+	if pathVendor != "" && cannotCreate[pathVendor] {
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", pathVendor+" does not support creating residents", nil)
+		return
+	}
+	if pathVendor != "" && !perVendorPaths[pathVendor] {
+		writeError(w, http.StatusNotFound, "not_found", "unknown vendor "+pathVendor, nil)
+		return
+	}
+	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "cannot read the body", nil)
+		return
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "the body is not a JSON object", nil)
+		return
+	}
+	var issues []issue
+	if r.URL.Query().Get("ignore_unknown_fields") != "true" {
+		var unknown []string
+		for k := range fields {
+			if !writable[k] {
+				unknown = append(unknown, k)
+			}
+		}
+		sort.Strings(unknown)
+		for _, k := range unknown {
+			issues = append(issues, issue{Code: "unrecognized_keys", Path: []string{k}, Message: "Unrecognized key: " + k})
+		}
+	}
+	var body resident
+	if err := json.Unmarshal(raw, &body); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "a field has the wrong type: "+err.Error(), nil)
+		return
+	}
+	body.ID, body.CreatedAt, body.UpdatedAt, body.XID, body.IntegrationVendor = nil, nil, nil, nil, nil
+
+	integrationID := str(body.IntegrationID)
+	vendor, known := s.cfg.Integrations[integrationID]
+	switch {
+	case integrationID == "":
+		issues = append(issues, issue{Code: "invalid_type", Path: []string{"integration_id"}, Message: "Required"})
+	case !known:
+		issues = append(issues, issue{Code: "custom", Path: []string{"integration_id"}, Message: "Integration not found"})
+	case cannotCreate[vendor]:
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", vendor+" does not support creating residents", nil)
+		return
+	case pathVendor != "" && pathVendor != vendor:
+		issues = append(issues, issue{Code: "custom", Path: []string{"integration_id"}, Message: fmt.Sprintf("Integration is a %s integration, not %s", vendor, pathVendor)})
+	}
+	issues = append(issues, vendorIssues(vendor, body)...)
+	if len(issues) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "Invalid request body", issues)
+		return
+	}
+
+	s.mu.Lock()
+	j := s.newJob(body, vendor)
+	s.stats.Creates++
+	s.stats.CreatesByIdentity[identity(body)]++
+	s.mu.Unlock()
+
+	answer := createAnswer{Meta: createMeta{JobID: j.id}, Result: body}
+	writeJSON(w, http.StatusOK, answer)
+}
+
+// identity names a resident for the duplicate count.
+func identity(b resident) string {
+	return strings.ToLower(strings.Join([]string{str(b.IntegrationID), str(b.Email1), str(b.FirstName), str(b.LastName)}, "|"))
+}
+
+// newJob makes a write job and decides now how it will end. Callers hold mu.
+func (s *Server) newJob(body resident, vendor string) *job {
+	now := s.cfg.Now()
+	j := &job{
+		id:        "job_" + randomHex(12),
+		resolveAt: now.Add(s.cfg.Latency.sample(s.rng)),
+		status:    "PENDING",
+		outcome:   "SUCCESS",
+		body:      body,
+	}
+	draw := s.rng.Float64()
+	failureRate := s.cfg.FailureRate
+	if s.faults.FailureRate != nil {
+		failureRate = *s.faults.FailureRate
+	}
+	switch {
+	case body.PropertyID != nil && s.cfg.Properties[*body.PropertyID] != str(body.IntegrationID) && vendor == "rentmanager":
+		j.outcome = "FAILURE"
+		j.errors = []string{pmsError(400, fmt.Sprintf("Property %q was not found in Rent Manager", *body.PropertyID))}
+	case draw < failureRate:
+		j.outcome = "FAILURE"
+		j.errors = []string{pmsError(503, "The PMS is undergoing maintenance; try again later")}
+	case draw < failureRate+s.cfg.PartialRate:
+		j.outcome = "PARTIAL_SUCCESS"
+		j.errors = []string{pmsError(422, "The resident was created but their contact preferences could not be saved")}
+	case draw < failureRate+s.cfg.PartialRate+s.cfg.StuckRate:
+		j.stuck = true
+	}
+	if j.stuck {
+		s.jobs[j.id] = j
+		return j
+	}
+	s.jobs[j.id] = j
+	heap.Push(&s.pending, j)
+	return j
+}
+
+// pmsError renders a PMS message as the stringified JSON real PMS send.
+func pmsError(status int, message string) string {
+	b, _ := json.Marshal(map[string]any{"StatusCode": status, "Message": message})
+	return string(b)
+}
+
+// resolveDue ends every write whose latency has passed. Callers hold mu.
+func (s *Server) resolveDue() {
+	now := s.cfg.Now()
+	for s.pending.Len() > 0 && !s.pending[0].resolveAt.After(now) {
+		j := heap.Pop(&s.pending).(*job)
+		j.status = j.outcome
+		if j.outcome == "SUCCESS" || j.outcome == "PARTIAL_SUCCESS" {
+			j.recordID = s.store(j.body, j.resolveAt)
+		}
+		if s.hooks != nil {
+			s.hooks.resolved(j)
+		}
+	}
+}
+
+func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	j, ok := s.jobs[r.PathValue("job")]
+	if ok && !strings.HasPrefix(r.URL.Path, "/_sandbox/") && s.faults.StatusNotFoundRate > 0 && s.rng.Float64() < s.faults.StatusNotFoundRate {
+		s.stats.Faults["status_not_found"]++
+		ok = false
+	}
+	var answer writeStatusAnswer
+	if ok {
+		answer = writeStatusAnswer{WriteStatus: j.status, Errors: append([]string{}, j.errors...)}
+		if j.status == "PENDING" {
+			answer.Errors = []string{}
+		}
+		if j.recordID != "" {
+			id := j.recordID
+			answer.CreatedRecordID = &id
+		}
+	}
+	s.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, "not_found", "Job not found", nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, answer)
+}
+
+func (s *Server) retryWrite(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	old, ok := s.jobs[r.PathValue("job")]
+	var fresh *job
+	if ok && old.status == "FAILURE" {
+		body := old.body
+		fresh = s.newJob(body, s.cfg.Integrations[str(body.IntegrationID)])
+	}
+	s.mu.Unlock()
+	switch {
+	case !ok:
+		writeError(w, http.StatusNotFound, "not_found", "Job not found", nil)
+	case fresh == nil:
+		writeError(w, http.StatusBadRequest, "invalid_request", "Only writes with status FAILURE can be retried", nil)
+	default:
+		writeJSON(w, http.StatusOK, retryAnswer{Success: true, JobID: fresh.id})
+	}
+}
+
+// vendorIssues checks a create body against the rules of its integration's
+// vendor and the API's field formats.
+func vendorIssues(vendor string, b resident) []issue {
+	var issues []issue
+	required := func(name string, v *string) {
+		if v == nil || strings.TrimSpace(*v) == "" {
+			issues = append(issues, issue{Code: "invalid_type", Path: []string{name}, Message: "Required"})
+		}
+	}
+	switch vendor {
+	case "rentmanager":
+		required("property_id", b.PropertyID)
+		required("rent_period", b.RentPeriod)
+		required("first_name", b.FirstName)
+		required("last_name", b.LastName)
+		if b.RentDueDay == nil {
+			issues = append(issues, issue{Code: "invalid_type", Path: []string{"rent_due_day"}, Message: "Required"})
+		}
+	case "propertyware_rest":
+		for name, v := range map[string]*string{"first_name": b.FirstName, "last_name": b.LastName, "address_1": b.Address1, "city": b.City, "state": b.State, "zip": b.Zip, "country": b.Country} {
+			required(name, v)
+		}
+		for name, v := range map[string]*string{"first_name": b.FirstName, "last_name": b.LastName} {
+			if v != nil && len([]rune(*v)) > 30 {
+				issues = append(issues, issue{Code: "too_big", Path: []string{name}, Message: "String must contain at most 30 character(s)"})
+			}
+		}
+	}
+	for name, v := range map[string]*string{"email_1": b.Email1, "email_2": b.Email2} {
+		if v != nil {
+			if addr, err := mail.ParseAddress(*v); err != nil || addr.Address != *v {
+				issues = append(issues, issue{Code: "invalid_string", Path: []string{name}, Message: "Invalid email"})
+			}
+		}
+	}
+	if b.DateOfBirth != nil {
+		if _, err := time.Parse(time.RFC3339, *b.DateOfBirth); err != nil {
+			issues = append(issues, issue{Code: "invalid_string", Path: []string{"date_of_birth"}, Message: "Invalid datetime"})
+		}
+	}
+	for name, v := range map[string]*string{"phone_1_type": b.Phone1Type, "phone_2_type": b.Phone2Type} {
+		if v != nil && !oneOf(*v, "FAX", "HOME", "MOBILE", "OTHER", "WORK") {
+			issues = append(issues, issue{Code: "invalid_enum_value", Path: []string{name}, Message: "Invalid enum value. Expected 'FAX' | 'HOME' | 'MOBILE' | 'OTHER' | 'WORK'"})
+		}
+	}
+	if b.RentPeriod != nil && !oneOf(*b.RentPeriod, "MONTHLY", "WEEKLY", "DAILY") {
+		issues = append(issues, issue{Code: "invalid_enum_value", Path: []string{"rent_period"}, Message: "Invalid enum value. Expected 'MONTHLY' | 'WEEKLY' | 'DAILY'"})
+	}
+	if b.RentDueDay != nil && (*b.RentDueDay < 1 || *b.RentDueDay > 31) {
+		issues = append(issues, issue{Code: "too_big", Path: []string{"rent_due_day"}, Message: "Number must be between 1 and 31"})
+	}
+	sort.Slice(issues, func(i, j int) bool { return issues[i].Path[0] < issues[j].Path[0] })
+	return issues
+}
+
+// jobQueue is a min-heap of pending jobs by resolve time.
+type jobQueue []*job
+
+func (q jobQueue) Len() int           { return len(q) }
+func (q jobQueue) Less(i, j int) bool { return q[i].resolveAt.Before(q[j].resolveAt) }
+func (q jobQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index, q[j].index = i, j
+}
+func (q *jobQueue) Push(x any) {
+	j := x.(*job)
+	j.index = len(*q)
+	*q = append(*q, j)
+}
+func (q *jobQueue) Pop() any {
+	old := *q
+	j := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return j
+}
