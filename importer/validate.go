@@ -58,7 +58,7 @@ type Validator struct {
 }
 
 // NewValidator returns a Validator for an import with the given options.
-// The options must have passed Options.Validate.
+// The options must have passed Options.Normalize.
 func NewValidator(opts Options) *Validator {
 	return &Validator{opts: opts, now: time.Now, seen: make(map[[16]byte]int)}
 }

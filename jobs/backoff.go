@@ -41,8 +41,10 @@ func RetryDelay(n int, err error, task *asynq.Task) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// rateLimitWait is how long to wait after a 429 when the API did not say: the
-// rest of a one-minute window, at most.
+// rateLimitWait is how long to wait after a 429 when the API did not say
+// (no Retry-After): 20 to 30 seconds, jittered so that the waiting tasks do
+// not all come back at once; the shared pause of the rate limiter usually
+// holds them longer anyway.
 func rateLimitWait(err error) time.Duration {
 	var apiErr *importer.APIError
 	if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 {

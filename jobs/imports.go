@@ -10,6 +10,10 @@
 // Imports keeps its state behind one port, Store (store.go), and talks to
 // the write API through importer.WriteAPI. Every task handler is safe to
 // run twice: Asynq delivers tasks at least once.
+//
+// Words: a "task" is Asynq's unit of work; a "job" is always the API's
+// asynchronous write job, which a row's status checks follow; a schedule's
+// "entry" is a line of the schedules file (internal/schedule).
 package jobs
 
 import (

@@ -24,7 +24,7 @@ import (
 // This file is the harness of the package's end-to-end tests. Most run the
 // importer in this process through Main, as wtf's MustRunMain does
 // (runImporter); those that need signals, standard input or a process that
-// outlives a command run the binary (runBinary, background), built once
+// outlives a command run the binary (runImporterWithInput, background), built once
 // with the race detector.
 
 // binary is the importer built once, with -race, for the tests that run it
@@ -73,14 +73,9 @@ func runImporter(t *testing.T, dir string, env map[string]string, args ...string
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
-// runBinary runs the binary in dir with only the given environment (plus
-// PATH and HOME), and fails the test if it does not end within 90 seconds.
-func runBinary(t *testing.T, dir string, env map[string]string, args ...string) result {
-	t.Helper()
-	return runImporterWithInput(t, dir, env, nil, args...)
-}
-
-// runImporterWithInput is runBinary with stdin reading from input.
+// runImporterWithInput runs the binary in dir with stdin reading from input
+// and only the given environment (plus PATH and HOME), and fails the test if
+// it does not end within 90 seconds.
 func runImporterWithInput(t *testing.T, dir string, env map[string]string, input io.Reader, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

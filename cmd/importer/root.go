@@ -17,7 +17,7 @@ import (
 	"github.com/propexo-importer/importer/internal/rdb"
 )
 
-// Exit codes, as design.md gives them.
+// Exit codes, as the README says them ("Exit codes of run").
 const (
 	exitOK          = 0
 	exitSomeFailed  = 1
