@@ -180,6 +180,17 @@ type Recovery struct {
 	LookupFrom time.Time `json:"lookup_from"`
 }
 
+// DefaultPollInitial is the delay before a write's first status check,
+// before anything is learned about how long writes take.
+const DefaultPollInitial = 2 * time.Second
+
+// DefaultPollMax caps the delay between two status checks of one write.
+const DefaultPollMax = 5 * time.Minute
+
+// DefaultMaxRetry is how often a request is retried after a 5xx or a
+// network error before its row fails; waits for a rate limit do not count.
+const DefaultMaxRetry = 10
+
 // DefaultRecoveryWait is how long a recovered import waits before its
 // first lookups: writes sent just before the loss resolve in that time.
 const DefaultRecoveryWait = time.Minute

@@ -41,23 +41,17 @@ type Reports interface {
 	Written(imp importer.Import) (dir string, current bool)
 }
 
-// The defaults of Config, each said once here.
-const (
-	DefaultPollInitial = 2 * time.Second
-	DefaultPollMax     = 5 * time.Minute
-	DefaultMaxRetry    = 10
-)
-
 // Config tunes the lifecycle. The zero value of each field is its default.
 type Config struct {
 	// PollInitial is the delay before a write's first status check.
-	// Default 2s.
+	// Default importer.DefaultPollInitial.
 	PollInitial time.Duration
-	// PollMax caps the growing delay between status checks. Default 5m.
+	// PollMax caps the growing delay between status checks. Default
+	// importer.DefaultPollMax.
 	PollMax time.Duration
 	// MaxRetry is how often a task is retried after a 5xx or network error
 	// before its row fails. Waiting for a rate limit does not count.
-	// Default 10.
+	// Default importer.DefaultMaxRetry.
 	MaxRetry int
 	// Planner, when set, decides when to read a write's status from what
 	// earlier reads of the same integration found (*poll.Learner). Without
@@ -112,16 +106,16 @@ type Limiter interface {
 // WithDefaults returns the config with every zero field set to its default.
 func (c Config) WithDefaults() Config {
 	if c.PollInitial <= 0 {
-		c.PollInitial = DefaultPollInitial
+		c.PollInitial = importer.DefaultPollInitial
 	}
 	if c.PollMax <= 0 {
-		c.PollMax = DefaultPollMax
+		c.PollMax = importer.DefaultPollMax
 	}
 	if c.PollMax < c.PollInitial {
 		c.PollMax = c.PollInitial
 	}
 	if c.MaxRetry <= 0 {
-		c.MaxRetry = DefaultMaxRetry
+		c.MaxRetry = importer.DefaultMaxRetry
 	}
 	if c.Window <= 0 {
 		c.Window = DefaultWindow

@@ -107,14 +107,14 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 // pollFlags adds the flags of how writes are followed: the status checks'
 // delays and the retries of requests that failed.
 func pollFlags(f *pflag.FlagSet, cfg *jobs.Config) {
-	f.DurationVar(&cfg.PollInitial, "poll-initial", jobs.DefaultPollInitial, "delay before a write's first status check, before anything is learned; later checks back off")
-	f.DurationVar(&cfg.PollMax, "poll-max", jobs.DefaultPollMax, "longest delay between two status checks of a write")
+	f.DurationVar(&cfg.PollInitial, "poll-initial", importer.DefaultPollInitial, "delay before a write's first status check, before anything is learned; later checks back off")
+	f.DurationVar(&cfg.PollMax, "poll-max", importer.DefaultPollMax, "longest delay between two status checks of a write")
 	retryFlag(f, cfg)
 }
 
 // retryFlag adds --max-retries.
 func retryFlag(f *pflag.FlagSet, cfg *jobs.Config) {
-	f.IntVar(&cfg.MaxRetry, "max-retries", jobs.DefaultMaxRetry, "retries of a request after a 5xx or network error before its row fails (waits for a rate limit do not count)")
+	f.IntVar(&cfg.MaxRetry, "max-retries", importer.DefaultMaxRetry, "retries of a request after a 5xx or network error before its row fails (waits for a rate limit do not count)")
 }
 
 // registerWorkFlags adds the flags of commands that queue rows and may work

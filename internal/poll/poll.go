@@ -18,14 +18,17 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/propexo-importer/importer/importer"
 )
 
 // Config tunes a Learner. The zero value of each field is its default.
 type Config struct {
 	// Initial is the first check's delay before anything is learned.
-	// Default 2s.
+	// Default importer.DefaultPollInitial.
 	Initial time.Duration
-	// Min and Max bound the learned delays. Defaults 1s and 5m.
+	// Min and Max bound the learned delays. Defaults 1s and
+	// importer.DefaultPollMax.
 	Min, Max time.Duration
 	// First is the share of writes the first check should find resolved;
 	// Second, the share of those still PENDING then that the second check
@@ -52,13 +55,13 @@ type Config struct {
 // WithDefaults returns the config with every zero field set to its default.
 func (c Config) WithDefaults() Config {
 	if c.Initial <= 0 {
-		c.Initial = 2 * time.Second
+		c.Initial = importer.DefaultPollInitial
 	}
 	if c.Min <= 0 {
 		c.Min = time.Second
 	}
 	if c.Max <= 0 {
-		c.Max = 5 * time.Minute
+		c.Max = importer.DefaultPollMax
 	}
 	if c.First <= 0 || c.First >= 1 {
 		c.First = 0.8
