@@ -74,6 +74,7 @@ type WriteEvent struct {
 // Endpoints of the write API, as the importer counts its requests.
 const (
 	EndpointCreate        = "create_resident"
+	EndpointUpdate        = "update_resident"
 	EndpointWriteStatus   = "write_status"
 	EndpointGetResident   = "get_resident"
 	EndpointListResidents = "list_residents"
@@ -95,7 +96,23 @@ type WriteAPI interface {
 	// FindResidents lists the residents of an integration that match a
 	// query: by email when it has one, else by name (and date of birth).
 	FindResidents(ctx context.Context, q ResidentQuery) ([]ResidentRecord, error)
+	// UpdateResident submits an update of resident id with the fields
+	// set in r, and returns the write's job id.
+	UpdateResident(ctx context.Context, vendor Vendor, id string, r Resident) (jobID string, err error)
+	// ListResidents reads one page of the residents in scope, oldest
+	// first, and whether more pages follow.
+	ListResidents(ctx context.Context, scope ListScope, offset int) (page []ResidentRecord, more bool, total int, err error)
 }
+
+// ListScope is the residents a sync's snapshot lists: an integration's, or
+// one property's of it.
+type ListScope struct {
+	IntegrationID, PropertyID string
+}
+
+// ListPageSize is how many residents a listing asks for a page: the API's
+// most.
+const ListPageSize = 250
 
 // ErrorKind classifies a failed API request by what the importer must do.
 type ErrorKind int

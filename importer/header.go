@@ -45,6 +45,7 @@ var aliases = map[string]string{
 
 	"notes": FieldNotes, "note": FieldNotes, "comments": FieldNotes, "comment": FieldNotes,
 	"rentperiod": FieldRentPeriod, "rentfrequency": FieldRentPeriod,
+	"xid": FieldXID, "pmsid": FieldXID, "externalid": FieldXID, "residentxid": FieldXID,
 	"rentdueday": FieldRentDueDay, "dueday": FieldRentDueDay, "rentday": FieldRentDueDay,
 }
 

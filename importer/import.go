@@ -52,6 +52,15 @@ type Options struct {
 	// Verify reads every created record back and fails the row when the
 	// record is missing.
 	Verify bool `json:"verify,omitempty"`
+	// Mode says what is done with rows that match existing residents;
+	// MatchOn, the keys they are matched on, normalized (see
+	// ParseMatchOn). A create-only import has no MatchOn.
+	Mode    Mode   `json:"mode,omitempty"`
+	MatchOn string `json:"match_on,omitempty"`
+	// MaxCreates and MaxUpdates refuse a sync whose plan writes more rows
+	// than they allow, before anything is written.
+	MaxCreates Guard `json:"max_creates,omitzero"`
+	MaxUpdates Guard `json:"max_updates,omitzero"`
 }
 
 // OptionError says which option of an import is wrong, by its field name
@@ -101,6 +110,14 @@ func (o Options) Normalize() (Options, error) {
 	}
 	if o.Deadline == 0 {
 		o.Deadline = DefaultDeadline
+	}
+	if o.Mode, err = ParseMode(string(o.Mode)); err != nil {
+		return o, &OptionError{Field: "mode", Err: err}
+	}
+	if !o.Mode.Matches() {
+		o.MatchOn = ""
+	} else if o.MatchOn, err = ParseMatchOn(o.MatchOn); err != nil {
+		return o, &OptionError{Field: "match_on", Err: err}
 	}
 	return o, nil
 }
@@ -258,10 +275,12 @@ func ContentKey(contentSHA256 []byte, opts Options) string {
 }
 
 // Writes returns the options that change what is written — the format the
-// file is read in, the vendor, the field defaults — with those that only
-// change how the import is followed (Deadline, Verify) left out.
+// file is read in, the vendor, the field defaults, the mode and match keys —
+// with those that only change how the import is followed (Deadline, Verify)
+// or whether it may write (the guards) left out.
 func (o Options) Writes() Options {
 	o.Deadline, o.Verify = 0, false
+	o.MaxCreates, o.MaxUpdates = Guard{}, Guard{}
 	return o
 }
 

@@ -8,6 +8,11 @@
 // types defined here.
 package importer
 
+import (
+	"strconv"
+	"time"
+)
+
 // Resident is one resident as the write API takes it. Every field is a string
 // as the API sends it, except RentDueDay; an empty value is not sent.
 type Resident struct {
@@ -39,6 +44,16 @@ type Resident struct {
 	Notes             string `json:"notes,omitempty"`
 	RentPeriod        string `json:"rent_period,omitempty"`
 	RentDueDay        int    `json:"rent_due_day,omitempty"`
+	// XID is the PMS's own id of the resident, when the file has it: a
+	// key to match on, never sent (the API sets it; see Body).
+	XID string `json:"x_id,omitempty"`
+}
+
+// Body is the resident as a write sends it: without x_id, which the API
+// sets and does not take.
+func (r Resident) Body() Resident {
+	r.XID = ""
+	return r
 }
 
 // ResidentRecord is a resident as the API stores it: the fields written plus
@@ -46,6 +61,8 @@ type Resident struct {
 type ResidentRecord struct {
 	ID string `json:"id"`
 	Resident
+	// UpdatedAt is when the API's copy of the record last changed.
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
 
 // Field names of the write API, as the JSON body spells them.
@@ -78,6 +95,9 @@ const (
 	FieldNotes             = "notes"
 	FieldRentPeriod        = "rent_period"
 	FieldRentDueDay        = "rent_due_day"
+	// FieldXID is the PMS's own id: read from a file to match on, never
+	// sent.
+	FieldXID = "x_id"
 )
 
 // textFields maps every string field of Resident to its API name, in the
@@ -114,6 +134,52 @@ var textFields = []struct {
 	{FieldCountryAlternate, func(r *Resident) *string { return &r.CountryAlternate }},
 	{FieldNotes, func(r *Resident) *string { return &r.Notes }},
 	{FieldRentPeriod, func(r *Resident) *string { return &r.RentPeriod }},
+	{FieldXID, func(r *Resident) *string { return &r.XID }},
+}
+
+// Get returns a field of the resident by its API name, as text ("" for an
+// unknown name; rent_due_day as its digits, "" when not set).
+func (r *Resident) Get(field string) string {
+	if field == FieldRentDueDay {
+		if r.RentDueDay == 0 {
+			return ""
+		}
+		return strconv.Itoa(r.RentDueDay)
+	}
+	for _, f := range textFields {
+		if f.name == field {
+			return *f.ptr(r)
+		}
+	}
+	return ""
+}
+
+// Set sets a field of the resident by its API name; it ignores an unknown
+// name and a rent_due_day that is not a number.
+func (r *Resident) Set(field, value string) {
+	if field == FieldRentDueDay {
+		r.RentDueDay, _ = strconv.Atoi(value)
+		return
+	}
+	for _, f := range textFields {
+		if f.name == field {
+			*f.ptr(r) = value
+			return
+		}
+	}
+}
+
+// Fields lists every field of Resident by its API name, in the order the
+// API reference lists them, x_id last.
+func Fields() []string {
+	out := make([]string, 0, len(textFields)+1)
+	for _, f := range textFields {
+		if f.name == FieldXID {
+			out = append(out, FieldRentDueDay)
+		}
+		out = append(out, f.name)
+	}
+	return out
 }
 
 // IsField reports whether name is a field of the write API's resident.

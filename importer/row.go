@@ -65,11 +65,23 @@ const (
 	TimedOut  Outcome = "timed_out"
 	// Cancelled: never sent, because the import was cancelled first.
 	Cancelled Outcome = "cancelled"
+	// Unchanged: the row matched a resident that has its values already;
+	// nothing was sent.
+	Unchanged Outcome = "unchanged"
+	// Conflict: the row's key matched several residents; nothing was
+	// sent.
+	Conflict Outcome = "conflict"
+	// NotFound: an update-only import found no resident for the row.
+	NotFound Outcome = "not_found"
 )
 
 // Outcomes lists every outcome in the order reports show them: the rows
 // written, then those to look at, then those never sent.
-var Outcomes = []Outcome{Succeeded, Partial, Failed, TimedOut, Invalid, Duplicate, Cancelled}
+var Outcomes = []Outcome{Succeeded, Unchanged, Partial, Failed, TimedOut, Conflict, NotFound, Invalid, Duplicate, Cancelled}
+
+// Fine reports whether the outcome needs nobody to look at it: the row was
+// written, or had nothing to write.
+func (o Outcome) Fine() bool { return o == Succeeded || o == Unchanged }
 
 // Label is the outcome as people read it ("timed out").
 func (o Outcome) Label() string { return strings.ReplaceAll(string(o), "_", " ") }
@@ -97,13 +109,18 @@ const (
 	CodeJobNotFound  = "job_not_found"
 	CodeInternal     = "internal_error"
 	CodeCancelled    = "cancelled"
+	CodeConflict     = "conflict"
+	CodeNotFound     = "not_found"
 )
 
 // RowResult is the outcome of one row, as the report shows it.
 type RowResult struct {
-	Row       int       `json:"row"`
-	Line      int       `json:"line,omitempty"`
-	Outcome   Outcome   `json:"status"`
+	Row     int     `json:"row"`
+	Line    int     `json:"line,omitempty"`
+	Outcome Outcome `json:"status"`
+	// Action is what the import did with the row: create, update, or
+	// none; empty for a row of an import before sync.
+	Action    Action    `json:"action,omitempty"`
 	JobID     string    `json:"job_id,omitempty"`
 	RecordID  string    `json:"record_id,omitempty"`
 	ErrorCode string    `json:"error_code,omitempty"`
@@ -159,4 +176,7 @@ func JoinProblems(problems []Problem) string {
 type ReportRow struct {
 	Result  RowResult
 	Columns []Column
+	// Planned is the update a sync planned for the row; nil for a create
+	// or a row that writes nothing.
+	Planned *Update
 }

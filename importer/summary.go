@@ -9,7 +9,13 @@ const (
 	StatRetries      = "retries"
 	StatThrottled    = "rate_limit_waits"
 	StatWebhooks     = "webhooks"
+	// StatPlanned counts a sync's rows by action when it planned them
+	// (see StatPlannedAction).
+	statPlanned = "planned:"
 )
+
+// StatPlannedAction is the counter of a sync's rows planned for action.
+func StatPlannedAction(a Action) string { return statPlanned + string(a) }
 
 // StatRequests is the counter of API requests made to an endpoint.
 func StatRequests(endpoint string) string { return "requests:" + endpoint }
@@ -17,24 +23,29 @@ func StatRequests(endpoint string) string { return "requests:" + endpoint }
 // Summary is the account of a finished (or running) import, as summary.json
 // and the command line show it.
 type Summary struct {
-	ImportID       string          `json:"import_id"`
-	File           string          `json:"file"`
-	Vendor         Vendor          `json:"vendor"`
-	Total          int             `json:"total"`
-	Counts         map[Outcome]int `json:"counts"`
-	UnknownColumns []string        `json:"unknown_columns"`
-	IgnoredColumns []string        `json:"ignored_columns,omitempty"`
-	Requests       map[string]int  `json:"api_requests"`
-	RateLimited    int             `json:"responses_429"`
-	StatusChecks   int             `json:"status_checks"`
-	Retries        int             `json:"retries"`
-	RateLimitWaits int             `json:"rate_limit_waits"`
-	Webhooks       int             `json:"webhooks"`
-	Stopped        string          `json:"stopped,omitempty"`
-	Cancelled      bool            `json:"cancelled,omitempty"`
-	StartedAt      time.Time       `json:"started_at"`
-	FinishedAt     time.Time       `json:"finished_at,omitzero"`
-	Seconds        float64         `json:"duration_seconds"`
+	ImportID string          `json:"import_id"`
+	File     string          `json:"file"`
+	Vendor   Vendor          `json:"vendor"`
+	Total    int             `json:"total"`
+	Counts   map[Outcome]int `json:"counts"`
+	// Actions counts the rows of a sync by what it planned to do with
+	// them: create, update, none. Empty for a create-only import.
+	Actions map[Action]int `json:"actions,omitempty"`
+	// Mode is the import's mode (upsert, create-missing, update, create).
+	Mode           Mode           `json:"mode,omitempty"`
+	UnknownColumns []string       `json:"unknown_columns"`
+	IgnoredColumns []string       `json:"ignored_columns,omitempty"`
+	Requests       map[string]int `json:"api_requests"`
+	RateLimited    int            `json:"responses_429"`
+	StatusChecks   int            `json:"status_checks"`
+	Retries        int            `json:"retries"`
+	RateLimitWaits int            `json:"rate_limit_waits"`
+	Webhooks       int            `json:"webhooks"`
+	Stopped        string         `json:"stopped,omitempty"`
+	Cancelled      bool           `json:"cancelled,omitempty"`
+	StartedAt      time.Time      `json:"started_at"`
+	FinishedAt     time.Time      `json:"finished_at,omitzero"`
+	Seconds        float64        `json:"duration_seconds"`
 }
 
 // NewSummary builds an import's summary from its record, progress and
@@ -65,7 +76,14 @@ func NewSummary(imp Import, p Progress, stats map[string]int) Summary {
 	for _, o := range Outcomes {
 		s.Counts[o] = p.Counts[o]
 	}
-	for _, e := range []string{EndpointCreate, EndpointWriteStatus, EndpointGetResident, EndpointListResidents, EndpointRetryWrite} {
+	if imp.Options.Mode.Matches() {
+		s.Actions = map[Action]int{}
+		for _, a := range []Action{ActionCreate, ActionUpdate, ActionNone} {
+			s.Actions[a] = stats[StatPlannedAction(a)]
+		}
+	}
+	s.Mode = imp.Options.Mode
+	for _, e := range []string{EndpointCreate, EndpointUpdate, EndpointWriteStatus, EndpointGetResident, EndpointListResidents, EndpointRetryWrite} {
 		s.Requests[e] = stats[StatRequests(e)]
 	}
 	end := imp.FinishedAt
@@ -76,7 +94,8 @@ func NewSummary(imp Import, p Progress, stats map[string]int) Summary {
 	return s
 }
 
-// AllSucceeded reports whether every row of the import succeeded.
+// AllSucceeded reports whether every row of the import succeeded or had
+// nothing to write (unchanged).
 func (s Summary) AllSucceeded() bool {
-	return s.Total >= 0 && s.Counts[Succeeded] == s.Total
+	return s.Total >= 0 && s.Counts[Succeeded]+s.Counts[Unchanged] == s.Total
 }

@@ -104,7 +104,7 @@ func (v *Validator) fingerprint(r *Resident) [16]byte {
 	for _, f := range [...]string{r.IntegrationID, r.PropertyID, r.LeaseID, r.DateOfBirth, r.Phone1, r.Phone1Type, r.Phone2, r.Phone2Type,
 		r.Address1, r.Address2, r.City, r.State, r.Zip, r.Country,
 		r.Address1Alternate, r.Address2Alternate, r.CityAlternate, r.StateAlternate, r.ZipAlternate, r.CountryAlternate,
-		r.Notes, r.RentPeriod} {
+		r.Notes, r.RentPeriod, r.XID} {
 		b = append(b, f...)
 		b = append(b, 0)
 	}

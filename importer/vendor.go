@@ -27,6 +27,10 @@ type VendorRules struct {
 	Required []string
 	// MaxLength caps the length, in characters, of some fields.
 	MaxLength map[string]int
+	// UpdateRequired lists the fields an update must carry, changed or
+	// not (Rent Manager's update requires last_name, rent_period and
+	// rent_due_day).
+	UpdateRequired []string
 }
 
 // vendors holds the rules of every vendor that can create residents.
@@ -35,7 +39,8 @@ var vendors = map[Vendor]VendorRules{
 		Required: []string{FieldIntegrationID},
 	},
 	VendorRentManager: {
-		Required: []string{FieldIntegrationID, FieldPropertyID, FieldRentPeriod, FieldRentDueDay, FieldFirstName, FieldLastName},
+		Required:       []string{FieldIntegrationID, FieldPropertyID, FieldRentPeriod, FieldRentDueDay, FieldFirstName, FieldLastName},
+		UpdateRequired: []string{FieldLastName, FieldRentPeriod, FieldRentDueDay},
 	},
 	VendorPropertywareREST: {
 		Required:  []string{FieldIntegrationID, FieldFirstName, FieldLastName, FieldAddress1, FieldCity, FieldState, FieldZip, FieldCountry},
@@ -89,4 +94,9 @@ func (v Vendor) CreatePath() string {
 		return "/v1/residents/"
 	}
 	return "/v1/residents/" + string(v) + "/"
+}
+
+// UpdatePath is the path of the write API that updates resident id for v.
+func (v Vendor) UpdatePath(id string) string {
+	return v.CreatePath() + id
 }

@@ -50,7 +50,7 @@ func ReviewImport(imp importer.Import, p importer.Progress, rows iter.Seq2[impor
 			return rev, err
 		}
 		r := row.Result
-		if r.Outcome == "" || r.Outcome == importer.Succeeded {
+		if r.Outcome == "" || r.Outcome.Fine() {
 			continue
 		}
 		msg := r.Error

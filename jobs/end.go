@@ -112,7 +112,7 @@ func (im *Imports) Finish(ctx context.Context, id string) (dir string, done bool
 	if im.reports == nil {
 		return "", false, errNoReportFolder
 	}
-	if dir, err = im.reports.WriteReport(ctx, imp); err != nil {
+	if dir, err = im.writeReport(ctx, imp); err != nil {
 		return "", false, err
 	}
 	if err := im.store.Finish(ctx, id, time.Now()); err != nil {
@@ -132,7 +132,7 @@ func (im *Imports) EnsureReport(ctx context.Context, imp importer.Import) (strin
 	if dir, current := im.reports.Written(imp); current {
 		return dir, nil
 	}
-	return im.reports.WriteReport(ctx, imp)
+	return im.writeReport(ctx, imp)
 }
 
 // Report writes an import's report as it stands (rows without an outcome
@@ -150,7 +150,7 @@ func (im *Imports) Report(ctx context.Context, id string) (dir string, finished 
 	if im.reports == nil {
 		return "", false, errNoReportFolder
 	}
-	if dir, err = im.reports.WriteReport(ctx, imp); err != nil {
+	if dir, err = im.writeReport(ctx, imp); err != nil {
 		return "", false, err
 	}
 	if imp.Finished() {

@@ -80,19 +80,8 @@ func EnqueueFeed(ctx context.Context, q Enqueuer, p FeedPayload, delay time.Dura
 // their tasks are queued, and a task already on the queue is not queued
 // twice.
 func (im *Imports) Feed(ctx context.Context, p FeedPayload) error {
-	fs, err := im.store.Feed(ctx, p.ImportID)
-	if err != nil {
-		return err
-	}
-	if fs.Gen != p.Gen || fs.Stopped {
-		return nil
-	}
-	imp, err := im.store.Import(ctx, p.ImportID)
-	if errors.Is(err, importer.ErrImportNotFound) {
-		im.log.WarnContext(ctx, "the import is gone from Redis: its feed ends", "import_id", p.ImportID)
-		return nil
-	}
-	if err != nil {
+	fs, imp, live, err := im.feeding(ctx, p.ImportID, p.Gen, "feed")
+	if !live || err != nil {
 		return err
 	}
 	v := importer.NewValidator(imp.Options)
@@ -129,6 +118,23 @@ func (im *Imports) Feed(ctx context.Context, p FeedPayload) error {
 	return nil
 }
 
+// feeding reads the feed and the import that a task of feed generation gen
+// works for; live is false when the task has nothing to do: a newer split
+// took over, the import stopped, or it is gone (what names the task for
+// the log).
+func (im *Imports) feeding(ctx context.Context, importID string, gen int, what string) (store.FeedState, importer.Import, bool, error) {
+	fs, err := im.store.Feed(ctx, importID)
+	if err != nil || fs.Gen != gen || fs.Stopped {
+		return fs, importer.Import{}, false, err
+	}
+	imp, err := im.store.Import(ctx, importID)
+	if errors.Is(err, importer.ErrImportNotFound) {
+		im.log.WarnContext(ctx, "the import is gone from Redis: its "+what+" ends", "import_id", importID)
+		return fs, imp, false, nil
+	}
+	return fs, imp, err == nil, err
+}
+
 // queueRows queues the submits of rows the feed passed, except those whose
 // job is already followed by a chain of status checks.
 func (im *Imports) queueRows(ctx context.Context, imp importer.Import, v *importer.Validator, rows []int, states []store.RowState) error {
@@ -146,6 +152,12 @@ func (im *Imports) queueRows(ctx context.Context, imp importer.Import, v *import
 	if err != nil {
 		return err
 	}
+	var plans map[int]importer.Update
+	if imp.Options.Mode.Matches() {
+		if plans, err = im.store.Plans(ctx, imp.ID, send); err != nil {
+			return err
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(feedEnqueuers)
 	for _, in := range stored {
@@ -162,8 +174,12 @@ func (im *Imports) queueRows(ctx context.Context, imp importer.Import, v *import
 			g.Go(func() error { return im.resolve(gctx, imp.ID, r) })
 			continue
 		}
-		task, opts, err := NewSubmitTask(SubmitPayload{ImportID: imp.ID, Row: in.Number, Line: in.Line, Vendor: imp.Options.Vendor,
-			Resident: resident, Deadline: imp.Deadline(), Verify: imp.Options.Verify, Round: imp.Round, LookFirst: imp.Recovery != nil}, im.cfg.MaxRetry)
+		p := SubmitPayload{ImportID: imp.ID, Row: in.Number, Line: in.Line, Vendor: imp.Options.Vendor,
+			Resident: resident, Deadline: imp.Deadline(), Verify: imp.Options.Verify, Round: imp.Round, LookFirst: imp.Recovery != nil}
+		if u, ok := plans[in.Number]; ok {
+			p.Update = &u
+		}
+		task, opts, err := NewSubmitTask(p, im.cfg.MaxRetry)
 		if err != nil {
 			return err
 		}

@@ -59,7 +59,7 @@ func (im *Imports) Finalize(ctx context.Context, p FinalizePayload) error {
 	if imp.Finished() || imp.Round != p.Round {
 		return nil // written already, or a later round will write it
 	}
-	dir, err := im.reports.WriteReport(ctx, imp)
+	dir, err := im.writeReport(ctx, imp)
 	if err != nil {
 		return fmt.Errorf("error writing the report of %s: %w", p.ImportID, err)
 	}

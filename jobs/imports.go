@@ -34,11 +34,24 @@ import (
 // Reports is where this process keeps reports: its own report folder
 // (cmd's reportWriter is one).
 type Reports interface {
-	// WriteReport writes the import's report and returns its folder.
-	WriteReport(ctx context.Context, imp importer.Import) (string, error)
+	// WriteReport writes the import's report and returns its folder. A
+	// sync's report lists, besides, the residents of its snapshot that no
+	// row matched (missing; nil for a create-only import).
+	WriteReport(ctx context.Context, imp importer.Import, missing []importer.ResidentRecord) (string, error)
 	// Written returns the folder of the import's report and whether it
 	// holds the report of the import's last round already.
 	Written(imp importer.Import) (dir string, current bool)
+	// NewPlan starts the plan.csv of an import: what its sync would do
+	// with each row (written when a guard refuses the plan).
+	NewPlan(imp importer.Import) (PlanSink, error)
+}
+
+// PlanSink receives a plan's decisions, row by row; *report.Plan is one.
+type PlanSink interface {
+	Add(row int, d importer.Decision) error
+	// Commit finishes the plan and returns its file; Abort drops it.
+	Commit() (string, error)
+	Abort()
 }
 
 // Config tunes the lifecycle. The zero value of each field is its default.
@@ -76,6 +89,9 @@ type Config struct {
 	// Window is how many rows of an import may be in flight at once: the
 	// feed queues more as rows resolve. Default DefaultWindow.
 	Window int
+	// LedgerRetention is how long the ledger remembers what the importer
+	// wrote. Default importer.DefaultLedgerRetention.
+	LedgerRetention time.Duration
 }
 
 // Planner learns when writes resolve; *poll.Learner is one.
@@ -122,6 +138,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if len(c.LookupWaits) == 0 {
 		c.LookupWaits = DefaultLookupWaits
+	}
+	if c.LedgerRetention <= 0 {
+		c.LedgerRetention = importer.DefaultLedgerRetention
 	}
 	return c
 }
@@ -254,6 +273,9 @@ func (im *Imports) take(ctx context.Context, importID string, n int) error {
 // a failure to count is logged, never a reason to redo the work that was
 // counted.
 func (im *Imports) count(ctx context.Context, importID string, stats ...string) {
+	if importID == "" {
+		return // a preview (importer plan) stores nothing
+	}
 	if err := im.store.Count(ctx, importID, stats...); err != nil {
 		im.log.WarnContext(ctx, "cannot count", "import_id", importID, "stats", stats, "error", err)
 	}

@@ -25,13 +25,28 @@ func TestMain(m *testing.M) { redistest.Main(m) }
 
 const apiKey = "jobs-test-key"
 
-// countingReports counts report writes.
-type countingReports struct{ n atomic.Int32 }
+// countingReports counts report writes, and keeps the last missing list.
+type countingReports struct {
+	n       atomic.Int32
+	missing atomic.Pointer[[]importer.ResidentRecord]
+}
 
-func (r *countingReports) WriteReport(ctx context.Context, imp importer.Import) (string, error) {
+func (r *countingReports) WriteReport(ctx context.Context, imp importer.Import, missing []importer.ResidentRecord) (string, error) {
 	r.n.Add(1)
+	r.missing.Store(&missing)
 	return "/dev/null", nil
 }
+
+func (r *countingReports) NewPlan(imp importer.Import) (jobs.PlanSink, error) {
+	return &discardPlan{}, nil
+}
+
+// discardPlan counts a plan's rows and keeps none.
+type discardPlan struct{ rows int }
+
+func (p *discardPlan) Add(int, importer.Decision) error { p.rows++; return nil }
+func (p *discardPlan) Commit() (string, error)          { return "plan.csv", nil }
+func (p *discardPlan) Abort()                           {}
 
 func (r *countingReports) Written(imp importer.Import) (string, bool) {
 	return "/dev/null", r.n.Load() > 0

@@ -21,7 +21,7 @@ import (
 func runWorkers(t *testing.T, e *env, url string, window time.Duration, limit, rows int) {
 	t.Helper()
 	ctx := context.Background()
-	imp := e.newImport(t, "imp-limited", -1, importer.Options{})
+	imp := e.newImport(t, "imp-limited", -1, importer.Options{Mode: importer.ModeCreate})
 	for i := 0; i < 3; i++ {
 		limiter := ratelimit.New(e.rdb, ratelimit.Config{Limit: limit, Period: window})
 		api, _ := propexo.New(propexo.Config{BaseURL: url, APIKey: apiKey, OnAnswer: limiter.Observe})
@@ -105,7 +105,7 @@ func TestA429PausesEveryWorker(t *testing.T) {
 	// The first requests that meet the spent window get 429 (at most one
 	// per worker slot in flight); then everyone waits for the window.
 	if st.RateLimited == 0 || st.RateLimited > 12 || st.RateLimited != st.Requests["create_resident"]+st.Requests["write_status"]-2*rows {
-		t.Errorf("%d answers 429; want a few, then a pause for everyone", st.RateLimited)
+		t.Errorf("%d answers 429; want a few, then a pause for everyone (requests %v)", st.RateLimited, st.Requests)
 	}
 	if st.ResidentsCreated != rows {
 		t.Errorf("%d residents created for %d rows", st.ResidentsCreated, rows)

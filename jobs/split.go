@@ -37,8 +37,9 @@ const splitBatch = 1000
 // Split reads a file once, as a stream: it validates every row, stores its
 // original record compactly (for the feed and the report), and records
 // invalid and duplicate rows at once. Then it starts the import's feed,
-// which queues the valid rows' submits a window at a time (see Feed), or,
-// when every row already has an outcome, the finalize.
+// which queues the valid rows' submits a window at a time (see Feed) — for
+// a sync, its plan first (see Plan) — or, when every row already has an
+// outcome, the finalize.
 //
 // It is safe to run again on the same import: stored records are the same,
 // an outcome is recorded once, and the new feed passes over rows that are
@@ -86,6 +87,11 @@ func (im *Imports) Split(ctx context.Context, imp importer.Import, rows RowReade
 	gen, err := st.StartFeed(ctx, imp.ID)
 	if err != nil {
 		return res, err
+	}
+	if imp.Options.Mode.Matches() {
+		// A sync decides every row before the first write; its plan
+		// starts the feed.
+		return res, EnqueuePlan(ctx, im.queue, PlanPayload{ImportID: imp.ID, Gen: gen})
 	}
 	return res, EnqueueFeed(ctx, im.queue, FeedPayload{ImportID: imp.ID, Gen: gen, Seq: 1}, 0)
 }

@@ -69,7 +69,9 @@ func rosterWithLongField(t *testing.T, dir string) string {
 // with the same outcomes.
 func TestRunAndScheduleStartAFileAlike(t *testing.T) {
 	limits := importer.Limits{MaxFieldBytes: 40}
-	opts := importer.Options{IntegrationID: "int_buildium_demo", Format: "csv"}
+	// Create-only: the second start sends the rows again to the same
+	// sandbox, whose residents a sync would find unchanged.
+	opts := importer.Options{IntegrationID: "int_buildium_demo", Format: "csv", Mode: importer.ModeCreate}
 
 	// As 'importer run' does: Inspect, then Start.
 	in := newInbox(t, jobs.ScheduledImport{Options: opts, Limits: limits})

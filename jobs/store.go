@@ -21,6 +21,28 @@ type Store interface {
 	rowStore
 	readStore
 	claimStore
+	syncStore
+}
+
+// syncStore keeps what a sync needs: the snapshot of the residents in an
+// import's scope, each row's planned update, and the ledger of what the
+// importer wrote in each integration.
+type syncStore interface {
+	// SaveSnapshotPage stores page n of the import's snapshot; complete
+	// says the listing ended with it. SnapshotPages returns the pages
+	// stored so far, and whether the listing is complete.
+	SaveSnapshotPage(ctx context.Context, id string, n int, page importer.SnapshotPage, complete bool) error
+	SnapshotPages(ctx context.Context, id string) ([]importer.SnapshotPage, bool, error)
+	// SavePlans records rows' planned updates; a row planned before keeps
+	// its first plan. Plans reads them back.
+	SavePlans(ctx context.Context, id string, plans map[int]importer.Update) error
+	Plans(ctx context.Context, id string, rows []int) (map[int]importer.Update, error)
+	// SetStats sets counters to the values given.
+	SetStats(ctx context.Context, id string, values map[string]int) error
+	// Ledger reads what the importer remembers of hashed match keys in an
+	// integration, written within retention; RecordLedger remembers more.
+	Ledger(ctx context.Context, integrationID string, keys []string, retention time.Duration) (map[string]importer.LedgerEntry, error)
+	RecordLedger(ctx context.Context, integrationID string, entries map[string]importer.LedgerEntry, retention time.Duration) error
 }
 
 // importStore keeps the import's record.

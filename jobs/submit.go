@@ -13,7 +13,8 @@ import (
 	"github.com/propexo-importer/importer/importer"
 )
 
-// TypeSubmit sends one resident's create to the write API.
+// TypeSubmit sends one resident's create (or planned update) to the write
+// API.
 const TypeSubmit = "resident:submit"
 
 // SubmitPayload is the payload of a resident:submit task. It holds the
@@ -33,6 +34,9 @@ type SubmitPayload struct {
 	// LookFirst: the row may have been sent before its import's state was
 	// lost (see importer.Recovery); look its resident up before sending.
 	LookFirst bool `json:"look_first,omitempty"`
+	// Update, when set, is the row's planned update (see Plan): the row
+	// updates that resident instead of creating one.
+	Update *importer.Update `json:"update,omitempty"`
 }
 
 // SubmitTaskID is the deterministic id of a row's submit task in a round
@@ -96,8 +100,13 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 			return err
 		}
 		return im.scheduleCheck(ctx, p, st.JobID, 1)
+	case st.Sending && p.Update != nil && st.RetryOf == "":
+		// An update whose answer was lost: sending the same update again
+		// changes nothing the first one did not.
 	case st.Sending:
 		return im.settleInDoubt(ctx, p, st.Lookups)
+	case p.Update != nil:
+		// An update finds its resident by id: no look-up needed.
 	case st.LookFirst:
 		// Its create may have reached the API before (a row in doubt,
 		// tried again): adopt its resident when it exists; else send it.
@@ -115,6 +124,9 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 	// Send the create; or, for a row 'importer retry' retries through the
 	// API's retry-write, the retry of its failed write.
 	endpoint, send := importer.EndpointCreate, func() (string, error) { return im.api.CreateResident(ctx, p.Vendor, p.Resident) }
+	if u := p.Update; u != nil {
+		endpoint, send = importer.EndpointUpdate, func() (string, error) { return im.api.UpdateResident(ctx, p.Vendor, u.RecordID, u.Body) }
+	}
 	if st.RetryOf != "" {
 		endpoint, send = importer.EndpointRetryWrite, func() (string, error) { return im.api.RetryWrite(ctx, st.RetryOf) }
 	}
@@ -162,7 +174,10 @@ func (im *Imports) submitFailed(ctx context.Context, p SubmitPayload, retryOf st
 	if !ok {
 		return err
 	}
-	if !apiErr.MaybeSent {
+	// An update sent twice changes nothing the second time: one that may
+	// have reached the API is sent again, like one that never left.
+	maybeSent := apiErr.MaybeSent && (p.Update == nil || retryOf != "")
+	if !maybeSent {
 		// The API answered, or the request never left: nothing was
 		// created, so the row may be sent again.
 		if uerr := im.store.Unsend(ctx, p.ImportID, p.Row, retryOf); uerr != nil {
@@ -187,7 +202,7 @@ func (im *Imports) submitFailed(ctx context.Context, p SubmitPayload, retryOf st
 	case importer.KindRateLimited:
 		return &waitError{after: rateLimitWait(err), err: err}
 	}
-	if apiErr.MaybeSent {
+	if maybeSent {
 		// The create may have reached the API (a 5xx after the write, a
 		// timeout, a lost answer): it is never sent again blindly. Its
 		// write, if it was made, is PENDING for a while; look the

@@ -58,6 +58,7 @@ func (im *Imports) Register(mux *asynq.ServeMux) {
 	mux.Handle(TypeCheck, handler(TypeCheck, im.Check))
 	mux.Handle(TypeFinalize, handler(TypeFinalize, im.Finalize))
 	mux.Handle(TypeFeed, handler(TypeFeed, im.Feed))
+	mux.Handle(TypePlan, handler(TypePlan, im.Plan))
 	mux.Handle(TypeScheduledImport, handler(TypeScheduledImport, im.StartScheduled))
 }
 
@@ -97,6 +98,17 @@ func (im *Imports) HandleError(ctx context.Context, task *asynq.Task, err error)
 		Row      int    `json:"row"`
 		Line     int    `json:"line"`
 		JobID    string `json:"job_id"`
+	}
+	if task.Type() == TypePlan && json.Unmarshal(task.Payload(), &p) == nil && p.ImportID != "" {
+		// The residents could not be listed, every try: nothing was
+		// written; the import stops, and running it again resumes it.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		reason := "the residents to match the rows against could not be listed: " + err.Error() + "; run the same command again to resume"
+		if serr := im.store.Stop(ctx, p.ImportID, reason); serr != nil {
+			im.log.ErrorContext(ctx, "cannot stop an import", "import_id", p.ImportID, "error", serr)
+		}
+		return
 	}
 	if task.Type() != TypeSubmit && task.Type() != TypeCheck || json.Unmarshal(task.Payload(), &p) != nil || p.ImportID == "" {
 		im.log.ErrorContext(ctx, "task failed for good", "type", task.Type(), "error", err)

@@ -182,7 +182,7 @@ func settle(t *testing.T, f *figures, conn *redis.Client, dir, id string, rows i
 	}
 	f.rows, f.outcomes = len(records)-1, map[string]int{}
 	for _, line := range records[1:] {
-		status, job, record := line[1], line[2], line[3]
+		status, job, record := line[1], line[3], line[4]
 		f.outcomes[status]++
 		switch status {
 		case "pending", "":
@@ -197,7 +197,7 @@ func settle(t *testing.T, f *figures, conn *redis.Client, dir, id string, rows i
 			}
 		case "partial", "failed":
 			want := map[string]string{"partial": "PARTIAL_SUCCESS", "failed": "FAILURE"}[status]
-			if status == "failed" && line[4] != "write_failed" {
+			if status == "failed" && line[5] != "write_failed" {
 				continue
 			}
 			var ws struct {
@@ -227,9 +227,9 @@ func settle(t *testing.T, f *figures, conn *redis.Client, dir, id string, rows i
 	// A row failed as in_doubt could not be decided: its resident must
 	// indeed not exist, or the lookup should have adopted it.
 	for _, line := range records[1:] {
-		if line[1] == "failed" && line[4] == "in_doubt" {
+		if line[1] == "failed" && line[5] == "in_doubt" {
 			f.checkedOutcomes++
-			identity := strings.ToLower(strings.Join([]string{line[6], line[9], line[7], line[8]}, "|"))
+			identity := strings.ToLower(strings.Join([]string{line[7], line[10], line[8], line[9]}, "|"))
 			if residents[identity] > 0 {
 				f.wrongOutcomes++
 				t.Logf("row %s is in doubt, but its resident exists", line[0])
@@ -469,8 +469,8 @@ func TestChaosHostileWebhooks(t *testing.T) {
 	}
 	mu.Unlock()
 	for _, line := range readCSV(t, filepath.Join(dir, "chaos-reports", importID(t, q.stdout), "results.csv"))[1:] {
-		if strings.Contains(line[5], "forged") {
-			t.Errorf("row %s took a forged delivery: %q", line[0], line[5])
+		if strings.Contains(line[6], "forged") {
+			t.Errorf("row %s took a forged delivery: %q", line[0], line[6])
 		}
 	}
 	t.Log(f.String())
@@ -559,7 +559,7 @@ func checkFailedCSV(t *testing.T, dir, id string) {
 		offered[strings.Join(line, ",")] = true
 	}
 	for _, line := range results[1:] {
-		status, job, code := line[1], line[2], line[4]
+		status, job, code := line[1], line[3], line[5]
 		mayExist := job != "" || code == "in_doubt" || code == "internal_error"
 		if offered[strings.Join(line[6:], ",")] && (status != "failed" && status != "invalid" || mayExist) {
 			t.Errorf("failed.csv offers row %s (%s, job %q, %s), whose resident may exist", line[0], status, job, code)
@@ -676,7 +676,9 @@ func TestChaosRedisLostItsData(t *testing.T) {
 	}
 	f := figures{scenario: "Redis lost its data", wall: time.Since(began), events: []string{"Redis killed without persistence at a third", "the same command run again"}}
 	settle(t, &f, conn, dir, id, rows, apiAddr, key, 3*time.Minute)
-	if f.outcomes["succeeded"] != rows {
-		t.Errorf("outcomes %v, want every row succeeded (adopted or sent)", f.outcomes)
+	// A row sent before the loss is found by the recovered import's sync
+	// (unchanged, or adopted by its look-up); the others are sent.
+	if f.outcomes["succeeded"]+f.outcomes["unchanged"] != rows {
+		t.Errorf("outcomes %v, want every row succeeded (sent or adopted) or unchanged (found)", f.outcomes)
 	}
 }

@@ -44,7 +44,7 @@ func (c *runConfig) dryRunImport(ctx context.Context, p prepared, stdout, stderr
 			bad++
 			fmt.Fprintf(stdout, "%s: duplicate: the same record as row %d\n", row.Where(), dupOf)
 		default:
-			body, _ := json.Marshal(res)
+			body, _ := json.Marshal(res.Body())
 			fmt.Fprintf(stdout, "%s: POST %s %s\n", row.Where(), path, body)
 		}
 	}

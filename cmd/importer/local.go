@@ -86,12 +86,16 @@ func (c *runConfig) apiFor(ctx context.Context, conn *rdb.Redis, limiter *rateli
 		if rateLimit == 0 {
 			rateLimit = -1 // the sandbox's "no limit"
 		}
+		state, err := filepath.Abs(filepath.Join(c.reportDir, sandboxState))
+		if err != nil {
+			return nil, nil, usageError("--report-dir: %v", err)
+		}
 		sb, err := startSandbox(sandbox.Config{Latency: latency, FailureRate: c.sandboxFailureRate,
-			RateLimit: rateLimit, RateWindow: c.limits.window})
+			RateLimit: rateLimit, RateWindow: c.limits.window}, state, stderr)
 		if err != nil {
 			return nil, nil, unfinished(err)
 		}
-		fmt.Fprintf(stderr, "no REDIS_URL, PROPEXO_API_KEY or --api-url: using an in-process Redis, %d in-process workers and the in-process sandbox at %s\n", c.workers, sb.url)
+		fmt.Fprintf(stderr, "no REDIS_URL, PROPEXO_API_KEY or --api-url: using an in-process Redis, %d in-process workers and the in-process sandbox at %s (its residents kept in %s)\n", c.workers, sb.url, relativeFile(state))
 		client, err := newAPIClient(ctx, sb.url, sb.key, c.api.timeout, limiter, false)
 		if err != nil {
 			sb.close()

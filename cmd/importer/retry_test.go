@@ -36,7 +36,7 @@ func TestRetryAfterAnOutage(t *testing.T) {
 	}
 	results := readCSV(t, filepath.Join(reportDir(t, dir, r), "results.csv"))
 	for _, line := range results[1:] {
-		if line[1] != "succeeded" || !strings.HasPrefix(line[3], "res_") {
+		if line[1] != "succeeded" || !strings.HasPrefix(line[4], "res_") {
 			t.Errorf("after the retry: %q", line[:6])
 		}
 	}

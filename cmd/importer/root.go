@@ -132,6 +132,7 @@ from it.`,
 	pf.StringVar(&g.logFormat, "log-format", envOr(getenv, "IMPORTER_LOG_FORMAT", "text"), "log format: text or json "+envTag("IMPORTER_LOG_FORMAT"))
 
 	root.AddCommand(newRunCommand(getenv, g, stdout, stderr))
+	root.AddCommand(newPlanCommand(getenv, g, stdout, stderr))
 	root.AddCommand(newWorkerCommand(getenv, g, stderr))
 	root.AddCommand(newSandboxCommand(getenv, g, stderr))
 	root.AddCommand(newWebhooksCommand(getenv, g, stderr))
@@ -153,6 +154,17 @@ func exactlyOne(command, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != 1 {
 			return usageError("%s takes one %s, got %d arguments", command, what, len(args))
+		}
+		return nil
+	}
+}
+
+// atLeastOne is the positional-argument check of a command that takes one
+// argument or more, named what.
+func atLeastOne(command, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return usageError("%s takes a %s", command, what)
 		}
 		return nil
 	}

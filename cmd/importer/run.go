@@ -25,9 +25,11 @@ type runConfig struct {
 	opts       importer.Options
 	vendor     string
 	rentDueDay string
-	importID   string
-	dryRun     bool
-	retention  time.Duration
+	// mode, maxCreates and maxUpdates are the sync's flags, as given.
+	mode, maxCreates, maxUpdates string
+	importID                     string
+	dryRun                       bool
+	retention                    time.Duration
 	// redisPatience is how long a waiting run bears with Redis out of
 	// reach before it exits 3.
 	redisPatience time.Duration
@@ -56,29 +58,44 @@ type runConfig struct {
 func newRunCommand(getenv env, g *globals, stdout, stderr io.Writer) *cobra.Command {
 	c := &runConfig{}
 	cmd := &cobra.Command{
-		Use:   "run FILE",
+		Use:   "run FILE [FILE...]",
 		Short: "Import a file of residents and wait for its report",
 		Long: `run reads FILE (CSV, JSON array or NDJSON), validates every row, enqueues one
 submit task per valid row and waits until every row has an outcome, showing
 progress. Then it prints the summary and the report's folder.
 
+By default an import is a sync (--mode upsert): the residents of the rows'
+integration are listed once, each row is matched on its first key
+(--match-on), and only what changed is written: a matched resident whose
+fields differ is updated, one that has them already is left unchanged, a row
+that matches nobody is created. 'importer plan' shows that plan first.
+Several files are imported one after the other, in order: two nights of a
+roster, say.
+
 Running the same command again is the same import: it sends nothing twice and
 waits for (or re-prints) the same result. Ctrl-C stops waiting; with REDIS_URL
 set the import goes on in the workers.
 
-Exit codes: 0 every row succeeded, 1 finished but some rows did not succeed,
-2 bad usage, configuration or unreadable input, 3 could not finish (Redis or
-the API unreachable, credentials rejected), 130 interrupted.`,
+Exit codes: 0 every row succeeded or was unchanged, 1 finished but some rows
+did not, 2 bad usage, configuration or unreadable input, 3 could not finish
+(Redis or the API unreachable, credentials rejected, a plan past
+--max-creates or --max-updates), 130 interrupted.`,
 		Example: `  importer run samples/residents.csv
+  importer run samples/night-1.csv samples/night-2.csv
   importer run --vendor rentmanager --integration-id int_123 --property-id prop_9 \
       --rent-period monthly --rent-due-day 1 residents.csv
   REDIS_URL=redis://localhost:6379 importer run --no-wait residents.csv`,
-		Args: exactlyOne("run", "FILE"),
+		Args: atLeastOne("run", "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.run(cmd.Context(), args[0], g.waitingLogger(cmd, getenv, stderr), stdout, stderr)
+			return c.runFiles(cmd.Context(), args, g.waitingLogger(cmd, getenv, stderr), stdout, stderr)
 		},
 	}
-	f := cmd.Flags()
+	c.registerRunFlags(cmd.Flags(), getenv)
+	return cmd
+}
+
+// registerRunFlags adds run's flags (plan takes the same).
+func (c *runConfig) registerRunFlags(f *pflag.FlagSet, getenv env) {
 	f.StringVar(&c.opts.Format, "format", "", "input format: csv, json or ndjson (default: from the file's extension)")
 	f.StringVar(&c.opts.Delimiter, "delimiter", ",", "the character between a CSV file's fields: ; | or tab, say")
 	f.StringVar(&c.vendor, "vendor", envOr(getenv, "IMPORTER_VENDOR", "generic"), "vendor rules and create path: generic, rentmanager or propertyware_rest "+envTag("IMPORTER_VENDOR"))
@@ -88,6 +105,7 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 	f.StringVar(&c.rentDueDay, "rent-due-day", getenv("IMPORTER_RENT_DUE_DAY"), "rent_due_day (1-31) for rows that have none "+envTag("IMPORTER_RENT_DUE_DAY"))
 	f.DurationVar(&c.opts.Deadline, "deadline", importer.DefaultDeadline, "how long to follow a write that stays PENDING before its row is timed_out")
 	f.BoolVar(&c.opts.Verify, "verify", false, "read every created resident back and fail the row if it is missing (one more request per row)")
+	syncFlags(f, c, getenv)
 	f.StringVar(&c.importID, "import-id", "", "the import's id (default: derived from the file's content and the options, so a re-run resumes)")
 	f.DurationVar(&c.retention, "retention", envDuration(getenv, "IMPORTER_RETENTION", importer.DefaultRetention), "how long the rows (personal data) stay in Redis once the report is written "+envTag("IMPORTER_RETENTION"))
 	f.IntVar(&c.maxField, "max-field-bytes", importer.DefaultLimits.MaxFieldBytes, "longest value read; a longer one makes its row invalid")
@@ -101,7 +119,21 @@ the API unreachable, credentials rejected), 130 interrupted.`,
 	f.IntVar(&c.jobs.Window, "window", jobs.DefaultWindow, "rows of an import in flight at once in this process's workers: more are queued as rows resolve, so a big file never floods Redis")
 	f.StringVar(&c.sandboxLatency, "sandbox-latency", sandbox.DefaultLatency, "how long writes stay PENDING in the in-process sandbox (fixed:2s, uniform:1s-5s, lognormal:median=2s,p99=30s)")
 	f.Float64Var(&c.sandboxFailureRate, "sandbox-failure-rate", 0, "share of writes (0-1) the in-process sandbox fails")
-	return cmd
+}
+
+// syncFlags adds the flags of a sync: what is done with rows that match
+// existing residents, what they match on, and the guards (run and plan).
+func syncFlags(f *pflag.FlagSet, c *runConfig, getenv env) {
+	f.StringVar(&c.mode, "mode", envOr(getenv, "IMPORTER_MODE", string(importer.ModeUpsert)), "upsert (update matched residents that differ, create the rest), create-missing (create only rows that match nobody), update (update matched residents; the rest end not_found) or create (create every row, look nothing up) "+envTag("IMPORTER_MODE"))
+	f.StringVar(&c.opts.MatchOn, "match-on", importer.DefaultMatchOn, "keys that match a row to an existing resident, in the order tried: x_id, email_1 (any case), name+dob (first and last name with the date of birth)")
+	f.StringVar(&c.maxCreates, "max-creates", "", "refuse the import, before anything is written, when its plan creates more rows than this: a number (500) or a share of the file's rows (10%)")
+	f.StringVar(&c.maxUpdates, "max-updates", "", "refuse the import, before anything is written, when its plan updates more rows than this: a number or a share (10%)")
+	ledgerFlag(f, &c.jobs)
+}
+
+// ledgerFlag adds --ledger-retention.
+func ledgerFlag(f *pflag.FlagSet, cfg *jobs.Config) {
+	f.DurationVar(&cfg.LedgerRetention, "ledger-retention", importer.DefaultLedgerRetention, "how long the ledger remembers a resident the importer wrote (by hashed key, no personal data), so the next import finds it while the API's copy lags the PMS")
 }
 
 // pollFlags adds the flags of how writes are followed: the status checks'
@@ -214,6 +246,18 @@ func (c *runConfig) prepareFile(ctx context.Context, path, readPath, format stri
 	var p prepared
 	c.opts.Format = format
 	c.opts.Vendor = importer.Vendor(c.vendor)
+	c.opts.Mode = importer.Mode(c.mode)
+	for _, g := range []struct {
+		flag string
+		arg  string
+		dst  *importer.Guard
+	}{{"max-creates", c.maxCreates, &c.opts.MaxCreates}, {"max-updates", c.maxUpdates, &c.opts.MaxUpdates}} {
+		guard, err := importer.ParseGuard(g.arg)
+		if err != nil {
+			return p, usageError("--%s %v", g.flag, err)
+		}
+		*g.dst = guard
+	}
 	if c.rentDueDay != "" {
 		day, err := importer.ParseRentDueDay(c.rentDueDay)
 		if err != nil {
@@ -399,6 +443,31 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 		return unfinished(err)
 	}
 	return c.finish(ctx, imports, st, imp, stdout)
+}
+
+// runFiles imports files one after the other, in order. A file whose import
+// could not finish (exit 2, 3 or 130) stops the others; the exit code is the
+// worst of the files'.
+func (c *runConfig) runFiles(ctx context.Context, paths []string, log *slog.Logger, stdout, stderr io.Writer) error {
+	if len(paths) > 1 && c.importID != "" {
+		return usageError("--import-id names one import: give one file with it")
+	}
+	var worst error
+	for i, path := range paths {
+		if len(paths) > 1 {
+			fmt.Fprintf(stderr, "file %d of %d: %s\n", i+1, len(paths), path)
+		}
+		err := c.run(ctx, path, log, stdout, stderr)
+		var exit *exitError
+		switch {
+		case err == nil:
+		case errors.As(err, &exit) && exit.code == exitSomeFailed:
+			worst = err
+		default:
+			return err
+		}
+	}
+	return worst
 }
 
 // optionError names a bad option by the flag that sets it.

@@ -31,7 +31,7 @@ func TestRunSampleWithNothingConfigured(t *testing.T) {
 		t.Fatalf("results.csv has %d rows, want 50", len(results)-1)
 	}
 	for i, line := range results[1:] {
-		if line[0] != fmt.Sprint(i+1) || line[1] != "succeeded" || !strings.HasPrefix(line[2], "job_") || !strings.HasPrefix(line[3], "res_") {
+		if line[0] != fmt.Sprint(i+1) || line[1] != "succeeded" || line[2] != "create" || !strings.HasPrefix(line[3], "job_") || !strings.HasPrefix(line[4], "res_") {
 			t.Errorf("results line %d = %q, want row %d succeeded with a job id and a record id", i+1, line[:6], i+1)
 		}
 	}
@@ -91,7 +91,7 @@ func TestRunSampleWithErrors(t *testing.T) {
 	// failed.csv is Data Loader's kind: the original columns, then row,
 	// error_code and error; run again as it is, those three are left out.
 	failed := readCSV(t, filepath.Join(reportDir(t, dir, r), "failed.csv"))
-	if h := failed[0]; strings.Join(h[len(h)-3:], ",") != "row,error_code,error" || h[0] != results[0][6] {
+	if h := failed[0]; strings.Join(h[len(h)-3:], ",") != "row,error_code,error" || h[0] != results[0][7] {
 		t.Errorf("failed.csv header %q", h)
 	}
 	again := runImporter(t, dir, nil, "run", "--dry-run", filepath.Join(reportDir(t, dir, r), "failed.csv"))

@@ -58,6 +58,7 @@ per identity, faults, webhooks).`,
 	f.Float64Var(&c.cfg.FailureRate, "failure-rate", 0, "share of writes (0-1) that end in FAILURE")
 	f.Float64Var(&c.cfg.PartialRate, "partial-rate", 0, "share of writes (0-1) that end in PARTIAL_SUCCESS")
 	f.Float64Var(&c.cfg.StuckRate, "stuck-rate", 0, "share of writes (0-1) that never leave PENDING")
+	f.DurationVar(&c.cfg.CacheLag, "cache-lag", 0, "keep a written resident out of get and list for this long after its write resolves, as Propexo shows a record only once it has read it back from the PMS (0: at once)")
 	f.Uint64Var(&c.cfg.Seed, "seed", 1, "seed of the random choices, so a run can be repeated")
 	f.IntVar(&c.cfg.RateLimit, "rate-limit", 150, "requests allowed per window, all endpoints together (-1: no limit)")
 	f.DurationVar(&c.cfg.RateWindow, "rate-window", time.Minute, "length of a rate-limit window")

@@ -148,14 +148,14 @@ func (c *runConfig) finish(ctx context.Context, imports *jobs.Imports, st *store
 		return unfinished(err)
 	}
 	printSummary(stdout, sum)
-	if notOK := sum.Total - sum.Counts[importer.Succeeded]; notOK > 0 {
+	if notOK := sum.Total - sum.Counts[importer.Succeeded] - sum.Counts[importer.Unchanged]; notOK > 0 {
 		fmt.Fprintln(stdout, "rows that did not succeed:")
 		shown := 0
 		for row, err := range st.Rows(ctx, imp.ID, imp.Total) {
 			if err != nil {
 				return unfinished(err)
 			}
-			if row.Result.Outcome == importer.Succeeded {
+			if row.Result.Outcome.Fine() {
 				continue
 			}
 			if shown == 20 {
@@ -184,13 +184,19 @@ func where(r importer.RowResult) string {
 	return importer.Row{Number: r.Row, Line: r.Line}.Where()
 }
 
-func relative(dir string) string {
+// relative names a folder for people: from the working directory when it
+// is below it, with a trailing separator.
+func relative(dir string) string { return relativeFile(dir) + string(filepath.Separator) }
+
+// relativeFile names a file for people: from the working directory when it
+// is below it.
+func relativeFile(path string) string {
 	if wd, err := os.Getwd(); err == nil {
-		if rel, err := filepath.Rel(wd, dir); err == nil && !strings.HasPrefix(rel, "..") {
-			return rel + string(filepath.Separator)
+		if rel, err := filepath.Rel(wd, path); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel
 		}
 	}
-	return dir + string(filepath.Separator)
+	return path
 }
 
 func printSummary(w io.Writer, s importer.Summary) {
@@ -202,9 +208,13 @@ func printSummary(w io.Writer, s importer.Summary) {
 		}
 	}
 	fmt.Fprintf(w, "  %s\n", strings.Join(parts, ", "))
-	fmt.Fprintf(w, "  API requests: %d creates, %d retry-writes, %d status checks, %d other; %d answered 429; %d retried after an error\n",
-		s.Requests[importer.EndpointCreate], s.Requests[importer.EndpointRetryWrite], s.Requests[importer.EndpointWriteStatus],
-		s.Requests[importer.EndpointGetResident]+s.Requests[importer.EndpointListResidents], s.RateLimited, s.Retries)
+	if s.Actions != nil {
+		fmt.Fprintf(w, "  %s: %d to create, %d to update, %d left as they are\n", s.Mode,
+			s.Actions[importer.ActionCreate], s.Actions[importer.ActionUpdate], s.Actions[importer.ActionNone])
+	}
+	fmt.Fprintf(w, "  API requests: %d creates, %d updates, %d retry-writes, %d status checks, %d listing pages and look-ups, %d other; %d answered 429; %d retried after an error\n",
+		s.Requests[importer.EndpointCreate], s.Requests[importer.EndpointUpdate], s.Requests[importer.EndpointRetryWrite], s.Requests[importer.EndpointWriteStatus],
+		s.Requests[importer.EndpointListResidents], s.Requests[importer.EndpointGetResident], s.RateLimited, s.Retries)
 	if len(s.UnknownColumns) > 0 {
 		fmt.Fprintf(w, "  columns not sent (kept in the report): %s\n", strings.Join(s.UnknownColumns, ", "))
 	}

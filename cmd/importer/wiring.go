@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -46,7 +47,7 @@ var (
 	_ jobs.Reports = reportWriter{}
 )
 
-func (w reportWriter) WriteReport(ctx context.Context, imp importer.Import) (string, error) {
+func (w reportWriter) WriteReport(ctx context.Context, imp importer.Import, missing []importer.ResidentRecord) (string, error) {
 	sum, err := w.store.Summary(ctx, imp.ID)
 	if err != nil {
 		return "", err
@@ -55,7 +56,12 @@ func (w reportWriter) WriteReport(ctx context.Context, imp importer.Import) (str
 		sum.FinishedAt = time.Now().UTC()
 		sum.Seconds = sum.FinishedAt.Sub(sum.StartedAt).Round(time.Millisecond).Seconds()
 	}
-	return report.Write(w.folder(imp), sum, imp.Columns, w.store.Rows(ctx, imp.ID, imp.Total))
+	return report.Write(w.folder(imp), sum, imp.Columns, w.store.Rows(ctx, imp.ID, imp.Total), missing)
+}
+
+// NewPlan starts the import's plan.csv in its report folder here.
+func (w reportWriter) NewPlan(imp importer.Import) (jobs.PlanSink, error) {
+	return report.NewPlan(w.folder(imp), imp.ID)
 }
 
 // Written returns the import's report folder here, and whether it holds
@@ -287,9 +293,21 @@ type embeddedSandbox struct {
 	url, key string
 	srv      *http.Server
 	sb       *sandbox.Server
+	// state is the file the sandbox's residents are kept in between
+	// commands; "" keeps them in memory only. A failure to keep them is
+	// told on stderr.
+	state  string
+	stderr io.Writer
 }
 
-func startSandbox(cfg sandbox.Config) (*embeddedSandbox, error) {
+// sandboxState is the file, in the report folder, where the in-process
+// sandbox keeps its residents between two commands, so that a second
+// night's roster finds the first night's residents there.
+const sandboxState = ".sandbox-residents.json"
+
+// startSandbox starts the in-process sandbox; with a state file it starts
+// with the residents kept there and keeps them there when it closes.
+func startSandbox(cfg sandbox.Config, state string, stderr io.Writer) (*embeddedSandbox, error) {
 	key := make([]byte, 16)
 	rand.Read(key)
 	cfg.APIKey = hex.EncodeToString(key)
@@ -298,10 +316,20 @@ func startSandbox(cfg sandbox.Config) (*embeddedSandbox, error) {
 		return nil, fmt.Errorf("error starting the in-process sandbox: %w", err)
 	}
 	sb := sandbox.New(cfg)
+	if state != "" {
+		if f, err := os.Open(state); err == nil {
+			err = sb.LoadResidents(f)
+			f.Close()
+			if err != nil {
+				ln.Close()
+				return nil, usageError("%s: %v; remove it to start the in-process sandbox empty", relativeFile(state), err)
+			}
+		}
+	}
 	sb.Start()
 	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go serveInBackground(srv, ln, slog.New(slog.DiscardHandler), "the in-process sandbox")
-	return &embeddedSandbox{url: "http://" + ln.Addr().String(), key: cfg.APIKey, srv: srv, sb: sb}, nil
+	return &embeddedSandbox{url: "http://" + ln.Addr().String(), key: cfg.APIKey, srv: srv, sb: sb, state: state, stderr: stderr}, nil
 }
 
 func (s *embeddedSandbox) close() {
@@ -309,6 +337,11 @@ func (s *embeddedSandbox) close() {
 	defer cancel()
 	_ = s.srv.Shutdown(ctx) // the process ends: requests still open end with it
 	s.sb.Close()
+	if s.state != "" {
+		if err := report.WriteAtomically(filepath.Dir(s.state), filepath.Base(s.state), s.sb.SaveResidents); err != nil {
+			fmt.Fprintf(s.stderr, "warning: the in-process sandbox's residents were not kept: %v\n", err)
+		}
+	}
 }
 
 // connectRedis connects to Redis (or starts the in-process one for an empty

@@ -62,6 +62,7 @@ back on the queue) and exits 0.`,
 	f.DurationSliceVar(&c.jobs.LookupWaits, "lookup-waits", jobs.DefaultLookupWaits, "waits between the searches for a resident whose create may have reached the API, before the row is called in_doubt")
 	f.BoolVar(&c.webhooksOn, "webhooks", false, "webhooks are received (by 'importer webhooks' or another worker): index jobs for them and poll only as a fallback; implied by --webhooks-addr")
 	pollFlags(f, &c.jobs)
+	ledgerFlag(f, &c.jobs)
 	f.StringVar(&c.cpuProfile, "cpu-profile", "", "write a CPU profile of this worker to this file when it stops (for 'go tool pprof')")
 	f.StringVar(&c.heapProfile, "heap-profile", "", "write a heap profile of this worker to this file when it stops")
 	f.IntVar(&c.jobs.Window, "window", jobs.DefaultWindow, "rows of an import in flight at once: the feed queues more as rows resolve, so a big file never floods Redis")

@@ -377,7 +377,7 @@ func (h *Handler) one(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		o := row.Result.Outcome
-		if o == "" || o == importer.Succeeded {
+		if o == "" || o.Fine() {
 			continue
 		}
 		if len(failed) == failedRows {

@@ -144,3 +144,17 @@ func (a api) FindResidents(ctx context.Context, q importer.ResidentQuery) ([]imp
 	a.m.observe(importer.EndpointListResidents, began, err)
 	return recs, err
 }
+
+func (a api) UpdateResident(ctx context.Context, v importer.Vendor, id string, r importer.Resident) (string, error) {
+	began := time.Now()
+	jobID, err := a.inner.UpdateResident(ctx, v, id, r)
+	a.m.observe(importer.EndpointUpdate, began, err)
+	return jobID, err
+}
+
+func (a api) ListResidents(ctx context.Context, scope importer.ListScope, offset int) ([]importer.ResidentRecord, bool, int, error) {
+	began := time.Now()
+	page, more, total, err := a.inner.ListResidents(ctx, scope, offset)
+	a.m.observe(importer.EndpointListResidents, began, err)
+	return page, more, total, err
+}

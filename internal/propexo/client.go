@@ -108,7 +108,7 @@ func (c *Client) CreateResident(ctx context.Context, vendor importer.Vendor, r i
 		JobID string `json:"job_id"` // the older generation of the reference
 	}
 	op := "POST " + vendor.CreatePath()
-	if err := c.do(ctx, http.MethodPost, vendor.CreatePath(), nil, r, &answer); err != nil {
+	if err := c.do(ctx, http.MethodPost, vendor.CreatePath(), nil, r.Body(), &answer); err != nil {
 		return "", err
 	}
 	jobID := answer.Meta.JobID
@@ -181,17 +181,15 @@ const maxLookupPages = 10
 var ErrTooManyToSearch = errors.New("too many residents to search by name")
 
 // FindResidents lists the residents that match a query, all pages. By email
-// the API filters; by name the query also asks the API to filter
-// (first_name, last_name) and checks every record itself, in case the API
-// ignores those parameters.
+// the API filters; by name (no documented filter) it pages through the
+// integration's residents and checks each record itself.
 func (c *Client) FindResidents(ctx context.Context, q importer.ResidentQuery) ([]importer.ResidentRecord, error) {
 	params := url.Values{"integration_id": {q.IntegrationID}, "limit": {"250"}}
 	if q.Email != "" {
 		params.Set("email_1", q.Email)
-	} else {
-		params.Set("first_name", q.FirstName)
-		params.Set("last_name", q.LastName)
 	}
+	// Names are no documented filter: without an email the scope is
+	// paged through and each record checked here.
 	var out []importer.ResidentRecord
 	for page, offset := 0, 0; ; page++ {
 		if q.Email == "" && page == maxLookupPages {
@@ -217,6 +215,77 @@ func (c *Client) FindResidents(ctx context.Context, q importer.ResidentQuery) ([
 		}
 		offset += len(answer.Results)
 	}
+}
+
+// UpdateResident submits an update of resident id on the vendor's path and
+// returns the write's job id. Sent twice with the same fields, it changes
+// nothing the second time.
+func (c *Client) UpdateResident(ctx context.Context, vendor importer.Vendor, id string, r importer.Resident) (string, error) {
+	var answer struct {
+		Meta struct {
+			JobID string `json:"job_id"`
+		} `json:"meta"`
+		JobID string `json:"job_id"`
+	}
+	path := vendor.UpdatePath(url.PathEscape(id))
+	if err := c.do(ctx, http.MethodPut, path, nil, r.Body(), &answer); err != nil {
+		return "", err
+	}
+	jobID := orElse(answer.Meta.JobID, answer.JobID)
+	if jobID == "" {
+		return "", &importer.APIError{Kind: importer.KindUnavailable, Op: "PUT " + opPath(path), Status: http.StatusOK, MaybeSent: true,
+			Message: "the answer carries no job id"}
+	}
+	return jobID, nil
+}
+
+// ListResidents reads one page of the residents in scope, oldest first
+// (created_at:asc, so residents created meanwhile do not shift the pages).
+// more says whether another page follows: the API's hasMore when it says,
+// else whether the page was full and total (when given) is not reached.
+func (c *Client) ListResidents(ctx context.Context, scope importer.ListScope, offset int) ([]importer.ResidentRecord, bool, int, error) {
+	params := url.Values{"integration_id": {scope.IntegrationID}, "limit": {strconv.Itoa(importer.ListPageSize)},
+		"offset": {strconv.Itoa(offset)}, "order-by": {"created_at:asc"}}
+	if scope.PropertyID != "" {
+		params.Set("property_id", scope.PropertyID)
+	}
+	var answer struct {
+		Meta struct {
+			HasMore *bool `json:"hasMore"`
+			Total   *int  `json:"total"`
+		} `json:"meta"`
+		Results []residentJSON `json:"results"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/v1/residents/", params, nil, &answer); err != nil {
+		return nil, false, 0, err
+	}
+	page := make([]importer.ResidentRecord, len(answer.Results))
+	for i, r := range answer.Results {
+		page[i] = r.record()
+	}
+	total := -1
+	if answer.Meta.Total != nil {
+		total = *answer.Meta.Total
+	}
+	var more bool
+	switch {
+	case len(page) == 0:
+		more = false
+	case answer.Meta.HasMore != nil:
+		more = *answer.Meta.HasMore
+	case total >= 0:
+		more = offset+len(page) < total
+	default:
+		more = len(page) >= importer.ListPageSize
+	}
+	return page, more, total, nil
+}
+
+func orElse(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // do sends one request and decodes a 200 answer into out.
@@ -348,26 +417,28 @@ func scrub(err error) error {
 	return err
 }
 
-// residentJSON is a resident as the API answers it; every field may be null.
-type residentJSON struct {
-	ID            *string `json:"id"`
-	IntegrationID *string `json:"integration_id"`
-	PropertyID    *string `json:"property_id"`
-	FirstName     *string `json:"first_name"`
-	LastName      *string `json:"last_name"`
-	Email1        *string `json:"email_1"`
-	DateOfBirth   *string `json:"date_of_birth"`
-}
+// residentJSON is a resident as the API answers it: every field may be
+// null, a number where text is expected, or missing.
+type residentJSON map[string]any
 
 func (r residentJSON) record() importer.ResidentRecord {
-	s := func(p *string) string {
-		if p == nil {
-			return ""
+	text := func(name string) string {
+		switch v := r[name].(type) {
+		case string:
+			return v
+		case float64:
+			return strconv.FormatFloat(v, 'f', -1, 64)
+		case bool:
+			return strconv.FormatBool(v)
 		}
-		return *p
+		return ""
 	}
-	return importer.ResidentRecord{ID: s(r.ID), Resident: importer.Resident{
-		IntegrationID: s(r.IntegrationID), PropertyID: s(r.PropertyID), FirstName: s(r.FirstName),
-		LastName: s(r.LastName), Email1: s(r.Email1), DateOfBirth: s(r.DateOfBirth),
-	}}
+	rec := importer.ResidentRecord{ID: text("id")}
+	for _, f := range importer.Fields() {
+		rec.Set(f, text(f))
+	}
+	if t, err := time.Parse(time.RFC3339, text("updated_at")); err == nil {
+		rec.UpdatedAt = t
+	}
+	return rec
 }

@@ -41,7 +41,7 @@ func WriteReceipt(reportDir string, r Receipt) error {
 	if err != nil {
 		return fmt.Errorf("error encoding %s: %w", ReceiptFile, err)
 	}
-	return writeAtomically(dir, ReceiptFile, func(w io.Writer) error {
+	return WriteAtomically(dir, ReceiptFile, func(w io.Writer) error {
 		_, err := w.Write(append(b, '\n'))
 		return err
 	})

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/gocarina/gocsv"
 
@@ -27,17 +28,24 @@ const (
 	ResultsFile = "results.csv"
 	FailedFile  = "failed.csv"
 	SummaryFile = "summary.json"
+	// MissingFile lists, for a sync, the residents of its scope that the
+	// file no longer has (report only: the API deletes no resident).
+	MissingFile = "missing.csv"
 )
 
 // ResultColumns are the columns results.csv puts before the record's own.
-var ResultColumns = []string{"row", "status", "job_id", "record_id", "error_code", "error"}
+var ResultColumns = []string{"row", "status", "action", "job_id", "record_id", "error_code", "error"}
 
 // Dir is the folder of an import's report.
 func Dir(reportDir, importID string) string { return filepath.Join(reportDir, importID) }
 
+// MissingColumns are missing.csv's columns.
+var MissingColumns = []string{"record_id", "x_id", "integration_id", "property_id", "first_name", "last_name", "email_1", "phone_1", "date_of_birth"}
+
 // Write writes the report of an import into reportDir/<import id>/ and
 // returns that folder. rows must yield every row of the import in order.
-func Write(reportDir string, sum importer.Summary, columns []string, rows iter.Seq2[importer.ReportRow, error]) (string, error) {
+// missing, when not nil (a sync), is written as missing.csv.
+func Write(reportDir string, sum importer.Summary, columns []string, rows iter.Seq2[importer.ReportRow, error], missing []importer.ResidentRecord) (string, error) {
 	dir := Dir(reportDir, sum.ImportID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("error creating the report folder: %w", err)
@@ -73,10 +81,33 @@ func Write(reportDir string, sum importer.Summary, columns []string, rows iter.S
 	if err := failed.commit(); err != nil {
 		return "", err
 	}
+	if missing != nil {
+		if err := writeMissing(dir, missing); err != nil {
+			return "", err
+		}
+	}
 	if err := writeSummary(dir, sum); err != nil {
 		return "", err
 	}
 	return dir, nil
+}
+
+func writeMissing(dir string, missing []importer.ResidentRecord) error {
+	f, err := newCSVFile(dir, MissingFile, MissingColumns)
+	if err != nil {
+		return err
+	}
+	defer f.abort()
+	for _, rec := range missing {
+		line := []string{Neutralize(rec.ID)}
+		for _, field := range MissingColumns[1:] {
+			line = append(line, Neutralize(rec.Get(field)))
+		}
+		if err := f.write(line); err != nil {
+			return err
+		}
+	}
+	return f.commit()
 }
 
 // liner lays a row out as the report's lines.
@@ -125,7 +156,7 @@ func (l *liner) result(row importer.ReportRow) []string {
 	if status == "" {
 		status = "pending"
 	}
-	return append([]string{strconv.Itoa(r.Row), status, r.JobID, r.RecordID, r.ErrorCode, r.Error}, l.original(row)...)
+	return append([]string{strconv.Itoa(r.Row), status, string(importer.ActionOf(r, row.Planned != nil)), r.JobID, r.RecordID, r.ErrorCode, r.Error}, l.original(row)...)
 }
 
 // WriteResults streams results.csv to w.
@@ -244,12 +275,12 @@ func (c *csvFile) abort() {
 }
 
 func writeSummary(dir string, sum importer.Summary) error {
-	return writeAtomically(dir, SummaryFile, func(w io.Writer) error { return WriteSummary(w, sum) })
+	return WriteAtomically(dir, SummaryFile, func(w io.Writer) error { return WriteSummary(w, sum) })
 }
 
-// writeAtomically writes a file of dir through a temporary file renamed
+// WriteAtomically writes a file of dir through a temporary file renamed
 // into place, readable by its owner only.
-func writeAtomically(dir, name string, write func(io.Writer) error) error {
+func WriteAtomically(dir, name string, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
 		return fmt.Errorf("error creating %s: %w", name, err)
@@ -307,3 +338,61 @@ func (Files) Stream(w io.Writer, name string, imp importer.Import, sum importer.
 	}
 	return fmt.Errorf("%s is not a report file", name)
 }
+
+// PlanFile is what 'importer plan' writes: what a sync would do with each
+// row.
+const PlanFile = "plan.csv"
+
+// PlanColumns are plan.csv's columns.
+var PlanColumns = []string{"row", "action", "status", "record_id", "changes", "note"}
+
+// Plan writes plan.csv, a row at a time, into an import's report folder.
+type Plan struct {
+	dir string
+	f   *csvFile
+}
+
+// NewPlan starts reportDir/<import id>/plan.csv.
+func NewPlan(reportDir, importID string) (*Plan, error) {
+	dir := Dir(reportDir, importID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("error creating the report folder: %w", err)
+	}
+	f, err := newCSVFile(dir, PlanFile, PlanColumns)
+	if err != nil {
+		return nil, err
+	}
+	return &Plan{dir: dir, f: f}, nil
+}
+
+// Add writes a row's decision: the changed fields as "field: old → new".
+func (p *Plan) Add(row int, d importer.Decision) error {
+	changes := make([]string, len(d.Changes))
+	for i, c := range d.Changes {
+		changes[i] = fmt.Sprintf("%s: %s → %s", c.Field, orDash(c.Old), orDash(c.New))
+	}
+	status := string(d.Outcome)
+	if status == "" {
+		status = "to_" + string(d.Action)
+	}
+	return p.f.write([]string{strconv.Itoa(row), string(d.Action), status, Neutralize(d.RecordID),
+		Neutralize(strings.Join(changes, "; ")), Neutralize(d.Note)})
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "(empty)"
+	}
+	return s
+}
+
+// Commit finishes plan.csv and returns its path; Abort drops it.
+func (p *Plan) Commit() (string, error) {
+	if err := p.f.commit(); err != nil {
+		return "", err
+	}
+	return filepath.Join(p.dir, PlanFile), nil
+}
+
+// Abort drops an unfinished plan.csv.
+func (p *Plan) Abort() { p.f.abort() }

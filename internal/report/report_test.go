@@ -52,7 +52,7 @@ func sample() (importer.Summary, []string, []importer.ReportRow) {
 
 func TestWriteMatchesGoldenFiles(t *testing.T) {
 	sum, cols, rows := sample()
-	dir, err := report.Write(t.TempDir(), sum, cols, rowsOf(rows))
+	dir, err := report.Write(t.TempDir(), sum, cols, rowsOf(rows), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,12 +78,12 @@ func TestWriteMatchesGoldenFiles(t *testing.T) {
 
 func TestReportShape(t *testing.T) {
 	sum, cols, rows := sample()
-	dir, err := report.Write(t.TempDir(), sum, cols, rowsOf(rows))
+	dir, err := report.Write(t.TempDir(), sum, cols, rowsOf(rows), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	results := readCSV(t, filepath.Join(dir, report.ResultsFile))
-	if got := strings.Join(results[0], ","); got != "row,status,job_id,record_id,error_code,error,First Name,E-mail,Favorite Color" {
+	if got := strings.Join(results[0], ","); got != "row,status,action,job_id,record_id,error_code,error,First Name,E-mail,Favorite Color" {
 		t.Errorf("results header = %s", got)
 	}
 	if len(results) != 1+len(rows) {
@@ -94,10 +94,10 @@ func TestReportShape(t *testing.T) {
 			t.Errorf("line %d is row %s: input order lost", i+1, line[0])
 		}
 	}
-	if got := results[2][8]; got != `'=HYPERLINK("http://evil")` {
+	if got := results[2][9]; got != `'=HYPERLINK("http://evil")` {
 		t.Errorf("formula cell written as %q, want it neutralised", got)
 	}
-	if got := results[6]; got[6] != "" || got[7] != "ed@example.com" {
+	if got := results[6]; got[7] != "" || got[8] != "ed@example.com" {
 		t.Errorf("a record without some columns = %q", got)
 	}
 	failed := readCSV(t, filepath.Join(dir, report.FailedFile))
@@ -161,7 +161,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // The streams a browser downloads are the files Write writes.
 func TestStreamsMatchTheFiles(t *testing.T) {
 	sum, cols, rows := sample()
-	dir, err := report.Write(t.TempDir(), sum, cols, rowsOf(rows))
+	dir, err := report.Write(t.TempDir(), sum, cols, rowsOf(rows), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,11 @@
 package sandbox
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,15 +27,92 @@ func (s *Server) store(body resident, at time.Time) string {
 	s.order = append(s.order, id)
 	s.stats.ResidentsCreated++
 	s.stats.ResidentsByIdentity[identity(body)]++
+	s.remember(id, nil, at)
 	return id
+}
+
+// lag is what the API's cache shows of a resident until a moment: the copy
+// before its last write, or nothing (a new resident).
+type lag struct {
+	until time.Time
+	shown *resident
+}
+
+// remember starts the cache lag of a resident just written, whose copy
+// before the write was before (nil: it is new). Callers hold mu.
+func (s *Server) remember(id string, before *resident, at time.Time) {
+	if s.cfg.CacheLag <= 0 {
+		return
+	}
+	if old, lagging := s.lagging[id]; lagging && at.Before(old.until) {
+		before = old.shown // the cache has not read the earlier write either
+	}
+	s.lagging[id] = lag{until: at.Add(s.cfg.CacheLag), shown: before}
+}
+
+// view is the resident as get and list show it now: nil while the cache
+// has not read it yet. Callers hold mu.
+func (s *Server) view(id string, now time.Time) *resident {
+	rec := s.residents[id]
+	if l, lagging := s.lagging[id]; lagging {
+		if now.Before(l.until) {
+			return l.shown
+		}
+		delete(s.lagging, id)
+	}
+	return rec
+}
+
+// apply writes an update's fields to a resident, counting an update that
+// changes nothing. Callers hold mu.
+func (s *Server) apply(id string, body resident, at time.Time) {
+	rec, ok := s.residents[id]
+	if !ok {
+		return
+	}
+	before := *rec
+	changed := false
+	set := func(dst **string, v *string) {
+		if v != nil && (*dst == nil || **dst != *v) {
+			*dst, changed = v, true
+		}
+	}
+	for _, f := range []struct{ dst, v **string }{
+		{&rec.PropertyID, &body.PropertyID}, {&rec.LeaseID, &body.LeaseID},
+		{&rec.FirstName, &body.FirstName}, {&rec.MiddleName, &body.MiddleName}, {&rec.LastName, &body.LastName},
+		{&rec.Email1, &body.Email1}, {&rec.Email2, &body.Email2}, {&rec.DateOfBirth, &body.DateOfBirth},
+		{&rec.Phone1, &body.Phone1}, {&rec.Phone1Type, &body.Phone1Type}, {&rec.Phone2, &body.Phone2}, {&rec.Phone2Type, &body.Phone2Type},
+		{&rec.Address1, &body.Address1}, {&rec.Address2, &body.Address2}, {&rec.City, &body.City}, {&rec.State, &body.State},
+		{&rec.Zip, &body.Zip}, {&rec.Country, &body.Country},
+		{&rec.Address1Alternate, &body.Address1Alternate}, {&rec.Address2Alternate, &body.Address2Alternate},
+		{&rec.CityAlternate, &body.CityAlternate}, {&rec.StateAlternate, &body.StateAlternate},
+		{&rec.ZipAlternate, &body.ZipAlternate}, {&rec.CountryAlternate, &body.CountryAlternate},
+		{&rec.Notes, &body.Notes}, {&rec.RentPeriod, &body.RentPeriod},
+	} {
+		set(f.dst, *f.v)
+	}
+	if body.RentDueDay != nil && (rec.RentDueDay == nil || *rec.RentDueDay != *body.RentDueDay) {
+		rec.RentDueDay, changed = body.RentDueDay, true
+	}
+	s.stats.UpdatesApplied++
+	if !changed {
+		s.stats.NoopUpdates++
+		return
+	}
+	ts := at.UTC().Format(time.RFC3339)
+	rec.UpdatedAt = &ts
+	s.remember(id, &before, at)
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	rec, ok := s.residents[r.PathValue("id")]
+	rec, ok := s.residents[r.PathValue("id")], false
+	if !strings.HasPrefix(r.URL.Path, "/_sandbox/") && rec != nil {
+		rec = s.view(r.PathValue("id"), s.cfg.Now())
+	}
 	var out resident
-	if ok {
-		out = *rec
+	if rec != nil {
+		out, ok = *rec, true
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -41,37 +122,86 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, oneAnswer{Meta: map[string]any{}, Results: out})
 }
 
+// listFilters are the documented filters of GET /v1/residents/; any other
+// query parameter (a name, say) is ignored, as the API is assumed to.
+type listFilters struct {
+	integrationID, propertyID, leaseID, xID, email, phone, vendor string
+	updatedGTE, updatedLTE                                        time.Time
+}
+
+func (f listFilters) match(rec *resident) bool {
+	updated, _ := time.Parse(time.RFC3339, str(rec.UpdatedAt))
+	return (f.integrationID == "" || str(rec.IntegrationID) == f.integrationID) &&
+		(f.propertyID == "" || str(rec.PropertyID) == f.propertyID) &&
+		(f.leaseID == "" || str(rec.LeaseID) == f.leaseID) &&
+		(f.xID == "" || str(rec.XID) == f.xID) &&
+		(f.email == "" || strings.EqualFold(str(rec.Email1), f.email)) &&
+		(f.phone == "" || digits(str(rec.Phone1)) == digits(f.phone)) &&
+		(f.vendor == "" || strings.EqualFold(str(rec.IntegrationVendor), f.vendor)) &&
+		(f.updatedGTE.IsZero() || !updated.Before(f.updatedGTE)) &&
+		(f.updatedLTE.IsZero() || !updated.After(f.updatedLTE))
+}
+
+func digits(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if c >= '0' && c <= '9' {
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	offset, limit, ok := paging(w, q.Get("offset"), q.Get("limit"))
 	if !ok {
 		return
 	}
-	integrationID, email := q.Get("integration_id"), q.Get("email_1")
-	first, last := q.Get("first_name"), q.Get("last_name")
+	f := listFilters{integrationID: q.Get("integration_id"), propertyID: q.Get("property_id"), leaseID: q.Get("lease_id"),
+		xID: q.Get("x_id"), email: q.Get("email_1"), phone: q.Get("phone_1"), vendor: q.Get("integration_vendor")}
+	for name, dst := range map[string]*time.Time{"updated_at_gte": &f.updatedGTE, "updated_at_lte": &f.updatedLTE} {
+		if v := q.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "invalid_request", name+" must be an ISO-8601 date-time", nil)
+				return
+			}
+			*dst = t
+		}
+	}
+	orderBy := q.Get("order-by")
+	if orderBy == "" {
+		orderBy = "created_at:desc"
+	}
+	field, dir, _ := strings.Cut(orderBy, ":")
+	if (field != "created_at" && field != "updated_at") || (dir != "asc" && dir != "desc") {
+		writeError(w, http.StatusBadRequest, "invalid_request", "order-by must be created_at or updated_at, then :asc or :desc", nil)
+		return
+	}
 	s.mu.Lock()
+	now := s.cfg.Now()
 	var matched []resident
 	for _, id := range s.order {
-		rec := s.residents[id]
-		if integrationID != "" && str(rec.IntegrationID) != integrationID {
-			continue
+		if rec := s.view(id, now); rec != nil && f.match(rec) {
+			matched = append(matched, *rec)
 		}
-		if email != "" && !strings.EqualFold(str(rec.Email1), email) {
-			continue
-		}
-		if (first != "" && !strings.EqualFold(str(rec.FirstName), first)) || (last != "" && !strings.EqualFold(str(rec.LastName), last)) {
-			continue
-		}
-		matched = append(matched, *rec)
 	}
 	s.mu.Unlock()
+	// s.order is creation order; created_at ties keep it.
+	if field == "updated_at" {
+		sort.SliceStable(matched, func(i, j int) bool { return str(matched[i].UpdatedAt) < str(matched[j].UpdatedAt) })
+	}
+	if dir == "desc" {
+		slices.Reverse(matched)
+	}
 	total := len(matched)
 	page := []resident{}
 	if offset < total {
 		page = matched[offset:min(total, offset+limit)]
 	}
 	writeJSON(w, http.StatusOK, listAnswer{
-		Meta:    listMeta{Offset: offset, Limit: limit, OrderBy: "created_at", HasMore: offset+len(page) < total, Total: total},
+		Meta:    listMeta{Offset: offset, Limit: limit, OrderBy: orderBy, HasMore: offset+len(page) < total, Total: total},
 		Results: page,
 	})
 }
@@ -113,4 +243,40 @@ func paging(w http.ResponseWriter, offsetArg, limitArg string) (offset, limit in
 		}
 	}
 	return offset, limit, true
+}
+
+// SaveResidents writes every resident the sandbox holds, as JSON, so that a
+// sandbox started later can hold them too (LoadResidents): the in-process
+// sandbox keeps its residents between two commands this way.
+func (s *Server) SaveResidents(w io.Writer) error {
+	s.mu.Lock()
+	out := make([]resident, 0, len(s.order))
+	for _, id := range s.order {
+		out = append(out, *s.residents[id])
+	}
+	s.mu.Unlock()
+	return json.NewEncoder(w).Encode(out)
+}
+
+// LoadResidents adds the residents SaveResidents wrote, as the cache shows
+// them at once.
+func (s *Server) LoadResidents(r io.Reader) error {
+	var in []resident
+	if err := json.NewDecoder(r).Decode(&in); err != nil {
+		return fmt.Errorf("the saved residents are not readable: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rec := range in {
+		id := str(rec.ID)
+		if id == "" {
+			continue
+		}
+		if _, known := s.residents[id]; !known {
+			s.order = append(s.order, id)
+		}
+		rec := rec
+		s.residents[id] = &rec
+	}
+	return nil
 }

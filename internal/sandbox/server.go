@@ -44,6 +44,11 @@ type Config struct {
 	// names a property of its integration that is not here fails at the
 	// PMS, after the latency. Default DefaultProperties.
 	Properties map[string]string
+	// CacheLag keeps a written resident out of get and list for this long
+	// after its write resolves, as Propexo's cache shows a record only once
+	// it has read it back from the PMS (at the next sync, for some PMS).
+	// Default 0: shown at once.
+	CacheLag time.Duration
 	// StuckRate is the share of writes, 0 to 1, that never leave PENDING.
 	// Default 0.
 	StuckRate float64
@@ -98,6 +103,9 @@ type Server struct {
 	pending   jobQueue
 	residents map[string]*resident
 	order     []string // resident ids in creation order
+	// lagging holds, per resident, what get and list show while the
+	// cache lags its last write (see Config.CacheLag).
+	lagging   map[string]lag
 	stats     Stats
 	faults    Faults
 	burstLeft int       // 5xx answers still owed by a burst
@@ -119,6 +127,12 @@ type Stats struct {
 	Creates int `json:"creates"`
 	// ResidentsCreated counts residents written by successful jobs.
 	ResidentsCreated int `json:"residents_created"`
+	// Updates counts accepted updates (write jobs made); UpdatesApplied,
+	// those that succeeded; NoopUpdates, those of them that changed
+	// nothing.
+	Updates        int `json:"updates"`
+	UpdatesApplied int `json:"updates_applied"`
+	NoopUpdates    int `json:"noop_updates"`
 	// CreatesByIdentity counts accepted creates by integration, email and
 	// name, so that a resident sent twice is visible.
 	CreatesByIdentity map[string]int `json:"creates_by_identity"`
@@ -166,6 +180,7 @@ func New(cfg Config) *Server {
 		rng:       mrand.New(mrand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		jobs:      map[string]*job{},
 		residents: map[string]*resident{},
+		lagging:   map[string]lag{},
 		faults:    cfg.Faults,
 		stats: Stats{Requests: map[string]int{}, CreatesByIdentity: map[string]int{}, ResidentsByIdentity: map[string]int{},
 			Faults: map[string]int{}, Webhooks: map[string]int{}},
@@ -241,6 +256,8 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/residents/{vendor}/{$}", "create_resident", s.create)
 	route("GET /v1/residents/{$}", "list_residents", s.list)
 	route("GET /v1/residents/{id}", "get_resident", s.get)
+	route("PUT /v1/residents/{id}", "update_resident", s.update)
+	route("PUT /v1/residents/{vendor}/{id}", "update_resident", s.update)
 	route("GET /v1/admin/write-status/{job}", "write_status", s.writeStatus)
 	route("POST /v1/admin/retry-write/{job}", "retry_write", s.retryWrite)
 	route("GET /v1/admin/integrations/{$}", "list_integrations", s.integrations)

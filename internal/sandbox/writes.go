@@ -23,8 +23,9 @@ type job struct {
 	errors    []string
 	body      resident
 	recordID  string
-	stuck     bool // never resolves
-	index     int  // in the pending heap
+	updateOf  string // the resident an update job writes to; "" for a create
+	stuck     bool   // never resolves
+	index     int    // in the pending heap
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request) {
@@ -37,35 +38,10 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "unknown vendor "+pathVendor, nil)
 		return
 	}
-	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "cannot read the body", nil)
+	body, issues, ok := readBody(w, r)
+	if !ok {
 		return
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "the body is not a JSON object", nil)
-		return
-	}
-	var issues []issue
-	if r.URL.Query().Get("ignore_unknown_fields") != "true" {
-		var unknown []string
-		for k := range fields {
-			if !writable[k] {
-				unknown = append(unknown, k)
-			}
-		}
-		sort.Strings(unknown)
-		for _, k := range unknown {
-			issues = append(issues, issue{Code: "unrecognized_keys", Path: []string{k}, Message: "Unrecognized key: " + k})
-		}
-	}
-	var body resident
-	if err := json.Unmarshal(raw, &body); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "a field has the wrong type: "+err.Error(), nil)
-		return
-	}
-	body.ID, body.CreatedAt, body.UpdatedAt, body.XID, body.IntegrationVendor = nil, nil, nil, nil, nil
 
 	integrationID := str(body.IntegrationID)
 	vendor, known := s.cfg.Integrations[integrationID]
@@ -94,6 +70,97 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 
 	answer := createAnswer{Meta: createMeta{JobID: j.id}, Result: body}
 	writeJSON(w, http.StatusOK, answer)
+}
+
+// readBody reads a write's body: the resident it carries and, unless the
+// query has ignore_unknown_fields=true, an issue for each unknown field. A
+// body that is no JSON object is answered 400 here (ok false).
+func readBody(w http.ResponseWriter, r *http.Request) (body resident, issues []issue, ok bool) {
+	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "cannot read the body", nil)
+		return body, nil, false
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "the body is not a JSON object", nil)
+		return body, nil, false
+	}
+	if r.URL.Query().Get("ignore_unknown_fields") != "true" {
+		var unknown []string
+		for k := range fields {
+			if !writable[k] {
+				unknown = append(unknown, k)
+			}
+		}
+		sort.Strings(unknown)
+		for _, k := range unknown {
+			issues = append(issues, issue{Code: "unrecognized_keys", Path: []string{k}, Message: "Unrecognized key: " + k})
+		}
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "a field has the wrong type: "+err.Error(), nil)
+		return body, nil, false
+	}
+	body.ID, body.CreatedAt, body.UpdatedAt, body.XID, body.IntegrationVendor = nil, nil, nil, nil, nil
+	return body, issues, true
+}
+
+// update answers PUT /v1/residents/{id} and /v1/residents/{vendor}/{id}:
+// a write job, like a create, that applies the fields sent to the resident
+// when it succeeds. Every field is optional in the generic form; Rent
+// Manager's update requires last_name, rent_period and rent_due_day; a
+// phone_1 travels with its phone_1_type.
+func (s *Server) update(w http.ResponseWriter, r *http.Request) {
+	pathVendor, id := r.PathValue("vendor"), r.PathValue("id")
+	if pathVendor != "" && !perVendorPaths[pathVendor] {
+		writeError(w, http.StatusNotFound, "not_found", "unknown vendor "+pathVendor, nil)
+		return
+	}
+	body, issues, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	rec, exists := s.residents[id]
+	var vendor string
+	if exists {
+		vendor = s.cfg.Integrations[str(rec.IntegrationID)]
+	}
+	s.mu.Unlock()
+	if !exists {
+		writeError(w, http.StatusNotFound, "not_found", "Resident not found", nil)
+		return
+	}
+	if pathVendor != "" && pathVendor != vendor {
+		issues = append(issues, issue{Code: "custom", Path: []string{"id"}, Message: fmt.Sprintf("Resident belongs to a %s integration, not %s", vendor, pathVendor)})
+	}
+	if pathVendor == "rentmanager" {
+		for name, v := range map[string]*string{"last_name": body.LastName, "rent_period": body.RentPeriod} {
+			if v == nil || strings.TrimSpace(*v) == "" {
+				issues = append(issues, issue{Code: "invalid_type", Path: []string{name}, Message: "Required"})
+			}
+		}
+		if body.RentDueDay == nil {
+			issues = append(issues, issue{Code: "invalid_type", Path: []string{"rent_due_day"}, Message: "Required"})
+		}
+	}
+	if body.Phone1 != nil && body.Phone1Type == nil {
+		issues = append(issues, issue{Code: "invalid_type", Path: []string{"phone_1_type"}, Message: "Required when phone_1 is sent"})
+	}
+	issues = append(issues, vendorIssues("", body)...)
+	if len(issues) > 0 {
+		sort.Slice(issues, func(i, j int) bool { return issues[i].Path[0] < issues[j].Path[0] })
+		writeError(w, http.StatusBadRequest, "invalid_request", "Invalid request body", issues)
+		return
+	}
+	body.IntegrationID = rec.IntegrationID
+	s.mu.Lock()
+	j := s.newJob(body, vendor)
+	j.updateOf = id
+	s.stats.Updates++
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, createAnswer{Meta: createMeta{JobID: j.id}, Result: body})
 }
 
 // identity names a resident for the duplicate count.
@@ -150,7 +217,12 @@ func (s *Server) resolveDue() {
 	for s.pending.Len() > 0 && !s.pending[0].resolveAt.After(now) {
 		j := heap.Pop(&s.pending).(*job)
 		j.status = j.outcome
-		if j.outcome == "SUCCESS" || j.outcome == "PARTIAL_SUCCESS" {
+		switch {
+		case j.outcome != "SUCCESS" && j.outcome != "PARTIAL_SUCCESS":
+		case j.updateOf != "":
+			j.recordID = j.updateOf
+			s.apply(j.updateOf, j.body, j.resolveAt)
+		default:
 			j.recordID = s.store(j.body, j.resolveAt)
 		}
 		if s.hooks != nil {

@@ -39,6 +39,12 @@ type Entry struct {
 	RentDueDay    int    `yaml:"rent_due_day"`
 	Deadline      string `yaml:"deadline"`
 	Verify        bool   `yaml:"verify"`
+	// Mode, MatchOn, MaxCreates and MaxUpdates are run's --mode,
+	// --match-on, --max-creates and --max-updates.
+	Mode       string `yaml:"mode"`
+	MatchOn    string `yaml:"match_on"`
+	MaxCreates string `yaml:"max_creates"`
+	MaxUpdates string `yaml:"max_updates"`
 	// ReportDir is a subfolder of the workers' --report-dir for this
 	// schedule's reports.
 	ReportDir string `yaml:"report_dir"`
@@ -150,7 +156,18 @@ func (e Entry) periodic(base string) (Periodic, error) {
 		return Periodic{}, fmt.Errorf("inbox %q: %v", e.Inbox, err)
 	}
 	opts := importer.Options{Format: e.Format, Delimiter: e.Delimiter, Vendor: importer.Vendor(e.Vendor), IntegrationID: e.IntegrationID,
-		PropertyID: e.PropertyID, RentPeriod: e.RentPeriod, RentDueDay: e.RentDueDay, Verify: e.Verify}
+		PropertyID: e.PropertyID, RentPeriod: e.RentPeriod, RentDueDay: e.RentDueDay, Verify: e.Verify,
+		Mode: importer.Mode(e.Mode), MatchOn: e.MatchOn}
+	for _, g := range []struct {
+		field, arg string
+		dst        *importer.Guard
+	}{{"max_creates", e.MaxCreates, &opts.MaxCreates}, {"max_updates", e.MaxUpdates, &opts.MaxUpdates}} {
+		guard, err := importer.ParseGuard(g.arg)
+		if err != nil {
+			return Periodic{}, &importer.OptionError{Field: g.field, Err: err}
+		}
+		*g.dst = guard
+	}
 	if e.Deadline != "" {
 		d, err := time.ParseDuration(e.Deadline)
 		if err != nil {

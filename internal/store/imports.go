@@ -32,7 +32,7 @@ func (s *Store) CreateImport(ctx context.Context, imp importer.Import) (stored i
 		// Anything else under the id was left by workers that wrote for
 		// an import Redis had lost (their tasks were in flight): not this
 		// import's.
-		pipe.Del(ctx, k.state, k.results, k.counts, k.input, k.stats)
+		pipe.Del(ctx, k.state, k.results, k.counts, k.input, k.stats, k.snapshot, k.plan)
 		pipe.HSet(ctx, k.meta, "total", -1, "retention_seconds", int64(imp.Retention.Seconds()))
 		pipe.ZAdd(ctx, importsKey, redis.Z{Score: float64(imp.CreatedAt.UnixMilli()), Member: imp.ID})
 		if imp.ContentKey != "" {
@@ -169,8 +169,8 @@ func (s *Store) Import(ctx context.Context, id string) (importer.Import, error) 
 }
 
 // Refollow records, for an import run again, the options of how it is
-// followed (a re-run's deadline and --verify win over the first run's) and
-// the folder of the client's report.
+// followed (a re-run's deadline, --verify and guards win over the first
+// run's) and the folder of the client's report.
 func (s *Store) Refollow(ctx context.Context, id string, opts importer.Options, reportDir string) error {
 	k := keysOf(id)
 	raw, err := s.rdb.HGet(ctx, k.meta, "import").Result()
@@ -185,6 +185,7 @@ func (s *Store) Refollow(ctx context.Context, id string, opts importer.Options, 
 		return fmt.Errorf("error decoding import %s: %w", id, err)
 	}
 	imp.Options.Deadline, imp.Options.Verify, imp.ReportDir = opts.Deadline, opts.Verify, reportDir
+	imp.Options.MaxCreates, imp.Options.MaxUpdates = opts.MaxCreates, opts.MaxUpdates
 	b, err := json.Marshal(imp)
 	if err != nil {
 		return fmt.Errorf("error encoding import %s: %w", id, err)
@@ -260,7 +261,7 @@ func (s *Store) Delete(ctx context.Context, id string) (int, error) {
 		deleted += int(n)
 	}
 	pipe := s.rdb.TxPipeline()
-	del := pipe.Del(ctx, k.meta, k.state, k.results, k.input, k.counts, k.stats)
+	del := pipe.Del(ctx, k.meta, k.state, k.results, k.input, k.counts, k.stats, k.snapshot, k.plan)
 	pipe.ZRem(ctx, importsKey, id)
 	if imp.ContentKey != "" {
 		// The content's index leads to this import no longer.
@@ -340,7 +341,7 @@ func (s *Store) Finish(ctx context.Context, id string, at time.Time) error {
 	pipe.HSet(ctx, k.meta, "finished_at", at.UTC().Format(time.RFC3339Nano))
 	if secs > 0 {
 		ttl := time.Duration(secs) * time.Second
-		for _, key := range []string{k.input, k.results, k.state} {
+		for _, key := range k.rowKeys() {
 			pipe.Expire(ctx, key, ttl)
 		}
 		pipe.HSet(ctx, k.meta, "expires_at", at.Add(ttl).UTC().Format(time.RFC3339Nano))

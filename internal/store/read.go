@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -66,8 +67,8 @@ func (s *Store) Summary(ctx context.Context, id string) (importer.Summary, error
 	return importer.NewSummary(imp, p, stats), nil
 }
 
-// Rows yields the rows of an import in input order, with their outcomes and
-// original columns, reading Redis in batches.
+// Rows yields the rows of an import in input order, with their outcomes,
+// planned updates and original columns, reading Redis in batches.
 func (s *Store) Rows(ctx context.Context, id string, total int) iter.Seq2[importer.ReportRow, error] {
 	const batch = 5 * inputChunk
 	k := keysOf(id)
@@ -92,6 +93,11 @@ func (s *Store) Rows(ctx context.Context, id string, total int) iter.Seq2[import
 				yield(importer.ReportRow{}, fmt.Errorf("error reading rows %d-%d of import %s: %w", first, last, id, err))
 				return
 			}
+			plans, err := s.rdb.HMGet(ctx, k.plan, fields...).Result()
+			if err != nil {
+				yield(importer.ReportRow{}, fmt.Errorf("error reading rows %d-%d of import %s: %w", first, last, id, err))
+				return
+			}
 			records, err := s.chunks(ctx, k, header, chunks)
 			if err != nil {
 				yield(importer.ReportRow{}, fmt.Errorf("error reading rows %d-%d of import %s: %w", first, last, id, err))
@@ -107,6 +113,19 @@ func (s *Store) Rows(ctx context.Context, id string, total int) iter.Seq2[import
 						return
 					}
 				}
+				if v, ok := plans[i].(string); ok {
+					// The row was planned as an update of a resident.
+					var u importer.Update
+					if err := json.Unmarshal([]byte(v), &u); err != nil {
+						yield(row, fmt.Errorf("error decoding the plan of row %d: %w", n, err))
+						return
+					}
+					row.Planned = &u
+					if row.Result.RecordID == "" && row.Result.Outcome != "" {
+						row.Result.RecordID = u.RecordID
+					}
+				}
+				row.Result.Action = importer.ActionOf(row.Result, row.Planned != nil)
 				if !yield(row, nil) {
 					return
 				}

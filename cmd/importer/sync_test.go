@@ -1,0 +1,91 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The two nights of samples/, as the README shows them, with nothing
+// configured: night 1 creates its 20 residents; plan shows night 2 without
+// writing; night 2 creates the 2 new, updates the 3 changed, leaves 15
+// unchanged and names the 2 gone in missing.csv. The in-process sandbox
+// keeps its residents in the report folder between the commands.
+func TestNightlyRosterSamples(t *testing.T) {
+	dir := t.TempDir()
+	night1 := runImporter(t, dir, nil, append([]string{"run", sample(t, "night-1.csv")}, fast...)...)
+	if night1.code != 0 || !strings.Contains(night1.stdout, "20 succeeded") {
+		t.Fatalf("night 1: exit %d\n%s\n%s", night1.code, night1.stdout, night1.stderr)
+	}
+
+	plan := runImporter(t, dir, nil, append([]string{"plan", sample(t, "night-2.csv")}, fast...)...)
+	if plan.code != 0 || !strings.Contains(plan.stdout, "2 create, 3 update, 15 unchanged, 0 conflict, 0 not found, 0 invalid, 0 duplicate") ||
+		!strings.Contains(plan.stdout, "against 20 residents listed; nothing was written") {
+		t.Fatalf("plan of night 2: exit %d\n%s\n%s", plan.code, plan.stdout, plan.stderr)
+	}
+	planFile := strings.TrimSpace(plan.stdout[strings.Index(plan.stdout, "plan: ")+len("plan: "):])
+	lines := readCSV(t, filepath.Join(dir, planFile))
+	if len(lines) != 21 || !strings.Contains(strings.Join(lines[0], ","), "row,action,status,record_id,changes") {
+		t.Errorf("plan.csv has %d lines, header %v", len(lines), lines[0])
+	}
+	changes := 0
+	for _, l := range lines[1:] {
+		if l[1] == "update" && strings.Contains(l[4], " → ") && strings.HasPrefix(l[3], "res_") {
+			changes++
+		}
+	}
+	if changes != 3 {
+		t.Errorf("plan.csv shows %d updates with old → new values, want 3", changes)
+	}
+	refused := runImporter(t, dir, nil, "plan", "--max-creates", "1", sample(t, "night-2.csv"))
+	if refused.code != 1 || !strings.Contains(refused.stdout, "run would refuse it: the plan would create 2 of 20 rows, more than max_creates allows (1)") {
+		t.Errorf("plan past --max-creates: exit %d\n%s", refused.code, refused.stdout)
+	}
+
+	night2 := runImporter(t, dir, nil, append([]string{"run", sample(t, "night-2.csv")}, fast...)...)
+	if night2.code != 0 || !strings.Contains(night2.stdout, "5 succeeded, 15 unchanged") ||
+		!strings.Contains(night2.stdout, "upsert: 2 to create, 3 to update, 15 left as they are") ||
+		!strings.Contains(night2.stdout, "API requests: 2 creates, 3 updates, 0 retry-writes") {
+		t.Fatalf("night 2: exit %d\n%s\n%s", night2.code, night2.stdout, night2.stderr)
+	}
+	report := reportDir(t, dir, night2)
+	missing := readCSV(t, filepath.Join(report, "missing.csv"))
+	if len(missing) != 3 {
+		t.Errorf("missing.csv lists %d residents, want the 2 gone", len(missing)-1)
+	}
+	results := readCSV(t, filepath.Join(report, "results.csv"))
+	actions := map[string]int{}
+	for _, l := range results[1:] {
+		actions[l[1]+"/"+l[2]]++
+		if !strings.HasPrefix(l[4], "res_") {
+			t.Errorf("results.csv row %s names no resident: %v", l[0], l[:7])
+		}
+	}
+	if actions["succeeded/create"] != 2 || actions["succeeded/update"] != 3 || actions["unchanged/none"] != 15 {
+		t.Errorf("results.csv: %v", actions)
+	}
+	state, err := os.ReadFile(filepath.Join(dir, "reports", ".sandbox-residents.json"))
+	if err != nil || strings.Count(string(state), `"id":`) != 22 {
+		t.Errorf("the in-process sandbox keeps %d residents after two nights of 20, 2 new, want 22 (%v)", strings.Count(string(state), `"id":`), err)
+	}
+}
+
+// Both nights in one command, in order: the same outcome, and a guard that
+// refuses the second night stops it before any write, with exit 3 and the
+// plan written.
+func TestRunTwoNightsInOneCommand(t *testing.T) {
+	dir := t.TempDir()
+	r := runImporter(t, dir, nil, append([]string{"run", sample(t, "night-1.csv"), sample(t, "night-2.csv")}, fast...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "20 succeeded") || !strings.Contains(r.stdout, "5 succeeded, 15 unchanged") ||
+		!strings.Contains(r.stderr, "file 2 of 2") {
+		t.Fatalf("two nights: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+
+	other := t.TempDir()
+	r = runImporter(t, other, nil, append([]string{"run", "--max-updates", "2", sample(t, "night-1.csv"), sample(t, "night-2.csv")}, fast...)...)
+	if r.code != 3 || !strings.Contains(r.stderr, "the plan would update 3 of 20 rows, more than max_updates allows (2); nothing was written") ||
+		!strings.Contains(r.stderr, "plan.csv") {
+		t.Fatalf("night 2 past --max-updates: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
