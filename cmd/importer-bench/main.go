@@ -57,6 +57,7 @@ var scenarios = []scenario{
 	{"waiting", waiting},
 	{"budget", budget},
 	{"scale", scale},
+	{"nightly", nightly},
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -64,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	bin := fs.String("bin", "bin/importer", "the importer binary to measure")
 	out := fs.String("out", "bench/results.json", "where to write the figures as JSON")
-	only := fs.String("scenarios", "pipeline,waiting,budget,scale", "scenarios to run, comma-separated")
+	only := fs.String("scenarios", "pipeline,waiting,budget,scale,nightly", "scenarios to run, comma-separated")
 	repeat := fs.Int("repeat", 3, "runs of each repeated measurement; figures are their medians")
 	scaleBy := fs.Float64("scale", 1, "multiply every size by this (0.05 for a quick try; figures are then not comparable)")
 	profile := fs.String("profile", "", "write the pipeline worker's CPU and heap profiles into this folder")

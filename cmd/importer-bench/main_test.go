@@ -25,7 +25,7 @@ func TestHarnessWritesEveryFigure(t *testing.T) {
 	}
 	out := filepath.Join(dir, "results.json")
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"-bin", bin, "-scenarios", "pipeline,waiting,scale", "-scale", "0.01", "-repeat", "2", "-out", out}, &stdout, &stderr)
+	code := run([]string{"-bin", bin, "-scenarios", "pipeline,waiting,scale,nightly", "-scale", "0.01", "-repeat", "2", "-out", out}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
 	}

@@ -25,6 +25,7 @@ type stackConfig struct {
 	concurrency  int
 	webhooks     bool
 	workerArgs   []string
+	sandboxArgs  []string
 	// profile, when set, is the prefix of the first worker's CPU and heap
 	// profiles.
 	profile string
@@ -64,7 +65,7 @@ func (h *harness) newStack(c stackConfig) (s *stack, err error) {
 		}
 		args = append(args, "--webhook-url", "http://"+hookAddr+"/webhooks/propexo")
 	}
-	if s.sandbox, err = h.startProc("sandbox", s.env(), h.bin, args...); err != nil {
+	if s.sandbox, err = h.startProc("sandbox", s.env(), h.bin, append(args, c.sandboxArgs...)...); err != nil {
 		return s, err
 	}
 	if err := waitForHTTP(s.sandboxURL + "/healthz"); err != nil {

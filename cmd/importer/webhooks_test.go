@@ -28,7 +28,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 		"worker", "--webhooks", "--poll-fallback", "1m", "--rate-limit", "6000")
 
 	r := runImporter(t, dir, map[string]string{"REDIS_URL": redisURL}, "run", sample(t, "residents.json"))
-	if r.code != 0 || !strings.Contains(r.stdout, "12 succeeded") || !strings.Contains(r.stdout, "12 creates, 0 retry-writes, 0 status checks") {
+	if r.code != 0 || !strings.Contains(r.stdout, "12 succeeded") || !strings.Contains(r.stdout, "12 creates, 0 updates, 0 retry-writes, 0 status checks") {
 		t.Errorf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	// The rows the webhooks resolved are counted where they were resolved.
