@@ -97,17 +97,21 @@ type WriteAPI interface {
 	// query: by email when it has one, else by name (and date of birth).
 	FindResidents(ctx context.Context, q ResidentQuery) ([]ResidentRecord, error)
 	// UpdateResident submits an update of resident id with the fields
-	// set in r, and returns the write's job id.
-	UpdateResident(ctx context.Context, vendor Vendor, id string, r Resident) (jobID string, err error)
+	// set in r and the fields of clear sent as null, and returns the
+	// write's job id.
+	UpdateResident(ctx context.Context, vendor Vendor, id string, r Resident, clear []string) (jobID string, err error)
 	// ListResidents reads one page of the residents in scope, oldest
 	// first, and whether more pages follow.
 	ListResidents(ctx context.Context, scope ListScope, offset int) (page []ResidentRecord, more bool, total int, err error)
 }
 
 // ListScope is the residents a sync's snapshot lists: an integration's, or
-// one property's of it.
+// one property's of it; with XID or Email, only those the filter finds.
 type ListScope struct {
-	IntegrationID, PropertyID string
+	IntegrationID string `json:"integration_id"`
+	PropertyID    string `json:"property_id,omitempty"`
+	XID           string `json:"x_id,omitempty"`
+	Email         string `json:"email_1,omitempty"`
 }
 
 // ListPageSize is how many residents a listing asks for a page: the API's

@@ -57,6 +57,9 @@ type Options struct {
 	// ParseMatchOn). A create-only import has no MatchOn.
 	Mode    Mode   `json:"mode,omitempty"`
 	MatchOn string `json:"match_on,omitempty"`
+	// BlankClears: an empty cell of a sync's row clears the resident's
+	// value (sent as null); without it an empty cell erases nothing.
+	BlankClears bool `json:"blank_clears,omitempty"`
 	// MaxCreates and MaxUpdates refuse a sync whose plan writes more rows
 	// than they allow, before anything is written.
 	MaxCreates Guard `json:"max_creates,omitzero"`
@@ -115,7 +118,7 @@ func (o Options) Normalize() (Options, error) {
 		return o, &OptionError{Field: "mode", Err: err}
 	}
 	if !o.Mode.Matches() {
-		o.MatchOn = ""
+		o.MatchOn, o.BlankClears = "", false
 	} else if o.MatchOn, err = ParseMatchOn(o.MatchOn); err != nil {
 		return o, &OptionError{Field: "match_on", Err: err}
 	}

@@ -231,7 +231,7 @@ type LedgerEntry struct {
 // so the ledger holds no personal data in the clear.
 func LedgerKey(integrationID, key string) string {
 	sum := sha256.Sum256([]byte(integrationID + "\x00" + key))
-	return hex.EncodeToString(sum[:16])
+	return hex.EncodeToString(sum[:12])
 }
 
 // comparedFields are the fields a sync compares and sends: every field but
@@ -267,7 +267,7 @@ func SentHash(r Resident) string {
 	for _, f := range r.Present() {
 		h.Write([]byte(f + "=" + comparable(f, r.Get(f)) + "\x00"))
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // comparable is a field's value as a sync compares it: emails and codes in
@@ -299,13 +299,36 @@ type Change struct {
 	New   string `json:"new"`
 }
 
-// Diff lists the fields the row has whose value differs from the record's.
-func Diff(rec ResidentRecord, r Resident) []Change {
+// Diff lists the fields the row has whose value differs from the record's,
+// and the blank fields (see Blanks) the record has a value for: those are
+// cleared.
+func Diff(rec ResidentRecord, r Resident, blanks []string) []Change {
 	var out []Change
 	for _, f := range r.Present() {
 		if old, now := rec.Get(f), r.Get(f); comparable(f, old) != comparable(f, now) {
 			out = append(out, Change{Field: f, Old: old, New: now})
 		}
+	}
+	for _, f := range blanks {
+		if old := rec.Get(f); old != "" {
+			out = append(out, Change{Field: f, Old: old})
+		}
+	}
+	return out
+}
+
+// Blanks are the fields a row leaves empty in a column it has, that a sync
+// with --blank-clears clears: not the integration or x_id, not a field the
+// import's defaults fill, and not one the vendor requires.
+func Blanks(row Row, r Resident, vendor Vendor) []string {
+	rules := vendor.Rules()
+	var out []string
+	for _, f := range comparedFields() {
+		v, has := row.Values[f]
+		if !has || strings.TrimSpace(v) != "" || r.Get(f) != "" || slices.Contains(rules.Required, f) || slices.Contains(rules.UpdateRequired, f) {
+			continue
+		}
+		out = append(out, f)
 	}
 	return out
 }
@@ -345,6 +368,8 @@ func (d Decision) Result(row, line int) RowResult {
 		r.ErrorCode = CodeConflict
 	case NotFound:
 		r.ErrorCode = CodeNotFound
+	case Duplicate:
+		r.ErrorCode = CodeDuplicate
 	}
 	return r
 }
@@ -353,7 +378,7 @@ func (d Decision) Result(row, line int) RowResult {
 // the residents its match key found in the snapshot and what the ledger
 // remembers of the key (nil: nothing). A key that finds several residents
 // is a conflict: the importer never guesses.
-func Decide(mode Mode, r Resident, matches []ResidentRecord, ledger *LedgerEntry) Decision {
+func Decide(mode Mode, r Resident, blanks []string, matches []ResidentRecord, ledger *LedgerEntry) Decision {
 	if !mode.Matches() {
 		return Decision{Action: ActionCreate}
 	}
@@ -382,13 +407,16 @@ func Decide(mode Mode, r Resident, matches []ResidentRecord, ledger *LedgerEntry
 		for _, f := range r.Present() {
 			changes = append(changes, Change{Field: f, New: r.Get(f)})
 		}
+		for _, f := range blanks {
+			changes = append(changes, Change{Field: f})
+		}
 		return Decision{Action: ActionUpdate, RecordID: ledger.RecordID, Changes: changes}
 	}
 	rec := matches[0]
 	if mode == ModeCreateMissing {
 		return Decision{Action: ActionNone, Outcome: Unchanged, RecordID: rec.ID, Note: "exists; create-missing leaves it alone"}
 	}
-	changes := Diff(rec, r)
+	changes := Diff(rec, r, blanks)
 	if len(changes) == 0 {
 		return Decision{Action: ActionNone, Outcome: Unchanged, RecordID: rec.ID}
 	}
@@ -411,7 +439,9 @@ func UpdateOf(vendor Vendor, r Resident, rec *ResidentRecord, changes []Change) 
 	out := Resident{IntegrationID: r.IntegrationID}
 	fields := map[string]bool{}
 	for _, c := range changes {
-		fields[c.Field] = true
+		if c.New != "" { // a field cleared is sent as null (Update.Clear)
+			fields[c.Field] = true
+		}
 	}
 	for _, f := range vendor.Rules().UpdateRequired {
 		fields[f] = true
@@ -511,6 +541,8 @@ func (c *PlanCounts) Add(d Decision) {
 		c.Conflict++
 	case d.Outcome == NotFound:
 		c.NotFound++
+	case d.Outcome == Duplicate:
+		c.Duplicate++
 	}
 }
 
@@ -541,11 +573,25 @@ func CheckGuards(c PlanCounts, maxCreates, maxUpdates Guard) error {
 }
 
 // Update is a row's planned update: the resident it writes to, the fields
-// it changes (old → new), and the body sent.
+// it changes (old → new), the body sent, and the fields it clears (sent as
+// null: --blank-clears).
 type Update struct {
 	RecordID string   `json:"id"`
 	Changes  []Change `json:"changes,omitempty"`
 	Body     Resident `json:"body"`
+	Clear    []string `json:"clear,omitempty"`
+}
+
+// UpdateFor is the planned update of a decision: its body (see UpdateOf)
+// and the fields it clears.
+func UpdateFor(vendor Vendor, r Resident, rec *ResidentRecord, d Decision) Update {
+	u := Update{RecordID: d.RecordID, Changes: d.Changes, Body: UpdateOf(vendor, r, rec, d.Changes)}
+	for _, c := range d.Changes {
+		if c.New == "" {
+			u.Clear = append(u.Clear, c.Field)
+		}
+	}
+	return u
 }
 
 // DefaultLedgerRetention is how long the ledger remembers a write: a
@@ -573,8 +619,31 @@ func ActionOf(r RowResult, planned bool) Action {
 // SnapshotPage is one page of a snapshot's listing: where it was read (the
 // scope and offset), whether more follow in its scope, and its residents.
 type SnapshotPage struct {
-	Scope   ListScope        `json:"scope"`
-	Offset  int              `json:"offset"`
-	More    bool             `json:"more"`
+	Scope  ListScope `json:"scope"`
+	Offset int       `json:"offset"`
+	More   bool      `json:"more"`
+	// Total is the scope's residents as the API counted them; -1 when it
+	// did not say.
+	Total   int              `json:"total"`
 	Records []ResidentRecord `json:"records"`
+}
+
+// Whole reports whether the page lists its scope unfiltered: only a
+// snapshot of whole scopes tells who is missing from a file.
+func (p SnapshotPage) Whole() bool { return p.Scope.XID == "" && p.Scope.Email == "" }
+
+// FilterOf is the listing that finds a match key's residents with one
+// request (x_id= or email_1=), and false for a key no filter finds
+// (name+dob).
+func FilterOf(scope ListScope, key string) (ListScope, bool) {
+	kind, value, _ := strings.Cut(key, ":")
+	switch MatchKey(kind) {
+	case MatchXID:
+		scope.XID = value
+	case MatchEmail:
+		scope.Email = value
+	default:
+		return scope, false
+	}
+	return scope, true
 }

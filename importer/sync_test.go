@@ -77,12 +77,12 @@ func TestDecide(t *testing.T) {
 		{"not listed, written with others", importer.ModeUpsert, nil, stale, importer.ActionUpdate, "", "res_9"},
 		{"create mode looks nothing up", importer.ModeCreate, []importer.ResidentRecord{same}, nil, importer.ActionCreate, "", ""},
 	} {
-		d := importer.Decide(tt.mode, row, tt.matches, tt.ledger)
+		d := importer.Decide(tt.mode, row, nil, tt.matches, tt.ledger)
 		if d.Action != tt.action || d.Outcome != tt.outcome || d.RecordID != tt.record {
 			t.Errorf("%s: %+v; want %s %s %s", tt.name, d, tt.action, tt.outcome, tt.record)
 		}
 	}
-	d := importer.Decide(importer.ModeUpsert, row, []importer.ResidentRecord{moved}, nil)
+	d := importer.Decide(importer.ModeUpsert, row, nil, []importer.ResidentRecord{moved}, nil)
 	if len(d.Changes) != 1 || d.Changes[0] != (importer.Change{Field: "phone_1", Old: "555-999-0000", New: "(555) 010-0000"}) {
 		t.Errorf("changes = %+v, want only phone_1 (an empty city in the row erases nothing)", d.Changes)
 	}

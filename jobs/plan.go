@@ -2,19 +2,16 @@ package jobs
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"iter"
-	"slices"
 	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/propexo-importer/importer/importer"
-	"github.com/propexo-importer/importer/internal/source"
 )
 
 // This file holds the plan of a sync: before anything is written, the
@@ -86,6 +83,13 @@ func (im *Imports) Plan(ctx context.Context, p PlanPayload) error {
 	}
 	im.log.InfoContext(ctx, "import planned", "import_id", imp.ID, "listed", snap.Len(), "create", counts.Create, "update", counts.Update,
 		"unchanged", counts.Unchanged, "conflict", counts.Conflict, "not_found", counts.NotFound)
+	if progress, err := im.store.Progress(ctx, imp.ID); err != nil {
+		return err
+	} else if progress.Done() {
+		// Nothing to write (every row unchanged, say): no resolve will
+		// come to finish the import.
+		return EnqueueFinalize(ctx, im.queue, imp.ID, imp.Round)
+	}
 	return EnqueueFeed(ctx, im.queue, FeedPayload{ImportID: imp.ID, Gen: p.Gen, Seq: 1}, 0)
 }
 
@@ -119,141 +123,6 @@ func (im *Imports) planFailed(ctx context.Context, importID string, err error) e
 	return err
 }
 
-// storedSnapshot returns the import's snapshot, listing the pages it does
-// not have yet and storing each as it comes.
-func (im *Imports) storedSnapshot(ctx context.Context, imp importer.Import) (*importer.Snapshot, error) {
-	pages, complete, err := im.store.SnapshotPages(ctx, imp.ID)
-	if err != nil {
-		return nil, err
-	}
-	if !complete {
-		scopes, err := im.scopes(ctx, imp)
-		if err != nil {
-			return nil, err
-		}
-		err = im.list(ctx, imp.ID, scopes, pages, func(n int, page importer.SnapshotPage, last bool) error {
-			pages = append(pages, page)
-			return im.store.SaveSnapshotPage(ctx, imp.ID, n, page, last)
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	snap := importer.NewSnapshot()
-	for _, page := range pages {
-		for _, rec := range page.Records {
-			snap.Add(rec)
-		}
-	}
-	return snap, nil
-}
-
-// scopes are the listings an import's snapshot needs: each integration its
-// valid rows write to (the property alone when --property-id names one).
-func (im *Imports) scopes(ctx context.Context, imp importer.Import) ([]importer.ListScope, error) {
-	v := importer.NewValidator(imp.Options)
-	seen := map[importer.ListScope]bool{}
-	for row, err := range im.store.Rows(ctx, imp.ID, imp.Total) {
-		if err != nil {
-			return nil, err
-		}
-		if row.Result.Outcome == importer.Invalid || row.Result.Outcome == importer.Duplicate {
-			continue
-		}
-		r, problems := v.Resident(importer.RowOf(row.Result.Row, row.Result.Line, row.Columns))
-		if len(problems) == 0 {
-			seen[scopeOf(imp.Options, r)] = true
-		}
-	}
-	return sortedScopes(seen), nil
-}
-
-func scopeOf(opts importer.Options, r importer.Resident) importer.ListScope {
-	s := importer.ListScope{IntegrationID: r.IntegrationID}
-	if opts.PropertyID != "" && r.PropertyID == opts.PropertyID {
-		s.PropertyID = opts.PropertyID
-	}
-	return s
-}
-
-func sortedScopes(seen map[importer.ListScope]bool) []importer.ListScope {
-	out := make([]importer.ListScope, 0, len(seen))
-	for s := range seen {
-		out = append(out, s)
-	}
-	slices.SortFunc(out, func(a, b importer.ListScope) int {
-		if a.IntegrationID != b.IntegrationID {
-			return cmpString(a.IntegrationID, b.IntegrationID)
-		}
-		return cmpString(a.PropertyID, b.PropertyID)
-	})
-	return out
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// list pages through the scopes' residents, 250 a page, oldest first,
-// going on after the pages already listed (done), and hands each page to
-// save with its number and whether it is the last.
-func (im *Imports) list(ctx context.Context, importID string, scopes []importer.ListScope, done []importer.SnapshotPage,
-	save func(n int, page importer.SnapshotPage, last bool) error) error {
-	if im.api == nil {
-		return errors.New("this process has no API to list residents with")
-	}
-	n, scope, offset := len(done), 0, 0
-	if n > 0 {
-		lastPage := done[n-1]
-		scope = slices.Index(scopes, lastPage.Scope)
-		offset = lastPage.Offset + len(lastPage.Records)
-		if !lastPage.More {
-			scope, offset = scope+1, 0
-		}
-	}
-	if len(scopes) == 0 || scope >= len(scopes) {
-		return save(n, importer.SnapshotPage{}, true) // nothing (more) to list
-	}
-	for ; scope < len(scopes); scope, offset = scope+1, 0 {
-		for {
-			if err := im.take(ctx, importID, 1); err != nil {
-				var wait *waitError
-				if importID != "" || !errors.As(err, &wait) {
-					return err // a task is tried again after the wait
-				}
-				// A preview waits in place for the rate limit.
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(wait.after):
-					continue
-				}
-			}
-			recs, more, _, err := im.api.ListResidents(ctx, scopes[scope], offset)
-			im.countRequest(ctx, importID, importer.EndpointListResidents, err)
-			if err != nil {
-				return err
-			}
-			page := importer.SnapshotPage{Scope: scopes[scope], Offset: offset, More: more, Records: recs}
-			if err := save(n, page, !more && scope == len(scopes)-1); err != nil {
-				return err
-			}
-			n++
-			if !more {
-				break
-			}
-			offset += len(recs)
-		}
-	}
-	return nil
-}
-
 // decideBatch is how many rows a plan decides per round trip.
 const decideBatch = 500
 
@@ -268,6 +137,9 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 	var counts importer.PlanCounts
 	v := importer.NewValidator(imp.Options)
 	keysOn := importer.MatchKeys(imp.Options.MatchOn)
+	// The first row of each key, by a hash of the integration and the key:
+	// a later row with the same key is a duplicate, never a second create.
+	firstOfKey := map[[16]byte]int{}
 	batch := make([]pendingRow, 0, decideBatch)
 	flush := func() error {
 		if len(batch) == 0 {
@@ -299,7 +171,11 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 			if e, ok := ledger[importer.LedgerKey(p.resident.IntegrationID, p.key)]; ok && p.key != "" {
 				entry = &e
 			}
-			d := importer.Decide(imp.Options.Mode, p.resident, matches, entry)
+			d := importer.Decide(imp.Options.Mode, p.resident, p.blanks, matches, entry)
+			if p.sameKeyAs > 0 {
+				d = importer.Decision{Action: importer.ActionNone, Outcome: importer.Duplicate,
+					Note: fmt.Sprintf("the same %s as row %d", importer.KindOf(p.key), p.sameKeyAs)}
+			}
 			counts.Add(d)
 			if show != nil {
 				if err := show(p.row, p.resident, d); err != nil {
@@ -320,8 +196,7 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 				if len(matches) == 1 {
 					rec = &matches[0]
 				}
-				plans[p.row.Result.Row] = importer.Update{RecordID: d.RecordID, Changes: d.Changes,
-					Body: importer.UpdateOf(imp.Options.Vendor, p.resident, rec, d.Changes)}
+				plans[p.row.Result.Row] = importer.UpdateFor(imp.Options.Vendor, p.resident, rec, d)
 			}
 		}
 		batch = batch[:0]
@@ -357,13 +232,27 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 			}
 			continue
 		}
-		r, problems := v.Resident(importer.RowOf(row.Result.Row, row.Result.Line, row.Columns))
+		fileRow := importer.RowOf(row.Result.Row, row.Result.Line, row.Columns)
+		r, problems := v.Resident(fileRow)
 		if len(problems) > 0 {
 			counts.Invalid++ // the rules changed since the split
 			continue
 		}
 		key, _ := importer.MatchKeyOf(r, keysOn)
-		batch = append(batch, pendingRow{row: row, resident: r, key: key})
+		pending := pendingRow{row: row, resident: r, key: key}
+		if imp.Options.BlankClears {
+			pending.blanks = importer.Blanks(fileRow, r, imp.Options.Vendor)
+		}
+		if key != "" && imp.Options.Mode.Matches() {
+			h := sha256.Sum256([]byte(r.IntegrationID + "\x00" + key))
+			id := [16]byte(h[:16])
+			if first, seen := firstOfKey[id]; seen {
+				pending.sameKeyAs = first
+			} else {
+				firstOfKey[id] = row.Result.Row
+			}
+		}
+		batch = append(batch, pending)
 		if len(batch) == decideBatch {
 			if err := flush(); err != nil {
 				return counts, err
@@ -394,6 +283,10 @@ type pendingRow struct {
 	row      importer.ReportRow
 	resident importer.Resident
 	key      string
+	// sameKeyAs is the earlier row of the file with the same key, if any.
+	sameKeyAs int
+	// blanks are the fields the row clears (--blank-clears).
+	blanks []string
 }
 
 // ledgerOf reads the ledger's entries of a batch's match keys, by hashed
@@ -416,163 +309,4 @@ func (im *Imports) ledgerOf(ctx context.Context, batch []pendingRow) (map[string
 		}
 	}
 	return out, nil
-}
-
-// writeReport writes the import's report through the Reports port. Before,
-// it remembers in the ledger every resident the import wrote (so the next
-// import of the roster finds them while the API's cache lags), and, for a
-// sync, finds the residents of the snapshot no row matched.
-func (im *Imports) writeReport(ctx context.Context, imp importer.Import) (string, error) {
-	matched, err := im.rememberWrites(ctx, imp)
-	if err != nil {
-		return "", err
-	}
-	var missing []importer.ResidentRecord
-	if imp.Options.Mode.Matches() {
-		pages, _, err := im.store.SnapshotPages(ctx, imp.ID)
-		if err != nil {
-			return "", err
-		}
-		missing = []importer.ResidentRecord{}
-		for _, page := range pages {
-			for _, rec := range page.Records {
-				if !matched[rec.ID] {
-					missing = append(missing, rec)
-				}
-			}
-		}
-	}
-	return im.reports.WriteReport(ctx, imp, missing)
-}
-
-// rememberWrites records in the ledger, under each match key its resident
-// has, every row the import created or updated, and returns the ids of the
-// residents its rows name.
-func (im *Imports) rememberWrites(ctx context.Context, imp importer.Import) (map[string]bool, error) {
-	v := importer.NewValidator(imp.Options)
-	matched := map[string]bool{}
-	entries := map[string]map[string]importer.LedgerEntry{} // by integration
-	flush := func() error {
-		for integration, batch := range entries {
-			if err := im.store.RecordLedger(ctx, integration, batch, im.cfg.LedgerRetention); err != nil {
-				return err
-			}
-		}
-		clear(entries)
-		return nil
-	}
-	n := 0
-	for row, err := range im.store.Rows(ctx, imp.ID, max(imp.Total, 0)) {
-		if err != nil {
-			return nil, err
-		}
-		r := row.Result
-		if r.RecordID != "" {
-			matched[r.RecordID] = true
-		}
-		if r.Outcome != importer.Succeeded || r.RecordID == "" || (r.Action != importer.ActionCreate && r.Action != importer.ActionUpdate) {
-			continue
-		}
-		res, problems := v.Resident(importer.RowOf(r.Row, r.Line, row.Columns))
-		if len(problems) > 0 {
-			continue
-		}
-		entry := importer.LedgerEntry{RecordID: r.RecordID, Sent: importer.SentHash(res), At: r.At}
-		for _, k := range []importer.MatchKey{importer.MatchXID, importer.MatchEmail, importer.MatchNameDOB} {
-			if key, ok := importer.MatchKeyOf(res, []importer.MatchKey{k}); ok {
-				if entries[res.IntegrationID] == nil {
-					entries[res.IntegrationID] = map[string]importer.LedgerEntry{}
-				}
-				entries[res.IntegrationID][importer.LedgerKey(res.IntegrationID, key)] = entry
-				n++
-			}
-		}
-		if n >= decideBatch {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-			n = 0
-		}
-	}
-	return matched, flush()
-}
-
-// Preview decides every row of an inspected file as its import's plan
-// would, reading only: it lists the residents in scope and reads the
-// ledger, and hands each row's decision to show, in file order. Nothing is
-// stored and nothing is written ('importer plan').
-func (im *Imports) Preview(ctx context.Context, f Inspected, show func(importer.ReportRow, importer.Resident, importer.Decision) error) (importer.PlanCounts, int, error) {
-	imp := importer.Import{ID: f.ID(), File: f.Name, Options: f.Options}
-	if !f.Options.Mode.Matches() {
-		imp.Options.Mode = importer.ModeCreate
-	}
-	// Two passes over the file, as streams: the scopes to list, then the
-	// decisions.
-	seen := map[importer.ListScope]bool{}
-	err := im.fileRows(f, func(row importer.ReportRow, r importer.Resident) error {
-		if row.Result.Outcome == "" {
-			seen[scopeOf(f.Options, r)] = true
-		}
-		return nil
-	})
-	if err != nil {
-		return importer.PlanCounts{}, 0, err
-	}
-	snap := importer.NewSnapshot()
-	if f.Options.Mode.Matches() {
-		err := im.list(ctx, "", sortedScopes(seen), nil, func(_ int, page importer.SnapshotPage, _ bool) error {
-			for _, rec := range page.Records {
-				snap.Add(rec)
-			}
-			return nil
-		})
-		if err != nil {
-			return importer.PlanCounts{}, 0, err
-		}
-	}
-	rows := func(yield func(importer.ReportRow, error) bool) {
-		stop := errors.New("stop")
-		err := im.fileRows(f, func(row importer.ReportRow, _ importer.Resident) error {
-			if !yield(row, nil) {
-				return stop
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, stop) {
-			yield(importer.ReportRow{}, err)
-		}
-	}
-	counts, err := im.decideRows(ctx, imp, snap, rows, show)
-	return counts, snap.Len(), err
-}
-
-// fileRows reads an inspected file as a split would: every row, with the
-// outcome of an invalid or duplicate one, and the resident of a valid one.
-func (im *Imports) fileRows(f Inspected, each func(importer.ReportRow, importer.Resident) error) error {
-	rows, err := source.OpenFile(f.Path, f.Options.Format, f.Size, source.Options{Limits: f.Limits, Delimiter: f.Options.DelimiterRune()})
-	if err != nil {
-		return &InputError{File: f.Shown, Err: err}
-	}
-	defer rows.Close()
-	v := importer.NewValidator(f.Options)
-	for {
-		row, err := rows.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return &InputError{File: f.Shown, Err: err}
-		}
-		rr := importer.ReportRow{Result: importer.RowResult{Row: row.Number, Line: row.Line}, Columns: row.Columns}
-		r, problems, dupOf := v.Check(row)
-		switch {
-		case len(problems) > 0:
-			rr.Result.Outcome, rr.Result.Error = importer.Invalid, importer.JoinProblems(problems)
-		case dupOf > 0:
-			rr.Result.Outcome, rr.Result.Error = importer.Duplicate, fmt.Sprintf("the same record as row %d", dupOf)
-		}
-		if err := each(rr, r); err != nil {
-			return err
-		}
-	}
 }

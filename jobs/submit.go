@@ -125,7 +125,7 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 	// API's retry-write, the retry of its failed write.
 	endpoint, send := importer.EndpointCreate, func() (string, error) { return im.api.CreateResident(ctx, p.Vendor, p.Resident) }
 	if u := p.Update; u != nil {
-		endpoint, send = importer.EndpointUpdate, func() (string, error) { return im.api.UpdateResident(ctx, p.Vendor, u.RecordID, u.Body) }
+		endpoint, send = importer.EndpointUpdate, func() (string, error) { return im.api.UpdateResident(ctx, p.Vendor, u.RecordID, u.Body, u.Clear) }
 	}
 	if st.RetryOf != "" {
 		endpoint, send = importer.EndpointRetryWrite, func() (string, error) { return im.api.RetryWrite(ctx, st.RetryOf) }

@@ -396,3 +396,90 @@ func TestAnUpdateInDoubtIsSentAgainNeverCreated(t *testing.T) {
 		t.Errorf("row 1 = %+v, want the update of %s succeeded", r, id)
 	}
 }
+
+// Two rows of one file with the same key are one resident: the first is
+// written, the second is a duplicate naming it, so nobody is created twice
+// even when the two rows differ elsewhere.
+func TestRowsWithTheSameKeyAreDuplicates(t *testing.T) {
+	e := syncEnv(t, 0)
+	people := []person{
+		{first: "Ada", last: "Lovelace", email: "ada@example.com", phone: "555-010-0001"},
+		{first: "Ada", last: "Lovelace", email: "ADA@example.com", phone: "555-010-0002"},
+	}
+	imp := e.importRoster(t, writeRoster(t, "roster.csv", people), importer.Options{})
+	got := e.outcomes(t, imp)
+	if got[1].Outcome != importer.Succeeded || got[2].Outcome != importer.Duplicate || !strings.Contains(got[2].Error, "the same email_1 as row 1") {
+		t.Errorf("rows = %+v", got)
+	}
+	noResidentTwice(t, e.sandbox)
+	if n := e.sandbox.Stats().Creates; n != 1 {
+		t.Errorf("%d creates for one resident", n)
+	}
+}
+
+// A small file against a big integration: the first page's total tells
+// that looking each row's key up (email_1=, x_id=) costs fewer requests
+// than listing every page, so the plan does that; a row keyed by name+dob
+// needs the whole listing. Both find the resident; neither creates it
+// again.
+func TestLookUpsWhenCheaperThanTheListing(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		row   person
+		lists int
+	}{
+		{"by email: the first page and one look-up", person{first: "Ada", last: "Number7", email: "ada7@example.com", phone: "555-999-0007"}, 2},
+		{"by name and birth date: every page", person{first: "Ada", last: "Number7", dob: "1980-01-08", phone: "555-999-0007"}, 4},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := syncEnv(t, 0)
+			var seed strings.Builder
+			seed.WriteString("[")
+			for i := range 1000 {
+				if i > 0 {
+					seed.WriteString(",")
+				}
+				fmt.Fprintf(&seed, `{"id":"res_%d","x_id":"%d","integration_id":"int_buildium_demo","first_name":"Ada","last_name":"Number%d","email_1":"ada%d@example.com","date_of_birth":"1980-01-%02dT00:00:00Z","phone_1":"555-010-%04d","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}`,
+					i, 100000+i, i, i, i%28+1, i)
+			}
+			seed.WriteString("]")
+			if err := e.sandbox.LoadResidents(strings.NewReader(seed.String())); err != nil {
+				t.Fatal(err)
+			}
+			imp := e.importRoster(t, writeRoster(t, "one.csv", []person{tt.row}), importer.Options{})
+			st := e.sandbox.Stats()
+			if got := e.outcomes(t, imp)[1]; got.Action != importer.ActionUpdate || got.RecordID != "res_7" {
+				t.Errorf("row 1 = %+v, want an update of res_7", got)
+			}
+			if st.Requests["list_residents"] != tt.lists || st.Creates != 0 {
+				t.Errorf("%d listing requests and %d creates; want %d and 0", st.Requests["list_residents"], st.Creates, tt.lists)
+			}
+		})
+	}
+}
+
+// An empty cell erases nothing, unless --blank-clears: then the resident's
+// value is cleared (sent as null), and the next night finds it unchanged.
+func TestBlankClears(t *testing.T) {
+	e := syncEnv(t, 0)
+	people := roster(2)
+	imp1 := e.importRoster(t, writeRoster(t, "night-1.csv", people), importer.Options{})
+	id := e.outcomes(t, imp1)[1].RecordID
+	people[0].phone = ""
+	without := e.importRoster(t, writeRoster(t, "night-2.csv", people), importer.Options{})
+	if got := countBy(e.outcomes(t, without)); got["unchanged/none"] != 2 {
+		t.Errorf("an empty phone without --blank-clears: %v, want both unchanged", got)
+	}
+	with := e.importRoster(t, writeRoster(t, "night-2-clears.csv", people), importer.Options{BlankClears: true})
+	if got := countBy(e.outcomes(t, with)); got["succeeded/update"] != 1 || got["unchanged/none"] != 1 {
+		t.Errorf("an empty phone with --blank-clears: %v, want 1 update", got)
+	}
+	if rec, err := e.api.GetResident(context.Background(), id); err != nil || rec.Phone1 != "" {
+		t.Errorf("resident %s has phone %q after the clear (%v)", id, rec.Phone1, err)
+	}
+	slices.Reverse(people) // another file, the same residents
+	again := e.importRoster(t, writeRoster(t, "night-3.csv", people), importer.Options{BlankClears: true})
+	if got := countBy(e.outcomes(t, again)); got["unchanged/none"] != 2 {
+		t.Errorf("the same file again: %v, want both unchanged", got)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"fmt"
 	"math"
@@ -46,6 +47,10 @@ func nightly(h *harness) ([]figure, error) {
 			return nil, err
 		}
 		night, err := runNights(h, s, night1, night2, v.mode+"-"+v.lag, v.mode, v.name == "")
+		var ledger int64
+		if err == nil && v.name == "" {
+			ledger, err = s.redis.rdb.MemoryUsage(context.Background(), "importer:ledger:{int_rentmanager_demo}").Result()
+		}
 		s.close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", v.mode+" "+v.lag, err)
@@ -74,6 +79,7 @@ func nightly(h *harness) ([]figure, error) {
 				atMostFig(label+": API requests (listing pages + 30 writes + their status checks + 5)", "req", pages+2*(nightNew+nightChanged)+5, float64(night.requests)),
 				atMostFig(label+": API time at 150 req/min", "min", 1, float64(night.requests)/150),
 				atMostFig(label+": updates that change nothing", "", 0, float64(night.noop)),
+				measured("the ledger in Redis, per resident written", "B", float64(ledger)/float64(rows+nightNew)),
 				// plan, like run, checks the key with one request first.
 				atMostFig("importer plan of night 2: requests beyond the listing's pages and the key's check", "req", 0, float64(night.planRequests)-pages-1))
 		}

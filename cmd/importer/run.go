@@ -126,6 +126,7 @@ func (c *runConfig) registerRunFlags(f *pflag.FlagSet, getenv env) {
 func syncFlags(f *pflag.FlagSet, c *runConfig, getenv env) {
 	f.StringVar(&c.mode, "mode", envOr(getenv, "IMPORTER_MODE", string(importer.ModeUpsert)), "upsert (update matched residents that differ, create the rest), create-missing (create only rows that match nobody), update (update matched residents; the rest end not_found) or create (create every row, look nothing up) "+envTag("IMPORTER_MODE"))
 	f.StringVar(&c.opts.MatchOn, "match-on", importer.DefaultMatchOn, "keys that match a row to an existing resident, in the order tried: x_id, email_1 (any case), name+dob (first and last name with the date of birth)")
+	f.BoolVar(&c.opts.BlankClears, "blank-clears", false, "an empty cell of a matched row clears the resident's value (without it, an empty cell never erases anything)")
 	f.StringVar(&c.maxCreates, "max-creates", "", "refuse the import, before anything is written, when its plan creates more rows than this: a number (500) or a share of the file's rows (10%)")
 	f.StringVar(&c.maxUpdates, "max-updates", "", "refuse the import, before anything is written, when its plan updates more rows than this: a number or a share (10%)")
 	ledgerFlag(f, &c.jobs)

@@ -145,9 +145,9 @@ func (a api) FindResidents(ctx context.Context, q importer.ResidentQuery) ([]imp
 	return recs, err
 }
 
-func (a api) UpdateResident(ctx context.Context, v importer.Vendor, id string, r importer.Resident) (string, error) {
+func (a api) UpdateResident(ctx context.Context, v importer.Vendor, id string, r importer.Resident, clear []string) (string, error) {
 	began := time.Now()
-	jobID, err := a.inner.UpdateResident(ctx, v, id, r)
+	jobID, err := a.inner.UpdateResident(ctx, v, id, r, clear)
 	a.m.observe(importer.EndpointUpdate, began, err)
 	return jobID, err
 }

@@ -220,7 +220,7 @@ func (c *Client) FindResidents(ctx context.Context, q importer.ResidentQuery) ([
 // UpdateResident submits an update of resident id on the vendor's path and
 // returns the write's job id. Sent twice with the same fields, it changes
 // nothing the second time.
-func (c *Client) UpdateResident(ctx context.Context, vendor importer.Vendor, id string, r importer.Resident) (string, error) {
+func (c *Client) UpdateResident(ctx context.Context, vendor importer.Vendor, id string, r importer.Resident, clear []string) (string, error) {
 	var answer struct {
 		Meta struct {
 			JobID string `json:"job_id"`
@@ -228,7 +228,24 @@ func (c *Client) UpdateResident(ctx context.Context, vendor importer.Vendor, id 
 		JobID string `json:"job_id"`
 	}
 	path := vendor.UpdatePath(url.PathEscape(id))
-	if err := c.do(ctx, http.MethodPut, path, nil, r.Body(), &answer); err != nil {
+	var body any = r.Body()
+	if len(clear) > 0 {
+		// The fields cleared go as null: the resident's JSON leaves an
+		// empty field out.
+		b, err := json.Marshal(r.Body())
+		if err != nil {
+			return "", fmt.Errorf("error encoding the update of %s: %w", id, err)
+		}
+		fields := map[string]any{}
+		if err := json.Unmarshal(b, &fields); err != nil {
+			return "", fmt.Errorf("error encoding the update of %s: %w", id, err)
+		}
+		for _, f := range clear {
+			fields[f] = nil
+		}
+		body = fields
+	}
+	if err := c.do(ctx, http.MethodPut, path, nil, body, &answer); err != nil {
 		return "", err
 	}
 	jobID := orElse(answer.Meta.JobID, answer.JobID)
@@ -246,8 +263,10 @@ func (c *Client) UpdateResident(ctx context.Context, vendor importer.Vendor, id 
 func (c *Client) ListResidents(ctx context.Context, scope importer.ListScope, offset int) ([]importer.ResidentRecord, bool, int, error) {
 	params := url.Values{"integration_id": {scope.IntegrationID}, "limit": {strconv.Itoa(importer.ListPageSize)},
 		"offset": {strconv.Itoa(offset)}, "order-by": {"created_at:asc"}}
-	if scope.PropertyID != "" {
-		params.Set("property_id", scope.PropertyID)
+	for name, v := range map[string]string{"property_id": scope.PropertyID, "x_id": scope.XID, "email_1": scope.Email} {
+		if v != "" {
+			params.Set(name, v)
+		}
 	}
 	var answer struct {
 		Meta struct {

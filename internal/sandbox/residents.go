@@ -65,7 +65,7 @@ func (s *Server) view(id string, now time.Time) *resident {
 
 // apply writes an update's fields to a resident, counting an update that
 // changes nothing. Callers hold mu.
-func (s *Server) apply(id string, body resident, at time.Time) {
+func (s *Server) apply(id string, body resident, clear []string, at time.Time) {
 	rec, ok := s.residents[id]
 	if !ok {
 		return
@@ -93,6 +93,23 @@ func (s *Server) apply(id string, body resident, at time.Time) {
 	}
 	if body.RentDueDay != nil && (rec.RentDueDay == nil || *rec.RentDueDay != *body.RentDueDay) {
 		rec.RentDueDay, changed = body.RentDueDay, true
+	}
+	if len(clear) > 0 {
+		// A field sent as null is cleared: round-trip the record through
+		// its JSON to reach the field by name.
+		b, _ := json.Marshal(rec)
+		fields := map[string]any{}
+		_ = json.Unmarshal(b, &fields)
+		for _, f := range clear {
+			if fields[f] != nil {
+				fields[f], changed = nil, true
+			}
+		}
+		b, _ = json.Marshal(fields)
+		var cleared resident
+		if json.Unmarshal(b, &cleared) == nil {
+			*rec = cleared
+		}
 	}
 	s.stats.UpdatesApplied++
 	if !changed {

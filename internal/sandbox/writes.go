@@ -23,9 +23,10 @@ type job struct {
 	errors    []string
 	body      resident
 	recordID  string
-	updateOf  string // the resident an update job writes to; "" for a create
-	stuck     bool   // never resolves
-	index     int    // in the pending heap
+	updateOf  string   // the resident an update job writes to; "" for a create
+	clear     []string // the fields an update sent as null
+	stuck     bool     // never resolves
+	index     int      // in the pending heap
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request) {
@@ -38,7 +39,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "unknown vendor "+pathVendor, nil)
 		return
 	}
-	body, issues, ok := readBody(w, r)
+	body, _, issues, ok := readBody(w, r)
 	if !ok {
 		return
 	}
@@ -75,16 +76,16 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 // readBody reads a write's body: the resident it carries and, unless the
 // query has ignore_unknown_fields=true, an issue for each unknown field. A
 // body that is no JSON object is answered 400 here (ok false).
-func readBody(w http.ResponseWriter, r *http.Request) (body resident, issues []issue, ok bool) {
+func readBody(w http.ResponseWriter, r *http.Request) (body resident, nulls []string, issues []issue, ok bool) {
 	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", "cannot read the body", nil)
-		return body, nil, false
+		return body, nil, nil, false
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", "the body is not a JSON object", nil)
-		return body, nil, false
+		return body, nil, nil, false
 	}
 	if r.URL.Query().Get("ignore_unknown_fields") != "true" {
 		var unknown []string
@@ -100,10 +101,16 @@ func readBody(w http.ResponseWriter, r *http.Request) (body resident, issues []i
 	}
 	if err := json.Unmarshal(raw, &body); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", "a field has the wrong type: "+err.Error(), nil)
-		return body, nil, false
+		return body, nil, nil, false
 	}
 	body.ID, body.CreatedAt, body.UpdatedAt, body.XID, body.IntegrationVendor = nil, nil, nil, nil, nil
-	return body, issues, true
+	for k, v := range fields {
+		if string(v) == "null" && writable[k] {
+			nulls = append(nulls, k)
+		}
+	}
+	sort.Strings(nulls)
+	return body, nulls, issues, true
 }
 
 // update answers PUT /v1/residents/{id} and /v1/residents/{vendor}/{id}:
@@ -117,7 +124,7 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "unknown vendor "+pathVendor, nil)
 		return
 	}
-	body, issues, ok := readBody(w, r)
+	body, nulls, issues, ok := readBody(w, r)
 	if !ok {
 		return
 	}
@@ -157,7 +164,7 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	body.IntegrationID = rec.IntegrationID
 	s.mu.Lock()
 	j := s.newJob(body, vendor)
-	j.updateOf = id
+	j.updateOf, j.clear = id, nulls
 	s.stats.Updates++
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, createAnswer{Meta: createMeta{JobID: j.id}, Result: body})
@@ -221,7 +228,7 @@ func (s *Server) resolveDue() {
 		case j.outcome != "SUCCESS" && j.outcome != "PARTIAL_SUCCESS":
 		case j.updateOf != "":
 			j.recordID = j.updateOf
-			s.apply(j.updateOf, j.body, j.resolveAt)
+			s.apply(j.updateOf, j.body, j.clear, j.resolveAt)
 		default:
 			j.recordID = s.store(j.body, j.resolveAt)
 		}

@@ -39,12 +39,13 @@ type Entry struct {
 	RentDueDay    int    `yaml:"rent_due_day"`
 	Deadline      string `yaml:"deadline"`
 	Verify        bool   `yaml:"verify"`
-	// Mode, MatchOn, MaxCreates and MaxUpdates are run's --mode,
-	// --match-on, --max-creates and --max-updates.
-	Mode       string `yaml:"mode"`
-	MatchOn    string `yaml:"match_on"`
-	MaxCreates string `yaml:"max_creates"`
-	MaxUpdates string `yaml:"max_updates"`
+	// Mode, MatchOn, BlankClears, MaxCreates and MaxUpdates are run's
+	// --mode, --match-on, --blank-clears, --max-creates and --max-updates.
+	Mode        string `yaml:"mode"`
+	MatchOn     string `yaml:"match_on"`
+	BlankClears bool   `yaml:"blank_clears"`
+	MaxCreates  string `yaml:"max_creates"`
+	MaxUpdates  string `yaml:"max_updates"`
 	// ReportDir is a subfolder of the workers' --report-dir for this
 	// schedule's reports.
 	ReportDir string `yaml:"report_dir"`
@@ -157,7 +158,7 @@ func (e Entry) periodic(base string) (Periodic, error) {
 	}
 	opts := importer.Options{Format: e.Format, Delimiter: e.Delimiter, Vendor: importer.Vendor(e.Vendor), IntegrationID: e.IntegrationID,
 		PropertyID: e.PropertyID, RentPeriod: e.RentPeriod, RentDueDay: e.RentDueDay, Verify: e.Verify,
-		Mode: importer.Mode(e.Mode), MatchOn: e.MatchOn}
+		Mode: importer.Mode(e.Mode), MatchOn: e.MatchOn, BlankClears: e.BlankClears}
 	for _, g := range []struct {
 		field, arg string
 		dst        *importer.Guard

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/propexo-importer/importer/importer"
@@ -129,6 +130,24 @@ func (s *Store) SetStats(ctx context.Context, id string, values map[string]int) 
 	return nil
 }
 
+// A ledger entry is stored compactly, one per resident for a year or
+// more: "<record id> <hash of the fields sent> <unix seconds>".
+func encodeLedgerEntry(e importer.LedgerEntry) string {
+	return e.RecordID + " " + e.Sent + " " + strconv.FormatInt(e.At.Unix(), 10)
+}
+
+func decodeLedgerEntry(raw string) (importer.LedgerEntry, bool) {
+	parts := strings.Split(raw, " ")
+	if len(parts) != 3 || parts[0] == "" {
+		return importer.LedgerEntry{}, false
+	}
+	secs, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil {
+		return importer.LedgerEntry{}, false
+	}
+	return importer.LedgerEntry{RecordID: parts[0], Sent: parts[1], At: time.Unix(secs, 0).UTC()}, true
+}
+
 // ledgerKey is the ledger of one integration: a hash of hashed match keys
 // (importer.LedgerKey) to what the importer wrote.
 func ledgerKey(integrationID string) string { return "importer:ledger:{" + integrationID + "}" }
@@ -150,8 +169,8 @@ func (s *Store) Ledger(ctx context.Context, integrationID string, keys []string,
 		if !ok {
 			continue
 		}
-		var e importer.LedgerEntry
-		if json.Unmarshal([]byte(raw), &e) != nil || (retention > 0 && e.At.Before(oldest)) {
+		e, ok := decodeLedgerEntry(raw)
+		if !ok || (retention > 0 && e.At.Before(oldest)) {
 			continue // unreadable or past its retention: as if unknown
 		}
 		out[keys[i]] = e
@@ -169,11 +188,7 @@ func (s *Store) RecordLedger(ctx context.Context, integrationID string, entries 
 	key := ledgerKey(integrationID)
 	args := make([]any, 0, 2*len(entries))
 	for k, e := range entries {
-		b, err := json.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("error encoding the ledger of integration %s: %w", integrationID, err)
-		}
-		args = append(args, k, b)
+		args = append(args, k, encodeLedgerEntry(e))
 	}
 	pipe := s.rdb.TxPipeline()
 	pipe.HSet(ctx, key, args...)

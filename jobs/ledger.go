@@ -1,0 +1,94 @@
+package jobs
+
+import (
+	"context"
+
+	"github.com/propexo-importer/importer/importer"
+)
+
+// This file holds what a sync leaves for the next one: the ledger of the
+// residents it wrote, and the report with the residents the file left out.
+
+// writeReport writes the import's report through the Reports port. For a
+// sync, it first remembers in the ledger every resident the import wrote
+// (so that the next import of the roster finds them while the API's cache
+// lags; once, before the import is finished) and finds the residents of
+// the snapshot no row matched (missing.csv).
+func (im *Imports) writeReport(ctx context.Context, imp importer.Import) (string, error) {
+	if !imp.Options.Mode.Matches() {
+		return im.reports.WriteReport(ctx, imp, nil)
+	}
+	matched, err := im.rememberWrites(ctx, imp, !imp.Finished())
+	if err != nil {
+		return "", err
+	}
+	pages, _, err := im.store.SnapshotPages(ctx, imp.ID)
+	if err != nil {
+		return "", err
+	}
+	var missing []importer.ResidentRecord
+	whole := true
+	for _, page := range pages {
+		whole = whole && page.Whole()
+	}
+	if whole {
+		// Only a listing of whole scopes tells who the file left out.
+		missing = []importer.ResidentRecord{}
+		for _, page := range pages {
+			for _, rec := range page.Records {
+				if !matched[rec.ID] {
+					missing = append(missing, rec)
+				}
+			}
+		}
+	}
+	return im.reports.WriteReport(ctx, imp, missing)
+}
+
+// rememberWrites returns the ids of the residents the import's rows name
+// and, with record, remembers in the ledger, under each row's match key,
+// the resident every succeeded create or update wrote.
+func (im *Imports) rememberWrites(ctx context.Context, imp importer.Import, record bool) (map[string]bool, error) {
+	v := importer.NewValidator(imp.Options)
+	on := importer.MatchKeys(imp.Options.MatchOn)
+	matched := map[string]bool{}
+	entries := map[string]map[string]importer.LedgerEntry{} // by integration
+	n := 0
+	flush := func() error {
+		for integration, batch := range entries {
+			if err := im.store.RecordLedger(ctx, integration, batch, im.cfg.LedgerRetention); err != nil {
+				return err
+			}
+		}
+		clear(entries)
+		n = 0
+		return nil
+	}
+	for row, err := range im.store.Rows(ctx, imp.ID, max(imp.Total, 0)) {
+		if err != nil {
+			return nil, err
+		}
+		r := row.Result
+		if r.RecordID != "" {
+			matched[r.RecordID] = true
+		}
+		if !record || r.Outcome != importer.Succeeded || r.RecordID == "" || (r.Action != importer.ActionCreate && r.Action != importer.ActionUpdate) {
+			continue
+		}
+		res, problems := v.Resident(importer.RowOf(r.Row, r.Line, row.Columns))
+		key, ok := importer.MatchKeyOf(res, on)
+		if len(problems) > 0 || !ok {
+			continue
+		}
+		if entries[res.IntegrationID] == nil {
+			entries[res.IntegrationID] = map[string]importer.LedgerEntry{}
+		}
+		entries[res.IntegrationID][importer.LedgerKey(res.IntegrationID, key)] = importer.LedgerEntry{RecordID: r.RecordID, Sent: importer.SentHash(res), At: r.At}
+		if n++; n >= decideBatch {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return matched, flush()
+}
