@@ -483,3 +483,38 @@ func TestBlankClears(t *testing.T) {
 		t.Errorf("the same file again: %v, want both unchanged", got)
 	}
 }
+
+// An update the PMS refused is tried again by 'importer retry' through the
+// API's retry-write: the same resident is updated, and nobody is created.
+func TestRetryOfAFailedUpdate(t *testing.T) {
+	e := syncEnv(t, 0)
+	ctx := context.Background()
+	people := roster(2)
+	imp1 := e.importRoster(t, writeRoster(t, "night-1.csv", people), importer.Options{})
+	id := e.outcomes(t, imp1)[1].RecordID
+
+	one := 1.0
+	e.sandbox.SetFaults(sandbox.Faults{FailureRate: &one})
+	people[0].phone = "555-321-0001"
+	imp := e.importRoster(t, writeRoster(t, "night-2.csv", people), importer.Options{})
+	if r := e.outcomes(t, imp)[1]; r.Outcome != importer.Failed || r.Action != importer.ActionUpdate || r.JobID == "" {
+		t.Fatalf("the refused update: %+v", r)
+	}
+	zero := 0.0
+	e.sandbox.SetFaults(sandbox.Faults{FailureRate: &zero})
+	creates := e.sandbox.Stats().Creates
+	if res, err := e.commands().Retry(ctx, imp.ID, jobs.RetryOptions{}); err != nil || res.Reopened != 1 {
+		t.Fatalf("retry: %+v, %v", res, err)
+	}
+	waitFinished(t, e.store, imp.ID, 30*time.Second)
+	if r := e.outcomes(t, imp)[1]; r.Outcome != importer.Succeeded || r.Action != importer.ActionUpdate || r.RecordID != id {
+		t.Errorf("after the retry: %+v, want the update of %s", r, id)
+	}
+	if rec, _ := e.api.GetResident(ctx, id); rec.Phone1 != "555-321-0001" {
+		t.Errorf("resident %s has phone %q after the retried update", id, rec.Phone1)
+	}
+	if n := e.sandbox.Stats().Creates - creates; n != 0 {
+		t.Errorf("the retry created %d residents", n)
+	}
+	noResidentTwice(t, e.sandbox)
+}

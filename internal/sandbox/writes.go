@@ -271,6 +271,8 @@ func (s *Server) retryWrite(w http.ResponseWriter, r *http.Request) {
 	if ok && old.status == "FAILURE" {
 		body := old.body
 		fresh = s.newJob(body, s.cfg.Integrations[str(body.IntegrationID)])
+		// A retried update writes to the same resident.
+		fresh.updateOf, fresh.clear = old.updateOf, old.clear
 	}
 	s.mu.Unlock()
 	switch {
