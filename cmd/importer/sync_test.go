@@ -45,7 +45,7 @@ func TestNightlyRosterSamples(t *testing.T) {
 
 	night2 := runImporter(t, dir, nil, append([]string{"run", sample(t, "night-2.csv")}, fast...)...)
 	if night2.code != 0 || !strings.Contains(night2.stdout, "5 succeeded, 15 unchanged") ||
-		!strings.Contains(night2.stdout, "upsert: 2 to create, 3 to update, 15 left as they are") ||
+		!strings.Contains(night2.stdout, "upsert: 2 to create, 3 to update, 15 not to write") ||
 		!strings.Contains(night2.stdout, "API requests: 2 creates, 3 updates, 0 retry-writes") {
 		t.Fatalf("night 2: exit %d\n%s\n%s", night2.code, night2.stdout, night2.stderr)
 	}

@@ -209,7 +209,7 @@ func printSummary(w io.Writer, s importer.Summary) {
 	}
 	fmt.Fprintf(w, "  %s\n", strings.Join(parts, ", "))
 	if s.Actions != nil {
-		fmt.Fprintf(w, "  %s: %d to create, %d to update, %d left as they are\n", s.Mode,
+		fmt.Fprintf(w, "  %s: %d to create, %d to update, %d not to write\n", s.Mode,
 			s.Actions[importer.ActionCreate], s.Actions[importer.ActionUpdate], s.Actions[importer.ActionNone])
 	}
 	fmt.Fprintf(w, "  API requests: %d creates, %d updates, %d retry-writes, %d status checks, %d listing pages and look-ups, %d other; %d answered 429; %d retried after an error\n",
