@@ -353,7 +353,10 @@ func TestChaosRedisRestartAndOutage(t *testing.T) {
 	rs := startRedis(t, dir)
 	redisURL := "redis://" + rs.addr + "/0"
 	apiAddr, key := freeAddr(t), "chaos-redis-key"
-	startProc(t, dir, map[string]string{"PROPEXO_API_KEY": key}, binary, "sandbox", "--addr", apiAddr, "--latency", "uniform:200ms-2s", "--rate-limit", "-1")
+	// Writes stay PENDING past the restart and the freeze, so the run is
+	// still waiting through both, however fast the machine sends the rows.
+	latency := "uniform:3s-" + (outage + 12*time.Second).String()
+	startProc(t, dir, map[string]string{"PROPEXO_API_KEY": key}, binary, "sandbox", "--addr", apiAddr, "--latency", latency, "--rate-limit", "-1")
 	waitForHTTP(t, "http://"+apiAddr+"/healthz")
 	workerEnv := map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key}
 	w1 := startProc(t, dir, workerEnv, binary, "worker", "--concurrency", "4", "--rate-limit", "3000", "--poll-initial", "1s", "--poll-max", "4s", "--lookup-waits", "2s,4s,8s")
