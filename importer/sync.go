@@ -170,7 +170,6 @@ func KindOf(key string) MatchKey {
 type Snapshot struct {
 	byID  map[string]ResidentRecord
 	byKey map[string][]string
-	order []string
 }
 
 // NewSnapshot returns an empty snapshot.
@@ -181,9 +180,6 @@ func NewSnapshot() *Snapshot {
 // Add puts a listed resident in the snapshot; a second listing of one id
 // replaces the first.
 func (s *Snapshot) Add(rec ResidentRecord) {
-	if _, seen := s.byID[rec.ID]; !seen {
-		s.order = append(s.order, rec.ID)
-	}
 	s.byID[rec.ID] = rec
 	for _, k := range []MatchKey{MatchXID, MatchEmail, MatchNameDOB} {
 		if v, ok := keyValue(&rec.Resident, k); ok {
@@ -196,16 +192,7 @@ func (s *Snapshot) Add(rec ResidentRecord) {
 }
 
 // Len is the number of residents in the snapshot.
-func (s *Snapshot) Len() int { return len(s.order) }
-
-// Records returns the residents in the order they were listed.
-func (s *Snapshot) Records() []ResidentRecord {
-	out := make([]ResidentRecord, len(s.order))
-	for i, id := range s.order {
-		out[i] = s.byID[id]
-	}
-	return out
-}
+func (s *Snapshot) Len() int { return len(s.byID) }
 
 // Find returns the residents a match key names.
 func (s *Snapshot) Find(key string) []ResidentRecord {
@@ -493,6 +480,18 @@ func ParseGuard(s string) (Guard, error) {
 		return Guard{N: 0, Percent: true}, nil // "0": nothing allowed, as 0%
 	}
 	return Guard{N: n, Percent: pct}, nil
+}
+
+// ParseGuards reads an import's two guards, naming a bad one by its field
+// (max_creates, max_updates) in an *OptionError.
+func ParseGuards(maxCreates, maxUpdates string) (creates, updates Guard, err error) {
+	if creates, err = ParseGuard(maxCreates); err != nil {
+		return creates, updates, &OptionError{Field: "max_creates", Err: err}
+	}
+	if updates, err = ParseGuard(maxUpdates); err != nil {
+		return creates, updates, &OptionError{Field: "max_updates", Err: err}
+	}
+	return creates, updates, nil
 }
 
 // Set reports whether the guard caps anything.

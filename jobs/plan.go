@@ -153,9 +153,9 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 		for _, p := range batch {
 			numbers = append(numbers, p.row.Result.Row)
 		}
-		var states []rowInFlight
+		var sent []bool
 		if show == nil {
-			if states, err = im.inFlight(ctx, imp.ID, numbers); err != nil {
+			if sent, err = im.sent(ctx, imp.ID, numbers); err != nil {
 				return err
 			}
 		}
@@ -183,7 +183,7 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 				}
 				continue
 			}
-			if p.row.Result.Outcome != "" || states[i].sent {
+			if p.row.Result.Outcome != "" || sent[i] {
 				continue // decided and recorded before, or sent already
 			}
 			switch d.Action {
@@ -262,17 +262,16 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 	return counts, flush()
 }
 
-// rowInFlight says whether a row's write may have been sent.
-type rowInFlight struct{ sent bool }
-
-func (im *Imports) inFlight(ctx context.Context, importID string, rows []int) ([]rowInFlight, error) {
+// sent says, for each row, whether its write may have been sent (or it has
+// its outcome): such a row is not planned again.
+func (im *Imports) sent(ctx context.Context, importID string, rows []int) ([]bool, error) {
 	states, err := im.store.RowStates(ctx, importID, rows)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]rowInFlight, len(states))
+	out := make([]bool, len(states))
 	for i, s := range states {
-		out[i].sent = s.Sending || s.JobID != "" || s.RetryOf != "" || s.Resolved
+		out[i] = s.Sending || s.JobID != "" || s.RetryOf != "" || s.Resolved
 	}
 	return out, nil
 }

@@ -19,9 +19,6 @@ import (
 // stored and nothing is written ('importer plan').
 func (im *Imports) Preview(ctx context.Context, f Inspected, show func(importer.ReportRow, importer.Resident, importer.Decision) error) (importer.PlanCounts, int, error) {
 	imp := importer.Import{ID: f.ID(), File: f.Name, Options: f.Options}
-	if !f.Options.Mode.Matches() {
-		imp.Options.Mode = importer.ModeCreate
-	}
 	// Two passes over the file, as streams: the scopes to list, then the
 	// decisions.
 	wants := newScopeWants(f.Options)

@@ -43,9 +43,6 @@ API or Redis could not be reached.`,
 }
 
 func (c *runConfig) plan(ctx context.Context, path string, log *slog.Logger, stdout, stderr io.Writer) error {
-	if err := c.api.resolveKey(); err != nil {
-		return err
-	}
 	p, cleanup, err := c.prepare(ctx, path)
 	defer cleanup()
 	if err != nil {

@@ -220,11 +220,14 @@ func spool(path string) (string, func(), error) {
 	return tmp.Name(), remove, nil
 }
 
-// prepare reads the file once (see scan) and settles the import's id and
-// options. A stream (standard input, a pipe) is first copied to a private
-// temporary file, which cleanup removes.
+// prepare reads the API key's file, if any, then the file once (see scan),
+// and settles the import's id and options. A stream (standard input, a
+// pipe) is first copied to a private temporary file, which cleanup removes.
 func (c *runConfig) prepare(ctx context.Context, path string) (p prepared, cleanup func(), err error) {
 	cleanup = func() {}
+	if err := c.api.resolveKey(); err != nil {
+		return p, cleanup, err
+	}
 	if info, err := os.Stat(path); err == nil && info.IsDir() {
 		return p, cleanup, usageError("%s is a folder, not a file", path)
 	}
@@ -248,16 +251,9 @@ func (c *runConfig) prepareFile(ctx context.Context, path, readPath, format stri
 	c.opts.Format = format
 	c.opts.Vendor = importer.Vendor(c.vendor)
 	c.opts.Mode = importer.Mode(c.mode)
-	for _, g := range []struct {
-		flag string
-		arg  string
-		dst  *importer.Guard
-	}{{"max-creates", c.maxCreates, &c.opts.MaxCreates}, {"max-updates", c.maxUpdates, &c.opts.MaxUpdates}} {
-		guard, err := importer.ParseGuard(g.arg)
-		if err != nil {
-			return p, usageError("--%s %v", g.flag, err)
-		}
-		*g.dst = guard
+	var err error
+	if c.opts.MaxCreates, c.opts.MaxUpdates, err = importer.ParseGuards(c.maxCreates, c.maxUpdates); err != nil {
+		return p, optionError(err)
 	}
 	if c.rentDueDay != "" {
 		day, err := importer.ParseRentDueDay(c.rentDueDay)
@@ -369,9 +365,6 @@ func checkWritable(dir string) error {
 }
 
 func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdout, stderr io.Writer) error {
-	if err := c.api.resolveKey(); err != nil {
-		return err
-	}
 	p, cleanup, err := c.prepare(ctx, path)
 	defer cleanup()
 	if err != nil {

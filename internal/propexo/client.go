@@ -101,14 +101,20 @@ func redacted(u *url.URL) string {
 // CreateResident posts a resident to the vendor's create path and returns
 // the write's job id.
 func (c *Client) CreateResident(ctx context.Context, vendor importer.Vendor, r importer.Resident) (string, error) {
+	return c.write(ctx, http.MethodPost, vendor.CreatePath(), r.Body())
+}
+
+// write sends a write (a create or an update) and returns its job id: from
+// meta.job_id, or the top-level job_id of the reference's older generation.
+// An answer without one may still have made a job: it is "maybe sent".
+func (c *Client) write(ctx context.Context, method, path string, body any) (string, error) {
 	var answer struct {
 		Meta struct {
 			JobID string `json:"job_id"`
 		} `json:"meta"`
-		JobID string `json:"job_id"` // the older generation of the reference
+		JobID string `json:"job_id"`
 	}
-	op := "POST " + vendor.CreatePath()
-	if err := c.do(ctx, http.MethodPost, vendor.CreatePath(), nil, r.Body(), &answer); err != nil {
+	if err := c.do(ctx, method, path, nil, body, &answer); err != nil {
 		return "", err
 	}
 	jobID := answer.Meta.JobID
@@ -116,7 +122,7 @@ func (c *Client) CreateResident(ctx context.Context, vendor importer.Vendor, r i
 		jobID = answer.JobID
 	}
 	if jobID == "" {
-		return "", &importer.APIError{Kind: importer.KindUnavailable, Op: op, Status: http.StatusOK, MaybeSent: true,
+		return "", &importer.APIError{Kind: importer.KindUnavailable, Op: method + " " + opPath(path), Status: http.StatusOK, MaybeSent: true,
 			Message: "the answer carries no job id"}
 	}
 	return jobID, nil
@@ -180,40 +186,30 @@ const maxLookupPages = 10
 // would page through more residents than it may.
 var ErrTooManyToSearch = errors.New("too many residents to search by name")
 
-// FindResidents lists the residents that match a query, all pages. By email
-// the API filters; by name (no documented filter) it pages through the
-// integration's residents and checks each record itself.
+// FindResidents lists the residents that match a query, all pages (see
+// ListResidents). By email the API filters; by name (no documented filter)
+// it pages through the integration's residents and checks each record
+// itself, at most maxLookupPages pages.
 func (c *Client) FindResidents(ctx context.Context, q importer.ResidentQuery) ([]importer.ResidentRecord, error) {
-	params := url.Values{"integration_id": {q.IntegrationID}, "limit": {"250"}}
-	if q.Email != "" {
-		params.Set("email_1", q.Email)
-	}
-	// Names are no documented filter: without an email the scope is
-	// paged through and each record checked here.
+	scope := importer.ListScope{IntegrationID: q.IntegrationID, Email: q.Email}
 	var out []importer.ResidentRecord
 	for page, offset := 0, 0; ; page++ {
 		if q.Email == "" && page == maxLookupPages {
 			return nil, ErrTooManyToSearch
 		}
-		params.Set("offset", strconv.Itoa(offset))
-		var answer struct {
-			Meta struct {
-				HasMore bool `json:"hasMore"`
-			} `json:"meta"`
-			Results []residentJSON `json:"results"`
-		}
-		if err := c.do(ctx, http.MethodGet, "/v1/residents/", params, nil, &answer); err != nil {
+		recs, more, _, err := c.ListResidents(ctx, scope, offset)
+		if err != nil {
 			return nil, err
 		}
-		for _, r := range answer.Results {
-			if rec := r.record(); q.Email != "" || q.Matches(rec) {
+		for _, rec := range recs {
+			if q.Email != "" || q.Matches(rec) {
 				out = append(out, rec)
 			}
 		}
-		if !answer.Meta.HasMore || len(answer.Results) == 0 {
+		if !more {
 			return out, nil
 		}
-		offset += len(answer.Results)
+		offset += len(recs)
 	}
 }
 
@@ -221,13 +217,6 @@ func (c *Client) FindResidents(ctx context.Context, q importer.ResidentQuery) ([
 // returns the write's job id. Sent twice with the same fields, it changes
 // nothing the second time.
 func (c *Client) UpdateResident(ctx context.Context, vendor importer.Vendor, id string, r importer.Resident, clear []string) (string, error) {
-	var answer struct {
-		Meta struct {
-			JobID string `json:"job_id"`
-		} `json:"meta"`
-		JobID string `json:"job_id"`
-	}
-	path := vendor.UpdatePath(url.PathEscape(id))
 	var body any = r.Body()
 	if len(clear) > 0 {
 		// The fields cleared go as null: the resident's JSON leaves an
@@ -245,15 +234,7 @@ func (c *Client) UpdateResident(ctx context.Context, vendor importer.Vendor, id 
 		}
 		body = fields
 	}
-	if err := c.do(ctx, http.MethodPut, path, nil, body, &answer); err != nil {
-		return "", err
-	}
-	jobID := orElse(answer.Meta.JobID, answer.JobID)
-	if jobID == "" {
-		return "", &importer.APIError{Kind: importer.KindUnavailable, Op: "PUT " + opPath(path), Status: http.StatusOK, MaybeSent: true,
-			Message: "the answer carries no job id"}
-	}
-	return jobID, nil
+	return c.write(ctx, http.MethodPut, vendor.UpdatePath(url.PathEscape(id)), body)
 }
 
 // ListResidents reads one page of the residents in scope, oldest first
@@ -298,13 +279,6 @@ func (c *Client) ListResidents(ctx context.Context, scope importer.ListScope, of
 		more = len(page) >= importer.ListPageSize
 	}
 	return page, more, total, nil
-}
-
-func orElse(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // do sends one request and decodes a 200 answer into out.

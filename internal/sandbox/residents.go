@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -71,44 +72,25 @@ func (s *Server) apply(id string, body resident, clear []string, at time.Time) {
 		return
 	}
 	before := *rec
+	// The record and the update by field name: the update's fields that
+	// are not null overwrite the record's, those sent as null clear them.
+	fields, sent := asFields(*rec), asFields(body)
 	changed := false
-	set := func(dst **string, v *string) {
-		if v != nil && (*dst == nil || **dst != *v) {
-			*dst, changed = v, true
+	for k, v := range sent {
+		if v != nil && writable[k] && !reflect.DeepEqual(fields[k], v) {
+			fields[k], changed = v, true
 		}
 	}
-	for _, f := range []struct{ dst, v **string }{
-		{&rec.PropertyID, &body.PropertyID}, {&rec.LeaseID, &body.LeaseID},
-		{&rec.FirstName, &body.FirstName}, {&rec.MiddleName, &body.MiddleName}, {&rec.LastName, &body.LastName},
-		{&rec.Email1, &body.Email1}, {&rec.Email2, &body.Email2}, {&rec.DateOfBirth, &body.DateOfBirth},
-		{&rec.Phone1, &body.Phone1}, {&rec.Phone1Type, &body.Phone1Type}, {&rec.Phone2, &body.Phone2}, {&rec.Phone2Type, &body.Phone2Type},
-		{&rec.Address1, &body.Address1}, {&rec.Address2, &body.Address2}, {&rec.City, &body.City}, {&rec.State, &body.State},
-		{&rec.Zip, &body.Zip}, {&rec.Country, &body.Country},
-		{&rec.Address1Alternate, &body.Address1Alternate}, {&rec.Address2Alternate, &body.Address2Alternate},
-		{&rec.CityAlternate, &body.CityAlternate}, {&rec.StateAlternate, &body.StateAlternate},
-		{&rec.ZipAlternate, &body.ZipAlternate}, {&rec.CountryAlternate, &body.CountryAlternate},
-		{&rec.Notes, &body.Notes}, {&rec.RentPeriod, &body.RentPeriod},
-	} {
-		set(f.dst, *f.v)
-	}
-	if body.RentDueDay != nil && (rec.RentDueDay == nil || *rec.RentDueDay != *body.RentDueDay) {
-		rec.RentDueDay, changed = body.RentDueDay, true
-	}
-	if len(clear) > 0 {
-		// A field sent as null is cleared: round-trip the record through
-		// its JSON to reach the field by name.
-		b, _ := json.Marshal(rec)
-		fields := map[string]any{}
-		_ = json.Unmarshal(b, &fields)
-		for _, f := range clear {
-			if fields[f] != nil {
-				fields[f], changed = nil, true
-			}
+	for _, k := range clear {
+		if fields[k] != nil {
+			fields[k], changed = nil, true
 		}
-		b, _ = json.Marshal(fields)
-		var cleared resident
-		if json.Unmarshal(b, &cleared) == nil {
-			*rec = cleared
+	}
+	if changed {
+		b, _ := json.Marshal(fields)
+		var updated resident
+		if json.Unmarshal(b, &updated) == nil {
+			*rec = updated
 		}
 	}
 	s.stats.UpdatesApplied++
@@ -119,6 +101,14 @@ func (s *Server) apply(id string, body resident, clear []string, at time.Time) {
 	ts := at.UTC().Format(time.RFC3339)
 	rec.UpdatedAt = &ts
 	s.remember(id, &before, at)
+}
+
+// asFields is a resident by field name, as its JSON has it.
+func asFields(r resident) map[string]any {
+	b, _ := json.Marshal(r)
+	fields := map[string]any{}
+	_ = json.Unmarshal(b, &fields)
+	return fields
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {

@@ -159,15 +159,9 @@ func (e Entry) periodic(base string) (Periodic, error) {
 	opts := importer.Options{Format: e.Format, Delimiter: e.Delimiter, Vendor: importer.Vendor(e.Vendor), IntegrationID: e.IntegrationID,
 		PropertyID: e.PropertyID, RentPeriod: e.RentPeriod, RentDueDay: e.RentDueDay, Verify: e.Verify,
 		Mode: importer.Mode(e.Mode), MatchOn: e.MatchOn, BlankClears: e.BlankClears}
-	for _, g := range []struct {
-		field, arg string
-		dst        *importer.Guard
-	}{{"max_creates", e.MaxCreates, &opts.MaxCreates}, {"max_updates", e.MaxUpdates, &opts.MaxUpdates}} {
-		guard, err := importer.ParseGuard(g.arg)
-		if err != nil {
-			return Periodic{}, &importer.OptionError{Field: g.field, Err: err}
-		}
-		*g.dst = guard
+	var err error
+	if opts.MaxCreates, opts.MaxUpdates, err = importer.ParseGuards(e.MaxCreates, e.MaxUpdates); err != nil {
+		return Periodic{}, err
 	}
 	if e.Deadline != "" {
 		d, err := time.ParseDuration(e.Deadline)
@@ -176,7 +170,7 @@ func (e Entry) periodic(base string) (Periodic, error) {
 		}
 		opts.Deadline = d
 	}
-	opts, err := opts.Normalize()
+	opts, err = opts.Normalize()
 	if err != nil {
 		return Periodic{}, err
 	}

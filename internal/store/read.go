@@ -88,16 +88,14 @@ func (s *Store) Rows(ctx context.Context, id string, total int) iter.Seq2[import
 			for c := chunkOf(first); c <= chunkOf(last); c++ {
 				chunks = append(chunks, c)
 			}
-			results, err := s.rdb.HMGet(ctx, k.results, fields...).Result()
-			if err != nil {
+			// The outcomes and a sync's planned updates, in one round trip.
+			pipe := s.rdb.Pipeline()
+			resultsCmd, plansCmd := pipe.HMGet(ctx, k.results, fields...), pipe.HMGet(ctx, k.plan, fields...)
+			if _, err := pipe.Exec(ctx); err != nil {
 				yield(importer.ReportRow{}, fmt.Errorf("error reading rows %d-%d of import %s: %w", first, last, id, err))
 				return
 			}
-			plans, err := s.rdb.HMGet(ctx, k.plan, fields...).Result()
-			if err != nil {
-				yield(importer.ReportRow{}, fmt.Errorf("error reading rows %d-%d of import %s: %w", first, last, id, err))
-				return
-			}
+			results, plans := resultsCmd.Val(), plansCmd.Val()
 			records, err := s.chunks(ctx, k, header, chunks)
 			if err != nil {
 				yield(importer.ReportRow{}, fmt.Errorf("error reading rows %d-%d of import %s: %w", first, last, id, err))
