@@ -253,7 +253,9 @@ func serveInBackground(srv *http.Server, ln net.Listener, log *slog.Logger, what
 }
 
 // serveUntilDone serves srv on ln until ctx ends, then shuts it down,
-// giving requests in flight five seconds.
+// giving requests in flight five seconds and closing what is left after
+// them: the server was told to stop, so a connection still open then (a
+// slow request, or one a client opened and never used) is no failure.
 func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -264,7 +266,9 @@ func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener) erro
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Shutdown(shutdown); errors.Is(err, context.DeadlineExceeded) {
+		_ = srv.Close() // the grace period is over: cut what remains
+	} else if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return unfinished(err)
 	}
 	return nil
