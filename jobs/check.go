@@ -244,15 +244,16 @@ func (im *Imports) checkFailed(ctx context.Context, p CheckPayload, err error) e
 	case importer.KindRateLimited:
 		return &waitError{after: rateLimitWait(err), err: err}
 	}
-	im.count(ctx, p.ImportID, importer.StatRetries)
-	if lastAttempt(ctx) && apiErr.Kind == importer.KindNotFound {
-		// The API gave us this job id: a 404 for it is a lag of the
-		// API's, read again with backoff; only when every read said so
-		// does the row fail. Its write may have happened: it is followed
-		// again by 'importer retry', never sent again.
+	if apiErr.Kind == importer.KindNotFound {
+		// The API does not know the job id it gave us (404, or 400: the
+		// answer is undocumented). Reading again spends the budget on a
+		// job that may never appear: the row ends job_not_found at once.
+		// Its write may have happened, so it is never offered to send
+		// again; 'importer retry' follows the job again.
 		return im.resolveJob(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
-			ErrorCode: importer.CodeJobNotFound, Error: "the API did not know this write job at any of the reads (check it with its job id): " + apiErr.Error()})
+			ErrorCode: importer.CodeJobNotFound, Error: fmt.Sprintf("the API does not know this write job (HTTP %d); its write may have happened: 'importer retry' follows it again", apiErr.Status)})
 	}
+	im.count(ctx, p.ImportID, importer.StatRetries)
 	if lastAttempt(ctx) {
 		return im.resolveJob(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
 			ErrorCode: importer.CodeRetriesSpent, Error: "the write's status could not be read after every retry (check it with its job id): " + apiErr.Error()})

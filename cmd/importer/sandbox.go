@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -74,6 +75,15 @@ per identity, faults, webhooks).`,
 	f.DurationVar(&c.cfg.Webhooks.RetryInterval, "webhook-retry-interval", 15*time.Minute, "wait before a webhook answered non-2xx is sent again (10 times at most)")
 	f.Float64Var(&c.cfg.Webhooks.DuplicateRate, "webhook-duplicate-rate", 0, "share of webhooks (0-1) sent twice")
 	f.DurationVar(&c.cfg.Webhooks.Jitter, "webhook-jitter", 0, "hold each webhook back by up to this long, so they arrive out of order")
+	variant := func(dst *string, name, what string) {
+		choices := sandbox.VariantChoices(strings.ReplaceAll(name, "-", "_"))
+		f.StringVar(dst, name, choices[0], what+": "+strings.Join(choices, " or ")+" (the API's documents leave it open)")
+	}
+	f.IntVar(&c.cfg.Variants.UnknownJobStatus, "unknown-job-status", 404, "status of a write-status read of a job the API does not know: 404 or 400 (undocumented)")
+	variant(&c.cfg.Variants.CreatedRecordID, "created-record-id", "what a SUCCESS carries in created_record_id: the resident's id, null, or another object's id")
+	variant(&c.cfg.Variants.DataNew, "data-new", "what DATA_NEW's root_job_id carries: the write's job id, a sync job's id, or no DATA_NEW at all")
+	variant(&c.cfg.Variants.CreateAnswer, "create-answer", "shape of a write's answer: {meta: {job_id}, result} or the older {job_id, data}")
+	variant(&c.cfg.Variants.HasMore, "has-more", "a list's hasMore: true/false with total, or null without total")
 	c.cfg.Webhooks.Secret = getenv("PROPEXO_WEBHOOK_SECRET")
 	return cmd
 }
@@ -94,6 +104,9 @@ func (c *sandboxConfig) run(ctx context.Context, log *slog.Logger) error {
 	}
 	if !c.cfg.Faults.Valid() {
 		return usageError("--error-rate, --drop-rate, --slow-rate and --gateway-error-rate: use shares from 0 to 1 that add up to at most 1; --status-not-found-rate a share from 0 to 1")
+	}
+	if err := c.cfg.Variants.Validate(); err != nil {
+		return usageError("--%s", strings.ReplaceAll(err.Error(), "_", "-"))
 	}
 	if c.cfg.RateLimit == 0 {
 		return usageError("--rate-limit 0: use a positive limit, or -1 for none")

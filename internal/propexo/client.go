@@ -137,6 +137,13 @@ func (c *Client) WriteStatus(ctx context.Context, jobID string) (importer.WriteS
 	}
 	path := "/v1/admin/write-status/" + url.PathEscape(jobID)
 	if err := c.do(ctx, http.MethodGet, path, nil, nil, &answer); err != nil {
+		// The API's answer for a job it does not know is undocumented:
+		// 404 or 400. Either way the job id is unknown, not the request
+		// malformed (the id is the API's own).
+		var apiErr *importer.APIError
+		if errors.As(err, &apiErr) && (apiErr.Status == http.StatusNotFound || apiErr.Status == http.StatusBadRequest) {
+			apiErr.Kind = importer.KindNotFound
+		}
 		return importer.WriteStatus{}, err
 	}
 	st := importer.WriteStatus{State: importer.WriteState(strings.ToUpper(answer.WriteStatus)), Errors: importer.ReadableErrors(answer.Errors)}

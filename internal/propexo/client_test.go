@@ -3,6 +3,7 @@ package propexo_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -228,5 +229,69 @@ func TestNewChecksItsConfig(t *testing.T) {
 		if _, err := propexo.New(cfg); err == nil {
 			t.Errorf("New(%+v) accepted a bad config", cfg)
 		}
+	}
+}
+
+// Where the documents leave the API's answers open, the client reads every
+// variant the sandbox plays: the write's answer in either shape, a list
+// whose hasMore is null and total missing, an unknown job as 404 or 400,
+// and created_record_id null or another object's.
+func TestDocumentedVariants(t *testing.T) {
+	ctx := context.Background()
+	for _, v := range []sandbox.Variants{
+		{},
+		{CreateAnswer: sandbox.AnswerLegacy, HasMore: sandbox.HasMoreNull, UnknownJobStatus: 400, CreatedRecordID: sandbox.RecordNull},
+		{CreatedRecordID: sandbox.RecordOther},
+	} {
+		t.Run(fmt.Sprintf("%+v", v), func(t *testing.T) {
+			client, _, clk := newSandbox(t, sandbox.Config{Variants: v, RateLimit: -1})
+			var jobIDs []string
+			for i := range importer.ListPageSize + 3 { // a full page and a short one
+				r := ada
+				r.Email1 = fmt.Sprintf("ada%d@example.com", i)
+				jobID, err := client.CreateResident(ctx, importer.VendorRentManager, r)
+				if err != nil || jobID == "" {
+					t.Fatalf("CreateResident = %q, %v", jobID, err)
+				}
+				jobIDs = append(jobIDs, jobID)
+			}
+			clk.Add(11 * time.Second)
+			st, err := client.WriteStatus(ctx, jobIDs[0])
+			if err != nil || st.State != importer.WriteSuccess {
+				t.Fatalf("WriteStatus = %+v, %v", st, err)
+			}
+			_, readErr := client.GetResident(ctx, st.CreatedRecordID)
+			switch v.CreatedRecordID {
+			case sandbox.RecordNull:
+				if st.CreatedRecordID != "" {
+					t.Errorf("created_record_id null read as %q", st.CreatedRecordID)
+				}
+			case sandbox.RecordOther:
+				if st.CreatedRecordID == "" || !isKind(readErr, importer.KindNotFound) {
+					t.Errorf("another object's id %q reads back as a resident (%v)", st.CreatedRecordID, readErr)
+				}
+			default:
+				if readErr != nil {
+					t.Errorf("the created record does not read back: %v", readErr)
+				}
+			}
+			var all []importer.ResidentRecord
+			for offset := 0; ; {
+				page, more, _, err := client.ListResidents(ctx, importer.ListScope{IntegrationID: ada.IntegrationID}, offset)
+				if err != nil {
+					t.Fatal(err)
+				}
+				all, offset = append(all, page...), offset+len(page)
+				if !more {
+					break
+				}
+			}
+			if len(all) != len(jobIDs) || all[0].Email1 != "ada0@example.com" {
+				t.Errorf("listed %d residents (first %q), want %d oldest first", len(all), all[0].Email1, len(jobIDs))
+			}
+			if _, err := client.WriteStatus(ctx, "job_unknown"); !isKind(err, importer.KindNotFound) {
+				t.Errorf("unknown job: %v, want not found", err)
+			}
+		})
 	}
 }

@@ -22,7 +22,7 @@ func (s *Server) store(body resident, at time.Time) string {
 	x := strconv.Itoa(100000 + len(s.order))
 	ts := at.UTC().Format(time.RFC3339)
 	rec := body
-	vendor := s.cfg.Integrations[str(body.IntegrationID)]
+	vendor := vendorEnum(s.cfg.Integrations[str(body.IntegrationID)])
 	rec.ID, rec.XID, rec.CreatedAt, rec.UpdatedAt, rec.IntegrationVendor = &id, &x, &ts, &ts, &vendor
 	s.residents[id] = &rec
 	s.order = append(s.order, id)
@@ -126,7 +126,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "Resident not found", nil)
 		return
 	}
-	writeJSON(w, http.StatusOK, oneAnswer{Meta: map[string]any{}, Results: out})
+	writeJSON(w, http.StatusOK, oneAnswer{Meta: newListMeta(s.cfg.Variants, 0, 100, 1, 1), Results: out})
 }
 
 // listFilters are the documented filters of GET /v1/residents/; any other
@@ -208,7 +208,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		page = matched[offset:min(total, offset+limit)]
 	}
 	writeJSON(w, http.StatusOK, listAnswer{
-		Meta:    listMeta{Offset: offset, Limit: limit, OrderBy: orderBy, HasMore: offset+len(page) < total, Total: total},
+		Meta:    newListMeta(s.cfg.Variants, offset, limit, len(page), total),
 		Results: page,
 	})
 }
@@ -216,10 +216,10 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 func (s *Server) integrations(w http.ResponseWriter, r *http.Request) {
 	var out []integration
 	for id, vendor := range s.cfg.Integrations {
-		out = append(out, integration{ID: id, Vendor: vendor, Active: true, System: "SANDBOX"})
+		out = append(out, integration{ID: id, Vendor: vendorEnum(vendor), Active: true, System: "SANDBOX"})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	writeJSON(w, http.StatusOK, integrationsAnswer{Meta: listMeta{Limit: 100, Total: len(out)}, Results: out})
+	writeJSON(w, http.StatusOK, integrationsAnswer{Meta: newListMeta(s.cfg.Variants, 0, 100, len(out), len(out)), Results: out})
 }
 
 func (s *Server) properties(w http.ResponseWriter, r *http.Request) {
@@ -231,7 +231,7 @@ func (s *Server) properties(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	writeJSON(w, http.StatusOK, propertiesAnswer{Meta: listMeta{Limit: 100, Total: len(out)}, Results: out})
+	writeJSON(w, http.StatusOK, propertiesAnswer{Meta: newListMeta(s.cfg.Variants, 0, 100, len(out), len(out)), Results: out})
 }
 
 func paging(w http.ResponseWriter, offsetArg, limitArg string) (offset, limit int, ok bool) {

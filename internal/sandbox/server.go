@@ -66,6 +66,9 @@ type Config struct {
 	Faults Faults
 	// Webhooks configures webhook deliveries; none without a URL.
 	Webhooks WebhookConfig
+	// Variants pick, where Propexo's documents leave a behaviour open,
+	// which one the sandbox plays.
+	Variants Variants
 	// Now tells the time. Default time.Now.
 	Now func() time.Time
 }
@@ -87,8 +90,9 @@ var DefaultProperties = map[string]string{
 	"prop_900": "int_buildium_demo",
 }
 
-// cannotCreate are the vendors whose create answers 405.
-var cannotCreate = map[string]bool{"yardi": true, "entrata": true, "propertyware_soap": true}
+// cannotCreate are the vendors whose create answers 405 (propertyware is
+// Propertyware SOAP's slug).
+var cannotCreate = map[string]bool{"yardi": true, "entrata": true, "propertyware": true}
 
 // perVendorPaths are the vendors with a create path of their own.
 var perVendorPaths = map[string]bool{"rentmanager": true, "propertyware_rest": true, "buildium": true}
@@ -175,6 +179,7 @@ func New(cfg Config) *Server {
 	if cfg.SlowDelay == 0 {
 		cfg.SlowDelay = 2 * time.Second
 	}
+	cfg.Variants = cfg.Variants.withDefaults()
 	s := &Server{
 		cfg:       cfg,
 		rng:       mrand.New(mrand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),

@@ -95,7 +95,7 @@ type dataNewEvent struct {
 // s.mu.
 func (w *webhooks) resolved(j *job) {
 	integrationID := str(j.body.IntegrationID)
-	vendor := w.s.cfg.Integrations[integrationID]
+	vendor := vendorEnum(w.s.cfg.Integrations[integrationID])
 	var events [][]byte
 	if j.status == "FAILURE" || j.status == "PARTIAL_SUCCESS" {
 		b, _ := json.Marshal(failureEvent{Trigger: "WRITE_OPERATION_FAILURE", Data: failureData{

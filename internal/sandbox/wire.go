@@ -33,6 +33,12 @@ type createMeta struct {
 	JobID string `json:"job_id"`
 }
 
+// legacyAnswer is a write's answer in the reference's older generation.
+type legacyAnswer struct {
+	JobID string   `json:"job_id"`
+	Data  resident `json:"data"`
+}
+
 type writeStatusAnswer struct {
 	WriteStatus     string   `json:"write_status"`
 	Errors          []string `json:"errors"`
@@ -45,8 +51,8 @@ type retryAnswer struct {
 }
 
 type oneAnswer struct {
-	Meta    map[string]any `json:"meta"`
-	Results resident       `json:"results"`
+	Meta    listMeta `json:"meta"`
+	Results resident `json:"results"`
 }
 
 type listAnswer struct {
@@ -54,12 +60,25 @@ type listAnswer struct {
 	Results []resident `json:"results"`
 }
 
+// listMeta is the meta of a list (and, as the reference shows it, of a get
+// by id too). orderBy is an array of objects in every documented example;
+// hasMore may be null, and total missing, under the HasMoreNull variant.
 type listMeta struct {
-	Offset  int    `json:"offset"`
-	Limit   int    `json:"limit"`
-	OrderBy string `json:"orderBy"`
-	HasMore bool   `json:"hasMore"`
-	Total   int    `json:"total"`
+	OrderBy []map[string]any `json:"orderBy"`
+	Offset  int              `json:"offset"`
+	Limit   int              `json:"limit"`
+	HasMore *bool            `json:"hasMore"`
+	Total   *int             `json:"total,omitempty"`
+}
+
+// newListMeta is the meta of a page of total records from offset.
+func newListMeta(v Variants, offset, limit, shown, total int) listMeta {
+	m := listMeta{OrderBy: []map[string]any{}, Offset: offset, Limit: limit}
+	if v.HasMore == HasMoreBool {
+		more := offset+shown < total
+		m.HasMore, m.Total = &more, &total
+	}
+	return m
 }
 
 type integrationsAnswer struct {

@@ -69,8 +69,27 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	s.stats.CreatesByIdentity[identity(body)]++
 	s.mu.Unlock()
 
-	answer := createAnswer{Meta: createMeta{JobID: j.id}, Result: body}
-	writeJSON(w, http.StatusOK, answer)
+	s.writeAnswer(w, j.id, body)
+}
+
+// writeAnswer answers a write with its job id, in the shape the variant
+// picks: {meta: {job_id}, result} or the older {job_id, data}.
+func (s *Server) writeAnswer(w http.ResponseWriter, jobID string, body resident) {
+	if s.cfg.Variants.CreateAnswer == AnswerLegacy {
+		writeJSON(w, http.StatusOK, legacyAnswer{JobID: jobID, Data: body})
+		return
+	}
+	writeJSON(w, http.StatusOK, createAnswer{Meta: createMeta{JobID: jobID}, Result: body})
+}
+
+// unknownJob answers a request for a job the API does not know, with the
+// status the variant picks: 404, or 400 (undocumented either way).
+func (s *Server) unknownJob(w http.ResponseWriter) {
+	if s.cfg.Variants.UnknownJobStatus == http.StatusBadRequest {
+		writeError(w, http.StatusBadRequest, "invalid_request", "Invalid root_job_id", nil)
+		return
+	}
+	writeError(w, http.StatusNotFound, "not_found", "Job not found", nil)
 }
 
 // readBody reads a write's body: the resident it carries and, unless the
@@ -167,7 +186,7 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	j.updateOf, j.clear = id, nulls
 	s.stats.Updates++
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, createAnswer{Meta: createMeta{JobID: j.id}, Result: body})
+	s.writeAnswer(w, j.id, body)
 }
 
 // identity names a resident for the duplicate count.
@@ -251,17 +270,33 @@ func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request) {
 		if j.status == "PENDING" {
 			answer.Errors = []string{}
 		}
-		if j.recordID != "" {
-			id := j.recordID
-			answer.CreatedRecordID = &id
-		}
+		answer.CreatedRecordID = s.createdRecordID(j)
 	}
 	s.mu.Unlock()
 	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "Job not found", nil)
+		s.unknownJob(w)
 		return
 	}
 	writeJSON(w, http.StatusOK, answer)
+}
+
+// createdRecordID is what write-status says of a job's record: the
+// resident's id, or, for a create under the variants that say so, null or
+// the id of another object the job made. Callers hold mu.
+func (s *Server) createdRecordID(j *job) *string {
+	if j.recordID == "" {
+		return nil
+	}
+	id := j.recordID
+	if j.updateOf == "" {
+		switch s.cfg.Variants.CreatedRecordID {
+		case RecordNull:
+			return nil
+		case RecordOther:
+			id = "lease_tenant_" + strings.TrimPrefix(j.id, "job_")
+		}
+	}
+	return &id
 }
 
 func (s *Server) retryWrite(w http.ResponseWriter, r *http.Request) {
@@ -277,7 +312,7 @@ func (s *Server) retryWrite(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	switch {
 	case !ok:
-		writeError(w, http.StatusNotFound, "not_found", "Job not found", nil)
+		s.unknownJob(w)
 	case fresh == nil:
 		writeError(w, http.StatusBadRequest, "invalid_request", "Only writes with status FAILURE can be retried", nil)
 	default:
