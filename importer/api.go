@@ -69,6 +69,43 @@ type WriteEvent struct {
 	State    WriteState `json:"state"`
 	RecordID string     `json:"record_id,omitempty"`
 	Errors   []string   `json:"errors,omitempty"`
+	// IntegrationID, Email and XID describe a DATA_NEW's record, so that
+	// an event whose root_job_id is not the write's (the documented
+	// example's is a sync job's) still finds the write that made it.
+	IntegrationID string `json:"integration_id,omitempty"`
+	Email         string `json:"email,omitempty"`
+	XID           string `json:"x_id,omitempty"`
+}
+
+// RecordKeys are the keys a DATA_NEW's record is matched by: its x_id and
+// its email, within its integration.
+func (ev WriteEvent) RecordKeys() []string {
+	var keys []string
+	if ev.IntegrationID == "" {
+		return nil
+	}
+	if ev.XID != "" {
+		keys = append(keys, RecordKey(ev.IntegrationID, "", ev.XID))
+	}
+	if ev.Email != "" {
+		keys = append(keys, RecordKey(ev.IntegrationID, ev.Email, ""))
+	}
+	return keys
+}
+
+// RecordKey names a resident a create writes, for a DATA_NEW to find its
+// write by: the integration and the x_id, else the email (any case). It is
+// "" when the resident has neither.
+func RecordKey(integrationID, email, xID string) string {
+	switch {
+	case integrationID == "":
+		return ""
+	case xID != "":
+		return integrationID + "|x:" + xID
+	case email != "":
+		return integrationID + "|e:" + strings.ToLower(strings.TrimSpace(email))
+	}
+	return ""
 }
 
 // Endpoints of the write API, as the importer counts its requests.

@@ -117,7 +117,9 @@ type rowStore interface {
 	// SetJob records the write's job id with status check number 1 and,
 	// forWebhooks, indexes the job for JobRow; the counters named by
 	// stats are added to in the same round trip.
-	SetJob(ctx context.Context, id string, row int, jobID string, forWebhooks bool, stats ...string) error
+	SetJob(ctx context.Context, id string, row int, jobID string, forWebhooks bool, recordKey string, stats ...string) error
+	// JobOfRecord finds the create job that wrote the record a key names.
+	JobOfRecord(ctx context.Context, recordKey string) (jobID string, ok bool, err error)
 	// AdvanceCheck moves the row's status check number from `from` to
 	// `to` if it still is `from`, and reports whether it did.
 	AdvanceCheck(ctx context.Context, id string, row int, from, to int) (bool, error)

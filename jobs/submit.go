@@ -152,7 +152,11 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 		return im.submitFailed(ctx, p, st.RetryOf, err)
 	}
 	// The job id and the request's count, in one round trip.
-	if err := im.store.SetJob(ctx, p.ImportID, p.Row, jobID, im.webhooksExpected(), importer.StatRequests(endpoint)); err != nil {
+	var recordKey string
+	if p.Update == nil {
+		recordKey = importer.RecordKey(p.Resident.IntegrationID, p.Resident.Email1, p.Resident.XID)
+	}
+	if err := im.store.SetJob(ctx, p.ImportID, p.Row, jobID, im.webhooksExpected(), recordKey, importer.StatRequests(endpoint)); err != nil {
 		return err // the retry finds the row "sending" and looks it up
 	}
 	im.log.DebugContext(ctx, "write submitted", "import_id", p.ImportID, "row", p.Row, "job_id", jobID, "retry_of", st.RetryOf)

@@ -52,7 +52,7 @@ func writeRoster(t *testing.T, name string, people []person) string {
 func syncEnv(t *testing.T, cacheLag time.Duration) *env {
 	t.Helper()
 	lat, _ := sandbox.ParseLatency("fixed:100ms")
-	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, CacheLag: cacheLag})
+	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, CacheLag: importer.CacheLag{Default: cacheLag}})
 	srv := httptest.NewServer(sb.Handler())
 	t.Cleanup(srv.Close)
 	api, err := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})

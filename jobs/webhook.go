@@ -16,10 +16,30 @@ import (
 // picks the news up when its job id is stored or at its next status check.
 // Deliveries may come in any order: a partial success that arrives after the
 // DATA_NEW of the same write still turns the row partial.
+//
+// Whether a DATA_NEW's root_job_id is the write's job id is not documented
+// (the documented example's is a sync job's): a DATA_NEW naming a job the
+// importer does not know is matched to the create that wrote its record,
+// by the record's x_id or email within its integration.
 func (im *Imports) ApplyEvent(ctx context.Context, ev importer.WriteEvent) error {
 	importID, row, ok, err := im.store.JobRow(ctx, ev.JobID)
 	if err != nil {
 		return err
+	}
+	for _, key := range ev.RecordKeys() {
+		if ok || ev.State != importer.WriteSuccess {
+			break
+		}
+		jobID, found, err := im.store.JobOfRecord(ctx, key)
+		if err != nil {
+			return err
+		}
+		if found {
+			if importID, row, ok, err = im.store.JobRow(ctx, jobID); err != nil {
+				return err
+			}
+			ev.JobID = jobID
+		}
 	}
 	if !ok {
 		return im.store.SaveJobEvent(ctx, ev)

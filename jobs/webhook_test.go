@@ -22,6 +22,13 @@ const whSecret = "whsec"
 // handlers, and polling is a fallback an hour away.
 func webhookImport(t *testing.T, id string, rows int, cfg sandbox.Config) (*env, *sandbox.Server) {
 	t.Helper()
+	return webhookImportPolling(t, id, rows, cfg, time.Hour)
+}
+
+// webhookImportPolling is webhookImport with the fallback poll after
+// fallback.
+func webhookImportPolling(t *testing.T, id string, rows int, cfg sandbox.Config, fallback time.Duration) (*env, *sandbox.Server) {
+	t.Helper()
 	ctx := context.Background()
 	e := envOn(t, redistestClient(t))
 	h := jobs.NewImports(nil, e.store, e.queue, e.reports, nil, jobs.Config{PollFallback: time.Hour})
@@ -40,7 +47,7 @@ func webhookImport(t *testing.T, id string, rows int, cfg sandbox.Config) (*env,
 	srv := httptest.NewServer(sb.Handler())
 	t.Cleanup(func() { srv.Close(); sb.Close() })
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
-	e.h = jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollFallback: time.Hour})
+	e.h = jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollFallback: fallback})
 
 	imp := e.newImport(t, id, -1, importer.Options{})
 	if _, err := e.commands().Split(ctx, imp, &fakeRows{n: rows}); err != nil {
@@ -87,6 +94,43 @@ func TestWebhooksResolveRowsWithoutPolling(t *testing.T) {
 	}
 	if got := e.reports.n.Load(); got != 1 {
 		t.Errorf("%d reports written, want 1", got)
+	}
+}
+
+// Whether DATA_NEW's root_job_id is the write's job id is undocumented:
+// the sandbox sends the write's, a sync job's, or no DATA_NEW at all. A
+// DATA_NEW naming a sync job finds its write by the record's email, with no
+// request; without DATA_NEW, the fallback poll ends every row. Every row
+// ends as its write did in all three.
+func TestDataNewVariants(t *testing.T) {
+	const rows = 20
+	for _, tt := range []struct {
+		variant      string
+		fallback     time.Duration
+		statusReads  bool
+		wantWebhooks bool
+	}{
+		{variant: sandbox.DataNewWrite, fallback: time.Hour},
+		{variant: sandbox.DataNewSync, fallback: time.Hour},
+		{variant: sandbox.DataNewNone, fallback: time.Second, statusReads: true},
+	} {
+		t.Run(tt.variant, func(t *testing.T) {
+			id := "imp-datanew-" + tt.variant
+			e, sb := webhookImportPolling(t, id, rows, sandbox.Config{Seed: 3, Variants: sandbox.Variants{DataNew: tt.variant}}, tt.fallback)
+			st := sb.Stats()
+			if reads := st.Requests["write_status"]; (reads > 0) != tt.statusReads || reads > rows {
+				t.Errorf("%d status reads for %d rows", reads, rows)
+			}
+			p, _ := e.store.Progress(context.Background(), id)
+			if p.Counts[importer.Succeeded] != rows || st.ResidentsCreated != rows || st.Creates != rows {
+				t.Errorf("progress %+v, sandbox %d creates, %d residents; want every row succeeded once", p.Counts, st.Creates, st.ResidentsCreated)
+			}
+			for r, err := range e.store.Rows(context.Background(), id, rows) {
+				if err != nil || r.Result.RecordID == "" {
+					t.Errorf("row %+v (%v): want its record id", r.Result, err)
+				}
+			}
+		})
 	}
 }
 

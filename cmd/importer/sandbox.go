@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/sandbox"
 )
 
@@ -18,8 +19,10 @@ type sandboxConfig struct {
 	addr    string
 	apiKey  apiSettings
 	latency string
-	cfg     sandbox.Config
-	faults  struct {
+	// cacheLag is --cache-lag, read by importer.ParseCacheLag.
+	cacheLag string
+	cfg      sandbox.Config
+	faults   struct {
 		slowDelay time.Duration
 	}
 }
@@ -59,7 +62,7 @@ per identity, faults, webhooks).`,
 	f.Float64Var(&c.cfg.FailureRate, "failure-rate", 0, "share of writes (0-1) that end in FAILURE")
 	f.Float64Var(&c.cfg.PartialRate, "partial-rate", 0, "share of writes (0-1) that end in PARTIAL_SUCCESS")
 	f.Float64Var(&c.cfg.StuckRate, "stuck-rate", 0, "share of writes (0-1) that never leave PENDING")
-	f.DurationVar(&c.cfg.CacheLag, "cache-lag", 0, "keep a written resident out of get and list for this long after its write resolves, as Propexo shows a record only once it has read it back from the PMS (0: at once)")
+	f.StringVar(&c.cacheLag, "cache-lag", "0s", "how long a written resident stays out of get and list after its write resolves, as Propexo shows a record once it has read it back from the PMS: a duration, or 'sync' (until POST /v1/admin/integrations/{id}/manual-sync), for every vendor or per vendor (buildium=sync,rentmanager=0s,30s)")
 	f.Uint64Var(&c.cfg.Seed, "seed", 1, "seed of the random choices, so a run can be repeated")
 	f.IntVar(&c.cfg.RateLimit, "rate-limit", 150, "requests allowed per window, all endpoints together (-1: no limit)")
 	f.DurationVar(&c.cfg.RateWindow, "rate-window", time.Minute, "length of a rate-limit window")
@@ -104,6 +107,9 @@ func (c *sandboxConfig) run(ctx context.Context, log *slog.Logger) error {
 	}
 	if !c.cfg.Faults.Valid() {
 		return usageError("--error-rate, --drop-rate, --slow-rate and --gateway-error-rate: use shares from 0 to 1 that add up to at most 1; --status-not-found-rate a share from 0 to 1")
+	}
+	if c.cfg.CacheLag, err = importer.ParseCacheLag(c.cacheLag); err != nil {
+		return usageError("--cache-lag: %v", err)
 	}
 	if err := c.cfg.Variants.Validate(); err != nil {
 		return usageError("--%s", strings.ReplaceAll(err.Error(), "_", "-"))

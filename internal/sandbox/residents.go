@@ -11,13 +11,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/propexo-importer/importer/importer"
 )
 
 // This file holds the residents the sandbox knows and how they are read:
 // get by id, list with filters and paging, integrations and properties.
 
 // store writes a resident and returns its id. Callers hold mu.
-func (s *Server) store(body resident, at time.Time) string {
+func (s *Server) store(jobID string, body resident, at time.Time) string {
 	id := "res_" + randomHex(10)
 	x := strconv.Itoa(100000 + len(s.order))
 	ts := at.UTC().Format(time.RFC3339)
@@ -28,40 +30,79 @@ func (s *Server) store(body resident, at time.Time) string {
 	s.order = append(s.order, id)
 	s.stats.ResidentsCreated++
 	s.stats.ResidentsByIdentity[identity(body)]++
-	s.remember(id, nil, at)
+	if s.remember(id, jobID, nil, at) && s.hooks != nil {
+		s.hooks.dataNew(jobID, id, rec)
+	}
 	return id
 }
 
-// lag is what the API's cache shows of a resident until a moment: the copy
-// before its last write, or nothing (a new resident).
+// lag is what the API's cache shows of a resident until a moment (or until
+// the integration's next sync): the copy before its last write, or nothing
+// (a new resident, whose DATA_NEW goes out when the cache reads it).
 type lag struct {
-	until time.Time
-	shown *resident
+	until     time.Time
+	untilSync bool
+	shown     *resident
+	jobID     string // the write that created it; "" for an update
 }
 
-// remember starts the cache lag of a resident just written, whose copy
-// before the write was before (nil: it is new). Callers hold mu.
-func (s *Server) remember(id string, before *resident, at time.Time) {
-	if s.cfg.CacheLag <= 0 {
-		return
+// remember starts the cache lag of a resident just written by job jobID,
+// whose copy before the write was before (nil: it is new). It reports
+// whether the resident shows at once. Callers hold mu.
+func (s *Server) remember(id, jobID string, before *resident, at time.Time) bool {
+	d := s.cfg.CacheLag.For(s.cfg.Integrations[str(s.residents[id].IntegrationID)])
+	if d == 0 {
+		return true
 	}
-	if old, lagging := s.lagging[id]; lagging && at.Before(old.until) {
+	if old, lagging := s.lagging[id]; lagging {
 		before = old.shown // the cache has not read the earlier write either
+		if before == nil {
+			jobID = old.jobID
+		}
 	}
-	s.lagging[id] = lag{until: at.Add(s.cfg.CacheLag), shown: before}
+	s.lagging[id] = lag{until: at.Add(d), untilSync: d == importer.UntilSync, shown: before, jobID: jobID}
+	return false
 }
 
 // view is the resident as get and list show it now: nil while the cache
 // has not read it yet. Callers hold mu.
 func (s *Server) view(id string, now time.Time) *resident {
-	rec := s.residents[id]
-	if l, lagging := s.lagging[id]; lagging {
-		if now.Before(l.until) {
-			return l.shown
+	if l, lagging := s.lagging[id]; lagging && (l.untilSync || now.Before(l.until)) {
+		return l.shown
+	}
+	return s.residents[id]
+}
+
+// readBack ends the lags that have run out, or every lag of an integration
+// when sync names one (a manual sync), and sends the DATA_NEW of each new
+// resident the cache now shows. Callers hold mu.
+func (s *Server) readBack(now time.Time, sync string) {
+	for id, l := range s.lagging {
+		rec := s.residents[id]
+		if sync != "" && str(rec.IntegrationID) != sync || sync == "" && (l.untilSync || now.Before(l.until)) {
+			continue
 		}
 		delete(s.lagging, id)
+		if l.shown == nil && s.hooks != nil {
+			s.hooks.dataNew(l.jobID, id, *rec)
+		}
 	}
-	return rec
+}
+
+func (s *Server) manualSync(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	s.mu.Lock()
+	_, known := s.cfg.Integrations[id]
+	if known {
+		s.readBack(s.cfg.Now(), id)
+		s.stats.ManualSyncs++
+	}
+	s.mu.Unlock()
+	if !known {
+		writeError(w, http.StatusNotFound, "not_found", "Integration not found", nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "job_id": "sync_" + randomHex(8)})
 }
 
 // apply writes an update's fields to a resident, counting an update that
@@ -100,7 +141,7 @@ func (s *Server) apply(id string, body resident, clear []string, at time.Time) {
 	}
 	ts := at.UTC().Format(time.RFC3339)
 	rec.UpdatedAt = &ts
-	s.remember(id, &before, at)
+	s.remember(id, "", &before, at)
 }
 
 // asFields is a resident by field name, as its JSON has it.

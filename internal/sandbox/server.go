@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/propexo-importer/importer/importer"
 )
 
 // Config are the sandbox's knobs. The zero value of each field is a working
@@ -44,11 +46,13 @@ type Config struct {
 	// names a property of its integration that is not here fails at the
 	// PMS, after the latency. Default DefaultProperties.
 	Properties map[string]string
-	// CacheLag keeps a written resident out of get and list for this long
-	// after its write resolves, as Propexo's cache shows a record only once
-	// it has read it back from the PMS (at the next sync, for some PMS).
-	// Default 0: shown at once.
-	CacheLag time.Duration
+	// CacheLag keeps a written resident out of get and list for a while
+	// after its write resolves, per vendor, as Propexo's cache shows a
+	// record only once it has read it back from the PMS; a vendor whose
+	// lag is importer.UntilSync shows it at the integration's next manual
+	// sync (POST /v1/admin/integrations/{id}/manual-sync). Default 0:
+	// shown at once, as the create pages of the documented vendors say.
+	CacheLag importer.CacheLag
 	// StuckRate is the share of writes, 0 to 1, that never leave PENDING.
 	// Default 0.
 	StuckRate float64
@@ -131,6 +135,8 @@ type Stats struct {
 	Creates int `json:"creates"`
 	// ResidentsCreated counts residents written by successful jobs.
 	ResidentsCreated int `json:"residents_created"`
+	// ManualSyncs counts POST /v1/admin/integrations/{id}/manual-sync.
+	ManualSyncs int `json:"manual_syncs"`
 	// Updates counts accepted updates (write jobs made); UpdatesApplied,
 	// those that succeeded; NoopUpdates, those of them that changed
 	// nothing.
@@ -267,6 +273,7 @@ func (s *Server) Handler() http.Handler {
 	route("POST /v1/admin/retry-write/{job}", "retry_write", s.retryWrite)
 	route("GET /v1/admin/integrations/{$}", "list_integrations", s.integrations)
 	route("GET /v1/properties/{$}", "list_properties", s.properties)
+	route("POST /v1/admin/integrations/{id}/manual-sync", "manual_sync", s.manualSync)
 	mux.HandleFunc("GET /_sandbox/stats", s.admin(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())
 	}))

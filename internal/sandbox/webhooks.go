@@ -12,9 +12,10 @@ import (
 	"time"
 )
 
-// WebhookConfig configures the webhooks the sandbox sends when writes
-// resolve: WRITE_OPERATION_FAILURE for failed and partial writes, DATA_NEW
-// (carrying the write's job id in root_job_id) for created residents.
+// WebhookConfig configures the webhooks the sandbox sends:
+// WRITE_OPERATION_FAILURE for failed and partial writes, and DATA_NEW for
+// created residents once the cache shows them (what its root_job_id
+// carries is Variants.DataNew's).
 type WebhookConfig struct {
 	// URL receives the deliveries. No URL, no webhooks.
 	URL string
@@ -80,51 +81,74 @@ type failureData struct {
 	Errors        []string `json:"errors"`
 }
 
+// dataNewEvent is the flat DATA_NEW delivery, as the documented example
+// shows it, with the record's fields in payload.
 type dataNewEvent struct {
-	Event         string   `json:"event"`
-	IntegrationID string   `json:"integration_id"`
-	Object        string   `json:"object"`
-	RecordID      string   `json:"record_id"`
-	RootJobID     string   `json:"root_job_id"`
-	JobID         string   `json:"job_id"`
-	Vendor        string   `json:"vendor"`
-	Payload       resident `json:"payload"`
+	Context       map[string]any `json:"context"`
+	Event         string         `json:"event"`
+	IntegrationID string         `json:"integration_id"`
+	Object        string         `json:"object"`
+	RecordID      string         `json:"record_id"`
+	RootJobID     string         `json:"root_job_id"`
+	JobID         string         `json:"job_id"`
+	JobType       string         `json:"job_type"`
+	Vendor        string         `json:"vendor"`
+	Meta          map[string]any `json:"meta"`
+	Payload       resident       `json:"payload"`
 }
 
-// resolved queues the webhooks of a job that just resolved. Callers hold
-// s.mu.
+// resolved queues the WRITE_OPERATION_FAILURE of a job that just ended in
+// FAILURE or PARTIAL_SUCCESS. There is no success event: a created
+// resident's DATA_NEW goes out when the cache reads it (dataNew). Callers
+// hold s.mu.
 func (w *webhooks) resolved(j *job) {
+	if j.status != "FAILURE" && j.status != "PARTIAL_SUCCESS" {
+		return
+	}
 	integrationID := str(j.body.IntegrationID)
-	vendor := vendorEnum(w.s.cfg.Integrations[integrationID])
-	var events [][]byte
-	if j.status == "FAILURE" || j.status == "PARTIAL_SUCCESS" {
-		b, _ := json.Marshal(failureEvent{Trigger: "WRITE_OPERATION_FAILURE", Data: failureData{
-			Event: "WRITE_OPERATION_FAILURE", IntegrationID: integrationID, Vendor: vendor,
-			RootJobID: j.id, WriteStatus: j.status, Errors: j.errors}})
-		events = append(events, b)
+	b, _ := json.Marshal(failureEvent{Trigger: "WRITE_OPERATION_FAILURE", Data: failureData{
+		Event: "WRITE_OPERATION_FAILURE", IntegrationID: integrationID, Vendor: vendorEnum(w.s.cfg.Integrations[integrationID]),
+		RootJobID: j.id, WriteStatus: j.status, Errors: j.errors}})
+	w.queue(b)
+}
+
+// dataNew queues the DATA_NEW of a resident the cache has just read, made
+// by write job jobID. What root_job_id carries is the DataNew variant's:
+// the write's job id, the id of the sync that read the record, or no event
+// at all. Callers hold s.mu.
+func (w *webhooks) dataNew(jobID, recordID string, rec resident) {
+	rootJobID := jobID
+	switch w.s.cfg.Variants.DataNew {
+	case DataNewNone:
+		return
+	case DataNewSync:
+		rootJobID = "sync_" + randomHex(8)
 	}
-	if j.recordID != "" {
-		rec := *w.s.residents[j.recordID]
-		b, _ := json.Marshal(dataNewEvent{Event: "DATA_NEW", IntegrationID: integrationID, Object: "residents",
-			RecordID: j.recordID, RootJobID: j.id, JobID: "sync_" + randomHex(8), Vendor: vendor, Payload: rec})
-		events = append(events, b)
-	}
+	integrationID := str(rec.IntegrationID)
+	b, _ := json.Marshal(dataNewEvent{Context: map[string]any{"property_id": rec.PropertyID}, Event: "DATA_NEW",
+		IntegrationID: integrationID, Object: "residents", RecordID: recordID, RootJobID: rootJobID,
+		JobID: "job_" + randomHex(8), JobType: "SYNC", Vendor: vendorEnum(w.s.cfg.Integrations[integrationID]),
+		Meta: map[string]any{}, Payload: rec})
+	w.queue(b)
+}
+
+// queue adds a delivery, twice for the DuplicateRate's share, each held
+// back by up to Jitter. Callers hold s.mu.
+func (w *webhooks) queue(body []byte) {
 	now := w.s.cfg.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, body := range events {
-		copies := 1
-		if w.cfg.DuplicateRate > 0 && w.s.rng.Float64() < w.cfg.DuplicateRate {
-			copies = 2
-			w.s.stats.Webhooks["duplicated"]++
+	copies := 1
+	if w.cfg.DuplicateRate > 0 && w.s.rng.Float64() < w.cfg.DuplicateRate {
+		copies = 2
+		w.s.stats.Webhooks["duplicated"]++
+	}
+	for range copies {
+		due := now
+		if w.cfg.Jitter > 0 {
+			due = due.Add(time.Duration(w.s.rng.Int64N(int64(w.cfg.Jitter))))
 		}
-		for range copies {
-			due := now
-			if w.cfg.Jitter > 0 {
-				due = due.Add(time.Duration(w.s.rng.Int64N(int64(w.cfg.Jitter))))
-			}
-			w.pending = append(w.pending, &delivery{body: body, due: due})
-		}
+		w.pending = append(w.pending, &delivery{body: body, due: due})
 	}
 }
 

@@ -240,6 +240,9 @@ func pmsError(status int, message string) string {
 // resolveDue ends every write whose latency has passed. Callers hold mu.
 func (s *Server) resolveDue() {
 	now := s.cfg.Now()
+	if len(s.lagging) > 0 && s.hooks != nil {
+		s.readBack(now, "")
+	}
 	for s.pending.Len() > 0 && !s.pending[0].resolveAt.After(now) {
 		j := heap.Pop(&s.pending).(*job)
 		j.status = j.outcome
@@ -249,7 +252,7 @@ func (s *Server) resolveDue() {
 			j.recordID = j.updateOf
 			s.apply(j.updateOf, j.body, j.clear, j.resolveAt)
 		default:
-			j.recordID = s.store(j.body, j.resolveAt)
+			j.recordID = s.store(j.id, j.body, j.resolveAt)
 		}
 		if s.hooks != nil {
 			s.hooks.resolved(j)

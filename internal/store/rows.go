@@ -173,11 +173,14 @@ const jobIndexTTL = 8 * 24 * time.Hour
 
 func jobKey(jobID string) string      { return "importer:job:" + jobID }
 func jobEventKey(jobID string) string { return "importer:jobevent:" + jobID }
+func recordJobKey(key string) string   { return "importer:recordjob:" + key }
 
 // SetJob records the write's job id, with status check number 1, and, for
-// webhooks, indexes the job so a webhook finds its row. The index costs a
-// key per row for jobIndexTTL, so it is kept only where webhooks come.
-func (s *Store) SetJob(ctx context.Context, id string, row int, jobID string, forWebhooks bool, stats ...string) error {
+// webhooks, indexes the job so a webhook finds its row, and the record a
+// create writes (recordKey, see importer.RecordKey) so that a DATA_NEW
+// naming another job finds the write. The index costs a key or two per row
+// for jobIndexTTL, so it is kept only where webhooks come.
+func (s *Store) SetJob(ctx context.Context, id string, row int, jobID string, forWebhooks bool, recordKey string, stats ...string) error {
 	if !forWebhooks && len(stats) == 0 {
 		return s.setState(ctx, id, row, jobPrefix+"1:"+jobID)
 	}
@@ -186,6 +189,9 @@ func (s *Store) SetJob(ctx context.Context, id string, row int, jobID string, fo
 	set := setStateScript.EvalSha(ctx, pipe, []string{k.meta, k.state}, row, jobPrefix+"1:"+jobID)
 	if forWebhooks {
 		pipe.Set(ctx, jobKey(jobID), id+"|"+strconv.Itoa(row), jobIndexTTL)
+		if recordKey != "" {
+			pipe.Set(ctx, recordJobKey(recordKey), jobID, jobIndexTTL)
+		}
 	}
 	for _, stat := range stats {
 		pipe.HIncrBy(ctx, k.stats, stat, 1)
@@ -218,6 +224,19 @@ func (s *Store) JobRow(ctx context.Context, jobID string) (string, int, bool, er
 		return "", 0, false, fmt.Errorf("job %s: bad index %q", jobID, v)
 	}
 	return id, n, true, nil
+}
+
+// JobOfRecord finds the last create job that wrote the record a key names
+// (see SetJob).
+func (s *Store) JobOfRecord(ctx context.Context, recordKey string) (string, bool, error) {
+	jobID, err := s.rdb.Get(ctx, recordJobKey(recordKey)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("error finding the write of a record: %w", err)
+	}
+	return jobID, true, nil
 }
 
 // SaveJobEvent keeps a webhook's news of a job for two days.

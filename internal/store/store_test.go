@@ -113,7 +113,7 @@ func TestRowStateTransitions(t *testing.T) {
 	if st, _ = s.RowState(ctx, "imp-s", 3); st.Sending {
 		t.Errorf("after Unsend: %+v", st)
 	}
-	s.SetJob(ctx, "imp-s", 3, "job:with:colons", true)
+	s.SetJob(ctx, "imp-s", 3, "job:with:colons", true, "")
 	if st, _ = s.RowState(ctx, "imp-s", 3); st.JobID != "job:with:colons" || st.Check != 1 {
 		t.Errorf("after SetJob: %+v", st)
 	}

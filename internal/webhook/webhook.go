@@ -109,6 +109,14 @@ type envelope struct {
 	WriteStatus string          `json:"write_status"`
 	Errors      []any           `json:"errors"`
 	Data        json.RawMessage `json:"data"`
+	// IntegrationID and Payload (DATA_NEW's record) let a DATA_NEW whose
+	// root_job_id is not the write's (a sync job's) find its row by the
+	// record itself.
+	IntegrationID string `json:"integration_id"`
+	Payload       *struct {
+		Email1 string `json:"email_1"`
+		XID    string `json:"x_id"`
+	} `json:"payload"`
 }
 
 // Parse reads a delivery. ok is false for an event the importer does not
@@ -144,7 +152,10 @@ func Parse(body []byte) (ev importer.WriteEvent, ok bool, err error) {
 		if e.Object != "" && e.Object != "residents" {
 			return ev, false, nil
 		}
-		ev = importer.WriteEvent{JobID: jobID, State: importer.WriteSuccess, RecordID: e.RecordID}
+		ev = importer.WriteEvent{JobID: jobID, State: importer.WriteSuccess, RecordID: e.RecordID, IntegrationID: e.IntegrationID}
+		if e.Payload != nil {
+			ev.Email, ev.XID = e.Payload.Email1, e.Payload.XID
+		}
 	default:
 		return ev, false, nil
 	}
@@ -169,6 +180,10 @@ func merge(inner, outer envelope) envelope {
 	inner.RootJobID = pick(inner.RootJobID, outer.RootJobID)
 	inner.JobID = pick(inner.JobID, outer.JobID)
 	inner.WriteStatus = pick(inner.WriteStatus, outer.WriteStatus)
+	inner.IntegrationID = pick(inner.IntegrationID, outer.IntegrationID)
+	if inner.Payload == nil {
+		inner.Payload = outer.Payload
+	}
 	if inner.Errors == nil {
 		inner.Errors = outer.Errors
 	}

@@ -113,6 +113,8 @@ func TestParse(t *testing.T) {
 			importer.WriteEvent{JobID: "j4", State: importer.WriteSuccess, RecordID: "res_1"}, true},
 		{"data new without root job id", `{"event":"DATA_NEW","object":"residents","record_id":"res_1","job_id":"j5"}`,
 			importer.WriteEvent{JobID: "j5", State: importer.WriteSuccess, RecordID: "res_1"}, true},
+		{"data new flat, as documented", `{"context":{"property_id":"p1"},"event":"DATA_NEW","integration_id":"int_1","object":"residents","record_id":"res_2","root_job_id":"sync_7","job_id":"job_8","job_type":"SYNC","vendor":"BUILDIUM","meta":{},"payload":{"email_1":"Ada@Example.com","x_id":"4675"}}`,
+			importer.WriteEvent{JobID: "sync_7", State: importer.WriteSuccess, RecordID: "res_2", IntegrationID: "int_1", Email: "Ada@Example.com", XID: "4675"}, true},
 		{"data new of leases", `{"event":"DATA_NEW","object":"leases","record_id":"l","root_job_id":"j6"}`, importer.WriteEvent{}, false},
 		{"sync complete", `{"event":"SYNC_COMPLETE"}`, importer.WriteEvent{}, false},
 	}
@@ -122,7 +124,8 @@ func TestParse(t *testing.T) {
 			if err != nil || ok != tt.ok {
 				t.Fatalf("Parse = %+v, %v, %v", got, ok, err)
 			}
-			if ok && (got.JobID != tt.want.JobID || got.State != tt.want.State || got.RecordID != tt.want.RecordID || strings.Join(got.Errors, "|") != strings.Join(tt.want.Errors, "|")) {
+			if ok && (got.JobID != tt.want.JobID || got.State != tt.want.State || got.RecordID != tt.want.RecordID || strings.Join(got.Errors, "|") != strings.Join(tt.want.Errors, "|") ||
+				got.IntegrationID != tt.want.IntegrationID || got.Email != tt.want.Email || got.XID != tt.want.XID) {
 				t.Errorf("Parse = %+v, want %+v", got, tt.want)
 			}
 		})
