@@ -173,7 +173,7 @@ const jobIndexTTL = 8 * 24 * time.Hour
 
 func jobKey(jobID string) string      { return "importer:job:" + jobID }
 func jobEventKey(jobID string) string { return "importer:jobevent:" + jobID }
-func recordJobKey(key string) string   { return "importer:recordjob:" + key }
+func recordJobKey(key string) string  { return "importer:recordjob:" + key }
 
 // SetJob records the write's job id, with status check number 1, and, for
 // webhooks, indexes the job so a webhook finds its row, and the record a
