@@ -18,6 +18,7 @@ import (
 
 // runWorkers imports rows with three worker servers, each with its own API
 // client and limiter on the shared Redis, and waits until the import ends.
+// A limit of 0 leaves the limiter at its default, following the API.
 func runWorkers(t *testing.T, e *env, url string, window time.Duration, limit, rows int) {
 	t.Helper()
 	ctx := context.Background()
@@ -106,6 +107,23 @@ func TestA429PausesEveryWorker(t *testing.T) {
 	// per worker slot in flight); then everyone waits for the window.
 	if st.RateLimited == 0 || st.RateLimited > 12 || st.RateLimited != st.Requests["create_resident"]+st.Requests["write_status"]-2*rows {
 		t.Errorf("%d answers 429; want a few, then a pause for everyone (requests %v)", st.RateLimited, st.Requests)
+	}
+	if st.ResidentsCreated != rows {
+		t.Errorf("%d residents created for %d rows", st.ResidentsCreated, rows)
+	}
+}
+
+// A contract below the default: the API allows 20 requests a window, and
+// the workers, told nothing, start at 150 and follow the limit the first
+// answers announce. No 429 storm.
+func TestTheWorkersFollowTheAnnouncedLimit(t *testing.T) {
+	const window, limit, rows = 2 * time.Second, 20, 30
+	sb, url := limitedSandbox(t, window, limit)
+	e := envOn(t, redistestClient(t))
+	runWorkers(t, e, url, window, 0, rows)
+	st := sb.Stats()
+	if st.RateLimited != 0 {
+		t.Errorf("%d answers 429 under an announced limit of %d", st.RateLimited, limit)
 	}
 	if st.ResidentsCreated != rows {
 		t.Errorf("%d residents created for %d rows", st.ResidentsCreated, rows)

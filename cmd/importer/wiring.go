@@ -168,14 +168,19 @@ func (hs *hookSettings) validate() error {
 type limits struct {
 	perWindow int
 	window    time.Duration
+	// capped is true when the user set the limit (flag or environment):
+	// it then caps what the API announces.
+	capped bool
+	fs     *pflag.FlagSet
 }
 
 func (l *limits) register(fs *pflag.FlagSet, getenv env) {
 	def := 150
 	if v, err := strconv.Atoi(getenv("PROPEXO_RATE_LIMIT")); err == nil {
-		def = v
+		def, l.capped = v, true
 	}
-	fs.IntVar(&l.perWindow, "rate-limit", def, "API requests allowed per --rate-window for every worker together (the API's default is 150 a minute; 0: no limit, for an API that has none) "+envTag("PROPEXO_RATE_LIMIT"))
+	l.fs = fs
+	fs.IntVar(&l.perWindow, "rate-limit", def, "most API requests per --rate-window for every worker together; without it the importer follows the limit the API announces in x-ratelimit-limit (150 a minute until the first answer), with it never more (0: no limit, for an API that has none) "+envTag("PROPEXO_RATE_LIMIT"))
 	fs.DurationVar(&l.window, "rate-window", time.Minute, "the API's rate-limit window")
 }
 
@@ -194,7 +199,11 @@ func (l *limits) limiter(conn *rdb.Redis, log *slog.Logger) *ratelimit.Limiter {
 	if l.perWindow == 0 {
 		return nil
 	}
-	return ratelimit.New(conn.Client, ratelimit.Config{Limit: l.perWindow, Period: l.window, Log: log})
+	cfg := ratelimit.Config{Limit: l.perWindow, Period: l.window, Log: log}
+	if l.capped || l.fs != nil && l.fs.Changed("rate-limit") {
+		cfg.Max = l.perWindow
+	}
+	return ratelimit.New(conn.Client, cfg)
 }
 
 // workers is an Asynq server running the importer's handlers.

@@ -2,7 +2,11 @@
 // through Redis: a GCRA token bucket (go-redis/redis_rate) paced so that no
 // fixed window of the API's sees more than the limit, and a shared pause that
 // stops everyone when the API says the window is spent (a 429, or
-// x-ratelimit-remaining at 0).
+// x-ratelimit-remaining at 0) or is being spent by someone else too (fewer
+// requests remaining than the pace needs to the window's end). The limit
+// itself follows the x-ratelimit-limit every answer announces, so a
+// contract of 60 or 600 a minute is run at its own limit, under an
+// optional cap.
 package ratelimit
 
 import (
@@ -12,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -21,8 +26,12 @@ import (
 // Config sizes a Limiter. The zero value of each field is its default.
 type Config struct {
 	// Limit is how many requests the API allows per Period, for every
-	// worker together. Default 150.
+	// worker together, until an answer announces its own limit
+	// (x-ratelimit-limit), which the limiter then follows. Default 150.
 	Limit int
+	// Max caps the limit an answer announces: the limiter never runs
+	// faster. Default 0: no cap.
+	Max int
 	// Period is the API's window. Default one minute.
 	Period time.Duration
 	// MaxWait is the longest Take waits in place for a token; a longer
@@ -31,6 +40,9 @@ type Config struct {
 	MaxWait time.Duration
 	// Key names the Redis keys of the limit. Default "importer:ratelimit".
 	Key string
+	// Now tells the time, which places the API's windows (they start on
+	// the clock's Period boundaries). Default time.Now.
+	Now func() time.Time
 	// Log is told when a pause cannot be shared (Redis unreachable): the
 	// worker that saw the 429 still waits, the others learn from their own.
 	// Default: discard.
@@ -53,6 +65,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return c
 }
@@ -80,25 +95,26 @@ func (e *Throttled) Error() string {
 type Limiter struct {
 	rdb   redis.UniversalClient
 	gcra  *redis_rate.Limiter
-	limit redis_rate.Limit
+	limit atomic.Int64 // requests per Period, as last announced
 	cfg   Config
-	now   func() time.Time
 }
 
 // New returns a Limiter on a Redis.
 func New(rdb redis.UniversalClient, cfg Config) *Limiter {
 	cfg = cfg.WithDefaults()
-	// One request less than the limit, spread evenly with no burst: any
-	// window of Period, wherever the API starts it, holds at most Limit
-	// requests.
-	rate := max(cfg.Limit-1, 1)
-	return &Limiter{
-		rdb:   rdb,
-		gcra:  redis_rate.NewLimiter(rdb),
-		limit: redis_rate.Limit{Rate: rate, Burst: 1, Period: cfg.Period},
-		cfg:   cfg,
-		now:   time.Now,
+	if cfg.Max > 0 && cfg.Limit > cfg.Max {
+		cfg.Limit = cfg.Max
 	}
+	l := &Limiter{rdb: rdb, gcra: redis_rate.NewLimiter(rdb), cfg: cfg}
+	l.limit.Store(int64(cfg.Limit))
+	return l
+}
+
+// pace is the GCRA's limit: one request less than the limit, spread evenly
+// with no burst, so any window of Period, wherever the API starts it, holds
+// at most the limit.
+func (l *Limiter) pace() redis_rate.Limit {
+	return redis_rate.Limit{Rate: max(int(l.limit.Load())-1, 1), Burst: 1, Period: l.cfg.Period}
 }
 
 func (l *Limiter) pauseKey() string { return l.cfg.Key + ":pause" }
@@ -114,7 +130,7 @@ func (l *Limiter) Take(ctx context.Context, n int) error {
 		if pause > 0 {
 			return &Throttled{Wait: pause, Paused: true}
 		}
-		res, err := l.gcra.AllowN(ctx, l.cfg.Key, l.limit, n)
+		res, err := l.gcra.AllowN(ctx, l.cfg.Key, l.pace(), n)
 		if err != nil {
 			return fmt.Errorf("error taking a rate-limit token: %w", err)
 		}
@@ -134,17 +150,35 @@ func (l *Limiter) Take(ctx context.Context, n int) error {
 	}
 }
 
-// Observe reads an API answer's rate-limit news. A 429, or a window with no
-// requests remaining, pauses every worker until the window ends: for as long
-// as Retry-After says, else until the next window boundary of the clock.
+// Observe reads an API answer's rate-limit news. The limit it announces
+// (x-ratelimit-limit) becomes the limit, under Max. A 429, or a window with
+// no requests remaining, pauses every worker until the window ends: for as
+// long as Retry-After says, else until the next window boundary of the
+// clock. Fewer requests remaining than the pace would spend before the
+// window ends means another application spends the same budget: every
+// worker pauses long enough to spend only what remains.
 func (l *Limiter) Observe(status int, header http.Header) {
-	remaining, hasRemaining := atoi(header.Get("x-ratelimit-remaining"))
-	if status != http.StatusTooManyRequests && !(hasRemaining && remaining == 0) {
-		return
+	if announced, ok := atoi(header.Get("x-ratelimit-limit")); ok && announced > 0 {
+		if l.cfg.Max > 0 && announced > l.cfg.Max {
+			announced = l.cfg.Max
+		}
+		if old := l.limit.Swap(int64(announced)); old != int64(announced) {
+			l.cfg.Log.Info("the API announces its rate limit", "limit", announced, "was", old, "period", l.cfg.Period)
+		}
 	}
-	wait := l.untilWindowEnds()
-	if secs, ok := atoi(header.Get("Retry-After")); ok && secs > 0 {
-		wait = time.Duration(secs) * time.Second
+	remaining, hasRemaining := atoi(header.Get("x-ratelimit-remaining"))
+	var wait time.Duration
+	switch {
+	case status == http.StatusTooManyRequests || hasRemaining && remaining == 0:
+		wait = l.untilWindowEnds()
+		if secs, ok := atoi(header.Get("Retry-After")); ok && secs > 0 {
+			wait = time.Duration(secs) * time.Second
+		}
+	case hasRemaining:
+		wait = l.shareWait(remaining)
+	}
+	if wait <= 0 {
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -157,15 +191,34 @@ func (l *Limiter) Observe(status int, header http.Header) {
 	}
 }
 
+// shareWait is how long to pause when remaining requests are fewer than
+// the pace spends by the window's end (with a tenth to spare for the
+// pace's own unevenness): long enough that, paced again after it, the
+// rest of the window spends no more than remains. Pauses under a second
+// are not worth a round trip.
+func (l *Limiter) shareWait(remaining int) time.Duration {
+	left := l.untilWindowEnds()
+	perSecond := float64(l.limit.Load()) / l.cfg.Period.Seconds()
+	needed := perSecond * left.Seconds()
+	if float64(remaining) >= 0.9*needed {
+		return 0
+	}
+	wait := left - time.Duration(float64(remaining)/perSecond*float64(time.Second))
+	if wait < time.Second {
+		return 0
+	}
+	return wait
+}
+
 // untilWindowEnds is the time to the next Period boundary of the clock, plus
 // a margin for clocks that disagree a little.
 func (l *Limiter) untilWindowEnds() time.Duration {
-	now := l.now()
+	now := l.cfg.Now()
 	return now.Truncate(l.cfg.Period).Add(l.cfg.Period).Sub(now) + 250*time.Millisecond
 }
 
-// Limit is the requests per Period the limiter allows.
-func (l *Limiter) Limit() int { return l.cfg.Limit }
+// Limit is the requests per Period the limiter allows now.
+func (l *Limiter) Limit() int { return int(l.limit.Load()) }
 
 func atoi(s string) (int, bool) {
 	n, err := strconv.Atoi(s)

@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sort"
 	"sync"
@@ -84,7 +85,7 @@ func TestA429PausesEveryone(t *testing.T) {
 	if err := other.Take(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Remaining": {"12"}})
+	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Remaining": {"99"}})
 	if err := other.Take(ctx, 1); err != nil {
 		t.Fatalf("an answer with requests remaining paused: %v", err)
 	}
@@ -105,5 +106,48 @@ func TestA429PausesEveryone(t *testing.T) {
 	th, ok = ratelimit.IsThrottled(other.Take(ctx, 1))
 	if !ok || th.Wait > time.Minute+time.Second {
 		t.Fatalf("x-ratelimit-remaining 0: %+v", th)
+	}
+}
+
+// The limit follows what the API announces in x-ratelimit-limit (a contract
+// of 60 or 600 a minute), under the cap a user set.
+func TestTheLimitFollowsTheAPI(t *testing.T) {
+	rdb := redistest.Client(t)
+	follow := ratelimit.New(rdb, ratelimit.Config{Key: "follow"})
+	capped := ratelimit.New(rdb, ratelimit.Config{Key: "capped", Limit: 100, Max: 100})
+	for _, announced := range []int{60, 600} {
+		h := http.Header{"X-Ratelimit-Limit": {fmt.Sprint(announced)}, "X-Ratelimit-Remaining": {fmt.Sprint(announced)}}
+		follow.Observe(http.StatusOK, h)
+		capped.Observe(http.StatusOK, h)
+		if got := follow.Limit(); got != announced {
+			t.Errorf("announced %d: limit %d", announced, got)
+		}
+		if got, want := capped.Limit(), min(announced, 100); got != want {
+			t.Errorf("announced %d under a cap of 100: limit %d, want %d", announced, got, want)
+		}
+	}
+	if got := ratelimit.New(rdb, ratelimit.Config{}).Limit(); got != 150 {
+		t.Errorf("before any answer: %d, want 150", got)
+	}
+}
+
+// Halfway through a window, a pace of 120 a minute needs 60 requests more:
+// with 10 remaining, someone else is spending the budget, and every worker
+// pauses until the 10 can be spent at the pace by the window's end.
+func TestOthersSpendingTheBudgetPauseEveryone(t *testing.T) {
+	rdb := redistest.Client(t)
+	halfway := func() time.Time { return time.Date(2026, 11, 27, 12, 0, 30, 0, time.UTC) }
+	cfg := ratelimit.Config{Limit: 120, Period: time.Minute, Now: halfway}
+	seen, other := ratelimit.New(rdb, cfg), ratelimit.New(rdb, cfg)
+	ctx := context.Background()
+	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"120"}, "X-Ratelimit-Remaining": {"58"}})
+	if err := other.Take(ctx, 1); err != nil {
+		t.Fatalf("the budget spent at the pace paused: %v", err)
+	}
+	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"120"}, "X-Ratelimit-Remaining": {"10"}})
+	th, ok := ratelimit.IsThrottled(other.Take(ctx, 1))
+	// 30.25s left, 10 requests take 5s at the pace: a pause of 25.25s.
+	if !ok || !th.Paused || th.Wait < 24*time.Second || th.Wait > 26*time.Second {
+		t.Fatalf("got %+v, want a pause of about 25s", th)
 	}
 }
