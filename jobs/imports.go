@@ -92,6 +92,12 @@ type Config struct {
 	// LedgerRetention is how long the ledger remembers what the importer
 	// wrote. Default importer.DefaultLedgerRetention.
 	LedgerRetention time.Duration
+	// CacheLag is how long after a write the API shows its record, per
+	// vendor: until then a resident not found is no proof of absence, so
+	// the searches for a lost answer and --verify's read-back last past
+	// it. Default 0: shown at once, as the documented vendors' create
+	// pages say.
+	CacheLag importer.CacheLag
 }
 
 // Planner learns when writes resolve; *poll.Learner is one.

@@ -172,3 +172,56 @@ func TestCreateAnswered5xxAfterTheWriteIsNotSentTwice(t *testing.T) {
 		t.Errorf("sandbox: %d creates, %d residents, %d lookups; want %d of each", st.Creates, st.ResidentsCreated, st.Requests["list_residents"], rows)
 	}
 }
+
+// A lost answer's resident is searched for until the vendor's cache lag
+// has passed: with a ten-minute lag, the default searches (seven minutes)
+// grow until one comes after it, and the resident is adopted. For a PMS
+// whose records show only after a sync, not finding it is no proof: the
+// row ends in_doubt saying so, and nothing is sent twice.
+func TestLostAnswerLookupsFollowTheCacheLag(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		lag     importer.CacheLag
+		want    importer.Outcome
+		message string
+	}{
+		{name: "ten minutes", lag: importer.CacheLag{Default: 10 * time.Minute}, want: importer.Succeeded, message: "adopted"},
+		{name: "until a sync", lag: importer.CacheLag{Default: importer.UntilSync}, want: importer.Failed, message: "only after its next sync, so that is no proof"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			clk := sandbox.NewManualClock(time.Now())
+			lat, _ := sandbox.ParseLatency("fixed:5s")
+			sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, Now: clk.Now, CacheLag: tt.lag, Faults: sandbox.Faults{DropRate: 1}})
+			srv := httptest.NewServer(sb.Handler())
+			defer srv.Close()
+			api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
+			e := envOn(t, redistestClient(t))
+			h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{CacheLag: tt.lag})
+			e.newImport(t, "imp-lag", 1, importer.Options{})
+			task := submitTask(t, "imp-lag", 1)
+			err := h.ProcessTask(ctx, task)
+			sb.SetFaults(sandbox.Faults{})
+			var searched time.Duration
+			for tries := 0; err != nil; tries++ {
+				if tries > 20 || jobs.IsFailure(err) {
+					t.Fatalf("after %d searches: %v", tries, err)
+				}
+				wait := jobs.RetryDelay(0, err, task)
+				searched += wait
+				clk.Add(wait)
+				err = h.ProcessTask(ctx, task)
+			}
+			r := e.result(t, "imp-lag", 1)
+			if r.Outcome != tt.want || !strings.Contains(r.Error, tt.message) {
+				t.Errorf("row = %+v; want %s, saying %q", r, tt.want, tt.message)
+			}
+			if tt.want == importer.Succeeded && searched < 10*time.Minute {
+				t.Errorf("adopted after %v of searches, before the lag had passed", searched)
+			}
+			if st := sb.Stats(); st.Creates != 1 {
+				t.Errorf("%d creates, want 1", st.Creates)
+			}
+		})
+	}
+}

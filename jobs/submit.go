@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -254,35 +255,52 @@ func (im *Imports) settleInDoubt(ctx context.Context, p SubmitPayload, lookups i
 		})
 	case len(matches) > 1:
 		return im.resolve(ctx, p.ImportID, inDoubt(p, fmt.Sprintf("%d residents with this name already exist", len(matches))))
-	case lookups < len(im.cfg.LookupWaits):
+	}
+	waits := im.lookupWaits(p.Vendor)
+	if lookups < len(waits) {
 		if err := im.store.MarkLookups(ctx, p.ImportID, p.Row, lookups+1); err != nil {
 			return err
 		}
-		return &waitError{after: im.cfg.LookupWaits[lookups], err: fmt.Errorf("row %d: resident not found yet; looking again later", p.Row)}
+		return &waitError{after: waits[lookups], err: fmt.Errorf("row %d: resident not found yet; looking again later", p.Row)}
 	}
-	return im.resolve(ctx, p.ImportID, inDoubt(p, "no such resident appeared within minutes, so the create probably never arrived"))
+	var spent time.Duration
+	for _, w := range waits {
+		spent += w
+	}
+	checked := fmt.Sprintf("it was not found by %s in %d searches over %v", lookupKey(importer.QueryFor(p.Resident)), len(waits)+1, spent)
+	if im.cfg.CacheLag.For(string(p.Vendor)) == importer.UntilSync {
+		return im.resolve(ctx, p.ImportID, inDoubt(p, checked+", but this PMS's records show in the API only after its next sync, so that is no proof; run 'importer retry --in-doubt' after the next sync"))
+	}
+	return im.resolve(ctx, p.ImportID, inDoubt(p, checked+" (past the cache lag), so the create probably never arrived"))
+}
+
+// lookupWaits are the waits between the searches for a lost answer's
+// resident: LookupWaits, lengthened (doubling, ten minutes at most) until
+// the last search comes after the vendor's cache lag, when not finding
+// the resident means something.
+func (im *Imports) lookupWaits(vendor importer.Vendor) []time.Duration {
+	waits := im.cfg.LookupWaits
+	lag := im.cfg.CacheLag.For(string(vendor))
+	var total time.Duration
+	for _, w := range waits {
+		total += w
+	}
+	if lag <= 0 || total >= lag+waits[0] {
+		return waits
+	}
+	waits = slices.Clone(waits)
+	for total < lag+waits[0] {
+		w := min(2*waits[len(waits)-1], 10*time.Minute)
+		waits, total = append(waits, w), total+w
+	}
+	return waits
 }
 
 // findResident looks up the row's resident in the API: by email, else by
 // name and date of birth. A wait for the rate limit comes back as a
 // waitError.
 func (im *Imports) findResident(ctx context.Context, p SubmitPayload) ([]importer.ResidentRecord, error) {
-	q := importer.QueryFor(p.Resident)
-	if err := im.take(ctx, p.ImportID, 1); err != nil {
-		return nil, err
-	}
-	found, err := im.api.FindResidents(ctx, q)
-	im.countRequest(ctx, p.ImportID, importer.EndpointListResidents, err)
-	if err != nil {
-		return nil, err
-	}
-	var matches []importer.ResidentRecord
-	for _, rec := range found {
-		if q.Matches(rec) {
-			matches = append(matches, rec)
-		}
-	}
-	return matches, nil
+	return im.lookUp(ctx, p.ImportID, importer.QueryFor(p.Resident))
 }
 
 // adoptIfSent looks up the resident of a row that may have been sent

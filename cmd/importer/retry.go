@@ -55,6 +55,9 @@ func (c *runConfig) retry(ctx context.Context, id string, log *slog.Logger, stdo
 	if err := c.limits.validate(); err != nil {
 		return err
 	}
+	if err := c.lag.apply(&c.jobs); err != nil {
+		return err
+	}
 	if c.workers < 0 {
 		return usageError("--workers %d: use 0 or more", c.workers)
 	}

@@ -22,6 +22,7 @@ import (
 )
 
 type runConfig struct {
+	lag        lagSetting
 	opts       importer.Options
 	vendor     string
 	rentDueDay string
@@ -104,7 +105,7 @@ func (c *runConfig) registerRunFlags(f *pflag.FlagSet, getenv env) {
 	f.StringVar(&c.opts.RentPeriod, "rent-period", getenv("IMPORTER_RENT_PERIOD"), "rent_period for rows that have none: monthly, weekly or daily, any case "+envTag("IMPORTER_RENT_PERIOD"))
 	f.StringVar(&c.rentDueDay, "rent-due-day", getenv("IMPORTER_RENT_DUE_DAY"), "rent_due_day (1-31) for rows that have none "+envTag("IMPORTER_RENT_DUE_DAY"))
 	f.DurationVar(&c.opts.Deadline, "deadline", importer.DefaultDeadline, "how long to follow a write that stays PENDING before its row is timed_out")
-	f.BoolVar(&c.opts.Verify, "verify", false, "read every created resident back and fail the row if it is missing (one more request per row)")
+	f.BoolVar(&c.opts.Verify, "verify", false, "read every created resident back (by created_record_id, else by email or name) and fail the row if it is missing once the cache lag has passed (one or two more requests per row)")
 	syncFlags(f, c, getenv)
 	f.StringVar(&c.importID, "import-id", "", "the import's id (default: derived from the file's content and the options, so a re-run resumes)")
 	f.DurationVar(&c.retention, "retention", envDuration(getenv, "IMPORTER_RETENTION", importer.DefaultRetention), "how long the rows (personal data) stay in Redis once the report is written "+envTag("IMPORTER_RETENTION"))
@@ -137,6 +138,24 @@ func ledgerFlag(f *pflag.FlagSet, cfg *jobs.Config) {
 	f.DurationVar(&cfg.LedgerRetention, "ledger-retention", importer.DefaultLedgerRetention, "how long the ledger remembers a resident the importer wrote (by hashed key, no personal data), so the next import finds it while the API's copy lags the PMS")
 }
 
+// lagSetting is --cache-lag, read when the command runs (so that a bad
+// $IMPORTER_CACHE_LAG is told like a bad flag).
+type lagSetting struct{ value string }
+
+func (l *lagSetting) register(f *pflag.FlagSet, getenv env) {
+	f.StringVar(&l.value, "cache-lag", envOr(getenv, "IMPORTER_CACHE_LAG", "0s"), "how long after a write the API shows its record: a duration or 'sync' (only after the integration's next sync), for every vendor or per vendor (buildium=sync,rentmanager=0s,30s); until then a resident not found is no proof, so the searches for a lost answer and --verify's read-back last past it "+envTag("IMPORTER_CACHE_LAG"))
+}
+
+// apply sets the lag in cfg.
+func (l lagSetting) apply(cfg *jobs.Config) error {
+	lag, err := importer.ParseCacheLag(l.value)
+	if err != nil {
+		return usageError("--cache-lag: %v", err)
+	}
+	cfg.CacheLag = lag
+	return nil
+}
+
 // pollFlags adds the flags of how writes are followed: the status checks'
 // delays and the retries of requests that failed.
 func pollFlags(f *pflag.FlagSet, cfg *jobs.Config) {
@@ -160,6 +179,7 @@ func (c *runConfig) registerWorkFlags(f *pflag.FlagSet, getenv env) {
 	f.DurationVar(&c.redisPatience, "redis-patience", 5*time.Minute, "how long a waiting run bears with Redis out of reach (a restart, a failover) before it exits 3")
 	c.api.register(f, getenv)
 	c.limits.register(f, getenv)
+	c.lag.register(f, getenv)
 }
 
 // prepared is a file that has been read once (jobs.Inspect): its import's
@@ -267,6 +287,9 @@ func (c *runConfig) prepareFile(ctx context.Context, path, readPath, format stri
 		return p, optionError(err)
 	}
 	if err := c.limits.validate(); err != nil {
+		return p, err
+	}
+	if err := c.lag.apply(&c.jobs); err != nil {
 		return p, err
 	}
 	if c.retention < time.Minute {

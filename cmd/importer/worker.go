@@ -21,6 +21,7 @@ import (
 )
 
 type workerConfig struct {
+	lag         lagSetting
 	redisURL    string
 	concurrency int
 	reportDir   string
@@ -62,6 +63,7 @@ back on the queue) and exits 0.`,
 	f.DurationSliceVar(&c.jobs.LookupWaits, "lookup-waits", jobs.DefaultLookupWaits, "waits between the searches for a resident whose create may have reached the API, before the row is called in_doubt")
 	f.BoolVar(&c.webhooksOn, "webhooks", false, "webhooks are received (by 'importer webhooks' or another worker): index jobs for them and poll only as a fallback; implied by --webhooks-addr")
 	pollFlags(f, &c.jobs)
+	c.lag.register(f, getenv)
 	ledgerFlag(f, &c.jobs)
 	f.StringVar(&c.cpuProfile, "cpu-profile", "", "write a CPU profile of this worker to this file when it stops (for 'go tool pprof')")
 	f.StringVar(&c.heapProfile, "heap-profile", "", "write a heap profile of this worker to this file when it stops")
@@ -83,6 +85,9 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	if err := c.hooks.validate(); err != nil {
+		return err
+	}
+	if err := c.lag.apply(&c.jobs); err != nil {
 		return err
 	}
 	if c.webhooksOn || c.hooks.addr != "" {

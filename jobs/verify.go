@@ -1,0 +1,117 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/propexo-importer/importer/importer"
+)
+
+// noRecordID is the note of a write that succeeded without naming its
+// record, as the API does for some PMS.
+const noRecordID = "the API named no record for this write (created_record_id null, as for some PMS); the resident shows at the PMS's next sync"
+
+// verifyWrite reads back the resident of a write that succeeded (--verify).
+// created_record_id is "not a complete solution", say the docs: it may be
+// null, or the id of another object the job made. So a record id that does
+// not read back as a resident is no failure by itself: the resident is
+// looked up by its key (email, else name and date of birth), and the row
+// takes the record found. Found neither way, the cache may not show the
+// write yet: the read-back is tried again once the vendor's cache lag has
+// passed; only then does the row fail record_gone (its write happened: it
+// is followed again by 'importer retry', never sent again). A vendor whose
+// records show only after a sync cannot be verified now: the row succeeds
+// with a note saying what was checked.
+func (im *Imports) verifyWrite(ctx context.Context, p CheckPayload, recordID string) error {
+	since := p.VerifySince
+	if since.IsZero() {
+		since = time.Now().UTC()
+	}
+	result := importer.RowResult{Row: p.Row, Line: p.Line, JobID: p.JobID, Outcome: importer.Succeeded, RecordID: recordID}
+	checked := "created_record_id was null"
+	if recordID != "" {
+		if !p.VerifySince.IsZero() {
+			if err := im.take(ctx, p.ImportID, 1); err != nil {
+				return err
+			}
+		}
+		_, err := im.api.GetResident(ctx, recordID)
+		im.countRequest(ctx, p.ImportID, importer.EndpointGetResident, err)
+		if err == nil {
+			return im.resolveJob(ctx, p.ImportID, result)
+		}
+		if kind, _ := importer.ErrorKindOf(err); kind != importer.KindNotFound {
+			return im.checkFailed(ctx, p, err)
+		}
+		checked = fmt.Sprintf("record %s did not read back as a resident", recordID)
+	}
+	if p.Lookup != nil && (p.Lookup.Email != "" || p.Lookup.FirstName != "" && p.Lookup.LastName != "") {
+		matches, err := im.lookUp(ctx, p.ImportID, *p.Lookup)
+		if err != nil {
+			return im.checkFailed(ctx, p, err)
+		}
+		switch {
+		case len(matches) == 1:
+			result.RecordID = matches[0].ID
+			if recordID != matches[0].ID {
+				result.Error = fmt.Sprintf("%s; found by %s as %s", checked, lookupKey(*p.Lookup), matches[0].ID)
+			}
+			return im.resolveJob(ctx, p.ImportID, result)
+		case len(matches) > 1:
+			result.RecordID = ""
+			result.Error = fmt.Sprintf("%s, and %d residents match by %s: not verified", checked, len(matches), lookupKey(*p.Lookup))
+			return im.resolveJob(ctx, p.ImportID, result)
+		}
+		checked += ", nor found by " + lookupKey(*p.Lookup)
+	}
+	lag := im.cfg.CacheLag.For(string(p.Vendor))
+	switch {
+	case lag == importer.UntilSync:
+		result.RecordID = ""
+		result.Error = fmt.Sprintf("not verified: %s, and this PMS's records show in the API only after its next sync", checked)
+		return im.resolveJob(ctx, p.ImportID, result)
+	case time.Since(since) < lag:
+		next := p
+		next.Check, next.VerifySince, next.RecordID = p.Check+1, since, recordID
+		if _, err := im.store.AdvanceCheck(ctx, p.ImportID, p.Row, p.Check, next.Check); err != nil {
+			return err
+		}
+		task, opts, err := NewCheckTask(next, time.Until(since.Add(lag)), im.cfg.MaxRetry)
+		if err != nil {
+			return err
+		}
+		return im.enqueue(ctx, task, opts...)
+	}
+	result.Outcome, result.RecordID, result.ErrorCode = importer.Failed, recordID, importer.CodeRecordGone
+	result.Error = fmt.Sprintf("the write succeeded but its resident cannot be read back: %s (cache lag %v allowed)", checked, lag)
+	return im.resolveJob(ctx, p.ImportID, result)
+}
+
+// lookupKey says what a lookup searched by.
+func lookupKey(q importer.ResidentQuery) string {
+	if q.Email != "" {
+		return "email"
+	}
+	return "name and date of birth"
+}
+
+// lookUp finds the residents that match q, taking its request from the
+// rate limit.
+func (im *Imports) lookUp(ctx context.Context, importID string, q importer.ResidentQuery) ([]importer.ResidentRecord, error) {
+	if err := im.take(ctx, importID, 1); err != nil {
+		return nil, err
+	}
+	found, err := im.api.FindResidents(ctx, q)
+	im.countRequest(ctx, importID, importer.EndpointListResidents, err)
+	if err != nil {
+		return nil, err
+	}
+	var matches []importer.ResidentRecord
+	for _, rec := range found {
+		if q.Matches(rec) {
+			matches = append(matches, rec)
+		}
+	}
+	return matches, nil
+}
