@@ -151,9 +151,12 @@ type Import struct {
 	// UnknownColumns are those that map to no API field; IgnoredColumns,
 	// those that are not the file's own (the row, error_code and error
 	// that a failed.csv run again ends with).
-	Columns        []string `json:"columns,omitempty"`
-	UnknownColumns []string `json:"unknown_columns,omitempty"`
-	IgnoredColumns []string `json:"ignored_columns,omitempty"`
+	// NotTakenColumns map to a field the vendor's create does not take:
+	// never sent, reported.
+	Columns         []string `json:"columns,omitempty"`
+	UnknownColumns  []string `json:"unknown_columns,omitempty"`
+	IgnoredColumns  []string `json:"ignored_columns,omitempty"`
+	NotTakenColumns []string `json:"not_taken_columns,omitempty"`
 	// Stopped, when not empty, says why the import stopped sending rows
 	// (the API rejected the credentials). Running it again resumes it.
 	Stopped string `json:"stopped,omitempty"`
@@ -298,7 +301,7 @@ func ValidateImportID(id string) error {
 // FileColumns are the columns of an import's file, once it is read: as
 // Import's Columns, UnknownColumns and IgnoredColumns.
 type FileColumns struct {
-	Names, Unknown, Ignored []string
+	Names, Unknown, Ignored, NotTaken []string
 }
 
 // Progress is how far an import has come.

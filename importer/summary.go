@@ -32,43 +32,46 @@ type Summary struct {
 	// them: create, update, none. Empty for a create-only import.
 	Actions map[Action]int `json:"actions,omitempty"`
 	// Mode is the import's mode (upsert, create-missing, update, create).
-	Mode           Mode           `json:"mode,omitempty"`
-	UnknownColumns []string       `json:"unknown_columns"`
-	IgnoredColumns []string       `json:"ignored_columns,omitempty"`
-	Requests       map[string]int `json:"api_requests"`
-	RateLimited    int            `json:"responses_429"`
-	StatusChecks   int            `json:"status_checks"`
-	Retries        int            `json:"retries"`
-	RateLimitWaits int            `json:"rate_limit_waits"`
-	Webhooks       int            `json:"webhooks"`
-	Stopped        string         `json:"stopped,omitempty"`
-	Cancelled      bool           `json:"cancelled,omitempty"`
-	StartedAt      time.Time      `json:"started_at"`
-	FinishedAt     time.Time      `json:"finished_at,omitzero"`
-	Seconds        float64        `json:"duration_seconds"`
+	Mode           Mode     `json:"mode,omitempty"`
+	UnknownColumns []string `json:"unknown_columns"`
+	IgnoredColumns []string `json:"ignored_columns,omitempty"`
+	// NotTakenColumns map to fields the vendor's create does not take.
+	NotTakenColumns []string       `json:"not_taken_columns,omitempty"`
+	Requests        map[string]int `json:"api_requests"`
+	RateLimited     int            `json:"responses_429"`
+	StatusChecks    int            `json:"status_checks"`
+	Retries         int            `json:"retries"`
+	RateLimitWaits  int            `json:"rate_limit_waits"`
+	Webhooks        int            `json:"webhooks"`
+	Stopped         string         `json:"stopped,omitempty"`
+	Cancelled       bool           `json:"cancelled,omitempty"`
+	StartedAt       time.Time      `json:"started_at"`
+	FinishedAt      time.Time      `json:"finished_at,omitzero"`
+	Seconds         float64        `json:"duration_seconds"`
 }
 
 // NewSummary builds an import's summary from its record, progress and
 // counters.
 func NewSummary(imp Import, p Progress, stats map[string]int) Summary {
 	s := Summary{
-		ImportID:       imp.ID,
-		File:           imp.File,
-		Vendor:         imp.Options.Vendor,
-		Total:          p.Total,
-		Counts:         make(map[Outcome]int, len(Outcomes)),
-		UnknownColumns: imp.UnknownColumns,
-		IgnoredColumns: imp.IgnoredColumns,
-		Requests:       map[string]int{},
-		RateLimited:    stats[StatRateLimited],
-		StatusChecks:   stats[StatStatusChecks],
-		Retries:        stats[StatRetries],
-		RateLimitWaits: stats[StatThrottled],
-		Webhooks:       stats[StatWebhooks],
-		Stopped:        imp.Stopped,
-		Cancelled:      !imp.CancelledAt.IsZero(),
-		StartedAt:      imp.CreatedAt,
-		FinishedAt:     imp.FinishedAt,
+		ImportID:        imp.ID,
+		File:            imp.File,
+		Vendor:          imp.Options.Vendor,
+		Total:           p.Total,
+		Counts:          make(map[Outcome]int, len(Outcomes)),
+		UnknownColumns:  imp.UnknownColumns,
+		IgnoredColumns:  imp.IgnoredColumns,
+		NotTakenColumns: imp.NotTakenColumns,
+		Requests:        map[string]int{},
+		RateLimited:     stats[StatRateLimited],
+		StatusChecks:    stats[StatStatusChecks],
+		Retries:         stats[StatRetries],
+		RateLimitWaits:  stats[StatThrottled],
+		Webhooks:        stats[StatWebhooks],
+		Stopped:         imp.Stopped,
+		Cancelled:       !imp.CancelledAt.IsZero(),
+		StartedAt:       imp.CreatedAt,
+		FinishedAt:      imp.FinishedAt,
 	}
 	if s.UnknownColumns == nil {
 		s.UnknownColumns = []string{}

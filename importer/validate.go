@@ -3,7 +3,9 @@ package importer
 import (
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -138,7 +140,11 @@ func (v *Validator) build(values map[string]string) (Resident, []Problem) {
 		problems = append(problems, Problem{Field: field, Reason: fmt.Sprintf(format, args...)})
 	}
 
+	vendor := v.opts.Vendor
 	for _, f := range textFields {
+		if !vendor.Takes(f.name) {
+			continue // never sent: the file's report keeps it
+		}
 		val := strings.TrimSpace(values[f.name])
 		if !utf8.ValidString(val) {
 			bad(f.name, "is not valid UTF-8 text: save the file as UTF-8")
@@ -157,10 +163,10 @@ func (v *Validator) build(values map[string]string) (Resident, []Problem) {
 	if res.IntegrationID == "" {
 		res.IntegrationID = v.opts.IntegrationID
 	}
-	if res.PropertyID == "" {
+	if res.PropertyID == "" && vendor.Takes(FieldPropertyID) {
 		res.PropertyID = v.opts.PropertyID
 	}
-	if res.RentPeriod == "" {
+	if res.RentPeriod == "" && vendor.Takes(FieldRentPeriod) {
 		res.RentPeriod = v.opts.RentPeriod
 	}
 
@@ -207,13 +213,13 @@ func (v *Validator) build(values map[string]string) (Resident, []Problem) {
 		}
 		res.RentPeriod = p
 	}
-	if raw := strings.TrimSpace(values[FieldRentDueDay]); raw != "" {
+	if raw := strings.TrimSpace(values[FieldRentDueDay]); raw != "" && vendor.Takes(FieldRentDueDay) {
 		day, err := ParseRentDueDay(raw)
 		if err != nil {
 			bad(FieldRentDueDay, "%v", err)
 		}
 		res.RentDueDay = day
-	} else {
+	} else if vendor.Takes(FieldRentDueDay) {
 		res.RentDueDay = v.opts.RentDueDay
 	}
 
@@ -230,6 +236,11 @@ func (v *Validator) build(values map[string]string) (Resident, []Problem) {
 		}
 		if n := utf8.RuneCountInString(*f.ptr(&res)); n > limit {
 			bad(f.name, "is %d characters long; %s allows at most %d", n, v.opts.Vendor, limit)
+		}
+	}
+	for _, field := range slices.Sorted(maps.Keys(rules.Allowed)) {
+		if val := res.Get(field); val != "" && !hasProblem(problems, field) && !slices.Contains(rules.Allowed[field], val) {
+			bad(field, "is %q; %s takes only %s", val, v.opts.Vendor, strings.Join(rules.Allowed[field], ", "))
 		}
 	}
 	return res, problems

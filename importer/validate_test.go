@@ -163,7 +163,7 @@ func TestOptionsNormalize(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", opts: importer.Options{}},
-		{name: "unknown vendor", opts: importer.Options{Vendor: "acme"}, wantErr: `unknown vendor "acme": use one of generic, propertyware_rest, rentmanager`},
+		{name: "unknown vendor", opts: importer.Options{Vendor: "acme"}, wantErr: `unknown vendor "acme": use one of buildium, generic, propertyware_rest, rentmanager`},
 		{name: "vendor that cannot create", opts: importer.Options{Vendor: "yardi"}, wantErr: "Yardi cannot create residents"},
 		{name: "bad rent period", opts: importer.Options{RentPeriod: "yearly"}, wantErr: "rent_period"},
 		{name: "bad due day", opts: importer.Options{RentDueDay: 40}, wantErr: "rent_due_day: 40"},
@@ -257,4 +257,39 @@ func FuzzValidate(f *testing.F) {
 			t.Fatalf("a sent resident %+v fails its own rules: %v", res, problems)
 		}
 	})
+}
+
+// Each vendor's create takes only its own fields: a field it does not take
+// is never sent (nor filled from a default), and the columns that carry one
+// are named; Buildium requires a lease and a US address.
+func TestVendorsTakeOnlyTheirFields(t *testing.T) {
+	opts, err := importer.Options{Vendor: importer.VendorBuildium, IntegrationID: "int_b", PropertyID: "prop_1", RentPeriod: "monthly", RentDueDay: 1}.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := importer.NewValidator(opts)
+	values := map[string]string{"first_name": "Ada", "last_name": "Lovelace", "lease_id": "lease_1", "address_1": "1 Main St",
+		"city": "Austin", "state": "TX", "zip": "78701", "country": "US", "notes": "VIP", "middle_name": "B", "x_id": "77"}
+	res, problems, _ := v.Check(row(1, values))
+	if len(problems) > 0 {
+		t.Fatalf("problems: %v", problems)
+	}
+	if res.Notes != "" || res.MiddleName != "" || res.PropertyID != "" || res.RentPeriod != "" || res.RentDueDay != 0 {
+		t.Errorf("fields Buildium does not take were kept: %+v", res)
+	}
+	if res.LeaseID != "lease_1" || res.XID != "77" || res.IntegrationID != "int_b" {
+		t.Errorf("fields Buildium takes (and x_id, never sent but matched on) were lost: %+v", res)
+	}
+	values["country"], values["lease_id"] = "CA", ""
+	_, problems, _ = v.Check(row(2, values))
+	if got := importer.JoinProblems(problems); !strings.Contains(got, "lease_id: is required for buildium") || !strings.Contains(got, `country: is "CA"; buildium takes only US`) {
+		t.Errorf("problems = %q", got)
+	}
+	cols := []string{"First Name", "Notes", "Middle Name", "Property ID", "Lease ID", "Favourite colour"}
+	if got := importer.VendorBuildium.NotTaken(cols); strings.Join(got, ",") != "Notes,Middle Name,Property ID" {
+		t.Errorf("NotTaken = %v", got)
+	}
+	if got := importer.VendorGeneric.NotTaken(cols); len(got) != 0 {
+		t.Errorf("the generic create takes every field; NotTaken = %v", got)
+	}
 }

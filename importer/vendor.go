@@ -2,6 +2,7 @@ package importer
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -19,6 +20,9 @@ const (
 	VendorRentManager Vendor = "rentmanager"
 	// VendorPropertywareREST posts to /v1/residents/propertyware_rest/.
 	VendorPropertywareREST Vendor = "propertyware_rest"
+	// VendorBuildium posts to /v1/residents/buildium/: the PMS of
+	// Propexo's sandbox environment.
+	VendorBuildium Vendor = "buildium"
 )
 
 // VendorRules are the rules the write API applies to one vendor's creates.
@@ -31,9 +35,45 @@ type VendorRules struct {
 	// not (Rent Manager's update requires last_name, rent_period and
 	// rent_due_day).
 	UpdateRequired []string
+	// Takes lists the fields the vendor's create takes: any other key is
+	// a 400 from the API. nil: every field (the generic create).
+	Takes []string
+	// Allowed lists, for some fields, the only values the vendor takes.
+	Allowed map[string][]string
 }
 
-// vendors holds the rules of every vendor that can create residents.
+// Takes reports whether the vendor's create takes a field. x_id, which the
+// importer matches on and never sends, is taken by every vendor.
+func (v Vendor) Takes(field string) bool {
+	takes := v.Rules().Takes
+	return takes == nil || field == FieldXID || slices.Contains(takes, field)
+}
+
+// NotTaken lists the columns of a file that map to a field the vendor's
+// create does not take: they are reported, kept in the report, never sent.
+func (v Vendor) NotTaken(columns []string) []string {
+	var out []string
+	for _, c := range columns {
+		if f, ok := FieldFor(c); ok && !v.Takes(f) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// The fields of a resident's contact details and addresses, which most
+// vendors' creates take.
+var (
+	contactFields = []string{FieldEmail1, FieldEmail2, FieldDateOfBirth, FieldPhone1, FieldPhone1Type, FieldPhone2, FieldPhone2Type}
+	addressFields = []string{FieldAddress1, FieldAddress2, FieldCity, FieldState, FieldZip, FieldCountry}
+	alternateAddr = []string{FieldAddress1Alternate, FieldAddress2Alternate, FieldCityAlternate, FieldStateAlternate, FieldZipAlternate, FieldCountryAlternate}
+)
+
+// fields joins lists of fields.
+func fields(lists ...[]string) []string { return slices.Concat(lists...) }
+
+// vendors holds the rules of every vendor that can create residents, as
+// the vendors' create and update pages of Propexo's reference give them.
 var vendors = map[Vendor]VendorRules{
 	VendorGeneric: {
 		Required: []string{FieldIntegrationID},
@@ -41,10 +81,20 @@ var vendors = map[Vendor]VendorRules{
 	VendorRentManager: {
 		Required:       []string{FieldIntegrationID, FieldPropertyID, FieldRentPeriod, FieldRentDueDay, FieldFirstName, FieldLastName},
 		UpdateRequired: []string{FieldLastName, FieldRentPeriod, FieldRentDueDay},
+		Takes: fields([]string{FieldIntegrationID, FieldPropertyID, FieldRentPeriod, FieldRentDueDay, FieldFirstName, FieldMiddleName, FieldLastName, FieldNotes},
+			contactFields, addressFields, alternateAddr),
 	},
 	VendorPropertywareREST: {
 		Required:  []string{FieldIntegrationID, FieldFirstName, FieldLastName, FieldAddress1, FieldCity, FieldState, FieldZip, FieldCountry},
-		MaxLength: map[string]int{FieldFirstName: 30, FieldLastName: 30},
+		MaxLength: map[string]int{FieldFirstName: 30, FieldMiddleName: 30, FieldLastName: 30},
+		Takes:     fields([]string{FieldIntegrationID, FieldFirstName, FieldMiddleName, FieldLastName, FieldNotes}, contactFields, addressFields),
+	},
+	VendorBuildium: {
+		Required:       []string{FieldIntegrationID, FieldLeaseID, FieldFirstName, FieldLastName, FieldAddress1, FieldCity, FieldState, FieldZip, FieldCountry},
+		UpdateRequired: []string{FieldFirstName, FieldLastName, FieldAddress1, FieldCity, FieldState, FieldZip, FieldCountry},
+		MaxLength:      map[string]int{FieldAddress1: 100, FieldAddress2: 100, FieldCity: 100},
+		Takes:          fields([]string{FieldIntegrationID, FieldLeaseID, FieldFirstName, FieldLastName}, contactFields, addressFields, alternateAddr),
+		Allowed:        map[string][]string{FieldCountry: {"US"}},
 	},
 }
 
@@ -52,6 +102,7 @@ var vendors = map[Vendor]VendorRules{
 var noCreate = map[string]string{
 	"yardi":             "Yardi",
 	"entrata":           "Entrata",
+	"propertyware":      "Propertyware SOAP",
 	"propertyware_soap": "Propertyware SOAP",
 }
 

@@ -73,7 +73,7 @@ func TestLookupByNameAndBirthDate(t *testing.T) {
 	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{})
 	e.newImport(t, "imp-name", 2, importer.Options{})
 	twin := func(dob string) importer.Resident {
-		return importer.Resident{IntegrationID: "int_buildium_demo", FirstName: "Sam", LastName: "Lee", DateOfBirth: dob}
+		return importer.Resident{IntegrationID: "int_rentvine_demo", FirstName: "Sam", LastName: "Lee", DateOfBirth: dob}
 	}
 	// Two residents named Sam Lee exist; only one was born on this day.
 	for _, dob := range []string{"1980-01-02T00:00:00Z", "1999-09-09T00:00:00Z"} {

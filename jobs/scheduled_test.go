@@ -26,7 +26,7 @@ func newInbox(t *testing.T, s jobs.ScheduledImport) *inbox {
 	e.h = jobs.NewImports(e.api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})
 	dir := t.TempDir()
 	s.Name, s.Inbox = "test", filepath.Join(dir, "*.csv")
-	s.Options.IntegrationID = "int_buildium_demo"
+	s.Options.IntegrationID = "int_rentvine_demo"
 	return &inbox{env: e, dir: dir, s: s}
 }
 

@@ -77,7 +77,8 @@ func (im *Imports) Split(ctx context.Context, imp importer.Import, rows RowReade
 		}
 		res.Total += len(batch)
 	}
-	done, err := st.SetTotal(ctx, imp.ID, res.Total, importer.FileColumns{Names: rows.Columns(), Unknown: rows.UnknownColumns(), Ignored: rows.IgnoredColumns()})
+	done, err := st.SetTotal(ctx, imp.ID, res.Total, importer.FileColumns{Names: rows.Columns(), Unknown: rows.UnknownColumns(), Ignored: rows.IgnoredColumns(),
+		NotTaken: imp.Options.Vendor.NotTaken(rows.Columns())})
 	if err != nil {
 		return res, err
 	}

@@ -71,7 +71,7 @@ func TestRunAndScheduleStartAFileAlike(t *testing.T) {
 	limits := importer.Limits{MaxFieldBytes: 40}
 	// Create-only: the second start sends the rows again to the same
 	// sandbox, whose residents a sync would find unchanged.
-	opts := importer.Options{IntegrationID: "int_buildium_demo", Format: "csv", Mode: importer.ModeCreate}
+	opts := importer.Options{IntegrationID: "int_rentvine_demo", Format: "csv", Mode: importer.ModeCreate}
 
 	// As 'importer run' does: Inspect, then Start.
 	in := newInbox(t, jobs.ScheduledImport{Options: opts, Limits: limits})
@@ -126,7 +126,7 @@ func TestStartRefusesAContentImportedBeforeUnlessAgain(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := rosterWithLongField(t, dir)
-	opts, _ := importer.Options{IntegrationID: "int_buildium_demo", Format: "csv"}.Normalize()
+	opts, _ := importer.Options{IntegrationID: "int_rentvine_demo", Format: "csv"}.Normalize()
 	inspect := func(name string) jobs.Inspected {
 		f, err := jobs.Inspect(ctx, jobs.Input{Path: path, Shown: name, Name: name, Options: opts, Limits: importer.DefaultLimits})
 		if err != nil {

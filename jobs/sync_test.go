@@ -74,13 +74,13 @@ func envWith(t *testing.T, sb *sandbox.Server, api *propexo.Client) *env {
 }
 
 // importRoster imports a roster file with opts (integration
-// int_buildium_demo unless opts say otherwise), waits for its report, and
+// int_rentvine_demo unless opts say otherwise), waits for its report, and
 // returns the import.
 func (e *env) importRoster(t *testing.T, path string, opts importer.Options) importer.Import {
 	t.Helper()
 	ctx := context.Background()
 	if opts.IntegrationID == "" {
-		opts.IntegrationID = "int_buildium_demo"
+		opts.IntegrationID = "int_rentvine_demo"
 	}
 	opts.Format = "csv"
 	opts, err := opts.Normalize()
@@ -282,7 +282,7 @@ func TestLedgerCoversTheCacheLag(t *testing.T) {
 	e := syncEnv(t, time.Hour)
 	people := roster(5)
 	e.importRoster(t, writeRoster(t, "night-1.csv", people), importer.Options{})
-	if recs, _, _, err := e.api.ListResidents(context.Background(), importer.ListScope{IntegrationID: "int_buildium_demo"}, 0); err != nil || len(recs) != 0 {
+	if recs, _, _, err := e.api.ListResidents(context.Background(), importer.ListScope{IntegrationID: "int_rentvine_demo"}, 0); err != nil || len(recs) != 0 {
 		t.Fatalf("the sandbox lists %d residents within its cache lag (%v); want none", len(recs), err)
 	}
 	people[2].phone = "555-321-0000"
@@ -303,7 +303,7 @@ func TestGuardStopsBeforeAnyWrite(t *testing.T) {
 	e := syncEnv(t, 0)
 	ctx := context.Background()
 	path := writeRoster(t, "roster.csv", roster(4))
-	opts, _ := importer.Options{IntegrationID: "int_buildium_demo", Format: "csv", MaxCreates: importer.Guard{N: 50, Percent: true}}.Normalize()
+	opts, _ := importer.Options{IntegrationID: "int_rentvine_demo", Format: "csv", MaxCreates: importer.Guard{N: 50, Percent: true}}.Normalize()
 	f, err := jobs.Inspect(ctx, jobs.Input{Path: path, Shown: path, Name: "roster.csv", Options: opts, Limits: importer.DefaultLimits})
 	if err != nil {
 		t.Fatal(err)
@@ -356,7 +356,7 @@ func TestAnUpdateInDoubtIsSentAgainNeverCreated(t *testing.T) {
 	people[0].phone = "555-444-0000"
 	night1 := e
 	e = envWith(t, night1.sandbox, night1.api)
-	imp := e.newImport(t, "imp-night-2", -1, importer.Options{IntegrationID: "int_buildium_demo", Format: "csv"})
+	imp := e.newImport(t, "imp-night-2", -1, importer.Options{IntegrationID: "int_rentvine_demo", Format: "csv"})
 	rows, err := source.OpenFile(writeRoster(t, "night-2.csv", people), "csv", 0, source.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -439,7 +439,7 @@ func TestLookUpsWhenCheaperThanTheListing(t *testing.T) {
 				if i > 0 {
 					seed.WriteString(",")
 				}
-				fmt.Fprintf(&seed, `{"id":"res_%d","x_id":"%d","integration_id":"int_buildium_demo","first_name":"Ada","last_name":"Number%d","email_1":"ada%d@example.com","date_of_birth":"1980-01-%02dT00:00:00Z","phone_1":"555-010-%04d","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}`,
+				fmt.Fprintf(&seed, `{"id":"res_%d","x_id":"%d","integration_id":"int_rentvine_demo","first_name":"Ada","last_name":"Number%d","email_1":"ada%d@example.com","date_of_birth":"1980-01-%02dT00:00:00Z","phone_1":"555-010-%04d","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}`,
 					i, 100000+i, i, i, i%28+1, i)
 			}
 			seed.WriteString("]")

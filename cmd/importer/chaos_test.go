@@ -81,7 +81,7 @@ func residentsFile(t *testing.T, dir string, n int) string {
 	var b strings.Builder
 	b.WriteString("Integration ID,First Name,Last Name,E-mail\n")
 	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, "int_buildium_demo,Resident,Number%d,resident%d@example.com\n", i, i)
+		fmt.Fprintf(&b, "int_rentvine_demo,Resident,Number%d,resident%d@example.com\n", i, i)
 	}
 	os.WriteFile(path, []byte(b.String()), 0o600)
 	return path

@@ -28,7 +28,7 @@ func TestCorpus(t *testing.T) {
 	}
 	// The largest file of the corpus is made here rather than kept in git.
 	huge := filepath.Join(t.TempDir(), "huge-field.csv")
-	os.WriteFile(huge, []byte("Integration ID,First Name,Last Name,Notes\nint_buildium_demo,Ada,Lovelace,"+strings.Repeat("x", 10<<20)+"\nint_buildium_demo,Bo,Li,short\n"), 0o600)
+	os.WriteFile(huge, []byte("Integration ID,First Name,Last Name,Notes\nint_rentvine_demo,Ada,Lovelace,"+strings.Repeat("x", 10<<20)+"\nint_rentvine_demo,Bo,Li,short\n"), 0o600)
 	inputs := []string{huge, dir, filepath.Join(dir, "missing.csv")} // a folder and a missing file, too
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".golden") {
@@ -94,7 +94,7 @@ func TestReadingStopsOnInterrupt(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("Integration ID,First Name,Last Name\n")
 	for i := 0; i < 50000; i++ {
-		fmt.Fprintf(&b, "int_buildium_demo,Resident,Number%d\n", i)
+		fmt.Fprintf(&b, "int_rentvine_demo,Resident,Number%d\n", i)
 	}
 	os.WriteFile(path, []byte(b.String()), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -52,6 +52,9 @@ func (c *runConfig) dryRunImport(ctx context.Context, p prepared, stdout, stderr
 	if ignored := rows.IgnoredColumns(); len(ignored) > 0 {
 		fmt.Fprintf(stderr, "columns of an earlier failed.csv left out: %s\n", strings.Join(ignored, ", "))
 	}
+	if notTaken := p.file.Options.Vendor.NotTaken(rows.Columns()); len(notTaken) > 0 {
+		fmt.Fprintf(stderr, "columns %s does not take, not sent (kept in the report): %s\n", p.file.Options.Vendor, strings.Join(notTaken, ", "))
+	}
 	if unknown := rows.UnknownColumns(); len(unknown) > 0 {
 		fmt.Fprintf(stderr, "columns not sent (kept in the report): %s\n", strings.Join(unknown, ", "))
 	}

@@ -99,7 +99,7 @@ did not, 2 bad usage, configuration or unreadable input, 3 could not finish
 func (c *runConfig) registerRunFlags(f *pflag.FlagSet, getenv env) {
 	f.StringVar(&c.opts.Format, "format", "", "input format: csv, json or ndjson (default: from the file's extension)")
 	f.StringVar(&c.opts.Delimiter, "delimiter", ",", "the character between a CSV file's fields: ; | or tab, say")
-	f.StringVar(&c.vendor, "vendor", envOr(getenv, "IMPORTER_VENDOR", "generic"), "vendor rules and create path: generic, rentmanager or propertyware_rest "+envTag("IMPORTER_VENDOR"))
+	f.StringVar(&c.vendor, "vendor", envOr(getenv, "IMPORTER_VENDOR", "generic"), "vendor rules and create path: generic, rentmanager, propertyware_rest or buildium (a vendor's path takes only its own fields: the others are reported, not sent) "+envTag("IMPORTER_VENDOR"))
 	f.StringVar(&c.opts.IntegrationID, "integration-id", getenv("IMPORTER_INTEGRATION_ID"), "integration_id for rows that have none "+envTag("IMPORTER_INTEGRATION_ID"))
 	f.StringVar(&c.opts.PropertyID, "property-id", getenv("IMPORTER_PROPERTY_ID"), "property_id for rows that have none "+envTag("IMPORTER_PROPERTY_ID"))
 	f.StringVar(&c.opts.RentPeriod, "rent-period", getenv("IMPORTER_RENT_PERIOD"), "rent_period for rows that have none: monthly, weekly or daily, any case "+envTag("IMPORTER_RENT_PERIOD"))

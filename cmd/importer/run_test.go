@@ -369,3 +369,32 @@ func TestRunChecksBeforeRegistering(t *testing.T) {
 		t.Errorf("a run that failed its checks left an import behind:\n%s", st.stdout)
 	}
 }
+
+// Buildium, the PMS of Propexo's sandbox environment: its path takes a
+// lease and a US address, and no notes, middle name or rent terms. A file
+// that carries those has them reported and kept in the report, never sent
+// (the sandbox answers 400 to a key the vendor does not take).
+func TestBuildiumTakesOnlyItsFields(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "buildium.csv")
+	os.WriteFile(file, []byte("Lease ID,First Name,Middle Name,Last Name,E-mail,Address,City,State,Zip Code,Country,Notes,Rent Period\n"+
+		"lease_1,Ada,B,Lovelace,ada@example.com,1 Main St,Austin,TX,78701,US,VIP,monthly\n"+
+		"lease_2,Alan,M,Turing,alan@example.com,2 Main St,Austin,TX,78701,US,,monthly\n"+
+		",Grace,,Hopper,grace@example.com,3 Main St,Austin,TX,78701,CA,,\n"), 0o600)
+	r := runImporter(t, dir, nil, append([]string{"run", "--vendor", "buildium", "--integration-id", "int_buildium_demo", file}, fast...)...)
+	if r.code != 1 || !strings.Contains(r.stdout, "2 succeeded") || !strings.Contains(r.stdout, "1 invalid") {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{
+		"columns buildium does not take, not sent (kept in the report): Middle Name, Notes, Rent Period",
+		`lease_id: is required for buildium; country: is "CA"; buildium takes only US`,
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	results := readCSV(t, filepath.Join(reportDir(t, dir, r), "results.csv"))
+	if h := strings.Join(results[0], ","); !strings.Contains(h, "Notes") || !strings.Contains(strings.Join(results[1], ","), "VIP") {
+		t.Errorf("the report lost the columns not sent: %q / %q", h, results[1])
+	}
+}

@@ -40,7 +40,10 @@ Clients must send the key in PROPEXO_API_KEY (or --api-key-file).
 
 Integrations: int_rentmanager_demo (rentmanager; properties prop_100,
 prop_200, prop_300), int_propertyware_demo (propertyware_rest),
-int_buildium_demo and int_yardi_demo (cannot create: 405).
+int_buildium_demo (buildium: lease_id and a US address required),
+int_rentvine_demo (no vendor rules: only the generic create's) and
+int_yardi_demo (cannot create: 405). Each vendor path takes only its own
+fields (400 for others, unless ?ignore_unknown_fields=true).
 Rate limits: x-ratelimit-limit and x-ratelimit-remaining on every answer,
 each answer past 80% of a window held back 2s, 429 at 100% until the window
 ends. Faults (--error-rate, --drop-rate, --slow-rate, --gateway-error-rate,

@@ -221,4 +221,7 @@ func printSummary(w io.Writer, s importer.Summary) {
 	if len(s.IgnoredColumns) > 0 {
 		fmt.Fprintf(w, "  columns of an earlier failed.csv left out: %s\n", strings.Join(s.IgnoredColumns, ", "))
 	}
+	if len(s.NotTakenColumns) > 0 {
+		fmt.Fprintf(w, "  columns %s does not take, not sent (kept in the report): %s\n", s.Vendor, strings.Join(s.NotTakenColumns, ", "))
+	}
 }

@@ -49,7 +49,7 @@ func (a *api) do(method, path, body string) (*http.Response, []byte) {
 	return resp, b
 }
 
-const buildium = `{"integration_id":"int_buildium_demo","first_name":"Ada","last_name":"Lovelace","email_1":"ada@example.com"}`
+const buildium = `{"integration_id":"int_rentvine_demo","first_name":"Ada","last_name":"Lovelace","email_1":"ada@example.com"}`
 
 func (a *api) create() string {
 	a.t.Helper()

@@ -45,7 +45,7 @@ func TestLognormalLatencyThroughTheAPI(t *testing.T) {
 	const n = 2000
 	jobs := make([]string, n)
 	for i := range jobs {
-		rec := do("POST", "/v1/residents/", `{"integration_id":"int_buildium_demo"}`)
+		rec := do("POST", "/v1/residents/", `{"integration_id":"int_rentvine_demo"}`)
 		var answer struct {
 			Meta struct {
 				JobID string `json:"job_id"`
@@ -86,7 +86,7 @@ func TestUnknownFieldsAndHealth(t *testing.T) {
 	srv := httptest.NewServer(sb.Handler())
 	defer srv.Close()
 	post := func(query string) *http.Response {
-		req, _ := http.NewRequest("POST", srv.URL+"/v1/residents/"+query, bytes.NewBufferString(`{"integration_id":"int_buildium_demo","favorite_color":"blue"}`))
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/residents/"+query, bytes.NewBufferString(`{"integration_id":"int_rentvine_demo","favorite_color":"blue"}`))
 		req.Header.Set("Authorization", "Bearer k")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

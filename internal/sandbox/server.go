@@ -78,11 +78,14 @@ type Config struct {
 }
 
 // DefaultIntegrations are the integrations a sandbox knows when none are
-// configured: one per create-capable vendor and one that cannot create.
+// configured: one per vendor whose rules the sandbox plays, one whose
+// rules it does not (rentvine: the generic create's only), and one that
+// cannot create.
 var DefaultIntegrations = map[string]string{
 	"int_rentmanager_demo":  "rentmanager",
 	"int_propertyware_demo": "propertyware_rest",
 	"int_buildium_demo":     "buildium",
+	"int_rentvine_demo":     "rentvine", // no rules modelled: only the generic create's
 	"int_yardi_demo":        "yardi",
 }
 

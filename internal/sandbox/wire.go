@@ -142,6 +142,39 @@ type resident struct {
 	RentDueDay        *int    `json:"rent_due_day"`
 }
 
+// vendorTakes lists, per vendor path, the fields its create and update
+// take (Rent Manager's, Propertyware REST's and Buildium's pages): any
+// other key is a 400 unless ignore_unknown_fields=true.
+var vendorTakes = map[string]map[string]bool{
+	"rentmanager": fieldSet("integration_id", "property_id", "rent_period", "rent_due_day", "first_name", "middle_name", "last_name", "notes",
+		contact, address, alternate),
+	"propertyware_rest": fieldSet("integration_id", "first_name", "middle_name", "last_name", "notes", contact, address),
+	"buildium":          fieldSet("integration_id", "lease_id", "first_name", "last_name", contact, address, alternate),
+}
+
+// The field groups most vendors take.
+var (
+	contact   = []string{"email_1", "email_2", "date_of_birth", "phone_1", "phone_1_type", "phone_2", "phone_2_type"}
+	address   = []string{"address_1", "address_2", "city", "state", "zip", "country"}
+	alternate = []string{"address_1_alternate", "address_2_alternate", "city_alternate", "state_alternate", "zip_alternate", "country_alternate"}
+)
+
+// fieldSet is the set of names given one by one or in groups.
+func fieldSet(names ...any) map[string]bool {
+	set := map[string]bool{}
+	for _, n := range names {
+		switch n := n.(type) {
+		case string:
+			set[n] = true
+		case []string:
+			for _, m := range n {
+				set[m] = true
+			}
+		}
+	}
+	return set
+}
+
 // writable lists the fields a create may carry.
 var writable = map[string]bool{
 	"integration_id": true, "property_id": true, "lease_id": true,

@@ -39,7 +39,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "unknown vendor "+pathVendor, nil)
 		return
 	}
-	body, _, issues, ok := readBody(w, r)
+	body, _, issues, ok := readBody(w, r, vendorTakes[pathVendor])
 	if !ok {
 		return
 	}
@@ -93,9 +93,14 @@ func (s *Server) unknownJob(w http.ResponseWriter) {
 }
 
 // readBody reads a write's body: the resident it carries and, unless the
-// query has ignore_unknown_fields=true, an issue for each unknown field. A
-// body that is no JSON object is answered 400 here (ok false).
-func readBody(w http.ResponseWriter, r *http.Request) (body resident, nulls []string, issues []issue, ok bool) {
+// query has ignore_unknown_fields=true, an issue for each field the path's
+// schema does not take (takes: the vendor's, or nil for the generic path's
+// every writable field). A body that is no JSON object is answered 400 here
+// (ok false).
+func readBody(w http.ResponseWriter, r *http.Request, takes map[string]bool) (body resident, nulls []string, issues []issue, ok bool) {
+	if takes == nil {
+		takes = writable
+	}
 	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", "cannot read the body", nil)
@@ -109,7 +114,7 @@ func readBody(w http.ResponseWriter, r *http.Request) (body resident, nulls []st
 	if r.URL.Query().Get("ignore_unknown_fields") != "true" {
 		var unknown []string
 		for k := range fields {
-			if !writable[k] {
+			if !takes[k] {
 				unknown = append(unknown, k)
 			}
 		}
@@ -143,7 +148,7 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "unknown vendor "+pathVendor, nil)
 		return
 	}
-	body, nulls, issues, ok := readBody(w, r)
+	body, nulls, issues, ok := readBody(w, r, vendorTakes[pathVendor])
 	if !ok {
 		return
 	}
@@ -161,7 +166,8 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	if pathVendor != "" && pathVendor != vendor {
 		issues = append(issues, issue{Code: "custom", Path: []string{"id"}, Message: fmt.Sprintf("Resident belongs to a %s integration, not %s", vendor, pathVendor)})
 	}
-	if pathVendor == "rentmanager" {
+	switch pathVendor {
+	case "rentmanager":
 		for name, v := range map[string]*string{"last_name": body.LastName, "rent_period": body.RentPeriod} {
 			if v == nil || strings.TrimSpace(*v) == "" {
 				issues = append(issues, issue{Code: "invalid_type", Path: []string{name}, Message: "Required"})
@@ -169,6 +175,13 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 		}
 		if body.RentDueDay == nil {
 			issues = append(issues, issue{Code: "invalid_type", Path: []string{"rent_due_day"}, Message: "Required"})
+		}
+	case "buildium":
+		for name, v := range map[string]*string{"first_name": body.FirstName, "last_name": body.LastName, "address_1": body.Address1,
+			"city": body.City, "state": body.State, "zip": body.Zip, "country": body.Country} {
+			if v == nil || strings.TrimSpace(*v) == "" {
+				issues = append(issues, issue{Code: "invalid_type", Path: []string{name}, Message: "Required"})
+			}
 		}
 	}
 	if body.Phone1 != nil && body.Phone1Type == nil {
@@ -340,6 +353,18 @@ func vendorIssues(vendor string, b resident) []issue {
 		required("last_name", b.LastName)
 		if b.RentDueDay == nil {
 			issues = append(issues, issue{Code: "invalid_type", Path: []string{"rent_due_day"}, Message: "Required"})
+		}
+	case "buildium":
+		for name, v := range map[string]*string{"lease_id": b.LeaseID, "first_name": b.FirstName, "last_name": b.LastName, "address_1": b.Address1, "city": b.City, "state": b.State, "zip": b.Zip, "country": b.Country} {
+			required(name, v)
+		}
+		for name, v := range map[string]*string{"address_1": b.Address1, "address_2": b.Address2, "city": b.City} {
+			if v != nil && len([]rune(*v)) > 100 {
+				issues = append(issues, issue{Code: "too_big", Path: []string{name}, Message: "String must contain at most 100 character(s)"})
+			}
+		}
+		if b.Country != nil && *b.Country != "" && *b.Country != "US" {
+			issues = append(issues, issue{Code: "invalid_enum_value", Path: []string{"country"}, Message: "Invalid enum value. Expected 'US'"})
 		}
 	case "propertyware_rest":
 		for name, v := range map[string]*string{"first_name": b.FirstName, "last_name": b.LastName, "address_1": b.Address1, "city": b.City, "state": b.State, "zip": b.Zip, "country": b.Country} {

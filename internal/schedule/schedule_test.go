@@ -26,7 +26,7 @@ func TestSampleLoads(t *testing.T) {
 		j.ReportSubdir != "nightly" {
 		t.Errorf("entry 1 = %+v", j)
 	}
-	if !entries[1].Options.Verify || entries[1].Options.Deadline != importer.DefaultDeadline || entries[1].Limits != importer.DefaultLimits {
+	if !entries[1].Options.Verify || entries[1].Options.Vendor != importer.VendorBuildium || entries[1].Options.Deadline != importer.DefaultDeadline || entries[1].Limits != importer.DefaultLimits {
 		t.Errorf("entry 2 = %+v", entries[1])
 	}
 }

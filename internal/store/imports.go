@@ -151,6 +151,9 @@ func (s *Store) Import(ctx context.Context, id string) (importer.Import, error) 
 	if c := vals["ignored"]; c != "" {
 		_ = json.Unmarshal([]byte(c), &imp.IgnoredColumns)
 	}
+	if c := vals["not_taken"]; c != "" {
+		_ = json.Unmarshal([]byte(c), &imp.NotTakenColumns)
+	}
 	imp.Stopped = vals["stopped"]
 	imp.Round, _ = strconv.Atoi(vals["round"])
 	if r := vals["round_at"]; r != "" {

@@ -276,8 +276,9 @@ func (s *Store) SetTotal(ctx context.Context, id string, total int, columns impo
 	cols, _ := json.Marshal(columns.Names)
 	unk, _ := json.Marshal(columns.Unknown)
 	ign, _ := json.Marshal(columns.Ignored)
+	notTaken, _ := json.Marshal(columns.NotTaken)
 	pipe := s.rdb.TxPipeline()
-	pipe.HSet(ctx, k.meta, "total", total, "columns", cols, "unknown", unk, "ignored", ign)
+	pipe.HSet(ctx, k.meta, "total", total, "columns", cols, "unknown", unk, "ignored", ign, "not_taken", notTaken)
 	resolved := pipe.HGet(ctx, k.counts, "resolved")
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return false, fmt.Errorf("error saving the size of import %s: %w", id, err)
