@@ -306,13 +306,14 @@ func Diff(rec ResidentRecord, r Resident, blanks []string) []Change {
 
 // Blanks are the fields a row leaves empty in a column it has, that a sync
 // with --blank-clears clears: not the integration or x_id, not a field the
-// import's defaults fill, and not one the vendor requires.
+// import's defaults fill, not one the vendor requires, and not one its
+// create does not take (never sent, so never cleared).
 func Blanks(row Row, r Resident, vendor Vendor) []string {
 	rules := vendor.Rules()
 	var out []string
 	for _, f := range comparedFields() {
 		v, has := row.Values[f]
-		if !has || strings.TrimSpace(v) != "" || r.Get(f) != "" || slices.Contains(rules.Required, f) || slices.Contains(rules.UpdateRequired, f) {
+		if !has || strings.TrimSpace(v) != "" || r.Get(f) != "" || !vendor.Takes(f) || slices.Contains(rules.Required, f) || slices.Contains(rules.UpdateRequired, f) {
 			continue
 		}
 		out = append(out, f)

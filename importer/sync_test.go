@@ -1,6 +1,7 @@
 package importer_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +126,18 @@ func TestGuards(t *testing.T) {
 		if _, err := importer.ParseGuard(bad); err == nil {
 			t.Errorf("ParseGuard(%q) took it", bad)
 		}
+	}
+}
+
+// --blank-clears clears a field a row leaves empty, but never one the vendor
+// requires or does not take.
+func TestBlanksLeaveWhatTheVendorDoesNotTake(t *testing.T) {
+	row := importer.Row{Values: map[string]string{"notes": "", "email_2": " ", "last_name": "", "first_name": "Ada"}}
+	got := importer.Blanks(row, importer.Resident{FirstName: "Ada"}, importer.VendorBuildium)
+	if strings.Join(got, ",") != "email_2" {
+		t.Errorf("Blanks = %v, want only email_2 (notes: not taken; last_name: required)", got)
+	}
+	if got := importer.Blanks(row, importer.Resident{FirstName: "Ada"}, importer.VendorGeneric); len(got) != 3 || !slices.Contains(got, "notes") {
+		t.Errorf("generic Blanks = %v, want last_name, email_2 and notes", got)
 	}
 }
