@@ -108,6 +108,27 @@ func RecordKey(integrationID, email, xID string) string {
 	return ""
 }
 
+// WebhookSubscription is a subscription to Propexo's webhooks
+// (/v1/webhooks/). Its secret is never read back.
+type WebhookSubscription struct {
+	ID        string    `json:"id"`
+	URL       string    `json:"url"`
+	Triggers  []string  `json:"triggers"`
+	Model     string    `json:"model,omitempty"`
+	Active    bool      `json:"active"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+// The webhooks the importer follows: a write that failed (in full or in
+// part), and a resident created (there is no write-success event).
+var WebhookTriggers = []string{"WRITE_OPERATION_FAILURE", "DATA_NEW"}
+
+// WebhookModel is the model of the DATA_NEW the importer follows.
+const WebhookModel = "residents"
+
+// MinWebhookSecret is the shortest webhook secret the API takes.
+const MinWebhookSecret = 10
+
 // Endpoints of the write API, as the importer counts its requests.
 const (
 	EndpointCreate        = "create_resident"

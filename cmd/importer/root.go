@@ -135,7 +135,7 @@ from it.`,
 	root.AddCommand(newPlanCommand(getenv, g, stdout, stderr))
 	root.AddCommand(newWorkerCommand(getenv, g, stderr))
 	root.AddCommand(newSandboxCommand(getenv, g, stderr))
-	root.AddCommand(newWebhooksCommand(getenv, g, stderr))
+	root.AddCommand(newWebhooksCommand(getenv, g, stdout, stderr))
 	root.AddCommand(newRetryCommand(getenv, g, stdout, stderr))
 	root.AddCommand(newStatusCommand(getenv, stdout))
 	root.AddCommand(newReportCommand(getenv, stdout))

@@ -19,7 +19,7 @@ type webhooksConfig struct {
 	metricsAddr string
 }
 
-func newWebhooksCommand(getenv env, g *globals, stderr io.Writer) *cobra.Command {
+func newWebhooksCommand(getenv env, g *globals, stdout, stderr io.Writer) *cobra.Command {
 	c := &webhooksConfig{}
 	cmd := &cobra.Command{
 		Use:   "webhooks",
@@ -30,7 +30,11 @@ recorded, when it does not match) and resolves rows from
 WRITE_OPERATION_FAILURE and DATA_NEW, once, however often or in whatever order
 they come. Run the workers with --webhooks so that polling becomes a slow
 fallback, or serve webhooks inside a worker with 'importer worker
---webhooks-addr'.`,
+--webhooks-addr'.
+
+Its subcommands manage the subscriptions that send the webhooks: register
+subscribes a receiver's URL (POST /v1/webhooks/), list shows them, delete
+removes one.`,
 		Example: `  REDIS_URL=redis://localhost:6379 PROPEXO_WEBHOOK_SECRET=... importer webhooks --addr :8081`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -41,6 +45,7 @@ fallback, or serve webhooks inside a worker with 'importer worker
 	urlFlag(f, &c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the imports (required) "+envTag("REDIS_URL"))
 	c.hooks.register(f, getenv, "addr", "127.0.0.1:8081")
 	metricsFlag(f, getenv, &c.metricsAddr)
+	cmd.AddCommand(newWebhooksRegisterCommand(getenv, stdout), newWebhooksListCommand(getenv, stdout), newWebhooksDeleteCommand(getenv, stdout))
 	return cmd
 }
 

@@ -288,7 +288,76 @@ func (c *Client) ListResidents(ctx context.Context, scope importer.ListScope, of
 	return page, more, total, nil
 }
 
-// do sends one request and decodes a 200 answer into out.
+// Subscribe registers a webhook subscription: deliveries of triggers (of
+// model, for DATA_NEW) to url, signed with secret, active at once.
+func (c *Client) Subscribe(ctx context.Context, hookURL, secret string, triggers []string, model string) (importer.WebhookSubscription, error) {
+	body := map[string]any{"url": hookURL, "triggers": triggers, "model": model, "secret": secret, "headers": []any{}, "active": true}
+	var answer struct {
+		Result  *subscriptionJSON `json:"result"`
+		Results *subscriptionJSON `json:"results"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/v1/webhooks/", nil, body, &answer); err != nil {
+		return importer.WebhookSubscription{}, err
+	}
+	got := answer.Result
+	if got == nil {
+		got = answer.Results
+	}
+	if got == nil || got.ID == "" {
+		return importer.WebhookSubscription{}, &importer.APIError{Kind: importer.KindUnavailable, Op: "POST /v1/webhooks/", Status: http.StatusOK,
+			Message: "the answer names no subscription"}
+	}
+	return got.subscription(), nil
+}
+
+// Subscriptions lists the webhook subscriptions, active or not.
+func (c *Client) Subscriptions(ctx context.Context) ([]importer.WebhookSubscription, error) {
+	var out []importer.WebhookSubscription
+	for offset := 0; ; {
+		var answer struct {
+			Meta struct {
+				HasMore *bool `json:"hasMore"`
+			} `json:"meta"`
+			Results []subscriptionJSON `json:"results"`
+		}
+		params := url.Values{"offset": {strconv.Itoa(offset)}, "limit": {"100"}, "order-by": {"created_at:asc"}}
+		if err := c.do(ctx, http.MethodGet, "/v1/webhooks/", params, nil, &answer); err != nil {
+			return nil, err
+		}
+		for _, s := range answer.Results {
+			out = append(out, s.subscription())
+		}
+		offset += len(answer.Results)
+		if len(answer.Results) == 0 || (answer.Meta.HasMore == nil && len(answer.Results) < 100) || (answer.Meta.HasMore != nil && !*answer.Meta.HasMore) {
+			return out, nil
+		}
+	}
+}
+
+// Unsubscribe deletes a webhook subscription.
+func (c *Client) Unsubscribe(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/webhooks/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// subscriptionJSON is a subscription as the API answers it; its secret is
+// left unread.
+type subscriptionJSON struct {
+	ID        string   `json:"id"`
+	URL       string   `json:"url"`
+	Triggers  []string `json:"triggers"`
+	Model     string   `json:"model"`
+	Active    bool     `json:"active"`
+	CreatedAt string   `json:"created_at"`
+}
+
+func (s subscriptionJSON) subscription() importer.WebhookSubscription {
+	out := importer.WebhookSubscription{ID: s.ID, URL: s.URL, Triggers: s.Triggers, Model: s.Model, Active: s.Active}
+	out.CreatedAt, _ = time.Parse(time.RFC3339, s.CreatedAt)
+	return out
+}
+
+// do sends one request and decodes a 2xx answer into out (unless out is
+// nil).
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
 	op := method + " " + opPath(path)
 	u := *c.base
@@ -330,7 +399,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if err != nil {
 		return &importer.APIError{Kind: importer.KindUnavailable, Op: op, Status: resp.StatusCode, MaybeSent: true, Err: scrub(err)}
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		e := statusError(op, resp, raw)
 		// A 5xx answer to a write may come after the write took effect: a
 		// gateway that gave up waiting (502, 504), or the API failing
@@ -339,6 +408,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		// blindly.
 		e.MaybeSent = method == http.MethodPost && resp.StatusCode >= 500
 		return e
+	}
+	if out == nil {
+		return nil // an answer without news (a delete)
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return &importer.APIError{Kind: importer.KindUnavailable, Op: op, Status: resp.StatusCode, MaybeSent: true,
@@ -350,7 +422,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 // opPath shortens a path to its route, so that error text and metrics do not
 // carry ids.
 func opPath(path string) string {
-	for _, prefix := range []string{"/v1/admin/write-status/", "/v1/admin/retry-write/"} {
+	for _, prefix := range []string{"/v1/admin/write-status/", "/v1/admin/retry-write/", "/v1/webhooks/"} {
 		if strings.HasPrefix(path, prefix) {
 			return prefix
 		}

@@ -30,7 +30,7 @@ func (s *Server) store(jobID string, body resident, at time.Time) string {
 	s.order = append(s.order, id)
 	s.stats.ResidentsCreated++
 	s.stats.ResidentsByIdentity[identity(body)]++
-	if s.remember(id, jobID, nil, at) && s.hooks != nil {
+	if s.remember(id, jobID, nil, at) {
 		s.hooks.dataNew(jobID, id, rec)
 	}
 	return id
@@ -83,7 +83,7 @@ func (s *Server) readBack(now time.Time, sync string) {
 			continue
 		}
 		delete(s.lagging, id)
-		if l.shown == nil && s.hooks != nil {
+		if l.shown == nil {
 			s.hooks.dataNew(l.jobID, id, *rec)
 		}
 	}

@@ -199,9 +199,7 @@ func New(cfg Config) *Server {
 		stats: Stats{Requests: map[string]int{}, CreatesByIdentity: map[string]int{}, ResidentsByIdentity: map[string]int{},
 			Faults: map[string]int{}, Webhooks: map[string]int{}},
 	}
-	if cfg.Webhooks.URL != "" {
-		s.hooks = newWebhooks(s, cfg.Webhooks)
-	}
+	s.hooks = newWebhooks(s, cfg.Webhooks)
 	return s
 }
 
@@ -227,9 +225,7 @@ func (s *Server) Start() {
 				s.mu.Lock()
 				s.resolveDue()
 				s.mu.Unlock()
-				if s.hooks != nil {
-					s.hooks.deliverDue()
-				}
+				s.hooks.deliverDue()
 			}
 		}
 	}()
@@ -277,6 +273,10 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/admin/integrations/{$}", "list_integrations", s.integrations)
 	route("GET /v1/properties/{$}", "list_properties", s.properties)
 	route("POST /v1/admin/integrations/{id}/manual-sync", "manual_sync", s.manualSync)
+	route("GET /v1/webhooks/{$}", "list_webhooks", s.listWebhooks)
+	route("POST /v1/webhooks/{$}", "create_webhook", s.createWebhook)
+	route("GET /v1/webhooks/{id}", "get_webhook", s.getWebhook)
+	route("DELETE /v1/webhooks/{id}", "delete_webhook", s.deleteWebhook)
 	mux.HandleFunc("GET /_sandbox/stats", s.admin(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())
 	}))

@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"bytes"
+	"maps"
+	"slices"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -49,9 +51,35 @@ type webhooks struct {
 
 	mu      sync.Mutex
 	pending []*delivery
+	// subs are the subscriptions made through /v1/webhooks/, by id.
+	subs map[string]*subscription
+}
+
+// subscription is a webhook registered through POST /v1/webhooks/.
+type subscription struct {
+	ID        string          `json:"id"`
+	CreatedAt string          `json:"created_at"`
+	URL       string          `json:"url"`
+	Triggers  []string        `json:"triggers"`
+	Model     string          `json:"model,omitempty"`
+	Secret    string          `json:"secret"`
+	Headers   []webhookHeader `json:"headers"`
+	Active    bool            `json:"active"`
+}
+
+type webhookHeader struct {
+	Header string `json:"header"`
+	Value  string `json:"value"`
+}
+
+// target is where one delivery goes: a URL, its secret and headers.
+type target struct {
+	url, secret string
+	headers     []webhookHeader
 }
 
 type delivery struct {
+	to      target
 	body    []byte
 	due     time.Time
 	retries int
@@ -64,7 +92,24 @@ func newWebhooks(s *Server, cfg WebhookConfig) *webhooks {
 	if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = 10
 	}
-	return &webhooks{s: s, cfg: cfg, client: &http.Client{Timeout: 10 * time.Second}}
+	return &webhooks{s: s, cfg: cfg, client: &http.Client{Timeout: 10 * time.Second}, subs: map[string]*subscription{}}
+}
+
+// targets are where an event goes: the configured URL, and every active
+// subscription to the trigger (and, for DATA_NEW, to the residents
+// model). Callers hold w.mu.
+func (w *webhooks) targets(trigger string) []target {
+	var out []target
+	if w.cfg.URL != "" {
+		out = append(out, target{url: w.cfg.URL, secret: w.cfg.Secret})
+	}
+	for _, id := range slices.Sorted(maps.Keys(w.subs)) {
+		sub := w.subs[id]
+		if sub.Active && slices.Contains(sub.Triggers, trigger) && (trigger != "DATA_NEW" || sub.Model == "" || sub.Model == "residents") {
+			out = append(out, target{url: sub.URL, secret: sub.Secret, headers: sub.Headers})
+		}
+	}
+	return out
 }
 
 type failureEvent struct {
@@ -109,7 +154,7 @@ func (w *webhooks) resolved(j *job) {
 	b, _ := json.Marshal(failureEvent{Trigger: "WRITE_OPERATION_FAILURE", Data: failureData{
 		Event: "WRITE_OPERATION_FAILURE", IntegrationID: integrationID, Vendor: vendorEnum(w.s.cfg.Integrations[integrationID]),
 		RootJobID: j.id, WriteStatus: j.status, Errors: j.errors}})
-	w.queue(b)
+	w.queue("WRITE_OPERATION_FAILURE", b)
 }
 
 // dataNew queues the DATA_NEW of a resident the cache has just read, made
@@ -129,26 +174,28 @@ func (w *webhooks) dataNew(jobID, recordID string, rec resident) {
 		IntegrationID: integrationID, Object: "residents", RecordID: recordID, RootJobID: rootJobID,
 		JobID: "job_" + randomHex(8), JobType: "SYNC", Vendor: vendorEnum(w.s.cfg.Integrations[integrationID]),
 		Meta: map[string]any{}, Payload: rec})
-	w.queue(b)
+	w.queue("DATA_NEW", b)
 }
 
-// queue adds a delivery, twice for the DuplicateRate's share, each held
-// back by up to Jitter. Callers hold s.mu.
-func (w *webhooks) queue(body []byte) {
+// queue adds a delivery of an event to each of its targets, twice for the
+// DuplicateRate's share, each held back by up to Jitter. Callers hold s.mu.
+func (w *webhooks) queue(trigger string, body []byte) {
 	now := w.s.cfg.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	copies := 1
-	if w.cfg.DuplicateRate > 0 && w.s.rng.Float64() < w.cfg.DuplicateRate {
-		copies = 2
-		w.s.stats.Webhooks["duplicated"]++
-	}
-	for range copies {
-		due := now
-		if w.cfg.Jitter > 0 {
-			due = due.Add(time.Duration(w.s.rng.Int64N(int64(w.cfg.Jitter))))
+	for _, to := range w.targets(trigger) {
+		copies := 1
+		if w.cfg.DuplicateRate > 0 && w.s.rng.Float64() < w.cfg.DuplicateRate {
+			copies = 2
+			w.s.stats.Webhooks["duplicated"]++
 		}
-		w.pending = append(w.pending, &delivery{body: body, due: due})
+		for range copies {
+			due := now
+			if w.cfg.Jitter > 0 {
+				due = due.Add(time.Duration(w.s.rng.Int64N(int64(w.cfg.Jitter))))
+			}
+			w.pending = append(w.pending, &delivery{to: to, body: body, due: due})
+		}
 	}
 }
 
@@ -168,7 +215,7 @@ func (w *webhooks) deliverDue() {
 	w.mu.Unlock()
 	sort.SliceStable(due, func(i, j int) bool { return due[i].due.Before(due[j].due) })
 	for _, d := range due {
-		ok := w.send(d.body)
+		ok := w.send(d.to, d.body)
 		w.s.mu.Lock()
 		if ok {
 			w.s.stats.Webhooks["sent"]++
@@ -186,13 +233,16 @@ func (w *webhooks) deliverDue() {
 	}
 }
 
-func (w *webhooks) send(body []byte) bool {
-	req, err := http.NewRequest(http.MethodPost, w.cfg.URL, bytes.NewReader(body))
+func (w *webhooks) send(to target, body []byte) bool {
+	req, err := http.NewRequest(http.MethodPost, to.url, bytes.NewReader(body))
 	if err != nil {
 		return false
 	}
+	for _, h := range to.headers {
+		req.Header.Set(h.Header, h.Value)
+	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("propexo-signature", Signature(w.cfg.Secret, body))
+	req.Header.Set("propexo-signature", Signature(to.secret, body))
 	resp, err := w.client.Do(req)
 	if err != nil {
 		return false

@@ -253,7 +253,7 @@ func pmsError(status int, message string) string {
 // resolveDue ends every write whose latency has passed. Callers hold mu.
 func (s *Server) resolveDue() {
 	now := s.cfg.Now()
-	if len(s.lagging) > 0 && s.hooks != nil {
+	if len(s.lagging) > 0 {
 		s.readBack(now, "")
 	}
 	for s.pending.Len() > 0 && !s.pending[0].resolveAt.After(now) {
@@ -267,9 +267,7 @@ func (s *Server) resolveDue() {
 		default:
 			j.recordID = s.store(j.id, j.body, j.resolveAt)
 		}
-		if s.hooks != nil {
-			s.hooks.resolved(j)
-		}
+		s.hooks.resolved(j)
 	}
 }
 
