@@ -2,13 +2,13 @@ package sandbox
 
 import (
 	"bytes"
-	"maps"
-	"slices"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"time"
