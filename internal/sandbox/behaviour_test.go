@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/sandbox"
 )
 
@@ -49,11 +50,11 @@ func (a *api) do(method, path, body string) (*http.Response, []byte) {
 	return resp, b
 }
 
-const buildium = `{"integration_id":"int_rentvine_demo","first_name":"Ada","last_name":"Lovelace","email_1":"ada@example.com"}`
+const rentvine = `{"integration_id":"int_rentvine_demo","first_name":"Ada","last_name":"Lovelace","email_1":"ada@example.com"}`
 
 func (a *api) create() string {
 	a.t.Helper()
-	resp, body := a.do("POST", "/v1/residents/", buildium)
+	resp, body := a.do("POST", "/v1/residents/", rentvine)
 	if resp == nil || resp.StatusCode != 200 {
 		a.t.Fatalf("create: %v %s", resp, body)
 	}
@@ -92,7 +93,7 @@ func TestRateLimitWindow(t *testing.T) {
 	if got := a.sb.Stats().Slowed; got != 2 {
 		t.Errorf("%d answers held back, want 2 (requests 9 and 10, past 80%%)", got)
 	}
-	resp, body := a.do("POST", "/v1/residents/", buildium)
+	resp, body := a.do("POST", "/v1/residents/", rentvine)
 	if resp.StatusCode != 429 || !strings.Contains(string(body), `"code":"rate_limited"`) || resp.Header.Get("x-ratelimit-remaining") != "0" {
 		t.Fatalf("request 11: %d %s", resp.StatusCode, body)
 	}
@@ -149,7 +150,7 @@ func TestFaultsAtRunTime(t *testing.T) {
 	}
 
 	a.do("PUT", "/_sandbox/faults", `{"drop_rate":1}`)
-	resp, _ = a.do("POST", "/v1/residents/", buildium)
+	resp, _ = a.do("POST", "/v1/residents/", rentvine)
 	a.do("PUT", "/_sandbox/faults", `{}`)
 	if resp != nil {
 		t.Errorf("a dropped answer arrived: %d", resp.StatusCode)
@@ -343,7 +344,7 @@ func TestGatewayErrorsAndStatusNotFound(t *testing.T) {
 	a.do("PUT", "/_sandbox/faults", `{"gateway_error_rate":1}`)
 	codes := map[int]bool{}
 	for i := 0; i < 12; i++ {
-		resp, _ := a.do("POST", "/v1/residents/", buildium)
+		resp, _ := a.do("POST", "/v1/residents/", rentvine)
 		if resp == nil || resp.StatusCode < 500 {
 			t.Fatalf("with gateway_error_rate 1: %v", resp)
 		}
@@ -366,5 +367,92 @@ func TestGatewayErrorsAndStatusNotFound(t *testing.T) {
 	}
 	if resp, _ := a.do("PUT", "/_sandbox/faults", `{"gateway_error_rate":0.6,"drop_rate":0.6}`); resp.StatusCode != 400 {
 		t.Error("rates adding up past 1 were accepted")
+	}
+}
+
+// The shapes the reference documents: vendors as the upper-case enum, meta
+// with orderBy as an array (a get by id's too), a flat DATA_NEW with
+// context, job_type and meta, sent when the cache reads the record, and
+// Propertyware SOAP's slug answering 405.
+func TestDocumentedShapes(t *testing.T) {
+	recv := &hookReceiver{status: 200}
+	hooks := httptest.NewServer(recv)
+	defer hooks.Close()
+	lat, _ := sandbox.ParseLatency("fixed:50ms")
+	lag, _ := importer.ParseCacheLag("rentvine=sync")
+	a := start(t, sandbox.Config{RateLimit: -1, Latency: lat, CacheLag: lag, Webhooks: sandbox.WebhookConfig{URL: hooks.URL, Secret: "whsec"}})
+	job := a.create()
+	waitFor(t, "the write", func() bool { return a.status(job)["write_status"] == "SUCCESS" })
+	id, _ := a.status(job)["created_record_id"].(string)
+
+	// Until the integration syncs, the record is not shown, and no DATA_NEW.
+	if resp, _ := a.do("GET", "/v1/residents/"+id, ""); resp.StatusCode != 404 {
+		t.Errorf("get before the sync: %d, want 404", resp.StatusCode)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := recv.count(); n != 0 {
+		t.Errorf("%d deliveries before the sync read the record", n)
+	}
+	if resp, body := a.do("POST", "/v1/admin/integrations/int_rentvine_demo/manual-sync", ""); resp.StatusCode != 200 {
+		t.Fatalf("manual sync: %d %s", resp.StatusCode, body)
+	}
+	resp, body := a.do("GET", "/v1/residents/"+id, "")
+	var one struct {
+		Meta    map[string]any `json:"meta"`
+		Results struct {
+			IntegrationVendor string `json:"integration_vendor"`
+		} `json:"results"`
+	}
+	json.Unmarshal(body, &one)
+	if _, isArray := one.Meta["orderBy"].([]any); resp.StatusCode != 200 || !isArray || one.Meta["limit"] == nil || one.Meta["hasMore"] == nil || one.Results.IntegrationVendor != "RENTVINE" {
+		t.Errorf("get after the sync: %d %s", resp.StatusCode, body)
+	}
+	_, body = a.do("GET", "/v1/admin/integrations/", "")
+	if !strings.Contains(string(body), `"vendor":"RENTMANAGER"`) || !strings.Contains(string(body), `"orderBy":[]`) {
+		t.Errorf("integrations: %s", body)
+	}
+	waitFor(t, "DATA_NEW", func() bool { return recv.count() == 1 })
+	recv.mu.Lock()
+	var ev map[string]any
+	json.Unmarshal(recv.bodies[0], &ev)
+	recv.mu.Unlock()
+	for _, k := range []string{"context", "event", "integration_id", "object", "record_id", "root_job_id", "job_id", "job_type", "vendor", "meta", "payload"} {
+		if _, ok := ev[k]; !ok {
+			t.Errorf("DATA_NEW lacks %q: %v", k, ev)
+		}
+	}
+	if ev["root_job_id"] != job || ev["vendor"] != "RENTVINE" || ev["record_id"] != id {
+		t.Errorf("DATA_NEW = %v", ev)
+	}
+	if resp, _ := a.do("POST", "/v1/residents/propertyware/", `{"integration_id":"int_rentvine_demo"}`); resp.StatusCode != 405 {
+		t.Errorf("Propertyware SOAP's create: %d, want 405", resp.StatusCode)
+	}
+	if st := a.sb.Stats(); st.ManualSyncs != 1 {
+		t.Errorf("%d manual syncs counted", st.ManualSyncs)
+	}
+}
+
+// A vendor's path takes only that vendor's fields: Buildium's has no notes
+// or property (400 unless ignore_unknown_fields=true), and requires a lease
+// and a US address; the generic path takes every field.
+func TestVendorPathsTakeTheirOwnFields(t *testing.T) {
+	a := start(t, sandbox.Config{RateLimit: -1})
+	ok := `"integration_id":"int_buildium_demo","lease_id":"lease_1","first_name":"Ada","last_name":"Lovelace","address_1":"1 Main St","city":"Austin","state":"TX","zip":"78701","country":"US"`
+	for _, tt := range []struct {
+		path, body string
+		status     int
+		issue      string
+	}{
+		{"/v1/residents/buildium/", "{" + ok + "}", 200, ""},
+		{"/v1/residents/buildium/", "{" + ok + `,"notes":"VIP","property_id":"prop_900"}`, 400, "Unrecognized key: notes"},
+		{"/v1/residents/buildium/?ignore_unknown_fields=true", "{" + ok + `,"notes":"VIP"}`, 200, ""},
+		{"/v1/residents/buildium/", `{"integration_id":"int_buildium_demo","first_name":"Ada","last_name":"Lovelace","country":"CA"}`, 400, "lease_id"},
+		{"/v1/residents/", "{" + ok + `,"notes":"VIP"}`, 200, ""},
+		{"/v1/residents/rentmanager/", `{"integration_id":"int_rentmanager_demo","property_id":"prop_100","rent_period":"MONTHLY","rent_due_day":1,"first_name":"A","last_name":"B","lease_id":"l"}`, 400, "Unrecognized key: lease_id"},
+	} {
+		resp, body := a.do("POST", tt.path, tt.body)
+		if resp.StatusCode != tt.status || !strings.Contains(string(body), tt.issue) {
+			t.Errorf("POST %s %s: %d %s; want %d with %q", tt.path, tt.body, resp.StatusCode, body, tt.status, tt.issue)
+		}
 	}
 }

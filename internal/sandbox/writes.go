@@ -127,7 +127,14 @@ func readBody(w http.ResponseWriter, r *http.Request, takes map[string]bool) (bo
 		writeError(w, http.StatusBadRequest, "invalid_request", "a field has the wrong type: "+err.Error(), nil)
 		return body, nil, nil, false
 	}
-	body.ID, body.CreatedAt, body.UpdatedAt, body.XID, body.IntegrationVendor = nil, nil, nil, nil, nil
+	for k := range fields {
+		if !takes[k] {
+			delete(fields, k) // ignored (ignore_unknown_fields=true): not written either
+		}
+	}
+	kept, _ := json.Marshal(fields)
+	body = resident{}
+	_ = json.Unmarshal(kept, &body) // the fields' types were checked above
 	for k, v := range fields {
 		if string(v) == "null" && writable[k] {
 			nulls = append(nulls, k)
