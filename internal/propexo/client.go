@@ -35,9 +35,11 @@ type Config struct {
 	Timeout time.Duration
 	// UserAgent is sent with every request. Default "propexo-importer".
 	UserAgent string
-	// OnAnswer, when set, sees the status and headers of every answer
-	// (the rate limiter reads x-ratelimit-remaining there).
-	OnAnswer func(status int, header http.Header)
+	// OnAnswer, when set, sees the status and headers of every answer and
+	// when its request was sent (the rate limiter reads
+	// x-ratelimit-remaining there, news of the window the request was
+	// counted in).
+	OnAnswer func(status int, header http.Header, sent time.Time)
 }
 
 // Client talks to the write API.
@@ -46,7 +48,7 @@ type Client struct {
 	key      string
 	http     *http.Client
 	agent    string
-	onAnswer func(int, http.Header)
+	onAnswer func(int, http.Header, time.Time)
 }
 
 var _ importer.WriteAPI = (*Client)(nil)
@@ -387,13 +389,14 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	sent := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return &importer.APIError{Kind: importer.KindUnavailable, Op: op, MaybeSent: wrote.Load(), Err: scrub(err)}
 	}
 	defer resp.Body.Close()
 	if c.onAnswer != nil {
-		c.onAnswer(resp.StatusCode, resp.Header)
+		c.onAnswer(resp.StatusCode, resp.Header, sent)
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {

@@ -150,14 +150,17 @@ func (l *Limiter) Take(ctx context.Context, n int) error {
 	}
 }
 
-// Observe reads an API answer's rate-limit news. The limit it announces
-// (x-ratelimit-limit) becomes the limit, under Max. A 429, or a window with
-// no requests remaining, pauses every worker until the window ends: for as
-// long as Retry-After says, else until the next window boundary of the
-// clock. Fewer requests remaining than the pace would spend before the
-// window ends means another application spends the same budget: every
-// worker pauses long enough to spend only what remains.
-func (l *Limiter) Observe(status int, header http.Header) {
+// Observe reads the rate-limit news of an API answer to a request sent at
+// sent. The limit it announces (x-ratelimit-limit) becomes the limit,
+// under Max. A 429, or a window with no requests remaining, pauses every
+// worker until the window ends: for as long as Retry-After says, else until
+// the next window boundary of the clock. Fewer requests remaining than the
+// pace would spend before the window ends means another application spends
+// the same budget: every worker pauses long enough to spend only what
+// remains. What remains is news of the window the request was counted in:
+// an answer that comes back after that window ended (one the API held
+// back past 80%, say) tells nothing of the new one.
+func (l *Limiter) Observe(status int, header http.Header, sent time.Time) {
 	if announced, ok := atoi(header.Get("x-ratelimit-limit")); ok && announced > 0 {
 		if l.cfg.Max > 0 && announced > l.cfg.Max {
 			announced = l.cfg.Max
@@ -167,15 +170,20 @@ func (l *Limiter) Observe(status int, header http.Header) {
 		}
 	}
 	remaining, hasRemaining := atoi(header.Get("x-ratelimit-remaining"))
+	left := l.windowLeft(sent)
 	var wait time.Duration
 	switch {
-	case status == http.StatusTooManyRequests || hasRemaining && remaining == 0:
+	case status == http.StatusTooManyRequests:
 		wait = l.untilWindowEnds()
 		if secs, ok := atoi(header.Get("Retry-After")); ok && secs > 0 {
 			wait = time.Duration(secs) * time.Second
 		}
-	case hasRemaining:
-		wait = l.shareWait(remaining)
+	case !hasRemaining || left <= 0:
+		return // no news, or news of a window that is over
+	case remaining == 0:
+		wait = left
+	default:
+		wait = l.shareWait(remaining, left)
 	}
 	if wait <= 0 {
 		return
@@ -192,12 +200,11 @@ func (l *Limiter) Observe(status int, header http.Header) {
 }
 
 // shareWait is how long to pause when remaining requests are fewer than
-// the pace spends by the window's end (with a tenth to spare for the
-// pace's own unevenness): long enough that, paced again after it, the
+// the pace spends in the left of the window (with a tenth to spare for
+// the pace's own unevenness): long enough that, paced again after it, the
 // rest of the window spends no more than remains. Pauses under a second
 // are not worth a round trip.
-func (l *Limiter) shareWait(remaining int) time.Duration {
-	left := l.untilWindowEnds()
+func (l *Limiter) shareWait(remaining int, left time.Duration) time.Duration {
 	perSecond := float64(l.limit.Load()) / l.cfg.Period.Seconds()
 	needed := perSecond * left.Seconds()
 	if float64(remaining) >= 0.9*needed {
@@ -208,6 +215,12 @@ func (l *Limiter) shareWait(remaining int) time.Duration {
 		return 0
 	}
 	return wait
+}
+
+// windowLeft is what is left now of the window a request sent at sent was
+// counted in (negative once it is over), with untilWindowEnds's margin.
+func (l *Limiter) windowLeft(sent time.Time) time.Duration {
+	return sent.Truncate(l.cfg.Period).Add(l.cfg.Period).Sub(l.cfg.Now()) + 250*time.Millisecond
 }
 
 // untilWindowEnds is the time to the next Period boundary of the clock, plus

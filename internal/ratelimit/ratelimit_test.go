@@ -85,24 +85,24 @@ func TestA429PausesEveryone(t *testing.T) {
 	if err := other.Take(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Remaining": {"99"}})
+	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Remaining": {"99"}}, time.Now())
 	if err := other.Take(ctx, 1); err != nil {
 		t.Fatalf("an answer with requests remaining paused: %v", err)
 	}
-	seen.Observe(http.StatusTooManyRequests, http.Header{"Retry-After": {"7"}})
+	seen.Observe(http.StatusTooManyRequests, http.Header{"Retry-After": {"7"}}, time.Now())
 	th, ok := ratelimit.IsThrottled(other.Take(ctx, 1))
 	if !ok || !th.Paused || th.Wait < 6*time.Second || th.Wait > 7*time.Second {
 		t.Fatalf("after a 429 another worker got %+v, want a 7s pause", th)
 	}
 	// A shorter pause does not cut a longer one.
-	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Remaining": {"0"}, "Retry-After": {"1"}})
+	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Remaining": {"0"}, "Retry-After": {"1"}}, time.Now())
 	if th, _ := ratelimit.IsThrottled(other.Take(ctx, 1)); th == nil || th.Wait < 5*time.Second {
 		t.Errorf("the pause was shortened: %+v", th)
 	}
 
 	rdb.FlushDB(ctx)
 	// Without Retry-After, the pause lasts until the window's end.
-	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Remaining": {"0"}})
+	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Remaining": {"0"}}, time.Now())
 	th, ok = ratelimit.IsThrottled(other.Take(ctx, 1))
 	if !ok || th.Wait > time.Minute+time.Second {
 		t.Fatalf("x-ratelimit-remaining 0: %+v", th)
@@ -117,8 +117,8 @@ func TestTheLimitFollowsTheAPI(t *testing.T) {
 	capped := ratelimit.New(rdb, ratelimit.Config{Key: "capped", Limit: 100, Max: 100})
 	for _, announced := range []int{60, 600} {
 		h := http.Header{"X-Ratelimit-Limit": {fmt.Sprint(announced)}, "X-Ratelimit-Remaining": {fmt.Sprint(announced)}}
-		follow.Observe(http.StatusOK, h)
-		capped.Observe(http.StatusOK, h)
+		follow.Observe(http.StatusOK, h, time.Now())
+		capped.Observe(http.StatusOK, h, time.Now())
 		if got := follow.Limit(); got != announced {
 			t.Errorf("announced %d: limit %d", announced, got)
 		}
@@ -140,14 +140,30 @@ func TestOthersSpendingTheBudgetPauseEveryone(t *testing.T) {
 	cfg := ratelimit.Config{Limit: 120, Period: time.Minute, Now: halfway}
 	seen, other := ratelimit.New(rdb, cfg), ratelimit.New(rdb, cfg)
 	ctx := context.Background()
-	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"120"}, "X-Ratelimit-Remaining": {"58"}})
+	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"120"}, "X-Ratelimit-Remaining": {"58"}}, halfway())
 	if err := other.Take(ctx, 1); err != nil {
 		t.Fatalf("the budget spent at the pace paused: %v", err)
 	}
-	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"120"}, "X-Ratelimit-Remaining": {"10"}})
+	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"120"}, "X-Ratelimit-Remaining": {"10"}}, halfway())
 	th, ok := ratelimit.IsThrottled(other.Take(ctx, 1))
 	// 30.25s left, 10 requests take 5s at the pace: a pause of 25.25s.
 	if !ok || !th.Paused || th.Wait < 24*time.Second || th.Wait > 26*time.Second {
 		t.Fatalf("got %+v, want a pause of about 25s", th)
+	}
+}
+
+// An answer the API held back past its window's end (past 80% it holds each
+// answer 2 seconds) tells what remained of the window it was counted in,
+// not of the new one: no pause comes of it.
+func TestNewsOfAWindowThatIsOverIsIgnored(t *testing.T) {
+	rdb := redistest.Client(t)
+	now := time.Date(2026, 11, 27, 12, 1, 0, 500_000_000, time.UTC) // half a second into a window
+	cfg := ratelimit.Config{Limit: 120, Period: time.Minute, Now: func() time.Time { return now }}
+	seen, other := ratelimit.New(rdb, cfg), ratelimit.New(rdb, cfg)
+	sent := now.Add(-2 * time.Second) // in the window before
+	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"120"}, "X-Ratelimit-Remaining": {"1"}}, sent)
+	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"120"}, "X-Ratelimit-Remaining": {"0"}}, sent)
+	if err := other.Take(context.Background(), 1); err != nil {
+		t.Fatalf("news of the window before paused the new one: %v", err)
 	}
 }
