@@ -96,3 +96,44 @@ func TestRecoveredImportLooksUpBeforeSending(t *testing.T) {
 		}
 	}
 }
+
+// A recovery for a PMS whose records show only after a sync cannot trust
+// a lookup that finds nothing: the rows sent before the loss are not shown
+// yet. Every row not found ends in_doubt, saying so; nothing is sent twice.
+func TestRecoveryOfAPMSShownAfterASyncSendsNothingBlind(t *testing.T) {
+	ctx := context.Background()
+	lat, _ := sandbox.ParseLatency("fixed:0s")
+	untilSync := importer.CacheLag{Default: importer.UntilSync}
+	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, CacheLag: untilSync})
+	srv := httptest.NewServer(sb.Handler())
+	defer srv.Close()
+	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
+	e := envOn(t, redistestClient(t))
+	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second, CacheLag: untilSync})
+	const rows, sentBefore = 6, 3
+	for n := 1; n <= sentBefore; n++ {
+		if _, err := api.CreateResident(ctx, importer.VendorGeneric, resident(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	imp, _, err := e.store.CreateImport(ctx, importer.Import{ID: "imp-recovered-sync", File: "test.csv", CreatedAt: time.Now().UTC(), Total: -1,
+		Options:  importer.Options{Vendor: importer.VendorGeneric, Deadline: time.Hour},
+		Recovery: &importer.Recovery{FirstStartedAt: time.Now().Add(-time.Hour), LookupFrom: time.Now()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, e.rdb, h, 1, 10)
+	if _, err := e.commands().Split(ctx, imp, &fakeRows{n: rows}); err != nil {
+		t.Fatal(err)
+	}
+	waitFinished(t, e.store, "imp-recovered-sync", 30*time.Second)
+	if st := sb.Stats(); st.Creates != sentBefore {
+		t.Errorf("%d creates, want the %d sent before the loss and none blind", st.Creates, sentBefore)
+	}
+	for n := 1; n <= rows; n++ {
+		r := e.result(t, "imp-recovered-sync", n)
+		if r.Outcome != importer.Failed || r.ErrorCode != importer.CodeInDoubt || !strings.Contains(r.Error, "only after its next sync") {
+			t.Errorf("row %d = %+v, want in_doubt, saying why", n, r)
+		}
+	}
+}

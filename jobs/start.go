@@ -340,6 +340,9 @@ func (im *Imports) register(ctx context.Context, req StartRequest, id string) (i
 				if wait <= 0 {
 					wait = importer.DefaultRecoveryWait
 				}
+				// Writes sent before the loss show only once the
+				// vendor's cache lag has passed.
+				wait = max(wait, im.cfg.CacheLag.For(string(f.Options.Vendor)))
 				imp.Recovery = &importer.Recovery{FirstStartedAt: at, LookupFrom: time.Now().Add(wait).UTC()}
 				if tracedEpoch != "" && tracedEpoch != epoch {
 					imp.Recovery.LostEpoch = tracedEpoch

@@ -111,13 +111,13 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 	case st.LookFirst:
 		// Its create may have reached the API before (a row in doubt,
 		// tried again): adopt its resident when it exists; else send it.
-		if done, err := im.adoptIfSent(ctx, p, "its create may have reached the API before"); done || err != nil {
+		if done, err := im.adoptIfSent(ctx, p, "its create may have reached the API before", false); done || err != nil {
 			return err
 		}
 	case p.LookFirst && st.RetryOf == "":
 		// Recovered after its state was lost: the row may have been sent
 		// before. Adopt its resident when it exists; else send it.
-		if done, err := im.adoptIfSent(ctx, p, "the import's state was lost (Redis lost its data) after this row may have been sent"); done || err != nil {
+		if done, err := im.adoptIfSent(ctx, p, "the import's state was lost (Redis lost its data) after this row may have been sent", true); done || err != nil {
 			return err
 		}
 	}
@@ -305,8 +305,11 @@ func (im *Imports) findResident(ctx context.Context, p SubmitPayload) ([]importe
 
 // adoptIfSent looks up the resident of a row that may have been sent
 // before (why says how): found, the row succeeds with it (done is true);
-// several, the row is in doubt; none, the caller sends the row.
-func (im *Imports) adoptIfSent(ctx context.Context, p SubmitPayload, why string) (done bool, err error) {
+// several, the row is in doubt; none, the caller sends the row. A recovery
+// (not a user's 'retry --in-doubt', run once the PMS has synced) of a
+// vendor whose records show only after a sync cannot trust not finding it:
+// the row is in doubt.
+func (im *Imports) adoptIfSent(ctx context.Context, p SubmitPayload, why string, recovery bool) (done bool, err error) {
 	q := importer.QueryFor(p.Resident)
 	if q.Email == "" && (q.FirstName == "" || q.LastName == "") {
 		return true, im.resolve(ctx, p.ImportID, inDoubt(p, "it has neither an email nor a full name to look it up by"))
@@ -322,6 +325,8 @@ func (im *Imports) adoptIfSent(ctx context.Context, p SubmitPayload, why string)
 		})
 	case len(matches) > 1:
 		return true, im.resolve(ctx, p.ImportID, inDoubt(p, fmt.Sprintf("%d residents with this name already exist", len(matches))))
+	case recovery && im.cfg.CacheLag.For(string(p.Vendor)) == importer.UntilSync:
+		return true, im.resolve(ctx, p.ImportID, inDoubt(p, "it was not found by "+lookupKey(importer.QueryFor(p.Resident))+", but this PMS's records show in the API only after its next sync, so that is no proof; run 'importer retry --in-doubt' after the next sync"))
 	}
 	return false, nil
 }
