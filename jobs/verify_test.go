@@ -70,3 +70,31 @@ func TestVerifyUnderTheDocumentedUncertainty(t *testing.T) {
 		})
 	}
 }
+
+// Without --verify, a SUCCESS whose created_record_id is null succeeds with
+// an empty record id and a note saying why, not a made-up id.
+func TestSuccessWithoutARecordIDIsRecordedHonestly(t *testing.T) {
+	ctx := context.Background()
+	lat, _ := sandbox.ParseLatency("fixed:0s")
+	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, Variants: sandbox.Variants{CreatedRecordID: sandbox.RecordNull}})
+	srv := httptest.NewServer(sb.Handler())
+	defer srv.Close()
+	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
+	e := envOn(t, redistestClient(t))
+	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})
+	serve(t, e.rdb, h, 1, 4)
+	imp := e.newImport(t, "imp-null-id", -1, importer.Options{Mode: importer.ModeCreate})
+	if _, err := e.commands().Split(ctx, imp, &fakeRows{n: 3}); err != nil {
+		t.Fatal(err)
+	}
+	waitFinished(t, e.store, "imp-null-id", 20*time.Second)
+	for row := 1; row <= 3; row++ {
+		r := e.result(t, "imp-null-id", row)
+		if r.Outcome != importer.Succeeded || r.RecordID != "" || !strings.Contains(r.Error, "created_record_id null") {
+			t.Errorf("row %d = %+v; want succeeded, no record id, a note", row, r)
+		}
+	}
+	if got := sb.Stats().Requests["get_resident"] + sb.Stats().Requests["list_residents"]; got != 0 {
+		t.Errorf("%d read-backs without --verify", got)
+	}
+}
