@@ -72,13 +72,5 @@ func FieldFor(label string) (field string, ok bool) {
 // report), mapping them to API fields as the readers do: the first column
 // of a field wins.
 func RowOf(number, line int, cols []Column) Row {
-	row := Row{Number: number, Line: line, Values: make(map[string]string, len(cols)), Columns: cols}
-	for _, c := range cols {
-		if f, ok := FieldFor(c.Name); ok {
-			if _, taken := row.Values[f]; !taken {
-				row.Values[f] = c.Value
-			}
-		}
-	}
-	return row
+	return (*Mapping)(nil).RowOf(number, line, cols)
 }

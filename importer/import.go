@@ -64,6 +64,9 @@ type Options struct {
 	// than they allow, before anything is written.
 	MaxCreates Guard `json:"max_creates,omitzero"`
 	MaxUpdates Guard `json:"max_updates,omitzero"`
+	// Mapping, when set, is the saved column mapping the file is read
+	// with. Its content is part of what is written, so of the import's id.
+	Mapping *Mapping `json:"mapping,omitempty"`
 }
 
 // OptionError says which option of an import is wrong, by its field name
@@ -86,6 +89,13 @@ func (o Options) Normalize() (Options, error) {
 		return o, &OptionError{Field: "vendor", Err: err}
 	}
 	o.Vendor = vendor
+	if o.Mapping != nil {
+		m, err := o.Mapping.Normalize()
+		if err != nil {
+			return o, &OptionError{Field: "mapping", Err: err}
+		}
+		o.Mapping = &m
+	}
 	o.Format = strings.ToLower(strings.TrimSpace(o.Format))
 	switch strings.ToLower(o.Delimiter) {
 	case ",":
@@ -287,6 +297,11 @@ func ContentKey(contentSHA256 []byte, opts Options) string {
 func (o Options) Writes() Options {
 	o.Deadline, o.Verify = 0, false
 	o.MaxCreates, o.MaxUpdates = Guard{}, Guard{}
+	if o.Mapping != nil {
+		m := *o.Mapping
+		m.Name = "" // what it says counts, not what its file is called
+		o.Mapping = &m
+	}
 	return o
 }
 

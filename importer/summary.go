@@ -35,6 +35,9 @@ type Summary struct {
 	Mode           Mode     `json:"mode,omitempty"`
 	UnknownColumns []string `json:"unknown_columns"`
 	IgnoredColumns []string `json:"ignored_columns,omitempty"`
+	// Mapping names the column mapping the file was read with, and the
+	// hash of its content: which mapping wrote what.
+	Mapping *MappingUsed `json:"mapping,omitempty"`
 	// NotTakenColumns map to fields the vendor's create does not take.
 	NotTakenColumns []string       `json:"not_taken_columns,omitempty"`
 	Requests        map[string]int `json:"api_requests"`
@@ -62,6 +65,7 @@ func NewSummary(imp Import, p Progress, stats map[string]int) Summary {
 		UnknownColumns:  imp.UnknownColumns,
 		IgnoredColumns:  imp.IgnoredColumns,
 		NotTakenColumns: imp.NotTakenColumns,
+		Mapping:         imp.Options.Mapping.Used(),
 		Requests:        map[string]int{},
 		RateLimited:     stats[StatRateLimited],
 		StatusChecks:    stats[StatStatusChecks],

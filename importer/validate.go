@@ -84,6 +84,12 @@ func (v *Validator) Check(row Row) (res Resident, problems []Problem, duplicateO
 	return res, nil, 0
 }
 
+// Row rebuilds a row from its stored columns, mapping them as the file was
+// read: under the import's mapping, else the built-in aliases.
+func (v *Validator) Row(number, line int, cols []Column) Row {
+	return v.opts.Mapping.RowOf(number, line, cols)
+}
+
 // Resident turns a row that passed Check before into the resident to send,
 // without looking for duplicates: the feed uses it on stored rows.
 func (v *Validator) Resident(row Row) (Resident, []Problem) {
@@ -134,6 +140,7 @@ func appendFolded(b []byte, s string) []byte {
 
 // build applies the defaults, normalises every value and checks every rule.
 func (v *Validator) build(values map[string]string) (Resident, []Problem) {
+	values = v.opts.Mapping.prepare(values)
 	var res Resident
 	var problems []Problem
 	bad := func(field, format string, args ...any) {

@@ -286,10 +286,10 @@ func TestVendorsTakeOnlyTheirFields(t *testing.T) {
 		t.Errorf("problems = %q", got)
 	}
 	cols := []string{"First Name", "Notes", "Middle Name", "Property ID", "Lease ID", "Favourite colour"}
-	if got := importer.VendorBuildium.NotTaken(cols); strings.Join(got, ",") != "Notes,Middle Name,Property ID" {
+	if got := importer.VendorBuildium.NotTaken(cols, nil); strings.Join(got, ",") != "Notes,Middle Name,Property ID" {
 		t.Errorf("NotTaken = %v", got)
 	}
-	if got := importer.VendorGeneric.NotTaken(cols); len(got) != 0 {
+	if got := importer.VendorGeneric.NotTaken(cols, nil); len(got) != 0 {
 		t.Errorf("the generic create takes every field; NotTaken = %v", got)
 	}
 }

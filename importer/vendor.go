@@ -49,12 +49,13 @@ func (v Vendor) Takes(field string) bool {
 	return takes == nil || field == FieldXID || slices.Contains(takes, field)
 }
 
-// NotTaken lists the columns of a file that map to a field the vendor's
-// create does not take: they are reported, kept in the report, never sent.
-func (v Vendor) NotTaken(columns []string) []string {
+// NotTaken lists the columns of a file that map (under the mapping m, nil
+// for the aliases alone) to a field the vendor's create does not take:
+// they are reported, kept in the report, never sent.
+func (v Vendor) NotTaken(columns []string, m *Mapping) []string {
 	var out []string
 	for _, c := range columns {
-		if f, ok := FieldFor(c); ok && !v.Takes(f) {
+		if f, ok := m.FieldFor(c); ok && f != FieldFullName && !v.Takes(f) {
 			out = append(out, c)
 		}
 	}

@@ -161,7 +161,7 @@ func (im *Imports) queueRows(ctx context.Context, imp importer.Import, v *import
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(feedEnqueuers)
 	for _, in := range stored {
-		row := importer.RowOf(in.Number, in.Line, in.Columns)
+		row := v.Row(in.Number, in.Line, in.Columns)
 		resident, problems := v.Resident(row)
 		if len(problems) > 0 || len(in.Columns) == 0 {
 			// The split found it valid: the rules changed under it (a date

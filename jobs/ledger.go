@@ -75,7 +75,7 @@ func (im *Imports) rememberWrites(ctx context.Context, imp importer.Import, reco
 		if !record || r.Outcome != importer.Succeeded || r.RecordID == "" || (r.Action != importer.ActionCreate && r.Action != importer.ActionUpdate) {
 			continue
 		}
-		res, problems := v.Resident(importer.RowOf(r.Row, r.Line, row.Columns))
+		res, problems := v.Resident(v.Row(r.Row, r.Line, row.Columns))
 		key, ok := importer.MatchKeyOf(res, on)
 		if len(problems) > 0 || !ok {
 			continue

@@ -232,7 +232,7 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 			}
 			continue
 		}
-		fileRow := importer.RowOf(row.Result.Row, row.Result.Line, row.Columns)
+		fileRow := v.Row(row.Result.Row, row.Result.Line, row.Columns)
 		r, problems := v.Resident(fileRow)
 		if len(problems) > 0 {
 			counts.Invalid++ // the rules changed since the split

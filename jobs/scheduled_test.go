@@ -315,3 +315,22 @@ func TestScheduledFilesNeverOverwriteAndFailedOnesSayWhy(t *testing.T) {
 		t.Errorf("b.csv's note: %q, want its counts and its import", note)
 	}
 }
+
+// A schedule whose mapping is strict files a roster whose columns changed
+// in failed/, saying which columns, and imports nothing of it.
+func TestScheduledStrictMappingRefusesAChangedRoster(t *testing.T) {
+	m, err := importer.Mapping{Name: "roster.yaml", Strict: true, Columns: map[string]string{"First Name": "first_name", "Last Name": "last_name", "Mail": "email_1"}}.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second, Options: importer.Options{Mapping: &m}})
+	in.drop(t, "roster.csv", 3) // its columns: First Name, Last Name, E-mail
+	in.fire(t)
+	if got := in.imports(t); len(got) != 0 {
+		t.Errorf("imports %v of a refused roster", got)
+	}
+	note, _ := os.ReadFile(filepath.Join(in.dir, jobs.FailedDir, "roster.csv.error.txt"))
+	if !strings.Contains(string(note), "it has columns the mapping does not name (E-mail); it lacks columns the mapping names (Mail)") {
+		t.Errorf("failed/ note: %q (failed/ holds %v)", note, in.files(jobs.FailedDir))
+	}
+}

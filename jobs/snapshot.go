@@ -121,7 +121,7 @@ func (im *Imports) scopes(ctx context.Context, imp importer.Import) ([]scopeWant
 		if row.Result.Outcome == importer.Invalid || row.Result.Outcome == importer.Duplicate {
 			continue
 		}
-		r, problems := v.Resident(importer.RowOf(row.Result.Row, row.Result.Line, row.Columns))
+		r, problems := v.Resident(v.Row(row.Result.Row, row.Result.Line, row.Columns))
 		if len(problems) == 0 {
 			wants.add(r)
 		}

@@ -78,7 +78,7 @@ func (im *Imports) Split(ctx context.Context, imp importer.Import, rows RowReade
 		res.Total += len(batch)
 	}
 	done, err := st.SetTotal(ctx, imp.ID, res.Total, importer.FileColumns{Names: rows.Columns(), Unknown: rows.UnknownColumns(), Ignored: rows.IgnoredColumns(),
-		NotTaken: imp.Options.Vendor.NotTaken(rows.Columns())})
+		NotTaken: imp.Options.Vendor.NotTaken(rows.Columns(), imp.Options.Mapping)})
 	if err != nil {
 		return res, err
 	}

@@ -39,7 +39,8 @@ type Inspected struct {
 }
 
 // InputError says why a file cannot be imported: it cannot be read to the
-// end, holds no records, or none of its columns is a resident's field.
+// end, holds no records, none of its columns is a resident's field, or its
+// columns are not its strict mapping's.
 // Nothing of it was stored or sent.
 type InputError struct {
 	File string
@@ -70,7 +71,7 @@ func Inspect(ctx context.Context, in Input) (Inspected, error) {
 	}
 	hash := sha256.New()
 	counted := &countingReader{r: io.TeeReader(f, hash)}
-	rd, err := source.Open(counted, in.Options.Format, source.Options{Limits: in.Limits, Delimiter: in.Options.DelimiterRune()})
+	rd, err := source.Open(counted, in.Options.Format, source.Options{Limits: in.Limits, Delimiter: in.Options.DelimiterRune(), Mapping: in.Options.Mapping})
 	if err != nil {
 		return out, &InputError{File: in.Shown, Err: err}
 	}
@@ -94,6 +95,9 @@ func Inspect(ctx context.Context, in Input) (Inspected, error) {
 		return out, &InputError{File: in.Shown, Err: errors.New("the file holds no records")}
 	}
 	if err := rd.CheckColumns(); err != nil {
+		return out, &InputError{File: in.Shown, Err: err}
+	}
+	if err := in.Options.Mapping.CheckColumns(rd.Columns()); err != nil {
 		return out, &InputError{File: in.Shown, Err: err}
 	}
 	out.Sum, out.Size = hash.Sum(nil), counted.n
@@ -259,7 +263,7 @@ func (im *Imports) Start(ctx context.Context, req StartRequest) (Started, error)
 	if started.Import, err = im.store.Import(ctx, id); err != nil {
 		return started, err
 	}
-	rows, err := source.OpenFile(f.Path, f.Options.Format, f.Size, source.Options{Limits: f.Limits, Delimiter: f.Options.DelimiterRune()})
+	rows, err := source.OpenFile(f.Path, f.Options.Format, f.Size, source.Options{Limits: f.Limits, Delimiter: f.Options.DelimiterRune(), Mapping: f.Options.Mapping})
 	if err != nil {
 		return started, &InputError{File: f.Shown, Err: err}
 	}

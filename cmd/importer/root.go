@@ -145,6 +145,7 @@ from it.`,
 	root.AddCommand(newVersionCommand(stdout))
 	root.AddCommand(newDashboardCommand(getenv, g, stdout, stderr))
 	root.AddCommand(newScheduleCommand(getenv, g, stderr))
+	root.AddCommand(newMappingCommand(stdout))
 	return root
 }
 

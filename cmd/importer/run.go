@@ -16,13 +16,16 @@ import (
 
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/schedule"
 	"github.com/propexo-importer/importer/internal/source"
 	"github.com/propexo-importer/importer/internal/store"
 	"github.com/propexo-importer/importer/jobs"
 )
 
 type runConfig struct {
-	lag        lagSetting
+	lag lagSetting
+	// mapping is --mapping, the column mapping file, as given.
+	mapping    string
 	opts       importer.Options
 	vendor     string
 	rentDueDay string
@@ -99,6 +102,7 @@ did not, 2 bad usage, configuration or unreadable input, 3 could not finish
 func (c *runConfig) registerRunFlags(f *pflag.FlagSet, getenv env) {
 	f.StringVar(&c.opts.Format, "format", "", "input format: csv, json or ndjson (default: from the file's extension)")
 	f.StringVar(&c.opts.Delimiter, "delimiter", ",", "the character between a CSV file's fields: ; | or tab, say")
+	f.StringVar(&c.mapping, "mapping", getenv("IMPORTER_MAPPING"), "a column mapping file (YAML): columns to fields, constants, value maps, date formats, a full name to split, columns to ignore, the match key, strict; 'importer mapping suggest FILE' writes a start "+envTag("IMPORTER_MAPPING"))
 	f.StringVar(&c.vendor, "vendor", envOr(getenv, "IMPORTER_VENDOR", "generic"), "vendor rules and create path: generic, rentmanager, propertyware_rest or buildium (a vendor's path takes only its own fields: the others are reported, not sent) "+envTag("IMPORTER_VENDOR"))
 	f.StringVar(&c.opts.IntegrationID, "integration-id", getenv("IMPORTER_INTEGRATION_ID"), "integration_id for rows that have none "+envTag("IMPORTER_INTEGRATION_ID"))
 	f.StringVar(&c.opts.PropertyID, "property-id", getenv("IMPORTER_PROPERTY_ID"), "property_id for rows that have none "+envTag("IMPORTER_PROPERTY_ID"))
@@ -271,6 +275,13 @@ func (c *runConfig) prepareFile(ctx context.Context, path, readPath, format stri
 	c.opts.Format = format
 	c.opts.Vendor = importer.Vendor(c.vendor)
 	c.opts.Mode = importer.Mode(c.mode)
+	if c.mapping != "" && c.opts.Mapping == nil {
+		m, err := schedule.LoadMapping(c.mapping)
+		if err != nil {
+			return p, usageError("--mapping: %v", err)
+		}
+		c.opts.Mapping = &m
+	}
 	var err error
 	if c.opts.MaxCreates, c.opts.MaxUpdates, err = importer.ParseGuards(c.maxCreates, c.maxUpdates); err != nil {
 		return p, optionError(err)

@@ -398,3 +398,72 @@ func TestBuildiumTakesOnlyItsFields(t *testing.T) {
 		t.Errorf("the report lost the columns not sent: %q / %q", h, results[1])
 	}
 }
+
+// A roster whose export the aliases cannot read (a full name, "Mobile",
+// "Cell", dates as MM/DD/YYYY, a tenant code) is read with a saved mapping:
+// the dry run shows the column → field table, the import sends what the
+// mapping says and its summary names the mapping; a strict mapping refuses
+// a file whose columns changed, before anything is registered.
+func TestRunWithAMapping(t *testing.T) {
+	dir := t.TempDir()
+	mapping := filepath.Join(dir, "roster-mapping.yaml")
+	os.WriteFile(mapping, []byte(`strict: true
+match_key: Tenant Code
+columns:
+  Full Name: full_name
+  Mobile: phone_1
+  Cell Type: phone_1_type
+  DOB: date_of_birth
+ignore: [Move-in]
+constants:
+  integration_id: int_rentmanager_demo
+  property_id: prop_100
+  rent_period: monthly
+  rent_due_day: "1"
+values:
+  phone_1_type: {Cell: MOBILE, Landline: HOME}
+dates:
+  date_of_birth: MM/DD/YYYY
+`), 0o600)
+	roster := filepath.Join(dir, "roster.csv")
+	os.WriteFile(roster, []byte("Tenant Code,Full Name,Mobile,Cell Type,DOB,Move-in\n"+
+		`T-1,"Lovelace, Ada",555-010-1234,Cell,12/10/1985,2026-01-01`+"\n"+
+		"T-2,Alan Mathison Turing,555-010-5678,Landline,06/23/1962,2026-02-01\n"), 0o600)
+
+	dry := runImporter(t, dir, nil, "run", "--dry-run", "--vendor", "rentmanager", "--mapping", mapping, roster)
+	for _, want := range []string{"Full Name   → first_name and last_name (split)", "Move-in     → (not sent)", "Tenant Code → x_id", "the mapping roster-mapping.yaml ("} {
+		if !strings.Contains(dry.stderr, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, dry.stderr)
+		}
+	}
+	if !strings.Contains(dry.stdout, `"first_name":"Ada","last_name":"Lovelace"`) || !strings.Contains(dry.stdout, `"date_of_birth":"1985-12-10T00:00:00Z","phone_1":"555-010-1234","phone_1_type":"MOBILE"`) ||
+		!strings.Contains(dry.stdout, `"first_name":"Alan Mathison","last_name":"Turing"`) || strings.Contains(dry.stdout, "T-1") {
+		t.Errorf("dry run sends:\n%s", dry.stdout)
+	}
+
+	r := runImporter(t, dir, nil, append([]string{"run", "--vendor", "rentmanager", "--mode", "create", "--mapping", mapping, roster}, fast...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "2 succeeded") || !strings.Contains(r.stdout, "columns read with the mapping roster-mapping.yaml") {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	var summary struct {
+		Mapping struct{ Name, Hash string } `json:"mapping"`
+	}
+	b, _ := os.ReadFile(filepath.Join(reportDir(t, dir, r), "summary.json"))
+	if err := json.Unmarshal(b, &summary); err != nil || summary.Mapping.Name != "roster-mapping.yaml" {
+		t.Errorf("summary.json = %s", b)
+	}
+
+	changed := filepath.Join(dir, "roster-2.csv")
+	os.WriteFile(changed, []byte("Tenant Code,Full Name,Phone,Cell Type,DOB,Move-in\nT-3,Grace Hopper,555-010-9999,Cell,12/09/1906,\n"), 0o600)
+	refused := runImporter(t, dir, nil, "run", "--vendor", "rentmanager", "--mapping", mapping, changed)
+	if refused.code != 2 || !strings.Contains(refused.stderr, "it has columns the mapping does not name (Phone); it lacks columns the mapping names (Mobile)") {
+		t.Errorf("a roster whose columns changed: exit %d\n%s", refused.code, refused.stderr)
+	}
+	if bad := runImporter(t, dir, nil, "run", "--mapping", filepath.Join(dir, "missing.yaml"), roster); bad.code != 2 || !strings.Contains(bad.stderr, "--mapping: cannot read") {
+		t.Errorf("a missing mapping: exit %d\n%s", bad.code, bad.stderr)
+	}
+	sug := runImporter(t, dir, nil, "mapping", "suggest", changed)
+	if sug.code != 0 || !strings.Contains(sug.stdout, "  DOB: date_of_birth") || !strings.Contains(sug.stdout, "# Full Name:") {
+		t.Errorf("suggest: exit %d\n%s\n%s", sug.code, sug.stdout, sug.stderr)
+	}
+}

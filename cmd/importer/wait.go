@@ -221,6 +221,9 @@ func printSummary(w io.Writer, s importer.Summary) {
 	if len(s.IgnoredColumns) > 0 {
 		fmt.Fprintf(w, "  columns of an earlier failed.csv left out: %s\n", strings.Join(s.IgnoredColumns, ", "))
 	}
+	if s.Mapping != nil {
+		fmt.Fprintf(w, "  columns read with the mapping %s (%s)\n", s.Mapping.Name, s.Mapping.Hash)
+	}
 	if len(s.NotTakenColumns) > 0 {
 		fmt.Fprintf(w, "  columns %s does not take, not sent (kept in the report): %s\n", s.Vendor, strings.Join(s.NotTakenColumns, ", "))
 	}

@@ -1,7 +1,8 @@
-// Package schedule reads the YAML file of nightly imports: entries of a cron
-// expression (with a time zone), an inbox path or glob, and the import's
-// options. Each entry becomes an Asynq periodic task that starts the imports
-// of the files waiting in its inbox.
+// Package schedule reads the YAML files an operator writes: the file of
+// nightly imports (entries of a cron expression with a time zone, an inbox
+// path or glob, and the import's options; each becomes an Asynq periodic
+// task that starts the imports of the files waiting in its inbox), and the
+// column mapping files they and 'importer run --mapping' use.
 package schedule
 
 import (
@@ -45,7 +46,9 @@ type Entry struct {
 	MatchOn     string `yaml:"match_on"`
 	BlankClears bool   `yaml:"blank_clears"`
 	MaxCreates  string `yaml:"max_creates"`
-	MaxUpdates  string `yaml:"max_updates"`
+	// Mapping is a column mapping file, relative to the schedules file.
+	Mapping    string `yaml:"mapping"`
+	MaxUpdates string `yaml:"max_updates"`
 	// ReportDir is a subfolder of the workers' --report-dir for this
 	// schedule's reports.
 	ReportDir string `yaml:"report_dir"`
@@ -169,6 +172,17 @@ func (e Entry) periodic(base string) (Periodic, error) {
 			return Periodic{}, fmt.Errorf("deadline %q: %v", e.Deadline, err)
 		}
 		opts.Deadline = d
+	}
+	if e.Mapping != "" {
+		path := e.Mapping
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(base, path)
+		}
+		m, err := LoadMapping(path)
+		if err != nil {
+			return Periodic{}, fmt.Errorf("mapping: %v", err)
+		}
+		opts.Mapping = &m
 	}
 	opts, err = opts.Normalize()
 	if err != nil {

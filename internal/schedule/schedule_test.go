@@ -55,3 +55,27 @@ func TestErrorsNameTheEntry(t *testing.T) {
 		}
 	}
 }
+
+// A schedule's mapping: is read with the schedule, relative to its file;
+// a bad mapping is told with the schedule and the mapping file named.
+func TestScheduleMapping(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "acme.yaml"), []byte("columns:\n  Mobile: phone_1\n  Full Name: full_name\nstrict: true\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("columns:\n  Mobile: cellphone\n"), 0o600)
+	write := func(mapping string) string {
+		path := filepath.Join(dir, "schedules.yaml")
+		os.WriteFile(path, []byte("schedules:\n  - name: acme\n    cron: '0 2 * * *'\n    inbox: in/*.csv\n    mapping: "+mapping+"\n"), 0o600)
+		return path
+	}
+	entries, err := schedule.Load(write("acme.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := entries[0].Options.Mapping
+	if m == nil || m.Name != "acme.yaml" || !m.Strict || m.Columns["Mobile"] != "phone_1" {
+		t.Errorf("mapping = %+v", m)
+	}
+	if _, err := schedule.Load(write("bad.yaml")); err == nil || !strings.Contains(err.Error(), `schedule 1 (acme): mapping: `) || !strings.Contains(err.Error(), `bad.yaml: columns.Mobile: "cellphone" is not a resident field`) {
+		t.Errorf("bad mapping: %v", err)
+	}
+}

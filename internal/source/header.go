@@ -19,10 +19,12 @@ type columns struct {
 	// suffix is the next " (n)" to try for a repeated name, so that
 	// renaming many repeats stays linear.
 	suffix map[string]int
+	// mapping, when set, maps columns before the built-in aliases.
+	mapping *importer.Mapping
 }
 
-func newColumns() *columns {
-	return &columns{index: map[string]int{}, claimed: map[string]bool{}, suffix: map[string]int{}}
+func newColumns(m *importer.Mapping) *columns {
+	return &columns{index: map[string]int{}, claimed: map[string]bool{}, suffix: map[string]int{}, mapping: m}
 }
 
 // has reports whether a column of that name was seen.
@@ -50,7 +52,7 @@ func (c *columns) add(name string, unique bool) int {
 			}
 		}
 	}
-	field, ok := importer.FieldFor(name)
+	field, ok := c.mapping.FieldFor(name)
 	if !ok || (unique && c.claimed[field]) {
 		field = ""
 	} else {

@@ -94,6 +94,8 @@ type Options struct {
 	importer.Limits
 	// Delimiter separates a CSV file's fields. Default ','.
 	Delimiter rune
+	// Mapping, when set, maps the columns before the built-in aliases.
+	Mapping *importer.Mapping
 }
 
 // check returns why a record breaks the limits, or nil.
@@ -148,8 +150,9 @@ func Open(r io.Reader, format string, options ...Options) (*Reader, error) {
 	if sniff, _ := br.Peek(8 << 10); bytes.IndexByte(sniff, 0) >= 0 {
 		return nil, ErrBinary
 	}
-	rd := &Reader{cols: newColumns(), limits: importer.DefaultLimits, delimiter: ','}
+	rd := &Reader{cols: newColumns(nil), limits: importer.DefaultLimits, delimiter: ','}
 	if len(options) > 0 {
+		rd.cols.mapping = options[0].Mapping
 		rd.limits = options[0].Limits.WithDefaults()
 		if options[0].Delimiter != 0 {
 			rd.delimiter = options[0].Delimiter
