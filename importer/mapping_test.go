@@ -111,3 +111,13 @@ func TestMappingErrorsNameThePlace(t *testing.T) {
 		}
 	}
 }
+
+// A row read with a whole-name column names its resident for people (the
+// dashboard's "who") by that name.
+func TestWhoUnderAMapping(t *testing.T) {
+	m := rosterMapping(t)
+	row := m.RowOf(1, 2, []importer.Column{{Name: "Full Name", Value: "Lovelace, Ada"}, {Name: "E-mail", Value: "ada@example.com"}})
+	if got := row.Who(); got != "Lovelace, Ada <ada@example.com>" {
+		t.Errorf("Who = %q", got)
+	}
+}

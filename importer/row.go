@@ -33,6 +33,9 @@ type Column struct {
 // <ada@example.com>", or what of it the row has.
 func (r Row) Who() string {
 	name := strings.TrimSpace(r.Values[FieldFirstName] + " " + r.Values[FieldLastName])
+	if name == "" {
+		name = strings.TrimSpace(r.Values[FieldFullName]) // a mapping's whole-name column
+	}
 	email := strings.TrimSpace(r.Values[FieldEmail1])
 	switch {
 	case name != "" && email != "":

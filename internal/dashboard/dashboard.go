@@ -384,7 +384,7 @@ func (h *Handler) one(w http.ResponseWriter, r *http.Request) {
 			more++
 			continue
 		}
-		who := importer.RowOf(row.Result.Row, row.Result.Line, row.Columns).Who()
+		who := imp.Options.Mapping.RowOf(row.Result.Row, row.Result.Line, row.Columns).Who()
 		failed = append(failed, failedRow{RowResult: row.Result, Label: o.Label(), Who: who})
 	}
 	h.render(w, "import.html", map[string]any{"S": s, "Failed": failed, "More": more, "Actions": h.cfg.AllowActions && !imp.Finished(),
