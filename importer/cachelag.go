@@ -78,16 +78,6 @@ func (c CacheLag) For(vendor string) time.Duration {
 	return c.Default
 }
 
-// Zero reports whether every vendor's records show at once.
-func (c CacheLag) Zero() bool {
-	for _, d := range c.Vendors {
-		if d != 0 {
-			return false
-		}
-	}
-	return c.Default == 0
-}
-
 func (c CacheLag) String() string {
 	show := func(d time.Duration) string {
 		if d == UntilSync {

@@ -67,10 +67,3 @@ func FieldFor(label string) (field string, ok bool) {
 	field, ok = aliases[normalize(label)]
 	return field, ok
 }
-
-// RowOf rebuilds a row from its original columns (as stored for the
-// report), mapping them to API fields as the readers do: the first column
-// of a field wins.
-func RowOf(number, line int, cols []Column) Row {
-	return (*Mapping)(nil).RowOf(number, line, cols)
-}

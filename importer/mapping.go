@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,29 +16,30 @@ import (
 // how a file's columns become a resident's fields, layered over the built-in
 // aliases. It travels in the import's options, so that every worker maps
 // the stored rows alike, and its content is part of the import's id: a
-// changed mapping is a new import.
+// changed mapping is a new import. Its yaml tags are the mapping file's
+// keys.
 type Mapping struct {
 	// Name is the mapping file's name, for the summary.
-	Name string `json:"name,omitempty"`
+	Name string `json:"name,omitempty" yaml:"-"`
 	// Columns maps a column's label (any case and punctuation) to a field,
 	// or to FieldFullName: a full name split into first and last.
-	Columns map[string]string `json:"columns,omitempty"`
+	Columns map[string]string `json:"columns,omitempty" yaml:"columns"`
 	// Ignore lists columns mapped to nothing (kept in the report).
-	Ignore []string `json:"ignore,omitempty"`
+	Ignore []string `json:"ignore,omitempty" yaml:"ignore"`
 	// Constants fill the fields a row leaves empty.
-	Constants map[string]string `json:"constants,omitempty"`
+	Constants map[string]string `json:"constants,omitempty" yaml:"constants"`
 	// Values translate a field's values, compared in any case:
 	// phone_1_type: {Cell: MOBILE}.
-	Values map[string]map[string]string `json:"values,omitempty"`
+	Values map[string]map[string]string `json:"values,omitempty" yaml:"values"`
 	// Dates give the format of a date field's values: MM/DD/YYYY,
 	// DD.MM.YYYY, YYYY-MM-DD (YY for a two-digit year).
-	Dates map[string]string `json:"dates,omitempty"`
+	Dates map[string]string `json:"dates,omitempty" yaml:"dates"`
 	// MatchKey names the column a sync matches residents on: the PMS's
 	// own id (x_id).
-	MatchKey string `json:"match_key,omitempty"`
+	MatchKey string `json:"match_key,omitempty" yaml:"match_key"`
 	// Strict refuses a file whose columns are not the mapping's: any
 	// column gained or lost, before anything is sent.
-	Strict bool `json:"strict,omitempty"`
+	Strict bool `json:"strict,omitempty" yaml:"strict"`
 }
 
 // FieldFullName is the pseudo-field of a column holding a whole name,
@@ -65,6 +67,11 @@ func (m Mapping) Normalize() (Mapping, error) {
 		}
 		if normalize(col) == "" {
 			return Mapping{}, fmt.Errorf("columns: %q is not a column label", col)
+		}
+		for other := range out.Columns {
+			if normalize(other) == normalize(col) {
+				return Mapping{}, fmt.Errorf("columns: %q and %q name the same column", other, col)
+			}
 		}
 		out.Columns[col] = got
 	}
@@ -156,29 +163,56 @@ func (m *Mapping) Used() *MappingUsed {
 // FieldFor is the field a column stands for under the mapping: nothing for
 // an ignored column, the mapping's field, else the built-in aliases. A nil
 // mapping is the aliases alone.
-func (m *Mapping) FieldFor(label string) (string, bool) {
-	if m != nil {
-		key := normalize(label)
-		for _, col := range m.Ignore {
-			if normalize(col) == key {
-				return "", false
-			}
-		}
-		for _, col := range slices.Sorted(maps.Keys(m.Columns)) {
-			if normalize(col) == key {
-				return m.Columns[col], true
-			}
-		}
-	}
-	return FieldFor(label)
+func (m *Mapping) FieldFor(label string) (string, bool) { return m.labels().fieldFor(label) }
+
+// RowOf rebuilds a row from its original columns (as stored for the report)
+// under the mapping, as the readers map them: the first column of a field
+// wins. A nil mapping is the aliases alone.
+func (m *Mapping) RowOf(number, line int, cols []Column) Row {
+	return m.labels().rowOf(number, line, cols)
 }
 
-// RowOf rebuilds a row from its original columns under the mapping (see
-// the package function RowOf).
-func (m *Mapping) RowOf(number, line int, cols []Column) Row {
+// labelTable is a mapping by normalized column label, made once for the
+// many columns and rows read with it.
+type labelTable struct {
+	fields  map[string]string
+	ignored map[string]bool
+}
+
+func (m *Mapping) labels() labelTable {
+	var t labelTable
+	if m == nil {
+		return t
+	}
+	t.fields, t.ignored = make(map[string]string, len(m.Columns)), make(map[string]bool, len(m.Ignore))
+	for col, f := range m.Columns {
+		t.fields[normalize(col)] = f
+	}
+	for _, col := range m.Ignore {
+		t.ignored[normalize(col)] = true
+	}
+	return t
+}
+
+func (t labelTable) fieldFor(label string) (string, bool) {
+	if t.fields == nil {
+		return FieldFor(label)
+	}
+	key := normalize(label)
+	if t.ignored[key] {
+		return "", false
+	}
+	if f, ok := t.fields[key]; ok {
+		return f, true
+	}
+	return aliases[key], aliases[key] != ""
+}
+
+// rowOf maps a row's columns to fields: the first column of a field wins.
+func (t labelTable) rowOf(number, line int, cols []Column) Row {
 	row := Row{Number: number, Line: line, Values: make(map[string]string, len(cols)), Columns: cols}
 	for _, c := range cols {
-		if f, ok := m.FieldFor(c.Name); ok {
+		if f, ok := t.fieldFor(c.Name); ok {
 			if _, taken := row.Values[f]; !taken {
 				row.Values[f] = c.Value
 			}
@@ -225,14 +259,7 @@ func (m *Mapping) CheckColumns(names []string) error {
 	if len(lost) > 0 {
 		parts = append(parts, "it lacks columns the mapping names ("+strings.Join(lost, ", ")+")")
 	}
-	return fmt.Errorf("the file's columns differ from the strict mapping %s: %s", cmpOr(m.Name, m.Hash()), strings.Join(parts, "; "))
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
+	return fmt.Errorf("the file's columns differ from the strict mapping %s: %s", cmp.Or(m.Name, m.Hash()), strings.Join(parts, "; "))
 }
 
 // prepare applies the mapping's transforms to a row's values before they
@@ -286,35 +313,30 @@ func SplitName(full string) (first, last string) {
 	return strings.Join(words[:len(words)-1], " "), words[len(words)-1]
 }
 
+// dateTokens are the parts of a date format, longest first, and their Go
+// layout.
+var dateTokens = []struct{ token, layout string }{{"YYYY", "2006"}, {"YY", "06"}, {"MM", "01"}, {"DD", "02"}}
+
 // dateLayout turns a date format such as MM/DD/YYYY into Go's layout.
 func dateLayout(format string) (string, error) {
 	f := strings.ToUpper(strings.TrimSpace(format))
 	var b strings.Builder
 	parts := 0
+next:
 	for i := 0; i < len(f); {
-		switch {
-		case strings.HasPrefix(f[i:], "YYYY"):
-			b.WriteString("2006")
-			i += 4
-			parts++
-		case strings.HasPrefix(f[i:], "YY"):
-			b.WriteString("06")
-			i += 2
-			parts++
-		case strings.HasPrefix(f[i:], "MM"):
-			b.WriteString("01")
-			i += 2
-			parts++
-		case strings.HasPrefix(f[i:], "DD"):
-			b.WriteString("02")
-			i += 2
-			parts++
-		case strings.ContainsRune("/.- ", rune(f[i])):
-			b.WriteByte(f[i])
-			i++
-		default:
+		for _, t := range dateTokens {
+			if strings.HasPrefix(f[i:], t.token) {
+				b.WriteString(t.layout)
+				i += len(t.token)
+				parts++
+				continue next
+			}
+		}
+		if !strings.ContainsRune("/.- ", rune(f[i])) {
 			return "", fmt.Errorf("%q is not a date format: use YYYY, YY, MM and DD with / . - or spaces, e.g. MM/DD/YYYY", format)
 		}
+		b.WriteByte(f[i])
+		i++
 	}
 	if parts != 3 {
 		return "", fmt.Errorf("%q is not a date format: it needs a year, a month and a day, e.g. MM/DD/YYYY", format)

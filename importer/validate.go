@@ -53,16 +53,17 @@ func oneOf(s string, allowed []string) (string, error) {
 // spots records that repeat an earlier one. It keeps a fingerprint of every
 // valid record it has seen, so use one Validator per pass over a file.
 type Validator struct {
-	opts Options
-	now  func() time.Time
-	seen map[[16]byte]int
-	buf  []byte // fingerprint's scratch
+	opts   Options
+	labels labelTable // the mapping's, made once
+	now    func() time.Time
+	seen   map[[16]byte]int
+	buf    []byte // fingerprint's scratch
 }
 
 // NewValidator returns a Validator for an import with the given options.
 // The options must have passed Options.Normalize.
 func NewValidator(opts Options) *Validator {
-	return &Validator{opts: opts, now: time.Now, seen: make(map[[16]byte]int)}
+	return &Validator{opts: opts, labels: opts.Mapping.labels(), now: time.Now, seen: make(map[[16]byte]int)}
 }
 
 // Check turns a row into the resident to send. It returns the problems of an
@@ -87,7 +88,7 @@ func (v *Validator) Check(row Row) (res Resident, problems []Problem, duplicateO
 // Row rebuilds a row from its stored columns, mapping them as the file was
 // read: under the import's mapping, else the built-in aliases.
 func (v *Validator) Row(number, line int, cols []Column) Row {
-	return v.opts.Mapping.RowOf(number, line, cols)
+	return v.labels.rowOf(number, line, cols)
 }
 
 // Resident turns a row that passed Check before into the resident to send,

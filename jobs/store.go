@@ -118,8 +118,9 @@ type rowStore interface {
 	// forWebhooks, indexes the job for JobRow; the counters named by
 	// stats are added to in the same round trip.
 	SetJob(ctx context.Context, id string, row int, jobID string, forWebhooks bool, recordKey string, stats ...string) error
-	// JobOfRecord finds the create job that wrote the record a key names.
-	JobOfRecord(ctx context.Context, recordKey string) (jobID string, ok bool, err error)
+	// JobOfRecord finds the create job that wrote the record a key names,
+	// with its import and row.
+	JobOfRecord(ctx context.Context, recordKey string) (importID string, row int, jobID string, ok bool, err error)
 	// AdvanceCheck moves the row's status check number from `from` to
 	// `to` if it still is `from`, and reports whether it did.
 	AdvanceCheck(ctx context.Context, id string, row int, from, to int) (bool, error)

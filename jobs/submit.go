@@ -243,7 +243,7 @@ func (im *Imports) settleInDoubt(ctx context.Context, p SubmitPayload, lookups i
 	if q.Email == "" && (q.FirstName == "" || q.LastName == "") {
 		return im.resolve(ctx, p.ImportID, inDoubt(p, "it has neither an email nor a full name to look it up by"))
 	}
-	matches, err := im.findResident(ctx, p)
+	matches, err := im.lookUp(ctx, p.ImportID, q)
 	if err != nil {
 		return im.lookupFailed(ctx, p, err)
 	}
@@ -267,7 +267,7 @@ func (im *Imports) settleInDoubt(ctx context.Context, p SubmitPayload, lookups i
 	for _, w := range waits {
 		spent += w
 	}
-	checked := fmt.Sprintf("it was not found by %s in %d searches over %v", lookupKey(importer.QueryFor(p.Resident)), len(waits)+1, spent)
+	checked := fmt.Sprintf("it was not found by %s in %d searches over %v", lookupKey(q), len(waits)+1, spent)
 	if im.cfg.CacheLag.For(string(p.Vendor)) == importer.UntilSync {
 		return im.resolve(ctx, p.ImportID, inDoubt(p, checked+", but this PMS's records show in the API only after its next sync, so that is no proof; run 'importer retry --in-doubt' after the next sync"))
 	}
@@ -296,13 +296,6 @@ func (im *Imports) lookupWaits(vendor importer.Vendor) []time.Duration {
 	return waits
 }
 
-// findResident looks up the row's resident in the API: by email, else by
-// name and date of birth. A wait for the rate limit comes back as a
-// waitError.
-func (im *Imports) findResident(ctx context.Context, p SubmitPayload) ([]importer.ResidentRecord, error) {
-	return im.lookUp(ctx, p.ImportID, importer.QueryFor(p.Resident))
-}
-
 // adoptIfSent looks up the resident of a row that may have been sent
 // before (why says how): found, the row succeeds with it (done is true);
 // several, the row is in doubt; none, the caller sends the row. A recovery
@@ -314,7 +307,7 @@ func (im *Imports) adoptIfSent(ctx context.Context, p SubmitPayload, why string,
 	if q.Email == "" && (q.FirstName == "" || q.LastName == "") {
 		return true, im.resolve(ctx, p.ImportID, inDoubt(p, "it has neither an email nor a full name to look it up by"))
 	}
-	matches, err := im.findResident(ctx, p)
+	matches, err := im.lookUp(ctx, p.ImportID, q)
 	switch {
 	case err != nil:
 		return true, im.lookupFailed(ctx, p, err)
@@ -326,7 +319,7 @@ func (im *Imports) adoptIfSent(ctx context.Context, p SubmitPayload, why string,
 	case len(matches) > 1:
 		return true, im.resolve(ctx, p.ImportID, inDoubt(p, fmt.Sprintf("%d residents with this name already exist", len(matches))))
 	case recovery && im.cfg.CacheLag.For(string(p.Vendor)) == importer.UntilSync:
-		return true, im.resolve(ctx, p.ImportID, inDoubt(p, "it was not found by "+lookupKey(importer.QueryFor(p.Resident))+", but this PMS's records show in the API only after its next sync, so that is no proof; run 'importer retry --in-doubt' after the next sync"))
+		return true, im.resolve(ctx, p.ImportID, inDoubt(p, "it was not found by "+lookupKey(q)+", but this PMS's records show in the API only after its next sync, so that is no proof; run 'importer retry --in-doubt' after the next sync"))
 	}
 	return false, nil
 }

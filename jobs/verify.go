@@ -96,8 +96,9 @@ func lookupKey(q importer.ResidentQuery) string {
 	return "name and date of birth"
 }
 
-// lookUp finds the residents that match q, taking its request from the
-// rate limit.
+// lookUp finds the residents that match q (by email, else by name and date
+// of birth), taking its request from the rate limit; a wait for the rate
+// limit comes back as a waitError.
 func (im *Imports) lookUp(ctx context.Context, importID string, q importer.ResidentQuery) ([]importer.ResidentRecord, error) {
 	if err := im.take(ctx, importID, 1); err != nil {
 		return nil, err

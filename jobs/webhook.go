@@ -30,14 +30,11 @@ func (im *Imports) ApplyEvent(ctx context.Context, ev importer.WriteEvent) error
 		if ok || ev.State != importer.WriteSuccess {
 			break
 		}
-		jobID, found, err := im.store.JobOfRecord(ctx, key)
-		if err != nil {
+		var jobID string
+		if importID, row, jobID, ok, err = im.store.JobOfRecord(ctx, key); err != nil {
 			return err
 		}
-		if found {
-			if importID, row, ok, err = im.store.JobRow(ctx, jobID); err != nil {
-				return err
-			}
+		if ok {
 			ev.JobID = jobID
 		}
 	}

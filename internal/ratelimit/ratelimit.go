@@ -218,17 +218,15 @@ func (l *Limiter) shareWait(remaining int, left time.Duration) time.Duration {
 }
 
 // windowLeft is what is left now of the window a request sent at sent was
-// counted in (negative once it is over), with untilWindowEnds's margin.
+// counted in (negative once it is over), plus a margin for clocks that
+// disagree a little.
 func (l *Limiter) windowLeft(sent time.Time) time.Duration {
 	return sent.Truncate(l.cfg.Period).Add(l.cfg.Period).Sub(l.cfg.Now()) + 250*time.Millisecond
 }
 
 // untilWindowEnds is the time to the next Period boundary of the clock, plus
 // a margin for clocks that disagree a little.
-func (l *Limiter) untilWindowEnds() time.Duration {
-	now := l.cfg.Now()
-	return now.Truncate(l.cfg.Period).Add(l.cfg.Period).Sub(now) + 250*time.Millisecond
-}
+func (l *Limiter) untilWindowEnds() time.Duration { return l.windowLeft(l.cfg.Now()) }
 
 // Limit is the requests per Period the limiter allows now.
 func (l *Limiter) Limit() int { return int(l.limit.Load()) }

@@ -67,8 +67,13 @@ func (s *Server) remember(id, jobID string, before *resident, at time.Time) bool
 // view is the resident as get and list show it now: nil while the cache
 // has not read it yet. Callers hold mu.
 func (s *Server) view(id string, now time.Time) *resident {
-	if l, lagging := s.lagging[id]; lagging && (l.untilSync || now.Before(l.until)) {
-		return l.shown
+	if l, lagging := s.lagging[id]; lagging {
+		if l.untilSync || now.Before(l.until) {
+			return l.shown
+		}
+		if !s.hooks.listening("DATA_NEW") {
+			delete(s.lagging, id) // over; else the sweep of resolveDue ends it, sending its DATA_NEW
+		}
 	}
 	return s.residents[id]
 }

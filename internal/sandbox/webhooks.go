@@ -95,6 +95,13 @@ func newWebhooks(s *Server, cfg WebhookConfig) *webhooks {
 	return &webhooks{s: s, cfg: cfg, client: &http.Client{Timeout: 10 * time.Second}, subs: map[string]*subscription{}}
 }
 
+// listening reports whether an event of trigger has anywhere to go.
+func (w *webhooks) listening(trigger string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.targets(trigger)) > 0
+}
+
 // targets are where an event goes: the configured URL, and every active
 // subscription to the trigger (and, for DATA_NEW, to the residents
 // model). Callers hold w.mu.

@@ -146,10 +146,10 @@ type resident struct {
 // take (Rent Manager's, Propertyware REST's and Buildium's pages): any
 // other key is a 400 unless ignore_unknown_fields=true.
 var vendorTakes = map[string]map[string]bool{
-	"rentmanager": fieldSet("integration_id", "property_id", "rent_period", "rent_due_day", "first_name", "middle_name", "last_name", "notes",
+	"rentmanager": fieldSet([]string{"integration_id", "property_id", "rent_period", "rent_due_day", "first_name", "middle_name", "last_name", "notes"},
 		contact, address, alternate),
-	"propertyware_rest": fieldSet("integration_id", "first_name", "middle_name", "last_name", "notes", contact, address),
-	"buildium":          fieldSet("integration_id", "lease_id", "first_name", "last_name", contact, address, alternate),
+	"propertyware_rest": fieldSet([]string{"integration_id", "first_name", "middle_name", "last_name", "notes"}, contact, address),
+	"buildium":          fieldSet([]string{"integration_id", "lease_id", "first_name", "last_name"}, contact, address, alternate),
 }
 
 // The field groups most vendors take.
@@ -159,17 +159,12 @@ var (
 	alternate = []string{"address_1_alternate", "address_2_alternate", "city_alternate", "state_alternate", "zip_alternate", "country_alternate"}
 )
 
-// fieldSet is the set of names given one by one or in groups.
-func fieldSet(names ...any) map[string]bool {
+// fieldSet is the set of the names in groups.
+func fieldSet(groups ...[]string) map[string]bool {
 	set := map[string]bool{}
-	for _, n := range names {
-		switch n := n.(type) {
-		case string:
+	for _, g := range groups {
+		for _, n := range g {
 			set[n] = true
-		case []string:
-			for _, m := range n {
-				set[m] = true
-			}
 		}
 	}
 	return set

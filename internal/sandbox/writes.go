@@ -123,18 +123,16 @@ func readBody(w http.ResponseWriter, r *http.Request, takes map[string]bool) (bo
 			issues = append(issues, issue{Code: "unrecognized_keys", Path: []string{k}, Message: "Unrecognized key: " + k})
 		}
 	}
-	if err := json.Unmarshal(raw, &body); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "a field has the wrong type: "+err.Error(), nil)
-		return body, nil, nil, false
-	}
 	for k := range fields {
 		if !takes[k] {
 			delete(fields, k) // ignored (ignore_unknown_fields=true): not written either
 		}
 	}
-	kept, _ := json.Marshal(fields)
-	body = resident{}
-	_ = json.Unmarshal(kept, &body) // the fields' types were checked above
+	kept, _ := json.Marshal(fields) // raw JSON values: cannot fail
+	if err := json.Unmarshal(kept, &body); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "a field has the wrong type: "+err.Error(), nil)
+		return body, nil, nil, false
+	}
 	for k, v := range fields {
 		if string(v) == "null" && writable[k] {
 			nulls = append(nulls, k)
@@ -260,8 +258,8 @@ func pmsError(status int, message string) string {
 // resolveDue ends every write whose latency has passed. Callers hold mu.
 func (s *Server) resolveDue() {
 	now := s.cfg.Now()
-	if len(s.lagging) > 0 {
-		s.readBack(now, "")
+	if len(s.lagging) > 0 && s.hooks.listening("DATA_NEW") {
+		s.readBack(now, "") // else get and list end each lag as they meet it
 	}
 	for s.pending.Len() > 0 && !s.pending[0].resolveAt.After(now) {
 		j := heap.Pop(&s.pending).(*job)

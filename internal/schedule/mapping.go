@@ -13,18 +13,6 @@ import (
 	"github.com/propexo-importer/importer/importer"
 )
 
-// mappingFile is a saved column mapping as its YAML file writes it (see
-// importer.Mapping).
-type mappingFile struct {
-	Strict    bool                         `yaml:"strict"`
-	MatchKey  string                       `yaml:"match_key"`
-	Columns   map[string]string            `yaml:"columns"`
-	Ignore    []string                     `yaml:"ignore"`
-	Constants map[string]string            `yaml:"constants"`
-	Values    map[string]map[string]string `yaml:"values"`
-	Dates     map[string]string            `yaml:"dates"`
-}
-
 // LoadMapping reads and checks a column mapping file (--mapping, a
 // schedule's mapping:). Errors name the file.
 func LoadMapping(path string) (importer.Mapping, error) {
@@ -34,12 +22,12 @@ func LoadMapping(path string) (importer.Mapping, error) {
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	var f mappingFile
+	var f importer.Mapping
 	if err := dec.Decode(&f); err != nil {
 		return importer.Mapping{}, fmt.Errorf("%s: %v", path, err)
 	}
-	m, err := importer.Mapping{Name: filepath.Base(path), Strict: f.Strict, MatchKey: f.MatchKey, Columns: f.Columns, Ignore: f.Ignore,
-		Constants: f.Constants, Values: f.Values, Dates: f.Dates}.Normalize()
+	f.Name = filepath.Base(path)
+	m, err := f.Normalize()
 	if err != nil {
 		return importer.Mapping{}, fmt.Errorf("%s: %v", path, err)
 	}

@@ -190,7 +190,7 @@ func (s *Store) SetJob(ctx context.Context, id string, row int, jobID string, fo
 	if forWebhooks {
 		pipe.Set(ctx, jobKey(jobID), id+"|"+strconv.Itoa(row), jobIndexTTL)
 		if recordKey != "" {
-			pipe.Set(ctx, recordJobKey(recordKey), jobID, jobIndexTTL)
+			pipe.Set(ctx, recordJobKey(recordKey), id+"|"+strconv.Itoa(row)+"|"+jobID, jobIndexTTL)
 		}
 	}
 	for _, stat := range stats {
@@ -227,16 +227,22 @@ func (s *Store) JobRow(ctx context.Context, jobID string) (string, int, bool, er
 }
 
 // JobOfRecord finds the last create job that wrote the record a key names
-// (see SetJob).
-func (s *Store) JobOfRecord(ctx context.Context, recordKey string) (string, bool, error) {
-	jobID, err := s.rdb.Get(ctx, recordJobKey(recordKey)).Result()
+// (see SetJob), with its import and row.
+func (s *Store) JobOfRecord(ctx context.Context, recordKey string) (importID string, row int, jobID string, ok bool, err error) {
+	v, err := s.rdb.Get(ctx, recordJobKey(recordKey)).Result()
 	if errors.Is(err, redis.Nil) {
-		return "", false, nil
+		return "", 0, "", false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("error finding the write of a record: %w", err)
+		return "", 0, "", false, fmt.Errorf("error finding the write of a record: %w", err)
 	}
-	return jobID, true, nil
+	parts := strings.SplitN(v, "|", 3)
+	if len(parts) == 3 {
+		if row, err = strconv.Atoi(parts[1]); err == nil {
+			return parts[0], row, parts[2], true, nil
+		}
+	}
+	return "", 0, "", false, fmt.Errorf("a record's write: bad index %q", v)
 }
 
 // SaveJobEvent keeps a webhook's news of a job for two days.
