@@ -197,6 +197,12 @@ type Import struct {
 	// Recovery, when set, says that the import's state was lost while it
 	// ran and that it was started again from its file.
 	Recovery *Recovery `json:"recovery,omitempty"`
+	// Schedule names the schedule that started the import; empty for
+	// 'importer run'.
+	Schedule string `json:"schedule,omitempty"`
+	// Notify are the targets told about the import's events (run's
+	// --notify, a schedule's notify:).
+	Notify []NotifyTarget `json:"notify,omitempty"`
 }
 
 // Recovery describes an import started again after its state was lost

@@ -9,6 +9,10 @@ const (
 	StatRetries      = "retries"
 	StatThrottled    = "rate_limit_waits"
 	StatWebhooks     = "webhooks"
+	// StatNotified counts the notifications delivered; StatNotifyFailed,
+	// those given up because their target kept failing.
+	StatNotified     = "notifications"
+	StatNotifyFailed = "notifications_failed"
 	// StatPlanned counts a sync's rows by action when it planned them
 	// (see StatPlannedAction).
 	statPlanned = "planned:"

@@ -118,7 +118,7 @@ func (im *Imports) Finish(ctx context.Context, id string) (dir string, done bool
 	if err := im.store.Finish(ctx, id, time.Now()); err != nil {
 		return "", false, err
 	}
-	im.fileDone(ctx, imp, dir)
+	im.finished(ctx, imp, dir)
 	return dir, true, nil
 }
 
@@ -163,6 +163,7 @@ func (im *Imports) Report(ctx context.Context, id string) (dir string, finished 
 	if err := im.store.Finish(ctx, id, time.Now()); err != nil {
 		return dir, false, err
 	}
+	im.finished(ctx, imp, dir)
 	return dir, true, nil
 }
 

@@ -66,7 +66,19 @@ func (im *Imports) Finalize(ctx context.Context, p FinalizePayload) error {
 	if err := im.store.Finish(ctx, p.ImportID, time.Now()); err != nil {
 		return err
 	}
-	im.fileDone(ctx, imp, dir)
+	im.finished(ctx, imp, dir)
 	im.log.InfoContext(ctx, "import finished", "import_id", p.ImportID, "report", dir)
 	return nil
+}
+
+// finished follows an import's end: its scheduled file is filed, and its
+// targets are told how it went (once per round: the event's id is fixed).
+func (im *Imports) finished(ctx context.Context, imp importer.Import, reportDir string) {
+	im.fileDone(ctx, imp, reportDir)
+	p, err := im.store.Progress(ctx, imp.ID)
+	if err != nil {
+		im.log.WarnContext(ctx, "cannot read how an import ended: no notification", "import_id", imp.ID, "error", err)
+		return
+	}
+	im.announceImport(ctx, imp, importer.FinishedEvent(p), "")
 }

@@ -98,6 +98,15 @@ type Config struct {
 	// it. Default 0: shown at once, as the documented vendors' create
 	// pages say.
 	CacheLag importer.CacheLag
+	// Sender delivers notifications (notify.Sender); a process without
+	// one queues them for the workers.
+	Sender Sender
+	// Notify are this process's own notification targets, told about the
+	// imports no schedule started (a worker's --notify).
+	Notify []importer.NotifyTarget
+	// DashboardURL, when set, is the dashboard's address: notifications
+	// link to an import's page there.
+	DashboardURL string
 }
 
 // Planner learns when writes resolve; *poll.Learner is one.

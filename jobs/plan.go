@@ -75,11 +75,7 @@ func (im *Imports) Plan(ctx context.Context, p PlanPayload) error {
 		} else if file != "" {
 			reason += "; the plan is in " + file
 		}
-		if err := im.store.Stop(ctx, imp.ID, reason); err != nil {
-			return err
-		}
-		im.log.WarnContext(ctx, "import stopped by its guard", "import_id", imp.ID, "reason", reason)
-		return nil
+		return im.stop(ctx, imp.ID, importer.EventPlanRefused, reason)
 	}
 	im.log.InfoContext(ctx, "import planned", "import_id", imp.ID, "listed", snap.Len(), "create", counts.Create, "update", counts.Update,
 		"unchanged", counts.Unchanged, "conflict", counts.Conflict, "not_found", counts.NotFound)

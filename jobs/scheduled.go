@@ -55,6 +55,13 @@ type ScheduledImport struct {
 	ClaimTimeout time.Duration `json:"claim_timeout,omitempty"`
 	// Limits bound what a record of a file may hold (zero: the defaults).
 	Limits importer.Limits `json:"limits,omitzero"`
+	// Notify are the targets told about the entry's imports and firings
+	// (by id: the scheduler saved their addresses).
+	Notify []importer.NotifyTarget `json:"notify,omitempty"`
+	// ExpectFile: a firing that finds no file is an event (no_file).
+	ExpectFile bool `json:"expect_file,omitempty"`
+	// Cron is the entry's cron spec, for the schedules page.
+	Cron string `json:"cron,omitempty"`
 }
 
 // The folders beside an inbox.
@@ -91,15 +98,21 @@ func (im *Imports) StartScheduled(ctx context.Context, s ScheduledImport) error 
 	if s.ClaimTimeout <= 0 {
 		s.ClaimTimeout = schedule.DefaultClaimTimeout
 	}
+	firing := importer.Firing{ID: firingID(ctx), At: time.Now().UTC()}
 	inboxDir := filepath.Dir(s.Inbox)
-	im.sweepProcessing(ctx, s, inboxDir)
+	firing.Imports = im.sweepProcessing(ctx, s, inboxDir)
 	files, err := filepath.Glob(s.Inbox)
 	if err != nil {
 		return fmt.Errorf("schedule %s: inbox %q: %v: %w", s.Name, s.Inbox, err, asynq.SkipRetry)
 	}
 	sort.Strings(files)
+	var waiting, already int
 	for _, file := range files {
-		if !im.ready(ctx, s, inboxDir, file) {
+		if !inboxFile(s, file) {
+			continue
+		}
+		if !im.ready(ctx, inboxDir, s, file) {
+			waiting++
 			continue
 		}
 		claimed, err := im.claim(ctx, s, file)
@@ -109,21 +122,60 @@ func (im *Imports) StartScheduled(ctx context.Context, s ScheduledImport) error 
 		if err != nil {
 			return fmt.Errorf("schedule %s: error claiming %s: %w", s.Name, file, err)
 		}
-		im.importClaimed(ctx, s, claimed, "")
+		res := im.importClaimed(ctx, s, claimed, "")
+		switch {
+		case res.refused != "":
+			firing.Refused = append(firing.Refused, filepath.Base(file))
+			firing.Detail = res.refused
+			im.announceFiring(ctx, s, importer.EventFileRefused, claimed, filepath.Base(file), res.refused)
+		case res.already:
+			already++
+		case res.importID != "":
+			firing.Imports = append(firing.Imports, res.importID)
+		}
+	}
+	switch {
+	case len(firing.Imports) > 0:
+		firing.Outcome = importer.FiringImported
+	case len(firing.Refused) > 0:
+		firing.Outcome = importer.FiringRefused
+	case already > 0:
+		firing.Outcome, firing.Detail = importer.FiringAlreadyImported, fmt.Sprintf("%d file(s) already imported; nothing was sent", already)
+	case waiting > 0:
+		firing.Outcome, firing.Detail = importer.FiringWaiting, fmt.Sprintf("%d file(s) not complete yet (settling, or waiting for their ready marker)", waiting)
+	default:
+		firing.Outcome = importer.FiringNoFile
+		if s.ExpectFile {
+			im.announceFiring(ctx, s, importer.EventNoFile, firing.ID, "", "no file matched "+s.Inbox)
+		}
+	}
+	if err := im.store.RecordFiring(ctx, s.Name, firing); err != nil {
+		im.log.WarnContext(ctx, "cannot record a firing", "schedule", s.Name, "error", err)
 	}
 	return nil
 }
 
-// ready reports whether an inbox file is complete and the inbox's own: a
-// regular file (or a link to one inside the inbox), not a marker, not
-// hidden, and either its ready marker is there or it has been left
-// unchanged for the settle time.
-func (im *Imports) ready(ctx context.Context, s ScheduledImport, inboxDir, file string) bool {
-	name := filepath.Base(file)
-	if strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".error.txt") ||
-		(s.ReadyMarker != "" && strings.HasSuffix(name, s.ReadyMarker)) {
-		return false
+// firingID names the firing a scheduled task runs for: the task's id, the
+// same when Asynq runs the task again; outside a task, the minute.
+func firingID(ctx context.Context) string {
+	if id, ok := asynq.GetTaskID(ctx); ok {
+		return id
 	}
+	return time.Now().UTC().Format("20060102T1504")
+}
+
+// inboxFile reports whether a file matched by the inbox's glob is one to
+// import: not hidden, not a note the importer wrote, not a ready marker.
+func inboxFile(s ScheduledImport, file string) bool {
+	name := filepath.Base(file)
+	return !strings.HasPrefix(name, ".") && !strings.HasSuffix(name, ".error.txt") && !strings.HasSuffix(name, ".note.txt") &&
+		(s.ReadyMarker == "" || !strings.HasSuffix(name, s.ReadyMarker))
+}
+
+// ready reports whether an inbox file is complete and the inbox's own: a
+// regular file (or a link to one inside the inbox), and either its ready
+// marker is there or it has been left unchanged for the settle time.
+func (im *Imports) ready(ctx context.Context, inboxDir string, s ScheduledImport, file string) bool {
 	info, err := os.Lstat(file)
 	if err != nil {
 		return false
@@ -231,10 +283,10 @@ func uniqueName(name string) string {
 // holds: their import finished (filed), stopped (resumed: its rows are
 // sent again), under way (left alone), gone from Redis or never made
 // because its worker died (taken over, once the claim has timed out).
-func (im *Imports) sweepProcessing(ctx context.Context, s ScheduledImport, inboxDir string) {
+func (im *Imports) sweepProcessing(ctx context.Context, s ScheduledImport, inboxDir string) (taken []string) {
 	entries, err := os.ReadDir(filepath.Join(inboxDir, ProcessingDir))
 	if err != nil {
-		return
+		return nil
 	}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") || !e.Type().IsRegular() && e.Type()&fs.ModeSymlink == 0 {
@@ -267,15 +319,28 @@ func (im *Imports) sweepProcessing(ctx context.Context, s ScheduledImport, inbox
 			continue
 		}
 		im.log.InfoContext(ctx, "taking up a claimed file no worker holds", "schedule", s.Name, "file", claimed, "import_id", rec.ImportID)
-		im.importClaimed(ctx, s, claimed, rec.ImportID)
+		if res := im.importClaimed(ctx, s, claimed, rec.ImportID); res.importID != "" {
+			taken = append(taken, res.importID)
+		} else if res.refused != "" {
+			im.announceFiring(ctx, s, importer.EventFileRefused, claimed, filepath.Base(claimed), res.refused)
+		}
 	}
+	return taken
+}
+
+// claimResult is what became of a claimed file: the import it started or
+// resumed, or why it was refused, or that its content was imported before.
+type claimResult struct {
+	importID string
+	refused  string
+	already  bool
 }
 
 // importClaimed imports a claimed file, or files it in failed/ with the
 // reason; importID, when set, is the import its claim record names (stopped,
 // or lost with Redis's data). The claim's lease is kept while the file is
 // read, and given up once the import owns the file.
-func (im *Imports) importClaimed(ctx context.Context, s ScheduledImport, claimed, importID string) {
+func (im *Imports) importClaimed(ctx context.Context, s ScheduledImport, claimed, importID string) claimResult {
 	keep, stop := context.WithCancel(ctx)
 	go func() {
 		tick := time.NewTicker(max(s.ClaimTimeout/3, time.Second))
@@ -291,7 +356,7 @@ func (im *Imports) importClaimed(ctx context.Context, s ScheduledImport, claimed
 			}
 		}
 	}()
-	err := im.startClaimed(ctx, s, claimed, importID)
+	res, err := im.startClaimed(ctx, s, claimed, importID)
 	stop()
 	if uerr := im.store.Unclaim(ctx, claimed, im.owner); uerr != nil {
 		im.log.WarnContext(ctx, "cannot give up the claim of a file (it times out)", "file", claimed, "error", uerr)
@@ -301,7 +366,9 @@ func (im *Imports) importClaimed(ctx context.Context, s ScheduledImport, claimed
 		if _, ferr := fileAway(claimed, FailedDir, err.Error(), ".error.txt"); ferr != nil {
 			im.log.ErrorContext(ctx, "cannot file a refused file in failed/", "schedule", s.Name, "file", claimed, "error", ferr)
 		}
+		return claimResult{refused: err.Error()}
 	}
+	return res
 }
 
 // fileAway moves a claimed file from processing/ to a sibling folder, under
@@ -331,40 +398,40 @@ func fileAway(claimed, folder, note, suffix string) (string, error) {
 // startClaimed starts the import of a claimed file through Start, as
 // 'importer run' would, with the schedule's options and limits; its claim
 // record is the import's trace.
-func (im *Imports) startClaimed(ctx context.Context, s ScheduledImport, path, importID string) error {
+func (im *Imports) startClaimed(ctx context.Context, s ScheduledImport, path, importID string) (claimResult, error) {
 	opts := s.Options
 	if opts.Format == "" {
 		format, err := source.FormatOf(path, "")
 		if err != nil {
-			return err
+			return claimResult{}, err
 		}
 		opts.Format = format
 	}
 	opts, err := opts.Normalize()
 	if err != nil {
-		return err
+		return claimResult{}, err
 	}
 	base := filepath.Base(path)
 	f, err := Inspect(ctx, Input{Path: path, Shown: base, Name: base, Options: opts, Limits: s.Limits.WithDefaults()})
 	if err != nil {
-		return err
+		return claimResult{}, err
 	}
 	started, err := im.Start(ctx, StartRequest{File: f, ImportID: importID, ReportSubdir: s.ReportSubdir, SourcePath: path,
-		Retention: s.Retention, Trace: claimTrace(path)})
+		Retention: s.Retention, Trace: claimTrace(path), Schedule: s.Name, Notify: s.Notify})
 	var content *ContentImportedError
 	switch {
 	case errors.As(err, &content):
-		return im.alreadyImported(ctx, s, path, content.Other)
+		return claimResult{already: true}, im.alreadyImported(ctx, s, path, content.Other)
 	case err != nil:
-		return err
+		return claimResult{}, err
 	case started.Finished:
 		started.Import.SourcePath = path
 		im.fileDone(ctx, started.Import, "")
-		return nil
+		return claimResult{already: true}, nil
 	}
 	im.log.InfoContext(ctx, "scheduled import started", "schedule", s.Name, "import_id", started.Import.ID, "file", base, "rows", started.Split.Total,
 		"created", started.Created, "resumed", started.Resumed, "recovered", started.Import.Recovery != nil)
-	return nil
+	return claimResult{importID: started.Import.ID}, nil
 }
 
 // claimTrace is the trace of a scheduled file's import: its claim record,

@@ -149,6 +149,11 @@ type StartRequest struct {
 	// when nothing can have been sent before (the in-process sandbox
 	// starts empty).
 	Trace Trace
+	// Schedule names the schedule that starts the import, if one does.
+	Schedule string
+	// Notify are the targets told about the import's events (their
+	// addresses saved with SaveTargets).
+	Notify []importer.NotifyTarget
 	// Ready, when set, is called once the file is known to be an import to
 	// start or resume, before anything is stored: 'importer run' checks
 	// the API there and starts its workers. Its error is returned as is.
@@ -329,7 +334,7 @@ func (im *Imports) register(ctx context.Context, req StartRequest, id string) (i
 	}
 	imp := importer.Import{ID: id, File: f.Name, FileSHA256: hex.EncodeToString(f.Sum), ContentKey: importer.ContentKey(f.Sum, f.Options),
 		Options: f.Options, ReportDir: req.ReportDir, ReportSubdir: req.ReportSubdir, CreatedAt: time.Now().UTC(), Total: -1,
-		SourcePath: req.SourcePath, Retention: req.Retention, Epoch: epoch}
+		SourcePath: req.SourcePath, Retention: req.Retention, Epoch: epoch, Schedule: req.Schedule, Notify: req.Notify}
 	if req.SourcePath != "" {
 		imp.SourceSize = f.Size
 	}

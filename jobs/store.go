@@ -22,6 +22,16 @@ type Store interface {
 	readStore
 	claimStore
 	syncStore
+	notifyStore
+}
+
+// notifyStore keeps the addresses of notification targets (known
+// elsewhere by id only) and what each schedule's firings did.
+type notifyStore interface {
+	SaveNotifyTarget(ctx context.Context, id, address string) error
+	NotifyAddress(ctx context.Context, id string) (address string, ok bool, err error)
+	RecordFiring(ctx context.Context, schedule string, f importer.Firing) error
+	ScheduleHistory(ctx context.Context, schedule string) (*importer.Firing, []string, error)
 }
 
 // syncStore keeps what a sync needs: the snapshot of the residents in an
@@ -154,6 +164,8 @@ type rowStore interface {
 // readStore reads an import as it stands.
 type readStore interface {
 	Progress(ctx context.Context, id string) (importer.Progress, error)
+	// Stats returns the import's counters.
+	Stats(ctx context.Context, id string) (map[string]int, error)
 	Summary(ctx context.Context, id string) (importer.Summary, error)
 	// Rows yields the rows in input order, with their outcomes.
 	Rows(ctx context.Context, id string, total int) iter.Seq2[importer.ReportRow, error]

@@ -355,10 +355,22 @@ func inDoubt(p SubmitPayload, why string) importer.RowResult {
 func (im *Imports) stopImport(ctx context.Context, importID string, apiErr *importer.APIError) error {
 	reason := fmt.Sprintf("the API rejected the credentials (%d %s); check PROPEXO_API_KEY, then run the same command again to resume",
 		apiErr.Status, orDefault(apiErr.Code, "unauthorized"))
+	return im.stop(ctx, importID, importer.EventStopped, reason)
+}
+
+// stop marks an import stopped, unless it is, and tells its targets (kind:
+// stopped, or plan_refused for a sync's guard).
+func (im *Imports) stop(ctx context.Context, importID string, kind importer.EventKind, reason string) error {
 	if err := im.store.Stop(ctx, importID, reason); err != nil {
 		return err
 	}
 	im.log.ErrorContext(ctx, "import stopped", "import_id", importID, "reason", reason)
+	imp, err := im.store.Import(ctx, importID)
+	if err != nil {
+		im.log.WarnContext(ctx, "cannot read a stopped import: no notification", "import_id", importID, "error", err)
+		return nil
+	}
+	im.announceImport(ctx, imp, kind, imp.Stopped)
 	return nil
 }
 

@@ -25,7 +25,7 @@ const (
 )
 
 // Queues are the queues a server must serve, with their weights.
-var Queues = map[string]int{QueueFinalize: 6, QueueCheck: 3, QueueSubmit: 2}
+var Queues = map[string]int{QueueFinalize: 6, QueueCheck: 3, QueueSubmit: 2, QueueNotify: 1}
 
 // Enqueuer puts tasks on the queue; *asynq.Client is one.
 type Enqueuer interface {
@@ -60,6 +60,7 @@ func (im *Imports) Register(mux *asynq.ServeMux) {
 	mux.Handle(TypeFeed, handler(TypeFeed, im.Feed))
 	mux.Handle(TypePlan, handler(TypePlan, im.Plan))
 	mux.Handle(TypeScheduledImport, handler(TypeScheduledImport, im.StartScheduled))
+	mux.Handle(TypeNotify, handler(TypeNotify, im.Notify))
 }
 
 // ProcessTask runs one task through its handler: Imports is an
@@ -99,13 +100,22 @@ func (im *Imports) HandleError(ctx context.Context, task *asynq.Task, err error)
 		Line     int    `json:"line"`
 		JobID    string `json:"job_id"`
 	}
+	if task.Type() == TypeNotify {
+		var n NotifyPayload
+		if json.Unmarshal(task.Payload(), &n) == nil {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			im.notifyFailed(ctx, n, err)
+		}
+		return
+	}
 	if task.Type() == TypePlan && json.Unmarshal(task.Payload(), &p) == nil && p.ImportID != "" {
 		// The residents could not be listed, every try: nothing was
 		// written; the import stops, and running it again resumes it.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		reason := "the residents to match the rows against could not be listed: " + err.Error() + "; run the same command again to resume"
-		if serr := im.store.Stop(ctx, p.ImportID, reason); serr != nil {
+		if serr := im.stop(ctx, p.ImportID, importer.EventStopped, reason); serr != nil {
 			im.log.ErrorContext(ctx, "cannot stop an import", "import_id", p.ImportID, "error", serr)
 		}
 		return

@@ -9,10 +9,12 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
+	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/dashboard"
 	"github.com/propexo-importer/importer/internal/metrics"
 	"github.com/propexo-importer/importer/internal/report"
 	"github.com/propexo-importer/importer/internal/store"
+	"github.com/propexo-importer/importer/jobs"
 )
 
 type dashboardConfig struct {
@@ -33,6 +35,8 @@ func newDashboardCommand(getenv env, g *globals, stdout, stderr io.Writer) *cobr
   /imports      every import: file, start, progress, counts per outcome, rows
                 per minute, time left, and its report to download; one
                 import's page lists the rows that did not succeed
+  /schedules    each schedule a running scheduler registered: its next
+                firing, what its last firing did, the imports it made
   /monitoring/  Asynq's monitoring UI (asynqmon): queues, tasks, retries
 
 It binds to 127.0.0.1 unless told otherwise, asks for basic auth with --auth
@@ -65,6 +69,7 @@ func (c *dashboardConfig) run(ctx context.Context, log *slog.Logger, stdout io.W
 	}
 	defer conn.Close()
 	st := store.New(conn.Client)
+	inspector := asynq.NewInspectorFromRedisClient(conn.Client)
 	allowed := c.allowedHosts
 	if host, _, err := net.SplitHostPort(c.addr); err == nil && host != "" {
 		allowed = append(allowed, host)
@@ -76,12 +81,19 @@ func (c *dashboardConfig) run(ctx context.Context, log *slog.Logger, stdout io.W
 		Cancel: func(ctx context.Context, id string) error {
 			return cancelError(id, commandImports(conn, st, "", log).Cancel(ctx, id))
 		},
+		Schedules: func(ctx context.Context) ([]importer.ScheduleStatus, error) {
+			entries, err := jobs.SchedulerEntries(inspector)
+			if err != nil {
+				return nil, err
+			}
+			return commandImports(conn, st, "", log).ScheduleStatuses(ctx, entries)
+		},
 	})
 	if err != nil {
 		return usageError("%v", err)
 	}
 	if c.metricsAddr != "" {
-		srv, err := serveMetrics(c.metricsAddr, metrics.New(asynq.NewInspectorFromRedisClient(conn.Client)), log)
+		srv, err := serveMetrics(c.metricsAddr, metrics.New(inspector), log)
 		if err != nil {
 			return err
 		}

@@ -144,7 +144,7 @@ from it.`,
 	root.AddCommand(newPruneCommand(getenv, stdout))
 	root.AddCommand(newVersionCommand(stdout))
 	root.AddCommand(newDashboardCommand(getenv, g, stdout, stderr))
-	root.AddCommand(newScheduleCommand(getenv, g, stderr))
+	root.AddCommand(newScheduleCommand(getenv, g, stdout, stderr))
 	root.AddCommand(newMappingCommand(stdout))
 	return root
 }

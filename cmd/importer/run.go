@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/notify"
 	"github.com/propexo-importer/importer/internal/sandbox"
 	"github.com/propexo-importer/importer/internal/schedule"
 	"github.com/propexo-importer/importer/internal/source"
@@ -50,6 +51,9 @@ type runConfig struct {
 	api          apiSettings
 	limits       limits
 	jobs         jobs.Config
+	notify       notifySettings
+	// targets are the --notify targets, parsed.
+	targets []notify.Target
 	// again starts a new import of a file imported before.
 	again bool
 	// retryOpts are the choices of 'importer retry'.
@@ -95,6 +99,7 @@ did not, 2 bad usage, configuration or unreadable input, 3 could not finish
 		},
 	}
 	c.registerRunFlags(cmd.Flags(), getenv)
+	c.notify.register(cmd.Flags(), getenv, "the import (each file's)")
 	return cmd
 }
 
@@ -303,6 +308,12 @@ func (c *runConfig) prepareFile(ctx context.Context, path, readPath, format stri
 	if err := c.lag.apply(&c.jobs); err != nil {
 		return p, err
 	}
+	if c.targets, err = c.notify.targets(); err != nil {
+		return p, err
+	}
+	if err := c.notify.apply(&c.jobs); err != nil {
+		return p, err
+	}
 	if c.retention < time.Minute {
 		return p, usageError("--retention %v: use a minute or more", c.retention)
 	}
@@ -424,8 +435,12 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 	}
 	stop := func() {}
 	defer func() { stop() }()
+	notifyRefs, err := saveTargets(ctx, st, c.targets)
+	if err != nil {
+		return unfinished(err)
+	}
 	started, err := imports.Start(ctx, jobs.StartRequest{File: p.file, ImportID: c.importID, Again: c.again, ReportDir: p.reportDir,
-		Retention: c.retention, RecoveryWait: c.recoveryWait,
+		Retention: c.retention, RecoveryWait: c.recoveryWait, Notify: notifyRefs,
 		// The in-process sandbox starts empty with every run: nothing
 		// of an earlier run's can exist in it.
 		Trace: receipts{dir: p.reportDir, redis: conn.Addr, fresh: conn.Embedded && c.api.key == "" && c.api.url == ""},
@@ -466,11 +481,41 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 	if err := c.wait(ctx, imports, st, conn, imp.ID, stderr); err != nil {
 		return err
 	}
+	if c.workers > 0 {
+		c.awaitNotifications(ctx, imports, imp.ID, conn.Embedded, stderr)
+	}
 	imp, err = st.Import(ctx, imp.ID)
 	if err != nil {
 		return unfinished(err)
 	}
 	return c.finish(ctx, imports, st, imp, stdout)
+}
+
+// notifyPatience is how long a run whose own workers deliver its import's
+// notifications waits for them before it exits.
+const notifyPatience = 30 * time.Second
+
+// awaitNotifications lets this process's workers deliver the notifications
+// of the import's end before the run exits and stops them; past the
+// patience it says what is left (the workers of the Redis retry them; the
+// in-process Redis goes with the run).
+func (c *runConfig) awaitNotifications(ctx context.Context, imports *jobs.Imports, id string, embedded bool, stderr io.Writer) {
+	deadline := time.Now().Add(notifyPatience)
+	for {
+		pending, err := imports.NotificationsPending(ctx, id)
+		if err != nil || pending == 0 {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			if embedded {
+				fmt.Fprintf(stderr, "%s not delivered yet, and lost with the in-process Redis when this run exits; the workers' log says why\n", plural(pending, "notification"))
+			} else {
+				fmt.Fprintf(stderr, "%s not delivered yet; 'importer worker' retries them\n", plural(pending, "notification"))
+			}
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // runFiles imports files one after the other, in order. A file whose import

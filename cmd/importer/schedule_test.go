@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -9,11 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/notify"
+	"github.com/propexo-importer/importer/internal/notifytest"
 	"github.com/propexo-importer/importer/internal/redistest"
 )
 
 // A file dropped in the inbox is imported exactly once, with two schedulers
-// firing every two seconds, and ends in done/ with its report.
+// firing every two seconds, and ends in done/ with its report; its Slack
+// notification (the URL from the environment) arrives once, and 'schedule
+// list' shows the firing that imported it.
 func TestScheduledImportRunsOnceWithTwoSchedulers(t *testing.T) {
 	dir := t.TempDir()
 	redistest.Client(t)
@@ -23,12 +29,14 @@ func TestScheduledImportRunsOnceWithTwoSchedulers(t *testing.T) {
 	inbox := filepath.Join(dir, "inbox")
 	os.MkdirAll(inbox, 0o755)
 	config := filepath.Join(dir, "schedules.yaml")
-	os.WriteFile(config, []byte("schedules:\n  - name: every-two-seconds\n    cron: '@every 2s'\n    inbox: inbox/*.json\n    report_dir: nightly\n    settle: 1s\n"), 0o600)
-	env := map[string]string{"REDIS_URL": redisURL}
-	background(t, dir, env, "schedule", "--config", config)
-	background(t, dir, env, "schedule", "--config", config)
-	background(t, dir, map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key},
-		"worker", "--concurrency", "8", "--rate-limit", "6000", "--poll-initial", "1s")
+	os.WriteFile(config, []byte("schedules:\n  - name: every-two-seconds\n    cron: '@every 2s'\n    inbox: inbox/*.json\n    report_dir: nightly\n    settle: 1s\n"+
+		"    notify:\n      - slack: ${SLACK_WEBHOOK_URL}\n"), 0o600)
+	slack := notifytest.NewReceiver(t, "", "")
+	slackURL := slack.URL + "/services/T0/B0/SLACKSECRET"
+	env := map[string]string{"REDIS_URL": redisURL, "SLACK_WEBHOOK_URL": slackURL}
+	logs := []*syncBuffer{background(t, dir, env, "schedule", "--config", config), background(t, dir, env, "schedule", "--config", config),
+		background(t, dir, map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key},
+			"worker", "--concurrency", "8", "--rate-limit", "6000", "--poll-initial", "1s", "--dashboard-url", "http://127.0.0.1:8088")}
 
 	data, _ := os.ReadFile(sample(t, "residents.json"))
 	os.WriteFile(filepath.Join(inbox, ".residents.json.part"), data, 0o600)
@@ -78,5 +86,80 @@ func TestScheduledImportRunsOnceWithTwoSchedulers(t *testing.T) {
 	}
 	if r := runImporter(t, dir, nil, "schedule", "--config", filepath.Join(dir, "missing.yaml")); r.code != 2 || !strings.Contains(r.stderr, "cannot read") {
 		t.Errorf("missing config: %d %s", r.code, r.stderr)
+	}
+
+	for deadline := time.Now().Add(20 * time.Second); len(slack.Deliveries()) == 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	}
+	time.Sleep(time.Second)
+	if got := slack.Deliveries(); len(got) != 1 {
+		t.Errorf("%d Slack messages, want 1", len(got))
+	} else if body := string(got[0].Body); !strings.Contains(body, "Import every-two-seconds: residents.json finished: all 12 rows succeeded") ||
+		len(all) == 1 && !strings.Contains(body, "Dashboard: http://127.0.0.1:8088/imports/"+all[0].ID) {
+		t.Errorf("the Slack message says %s", body)
+	}
+	for _, l := range logs {
+		if strings.Contains(l.String(), "SLACKSECRET") {
+			t.Errorf("a log shows the Slack URL's secret:\n%s", l.String())
+		}
+	}
+
+	list := runImporter(t, dir, env, "schedule", "list", "--config", config)
+	if list.code != 0 || !strings.Contains(list.stdout, "every-two-seconds") || len(all) == 1 && !strings.Contains(list.stdout, all[0].ID) {
+		t.Errorf("schedule list: %d\n%s%s", list.code, list.stdout, list.stderr)
+	}
+	if strings.Contains(list.stdout+list.stderr, "SLACKSECRET") {
+		t.Errorf("schedule list shows the Slack URL's secret")
+	}
+
+	// The dashboard's Schedules page shows the same for the running
+	// schedulers' entries.
+	dash := freeAddr(t)
+	background(t, dir, map[string]string{"REDIS_URL": redisURL}, "dashboard", "--addr", dash)
+	waitForHTTP(t, "http://"+dash+"/healthz")
+	var page []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		resp, err = http.Get("http://" + dash + "/schedules")
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(page), "every-two-seconds") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "every-two-seconds") || len(all) == 1 && !strings.Contains(string(page), `href="/imports/`+all[0].ID+`"`) {
+		t.Errorf("/schedules: %d\n%s", resp.StatusCode, page)
+	}
+	if strings.Contains(string(page), "SLACKSECRET") {
+		t.Errorf("the Schedules page shows the Slack URL's secret")
+	}
+}
+
+// A run's --notify webhook is told how the import went, signed; one without
+// IMPORTER_NOTIFY_SECRET is refused before anything is sent.
+func TestRunNotifiesItsWebhook(t *testing.T) {
+	dir := t.TempDir()
+	hook := notifytest.NewReceiver(t, "run-secret", notify.SignatureHeader)
+	r := runImporter(t, dir, nil, "run", "--notify", hook.URL+"/hook", sample(t, "residents-with-errors.csv"))
+	if r.code != 2 || !strings.Contains(r.stderr, "IMPORTER_NOTIFY_SECRET is not set") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+		t.Errorf("a webhook without a secret: exit %d\n%s", r.code, r.stderr)
+	}
+	env := map[string]string{"IMPORTER_NOTIFY_SECRET": "run-secret", "IMPORTER_NOTIFY": hook.URL + "/hook"}
+	r = runImporter(t, dir, env, "run", "--sandbox-latency", "fixed:100ms", "--notify-on", "failures,stopped", sample(t, "residents-with-errors.csv"))
+	if r.code != 1 {
+		t.Fatalf("run: exit %d\n%s", r.code, r.stderr)
+	}
+	// run ends once the report is written; the notification follows it.
+	for deadline := time.Now().Add(10 * time.Second); len(hook.Deliveries()) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	}
+	got := hook.Deliveries()
+	if len(got) != 1 || !got[0].SignatureOK {
+		t.Fatalf("%d deliveries, want 1 signed", len(got))
+	}
+	var ev importer.Event
+	json.Unmarshal(got[0].Body, &ev)
+	if ev.Kind != importer.EventFailures || ev.Counts[importer.Invalid] == 0 || len(ev.TopErrors) == 0 || ev.Rows != nil {
+		t.Errorf("event = %+v, want failures with counts and codes, no rows", ev)
 	}
 }

@@ -33,6 +33,7 @@ type workerConfig struct {
 	cpuProfile  string
 	heapProfile string
 	jobs        jobs.Config
+	notify      notifySettings
 }
 
 func newWorkerCommand(getenv env, g *globals, stderr io.Writer) *cobra.Command {
@@ -63,6 +64,7 @@ back on the queue) and exits 0.`,
 	f.DurationSliceVar(&c.jobs.LookupWaits, "lookup-waits", jobs.DefaultLookupWaits, "waits between the searches for a resident whose create may have reached the API, before the row is called in_doubt")
 	f.BoolVar(&c.webhooksOn, "webhooks", false, "webhooks are received (by 'importer webhooks' or another worker): index jobs for them and poll only as a fallback; implied by --webhooks-addr")
 	pollFlags(f, &c.jobs)
+	c.notify.register(f, getenv, "every import these workers see that no schedule started (give every worker the same)")
 	c.lag.register(f, getenv)
 	ledgerFlag(f, &c.jobs)
 	f.StringVar(&c.cpuProfile, "cpu-profile", "", "write a CPU profile of this worker to this file when it stops (for 'go tool pprof')")
@@ -88,6 +90,13 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	if err := c.lag.apply(&c.jobs); err != nil {
+		return err
+	}
+	targets, err := c.notify.targets()
+	if err != nil {
+		return err
+	}
+	if err := c.notify.apply(&c.jobs); err != nil {
 		return err
 	}
 	if c.webhooksOn || c.hooks.addr != "" {
@@ -136,6 +145,9 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 	reportDir, err := filepath.Abs(c.reportDir)
 	if err != nil {
 		return usageError("--report-dir: %v", err)
+	}
+	if c.jobs.Notify, err = saveTargets(ctx, st, targets); err != nil {
+		return unfinished(err)
 	}
 	w, err := startWorkers(conn, api, st, reportDir, c.concurrency, log, c.jobs)
 	if err != nil {

@@ -51,6 +51,10 @@ type Config struct {
 	Auth string
 	// Cancel cancels an import; required with AllowActions.
 	Cancel func(ctx context.Context, id string) error
+	// Schedules lists the schedules the running schedulers registered,
+	// with their next and last firings, for the Schedules page. Default:
+	// the page says there are none.
+	Schedules func(ctx context.Context) ([]importer.ScheduleStatus, error)
 	// Log receives the dashboard's errors. Default: discarded.
 	Log *slog.Logger
 	// AllowedHosts are the host names (without port) a request may name in
@@ -135,6 +139,7 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET /imports/{id}/status.json", h.oneJSON)
 	h.mux.HandleFunc("GET /imports/{id}/{file}", h.download)
 	h.mux.HandleFunc("POST /imports/{id}/cancel", h.cancel)
+	h.mux.HandleFunc("GET /schedules", h.schedules)
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	return h, nil
 }
@@ -294,6 +299,20 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.render(w, "imports.html", map[string]any{"Imports": all, "Actions": h.cfg.AllowActions, "Page": n, "Pages": pages})
+}
+
+// schedules serves the Schedules page: each schedule's next firing, what
+// its last firing did and the imports it made.
+func (h *Handler) schedules(w http.ResponseWriter, r *http.Request) {
+	var all []importer.ScheduleStatus
+	if h.cfg.Schedules != nil {
+		var err error
+		if all, err = h.cfg.Schedules(r.Context()); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	h.render(w, "schedules.html", map[string]any{"Schedules": all})
 }
 
 // listJSON serves a page of imports as JSON. The page polls it; an answer

@@ -68,6 +68,33 @@ type Entry struct {
 	MaxFieldBytes  int `yaml:"max_field_bytes"`
 	MaxRecordBytes int `yaml:"max_record_bytes"`
 	MaxColumns     int `yaml:"max_columns"`
+	// Notify are the targets told about the entry's imports and firings.
+	Notify []NotifyEntry `yaml:"notify"`
+	// ExpectFile: a firing that finds no file in the inbox is an event
+	// (no_file) for the targets.
+	ExpectFile bool `yaml:"expect_file"`
+}
+
+// NotifyEntry is a notification target of a schedule: one of a Slack
+// incoming-webhook URL, a webhook URL or an smtp:// address, with the
+// events it wants (default all) and whether it opts in to failed rows.
+// ${VAR} in an address is read from the environment, so that a secret URL
+// stays out of the file.
+type NotifyEntry struct {
+	Slack       string   `yaml:"slack"`
+	Webhook     string   `yaml:"webhook"`
+	Email       string   `yaml:"email"`
+	Events      []string `yaml:"events"`
+	IncludeRows bool     `yaml:"include_rows"`
+}
+
+// NotifySpec is a schedule's notification target as read: its address
+// (a Slack one always as Slack: slack+ before a URL not on
+// hooks.slack.com) and its choices.
+type NotifySpec struct {
+	Address     string
+	Events      []importer.EventKind
+	IncludeRows bool
 }
 
 // Periodic is an entry ready for the scheduler: when it fires (its cron
@@ -89,6 +116,23 @@ type Periodic struct {
 	Settle       time.Duration
 	ReadyMarker  string
 	ClaimTimeout time.Duration
+	// Cron is the entry's cron expression as written (Spec adds its time
+	// zone).
+	Cron string
+	// Notify are its notification targets; Where names the entry in
+	// errors about them ("schedules.yaml: schedule 2 (acme)").
+	Notify     []NotifySpec
+	Where      string
+	ExpectFile bool
+}
+
+// Next is the entry's first firing after t.
+func (p Periodic) Next(t time.Time) time.Time {
+	s, err := cron.ParseStandard(p.Spec)
+	if err != nil {
+		return time.Time{} // Load checked it
+	}
+	return s.Next(t)
 }
 
 // DefaultSettle is how long a file must be left unchanged before it is
@@ -100,8 +144,9 @@ const (
 )
 
 // Load reads and checks a schedules file. Relative paths in it are relative
-// to the file's folder. Errors name the file and the entry.
-func Load(path string) ([]Periodic, error) {
+// to the file's folder; getenv reads the ${VAR} of its notify addresses.
+// Errors name the file and the entry.
+func Load(path string, getenv func(string) string) ([]Periodic, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
@@ -123,10 +168,11 @@ func Load(path string) ([]Periodic, error) {
 		if e.Name != "" {
 			where += " (" + e.Name + ")"
 		}
-		p, err := e.periodic(base)
+		p, err := e.periodic(base, getenv)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", where, err)
 		}
+		p.Where = where
 		if seen[e.Name] {
 			return nil, fmt.Errorf("%s: the name is used twice", where)
 		}
@@ -136,7 +182,7 @@ func Load(path string) ([]Periodic, error) {
 	return out, nil
 }
 
-func (e Entry) periodic(base string) (Periodic, error) {
+func (e Entry) periodic(base string, getenv func(string) string) (Periodic, error) {
 	if e.Name == "" {
 		return Periodic{}, errors.New("name is missing")
 	}
@@ -221,8 +267,52 @@ func (e Entry) periodic(base string) (Periodic, error) {
 	if limits.MaxFieldBytes < 0 || limits.MaxRecordBytes < 0 || limits.MaxColumns < 0 {
 		return Periodic{}, errors.New("max_field_bytes, max_record_bytes and max_columns: use positive numbers")
 	}
+	notify, err := notifySpecs(e.Notify, getenv)
+	if err != nil {
+		return Periodic{}, err
+	}
 	return Periodic{Spec: spec, Name: e.Name, Inbox: abs(base, e.Inbox), Options: opts, Limits: limits.WithDefaults(), ReportSubdir: sub, Retention: retention,
-		Settle: settle, ReadyMarker: e.ReadyMarker, ClaimTimeout: claimTimeout}, nil
+		Settle: settle, ReadyMarker: e.ReadyMarker, ClaimTimeout: claimTimeout, Cron: e.Cron, Notify: notify, ExpectFile: e.ExpectFile}, nil
+}
+
+// notifySpecs reads an entry's notify block.
+func notifySpecs(entries []NotifyEntry, getenv func(string) string) ([]NotifySpec, error) {
+	var out []NotifySpec
+	for i, n := range entries {
+		where := fmt.Sprintf("notify %d", i+1)
+		var given []string
+		for _, a := range []string{n.Slack, n.Webhook, n.Email} {
+			if a != "" {
+				given = append(given, a)
+			}
+		}
+		if len(given) != 1 {
+			return nil, fmt.Errorf("%s: give one of slack, webhook or email (one target an item)", where)
+		}
+		var missing []string
+		address := strings.TrimSpace(os.Expand(given[0], func(name string) string {
+			v := getenv(name)
+			if v == "" {
+				missing = append(missing, name)
+			}
+			return v
+		}))
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("%s: %s is not set in the environment", where, strings.Join(missing, ", "))
+		}
+		switch {
+		case n.Slack != "" && !strings.HasPrefix(strings.ToLower(address), "https://hooks.slack.com/") && !strings.HasPrefix(strings.ToLower(address), "slack+"):
+			address = "slack+" + address
+		case n.Email != "" && !strings.HasPrefix(strings.ToLower(address), "smtp"):
+			return nil, fmt.Errorf("%s: email: use smtp://user@host:587?to=you@example.com (or smtps://)", where)
+		}
+		events, err := importer.ParseEvents(n.Events)
+		if err != nil {
+			return nil, fmt.Errorf("%s: events: %v", where, err)
+		}
+		out = append(out, NotifySpec{Address: address, Events: events, IncludeRows: n.IncludeRows})
+	}
+	return out, nil
 }
 
 // durationOr parses a duration of the file, def when it is not given.

@@ -12,7 +12,7 @@ import (
 )
 
 func TestSampleLoads(t *testing.T) {
-	entries, err := schedule.Load("../../samples/schedules.yaml")
+	entries, err := schedule.Load("../../samples/schedules.yaml", os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,6 +31,34 @@ func TestSampleLoads(t *testing.T) {
 	}
 }
 
+// The complete nightly sample: sync, a strict mapping, notifications with
+// a Slack URL from the environment, and expect_file.
+func TestNightlySampleLoads(t *testing.T) {
+	t.Setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/SECRET")
+	entries, err := schedule.Load("../../samples/nightly.yaml", os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := entries[0]
+	if e.Options.Mode != importer.ModeUpsert || e.Options.Mapping == nil || !e.Options.Mapping.Strict || !e.ExpectFile || e.Cron != "30 2 * * *" {
+		t.Errorf("entry = %+v", e)
+	}
+	if len(e.Notify) != 3 || e.Notify[0].Address != "https://hooks.slack.com/services/T0/B0/SECRET" || len(e.Notify[0].Events) != 6 ||
+		e.Notify[1].Events != nil || !e.Notify[2].IncludeRows {
+		t.Errorf("notify = %+v", e.Notify)
+	}
+	next := e.Next(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
+	if want := time.Date(2026, 11, 29, 7, 30, 0, 0, time.UTC); !next.Equal(want) {
+		t.Errorf("next firing = %v, want %v (02:30 in New York)", next.UTC(), want)
+	}
+
+	// Without the variable, the file says which is missing.
+	os.Unsetenv("SLACK_WEBHOOK_URL")
+	if _, err := schedule.Load("../../samples/nightly.yaml", os.Getenv); err == nil || !strings.Contains(err.Error(), "schedule 1 (nightly-roster): notify 1: SLACK_WEBHOOK_URL is not set") {
+		t.Errorf("Load without SLACK_WEBHOOK_URL: %v", err)
+	}
+}
+
 func TestErrorsNameTheEntry(t *testing.T) {
 	tests := []struct{ yaml, want string }{
 		{"schedules: []", "no schedules"},
@@ -45,11 +73,14 @@ func TestErrorsNameTheEntry(t *testing.T) {
 		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    report_dir: ../elsewhere\n", "report_dir \"../elsewhere\""},
 		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    settle: soon\n", "settle \"soon\""},
 		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    ready_marker: done\n", "ready_marker \"done\""},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    notify:\n      - webhook: https://x.example\n        slack: https://hooks.slack.com/services/a\n", "notify 1: give one of slack, webhook or email"},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    notify:\n      - webhook: https://x.example\n        events: [finished]\n", `notify 1: events: unknown event "finished"`},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    notify:\n      - email: pm@example.com\n", "notify 1: email: use smtp://"},
 	}
 	for _, tt := range tests {
 		path := filepath.Join(t.TempDir(), "s.yaml")
 		os.WriteFile(path, []byte(tt.yaml), 0o600)
-		_, err := schedule.Load(path)
+		_, err := schedule.Load(path, os.Getenv)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%q: error %v, want %q", tt.yaml, err, tt.want)
 		}
@@ -67,7 +98,7 @@ func TestScheduleMapping(t *testing.T) {
 		os.WriteFile(path, []byte("schedules:\n  - name: acme\n    cron: '0 2 * * *'\n    inbox: in/*.csv\n    mapping: "+mapping+"\n"), 0o600)
 		return path
 	}
-	entries, err := schedule.Load(write("acme.yaml"))
+	entries, err := schedule.Load(write("acme.yaml"), os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +106,7 @@ func TestScheduleMapping(t *testing.T) {
 	if m == nil || m.Name != "acme.yaml" || !m.Strict || m.Columns["Mobile"] != "phone_1" {
 		t.Errorf("mapping = %+v", m)
 	}
-	if _, err := schedule.Load(write("bad.yaml")); err == nil || !strings.Contains(err.Error(), `schedule 1 (acme): mapping: `) || !strings.Contains(err.Error(), `bad.yaml: columns.Mobile: "cellphone" is not a resident field`) {
+	if _, err := schedule.Load(write("bad.yaml"), os.Getenv); err == nil || !strings.Contains(err.Error(), `schedule 1 (acme): mapping: `) || !strings.Contains(err.Error(), `bad.yaml: columns.Mobile: "cellphone" is not a resident field`) {
 		t.Errorf("bad mapping: %v", err)
 	}
 }
