@@ -127,6 +127,9 @@ type Event struct {
 	Report    string `json:"report,omitempty"`
 	// Rows are the first failed rows, only for a target that opted in.
 	Rows []EventRow `json:"rows,omitempty"`
+	// Summary is the import's summary.json as it stands (counts, API
+	// requests, the mapping's hash...): a webhook receiver's whole account.
+	Summary *Summary `json:"summary,omitempty"`
 }
 
 // CodeCount is an error code and how many rows ended with it.

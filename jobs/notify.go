@@ -208,7 +208,7 @@ func (im *Imports) event(ctx context.Context, p NotifyPayload) (importer.Event, 
 	if err != nil {
 		return ev, err
 	}
-	ev.State, ev.Mode, ev.Total, ev.Seconds = imp.State(), imp.Options.Mode, sum.Total, sum.Seconds
+	ev.State, ev.Mode, ev.Total, ev.Seconds, ev.Summary = imp.State(), imp.Options.Mode, sum.Total, sum.Seconds, &sum
 	ev.Counts = map[importer.Outcome]int{}
 	for o, n := range sum.Counts {
 		if n > 0 {

@@ -113,8 +113,9 @@ func TestRateLimitIsAWaitNotAFailure(t *testing.T) {
 // A create answered 5xx may have reached the API: it is looked up, never
 // sent again; when even the lookups fail, the row ends in_doubt. A create
 // that certainly never left (the connection was refused) is retried with
-// backoff, and when the budget is spent the row fails retries_exhausted,
-// safe to send again. Either way the task ends: nothing is lost.
+// backoff, and when the budget is spent the import stops (the API is out of
+// reach), the row unsent, to be sent when it is run again. Either way the
+// task ends: nothing is lost.
 func TestServerErrorsAreLookedUpUnreachableIsRetried(t *testing.T) {
 	var posts, gets atomic.Int32
 	answering := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -131,11 +132,10 @@ func TestServerErrorsAreLookedUpUnreachableIsRetried(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		url  string
-		code string
-		safe bool
+		code string // empty: the import stops instead
 	}{
 		{name: "502", url: answering.URL, code: importer.CodeInDoubt},
-		{name: "connection refused", url: refusing.URL, code: importer.CodeRetriesSpent, safe: true},
+		{name: "connection refused", url: refusing.URL},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rdb := redistestClient(t)
@@ -160,7 +160,8 @@ func TestServerErrorsAreLookedUpUnreachableIsRetried(t *testing.T) {
 			deadline := time.Now().Add(20 * time.Second)
 			for {
 				p, _ := e.store.Progress(context.Background(), "imp-5xx")
-				if p.Resolved == 1 {
+				imp, _ := e.store.Import(context.Background(), "imp-5xx")
+				if p.Resolved == 1 || imp.Stopped != "" {
 					break
 				}
 				if time.Now().After(deadline) {
@@ -168,9 +169,14 @@ func TestServerErrorsAreLookedUpUnreachableIsRetried(t *testing.T) {
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
-			r := e.result(t, "imp-5xx", 1)
-			if r.Outcome != importer.Failed || r.ErrorCode != tt.code || r.SafeToResend() != tt.safe {
-				t.Errorf("result = %+v, want failed %s (safe to send again: %v)", r, tt.code, tt.safe)
+			if tt.code == "" {
+				imp, _ := e.store.Import(context.Background(), "imp-5xx")
+				st, _ := e.store.RowState(context.Background(), "imp-5xx", 1)
+				if !strings.Contains(imp.Stopped, "the API could not be reached through every retry") || st.Resolved || st.Sending || st.JobID != "" {
+					t.Errorf("import stopped %q, row %+v: want the import stopped and the row unsent", imp.Stopped, st)
+				}
+			} else if r := e.result(t, "imp-5xx", 1); r.Outcome != importer.Failed || r.ErrorCode != tt.code || r.SafeToResend() {
+				t.Errorf("result = %+v, want failed %s, not safe to send again", r, tt.code)
 			}
 			if got := e.taskState(t, jobs.QueueSubmit, jobs.SubmitTaskID("imp-5xx", 1, 0)); got == "archived" {
 				t.Error("the submit task was archived: the row's failure must end the task")

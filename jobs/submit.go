@@ -219,10 +219,12 @@ func (im *Imports) submitFailed(ctx context.Context, p SubmitPayload, retryOf st
 	}
 	im.count(ctx, p.ImportID, importer.StatRetries)
 	if lastAttempt(ctx) {
-		return im.resolve(ctx, p.ImportID, importer.RowResult{
-			Row: p.Row, Line: p.Line, Outcome: importer.Failed, ErrorCode: importer.CodeRetriesSpent,
-			Error: "the API could not be reached after every retry: " + apiErr.Error(),
-		})
+		// The API has been out of reach through the whole retry budget:
+		// every other row would go the same way. The import stops, this
+		// row unsent (it never left), and resumes when run again (a
+		// schedule's next firing does).
+		reason := "the API could not be reached through every retry (" + apiErr.Error() + "); run the same command again to resume once it answers"
+		return im.stop(ctx, p.ImportID, importer.EventStopped, reason)
 	}
 	return err
 }
