@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/notify"
+	"github.com/propexo-importer/importer/internal/notifytest"
 	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/sandbox"
 	"github.com/propexo-importer/importer/internal/source"
@@ -69,7 +72,8 @@ func syncEnv(t *testing.T, cacheLag time.Duration) *env {
 func envWith(t *testing.T, sb *sandbox.Server, api *propexo.Client) *env {
 	e := envOn(t, redistestClient(t))
 	e.sandbox, e.api = sb, api
-	e.h = jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: 200 * time.Millisecond, PollMax: time.Second})
+	e.h = jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: 200 * time.Millisecond, PollMax: time.Second,
+		Sender: notify.Sender{Secret: notifySecret}})
 	return e
 }
 
@@ -298,17 +302,22 @@ func TestLedgerCoversTheCacheLag(t *testing.T) {
 
 // --max-creates stops an import whose plan creates more rows than it
 // allows, before anything is written: a renamed key column must not turn
-// a roster into creates. A re-run with a higher guard resumes it.
+// a roster into creates; its targets hear plan_refused. A re-run with a
+// higher guard resumes it, and they hear it succeeded.
 func TestGuardStopsBeforeAnyWrite(t *testing.T) {
 	e := syncEnv(t, 0)
 	ctx := context.Background()
+	rx := notifytest.NewReceiver(t, notifySecret, notify.SignatureHeader)
+	target, _ := notify.Parse(rx.URL + "/hook")
+	e.store.SaveNotifyTarget(ctx, target.ID(), target.Address())
+	targets := []importer.NotifyTarget{target.Ref()}
 	path := writeRoster(t, "roster.csv", roster(4))
 	opts, _ := importer.Options{IntegrationID: "int_rentvine_demo", Format: "csv", MaxCreates: importer.Guard{N: 50, Percent: true}}.Normalize()
 	f, err := jobs.Inspect(ctx, jobs.Input{Path: path, Shown: path, Name: "roster.csv", Options: opts, Limits: importer.DefaultLimits})
 	if err != nil {
 		t.Fatal(err)
 	}
-	started, err := e.h.Start(ctx, jobs.StartRequest{File: f})
+	started, err := e.h.Start(ctx, jobs.StartRequest{File: f, Notify: targets})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,6 +347,19 @@ func TestGuardStopsBeforeAnyWrite(t *testing.T) {
 	waitFinished(t, e.store, started.Import.ID, 30*time.Second)
 	if st := e.sandbox.Stats(); st.Creates != 4 {
 		t.Errorf("%d creates after the guard was raised, want 4", st.Creates)
+	}
+	waitFor(t, 10*time.Second, "the events did not arrive", func() bool { return len(rx.Deliveries()) == 2 })
+	var kinds []importer.EventKind
+	for _, d := range rx.Deliveries() {
+		var ev importer.Event
+		json.Unmarshal(d.Body, &ev)
+		kinds = append(kinds, ev.Kind)
+		if ev.Kind == importer.EventPlanRefused && !strings.Contains(ev.Reason, "more than max_creates allows (50%)") {
+			t.Errorf("plan_refused says %q", ev.Reason)
+		}
+	}
+	if len(kinds) != 2 || kinds[0] != importer.EventPlanRefused || kinds[1] != importer.EventSucceeded {
+		t.Errorf("events %v, want plan_refused, then succeeded", kinds)
 	}
 }
 
