@@ -67,6 +67,44 @@ type Options struct {
 	// Mapping, when set, is the saved column mapping the file is read
 	// with. Its content is part of what is written, so of the import's id.
 	Mapping *Mapping `json:"mapping,omitempty"`
+	// Priority weights the import's share of the API budget while other
+	// imports run: high, normal (empty) or low. How it is followed, not
+	// what it writes.
+	Priority Priority `json:"priority,omitempty"`
+}
+
+// Priority weights an import's share of the API budget against the other
+// imports running at the same time.
+type Priority string
+
+// The priorities. Normal is the empty value.
+const (
+	PriorityHigh   Priority = "high"
+	PriorityNormal Priority = ""
+	PriorityLow    Priority = "low"
+)
+
+// ParsePriority reads a priority: high, normal (or empty) or low.
+func ParsePriority(s string) (Priority, error) {
+	switch p := Priority(strings.ToLower(strings.TrimSpace(s))); p {
+	case PriorityHigh, PriorityLow, PriorityNormal:
+		return p, nil
+	case "normal":
+		return PriorityNormal, nil
+	}
+	return "", fmt.Errorf("%q: use high, normal or low", s)
+}
+
+// Weight is the priority's share of the budget against a normal import's 2:
+// high 4, low 1.
+func (p Priority) Weight() int {
+	switch p {
+	case PriorityHigh:
+		return 4
+	case PriorityLow:
+		return 1
+	}
+	return 2
 }
 
 // OptionError says which option of an import is wrong, by its field name
@@ -123,6 +161,9 @@ func (o Options) Normalize() (Options, error) {
 	}
 	if o.Deadline == 0 {
 		o.Deadline = DefaultDeadline
+	}
+	if o.Priority, err = ParsePriority(string(o.Priority)); err != nil {
+		return o, &OptionError{Field: "priority", Err: err}
 	}
 	if o.Mode, err = ParseMode(string(o.Mode)); err != nil {
 		return o, &OptionError{Field: "mode", Err: err}
@@ -301,7 +342,7 @@ func ContentKey(contentSHA256 []byte, opts Options) string {
 // with those that only change how the import is followed (Deadline, Verify)
 // or whether it may write (the guards) left out.
 func (o Options) Writes() Options {
-	o.Deadline, o.Verify = 0, false
+	o.Deadline, o.Verify, o.Priority = 0, false, PriorityNormal
 	o.MaxCreates, o.MaxUpdates = Guard{}, Guard{}
 	if o.Mapping != nil {
 		m := *o.Mapping

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"strconv"
 	"time"
 
@@ -24,9 +25,21 @@ const DefaultWindow = 5000
 // feedBatch is how many rows a feed passes per round trip.
 const feedBatch = 500
 
-// feedEvery is how long a feed whose window is full waits before it looks
-// again, unless a resolve wakes it first; Asynq schedules to the second.
+// feedEvery is how long a feed whose window is full, or whose share is
+// queued, waits before it looks again, unless a resolve wakes it first;
+// Asynq schedules to the second.
 const feedEvery = 2 * time.Second
+
+// shareEvery is how soon a feed whose share is queued looks again: its
+// rows are sent meanwhile.
+const shareEvery = time.Second
+
+// DefaultAhead is how much of the rate limit's budget the imports keep
+// queued ahead of the workers: at 150 requests a minute, 25 submits.
+const DefaultAhead = 10 * time.Second
+
+// minAhead is the fewest submits kept queued ahead, however slow the limit.
+const minAhead = 4
 
 // FeedPayload is the payload of an import:feed task.
 type FeedPayload struct {
@@ -71,10 +84,17 @@ func EnqueueFeed(ctx context.Context, q Enqueuer, p FeedPayload, delay time.Dura
 
 // Feed handles import:feed. It moves the import's cursor over the stored
 // rows and queues the submit of each row without an outcome, while fewer
-// than the window's rows are in flight; rows resolve and make room, and the
-// feed, rescheduled every two seconds while the window is full, goes on from its
-// cursor until it has passed the last row. A stopped import's feed ends: the
-// run that resumes it starts a new one.
+// than the window's rows are in flight and the import's share of the
+// budget allows; rows resolve and make room, and the feed, rescheduled every
+// two seconds while the window is full or its share queued, goes on from
+// its cursor until it has passed the last row. A stopped import's feed
+// ends: the run that resumes it starts a new one.
+//
+// The share: every import feeding rows keeps only its share of Ahead's
+// budget queued ahead of the workers (see share), so the submit queue is
+// never minutes deep with one import's rows, and a small import started
+// beside a big one has its rows sent within seconds, at its weight's share
+// of the rate.
 //
 // A feed that dies goes over its rows again: the cursor moves only once
 // their tasks are queued, and a task already on the queue is not queued
@@ -84,10 +104,14 @@ func (im *Imports) Feed(ctx context.Context, p FeedPayload) error {
 	if !live || err != nil {
 		return err
 	}
+	quota, err := im.share(ctx, imp)
+	if err != nil {
+		return err
+	}
 	v := importer.NewValidator(imp.Options)
 	for cursor := fs.Cursor; cursor <= fs.Total; {
 		last := min(fs.Total, cursor+feedBatch-1)
-		next, rows, states, err := im.store.FeedBatch(ctx, p.ImportID, p.Gen, cursor, last, im.cfg.Window)
+		next, rows, states, queued, err := im.store.FeedBatch(ctx, p.ImportID, p.Gen, cursor, last, im.cfg.Window, quota)
 		if errors.Is(err, store.ErrFeedSuperseded) {
 			return nil
 		}
@@ -102,6 +126,14 @@ func (im *Imports) Feed(ctx context.Context, p FeedPayload) error {
 		} else if err != nil {
 			return err
 		}
+		if quota >= 0 {
+			quota -= queued
+			if next <= last && quota <= 0 {
+				// Its share is queued: the feed looks again within a
+				// second, with the share of that moment.
+				return EnqueueFeed(ctx, im.queue, FeedPayload{ImportID: p.ImportID, Gen: p.Gen, Seq: p.Seq + 1}, shareEvery)
+			}
+		}
 		if next <= last { // the window is full
 			im.log.DebugContext(ctx, "feed waits for room", "import_id", p.ImportID, "cursor", next)
 			// A resolve wakes the next feed when a tenth of the window is
@@ -115,7 +147,36 @@ func (im *Imports) Feed(ctx context.Context, p FeedPayload) error {
 		}
 		cursor = next
 	}
+	// Every row is queued: the import needs no share of the submits now.
+	if err := im.store.Deactivate(ctx, imp.ID); err != nil {
+		im.log.WarnContext(ctx, "cannot leave the budget to the other imports; they get it back within seconds", "import_id", imp.ID, "error", err)
+	}
 	return nil
+}
+
+// share returns how many more rows the import may queue now: its weight's
+// share of Ahead's budget, less its rows queued and not sent yet; -1
+// without a rate limit, where each import queues its window. Every import
+// that feeds rows is active for a few seconds after its feed last ran, so
+// the shares follow imports as they start and end. The submit queue, served
+// first come first served, then holds each import's rows in proportion to
+// its weight, and so sends them in that proportion.
+func (im *Imports) share(ctx context.Context, imp importer.Import) (int, error) {
+	if im.cfg.Limiter == nil {
+		return -1, nil
+	}
+	weight := imp.Options.Priority.Weight()
+	total, err := im.store.Activate(ctx, imp.ID, weight, time.Now())
+	if err != nil {
+		return 0, err
+	}
+	queued, err := im.store.Queued(ctx, imp.ID)
+	if err != nil {
+		return 0, err
+	}
+	ahead := max(im.cfg.Limiter.PerSecond()*im.cfg.Ahead.Seconds(), minAhead)
+	mine := int(math.Ceil(ahead * float64(weight) / float64(max(total, weight))))
+	return max(mine-queued, 0), nil
 }
 
 // feeding reads the feed and the import that a task of feed generation gen

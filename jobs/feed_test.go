@@ -112,7 +112,7 @@ func TestFeedRecoversRowsMarkedButNotQueued(t *testing.T) {
 		t.Fatal(err)
 	}
 	fs, _ := e.store.Feed(ctx, "imp-crash")
-	if _, marked, _, err := e.store.FeedBatch(ctx, "imp-crash", fs.Gen, 1, 5, 100); err != nil || len(marked) != 5 {
+	if _, marked, _, _, err := e.store.FeedBatch(ctx, "imp-crash", fs.Gen, 1, 5, 100, -1); err != nil || len(marked) != 5 {
 		t.Fatalf("FeedBatch = %v, %v", marked, err)
 	}
 	// The dead feed's task is redelivered: run it twice, as Asynq may.

@@ -89,6 +89,12 @@ type Config struct {
 	// Window is how many rows of an import may be in flight at once: the
 	// feed queues more as rows resolve. Default DefaultWindow.
 	Window int
+	// Ahead is how much of the rate limit's budget the imports keep queued
+	// ahead of the workers, shared between them by weight (see Feed): a
+	// new import's first rows wait at most that long behind the others'.
+	// Default DefaultAhead. Without a Limiter, each import queues its
+	// window.
+	Ahead time.Duration
 	// LedgerRetention is how long the ledger remembers what the importer
 	// wrote. Default importer.DefaultLedgerRetention.
 	LedgerRetention time.Duration
@@ -132,6 +138,8 @@ type Metrics interface {
 // Limiter hands out API requests; *ratelimit.Limiter is one.
 type Limiter interface {
 	Take(ctx context.Context, n int) error
+	// PerSecond is the rate it allows now, for every worker together.
+	PerSecond() float64
 }
 
 // WithDefaults returns the config with every zero field set to its default.
@@ -150,6 +158,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Window <= 0 {
 		c.Window = DefaultWindow
+	}
+	if c.Ahead <= 0 {
+		c.Ahead = DefaultAhead
 	}
 	if len(c.LookupWaits) == 0 {
 		c.LookupWaits = DefaultLookupWaits

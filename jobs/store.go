@@ -98,9 +98,17 @@ type inputStore interface {
 	StartFeed(ctx context.Context, id string) (gen int, err error)
 	Feed(ctx context.Context, id string) (store.FeedState, error)
 	// FeedBatch takes the rows first..last that are to be queued, while
-	// the window has room; a newer generation makes it fail with
+	// the window has room and at most quota rows (-1: any) are newly
+	// queued; a newer generation makes it fail with
 	// store.ErrFeedSuperseded.
-	FeedBatch(ctx context.Context, id string, gen, first, last, window int) (next int, rows []int, states []store.RowState, err error)
+	FeedBatch(ctx context.Context, id string, gen, first, last, window, quota int) (next int, rows []int, states []store.RowState, queued int, err error)
+	// Activate records that an import feeds rows, with its weight, and
+	// returns the weights of all the imports feeding now; Deactivate, that
+	// it feeds no more. Queued counts the import's rows queued and not
+	// sent yet.
+	Activate(ctx context.Context, id string, weight int, now time.Time) (int, error)
+	Deactivate(ctx context.Context, id string) error
+	Queued(ctx context.Context, id string) (int, error)
 	AdvanceCursor(ctx context.Context, id string, gen, cursor int) error
 	// PauseFeed records the feed task to wake (seq) once the rows in
 	// flight fall to wake.

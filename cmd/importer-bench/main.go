@@ -42,6 +42,11 @@ func (h *harness) nextLog() int64 { return h.logs.Add(1) }
 // size scales a row count.
 func (h *harness) size(n int) int { return max(1, int(float64(n)*h.scale)) }
 
+// sizeDuration scales a duration like a size, to no less than 2.5 minutes.
+func (h *harness) sizeDuration(d time.Duration) time.Duration {
+	return max(time.Duration(float64(d)*h.scale), 150*time.Second)
+}
+
 func (h *harness) say(format string, args ...any) {
 	fmt.Fprintf(h.stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
@@ -58,6 +63,7 @@ var scenarios = []scenario{
 	{"budget", budget},
 	{"scale", scale},
 	{"nightly", nightly},
+	{"fairshare", fairshare},
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -65,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	bin := fs.String("bin", "bin/importer", "the importer binary to measure")
 	out := fs.String("out", "bench/results.json", "where to write the figures as JSON")
-	only := fs.String("scenarios", "pipeline,waiting,budget,scale,nightly", "scenarios to run, comma-separated")
+	only := fs.String("scenarios", "pipeline,waiting,budget,scale,nightly,fairshare", "scenarios to run, comma-separated")
 	repeat := fs.Int("repeat", 3, "runs of each repeated measurement; figures are their medians")
 	scaleBy := fs.Float64("scale", 1, "multiply every size by this (0.05 for a quick try; figures are then not comparable)")
 	profile := fs.String("profile", "", "write the pipeline worker's CPU and heap profiles into this folder")

@@ -122,6 +122,7 @@ func (c *runConfig) registerRunFlags(f *pflag.FlagSet, getenv env) {
 	f.IntVar(&c.maxRecord, "max-record-bytes", importer.DefaultLimits.MaxRecordBytes, "longest record read; a longer one is an invalid row")
 	f.IntVar(&c.maxColumns, "max-columns", importer.DefaultLimits.MaxColumns, "most columns read; a wider header refuses the file")
 	f.BoolVar(&c.dryRun, "dry-run", false, "validate the whole file and print what would be sent; send nothing, need no Redis")
+	f.StringVar((*string)(&c.opts.Priority), "priority", "normal", "the import's share of the API budget while other imports run: high (twice a normal one's), normal or low (half)")
 	f.BoolVar(&c.again, "again", false, "import a file whose content was imported before anew, as a new import (without it, run refuses, naming the earlier import)")
 	f.DurationVar(&c.recoveryWait, "recovery-wait", importer.DefaultRecoveryWait, "when Redis lost an import this machine started, how long its recovery waits before looking its rows up (writes sent before the loss resolve meanwhile)")
 	c.registerWorkFlags(f, getenv)

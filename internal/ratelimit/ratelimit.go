@@ -231,6 +231,9 @@ func (l *Limiter) untilWindowEnds() time.Duration { return l.windowLeft(l.cfg.No
 // Limit is the requests per Period the limiter allows now.
 func (l *Limiter) Limit() int { return int(l.limit.Load()) }
 
+// PerSecond is the rate the limiter allows now, in requests a second.
+func (l *Limiter) PerSecond() float64 { return float64(l.Limit()) / l.cfg.Period.Seconds() }
+
 func atoi(s string) (int, bool) {
 	n, err := strconv.Atoi(s)
 	return n, err == nil && n >= 0

@@ -47,7 +47,10 @@ type Entry struct {
 	BlankClears bool   `yaml:"blank_clears"`
 	MaxCreates  string `yaml:"max_creates"`
 	// Mapping is a column mapping file, relative to the schedules file.
-	Mapping    string `yaml:"mapping"`
+	Mapping string `yaml:"mapping"`
+	// Priority weights the imports' share of the API budget: high, normal
+	// or low.
+	Priority   string `yaml:"priority"`
 	MaxUpdates string `yaml:"max_updates"`
 	// ReportDir is a subfolder of the workers' --report-dir for this
 	// schedule's reports.
@@ -207,7 +210,7 @@ func (e Entry) periodic(base string, getenv func(string) string) (Periodic, erro
 	}
 	opts := importer.Options{Format: e.Format, Delimiter: e.Delimiter, Vendor: importer.Vendor(e.Vendor), IntegrationID: e.IntegrationID,
 		PropertyID: e.PropertyID, RentPeriod: e.RentPeriod, RentDueDay: e.RentDueDay, Verify: e.Verify,
-		Mode: importer.Mode(e.Mode), MatchOn: e.MatchOn, BlankClears: e.BlankClears}
+		Mode: importer.Mode(e.Mode), MatchOn: e.MatchOn, BlankClears: e.BlankClears, Priority: importer.Priority(e.Priority)}
 	var err error
 	if opts.MaxCreates, opts.MaxUpdates, err = importer.ParseGuards(e.MaxCreates, e.MaxUpdates); err != nil {
 		return Periodic{}, err

@@ -76,6 +76,7 @@ func TestErrorsNameTheEntry(t *testing.T) {
 		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    notify:\n      - webhook: https://x.example\n        slack: https://hooks.slack.com/services/a\n", "notify 1: give one of slack, webhook or email"},
 		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    notify:\n      - webhook: https://x.example\n        events: [finished]\n", `notify 1: events: unknown event "finished"`},
 		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    notify:\n      - email: pm@example.com\n", "notify 1: email: use smtp://"},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    priority: urgent\n", `schedule 1 (a): priority: "urgent": use high, normal or low`},
 	}
 	for _, tt := range tests {
 		path := filepath.Join(t.TempDir(), "s.yaml")

@@ -62,17 +62,20 @@ func (s *Store) Feed(ctx context.Context, id string) (FeedState, error) {
 // ARGV[2] -> first row
 // ARGV[3] -> last row
 // ARGV[4] -> the window: most rows in flight
+// ARGV[5] -> the quota: most rows newly queued by this call (-1: no quota)
 //
 // Output:
-// {next cursor, row, state, row, state, ...}, or {-1} when the generation
-// is not the current one.
+// {next cursor, rows newly queued, row, state, row, state, ...}, or {-1}
+// when the generation is not the current one.
 var feedScript = redis.NewScript(`
 if tonumber(redis.call('HGET', KEYS[3], 'feed_gen') or '0') ~= tonumber(ARGV[1]) then return {-1} end
 local fed = tonumber(redis.call('HGET', KEYS[3], 'fed') or '0')
 local landed = tonumber(redis.call('HGET', KEYS[3], 'landed') or '0')
 local room = tonumber(ARGV[4]) - (fed - landed)
+local quota = tonumber(ARGV[5])
+if quota >= 0 and quota < room then room = quota end
 local last = tonumber(ARGV[3])
-local out = {last + 1}
+local out = {last + 1, 0}
 for r = tonumber(ARGV[2]), last do
   if redis.call('HEXISTS', KEYS[1], r) == 0 then
     local st = redis.call('HGET', KEYS[2], r)
@@ -83,6 +86,7 @@ for r = tonumber(ARGV[2]), last do
       redis.call('HSET', KEYS[2], r, 'q')
       room = room - 1
       fed = fed + 1
+      out[2] = out[2] + 1
       out[#out + 1] = r
       out[#out + 1] = 'q'
     else
@@ -97,26 +101,28 @@ return out
 
 // FeedBatch passes the rows first..last of the import under the feed's
 // window: it marks as queued the rows that have no outcome and are not in
-// flight, while fewer than window rows are in flight, and returns the
-// cursor to go on from (last+1 when it passed every row) and the rows to
-// queue with their states.
-func (s *Store) FeedBatch(ctx context.Context, id string, gen, first, last, window int) (next int, rows []int, states []RowState, err error) {
+// flight, while fewer than window rows are in flight and at most quota rows
+// (-1: any number) are newly queued, and returns the cursor to go on from
+// (last+1 when it passed every row), the rows to queue with their states,
+// and how many of them it newly queued.
+func (s *Store) FeedBatch(ctx context.Context, id string, gen, first, last, window, quota int) (next int, rows []int, states []RowState, queued int, err error) {
 	k := keysOf(id)
-	vals, err := feedScript.Run(ctx, s.rdb, []string{k.results, k.state, k.meta}, gen, first, last, window).Slice()
+	vals, err := feedScript.Run(ctx, s.rdb, []string{k.results, k.state, k.meta}, gen, first, last, window, quota).Slice()
 	if err != nil {
-		return 0, nil, nil, fmt.Errorf("error feeding rows %d-%d of import %s: %w", first, last, id, err)
+		return 0, nil, nil, 0, fmt.Errorf("error feeding rows %d-%d of import %s: %w", first, last, id, err)
 	}
 	next64, _ := vals[0].(int64)
 	if next64 < 0 {
-		return 0, nil, nil, ErrFeedSuperseded
+		return 0, nil, nil, 0, ErrFeedSuperseded
 	}
-	for i := 1; i+1 < len(vals); i += 2 {
+	queued64, _ := vals[1].(int64)
+	for i := 2; i+1 < len(vals); i += 2 {
 		r, _ := vals[i].(int64)
 		st, _ := vals[i+1].(string)
 		rows = append(rows, int(r))
 		states = append(states, parseState(st))
 	}
-	return int(next64), rows, states, nil
+	return int(next64), rows, states, int(queued64), nil
 }
 
 // PauseFeed records that the feed's window is full and that feed task seq

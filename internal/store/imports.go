@@ -188,7 +188,7 @@ func (s *Store) Refollow(ctx context.Context, id string, opts importer.Options, 
 		return fmt.Errorf("error decoding import %s: %w", id, err)
 	}
 	imp.Options.Deadline, imp.Options.Verify, imp.ReportDir = opts.Deadline, opts.Verify, reportDir
-	imp.Options.MaxCreates, imp.Options.MaxUpdates = opts.MaxCreates, opts.MaxUpdates
+	imp.Options.MaxCreates, imp.Options.MaxUpdates, imp.Options.Priority = opts.MaxCreates, opts.MaxUpdates, opts.Priority
 	b, err := json.Marshal(imp)
 	if err != nil {
 		return fmt.Errorf("error encoding import %s: %w", id, err)

@@ -258,15 +258,15 @@ func TestFeedKeepsTheWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next, fed, _, err := s.FeedBatch(ctx, "imp-f", gen, 1, 10, 4)
+	next, fed, _, queued, err := s.FeedBatch(ctx, "imp-f", gen, 1, 10, 4, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if next != 6 || !slices.Equal(fed, []int{1, 2, 4, 5}) {
-		t.Fatalf("first batch: next %d, rows %v; want 6, [1 2 4 5]", next, fed)
+	if next != 6 || !slices.Equal(fed, []int{1, 2, 4, 5}) || queued != 4 {
+		t.Fatalf("first batch: next %d, rows %v, %d queued; want 6, [1 2 4 5], 4", next, fed, queued)
 	}
 	// Nothing landed: no room.
-	if next, fed, _, _ = s.FeedBatch(ctx, "imp-f", gen, 6, 10, 4); next != 6 || len(fed) != 0 {
+	if next, fed, _, _, _ = s.FeedBatch(ctx, "imp-f", gen, 6, 10, 4, -1); next != 6 || len(fed) != 0 {
 		t.Fatalf("full window: next %d, rows %v", next, fed)
 	}
 	// Two rows resolve (one sent, one not): two places free.
@@ -277,20 +277,24 @@ func TestFeedKeepsTheWindow(t *testing.T) {
 	if fs, _ := s.Feed(ctx, "imp-f"); fs.InFlight() != 2 || fs.Fed != 4 || fs.Landed != 2 {
 		t.Fatalf("feed state %+v, want 2 in flight", fs)
 	}
-	if next, fed, _, _ = s.FeedBatch(ctx, "imp-f", gen, 6, 10, 4); next != 8 || !slices.Equal(fed, []int{6, 7}) {
-		t.Fatalf("after two landed: next %d, rows %v; want 8, [6 7]", next, fed)
+	// A quota of one queues one of the two places.
+	if next, fed, _, queued, _ = s.FeedBatch(ctx, "imp-f", gen, 6, 10, 4, 1); next != 7 || !slices.Equal(fed, []int{6}) || queued != 1 {
+		t.Fatalf("a quota of 1: next %d, rows %v, %d queued; want 7, [6], 1", next, fed, queued)
+	}
+	if next, fed, _, _, _ = s.FeedBatch(ctx, "imp-f", gen, 7, 10, 4, -1); next != 8 || !slices.Equal(fed, []int{7}) {
+		t.Fatalf("after two landed: next %d, rows %v; want 8, [7]", next, fed)
 	}
 	// A new split supersedes this feed; the new generation passes the rows
 	// in flight again (to queue them again) without counting them twice.
 	gen2, _ := s.StartFeed(ctx, "imp-f")
-	if _, _, _, err := s.FeedBatch(ctx, "imp-f", gen, 8, 10, 4); !errors.Is(err, store.ErrFeedSuperseded) {
+	if _, _, _, _, err := s.FeedBatch(ctx, "imp-f", gen, 8, 10, 4, -1); !errors.Is(err, store.ErrFeedSuperseded) {
 		t.Errorf("old generation's batch: %v, want store.ErrFeedSuperseded", err)
 	}
 	if err := s.AdvanceCursor(ctx, "imp-f", gen, 9); !errors.Is(err, store.ErrFeedSuperseded) {
 		t.Errorf("old generation's cursor: %v, want store.ErrFeedSuperseded", err)
 	}
-	next, fed, _, _ = s.FeedBatch(ctx, "imp-f", gen2, 1, 10, 4)
-	if next != 8 || !slices.Equal(fed, []int{4, 5, 6, 7}) {
+	next, fed, _, queued, _ = s.FeedBatch(ctx, "imp-f", gen2, 1, 10, 4, 0)
+	if next != 8 || !slices.Equal(fed, []int{4, 5, 6, 7}) || queued != 0 {
 		t.Fatalf("new generation: next %d, rows %v; want 8, [4 5 6 7]", next, fed)
 	}
 	if fs, _ := s.Feed(ctx, "imp-f"); fs.InFlight() != 4 {
@@ -320,5 +324,48 @@ func TestFeedKeepsTheWindow(t *testing.T) {
 	in, err := s.Inputs(ctx, "imp-f", []int{4, 99})
 	if err != nil || in[0].Line != 5 || len(in[0].Columns) != 1 || in[0].Columns[0].Name != "a" || in[1].Columns != nil {
 		t.Errorf("Inputs = %+v, %v", in, err)
+	}
+}
+
+// The imports feeding rows share the budget by weight: Activate sums the
+// weights of those seen lately and forgets the others; Queued counts an
+// import's rows waiting for their submit.
+func TestSharesAndQueuedRows(t *testing.T) {
+	ctx := context.Background()
+	s := store.New(redistest.Client(t))
+	now := time.Now()
+	if total, err := s.Activate(ctx, "imp-a", 4, now.Add(-time.Minute)); err != nil || total != 4 {
+		t.Fatalf("Activate a = %d, %v", total, err)
+	}
+	if total, _ := s.Activate(ctx, "imp-b", 2, now); total != 2 {
+		t.Errorf("Activate b = %d, want 2: a was last seen a minute ago", total)
+	}
+	if total, _ := s.Activate(ctx, "imp-c", 1, now); total != 3 {
+		t.Errorf("Activate c = %d, want 3", total)
+	}
+	if err := s.Deactivate(ctx, "imp-b"); err != nil {
+		t.Fatal(err)
+	}
+	if total, _ := s.Activate(ctx, "imp-c", 1, now.Add(time.Second)); total != 1 {
+		t.Errorf("after b left: %d, want 1", total)
+	}
+
+	newImport(t, s, "imp-q")
+	header, _ := s.InputHeader(ctx, "imp-q", []string{"a"})
+	var rows []importer.Row
+	for n := 1; n <= 6; n++ {
+		rows = append(rows, importer.Row{Number: n, Line: n + 1, Columns: []importer.Column{{Name: "a", Value: "v"}}})
+	}
+	s.SaveInput(ctx, "imp-q", header, rows, nil)
+	s.SetTotal(ctx, "imp-q", 6, importer.FileColumns{Names: header})
+	gen, _ := s.StartFeed(ctx, "imp-q")
+	if _, _, _, queued, err := s.FeedBatch(ctx, "imp-q", gen, 1, 6, 100, 5); err != nil || queued != 5 {
+		t.Fatalf("FeedBatch with a quota of 5: %d queued, %v", queued, err)
+	}
+	s.MarkSending(ctx, "imp-q", 1, "")                                               // being sent: not queued
+	s.Resolve(ctx, "imp-q", importer.RowResult{Row: 2, Outcome: importer.Succeeded}) // gone
+	s.Unsend(ctx, "imp-q", 3, "job_9")                                               // to be retried: queued
+	if n, err := s.Queued(ctx, "imp-q"); err != nil || n != 3 {
+		t.Errorf("Queued = %d, %v; want 3 (rows 3, 4 and 5)", n, err)
 	}
 }
