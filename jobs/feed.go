@@ -35,8 +35,11 @@ const feedEvery = 2 * time.Second
 const shareEvery = time.Second
 
 // DefaultAhead is how much of the rate limit's budget the imports keep
-// queued ahead of the workers: at 150 requests a minute, 25 submits.
-const DefaultAhead = 10 * time.Second
+// queued ahead of the workers: at 150 requests a minute, 8 submits; at
+// 600, 30. A new import's first rows wait behind that much of the others'
+// (with their status checks, about twice as long); the feeds, which look
+// every second, keep it from running dry.
+const DefaultAhead = 3 * time.Second
 
 // minAhead is the fewest submits kept queued ahead, however slow the limit.
 const minAhead = 4

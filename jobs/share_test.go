@@ -77,8 +77,7 @@ func (e *env) startRows(t *testing.T, tag string, n int, priority importer.Prior
 // timing, not share.
 func TestASmallImportIsNotStuckBehindABigOne(t *testing.T) {
 	// 10 requests a second for all workers, in windows of 12 s; 2 s of it
-	// queued ahead: the proportions of the defaults (a minute's window, 10 s
-	// ahead).
+	// queued ahead.
 	const limit, window, ahead = 120, 12 * time.Second, 2 * time.Second
 	e := shareEnv(t, limit, window, ahead)
 	ctx := context.Background()
