@@ -49,7 +49,7 @@ func ParseEvents(names []string) ([]EventKind, error) {
 		case n == "all":
 			return nil, nil
 		case !slices.Contains(EventKinds, EventKind(n)):
-			return nil, fmt.Errorf("unknown event %q: use %s, or all", n, joinEvents(EventKinds))
+			return nil, fmt.Errorf("unknown event %q: use %s, or all", n, EventNames())
 		case !slices.Contains(out, EventKind(n)):
 			out = append(out, EventKind(n))
 		}
@@ -57,9 +57,10 @@ func ParseEvents(names []string) ([]EventKind, error) {
 	return out, nil
 }
 
-func joinEvents(ks []EventKind) string {
-	s := make([]string, len(ks))
-	for i, k := range ks {
+// EventNames lists every event's name, for messages and help.
+func EventNames() string {
+	s := make([]string, len(EventKinds))
+	for i, k := range EventKinds {
 		s[i] = string(k)
 	}
 	return strings.Join(s, ", ")

@@ -108,20 +108,29 @@ func (im *Imports) NotificationsPending(ctx context.Context, id string) (int, er
 		return 0, err
 	}
 	pending := 0
-	seen := map[string]bool{}
-	for _, t := range im.targetsOf(imp) {
-		if !seen[t.ID] && t.Wants(kind) && stats[notifiedStat(eventID, t.ID)] == 0 {
+	for _, t := range wanting(im.targetsOf(imp), kind) {
+		if stats[notifiedStat(eventID, t.ID)] == 0 {
 			pending++
 		}
-		seen[t.ID] = true
 	}
 	return pending, nil
+}
+
+// wanting returns the targets that want events of kind, each once.
+func wanting(targets []importer.NotifyTarget, kind importer.EventKind) []importer.NotifyTarget {
+	var out []importer.NotifyTarget
+	for _, t := range targets {
+		if t.Wants(kind) && !slices.ContainsFunc(out, func(o importer.NotifyTarget) bool { return o.ID == t.ID }) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // announceFiring announces an event of a schedule's firing: key tells the
 // event apart from the schedule's others (the firing, the file).
 func (im *Imports) announceFiring(ctx context.Context, s ScheduledImport, kind importer.EventKind, key, file, reason string) {
-	id := "schedule." + idChars(s.Name) + "." + string(kind) + "." + shortHash(key)
+	id := "schedule." + s.Name + "." + string(kind) + "." + shortHash(key)
 	im.announce(ctx, NotifyPayload{EventID: id, Kind: kind, Schedule: s.Name, File: file, Reason: reason}, s.Notify)
 }
 
@@ -131,12 +140,7 @@ func (im *Imports) announceFiring(ctx context.Context, s ScheduledImport, kind i
 // work it tells of.
 func (im *Imports) announce(ctx context.Context, p NotifyPayload, targets []importer.NotifyTarget) {
 	p.At = time.Now().UTC()
-	seen := map[string]bool{}
-	for _, t := range targets {
-		if seen[t.ID] || !t.Wants(p.Kind) {
-			continue
-		}
-		seen[t.ID] = true
+	for _, t := range wanting(targets, p.Kind) {
 		p.Target = t
 		b, err := json.Marshal(p)
 		if err == nil {
@@ -255,14 +259,4 @@ func (im *Imports) event(ctx context.Context, p NotifyPayload) (importer.Event, 
 func shortHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:4])
-}
-
-// idChars keeps a name's characters that an event id may hold.
-func idChars(name string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			return r
-		}
-		return '-'
-	}, name)
 }

@@ -30,18 +30,10 @@ func (n *notifySettings) register(f *pflag.FlagSet, getenv env, whose string) {
 		// A Slack URL holds a secret: --help does not show it.
 		f.Lookup("notify").DefValue = "[from IMPORTER_NOTIFY]"
 	}
-	f.StringSliceVar(&n.events, "notify-on", nil, "events the --notify targets are told about: "+eventList()+" (default all)")
+	f.StringSliceVar(&n.events, "notify-on", nil, "events the --notify targets are told about: "+importer.EventNames()+" (default all)")
 	f.BoolVar(&n.includeRows, "notify-rows", false, "put the first failed rows (with the residents' names) in notifications; by default they hold counts and error codes only")
 	f.StringVar(&n.dashboard, "dashboard-url", getenv("IMPORTER_DASHBOARD_URL"), "the dashboard's address, for the links in notifications, e.g. https://importer.example.com "+envTag("IMPORTER_DASHBOARD_URL"))
 	n.sender = notify.Sender{Secret: getenv("IMPORTER_NOTIFY_SECRET"), SMTPPassword: getenv("IMPORTER_SMTP_PASSWORD")}
-}
-
-func eventList() string {
-	s := make([]string, len(importer.EventKinds))
-	for i, k := range importer.EventKinds {
-		s[i] = string(k)
-	}
-	return strings.Join(s, ", ")
 }
 
 // targets parses the --notify targets and checks that this process can

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/notify"
 	"github.com/propexo-importer/importer/internal/rdb"
 	"github.com/propexo-importer/importer/internal/schedule"
 	"github.com/propexo-importer/importer/internal/store"
@@ -62,7 +63,7 @@ the same for the schedules a running scheduler registered.`,
 		Example: `  REDIS_URL=redis://localhost:6379 importer schedule list --config samples/schedules.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return listSchedules(cmd.Context(), getenv, c.config, redis, stdout)
+			return listSchedules(cmd.Context(), c.config, redis, stdout)
 		},
 	}
 	redis.register(cmd, getenv)
@@ -71,8 +72,10 @@ the same for the schedules a running scheduler registered.`,
 
 // listSchedules prints the schedules of a file with their next firing and,
 // with a Redis, their last firing's outcome.
-func listSchedules(ctx context.Context, getenv env, config string, redis redisOnly, stdout io.Writer) error {
-	entries, err := schedule.Load(config, getenv)
+func listSchedules(ctx context.Context, config string, redis redisOnly, stdout io.Writer) error {
+	// The list needs no notification address: a ${VAR} the shell lacks
+	// (a Slack URL kept for the scheduler) is not read.
+	entries, err := schedule.Load(config, nil)
 	if err != nil {
 		return usageError("%v", err)
 	}
@@ -131,8 +134,10 @@ func (c *scheduleConfig) run(ctx context.Context, getenv env, log *slog.Logger) 
 	if err != nil {
 		return usageError("%v", err)
 	}
-	for _, e := range entries {
-		if _, err := scheduleTargets(e); err != nil {
+	// Every entry's targets are checked before anything is registered.
+	targets := make([][]notify.Target, len(entries))
+	for i, e := range entries {
+		if targets[i], err = scheduleTargets(e); err != nil {
 			return err
 		}
 	}
@@ -148,14 +153,10 @@ func (c *scheduleConfig) run(ctx context.Context, getenv env, log *slog.Logger) 
 	// The scheduler's heartbeat publishes its entries (the dashboard's
 	// Schedules page lists them) every few seconds.
 	s := asynq.NewSchedulerFromRedisClient(conn.Client, &asynq.SchedulerOpts{Logger: rdb.Logger{L: log}, LogLevel: asynq.WarnLevel, HeartbeatInterval: 3 * time.Second})
-	for _, e := range entries {
-		targets, err := scheduleTargets(e)
-		if err != nil {
-			return err
-		}
+	for i, e := range entries {
 		// The addresses stay in Redis, for the workers; the task names
 		// the targets by id.
-		refs, err := saveTargets(ctx, st, targets)
+		refs, err := saveTargets(ctx, st, targets[i])
 		if err != nil {
 			return unfinished(err)
 		}

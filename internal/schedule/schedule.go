@@ -147,8 +147,9 @@ const (
 )
 
 // Load reads and checks a schedules file. Relative paths in it are relative
-// to the file's folder; getenv reads the ${VAR} of its notify addresses.
-// Errors name the file and the entry.
+// to the file's folder; getenv reads the ${VAR} of its notify addresses
+// (nil: they are left as written, for a reader that sends nothing). Errors
+// name the file and the entry.
 func Load(path string, getenv func(string) string) ([]Periodic, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -292,16 +293,9 @@ func notifySpecs(entries []NotifyEntry, getenv func(string) string) ([]NotifySpe
 		if len(given) != 1 {
 			return nil, fmt.Errorf("%s: give one of slack, webhook or email (one target an item)", where)
 		}
-		var missing []string
-		address := strings.TrimSpace(os.Expand(given[0], func(name string) string {
-			v := getenv(name)
-			if v == "" {
-				missing = append(missing, name)
-			}
-			return v
-		}))
-		if len(missing) > 0 {
-			return nil, fmt.Errorf("%s: %s is not set in the environment", where, strings.Join(missing, ", "))
+		address, err := expandAddress(given[0], getenv)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", where, err)
 		}
 		switch {
 		case n.Slack != "" && !strings.HasPrefix(strings.ToLower(address), "https://hooks.slack.com/") && !strings.HasPrefix(strings.ToLower(address), "slack+"):
@@ -316,6 +310,26 @@ func notifySpecs(entries []NotifyEntry, getenv func(string) string) ([]NotifySpe
 		out = append(out, NotifySpec{Address: address, Events: events, IncludeRows: n.IncludeRows})
 	}
 	return out, nil
+}
+
+// expandAddress reads the ${VAR} of an address from getenv; with no getenv
+// the address is left as written.
+func expandAddress(address string, getenv func(string) string) (string, error) {
+	if getenv == nil {
+		return strings.TrimSpace(address), nil
+	}
+	var missing []string
+	address = strings.TrimSpace(os.Expand(address, func(name string) string {
+		v := getenv(name)
+		if v == "" {
+			missing = append(missing, name)
+		}
+		return v
+	}))
+	if len(missing) > 0 {
+		return "", fmt.Errorf("%s is not set in the environment", strings.Join(missing, ", "))
+	}
+	return address, nil
 }
 
 // durationOr parses a duration of the file, def when it is not given.

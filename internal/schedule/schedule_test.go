@@ -57,6 +57,10 @@ func TestNightlySampleLoads(t *testing.T) {
 	if _, err := schedule.Load("../../samples/nightly.yaml", os.Getenv); err == nil || !strings.Contains(err.Error(), "schedule 1 (nightly-roster): notify 1: SLACK_WEBHOOK_URL is not set") {
 		t.Errorf("Load without SLACK_WEBHOOK_URL: %v", err)
 	}
+	// A reader that sends nothing ('schedule list') needs no variable.
+	if entries, err := schedule.Load("../../samples/nightly.yaml", nil); err != nil || !strings.Contains(entries[0].Notify[0].Address, "${SLACK_WEBHOOK_URL}") {
+		t.Errorf("Load with no environment: %v", err)
+	}
 }
 
 func TestErrorsNameTheEntry(t *testing.T) {
