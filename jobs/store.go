@@ -123,7 +123,10 @@ type rowStore interface {
 	// retry-write of that failed job) is about to be sent — unless the
 	// row has its outcome or the import was cancelled
 	// (importer.ErrNotToSend), or the import is gone
-	// (importer.ErrImportNotFound): then nothing may be sent.
+	// (importer.ErrImportNotFound): then nothing may be sent. Where
+	// Redis has replicas, the mark must reach one before the create is
+	// sent (a failover must not forget it); if none confirms it, the row
+	// stays unsent (importer.ErrNotReplicated).
 	MarkSending(ctx context.Context, id string, row int, retryOf string) error
 	// MarkLookups records how many searches for a Sending row's resident
 	// have found nothing.
@@ -134,7 +137,8 @@ type rowStore interface {
 	Unsend(ctx context.Context, id string, row int, retryOf string) error
 	// SetJob records the write's job id with status check number 1 and,
 	// forWebhooks, indexes the job for JobRow; the counters named by
-	// stats are added to in the same round trip.
+	// stats are added to in the same round trip. Where Redis has
+	// replicas, it waits a while for one to have the job id.
 	SetJob(ctx context.Context, id string, row int, jobID string, forWebhooks bool, recordKey string, stats ...string) error
 	// JobOfRecord finds the create job that wrote the record a key names,
 	// with its import and row.

@@ -144,6 +144,10 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 		return im.resolve(ctx, p.ImportID, cancelled(p))
 	} else if errors.Is(err, importer.ErrImportNotFound) {
 		return nil
+	} else if errors.Is(err, importer.ErrNotReplicated) {
+		// A replica of Redis is behind: sent once one confirms the mark,
+		// without spending the row's retries.
+		return &waitError{after: 2 * time.Second, err: err}
 	} else if err != nil {
 		return err
 	}

@@ -148,7 +148,7 @@ func apiGet(addr, key, path string, out any) int {
 // settle waits for the import to finish and checks the report: one line per
 // record, each with an outcome; succeeded rows' records exist in the API,
 // timed-out rows' jobs are still PENDING there.
-func settle(t *testing.T, f *figures, conn *redis.Client, dir, id string, rows int, apiAddr, key string, limit time.Duration) {
+func settle(t *testing.T, f *figures, conn redis.UniversalClient, redisURL, dir, id string, rows int, apiAddr, key string, limit time.Duration) {
 	t.Helper()
 	st := store.New(conn)
 	ctx := context.Background()
@@ -167,7 +167,7 @@ func settle(t *testing.T, f *figures, conn *redis.Client, dir, id string, rows i
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	r := runImporter(t, dir, map[string]string{"REDIS_URL": rdbURL(conn)}, "report", "--report-dir", filepath.Join(dir, "chaos-reports"), id)
+	r := runImporter(t, dir, map[string]string{"REDIS_URL": redisURL}, "report", "--report-dir", filepath.Join(dir, "chaos-reports"), id)
 	if r.code != 0 {
 		t.Fatalf("report: %s", r.stderr)
 	}
@@ -308,7 +308,7 @@ func TestChaosWorkersAndAPIFaults(t *testing.T) {
 	}
 	f.events = []string{fmt.Sprintf("%d workers killed with SIGKILL", len(f.events))}
 	f.wall = time.Since(began)
-	settle(t, &f, conn, dir, id, rows, apiAddr, key, 15*time.Minute)
+	settle(t, &f, conn, rdbURL(conn), dir, id, rows, apiAddr, key, 15*time.Minute)
 }
 
 // redisProc is a redis-server with append-only persistence that the suite
@@ -388,7 +388,7 @@ func TestChaosRedisRestartAndOutage(t *testing.T) {
 			t.Fatal("the import is not in Redis after the restart: persistence lost it")
 		}
 	}
-	settle(t, &f, conn, dir, id, rows, apiAddr, key, 10*time.Minute)
+	settle(t, &f, conn, rdbURL(conn), dir, id, rows, apiAddr, key, 10*time.Minute)
 	waiting.mu.Lock()
 	cmd := waiting.cmd
 	waiting.mu.Unlock()
@@ -463,7 +463,7 @@ func TestChaosHostileWebhooks(t *testing.T) {
 		t.Fatalf("run --no-wait: %s", q.stderr)
 	}
 	f := figures{scenario: "hostile webhooks"}
-	settle(t, &f, conn, dir, importID(t, q.stdout), rows, apiAddr, key, 4*time.Minute)
+	settle(t, &f, conn, rdbURL(conn), dir, importID(t, q.stdout), rows, apiAddr, key, 4*time.Minute)
 	close(stop)
 	mu.Lock()
 	f.events = append(f.events, fmt.Sprintf("%d forged or oversized deliveries, %d refused", forged, refused))
@@ -547,7 +547,7 @@ func TestChaosAnswersLostAsServerErrors(t *testing.T) {
 	}
 	id := importID(t, q.stdout)
 	f := figures{scenario: "5xx after the write, 404 status reads", wall: time.Since(began), events: []string{"20% of answers 5xx after the request took effect", "20% of status reads 404"}}
-	settle(t, &f, conn, dir, id, rows, apiAddr, key, 5*time.Minute)
+	settle(t, &f, conn, rdbURL(conn), dir, id, rows, apiAddr, key, 5*time.Minute)
 	checkFailedCSV(t, dir, id)
 	// A 404 ends its row job_not_found at once; 'importer retry' follows
 	// those jobs again (a fifth of the reads still answer 404), sending
@@ -558,7 +558,7 @@ func TestChaosAnswersLostAsServerErrors(t *testing.T) {
 			t.Fatalf("retry %d: exit %d\n%s", round, r.code, r.stderr)
 		}
 		f = figures{scenario: fmt.Sprintf("5xx after the write, 404 status reads, retry %d", round)}
-		settle(t, &f, conn, dir, id, rows, apiAddr, key, 2*time.Minute)
+		settle(t, &f, conn, rdbURL(conn), dir, id, rows, apiAddr, key, 2*time.Minute)
 	}
 	if creates, _, _ := sandboxStats(t, apiAddr, key); f.outcomes["succeeded"] != rows || creates != rows {
 		t.Errorf("after the retries: %v, %d creates; want %d succeeded, each created once", f.outcomes, creates, rows)
@@ -624,7 +624,7 @@ func TestChaosRetryKilled(t *testing.T) {
 		t.Errorf("the retry run again: %d\n%s\n%s", again.code, again.stdout, again.stderr)
 	}
 	f := figures{scenario: "importer retry killed", wall: time.Since(began), events: []string{"every write failed, then the PMS came back", "retry killed with SIGKILL after reopening", "retry run again"}}
-	settle(t, &f, conn, dir, id, rows, apiAddr, key, 3*time.Minute)
+	settle(t, &f, conn, rdbURL(conn), dir, id, rows, apiAddr, key, 3*time.Minute)
 	if f.outcomes["succeeded"] != rows {
 		t.Errorf("outcomes %v after the retry, want %d succeeded", f.outcomes, rows)
 	}
@@ -692,7 +692,7 @@ func TestChaosRedisLostItsData(t *testing.T) {
 		t.Errorf("the run again: exit %d\n%s", code, again.log.String())
 	}
 	f := figures{scenario: "Redis lost its data", wall: time.Since(began), events: []string{"Redis killed without persistence at a third", "the same command run again"}}
-	settle(t, &f, conn, dir, id, rows, apiAddr, key, 3*time.Minute)
+	settle(t, &f, conn, rdbURL(conn), dir, id, rows, apiAddr, key, 3*time.Minute)
 	// A row sent before the loss is found by the recovered import's sync
 	// (unchanged, or adopted by its look-up); the others are sent.
 	if f.outcomes["succeeded"]+f.outcomes["unchanged"] != rows {
@@ -736,7 +736,7 @@ func TestChaosCacheLag(t *testing.T) {
 	workers[0].start(binary)
 	f := figures{scenario: "cache lag 8s", wall: time.Since(began),
 		events: []string{"records shown 8s after their write", "created_record_id another object's", "8% of answers lost, 2% 5xx after the write", "a worker killed"}}
-	settle(t, &f, conn, dir, id, rows, apiAddr, key, 5*time.Minute)
+	settle(t, &f, conn, rdbURL(conn), dir, id, rows, apiAddr, key, 5*time.Minute)
 	if f.outcomes["succeeded"] != rows {
 		t.Errorf("outcomes %v: want every row succeeded, its resident found past the lag", f.outcomes)
 	}

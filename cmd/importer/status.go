@@ -158,6 +158,9 @@ func (c *statusConfig) show(ctx context.Context, st *store.Store, args []string,
 				all = append(all, lostStatus(rc, absDir))
 				continue
 			}
+			if len(args) == 0 {
+				continue // deleted while the list was read
+			}
 			return false, usageError("no import %s in Redis", id)
 		}
 		if err != nil {

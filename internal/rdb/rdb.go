@@ -6,9 +6,11 @@ package rdb
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -51,9 +53,9 @@ func Connect(ctx context.Context, redisURL string) (*Redis, error) {
 		r.mini, r.Embedded, r.Addr = m, true, m.Addr()
 		redisURL = "redis://" + m.Addr()
 	}
-	opt, err := asynq.ParseRedisURI(redisURL)
+	opt, err := ParseURL(redisURL)
 	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL %q is %w (use redis://host:port/db, rediss:// or redis-sentinel://): %v", Redact(redisURL), ErrBadURL, err)
+		return nil, fmt.Errorf("REDIS_URL %q is %w (use redis://host:port/db, rediss://, redis-sentinel://s1,s2?master=name or redis-cluster://n1,n2,n3): %v", Redact(redisURL), ErrBadURL, err)
 	}
 	if r.Addr == "" {
 		r.Addr = Redact(redisURL)
@@ -70,6 +72,38 @@ func Connect(ctx context.Context, redisURL string) (*Redis, error) {
 		return nil, fmt.Errorf("cannot reach Redis at %s: %v", r.Addr, err)
 	}
 	return r, nil
+}
+
+// ParseURL turns a Redis URL into Asynq's connection option. Asynq reads
+// redis://, rediss://, redis-socket:// and redis-sentinel://; a cluster is
+// named as redis-cluster://[user:password@]host1:port,host2:port,... (or
+// rediss-cluster:// for TLS), any of its nodes being enough to find the
+// others.
+func ParseURL(raw string) (asynq.RedisConnOpt, error) {
+	scheme, _, _ := strings.Cut(raw, "://")
+	if scheme != "redis-cluster" && scheme != "rediss-cluster" {
+		return asynq.ParseRedisURI(raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if u.Host == "" {
+		return nil, errors.New("a cluster URL names at least one node")
+	}
+	opt := asynq.RedisClusterClientOpt{Addrs: strings.Split(u.Host, ",")}
+	if u.User != nil {
+		opt.Username = u.User.Username()
+		opt.Password, _ = u.User.Password()
+	}
+	if scheme == "rediss-cluster" {
+		host, _, err := net.SplitHostPort(opt.Addrs[0])
+		if err != nil {
+			host = opt.Addrs[0]
+		}
+		opt.TLSConfig = &tls.Config{ServerName: host}
+	}
+	return opt, nil
 }
 
 // Close closes the client and stops an in-process server.

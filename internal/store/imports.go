@@ -28,24 +28,35 @@ func (s *Store) CreateImport(ctx context.Context, imp importer.Import) (stored i
 		return imp, false, fmt.Errorf("error creating import %s: %w", imp.ID, err)
 	}
 	if created {
+		// The import's own keys in one transaction (one cluster slot).
 		pipe := s.rdb.TxPipeline()
 		// Anything else under the id was left by workers that wrote for
 		// an import Redis had lost (their tasks were in flight): not this
 		// import's.
 		pipe.Del(ctx, k.state, k.results, k.counts, k.input, k.stats, k.snapshot, k.plan)
 		pipe.HSet(ctx, k.meta, "total", -1, "retention_seconds", int64(imp.Retention.Seconds()))
-		pipe.ZAdd(ctx, importsKey, redis.Z{Score: float64(imp.CreatedAt.UnixMilli()), Member: imp.ID})
-		if imp.ContentKey != "" {
-			// The latest import of the content: what a new run of it is
-			// told about.
-			pipe.Set(ctx, contentKey(imp.ContentKey), imp.ID, 0)
-		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return imp, false, fmt.Errorf("error creating import %s: %w", imp.ID, err)
 		}
 	}
 	stored, err = s.Import(ctx, imp.ID)
-	return stored, created, err
+	if err != nil {
+		return stored, created, err
+	}
+	// The indexes shared by every import live in other slots: written
+	// apart, and the list again on every start, so that a process that
+	// died in between leaves no import out of it.
+	pipe := s.rdb.Pipeline()
+	pipe.ZAddNX(ctx, importsKey, redis.Z{Score: float64(stored.CreatedAt.UnixMilli()), Member: imp.ID})
+	if created && imp.ContentKey != "" {
+		// The latest import of the content: what a new run of it is told
+		// about.
+		pipe.Set(ctx, contentKey(imp.ContentKey), imp.ID, 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return stored, created, fmt.Errorf("error listing import %s: %w", imp.ID, err)
+	}
+	return stored, created, nil
 }
 
 // Epoch returns the id of this Redis's life, making it when there is none
@@ -253,27 +264,41 @@ func (s *Store) Delete(ctx context.Context, id string) (int, error) {
 			}
 		}
 	}
+	// The job indexes are spread over the cluster's slots: one DEL each,
+	// pipelined 500 at a time.
 	deleted := 0
 	for len(jobKeys) > 0 {
 		batch := jobKeys[:min(len(jobKeys), 500)]
 		jobKeys = jobKeys[len(batch):]
-		n, err := s.rdb.Del(ctx, batch...).Result()
-		if err != nil {
+		pipe := s.rdb.Pipeline()
+		dels := make([]*redis.IntCmd, len(batch))
+		for i, key := range batch {
+			dels[i] = pipe.Del(ctx, key)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
 			return deleted, fmt.Errorf("error deleting import %s: %w", id, err)
 		}
-		deleted += int(n)
+		for _, d := range dels {
+			deleted += int(d.Val())
+		}
 	}
-	pipe := s.rdb.TxPipeline()
-	del := pipe.Del(ctx, k.meta, k.state, k.results, k.input, k.counts, k.stats, k.snapshot, k.plan)
+	// The import's keys first (one slot), then the shared indexes: a
+	// process that dies in between leaves an entry that leads nowhere
+	// (and is skipped), never rows nobody can find.
+	n, err := s.rdb.Del(ctx, k.meta, k.state, k.results, k.input, k.counts, k.stats, k.snapshot, k.plan).Result()
+	if err != nil {
+		return deleted, fmt.Errorf("error deleting import %s: %w", id, err)
+	}
+	pipe := s.rdb.Pipeline()
 	pipe.ZRem(ctx, importsKey, id)
 	if imp.ContentKey != "" {
 		// The content's index leads to this import no longer.
 		forgetContentScript.Eval(ctx, pipe, []string{contentKey(imp.ContentKey)}, id)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return deleted, fmt.Errorf("error deleting import %s: %w", id, err)
+		return deleted + int(n), fmt.Errorf("error deleting import %s: %w", id, err)
 	}
-	return deleted + int(del.Val()), nil
+	return deleted + int(n), nil
 }
 
 // ImportsBefore lists the ids of the imports made before t, oldest first.

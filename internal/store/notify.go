@@ -54,7 +54,8 @@ func (s *Store) RecordFiring(ctx context.Context, schedule string, f importer.Fi
 	if err != nil {
 		return fmt.Errorf("error encoding a firing of %s: %w", schedule, err)
 	}
-	pipe := s.rdb.TxPipeline()
+	// Two keys in two cluster slots: pipelined, not one transaction.
+	pipe := s.rdb.Pipeline()
 	pipe.HSet(ctx, lastFiringsKey, schedule, b)
 	for _, id := range f.Imports {
 		pipe.ZAdd(ctx, scheduleImportsKey(schedule), redis.Z{Score: float64(f.At.UnixMilli()), Member: id})

@@ -150,13 +150,20 @@ return 1
 // MarkSending records that a create (or, with retryOf, the retry-write of
 // that failed job) is about to be sent for the row, unless the row has its
 // outcome or the import was cancelled (importer.ErrNotToSend) or is gone.
+// When Redis has replicas, it returns only once one of them has the mark;
+// if none confirms it in time, the row is left to be sent
+// (importer.ErrNotReplicated).
 func (s *Store) MarkSending(ctx context.Context, id string, row int, retryOf string) error {
 	v := stateSending
 	if retryOf != "" {
 		v += "|" + retryPrefix + retryOf
 	}
 	k := keysOf(id)
-	n, err := markSendingScript.Run(ctx, s.rdb, []string{k.meta, k.state, k.results}, row, v).Int()
+	var mark *redis.Cmd
+	durable := s.replicated(ctx, k.state, func(pipe redis.Pipeliner) {
+		mark = markSendingScript.Eval(ctx, pipe, []string{k.meta, k.state, k.results}, row, v)
+	})
+	n, err := mark.Int()
 	switch {
 	case err != nil:
 		return fmt.Errorf("error saving row %d of import %s: %w", row, id, err)
@@ -164,6 +171,12 @@ func (s *Store) MarkSending(ctx context.Context, id string, row int, retryOf str
 		return fmt.Errorf("row %d of import %s: %w", row, id, importer.ErrNotToSend)
 	case n < 0:
 		return fmt.Errorf("row %d of import %s: %w", row, id, importer.ErrImportNotFound)
+	case durable != nil:
+		// Nothing is sent on a mark a failover could lose.
+		if err := s.Unsend(ctx, id, row, retryOf); err != nil {
+			return err
+		}
+		return fmt.Errorf("row %d of import %s: %w", row, id, durable)
 	}
 	return nil
 }
@@ -181,31 +194,39 @@ func recordJobKey(key string) string  { return "importer:recordjob:" + key }
 // naming another job finds the write. The index costs a key or two per row
 // for jobIndexTTL, so it is kept only where webhooks come.
 func (s *Store) SetJob(ctx context.Context, id string, row int, jobID string, forWebhooks bool, recordKey string, stats ...string) error {
-	if !forWebhooks && len(stats) == 0 {
-		return s.setState(ctx, id, row, jobPrefix+"1:"+jobID)
-	}
 	k := keysOf(id)
-	pipe := s.rdb.Pipeline()
-	set := setStateScript.EvalSha(ctx, pipe, []string{k.meta, k.state}, row, jobPrefix+"1:"+jobID)
 	if forWebhooks {
+		// The indexes live outside the import's slot: written apart.
+		pipe := s.rdb.Pipeline()
 		pipe.Set(ctx, jobKey(jobID), id+"|"+strconv.Itoa(row), jobIndexTTL)
 		if recordKey != "" {
 			pipe.Set(ctx, recordJobKey(recordKey), id+"|"+strconv.Itoa(row)+"|"+jobID, jobIndexTTL)
 		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("error indexing the job of row %d of import %s: %w", row, id, err)
+		}
 	}
-	for _, stat := range stats {
-		pipe.HIncrBy(ctx, k.stats, stat, 1)
-	}
-	_, _ = pipe.Exec(ctx) // errors are read per command
-	if err := set.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// Not loaded yet (a new or restarted Redis): the rest was done.
-		return s.setState(ctx, id, row, jobPrefix+"1:"+jobID)
-	}
+	// The job id and the request's count in one round trip, waited for
+	// until a replica has it: a row that lost its job id in a failover is
+	// looked up, which costs requests and, for a PMS that shows new
+	// residents late, ends it in doubt.
+	var set *redis.Cmd
+	durable := s.replicated(ctx, k.state, func(pipe redis.Pipeliner) {
+		set = setStateScript.Eval(ctx, pipe, []string{k.meta, k.state}, row, jobPrefix+"1:"+jobID)
+		for _, stat := range stats {
+			pipe.HIncrBy(ctx, k.stats, stat, 1)
+		}
+	})
 	if n, err := set.Int(); err != nil {
 		return fmt.Errorf("error saving the job of row %d of import %s: %w", row, id, err)
 	} else if n == 0 {
 		return fmt.Errorf("row %d of import %s: %w", row, id, importer.ErrImportNotFound)
 	}
+	if durable != nil && !errors.Is(durable, importer.ErrNotReplicated) {
+		return fmt.Errorf("error saving the job of row %d of import %s: %w", row, id, durable)
+	}
+	// Not confirmed by a replica in time: the primary has it, and a
+	// failover that loses it leaves the row "sending", to be looked up.
 	return nil
 }
 

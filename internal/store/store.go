@@ -13,7 +13,8 @@ import (
 // Store keeps the state of imports in Redis; it is the jobs.Store of the
 // lifecycle (cmd checks so at compile time).
 type Store struct {
-	rdb redis.UniversalClient
+	rdb      redis.UniversalClient
+	replicas replicas
 }
 
 // New returns a Store on a Redis client.
