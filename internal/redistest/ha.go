@@ -150,7 +150,7 @@ func StartSentinel(tb testing.TB) *Sentinel {
 			c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr})
 			reps, err1 := c.Replicas(context.Background(), h.Master).Result()
 			sens, err2 := c.Sentinels(context.Background(), h.Master).Result()
-			c.Close()
+			_ = c.Close()
 			if err1 != nil || err2 != nil || len(reps) < 1 || len(sens) < 2 {
 				ready = false
 			}
@@ -169,7 +169,7 @@ func StartSentinel(tb testing.TB) *Sentinel {
 func (h *Sentinel) Primary() *Server {
 	h.tb.Helper()
 	c := redis.NewSentinelClient(&redis.Options{Addr: h.Sentinels[0].Addr})
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	addr, err := c.GetMasterAddrByName(context.Background(), h.Master).Result()
 	if err != nil {
 		h.tb.Fatalf("asking Sentinel for the primary: %v", err)
