@@ -121,7 +121,7 @@ func (im *Imports) Feed(ctx context.Context, p FeedPayload) error {
 		if err != nil {
 			return err
 		}
-		if err := im.queueRows(ctx, imp, v, rows, states); err != nil {
+		if err := im.queueRows(ctx, imp, v, rows, states, false); err != nil {
 			return err
 		}
 		if err := im.store.AdvanceCursor(ctx, p.ImportID, p.Gen, next); errors.Is(err, store.ErrFeedSuperseded) {
@@ -203,11 +203,12 @@ func (im *Imports) feeding(ctx context.Context, importID string, gen int, what s
 }
 
 // queueRows queues the submits of rows the feed passed, except those whose
-// job is already followed by a chain of status checks.
-func (im *Imports) queueRows(ctx context.Context, imp importer.Import, v *importer.Validator, rows []int, states []store.RowState) error {
+// job is already followed by a chain of status checks (unless followed:
+// their submit puts the current check back on the queue).
+func (im *Imports) queueRows(ctx context.Context, imp importer.Import, v *importer.Validator, rows []int, states []store.RowState, followed bool) error {
 	send := rows[:0:0]
 	for i, r := range rows {
-		if s := states[i]; s.JobID != "" && s.Check > 0 {
+		if s := states[i]; s.JobID != "" && s.Check > 0 && !followed {
 			continue
 		}
 		send = append(send, r)

@@ -83,6 +83,9 @@ type importStore interface {
 	Delete(ctx context.Context, id string) (int, error)
 	// ImportsBefore lists the imports made before t, oldest first.
 	ImportsBefore(ctx context.Context, t time.Time) ([]string, error)
+	// Lineage names the Redis primaries' history: it changes when a
+	// replica takes over or a primary restarts ("" where unknown).
+	Lineage(ctx context.Context) (string, error)
 }
 
 // inputStore keeps a file's rows and feeds them to the queue a window at a
@@ -119,6 +122,8 @@ type inputStore interface {
 type rowStore interface {
 	RowState(ctx context.Context, id string, row int) (store.RowState, error)
 	RowStates(ctx context.Context, id string, rows []int) ([]store.RowState, error)
+	// RowsInFlight returns the rows queued, being sent or followed.
+	RowsInFlight(ctx context.Context, id string) ([]int, []store.RowState, error)
 	// MarkSending records that a create (or, with retryOf, the
 	// retry-write of that failed job) is about to be sent — unless the
 	// row has its outcome or the import was cancelled

@@ -211,6 +211,8 @@ type workers struct {
 	srv      *asynq.Server
 	client   *asynq.Client
 	handlers *jobs.Imports
+	// stopWatching ends the watch for a new Redis primary.
+	stopWatching context.CancelFunc
 }
 
 func startWorkers(conn *rdb.Redis, api importer.WriteAPI, st *store.Store, reportDir string, concurrency int, log *slog.Logger, cfg jobs.Config) (*workers, error) {
@@ -227,11 +229,18 @@ func startWorkers(conn *rdb.Redis, api importer.WriteAPI, st *store.Store, repor
 	if err := srv.Start(mux); err != nil {
 		return nil, fmt.Errorf("error starting the workers: %w", err)
 	}
-	return &workers{srv: srv, client: client, handlers: h}, nil
+	watch, stopWatching := context.WithCancel(context.Background())
+	go h.WatchRedis(watch, watchRedisEvery)
+	return &workers{srv: srv, client: client, handlers: h, stopWatching: stopWatching}, nil
 }
+
+// watchRedisEvery is how often workers look for a new Redis primary (see
+// jobs.Imports.WatchRedis).
+const watchRedisEvery = 5 * time.Second
 
 // stop finishes the tasks in flight (or puts them back on the queue).
 func (w *workers) stop() {
+	w.stopWatching()
 	w.srv.Shutdown()
 }
 

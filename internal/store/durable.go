@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,4 +127,61 @@ func (s *Store) replicated(ctx context.Context, key string, write func(redis.Pip
 		return importer.ErrNotReplicated
 	}
 	return nil
+}
+
+// Lineage names the history of the Redis primaries the importer writes to:
+// each primary's replication id, which changes when a replica is promoted
+// (a failover) or a primary restarts. For a cluster it names every
+// primary's. It is "" where Redis does not tell (an in-process Redis).
+func (s *Store) Lineage(ctx context.Context) (string, error) {
+	replid := func(node *redis.Client) (string, error) {
+		info, err := node.Info(ctx, "replication").Result()
+		if err != nil {
+			return "", err
+		}
+		for line := range strings.Lines(info) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "master_replid:"); ok {
+				return v, nil
+			}
+		}
+		return "", nil
+	}
+	switch c := s.rdb.(type) {
+	case *redis.Client:
+		return replid(c)
+	case *redis.ClusterClient:
+		var mu sync.Mutex
+		var ids []string
+		err := c.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			id, err := replid(node)
+			mu.Lock()
+			ids = append(ids, id)
+			mu.Unlock()
+			return err
+		})
+		slices.Sort(ids)
+		return strings.Join(ids, ","), err
+	}
+	return "", nil
+}
+
+// RowsInFlight returns the rows of an import that are queued, being sent or
+// followed, with their states.
+func (s *Store) RowsInFlight(ctx context.Context, id string) ([]int, []RowState, error) {
+	all, err := s.rdb.HGetAll(ctx, keysOf(id).state).Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("error reading the rows in flight of import %s: %w", id, err)
+	}
+	rows := make([]int, 0, len(all))
+	for field := range all {
+		if n, err := strconv.Atoi(field); err == nil {
+			rows = append(rows, n)
+		}
+	}
+	slices.Sort(rows)
+	states := make([]RowState, len(rows))
+	for i, r := range rows {
+		states[i] = parseState(all[strconv.Itoa(r)])
+	}
+	return rows, states, nil
 }
