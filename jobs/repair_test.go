@@ -20,7 +20,9 @@ type lineageStore struct {
 	lineage atomic.Value
 }
 
-func (s *lineageStore) Lineage(context.Context) (string, error) { return s.lineage.Load().(string), nil }
+func (s *lineageStore) Lineage(context.Context) (string, error) {
+	return s.lineage.Load().(string), nil
+}
 
 // A failover lost every task of an import midway (submits queued, status
 // checks scheduled, the feed's next step): when the workers see a new
