@@ -95,6 +95,9 @@ type Config struct {
 	// Default DefaultAhead. Without a Limiter, each import queues its
 	// window.
 	Ahead time.Duration
+	// Ceilings cap each integration's writes in flight (sent and not
+	// resolved), across every import and worker. Default: none.
+	Ceilings Ceilings
 	// LedgerRetention is how long the ledger remembers what the importer
 	// wrote. Default importer.DefaultLedgerRetention.
 	LedgerRetention time.Duration
@@ -113,6 +116,26 @@ type Config struct {
 	// DashboardURL, when set, is the dashboard's address: notifications
 	// link to an import's page there.
 	DashboardURL string
+}
+
+// Ceilings are the most writes each integration may have in flight: a PMS
+// that slows down then holds that many PENDING writes, not every row of its
+// imports, and the other integrations' writes are not crowded out.
+type Ceilings struct {
+	// Default applies to every integration when above 0 (the user's
+	// --max-in-flight-per-integration).
+	Default int
+	// Published are the integrations' own max_job_concurrency, where the
+	// API gives one: the ceiling of an integration Default does not set.
+	Published map[string]int
+}
+
+// Of returns an integration's ceiling, 0 for none.
+func (c Ceilings) Of(integrationID string) int {
+	if c.Default > 0 {
+		return c.Default
+	}
+	return c.Published[integrationID]
 }
 
 // Planner learns when writes resolve; *poll.Learner is one.
@@ -246,6 +269,13 @@ func (im *Imports) record(ctx context.Context, importID string, r importer.RowRe
 	res, err := resolve(ctx, importID, r, stats...)
 	if err != nil {
 		return res, err
+	}
+	if res.Recorded {
+		// Its write, if it took a place among its integration's writes
+		// in flight, is in flight no more.
+		if err := im.store.Release(ctx, importID, r.Row); err != nil {
+			im.log.WarnContext(ctx, "cannot release the row's place among its integration's writes in flight; it is taken back at the import's deadline", "import_id", importID, "row", r.Row, "error", err)
+		}
 	}
 	if res.Stale {
 		im.log.DebugContext(ctx, "stale news of an older job of the row ignored", "import_id", importID, "row", r.Row, "job_id", r.JobID)

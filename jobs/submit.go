@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"time"
@@ -131,6 +132,9 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 	if st.RetryOf != "" {
 		endpoint, send = importer.EndpointRetryWrite, func() (string, error) { return im.api.RetryWrite(ctx, st.RetryOf) }
 	}
+	if err := im.admit(ctx, p); err != nil {
+		return err
+	}
 	if err := im.take(ctx, p.ImportID, 1); err != nil {
 		return err
 	}
@@ -147,7 +151,7 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 	} else if errors.Is(err, importer.ErrNotReplicated) {
 		// A replica of Redis is behind: sent once one confirms the mark,
 		// without spending the row's retries.
-		return &waitError{after: 2 * time.Second, err: err}
+		return &waitError{after: 2 * time.Second, err: errors.Join(err, im.store.Release(ctx, p.ImportID, p.Row))}
 	} else if err != nil {
 		return err
 	}
@@ -171,6 +175,27 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 	return im.scheduleCheck(ctx, p, jobID, 1)
 }
 
+// admit takes a place among the writes in flight of the row's integration
+// when it has a ceiling; with every place taken, the submit waits (without
+// spending its retries) and looks again in a second or two.
+func (im *Imports) admit(ctx context.Context, p SubmitPayload) error {
+	integration := p.Resident.IntegrationID
+	limit := im.cfg.Ceilings.Of(integration)
+	if limit <= 0 {
+		return nil
+	}
+	deadline := p.Deadline
+	if deadline.IsZero() {
+		deadline = time.Now().Add(importer.DefaultDeadline)
+	}
+	ok, err := im.store.Admit(ctx, integration, p.ImportID, p.Row, limit, deadline)
+	if err != nil || ok {
+		return err
+	}
+	return &waitError{after: time.Second + rand.N(time.Second),
+		err: fmt.Errorf("row %d waits: integration %s has %d writes in flight, its ceiling", p.Row, integration, limit)}
+}
+
 // cancelled is the outcome of a row a cancel kept from being sent.
 func cancelled(p SubmitPayload) importer.RowResult {
 	return importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Cancelled, ErrorCode: importer.CodeCancelled, Error: "not sent: the import was cancelled"}
@@ -190,6 +215,9 @@ func (im *Imports) submitFailed(ctx context.Context, p SubmitPayload, retryOf st
 		// The API answered, or the request never left: nothing was
 		// created, so the row may be sent again.
 		if uerr := im.store.Unsend(ctx, p.ImportID, p.Row, retryOf); uerr != nil {
+			return uerr
+		}
+		if uerr := im.store.Release(ctx, p.ImportID, p.Row); uerr != nil {
 			return uerr
 		}
 	}

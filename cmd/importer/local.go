@@ -9,7 +9,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/ratelimit"
 	"github.com/propexo-importer/importer/internal/rdb"
 	"github.com/propexo-importer/importer/internal/sandbox"
@@ -49,6 +49,7 @@ func (c *runConfig) localWorkers(ctx context.Context, conn *rdb.Redis, st *store
 	if api == nil {
 		return closeAPI, nil
 	}
+	publishedCeilings(ctx, api, &c.jobs, log)
 	reportDir, err := filepath.Abs(c.reportDir)
 	if err != nil {
 		closeAPI()
@@ -69,7 +70,7 @@ const defaultAPIURL = "https://api.propexo.com"
 // and no URL it starts the in-process sandbox, but only with the in-process
 // Redis: on a shared Redis the rows would be split between the sandbox and
 // the other workers' API. A nil API means: leave the work to the workers.
-func (c *runConfig) apiFor(ctx context.Context, conn *rdb.Redis, limiter *ratelimit.Limiter, stderr io.Writer) (importer.WriteAPI, func(), error) {
+func (c *runConfig) apiFor(ctx context.Context, conn *rdb.Redis, limiter *ratelimit.Limiter, stderr io.Writer) (*propexo.Client, func(), error) {
 	if c.api.key == "" && c.api.url == "" {
 		if !conn.Embedded {
 			fmt.Fprintln(stderr, "no PROPEXO_API_KEY or --api-url: leaving the rows to the 'importer worker' processes on this Redis")

@@ -188,6 +188,7 @@ func (c *runConfig) registerWorkFlags(f *pflag.FlagSet, getenv env) {
 	urlFlag(f, &c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the queue and the imports (run without it: an in-process Redis, gone when run exits) "+envTag("REDIS_URL"))
 	f.DurationVar(&c.redisPatience, "redis-patience", 5*time.Minute, "how long a waiting run bears with Redis out of reach (a restart, a failover) before it exits 3")
 	c.api.register(f, getenv)
+	ceilingFlag(f, &c.jobs)
 	c.limits.register(f, getenv)
 	c.lag.register(f, getenv)
 }
@@ -302,6 +303,9 @@ func (c *runConfig) prepareFile(ctx context.Context, path, readPath, format stri
 	opts, err := c.opts.Normalize()
 	if err != nil {
 		return p, optionError(err)
+	}
+	if err := validateCeiling(c.jobs); err != nil {
+		return p, err
 	}
 	if err := c.limits.validate(); err != nil {
 		return p, err

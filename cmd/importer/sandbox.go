@@ -65,6 +65,7 @@ per identity, faults, webhooks).`,
 	f.Float64Var(&c.cfg.FailureRate, "failure-rate", 0, "share of writes (0-1) that end in FAILURE")
 	f.Float64Var(&c.cfg.PartialRate, "partial-rate", 0, "share of writes (0-1) that end in PARTIAL_SUCCESS")
 	f.Float64Var(&c.cfg.StuckRate, "stuck-rate", 0, "share of writes (0-1) that never leave PENDING")
+	f.IntVar(&c.cfg.MaxJobConcurrency, "max-job-concurrency", 0, "publish this max_job_concurrency for every integration and run at most that many of its write jobs at once, queuing the rest (PENDING) as Propexo does (0: none published, no queue)")
 	f.StringVar(&c.cacheLag, "cache-lag", "0s", "how long a written resident stays out of get and list after its write resolves, as Propexo shows a record once it has read it back from the PMS: a duration, or 'sync' (until POST /v1/admin/integrations/{id}/manual-sync), for every vendor or per vendor (buildium=sync,rentmanager=0s,30s)")
 	f.Uint64Var(&c.cfg.Seed, "seed", 1, "seed of the random choices, so a run can be repeated")
 	f.IntVar(&c.cfg.RateLimit, "rate-limit", 150, "requests allowed per window, all endpoints together (-1: no limit)")
@@ -104,6 +105,9 @@ func (c *sandboxConfig) run(ctx context.Context, log *slog.Logger) error {
 	latency, err := sandbox.ParseLatency(c.latency)
 	if err != nil {
 		return usageError("--latency: %v", err)
+	}
+	if c.cfg.MaxJobConcurrency < 0 {
+		return usageError("--max-job-concurrency %d: use 1 or more, or 0 for none", c.cfg.MaxJobConcurrency)
 	}
 	if c.cfg.FailureRate < 0 || c.cfg.PartialRate < 0 || c.cfg.StuckRate < 0 || c.cfg.FailureRate+c.cfg.PartialRate+c.cfg.StuckRate > 1 {
 		return usageError("--failure-rate, --partial-rate and --stuck-rate: use shares from 0 to 1 that add up to at most 1")

@@ -467,3 +467,35 @@ func probeUntilAnswered(ctx context.Context, client *propexo.Client, limiter *ra
 		log.Warn("the API does not answer yet; checking again", "api", client.BaseURL(), "error", err, "next_check_in", min(2*wait, time.Minute).String())
 	}
 }
+
+// ceilingFlag adds --max-in-flight-per-integration.
+func ceilingFlag(f *pflag.FlagSet, cfg *jobs.Config) {
+	f.IntVar(&cfg.Ceilings.Default, "max-in-flight-per-integration", 0, "most writes in flight (sent, not resolved) per integration, across every import and worker (give every worker the same); 0: each integration's max_job_concurrency where the API publishes one, else no ceiling")
+}
+
+// validateCeiling refuses a negative ceiling.
+func validateCeiling(cfg jobs.Config) error {
+	if cfg.Ceilings.Default < 0 {
+		return usageError("--max-in-flight-per-integration %d: use 1 or more, or 0 for the integrations' published limits", cfg.Ceilings.Default)
+	}
+	return nil
+}
+
+// publishedCeilings reads the integrations' max_job_concurrency, for the
+// integrations --max-in-flight-per-integration does not cap: one request
+// when the workers start. An API that does not answer leaves them without
+// a ceiling, and says so.
+func publishedCeilings(ctx context.Context, client *propexo.Client, cfg *jobs.Config, log *slog.Logger) {
+	if cfg.Ceilings.Default > 0 {
+		return
+	}
+	limits, err := client.IntegrationLimits(ctx)
+	if err != nil {
+		log.Warn("cannot read the integrations' published limits: no ceiling per integration until the workers start again", "error", err)
+		return
+	}
+	cfg.Ceilings.Published = limits
+	for id, n := range limits {
+		log.Info("the integration publishes its limit: at most that many writes in flight", "integration_id", id, "max_job_concurrency", n)
+	}
+}

@@ -67,6 +67,7 @@ back on the queue) and exits 0.`,
 	c.notify.register(f, getenv, "every import these workers see that no schedule started (give every worker the same)")
 	c.lag.register(f, getenv)
 	ledgerFlag(f, &c.jobs)
+	ceilingFlag(f, &c.jobs)
 	f.StringVar(&c.cpuProfile, "cpu-profile", "", "write a CPU profile of this worker to this file when it stops (for 'go tool pprof')")
 	f.StringVar(&c.heapProfile, "heap-profile", "", "write a heap profile of this worker to this file when it stops")
 	f.IntVar(&c.jobs.Window, "window", jobs.DefaultWindow, "rows of an import in flight at once: the feed queues more as rows resolve, so a big file never floods Redis")
@@ -81,6 +82,9 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 		return usageError("--concurrency %d: use 1 or more", c.concurrency)
 	}
 	if err := c.api.resolveKey(); err != nil {
+		return err
+	}
+	if err := validateCeiling(c.jobs); err != nil {
 		return err
 	}
 	if err := c.limits.validate(); err != nil {
@@ -131,6 +135,7 @@ func (c *workerConfig) run(ctx context.Context, log *slog.Logger) error {
 		log.Warn("the API does not answer yet; the worker starts anyway and checks again", "api", client.BaseURL(), "error", err)
 		go probeUntilAnswered(ctx, client, limiter, log)
 	}
+	publishedCeilings(ctx, client, &c.jobs, log)
 	var api importer.WriteAPI = client
 	if c.metricsAddr != "" {
 		m := metrics.New(asynq.NewInspectorFromRedisClient(conn.Client))

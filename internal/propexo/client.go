@@ -290,6 +290,38 @@ func (c *Client) ListResidents(ctx context.Context, scope importer.ListScope, of
 	return page, more, total, nil
 }
 
+// IntegrationLimits reads, for each integration that publishes one, the most
+// write jobs it runs at once (max_job_concurrency in
+// GET /v1/admin/integrations/): writes beyond it wait in Propexo's queue.
+// An integration that publishes none is not in the map.
+func (c *Client) IntegrationLimits(ctx context.Context) (map[string]int, error) {
+	limits := map[string]int{}
+	for offset := 0; ; {
+		var answer struct {
+			Meta struct {
+				HasMore *bool `json:"hasMore"`
+			} `json:"meta"`
+			Results []struct {
+				ID                string `json:"id"`
+				MaxJobConcurrency *int   `json:"max_job_concurrency"`
+			} `json:"results"`
+		}
+		params := url.Values{"limit": {"100"}, "offset": {strconv.Itoa(offset)}}
+		if err := c.do(ctx, http.MethodGet, "/v1/admin/integrations/", params, nil, &answer); err != nil {
+			return nil, err
+		}
+		for _, it := range answer.Results {
+			if it.MaxJobConcurrency != nil && *it.MaxJobConcurrency > 0 {
+				limits[it.ID] = *it.MaxJobConcurrency
+			}
+		}
+		offset += len(answer.Results)
+		if len(answer.Results) == 0 || answer.Meta.HasMore == nil || !*answer.Meta.HasMore {
+			return limits, nil
+		}
+	}
+}
+
 // Subscribe registers a webhook subscription: deliveries of triggers (of
 // model, for DATA_NEW) to url, signed with secret, active at once.
 func (c *Client) Subscribe(ctx context.Context, hookURL, secret string, triggers []string, model string) (importer.WebhookSubscription, error) {

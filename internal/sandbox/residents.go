@@ -262,7 +262,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 func (s *Server) integrations(w http.ResponseWriter, r *http.Request) {
 	var out []integration
 	for id, vendor := range s.cfg.Integrations {
-		out = append(out, integration{ID: id, Vendor: vendorEnum(vendor), Active: true, System: "SANDBOX"})
+		out = append(out, integration{ID: id, Vendor: vendorEnum(vendor), Active: true, System: "SANDBOX", MaxJobConcurrency: s.cfg.MaxJobConcurrency})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	writeJSON(w, http.StatusOK, integrationsAnswer{Meta: newListMeta(s.cfg.Variants, 0, 100, len(out), len(out)), Results: out})

@@ -53,6 +53,13 @@ type Config struct {
 	// sync (POST /v1/admin/integrations/{id}/manual-sync). Default 0:
 	// shown at once, as the create pages of the documented vendors say.
 	CacheLag importer.CacheLag
+	// MaxJobConcurrency, when above 0, is published as every
+	// integration's max_job_concurrency, and each integration runs at
+	// most that many write jobs at once: a job beyond them waits in a
+	// queue (still PENDING) for a slot, then takes its latency, as
+	// Propexo queues writes past an integration's limit. Default 0:
+	// none published, jobs run side by side.
+	MaxJobConcurrency int
 	// StuckRate is the share of writes, 0 to 1, that never leave PENDING.
 	// Default 0.
 	StuckRate float64
@@ -108,12 +115,18 @@ var perVendorPaths = map[string]bool{"rentmanager": true, "propertyware_rest": t
 type Server struct {
 	cfg Config
 
-	mu        sync.Mutex
-	rng       *mrand.Rand
-	jobs      map[string]*job
-	pending   jobQueue
-	residents map[string]*resident
-	order     []string // resident ids in creation order
+	mu      sync.Mutex
+	rng     *mrand.Rand
+	jobs    map[string]*job
+	pending jobQueue
+	// running holds, per integration, when each of its
+	// MaxJobConcurrency job slots is free again.
+	running map[string][]time.Time
+	// unresolved holds, per integration, when each of its jobs not
+	// resolved at its last write resolves (for Stats.MostPending).
+	unresolved map[string][]time.Time
+	residents  map[string]*resident
+	order      []string // resident ids in creation order
 	// lagging holds, per resident, what get and list show while the
 	// cache lags its last write (see Config.CacheLag).
 	lagging   map[string]lag
@@ -152,6 +165,10 @@ type Stats struct {
 	// ResidentsByIdentity counts the residents written, by the same key:
 	// any value above 1 is a duplicate resident.
 	ResidentsByIdentity map[string]int `json:"residents_by_identity"`
+	// MostPending is, per integration, the most of its write jobs ever
+	// PENDING at once (waiting for a slot included): what a client kept
+	// in flight there.
+	MostPending map[string]int `json:"most_pending"`
 	// RateLimited counts answers 429; Slowed, answers held back past 80%.
 	RateLimited int `json:"responses_429"`
 	Slowed      int `json:"responses_slowed"`
@@ -197,7 +214,7 @@ func New(cfg Config) *Server {
 		lagging:   map[string]lag{},
 		faults:    cfg.Faults,
 		stats: Stats{Requests: map[string]int{}, CreatesByIdentity: map[string]int{}, ResidentsByIdentity: map[string]int{},
-			Faults: map[string]int{}, Webhooks: map[string]int{}},
+			Faults: map[string]int{}, Webhooks: map[string]int{}, MostPending: map[string]int{}},
 	}
 	s.hooks = newWebhooks(s, cfg.Webhooks)
 	return s
@@ -253,6 +270,7 @@ func (s *Server) Stats() Stats {
 	out.ResidentsByIdentity = maps.Clone(s.stats.ResidentsByIdentity)
 	out.Faults = maps.Clone(s.stats.Faults)
 	out.Webhooks = maps.Clone(s.stats.Webhooks)
+	out.MostPending = maps.Clone(s.stats.MostPending)
 	return out
 }
 

@@ -91,6 +91,8 @@ type integration struct {
 	Vendor string `json:"vendor"`
 	Active bool   `json:"active"`
 	System string `json:"system"`
+	// MaxJobConcurrency is published only when the sandbox is told one.
+	MaxJobConcurrency int `json:"max_job_concurrency,omitempty"`
 }
 
 type propertiesAnswer struct {

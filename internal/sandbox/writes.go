@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/mail"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -213,11 +214,55 @@ func identity(b resident) string {
 }
 
 // newJob makes a write job and decides now how it will end. Callers hold mu.
+// jobSlot returns when a job written now resolves: after its latency, or,
+// with MaxJobConcurrency, after its latency from when one of its
+// integration's slots is free (the earliest one; first come, first
+// served). s.mu is held.
+func (s *Server) jobSlot(integrationID string, now time.Time, latency time.Duration) time.Time {
+	at := s.queueJob(integrationID, now, latency)
+	if s.unresolved == nil {
+		s.unresolved = map[string][]time.Time{}
+	}
+	pending := slices.DeleteFunc(s.unresolved[integrationID], func(t time.Time) bool { return !t.After(now) })
+	pending = append(pending, at)
+	s.unresolved[integrationID] = pending
+	s.stats.MostPending[integrationID] = max(s.stats.MostPending[integrationID], len(pending))
+	return at
+}
+
+// queueJob is jobSlot without the counting.
+func (s *Server) queueJob(integrationID string, now time.Time, latency time.Duration) time.Time {
+	n := s.cfg.MaxJobConcurrency
+	if n <= 0 {
+		return now.Add(latency)
+	}
+	if s.running == nil {
+		s.running = map[string][]time.Time{}
+	}
+	slots := s.running[integrationID]
+	if len(slots) < n {
+		s.running[integrationID] = append(slots, now.Add(latency))
+		return now.Add(latency)
+	}
+	first := 0
+	for i, free := range slots {
+		if free.Before(slots[first]) {
+			first = i
+		}
+	}
+	start := slots[first]
+	if start.Before(now) {
+		start = now
+	}
+	slots[first] = start.Add(latency)
+	return slots[first]
+}
+
 func (s *Server) newJob(body resident, vendor string) *job {
 	now := s.cfg.Now()
 	j := &job{
 		id:        "job_" + randomHex(12),
-		resolveAt: now.Add(s.cfg.Latency.sample(s.rng)),
+		resolveAt: s.jobSlot(str(body.IntegrationID), now, s.cfg.Latency.sample(s.rng)),
 		status:    "PENDING",
 		outcome:   "SUCCESS",
 		body:      body,

@@ -33,7 +33,7 @@ func (s *Store) CreateImport(ctx context.Context, imp importer.Import) (stored i
 		// Anything else under the id was left by workers that wrote for
 		// an import Redis had lost (their tasks were in flight): not this
 		// import's.
-		pipe.Del(ctx, k.state, k.results, k.counts, k.input, k.stats, k.snapshot, k.plan)
+		pipe.Del(ctx, k.state, k.results, k.counts, k.input, k.stats, k.snapshot, k.plan, k.ceiling)
 		pipe.HSet(ctx, k.meta, "total", -1, "retention_seconds", int64(imp.Retention.Seconds()))
 		if _, err := pipe.Exec(ctx); err != nil {
 			return imp, false, fmt.Errorf("error creating import %s: %w", imp.ID, err)
@@ -285,7 +285,7 @@ func (s *Store) Delete(ctx context.Context, id string) (int, error) {
 	// The import's keys first (one slot), then the shared indexes: a
 	// process that dies in between leaves an entry that leads nowhere
 	// (and is skipped), never rows nobody can find.
-	n, err := s.rdb.Del(ctx, k.meta, k.state, k.results, k.input, k.counts, k.stats, k.snapshot, k.plan).Result()
+	n, err := s.rdb.Del(ctx, k.meta, k.state, k.results, k.input, k.counts, k.stats, k.snapshot, k.plan, k.ceiling).Result()
 	if err != nil {
 		return deleted, fmt.Errorf("error deleting import %s: %w", id, err)
 	}

@@ -28,17 +28,19 @@ const importsKey = "importer:imports"
 // Redis loses its data (restarted without persistence, or flushed).
 const epochKey = "importer:epoch"
 
-type keys struct{ meta, state, results, input, counts, stats, snapshot, plan string }
+type keys struct{ meta, state, results, input, counts, stats, snapshot, plan, ceiling string }
 
 func keysOf(id string) keys {
 	p := "imp:{" + id + "}:"
 	return keys{meta: p + "meta", state: p + "state", results: p + "results", input: p + "input", counts: p + "counts", stats: p + "stats",
-		snapshot: p + "snapshot", plan: p + "plan"}
+		snapshot: p + "snapshot", plan: p + "plan", ceiling: p + "ceiling"}
 }
 
 // rowKeys are the keys of an import that hold personal data, which expire
 // after its retention once it is finished.
-func (k keys) rowKeys() []string { return []string{k.input, k.results, k.state, k.snapshot, k.plan} }
+func (k keys) rowKeys() []string {
+	return []string{k.input, k.results, k.state, k.snapshot, k.plan, k.ceiling}
+}
 
 // Row state encodings in the state hash. A row gets an entry when the feed
 // queues its submit ("q"), or when 'importer retry' takes its outcome back,
