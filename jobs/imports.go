@@ -270,10 +270,10 @@ func (im *Imports) record(ctx context.Context, importID string, r importer.RowRe
 	if err != nil {
 		return res, err
 	}
-	if res.Recorded {
-		// Its write, if it took a place among its integration's writes
-		// in flight, is in flight no more.
-		if err := im.store.Release(ctx, importID, r.Row); err != nil {
+	if res.Ceiling != "" {
+		// Its write took a place among its integration's writes in
+		// flight: it is in flight no more.
+		if err := im.store.ReleasePlace(ctx, res.Ceiling, importID, r.Row); err != nil {
 			im.log.WarnContext(ctx, "cannot release the row's place among its integration's writes in flight; it is taken back at the import's deadline", "import_id", importID, "row", r.Row, "error", err)
 		}
 	}

@@ -124,9 +124,12 @@ type rowStore interface {
 	RowStates(ctx context.Context, id string, rows []int) ([]store.RowState, error)
 	// Admit takes one of an integration's limit places for a row's
 	// write, or reports that all are taken (until deadline at most);
-	// Release gives it back, InFlight counts the places taken.
+	// Release gives it back for a write that did not leave, ReleasePlace
+	// the place a resolve named (store.Resolution.Ceiling); InFlight
+	// counts the places taken.
 	Admit(ctx context.Context, integrationID, id string, row, limit int, deadline time.Time) (bool, error)
 	Release(ctx context.Context, id string, row int) error
+	ReleasePlace(ctx context.Context, integrationID, id string, row int) error
 	InFlight(ctx context.Context, integrationID string) (int, error)
 	// RowsInFlight returns the rows queued, being sent or followed.
 	RowsInFlight(ctx context.Context, id string) ([]int, []store.RowState, error)

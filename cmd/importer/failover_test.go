@@ -146,6 +146,14 @@ func TestEndToEndOnARedisCluster(t *testing.T) {
 	if spread < 2 {
 		t.Errorf("the importer's keys are on %d of 3 nodes: this test does not exercise a cluster", spread)
 	}
+	creates, twice, _ := sandboxStats(t, addr, "cluster-key")
+	if twice != 0 || creates != 2+1+20+2 {
+		// The sample's 2 successes and the write its PMS failed (its other
+		// failures were refused with a 400, no job made), night 1's 20,
+		// night 2's 2 new residents.
+		t.Errorf("the API saw %d creates and %d residents created twice; want 25 and 0", creates, twice)
+	}
+	t.Logf("Redis Cluster of 3 primaries: 51 rows in 3 imports, keys on %d of 3 nodes, %d creates, 0 lost, %d residents created twice", spread, creates, twice)
 	id := filepath.Base(reportDir(t, dir, errs))
 	del := runImporter(t, dir, env, "delete", id)
 	if del.code != 0 || !strings.Contains(del.stdout, "deleted") {

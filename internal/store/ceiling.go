@@ -14,7 +14,8 @@ import (
 // import's deadline, after which its row ends timed out and its place is
 // taken back even if no resolve ever came (a worker that died for good). A
 // hash in the import's slot remembers each admitted row's integration, so
-// the resolve that releases the place needs to know nothing else.
+// the resolve that records the row's outcome names the place to release in
+// the same step (see Resolution.Ceiling).
 
 func inFlightKey(integrationID string) string { return "importer:inflight:{" + integrationID + "}" }
 
@@ -57,7 +58,8 @@ func (s *Store) Admit(ctx context.Context, integrationID, id string, row, limit 
 }
 
 // Release gives back a row's place among its integration's writes in
-// flight, if it took one.
+// flight, if it took one: for a write known not to have left. (A row that
+// resolves has its place named by Resolve; see ReleasePlace.)
 func (s *Store) Release(ctx context.Context, id string, row int) error {
 	k := keysOf(id)
 	field := strconv.Itoa(row)
@@ -66,12 +68,18 @@ func (s *Store) Release(ctx context.Context, id string, row int) error {
 		return nil
 	}
 	if err == nil {
-		err = s.rdb.ZRem(ctx, inFlightKey(integrationID), id+"|"+field).Err()
-	}
-	if err == nil {
 		err = s.rdb.HDel(ctx, k.ceiling, field).Err()
 	}
-	if err != nil {
+	if err == nil {
+		return s.ReleasePlace(ctx, integrationID, id, row)
+	}
+	return fmt.Errorf("error releasing row %d of import %s from its integration's writes in flight: %w", row, id, err)
+}
+
+// ReleasePlace gives back a row's place among an integration's writes in
+// flight.
+func (s *Store) ReleasePlace(ctx context.Context, integrationID, id string, row int) error {
+	if err := s.rdb.ZRem(ctx, inFlightKey(integrationID), id+"|"+strconv.Itoa(row)).Err(); err != nil {
 		return fmt.Errorf("error releasing row %d of import %s from its integration's writes in flight: %w", row, id, err)
 	}
 	return nil

@@ -210,7 +210,7 @@ func (s *Store) SaveInput(ctx context.Context, id string, header []string, rows 
 		if err != nil {
 			return fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
 		}
-		resolveScript.Eval(ctx, pipe, []string{k.results, k.counts, k.meta, k.state}, r.Row, string(r.Outcome), b, "", "")
+		resolveScript.Eval(ctx, pipe, []string{k.results, k.counts, k.meta, k.state, k.ceiling}, r.Row, string(r.Outcome), b, "", "")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("error saving rows of import %s: %w", id, err)

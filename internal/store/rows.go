@@ -474,6 +474,7 @@ func (s *Store) AdvanceCheck(ctx context.Context, id string, row int, from, to i
 // KEYS[2] -> imp:{<id>}:counts
 // KEYS[3] -> imp:{<id>}:meta
 // KEYS[4] -> imp:{<id>}:state
+// KEYS[5] -> imp:{<id>}:ceiling
 // ARGV[1] -> row
 // ARGV[2] -> outcome
 // ARGV[3] -> the result, JSON
@@ -482,21 +483,23 @@ func (s *Store) AdvanceCheck(ctx context.Context, id string, row int, from, to i
 // followed (a cancel); else ""
 //
 // Output:
-// {flags, wait}: flags 2 when it recorded the outcome, plus 1 when the
-// import is done; or 4 alone when the news was stale, 8 alone when the
+// {flags, wait, ceiling}: flags 2 when it recorded the outcome, plus 1 when
+// the import is done; or 4 alone when the news was stale, 8 alone when the
 // import is gone, 16 alone when the row was in flight ("unsent"); wait is
-// "gen:seq" of the feed task to wake, or "".
+// "gen:seq" of the feed task to wake, or ""; ceiling is the integration
+// whose writes in flight the row's write was counted among, or "".
 var resolveScript = redis.NewScript(`
-if redis.call('HEXISTS', KEYS[3], 'import') == 0 then return {8, ''} end
+if redis.call('HEXISTS', KEYS[3], 'import') == 0 then return {8, '', ''} end
 local recorded = 0
 local wake = ''
+local ceiling = ''
 if ARGV[4] ~= '' then
   local st = redis.call('HGET', KEYS[4], ARGV[1])
-  if st and string.match(st, '^j:%d+:(.*)$') ~= ARGV[4] then return {4, ''} end
+  if st and string.match(st, '^j:%d+:(.*)$') ~= ARGV[4] then return {4, '', ''} end
 end
 if ARGV[5] == 'unsent' then
   local st = redis.call('HGET', KEYS[4], ARGV[1])
-  if st and (string.sub(st, 1, 1) == 's' or string.sub(st, 1, 2) == 'j:') then return {16, ''} end
+  if st and (string.sub(st, 1, 1) == 's' or string.sub(st, 1, 2) == 'j:') then return {16, '', ''} end
 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3]) == 1 then
   redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
@@ -513,11 +516,16 @@ if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3]) == 1 then
     end
   end
   recorded = 2
+  local integration = redis.call('HGET', KEYS[5], ARGV[1])
+  if integration then
+    redis.call('HDEL', KEYS[5], ARGV[1])
+    ceiling = integration
+  end
 end
 local total = tonumber(redis.call('HGET', KEYS[3], 'total') or '-1')
 local resolved = tonumber(redis.call('HGET', KEYS[2], 'resolved') or '0')
 if total >= 0 and resolved >= total then recorded = recorded + 1 end
-return {recorded, wake}
+return {recorded, wake, ceiling}
 `)
 
 // Resolve records a row's outcome and counts it, once per row.
@@ -544,7 +552,7 @@ func (s *Store) resolve(ctx context.Context, id string, r importer.RowResult, of
 	if err != nil {
 		return Resolution{}, fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
 	}
-	keys := []string{k.results, k.counts, k.meta, k.state}
+	keys := []string{k.results, k.counts, k.meta, k.state, k.ceiling}
 	var cmd *redis.Cmd
 	if len(stats) == 0 {
 		cmd = resolveScript.Run(ctx, s.rdb, keys, r.Row, string(r.Outcome), b, ofJob, only)
@@ -562,7 +570,7 @@ func (s *Store) resolve(ctx context.Context, id string, r importer.RowResult, of
 		}
 	}
 	vals, err := cmd.Slice()
-	if err != nil || len(vals) != 2 {
+	if err != nil || len(vals) != 3 {
 		return Resolution{}, fmt.Errorf("error recording the outcome of row %d of import %s: %w", r.Row, id, errOr(err, "bad answer"))
 	}
 	n, _ := vals[0].(int64)
@@ -578,6 +586,7 @@ func (s *Store) resolve(ctx context.Context, id string, r importer.RowResult, of
 		res.WakeGen, _ = strconv.Atoi(gen)
 		res.WakeSeq, _ = strconv.Atoi(seq)
 	}
+	res.Ceiling, _ = vals[2].(string)
 	return res, nil
 }
 

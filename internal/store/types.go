@@ -18,6 +18,10 @@ type Resolution struct {
 	// WakeGen and WakeSeq, when not zero, name the feed task that waits
 	// for room in the window: there is room now, and it should run.
 	WakeGen, WakeSeq int
+	// Ceiling, when not "", is the integration whose writes in flight the
+	// row's write counted among (see Admit): the caller releases its place
+	// there (ReleasePlace). The import's own record of it is gone already.
+	Ceiling string
 }
 
 // FeedState is where an import's feed stands: the feed queues an import's
