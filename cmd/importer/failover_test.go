@@ -34,8 +34,7 @@ func TestChaosSentinelFailover(t *testing.T) {
 	waitForHTTP(t, "http://"+apiAddr+"/healthz")
 	env := map[string]string{"REDIS_URL": h.URL, "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key}
 	workerArgs := []string{"worker", "--concurrency", "8", "--rate-limit", "3000", "--poll-initial", "1s", "--poll-max", "4s", "--lookup-waits", "2s,4s,8s"}
-	startProc(t, dir, env, binary, workerArgs...)
-	startProc(t, dir, env, binary, workerArgs...)
+	workers := []*proc{startProc(t, dir, env, binary, workerArgs...), startProc(t, dir, env, binary, workerArgs...)}
 	file := residentsFile(t, dir, rows)
 	began := time.Now()
 	waiting := startProc(t, dir, map[string]string{"REDIS_URL": h.URL}, binary, "run", "--workers", "0", file)
@@ -92,6 +91,13 @@ func TestChaosSentinelFailover(t *testing.T) {
 	}
 	if out := waiting.log.String(); !strings.Contains(out, "report: ") {
 		t.Errorf("the waiting run did not end with its report:\n%s", out)
+	}
+	// Each worker saw the new primary and queued the import's tasks again
+	// (see jobs.Imports.WatchRedis).
+	for i, w := range workers {
+		if n := strings.Count(w.log.String(), "Redis has a new primary"); n < failovers {
+			t.Errorf("worker %d noticed %d new primaries of %d failovers:\n%s", i+1, n, failovers, w.log.String())
+		}
 	}
 }
 
