@@ -2,13 +2,10 @@ package jobs_test
 
 import (
 	"context"
-	"io"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/hibiken/asynq"
 
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/propexo"
@@ -18,30 +15,13 @@ import (
 
 // twoIntegrations yields a rows of integration A (Rent Manager), then b rows
 // of integration B (Rentvine).
-type twoIntegrations struct{ a, b, i int }
-
-func (f *twoIntegrations) Next() (importer.Row, error) {
-	if f.i == f.a+f.b {
-		return importer.Row{}, io.EOF
-	}
-	f.i++
-	r := resident(f.i)
-	if f.i > f.a {
-		r.IntegrationID, r.PropertyID = "int_rentvine_demo", ""
-	}
-	values := []string{r.IntegrationID, r.PropertyID, r.FirstName, r.LastName, r.Email1, r.RentPeriod, "1"}
-	row := importer.Row{Number: f.i, Line: f.i + 1, Values: map[string]string{}}
-	for i, name := range fakeHeader {
-		row.Values[name] = values[i]
-		row.Columns = append(row.Columns, importer.Column{Name: name, Value: values[i]})
-	}
-	return row, nil
+func twoIntegrations(a, b int) *fakeRows {
+	return &fakeRows{n: a + b, edit: func(n int, r *importer.Resident) {
+		if n > a {
+			r.IntegrationID, r.PropertyID = "int_rentvine_demo", ""
+		}
+	}}
 }
-
-func (f *twoIntegrations) Columns() []string        { return fakeHeader }
-func (f *twoIntegrations) UnknownColumns() []string { return nil }
-func (f *twoIntegrations) IgnoredColumns() []string { return nil }
-func (f *twoIntegrations) CheckColumns() error      { return nil }
 
 // An integration that publishes max_job_concurrency 3 never has more than 3
 // of the importer's writes in flight (as the importer counts them, and as
@@ -63,7 +43,7 @@ func TestCeilingPerIntegration(t *testing.T) {
 		Ceilings: jobs.Ceilings{Published: published}})
 	const a, b = 24, 6
 	imp := e.newImport(t, "imp-ceiling", -1, importer.Options{})
-	if _, err := h.Split(ctx, imp, &twoIntegrations{a: a, b: b}); err != nil {
+	if _, err := h.Split(ctx, imp, twoIntegrations(a, b)); err != nil {
 		t.Fatal(err)
 	}
 	var most atomic.Int32
@@ -77,26 +57,9 @@ func TestCeilingPerIntegration(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
-	for i := 0; i < 2; i++ {
-		mux := asynq.NewServeMux()
-		h.Register(mux)
-		cfg := jobs.ServerConfig(8, nil)
-		cfg.LogLevel = asynq.ErrorLevel
-		s := asynq.NewServerFromRedisClient(e.rdb, cfg)
-		if err := s.Start(mux); err != nil {
-			t.Fatal(err)
-		}
-		defer s.Shutdown()
-	}
-	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if got, _ := e.store.Import(ctx, "imp-ceiling"); got.Finished() {
-			break
-		}
-		if time.Now().After(deadline) {
-			p, _ := e.store.Progress(ctx, "imp-ceiling")
-			t.Fatalf("not finished after 90s: %+v", p)
-		}
-	}
+	e.serve(t, h, 8)
+	e.serve(t, h, 8)
+	e.waitFinished(t, "imp-ceiling", 90*time.Second)
 	stop()
 	if got := most.Load(); got > 3 || got < 3 {
 		t.Errorf("integration A had at most %d writes in flight; want its ceiling, 3, reached and never passed", got)

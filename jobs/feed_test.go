@@ -12,8 +12,9 @@ import (
 	"github.com/propexo-importer/importer/jobs"
 )
 
-// serve runs an Asynq server with the handlers until the test ends.
-func (e *env) serve(t *testing.T, h *jobs.Imports, concurrency int) {
+// serve runs an Asynq server with the handlers until the test ends (or
+// its Shutdown).
+func (e *env) serve(t *testing.T, h *jobs.Imports, concurrency int) *asynq.Server {
 	t.Helper()
 	mux := asynq.NewServeMux()
 	h.Register(mux)
@@ -24,6 +25,7 @@ func (e *env) serve(t *testing.T, h *jobs.Imports, concurrency int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
+	return srv
 }
 
 func (e *env) waitFinished(t *testing.T, id string, within time.Duration) importer.Progress {

@@ -475,7 +475,11 @@ func TestPipelineFinalizesOnceUnderConcurrentWorkers(t *testing.T) {
 }
 
 // fakeRows yields n valid rows.
-type fakeRows struct{ n, i int }
+type fakeRows struct {
+	n, i int
+	// edit, when set, changes row n's resident.
+	edit func(n int, r *importer.Resident)
+}
 
 func (f *fakeRows) Next() (importer.Row, error) {
 	if f.i == f.n {
@@ -483,6 +487,9 @@ func (f *fakeRows) Next() (importer.Row, error) {
 	}
 	f.i++
 	r := resident(f.i)
+	if f.edit != nil {
+		f.edit(f.i, &r)
+	}
 	values := []string{r.IntegrationID, r.PropertyID, r.FirstName, r.LastName, r.Email1, r.RentPeriod, "1"}
 	row := importer.Row{Number: f.i, Line: f.i + 1, Values: map[string]string{}}
 	for i, name := range fakeHeader {

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/store"
 	"github.com/propexo-importer/importer/jobs"
@@ -39,18 +37,7 @@ func TestANewPrimaryRequeuesLostTasks(t *testing.T) {
 	if _, err := h.Split(ctx, imp, &fakeRows{n: rows}); err != nil {
 		t.Fatal(err)
 	}
-	serve := func() *asynq.Server {
-		mux := asynq.NewServeMux()
-		h.Register(mux)
-		cfg := jobs.ServerConfig(8, nil)
-		cfg.LogLevel = asynq.ErrorLevel
-		srv := asynq.NewServerFromRedisClient(e.rdb, cfg)
-		if err := srv.Start(mux); err != nil {
-			t.Fatal(err)
-		}
-		return srv
-	}
-	srv := serve()
+	srv := e.serve(t, h, 8)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		rowsInFlight, states, _ := e.store.RowsInFlight(ctx, "imp-lost")
 		followed := 0
@@ -79,22 +66,13 @@ func TestANewPrimaryRequeuesLostTasks(t *testing.T) {
 		t.Fatal("the import finished before its tasks were lost: the test proves nothing")
 	}
 
-	srv = serve()
-	defer srv.Shutdown()
+	e.serve(t, h, 8)
 	watch, stop := context.WithCancel(ctx)
 	defer stop()
 	go h.WatchRedis(watch, 100*time.Millisecond)
 	time.Sleep(300 * time.Millisecond)
 	ls.lineage.Store("primary-2")
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if got, _ := e.store.Import(ctx, "imp-lost"); got.Finished() {
-			break
-		}
-		if time.Now().After(deadline) {
-			p, _ := e.store.Progress(ctx, "imp-lost")
-			t.Fatalf("not finished 60s after the new primary: %+v (before it: %+v)", p, before)
-		}
-	}
+	e.waitFinished(t, "imp-lost", 60*time.Second)
 	p, _ := e.store.Progress(ctx, "imp-lost")
 	if p.Counts[importer.Succeeded] != rows {
 		t.Errorf("progress = %+v, want %d succeeded", p, rows)

@@ -74,6 +74,24 @@ func (p *proc) signal(sig syscall.Signal) {
 	}
 }
 
+// exits reports whether the process ends on its own within timeout.
+func (p *proc) exits(timeout time.Duration) bool {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd == nil {
+		return true
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
 // residentsFile writes n residents with distinct emails.
 func residentsFile(t *testing.T, dir string, n int) string {
 	t.Helper()
@@ -389,14 +407,7 @@ func TestChaosRedisRestartAndOutage(t *testing.T) {
 		}
 	}
 	settle(t, &f, conn, rdbURL(conn), dir, id, rows, apiAddr, key, 10*time.Minute)
-	waiting.mu.Lock()
-	cmd := waiting.cmd
-	waiting.mu.Unlock()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
+	if !waiting.exits(30 * time.Second) {
 		t.Error("the waiting run did not end after the import finished")
 	}
 	out := waiting.log.String()

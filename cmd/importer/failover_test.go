@@ -79,14 +79,7 @@ func TestChaosSentinelFailover(t *testing.T) {
 	}
 	f.wall = time.Since(began)
 	settle(t, &f, conn, h.URL, dir, id, rows, apiAddr, key, 10*time.Minute)
-	waiting.mu.Lock()
-	cmd := waiting.cmd
-	waiting.mu.Unlock()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
+	if !waiting.exits(30 * time.Second) {
 		t.Errorf("the waiting run did not end after the import finished:\n%s", waiting.log.String())
 	}
 	if out := waiting.log.String(); !strings.Contains(out, "report: ") {
