@@ -190,10 +190,11 @@ func TestImportsShareTheBudgetByWeight(t *testing.T) {
 		got[i] = float64(after[i]-before[i]) / float64(total)
 		t.Logf("%s: %d of %d creates (%.0f%%, its share %.0f%%)", imp.tag, after[i]-before[i], total, 100*got[i], 100*imp.share)
 	}
-	// The shares in the short form: the high-priority import well ahead of
-	// each normal one (its 50% comes out at 40-50% here: the tasks waiting
-	// for the limiter draw its tokens by lot), the two normal ones alike.
-	if got[2] < 1.2*got[0] || got[2] < 1.2*got[1] || got[2] < 0.35 {
+	// The shares in the short form (12 s, about 110 creates, under the
+	// whole suite's load): the high-priority import well ahead of each
+	// normal one (49% measured alone, for its 50%), the two normal ones
+	// alike.
+	if got[2] < 1.5*got[0] || got[2] < 1.5*got[1] || got[2] < 0.4 {
 		t.Errorf("the high-priority import got %.0f%% of the creates, the normal ones %.0f%% and %.0f%%: want about twice as much", 100*got[2], 100*got[0], 100*got[1])
 	}
 	if got[0] > 1.3*got[1] || got[1] > 1.3*got[0] {

@@ -112,6 +112,11 @@ type inputStore interface {
 	Activate(ctx context.Context, id string, weight int, now time.Time) (int, error)
 	Deactivate(ctx context.Context, id string) error
 	Queued(ctx context.Context, id string) (int, error)
+	// Turn tells whether an import may send a create now beside the
+	// others sending (not while it is more than slack turns ahead of the
+	// slowest); Sent counts one it sent, 1/weight of a turn.
+	Turn(ctx context.Context, id string, weight int, slack float64, now time.Time) (bool, error)
+	Sent(ctx context.Context, id string, weight int, now time.Time) error
 	AdvanceCursor(ctx context.Context, id string, gen, cursor int) error
 	// PauseFeed records the feed task to wake (seq) once the rows in
 	// flight fall to wake.

@@ -39,6 +39,8 @@ type SubmitPayload struct {
 	// Update, when set, is the row's planned update (see Plan): the row
 	// updates that resident instead of creating one.
 	Update *importer.Update `json:"update,omitempty"`
+	// Priority is the import's, for its turns beside other imports.
+	Priority importer.Priority `json:"priority,omitempty"`
 }
 
 // SubmitTaskID is the deterministic id of a row's submit task in a round
@@ -132,12 +134,16 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 	if st.RetryOf != "" {
 		endpoint, send = importer.EndpointRetryWrite, func() (string, error) { return im.api.RetryWrite(ctx, st.RetryOf) }
 	}
+	if err := im.waitTurn(ctx, p); err != nil {
+		return err
+	}
 	if err := im.admit(ctx, p); err != nil {
 		return err
 	}
 	if err := im.take(ctx, p.ImportID, 1); err != nil {
 		return err
 	}
+	im.tookTurn(ctx, p)
 	if err := im.store.MarkSending(ctx, p.ImportID, p.Row, st.RetryOf); errors.Is(err, importer.ErrNotToSend) {
 		// Resolved, or cancelled, since the row's state was read: it is
 		// not sent.
@@ -173,6 +179,38 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 		return err // a webhook was faster than the answer
 	}
 	return im.scheduleCheck(ctx, p, jobID, 1)
+}
+
+// turnSlack is how far, in turns, an import may run ahead of the slowest
+// import sending beside it: 4 creates of a normal import, 8 of a high one.
+const turnSlack = 2.0
+
+// waitTurn holds a write back, without spending the row's retries, while
+// its import is ahead of its weight's share of the creates sent beside the
+// other imports (see store.Turn): the rate limit's tokens then go to the
+// imports behind, in proportion to their weights, instead of to whichever
+// waiting task asks first. Only with a rate limit: without one, nothing is
+// shared.
+func (im *Imports) waitTurn(ctx context.Context, p SubmitPayload) error {
+	if im.cfg.Limiter == nil {
+		return nil
+	}
+	ok, err := im.store.Turn(ctx, p.ImportID, p.Priority.Weight(), turnSlack, time.Now())
+	if err != nil || ok {
+		return err
+	}
+	return &waitError{after: 200*time.Millisecond + rand.N(300*time.Millisecond),
+		err: fmt.Errorf("row %d waits: its import is ahead of its share beside the others", p.Row)}
+}
+
+// tookTurn counts the write its turn; a count lost is a turn given away.
+func (im *Imports) tookTurn(ctx context.Context, p SubmitPayload) {
+	if im.cfg.Limiter == nil {
+		return
+	}
+	if err := im.store.Sent(ctx, p.ImportID, p.Priority.Weight(), time.Now()); err != nil {
+		im.log.WarnContext(ctx, "cannot count the import's turn", "import_id", p.ImportID, "error", err)
+	}
 }
 
 // admit takes a place among the writes in flight of the row's integration

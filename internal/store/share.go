@@ -94,3 +94,80 @@ func (s *Store) Queued(ctx context.Context, id string) (int, error) {
 	}
 	return n, nil
 }
+
+// Turns: the imports sending creates take turns by weight. Each keeps a
+// virtual time that grows by 1/weight with every create it sends; an
+// import whose virtual time is ahead of the slowest sending import's by
+// more than a slack waits a moment, so the limiter's tokens go to the
+// imports behind. An import counts as sending while it sent within
+// turnFresh: one that stops (its rows are done, or wait on its window or
+// a ceiling) holds nobody back for longer than that, and one that starts
+// (or starts again) comes in at the slowest one's time, with no backlog of
+// turns to claim.
+//
+//	importer:turns   hash: import id -> "virtual time:last send, unix ms"
+
+const turnsKey = "importer:turns"
+
+// turnFresh is how long after its last send an import counts as sending.
+const turnFresh = 2 * time.Second
+
+// turnScript tells whether an import may send a create now, or counts one
+// it sent.
+//
+// Input:
+// KEYS[1] -> importer:turns
+// ARGV[1] -> the import's id
+// ARGV[2] -> its weight
+// ARGV[3] -> now, unix ms
+// ARGV[4] -> how long after its last send an import counts as sending, ms
+// ARGV[5] -> the slack: how far ahead of the slowest an import may be
+// ARGV[6] -> "ask" (may it send?) or "sent" (count a create it sent)
+//
+// Output:
+// 1 (its turn, or counted), or 0 (wait).
+var turnScript = redis.NewScript(`
+local now = tonumber(ARGV[3])
+local fresh = tonumber(ARGV[4])
+local all = redis.call('HGETALL', KEYS[1])
+local min, mine
+for i = 1, #all, 2 do
+  local v, last = string.match(all[i + 1], '^([^:]+):(%d+)$')
+  v, last = tonumber(v), tonumber(last)
+  if not v or now - last > 60 * fresh then
+    redis.call('HDEL', KEYS[1], all[i])
+  elseif now - last <= fresh then
+    if all[i] == ARGV[1] then mine = v end
+    if not min or v < min then min = v end
+  end
+end
+min = min or 0
+if not mine or mine < min then mine = min end
+if ARGV[6] == 'ask' then
+  if mine > min + tonumber(ARGV[5]) then return 0 end
+  return 1
+end
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%.6f', mine + 1 / tonumber(ARGV[2])) .. ':' .. now)
+return 1
+`)
+
+// Turn tells whether an import of the given weight may send a create now
+// beside the other imports sending (see turnsKey): not while it is more
+// than slack ahead of the slowest of them.
+func (s *Store) Turn(ctx context.Context, id string, weight int, slack float64, now time.Time) (bool, error) {
+	return s.turn(ctx, id, weight, slack, now, "ask")
+}
+
+// Sent counts a create an import sent, for the turns.
+func (s *Store) Sent(ctx context.Context, id string, weight int, now time.Time) error {
+	_, err := s.turn(ctx, id, weight, 0, now, "sent")
+	return err
+}
+
+func (s *Store) turn(ctx context.Context, id string, weight int, slack float64, now time.Time, mode string) (bool, error) {
+	ok, err := turnScript.Run(ctx, s.rdb, []string{turnsKey}, id, max(weight, 1), now.UnixMilli(), turnFresh.Milliseconds(), slack, mode).Int()
+	if err != nil {
+		return false, fmt.Errorf("error taking turns among the imports: %w", err)
+	}
+	return ok == 1, nil
+}

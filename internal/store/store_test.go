@@ -369,3 +369,36 @@ func TestSharesAndQueuedRows(t *testing.T) {
 		t.Errorf("Queued = %d, %v; want 3 (rows 3, 4 and 5)", n, err)
 	}
 }
+
+// Imports take turns by weight: one more than the slack ahead of the
+// slowest import sending waits; one that stopped sending holds nobody back
+// once it is no longer fresh; a newcomer starts at the slowest one's time.
+func TestTurns(t *testing.T) {
+	ctx := context.Background()
+	s := store.New(redistest.Client(t))
+	t0 := time.Now()
+	if err := s.Sent(ctx, "b", 2, t0); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if err := s.Sent(ctx, "a", 2, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, _ := s.Turn(ctx, "a", 2, 2, t0); ok {
+		t.Error("a, 5 creates to b's 1 at the same weight, may send past a slack of 4")
+	}
+	if ok, _ := s.Turn(ctx, "b", 2, 2, t0); !ok {
+		t.Error("b, behind, may not send")
+	}
+	for range 4 {
+		s.Sent(ctx, "high", 4, t0) // a newcomer starts at b's time; 4 creates are one turn
+	}
+	if ok, _ := s.Turn(ctx, "high", 4, 2, t0); !ok {
+		t.Error("a high-priority import 4 creates in (one turn) may not send")
+	}
+	later := t0.Add(3 * time.Second)
+	if ok, _ := s.Turn(ctx, "a", 2, 2, later); !ok {
+		t.Error("a still waits for b, which stopped sending 3 s ago")
+	}
+}
