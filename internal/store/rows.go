@@ -163,6 +163,9 @@ func (s *Store) MarkSending(ctx context.Context, id string, row int, retryOf str
 	durable := s.replicated(ctx, k.state, func(pipe redis.Pipeliner) {
 		mark = markSendingScript.Eval(ctx, pipe, []string{k.meta, k.state, k.results}, row, v)
 	})
+	if mark == nil { // the primary holding the row could not be reached
+		return fmt.Errorf("error saving row %d of import %s: %w", row, id, durable)
+	}
 	n, err := mark.Int()
 	switch {
 	case err != nil:
@@ -195,28 +198,46 @@ func recordJobKey(key string) string  { return "importer:recordjob:" + key }
 // for jobIndexTTL, so it is kept only where webhooks come.
 func (s *Store) SetJob(ctx context.Context, id string, row int, jobID string, forWebhooks bool, recordKey string, stats ...string) error {
 	k := keysOf(id)
-	if forWebhooks {
-		// The indexes live outside the import's slot: written apart.
-		pipe := s.rdb.Pipeline()
-		pipe.Set(ctx, jobKey(jobID), id+"|"+strconv.Itoa(row), jobIndexTTL)
-		if recordKey != "" {
-			pipe.Set(ctx, recordJobKey(recordKey), id+"|"+strconv.Itoa(row)+"|"+jobID, jobIndexTTL)
+	var indexes []*redis.StatusCmd
+	index := func(pipe redis.Pipeliner) {
+		if !forWebhooks {
+			return
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return fmt.Errorf("error indexing the job of row %d of import %s: %w", row, id, err)
+		indexes = append(indexes, pipe.Set(ctx, jobKey(jobID), id+"|"+strconv.Itoa(row), jobIndexTTL))
+		if recordKey != "" {
+			indexes = append(indexes, pipe.Set(ctx, recordJobKey(recordKey), id+"|"+strconv.Itoa(row)+"|"+jobID, jobIndexTTL))
 		}
 	}
-	// The job id and the request's count in one round trip, waited for
-	// until a replica has it: a row that lost its job id in a failover is
-	// looked up, which costs requests and, for a PMS that shows new
-	// residents late, ends it in doubt.
+	_, cluster := s.rdb.(*redis.ClusterClient)
+	if cluster {
+		// The indexes live outside the import's slot, on other nodes:
+		// written apart.
+		pipe := s.rdb.Pipeline()
+		index(pipe)
+		_, _ = pipe.Exec(ctx) // errors are read per command, below
+	}
+	// The job id, the request's count (and, on one Redis, the indexes) in
+	// one round trip, waited for until a replica has it: a row that lost
+	// its job id in a failover is looked up, which costs requests and, for
+	// a PMS that shows new residents late, ends it in doubt.
 	var set *redis.Cmd
 	durable := s.replicated(ctx, k.state, func(pipe redis.Pipeliner) {
+		if !cluster {
+			index(pipe)
+		}
 		set = setStateScript.Eval(ctx, pipe, []string{k.meta, k.state}, row, jobPrefix+"1:"+jobID)
 		for _, stat := range stats {
 			pipe.HIncrBy(ctx, k.stats, stat, 1)
 		}
 	})
+	for _, cmd := range indexes {
+		if err := cmd.Err(); err != nil {
+			return fmt.Errorf("error indexing the job of row %d of import %s: %w", row, id, err)
+		}
+	}
+	if set == nil { // the primary holding the row could not be reached
+		return fmt.Errorf("error saving the job of row %d of import %s: %w", row, id, durable)
+	}
 	if n, err := set.Int(); err != nil {
 		return fmt.Errorf("error saving the job of row %d of import %s: %w", row, id, err)
 	} else if n == 0 {
