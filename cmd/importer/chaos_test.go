@@ -382,7 +382,13 @@ func TestChaosRedisRestartAndOutage(t *testing.T) {
 	file := residentsFile(t, dir, rows)
 	began := time.Now()
 	waiting := startProc(t, dir, map[string]string{"REDIS_URL": redisURL}, binary, "run", "--workers", "0", file)
-	time.Sleep(3 * time.Second)
+	// Break Redis only once the run waits: its first progress line.
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(waiting.log.String(), "rows resolved"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the run did not start waiting within a minute:\n%s", waiting.log.String())
+		}
+	}
+	time.Sleep(time.Second)
 
 	rs.signal(syscall.SIGTERM) // a clean restart: the AOF is flushed
 	time.Sleep(2 * time.Second)
@@ -411,7 +417,8 @@ func TestChaosRedisRestartAndOutage(t *testing.T) {
 		t.Error("the waiting run did not end after the import finished")
 	}
 	out := waiting.log.String()
-	if !strings.Contains(out, "cannot reach Redis at") || !strings.Contains(out, "is back after") || !strings.Contains(out, "report: ") {
+	// The restart refuses connections; the freeze leaves reads unanswered.
+	if !strings.Contains(out, "cannot reach Redis at") || !strings.Contains(out, "no answer for") || !strings.Contains(out, "is back after") || !strings.Contains(out, "report: ") {
 		t.Errorf("the waiting run did not say what happened:\n%s", out)
 	}
 	if !strings.Contains(w1.log.String(), "redis") && !strings.Contains(w1.log.String(), "connection") {

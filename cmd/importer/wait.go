@@ -31,11 +31,14 @@ func (c *runConfig) wait(ctx context.Context, imports *jobs.Imports, st *store.S
 		if msg := watch.check(); msg != "" {
 			display.say(msg)
 		}
-		imp, err := st.Import(ctx, id)
-		var p importer.Progress
-		if err == nil {
-			p, err = st.Progress(ctx, id)
-		}
+		imp, p, err := readProgress(ctx, st, id, func() {
+			// go-redis retries a read that times out, so a frozen
+			// Redis would look like a slow poll: say so after a while.
+			if lostSince.IsZero() {
+				lostSince = time.Now()
+				fmt.Fprintf(stderr, "cannot reach Redis at %s: no answer for %v; waiting for it to come back\n", conn.Addr, redisSilence)
+			}
+		})
 		switch {
 		case err != nil && ctx.Err() != nil:
 		case err != nil && errors.Is(err, importer.ErrImportNotFound):
@@ -81,6 +84,42 @@ func (c *runConfig) wait(ctx context.Context, imports *jobs.Imports, st *store.S
 			}
 			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: import %s goes on in the workers; run the same command to wait for it again", id)}
 		case <-ticker.C:
+		}
+	}
+}
+
+// redisSilence is how long a waiting run's read of its import may go
+// unanswered before it says that Redis cannot be reached.
+const redisSilence = 3 * time.Second
+
+// readProgress reads the import and its progress. It calls silent once if
+// Redis has not answered within redisSilence, and returns when Redis
+// answers or fails, or when ctx ends.
+func readProgress(ctx context.Context, st *store.Store, id string, silent func()) (importer.Import, importer.Progress, error) {
+	type answer struct {
+		imp importer.Import
+		p   importer.Progress
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		var a answer
+		a.imp, a.err = st.Import(ctx, id)
+		if a.err == nil {
+			a.p, a.err = st.Progress(ctx, id)
+		}
+		answered <- a
+	}()
+	timer := time.NewTimer(redisSilence)
+	defer timer.Stop()
+	for {
+		select {
+		case a := <-answered:
+			return a.imp, a.p, a.err
+		case <-timer.C:
+			silent()
+		case <-ctx.Done():
+			return importer.Import{}, importer.Progress{}, ctx.Err()
 		}
 	}
 }
