@@ -275,9 +275,10 @@ const DefaultMaxRetry = 10
 // first lookups: writes sent just before the loss resolve in that time.
 const DefaultRecoveryWait = time.Minute
 
-// Deadline is the moment after which a PENDING write is timed_out: the
-// deadline counts from the import's start, or from the start of the retry
-// that sent the write.
+// Deadline is Options.Deadline past the start of the import, or of the
+// retry round that sent its writes. Each write is followed for
+// Options.Deadline after it is sent, so a write sent late is followed as
+// long as any other; this moment stands in where the send is not known.
 func (imp Import) Deadline() time.Time {
 	start := imp.CreatedAt
 	if imp.RoundStartedAt.After(start) {

@@ -26,7 +26,8 @@ type CheckPayload struct {
 	// task id, so a check that re-enqueues the next is never mistaken
 	// for itself.
 	Check int `json:"check"`
-	// Deadline is when a write still PENDING is given up as timed_out.
+	// Deadline is when a write still PENDING is given up as timed_out:
+	// --deadline after it was sent.
 	Deadline time.Time `json:"deadline"`
 	// Verify reads the created record back before the row succeeds.
 	Verify bool `json:"verify,omitempty"`
@@ -127,11 +128,12 @@ func (im *Imports) scheduleCheck(ctx context.Context, sp SubmitPayload, jobID st
 		if err != nil {
 			return err
 		}
-		sp.Deadline, sp.Verify = imp.Deadline(), imp.Options.Verify
+		sp.Deadline, sp.FollowFor, sp.Verify = imp.Deadline(), imp.Options.Deadline, imp.Options.Verify
 	}
+	sent := time.Now().UTC()
 	p := CheckPayload{ImportID: sp.ImportID, Row: sp.Row, Line: sp.Line, JobID: jobID, Check: n,
-		Deadline: sp.Deadline, Verify: sp.Verify,
-		IntegrationID: sp.Resident.IntegrationID, SubmittedAt: time.Now().UTC(), Vendor: sp.Vendor}
+		Deadline: sp.followedUntil(sent), Verify: sp.Verify,
+		IntegrationID: sp.Resident.IntegrationID, SubmittedAt: sent, Vendor: sp.Vendor}
 	if sp.Verify && sp.Update == nil {
 		q := importer.QueryFor(sp.Resident)
 		p.Lookup = &q
@@ -214,7 +216,7 @@ func (im *Imports) Check(ctx context.Context, p CheckPayload) error {
 	case importer.WritePending:
 		if !time.Now().Before(p.Deadline) {
 			result.Outcome, result.ErrorCode = importer.TimedOut, importer.CodeTimedOut
-			result.Error = fmt.Sprintf("the write was still PENDING at the import's deadline (%s); follow it up with its job id", p.Deadline.UTC().Format(time.RFC3339))
+			result.Error = fmt.Sprintf("the write was still PENDING at its deadline (%s, --deadline after it was sent); follow it up with its job id", p.Deadline.UTC().Format(time.RFC3339))
 			return im.resolveJob(ctx, p.ImportID, result)
 		}
 		next := p

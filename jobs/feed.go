@@ -243,7 +243,7 @@ func (im *Imports) queueRows(ctx context.Context, imp importer.Import, v *import
 			continue
 		}
 		p := SubmitPayload{ImportID: imp.ID, Row: in.Number, Line: in.Line, Vendor: imp.Options.Vendor,
-			Resident: resident, Deadline: imp.Deadline(), Verify: imp.Options.Verify, Round: imp.Round, LookFirst: imp.Recovery != nil,
+			Resident: resident, Deadline: imp.Deadline(), FollowFor: imp.Options.Deadline, Verify: imp.Options.Verify, Round: imp.Round, LookFirst: imp.Recovery != nil,
 			Priority: imp.Options.Priority}
 		if u, ok := plans[in.Number]; ok {
 			p.Update = &u

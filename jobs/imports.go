@@ -274,7 +274,7 @@ func (im *Imports) record(ctx context.Context, importID string, r importer.RowRe
 		// Its write took a place among its integration's writes in
 		// flight: it is in flight no more.
 		if err := im.store.ReleasePlace(ctx, res.Ceiling, importID, r.Row); err != nil {
-			im.log.WarnContext(ctx, "cannot release the row's place among its integration's writes in flight; it is taken back at the import's deadline", "import_id", importID, "row", r.Row, "error", err)
+			im.log.WarnContext(ctx, "cannot release the row's place among its integration's writes in flight; it is taken back at the write's deadline", "import_id", importID, "row", r.Row, "error", err)
 		}
 	}
 	if res.Stale {

@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http/httptest"
@@ -316,6 +317,39 @@ func TestDeadlineTimesTheRowOut(t *testing.T) {
 	}
 	if wait := time.Until(info.NextProcessAt); wait > 2*time.Second {
 		t.Errorf("the check after a 1s-capped delay is due in %v; it must not overshoot the deadline by more than a second", wait)
+	}
+}
+
+// A write sent after its import's deadline has passed (its workers were
+// down, say) is followed for --deadline after it was sent, like any other:
+// it is not given up as timed_out at its first look, while still PENDING.
+func TestAWriteSentLateIsFollowedLikeAnyOther(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, "fixed:300ms", nil)
+	e.newImport(t, "imp-late", 1, importer.Options{Deadline: 2 * time.Second})
+	time.Sleep(2100 * time.Millisecond) // the import's deadline passes before the row is sent
+	sent := time.Now()
+	if err := e.h.ProcessTask(ctx, submitTask(t, "imp-late", 1)); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := e.store.RowState(ctx, "imp-late", 1)
+	info, err := e.insp.GetTaskInfo(jobs.QueueCheck, jobs.CheckTaskID("imp-late", 1, st.JobID, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p jobs.CheckPayload
+	if err := json.Unmarshal(info.Payload, &p); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Deadline.After(sent.Add(time.Second)) {
+		t.Errorf("the late write's check gives it up at %v, %v after it was sent; want --deadline (2s) after", p.Deadline.Format(time.RFC3339Nano), p.Deadline.Sub(sent))
+	}
+	time.Sleep(time.Until(info.NextProcessAt))
+	if err := e.h.ProcessTask(ctx, asynq.NewTask(info.Type, info.Payload)); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.result(t, "imp-late", 1); r.Outcome != importer.Succeeded {
+		t.Errorf("result = %+v, want succeeded: the write resolved 300ms after it was sent", r)
 	}
 }
 

@@ -27,10 +27,14 @@ type SubmitPayload struct {
 	Line     int               `json:"line,omitempty"`
 	Vendor   importer.Vendor   `json:"vendor"`
 	Resident importer.Resident `json:"resident"`
-	// Deadline and Verify are the import's, carried so that scheduling
-	// the row's status checks costs no read of the import.
-	Deadline time.Time `json:"deadline,omitzero"`
-	Verify   bool      `json:"verify,omitempty"`
+	// Deadline, FollowFor and Verify are the import's, carried so that
+	// scheduling the row's status checks costs no read of the import.
+	// FollowFor is its --deadline: how long a write is followed after it
+	// is sent (see followedUntil); Deadline, when the import's own
+	// deadline passes, stands in for it in tasks queued without it.
+	Deadline  time.Time     `json:"deadline,omitzero"`
+	FollowFor time.Duration `json:"follow_for,omitempty"`
+	Verify    bool          `json:"verify,omitempty"`
 	// Round is the import's round the task was queued in.
 	Round int `json:"round,omitempty"`
 	// LookFirst: the row may have been sent before its import's state was
@@ -41,6 +45,17 @@ type SubmitPayload struct {
 	Update *importer.Update `json:"update,omitempty"`
 	// Priority is the import's, for its turns beside other imports.
 	Priority importer.Priority `json:"priority,omitempty"`
+}
+
+// followedUntil is when a write sent at sent is given up as timed_out if
+// it is still PENDING: --deadline after it was sent. A write sent late (its
+// workers killed, a long queue, a retry round) is followed as long as one
+// sent at once, never given up at its first look.
+func (p SubmitPayload) followedUntil(sent time.Time) time.Time {
+	if p.FollowFor > 0 {
+		return sent.Add(p.FollowFor)
+	}
+	return p.Deadline
 }
 
 // SubmitTaskID is the deterministic id of a row's submit task in a round
@@ -222,7 +237,7 @@ func (im *Imports) admit(ctx context.Context, p SubmitPayload) error {
 	if limit <= 0 {
 		return nil
 	}
-	deadline := p.Deadline
+	deadline := p.followedUntil(time.Now())
 	if deadline.IsZero() {
 		deadline = time.Now().Add(importer.DefaultDeadline)
 	}

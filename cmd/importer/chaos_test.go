@@ -283,9 +283,9 @@ func importID(t *testing.T, out string) string {
 // effect, answers slower than the client's timeout, a window of 429s, and
 // writes that never resolve (timed out at the deadline).
 func TestChaosWorkersAndAPIFaults(t *testing.T) {
-	// The deadline must outlast the submits: rows still PENDING at it
-	// end timed_out by design, and the check below holds only the stuck
-	// writes to be timed out.
+	// Each write is followed for the deadline after it was sent, however
+	// late the kills made it: only the stuck writes may end timed_out,
+	// which the check below holds them to.
 	rows, kills, every, deadline := 150, 3, 4*time.Second, "75s"
 	if *chaosFull {
 		rows, kills, every, deadline = 3000, 1000, 5*time.Second, "8m"

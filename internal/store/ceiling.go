@@ -11,7 +11,7 @@ import (
 
 // Per-integration ceilings: a sorted set per integration holds the writes
 // in flight there (sent, not resolved), each "import|row" scored by the
-// import's deadline, after which its row ends timed out and its place is
+// write's deadline, after which its row ends timed out and its place is
 // taken back even if no resolve ever came (a worker that died for good). A
 // hash in the import's slot remembers each admitted row's integration, so
 // the resolve that records the row's outcome names the place to release in
@@ -26,7 +26,7 @@ func inFlightKey(integrationID string) string { return "importer:inflight:{" + i
 // ARGV[1] -> the write: <import>|<row>
 // ARGV[2] -> the most writes in flight
 // ARGV[3] -> now, unix ms
-// ARGV[4] -> the import's deadline, unix ms
+// ARGV[4] -> the write's deadline, unix ms
 //
 // Output:
 // 1 (admitted, or already in), or 0 (every place is taken).
