@@ -62,7 +62,7 @@ fuzz: ## fuzz every parser (CSV, JSON, NDJSON, headers, validation, webhooks) fo
 	done
 
 .PHONY: chaos
-chaos: ## the chaos suite at full size: workers killed, Redis restarted, frozen, emptied and failed over (Sentinel), API faults (about 20 minutes)
+chaos: ## the chaos suite at full size: workers killed, Redis restarted, frozen, emptied and failed over (Sentinel), API faults (about 22 minutes)
 	$(GO) test -run Chaos -v -count=1 -timeout 60m ./cmd/importer -chaos 2>&1 | grep -E '^(=== RUN|--- |    (chaos|failover)_test|ok|FAIL)'
 
 .PHONY: run-sample
