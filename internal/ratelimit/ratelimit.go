@@ -202,16 +202,20 @@ func (l *Limiter) Observe(status int, header http.Header, sent time.Time) {
 // shareWait is how long to pause when remaining requests are fewer than
 // the pace spends in the left of the window (with a tenth to spare for
 // the pace's own unevenness): long enough that, paced again after it, the
-// rest of the window spends no more than remains. Pauses under a second
-// are not worth a round trip.
+// rest of the window spends no more than remains. A pause shorter than the
+// pace's own spacing between two requests changes nothing; any longer one
+// counts. In a short window, the requests sent at the default pace before
+// the first answer announced a lower limit are made up by a pause well
+// under a second.
 func (l *Limiter) shareWait(remaining int, left time.Duration) time.Duration {
-	perSecond := float64(l.limit.Load()) / l.cfg.Period.Seconds()
+	limit := l.limit.Load()
+	perSecond := float64(limit) / l.cfg.Period.Seconds()
 	needed := perSecond * left.Seconds()
 	if float64(remaining) >= 0.9*needed {
 		return 0
 	}
 	wait := left - time.Duration(float64(remaining)/perSecond*float64(time.Second))
-	if wait < time.Second {
+	if wait < l.cfg.Period/time.Duration(limit) {
 		return 0
 	}
 	return wait

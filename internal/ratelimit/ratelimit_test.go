@@ -167,3 +167,21 @@ func TestNewsOfAWindowThatIsOverIsIgnored(t *testing.T) {
 		t.Fatalf("news of the window before paused the new one: %v", err)
 	}
 }
+
+// Requests sent at the default pace before the first answer announced a
+// lower limit leave fewer remaining than the new pace needs: the pause that
+// makes up for them is short in a short window, and it still counts.
+func TestAShortPauseStillCounts(t *testing.T) {
+	rdb := redistest.Client(t)
+	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	now := func() time.Time { return start.Add(200 * time.Millisecond) }
+	cfg := ratelimit.Config{Period: 2 * time.Second, Now: now} // 150 until told
+	seen, other := ratelimit.New(rdb, cfg), ratelimit.New(rdb, cfg)
+	// 4 of 20 spent 0.2s into the window: 2.05s left (with the clock
+	// margin) need 20.5 at the pace; the 16 that remain last 1.6s.
+	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"20"}, "X-Ratelimit-Remaining": {"16"}}, now())
+	th, ok := ratelimit.IsThrottled(other.Take(context.Background(), 1))
+	if !ok || !th.Paused || th.Wait < 350*time.Millisecond || th.Wait > 450*time.Millisecond {
+		t.Fatalf("got %+v (%v), want a pause of about 0.45s", th, ok)
+	}
+}
