@@ -48,7 +48,7 @@ func TestRequests(t *testing.T) {
 	s := spec(t)
 	tests := []struct {
 		name, method, target, body string
-		want                        *want
+		want                       *want
 	}{
 		{"a generic create", "POST", "/v1/residents/", `{"integration_id":"i","first_name":"A","rent_due_day":5,"phone_1":"5551234567","phone_1_type":"OTHER"}`, nil},
 		{"a create without its integration", "POST", "/v1/residents/", `{"first_name":"A"}`, &want{apispec.Invalid, ""}},
