@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/apispec"
 	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/sandboxtest"
 )
 
 const key = "k"
@@ -30,10 +32,8 @@ func start(t *testing.T, cfg sandbox.Config) *api {
 	if cfg.Latency == (sandbox.Latency{}) {
 		cfg.Latency, _ = sandbox.ParseLatency("fixed:1s")
 	}
-	sb := sandbox.New(cfg)
+	sb, srv := sandboxtest.Serve(t, cfg)
 	sb.Start()
-	srv := httptest.NewServer(sb.Handler())
-	t.Cleanup(func() { srv.Close(); sb.Close() })
 	return &api{t: t, url: srv.URL, sb: sb}
 }
 
@@ -41,6 +41,9 @@ func (a *api) do(method, path, body string) (*http.Response, []byte) {
 	a.t.Helper()
 	req, _ := http.NewRequest(method, a.url+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+key)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, nil
@@ -59,12 +62,10 @@ func (a *api) create() string {
 		a.t.Fatalf("create: %v %s", resp, body)
 	}
 	var answer struct {
-		Meta struct {
-			JobID string `json:"job_id"`
-		} `json:"meta"`
+		JobID string `json:"job_id"`
 	}
 	json.Unmarshal(body, &answer)
-	return answer.Meta.JobID
+	return answer.JobID
 }
 
 func (a *api) status(job string) map[string]any {
@@ -436,7 +437,8 @@ func TestDocumentedShapes(t *testing.T) {
 // or property (400 unless ignore_unknown_fields=true), and requires a lease
 // and a US address; the generic path takes every field.
 func TestVendorPathsTakeTheirOwnFields(t *testing.T) {
-	a := start(t, sandbox.Config{RateLimit: -1})
+	var off []apispec.Violation
+	a := start(t, sandbox.Config{RateLimit: -1, OnViolation: func(v apispec.Violation) { off = append(off, v) }})
 	ok := `"integration_id":"int_buildium_demo","lease_id":"lease_1","first_name":"Ada","last_name":"Lovelace","address_1":"1 Main St","city":"Austin","state":"TX","zip":"78701","country":"US"`
 	for _, tt := range []struct {
 		path, body string
@@ -449,10 +451,16 @@ func TestVendorPathsTakeTheirOwnFields(t *testing.T) {
 		{"/v1/residents/buildium/", `{"integration_id":"int_buildium_demo","first_name":"Ada","last_name":"Lovelace","country":"CA"}`, 400, "lease_id"},
 		{"/v1/residents/", "{" + ok + `,"notes":"VIP"}`, 200, ""},
 		{"/v1/residents/rentmanager/", `{"integration_id":"int_rentmanager_demo","property_id":"prop_100","rent_period":"MONTHLY","rent_due_day":1,"first_name":"A","last_name":"B","lease_id":"l"}`, 400, "Unrecognized key: lease_id"},
+		{"/v1/residents/", "{" + ok + `,"nickname":"Ada"}`, 400, "Unrecognized key: nickname"},
 	} {
 		resp, body := a.do("POST", tt.path, tt.body)
 		if resp.StatusCode != tt.status || !strings.Contains(string(body), tt.issue) {
 			t.Errorf("POST %s %s: %d %s; want %d with %q", tt.path, tt.body, resp.StatusCode, body, tt.status, tt.issue)
 		}
+	}
+	// ignore_unknown_fields is the docs pages', not the file's; and the
+	// nickname no schema has.
+	if len(off) != 2 || off[0].Field != "ignore_unknown_fields" || off[1].Field != "nickname" {
+		t.Errorf("violations of the file: %v", off)
 	}
 }

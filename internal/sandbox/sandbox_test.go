@@ -47,12 +47,10 @@ func TestLognormalLatencyThroughTheAPI(t *testing.T) {
 	for i := range jobs {
 		rec := do("POST", "/v1/residents/", `{"integration_id":"int_rentvine_demo"}`)
 		var answer struct {
-			Meta struct {
-				JobID string `json:"job_id"`
-			} `json:"meta"`
+			JobID string `json:"job_id"`
 		}
 		json.NewDecoder(rec.Body).Decode(&answer)
-		jobs[i] = answer.Meta.JobID
+		jobs[i] = answer.JobID
 	}
 	// Step the clock and note when each job leaves PENDING.
 	resolved := make([]float64, 0, n)

@@ -15,11 +15,13 @@ import (
 	"maps"
 	mrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/apispec"
 )
 
 // Config are the sandbox's knobs. The zero value of each field is a working
@@ -80,6 +82,10 @@ type Config struct {
 	// Variants pick, where Propexo's documents leave a behaviour open,
 	// which one the sandbox plays.
 	Variants Variants
+	// OnViolation is told every way a request or an answer departs from
+	// the published OpenAPI file (see spec.go). Default: counted in Stats
+	// only.
+	OnViolation func(apispec.Violation)
 	// Now tells the time. Default time.Now.
 	Now func() time.Time
 }
@@ -129,7 +135,10 @@ type Server struct {
 	order      []string // resident ids in creation order
 	// lagging holds, per resident, what get and list show while the
 	// cache lags its last write (see Config.CacheLag).
-	lagging   map[string]lag
+	lagging map[string]lag
+	// gone holds the residents taken out of the PMS (Gone): a sync no
+	// longer sees them.
+	gone      map[string]bool
 	stats     Stats
 	faults    Faults
 	burstLeft int       // 5xx answers still owed by a burst
@@ -177,6 +186,10 @@ type Stats struct {
 	// Webhooks counts webhook deliveries: sent, failed (non-2xx or no
 	// answer), duplicated.
 	Webhooks map[string]int `json:"webhooks"`
+	// SpecViolations counts the ways requests and answers departed from
+	// the published OpenAPI file; Violations says the first few.
+	SpecViolations int      `json:"spec_violations"`
+	Violations     []string `json:"violations,omitempty"`
 }
 
 // New returns a sandbox with the given configuration.
@@ -212,6 +225,7 @@ func New(cfg Config) *Server {
 		jobs:      map[string]*job{},
 		residents: map[string]*resident{},
 		lagging:   map[string]lag{},
+		gone:      map[string]bool{},
 		faults:    cfg.Faults,
 		stats: Stats{Requests: map[string]int{}, CreatesByIdentity: map[string]int{}, ResidentsByIdentity: map[string]int{},
 			Faults: map[string]int{}, Webhooks: map[string]int{}, MostPending: map[string]int{}},
@@ -271,6 +285,7 @@ func (s *Server) Stats() Stats {
 	out.Faults = maps.Clone(s.stats.Faults)
 	out.Webhooks = maps.Clone(s.stats.Webhooks)
 	out.MostPending = maps.Clone(s.stats.MostPending)
+	out.Violations = slices.Clone(s.stats.Violations)
 	return out
 }
 
@@ -294,6 +309,7 @@ func (s *Server) Handler() http.Handler {
 	route("GET /v1/webhooks/{$}", "list_webhooks", s.listWebhooks)
 	route("POST /v1/webhooks/{$}", "create_webhook", s.createWebhook)
 	route("GET /v1/webhooks/{id}", "get_webhook", s.getWebhook)
+	route("PUT /v1/webhooks/{id}", "update_webhook", s.updateWebhook)
 	route("DELETE /v1/webhooks/{id}", "delete_webhook", s.deleteWebhook)
 	mux.HandleFunc("GET /_sandbox/stats", s.admin(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())
@@ -301,7 +317,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /_sandbox/faults", s.admin(s.getFaults))
 	// What the sandbox holds, outside the rate limit and the faults, so
 	// tests can check a client's outcomes against the truth.
-	mux.HandleFunc("GET /_sandbox/residents/{id}", s.admin(s.get))
+	mux.HandleFunc("GET /_sandbox/residents/{id}", s.admin(s.pmsRecord))
+	mux.HandleFunc("POST /_sandbox/residents", s.admin(s.seed))
+	mux.HandleFunc("DELETE /_sandbox/residents/{id}", s.admin(s.goneFromPMS))
 	mux.HandleFunc("GET /_sandbox/write-status/{job}", s.admin(s.writeStatus))
 	mux.HandleFunc("PUT /_sandbox/faults", s.admin(s.putFaults))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -348,7 +366,7 @@ func (s *Server) authorized(endpoint string, h http.HandlerFunc) http.HandlerFun
 		if slow > 0 {
 			time.Sleep(slow)
 		}
-		s.serveWithFault(fault, w, r, h)
+		s.serveWithFault(fault, w, r, s.checked(h))
 	}
 }
 

@@ -24,9 +24,13 @@ type Variants struct {
 	// (the id of the sync job that read the record back, as in the
 	// documented example), or DataNewNone (no DATA_NEW at all).
 	DataNew string `json:"data_new,omitempty"`
-	// CreateAnswer is the shape of a write's answer: AnswerMeta (default,
-	// {meta: {job_id}, result}) or AnswerLegacy ({job_id, data}, the
-	// reference's older generation).
+	// DataUpdate is what the DATA_UPDATE of an updated resident carries
+	// in root_job_id, with DataNew's choices.
+	DataUpdate string `json:"data_update,omitempty"`
+	// CreateAnswer is the shape of a write's answer: AnswerFile (default,
+	// {job_id, data}, as the published OpenAPI file has it) or AnswerMeta
+	// ({meta: {job_id}, result}, as the docs pages and the video show it;
+	// its answers are not checked against the file).
 	CreateAnswer string `json:"create_answer,omitempty"`
 	// HasMore is how a list's meta says more pages follow: HasMoreBool
 	// (default, with total) or HasMoreNull (hasMore null, no total: the
@@ -44,8 +48,8 @@ const (
 	DataNewSync  = "sync"
 	DataNewNone  = "none"
 
-	AnswerMeta   = "meta"
-	AnswerLegacy = "legacy"
+	AnswerFile = "file"
+	AnswerMeta = "meta"
 
 	HasMoreBool = "bool"
 	HasMoreNull = "null"
@@ -55,7 +59,8 @@ const (
 var variantChoices = map[string][]string{
 	"created_record_id": {RecordResident, RecordNull, RecordOther},
 	"data_new":          {DataNewWrite, DataNewSync, DataNewNone},
-	"create_answer":     {AnswerMeta, AnswerLegacy},
+	"data_update":       {DataNewWrite, DataNewSync, DataNewNone},
+	"create_answer":     {AnswerFile, AnswerMeta},
 	"has_more":          {HasMoreBool, HasMoreNull},
 }
 
@@ -73,7 +78,7 @@ func (v Variants) withDefaults() Variants {
 }
 
 func (v *Variants) fields() map[string]*string {
-	return map[string]*string{"created_record_id": &v.CreatedRecordID, "data_new": &v.DataNew,
+	return map[string]*string{"created_record_id": &v.CreatedRecordID, "data_new": &v.DataNew, "data_update": &v.DataUpdate,
 		"create_answer": &v.CreateAnswer, "has_more": &v.HasMore}
 }
 

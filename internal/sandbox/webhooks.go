@@ -15,9 +15,10 @@ import (
 )
 
 // WebhookConfig configures the webhooks the sandbox sends:
-// WRITE_OPERATION_FAILURE for failed and partial writes, and DATA_NEW for
-// created residents once the cache shows them (what its root_job_id
-// carries is Variants.DataNew's).
+// WRITE_OPERATION_FAILURE for failed and partial writes, DATA_NEW for
+// created residents and DATA_UPDATE for updated ones once the cache shows
+// them (what their root_job_id carries is Variants.DataNew's and
+// DataUpdate's).
 type WebhookConfig struct {
 	// URL receives the deliveries. No URL, no webhooks.
 	URL string
@@ -57,14 +58,17 @@ type webhooks struct {
 
 // subscription is a webhook registered through POST /v1/webhooks/.
 type subscription struct {
-	ID        string          `json:"id"`
-	CreatedAt string          `json:"created_at"`
-	URL       string          `json:"url"`
-	Triggers  []string        `json:"triggers"`
-	Model     string          `json:"model,omitempty"`
-	Secret    string          `json:"secret"`
-	Headers   []webhookHeader `json:"headers"`
-	Active    bool            `json:"active"`
+	ID        string
+	CreatedAt string
+	UpdatedAt string
+	URL       string
+	Triggers  []string
+	Model     string
+	Secret    string
+	Headers   []webhookHeader
+	Active    bool
+	// triggerIDs are the ids of its triggers, as the answers give them.
+	triggerIDs map[string]string
 }
 
 type webhookHeader struct {
@@ -112,7 +116,8 @@ func (w *webhooks) targets(trigger string) []target {
 	}
 	for _, id := range slices.Sorted(maps.Keys(w.subs)) {
 		sub := w.subs[id]
-		if sub.Active && slices.Contains(sub.Triggers, trigger) && (trigger != "DATA_NEW" || sub.Model == "" || sub.Model == "residents") {
+		dataEvent := trigger == "DATA_NEW" || trigger == "DATA_UPDATE"
+		if sub.Active && slices.Contains(sub.Triggers, trigger) && (!dataEvent || sub.Model == "" || sub.Model == "residents") {
 			out = append(out, target{url: sub.URL, secret: sub.Secret, headers: sub.Headers})
 		}
 	}
@@ -133,9 +138,9 @@ type failureData struct {
 	Errors        []string `json:"errors"`
 }
 
-// dataNewEvent is the flat DATA_NEW delivery, as the documented example
-// shows it, with the record's fields in payload.
-type dataNewEvent struct {
+// dataEvent is the flat DATA_NEW (or DATA_UPDATE) delivery, as the
+// documented example shows it, with the record's read model in payload.
+type dataEvent struct {
 	Context       map[string]any `json:"context"`
 	Event         string         `json:"event"`
 	IntegrationID string         `json:"integration_id"`
@@ -146,7 +151,7 @@ type dataNewEvent struct {
 	JobType       string         `json:"job_type"`
 	Vendor        string         `json:"vendor"`
 	Meta          map[string]any `json:"meta"`
-	Payload       resident       `json:"payload"`
+	Payload       readModel      `json:"payload"`
 }
 
 // resolved queues the WRITE_OPERATION_FAILURE of a job that just ended in
@@ -169,19 +174,31 @@ func (w *webhooks) resolved(j *job) {
 // the write's job id, the id of the sync that read the record, or no event
 // at all. Callers hold s.mu.
 func (w *webhooks) dataNew(jobID, recordID string, rec resident) {
+	w.data("DATA_NEW", w.s.cfg.Variants.DataNew, jobID, recordID, rec)
+}
+
+// dataUpdate queues the DATA_UPDATE of a resident whose update (by write
+// job jobID) the cache has just read: there is no update-success event of
+// its own. What root_job_id carries is the DataUpdate variant's. Callers
+// hold s.mu.
+func (w *webhooks) dataUpdate(jobID, recordID string, rec resident) {
+	w.data("DATA_UPDATE", w.s.cfg.Variants.DataUpdate, jobID, recordID, rec)
+}
+
+func (w *webhooks) data(event, variant, jobID, recordID string, rec resident) {
 	rootJobID := jobID
-	switch w.s.cfg.Variants.DataNew {
+	switch variant {
 	case DataNewNone:
 		return
 	case DataNewSync:
 		rootJobID = "sync_" + randomHex(8)
 	}
 	integrationID := str(rec.IntegrationID)
-	b, _ := json.Marshal(dataNewEvent{Context: map[string]any{"property_id": rec.PropertyID}, Event: "DATA_NEW",
+	b, _ := json.Marshal(dataEvent{Context: map[string]any{"property_id": rec.PropertyID}, Event: event,
 		IntegrationID: integrationID, Object: "residents", RecordID: recordID, RootJobID: rootJobID,
 		JobID: "job_" + randomHex(8), JobType: "SYNC", Vendor: vendorEnum(w.s.cfg.Integrations[integrationID]),
-		Meta: map[string]any{}, Payload: rec})
-	w.queue("DATA_NEW", b)
+		Meta: map[string]any{}, Payload: rec.read()})
+	w.queue(event, b)
 }
 
 // queue adds a delivery of an event to each of its targets, twice for the

@@ -24,19 +24,21 @@ type issue struct {
 	Message string   `json:"message"`
 }
 
-type createAnswer struct {
+// writeAnswer is a write's answer as the published file has it.
+type writeAnswer struct {
+	JobID string   `json:"job_id"`
+	Data  resident `json:"data"`
+}
+
+// metaAnswer is a write's answer as the docs pages and the video show it,
+// which the file does not list (the AnswerMeta variant).
+type metaAnswer struct {
 	Meta   createMeta `json:"meta"`
 	Result resident   `json:"result"`
 }
 
 type createMeta struct {
 	JobID string `json:"job_id"`
-}
-
-// legacyAnswer is a write's answer in the reference's older generation.
-type legacyAnswer struct {
-	JobID string   `json:"job_id"`
-	Data  resident `json:"data"`
 }
 
 type writeStatusAnswer struct {
@@ -51,13 +53,13 @@ type retryAnswer struct {
 }
 
 type oneAnswer struct {
-	Meta    listMeta `json:"meta"`
-	Results resident `json:"results"`
+	Meta    listMeta  `json:"meta"`
+	Results readModel `json:"results"`
 }
 
 type listAnswer struct {
-	Meta    listMeta   `json:"meta"`
-	Results []resident `json:"results"`
+	Meta    listMeta    `json:"meta"`
+	Results []readModel `json:"results"`
 }
 
 // listMeta is the meta of a list (and, as the reference shows it, of a get
@@ -106,8 +108,9 @@ type property struct {
 	Name          string `json:"name"`
 }
 
-// resident is every field the API returns for a resident; a nil pointer is
-// a null.
+// resident is a resident as the PMS holds it: every field a write may
+// carry, the ids the API gave it, and when the API's cache last saw it in
+// the PMS. A nil pointer is a null. The API shows it as its readModel.
 type resident struct {
 	ID                *string `json:"id"`
 	CreatedAt         *string `json:"created_at"`
@@ -142,6 +145,67 @@ type resident struct {
 	Notes             *string `json:"notes"`
 	RentPeriod        *string `json:"rent_period"`
 	RentDueDay        *int    `json:"rent_due_day"`
+	// LastSeen is when the API's cache last read the resident from the
+	// PMS: a resident gone from the PMS keeps its last one.
+	LastSeen *string `json:"last_seen,omitempty"`
+}
+
+// readModel is a resident as get and list show it: the published file's
+// read model, every field present (null where unknown). It has no
+// rent_period, rent_due_day, lease_id or attachments: those can be
+// written, never read back.
+type readModel struct {
+	ID                 *string        `json:"id"`
+	CreatedAt          *string        `json:"created_at"`
+	UpdatedAt          *string        `json:"updated_at"`
+	LastSeen           *string        `json:"last_seen"`
+	XID                *string        `json:"x_id"`
+	XLeaseID           *string        `json:"x_lease_id"`
+	Address1Alternate  *string        `json:"address_1_alternate"`
+	Address1           *string        `json:"address_1"`
+	Address2Alternate  *string        `json:"address_2_alternate"`
+	Address2           *string        `json:"address_2"`
+	BalanceInCents     *float64       `json:"balance_in_cents"`
+	CityAlternate      *string        `json:"city_alternate"`
+	City               *string        `json:"city"`
+	CountryAlternate   *string        `json:"country_alternate"`
+	Country            *string        `json:"country"`
+	CustomData         map[string]any `json:"custom_data"`
+	DateOfBirth        *string        `json:"date_of_birth"`
+	Email1             *string        `json:"email_1"`
+	Email2             *string        `json:"email_2"`
+	FirstName          *string        `json:"first_name"`
+	IsEmployee         *bool          `json:"is_employee"`
+	LastName           *string        `json:"last_name"`
+	LateBalanceInCents *float64       `json:"late_balance_in_cents"`
+	MiddleName         *string        `json:"middle_name"`
+	Notes              *string        `json:"notes"`
+	Phone1Type         *string        `json:"phone_1_type"`
+	Phone1             *string        `json:"phone_1"`
+	Phone2Type         *string        `json:"phone_2_type"`
+	Phone2             *string        `json:"phone_2"`
+	StateAlternate     *string        `json:"state_alternate"`
+	State              *string        `json:"state"`
+	ZipAlternate       *string        `json:"zip_alternate"`
+	Zip                *string        `json:"zip"`
+	Pets               []any          `json:"pets"`
+	Vehicles           []any          `json:"vehicles"`
+	IntegrationID      *string        `json:"integration_id"`
+	IntegrationVendor  *string        `json:"integration_vendor"`
+	PropertyID         string         `json:"property_id"`
+}
+
+// read is the read model of a resident the PMS holds.
+func (r resident) read() readModel {
+	return readModel{
+		ID: r.ID, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, LastSeen: r.LastSeen, XID: r.XID,
+		Address1Alternate: r.Address1Alternate, Address1: r.Address1, Address2Alternate: r.Address2Alternate, Address2: r.Address2,
+		CityAlternate: r.CityAlternate, City: r.City, CountryAlternate: r.CountryAlternate, Country: r.Country,
+		DateOfBirth: r.DateOfBirth, Email1: r.Email1, Email2: r.Email2, FirstName: r.FirstName, LastName: r.LastName,
+		MiddleName: r.MiddleName, Notes: r.Notes, Phone1Type: r.Phone1Type, Phone1: r.Phone1, Phone2Type: r.Phone2Type, Phone2: r.Phone2,
+		StateAlternate: r.StateAlternate, State: r.State, ZipAlternate: r.ZipAlternate, Zip: r.Zip,
+		Pets: []any{}, Vehicles: []any{}, IntegrationID: r.IntegrationID, IntegrationVendor: r.IntegrationVendor, PropertyID: str(r.PropertyID),
+	}
 }
 
 // vendorTakes lists, per vendor path, the fields its create and update

@@ -24,8 +24,7 @@ type job struct {
 	errors    []string
 	body      resident
 	recordID  string
-	updateOf  string   // the resident an update job writes to; "" for a create
-	clear     []string // the fields an update sent as null
+	updateOf  string // the resident an update job writes to; "" for a create
 	stuck     bool     // never resolves
 	index     int      // in the pending heap
 }
@@ -40,7 +39,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "unknown vendor "+pathVendor, nil)
 		return
 	}
-	body, _, issues, ok := readBody(w, r, vendorTakes[pathVendor])
+	body, issues, ok := readBody(w, r, bodyFields(r.Method, r.URL.Path, pathVendor))
 	if !ok {
 		return
 	}
@@ -74,13 +73,14 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeAnswer answers a write with its job id, in the shape the variant
-// picks: {meta: {job_id}, result} or the older {job_id, data}.
+// picks: the published file's {job_id, data}, or the {meta: {job_id},
+// result} of the docs pages.
 func (s *Server) writeAnswer(w http.ResponseWriter, jobID string, body resident) {
-	if s.cfg.Variants.CreateAnswer == AnswerLegacy {
-		writeJSON(w, http.StatusOK, legacyAnswer{JobID: jobID, Data: body})
+	if s.cfg.Variants.CreateAnswer == AnswerMeta {
+		writeJSON(w, http.StatusOK, metaAnswer{Meta: createMeta{JobID: jobID}, Result: body})
 		return
 	}
-	writeJSON(w, http.StatusOK, createAnswer{Meta: createMeta{JobID: jobID}, Result: body})
+	writeJSON(w, http.StatusOK, writeAnswer{JobID: jobID, Data: body})
 }
 
 // unknownJob answers a request for a job the API does not know, with the
@@ -94,23 +94,20 @@ func (s *Server) unknownJob(w http.ResponseWriter) {
 }
 
 // readBody reads a write's body: the resident it carries and, unless the
-// query has ignore_unknown_fields=true, an issue for each field the path's
-// schema does not take (takes: the vendor's, or nil for the generic path's
-// every writable field). A body that is no JSON object is answered 400 here
-// (ok false).
-func readBody(w http.ResponseWriter, r *http.Request, takes map[string]bool) (body resident, nulls []string, issues []issue, ok bool) {
-	if takes == nil {
-		takes = writable
-	}
+// query has ignore_unknown_fields=true, an issue for each field takes does
+// not hold (a vendor's path takes fewer fields than the generic one, whose
+// keys the published file's schema has checked already; see checked). A
+// body that is no JSON object is answered 400 here (ok false).
+func readBody(w http.ResponseWriter, r *http.Request, takes map[string]bool) (body resident, issues []issue, ok bool) {
 	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", "cannot read the body", nil)
-		return body, nil, nil, false
+		return body, nil, false
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", "the body is not a JSON object", nil)
-		return body, nil, nil, false
+		return body, nil, false
 	}
 	if r.URL.Query().Get("ignore_unknown_fields") != "true" {
 		var unknown []string
@@ -132,29 +129,39 @@ func readBody(w http.ResponseWriter, r *http.Request, takes map[string]bool) (bo
 	kept, _ := json.Marshal(fields) // raw JSON values: cannot fail
 	if err := json.Unmarshal(kept, &body); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", "a field has the wrong type: "+err.Error(), nil)
-		return body, nil, nil, false
+		return body, nil, false
 	}
-	for k, v := range fields {
-		if string(v) == "null" && writable[k] {
-			nulls = append(nulls, k)
+	return body, issues, true
+}
+
+// bodyFields is the set of keys the body of a write takes: the published
+// file's schema of the operation, narrowed to the vendor's own fields on a
+// vendor's path.
+func bodyFields(method, path, vendor string) map[string]bool {
+	out := map[string]bool{}
+	for _, f := range spec().BodyFields(method, path) {
+		if vendor == "" || vendorTakes[vendor][f] {
+			out[f] = true
 		}
 	}
-	sort.Strings(nulls)
-	return body, nulls, issues, true
+	return out
 }
 
 // update answers PUT /v1/residents/{id} and /v1/residents/{vendor}/{id}:
 // a write job, like a create, that applies the fields sent to the resident
-// when it succeeds. Every field is optional in the generic form; Rent
-// Manager's update requires last_name, rent_period and rent_due_day; a
-// phone_1 travels with its phone_1_type.
+// when it succeeds. The body takes the published PUT's fields (no
+// integration, property or lease: a resident does not move that way; no
+// null), each optional in the generic form; Rent Manager's update requires
+// last_name, rent_period and rent_due_day; a phone_1 travels with its
+// phone_1_type. An empty string clears a field (how to clear one is
+// undocumented; this is the sandbox's reading).
 func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	pathVendor, id := r.PathValue("vendor"), r.PathValue("id")
 	if pathVendor != "" && !perVendorPaths[pathVendor] {
 		writeError(w, http.StatusNotFound, "not_found", "unknown vendor "+pathVendor, nil)
 		return
 	}
-	body, nulls, issues, ok := readBody(w, r, vendorTakes[pathVendor])
+	body, issues, ok := readBody(w, r, bodyFields(r.Method, r.URL.Path, pathVendor))
 	if !ok {
 		return
 	}
@@ -193,7 +200,6 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	if body.Phone1 != nil && body.Phone1Type == nil {
 		issues = append(issues, issue{Code: "invalid_type", Path: []string{"phone_1_type"}, Message: "Required when phone_1 is sent"})
 	}
-	issues = append(issues, vendorIssues("", body)...)
 	if len(issues) > 0 {
 		sort.Slice(issues, func(i, j int) bool { return issues[i].Path[0] < issues[j].Path[0] })
 		writeError(w, http.StatusBadRequest, "invalid_request", "Invalid request body", issues)
@@ -202,7 +208,7 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	body.IntegrationID = rec.IntegrationID
 	s.mu.Lock()
 	j := s.newJob(body, vendor)
-	j.updateOf, j.clear = id, nulls
+	j.updateOf = id
 	s.stats.Updates++
 	s.mu.Unlock()
 	s.writeAnswer(w, j.id, body)
@@ -313,7 +319,7 @@ func (s *Server) resolveDue() {
 		case j.outcome != "SUCCESS" && j.outcome != "PARTIAL_SUCCESS":
 		case j.updateOf != "":
 			j.recordID = j.updateOf
-			s.apply(j.updateOf, j.body, j.clear, j.resolveAt)
+			s.apply(j.updateOf, j.id, j.body, j.resolveAt)
 		default:
 			j.recordID = s.store(j.id, j.body, j.resolveAt)
 		}
@@ -371,7 +377,7 @@ func (s *Server) retryWrite(w http.ResponseWriter, r *http.Request) {
 		body := old.body
 		fresh = s.newJob(body, s.cfg.Integrations[str(body.IntegrationID)])
 		// A retried update writes to the same resident.
-		fresh.updateOf, fresh.clear = old.updateOf, old.clear
+		fresh.updateOf = old.updateOf
 	}
 	s.mu.Unlock()
 	switch {
