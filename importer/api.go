@@ -2,8 +2,12 @@ package importer
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -75,14 +79,53 @@ type WriteEvent struct {
 	IntegrationID string `json:"integration_id,omitempty"`
 	Email         string `json:"email,omitempty"`
 	XID           string `json:"x_id,omitempty"`
+	// Updated marks a DATA_UPDATE: the record RecordID was read back
+	// changed. Payload is its record, by field, so that an event whose
+	// root_job_id is not the write's is taken as an update's only when
+	// the record holds what the update sent.
+	Updated bool              `json:"updated,omitempty"`
+	Payload map[string]string `json:"payload,omitempty"`
 }
 
-// RecordKeys are the keys a DATA_NEW's record is matched by: its x_id and
-// its email, within its integration.
+// UpdateKey names the resident an update writes, for a DATA_UPDATE to find
+// its write by: the integration and the resident's id.
+func UpdateKey(integrationID, recordID string) string {
+	if integrationID == "" || recordID == "" {
+		return ""
+	}
+	return integrationID + "|id:" + recordID
+}
+
+// Shows reports whether a DATA_UPDATE's record holds the values an update
+// sent (fields, as Decision.Fields has them), compared as a sync compares.
+// A field no read shows cannot be checked; an update of such fields only
+// is never taken as shown.
+func (ev WriteEvent) Shows(fields map[string]string) bool {
+	checked := 0
+	for f, v := range fields {
+		if !readableFields[f] {
+			continue
+		}
+		if comparable(f, ev.Payload[f]) != comparable(f, v) {
+			return false
+		}
+		checked++
+	}
+	return checked > 0
+}
+
+// RecordKeys are the keys an event's record is matched by: a DATA_NEW's
+// x_id and email, a DATA_UPDATE's id, within its integration.
 func (ev WriteEvent) RecordKeys() []string {
 	var keys []string
 	if ev.IntegrationID == "" {
 		return nil
+	}
+	if ev.Updated {
+		if k := UpdateKey(ev.IntegrationID, ev.RecordID); k != "" {
+			keys = append(keys, k)
+		}
+		return keys
 	}
 	if ev.XID != "" {
 		keys = append(keys, RecordKey(ev.IntegrationID, "", ev.XID))
@@ -109,19 +152,58 @@ func RecordKey(integrationID, email, xID string) string {
 }
 
 // WebhookSubscription is a subscription to Propexo's webhooks
-// (/v1/webhooks/). Its secret is never read back.
+// (/v1/webhooks/). Its secret is never kept, only a hash of it, to tell
+// whether it is the receiver's.
 type WebhookSubscription struct {
-	ID        string    `json:"id"`
-	URL       string    `json:"url"`
-	Triggers  []string  `json:"triggers"`
-	Model     string    `json:"model,omitempty"`
-	Active    bool      `json:"active"`
-	CreatedAt time.Time `json:"created_at,omitzero"`
+	ID           string    `json:"id"`
+	URL          string    `json:"url"`
+	Triggers     []string  `json:"triggers"`
+	Model        string    `json:"model,omitempty"`
+	Active       bool      `json:"active"`
+	CreatedAt    time.Time `json:"created_at,omitzero"`
+	SecretSHA256 string    `json:"-"`
+}
+
+// SecretSHA256 is the hex SHA-256 of a webhook secret: what is kept of it.
+func SecretSHA256(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
 }
 
 // The webhooks the importer follows: a write that failed (in full or in
-// part), and a resident created (there is no write-success event).
-var WebhookTriggers = []string{"WRITE_OPERATION_FAILURE", "DATA_NEW"}
+// part), a resident created and a resident updated (there is no
+// write-success event: the update of a record is seen as DATA_UPDATE once
+// Propexo reads it back).
+var WebhookTriggers = []string{"WRITE_OPERATION_FAILURE", "DATA_NEW", "DATA_UPDATE"}
+
+// SubscriptionPlan is what registering the receiver at a URL needs, given
+// the subscriptions that exist: nothing (ID set, Update false: one is
+// active to the URL with the importer's triggers, model and secret), an
+// update of one to the URL (its triggers, model or secret differ, or it is
+// inactive), or a new one (ID empty).
+type SubscriptionPlan struct {
+	ID     string
+	Update bool
+}
+
+// PlanSubscription decides, so that registering twice makes one
+// subscription: the oldest to the URL is kept and brought up to date.
+func PlanSubscription(subs []WebhookSubscription, url, secret string) SubscriptionPlan {
+	var found *WebhookSubscription
+	for i := range subs {
+		if subs[i].URL == url && (found == nil || subs[i].CreatedAt.Before(found.CreatedAt)) {
+			found = &subs[i]
+		}
+	}
+	if found == nil {
+		return SubscriptionPlan{}
+	}
+	have := slices.Sorted(slices.Values(found.Triggers))
+	want := slices.Sorted(slices.Values(WebhookTriggers))
+	current := found.Active && slices.Equal(have, want) && (found.Model == "" || found.Model == WebhookModel) &&
+		subtle.ConstantTimeCompare([]byte(found.SecretSHA256), []byte(SecretSHA256(secret))) == 1
+	return SubscriptionPlan{ID: found.ID, Update: !current}
+}
 
 // WebhookModel is the model of the DATA_NEW the importer follows.
 const WebhookModel = "residents"
@@ -154,21 +236,23 @@ type WriteAPI interface {
 	// FindResidents lists the residents of an integration that match a
 	// query: by email when it has one, else by name (and date of birth).
 	FindResidents(ctx context.Context, q ResidentQuery) ([]ResidentRecord, error)
-	// UpdateResident submits an update of resident id with the fields
-	// set in r and the fields of clear sent as null, and returns the
-	// write's job id.
-	UpdateResident(ctx context.Context, vendor Vendor, id string, r Resident, clear []string) (jobID string, err error)
+	// UpdateResident submits an update of resident id with fields, by
+	// the update's names and in its terms (see Decision.Fields), and
+	// returns the write's job id.
+	UpdateResident(ctx context.Context, id string, fields map[string]string) (jobID string, err error)
 	// ListResidents reads one page of the residents in scope, oldest
 	// first, and whether more pages follow.
 	ListResidents(ctx context.Context, scope ListScope, offset int) (page []ResidentRecord, more bool, total int, err error)
 }
 
 // ListScope is the residents a sync's snapshot lists: an integration's, or
-// one property's of it; with XID or Email, only those the filter finds.
+// one property's of it; with XID (and XPropertyID, which the API needs
+// beside it) or Email, only those the filter finds.
 type ListScope struct {
 	IntegrationID string `json:"integration_id"`
 	PropertyID    string `json:"property_id,omitempty"`
 	XID           string `json:"x_id,omitempty"`
+	XPropertyID   string `json:"x_property_id,omitempty"`
 	Email         string `json:"email_1,omitempty"`
 }
 

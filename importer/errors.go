@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -72,4 +74,41 @@ func readable(e any) string {
 		b, _ := json.Marshal(v)
 		return string(b)
 	}
+}
+
+// pmsStatus finds the HTTP status a readable PMS error ends with
+// ("Property not found (400)").
+var pmsStatus = regexp.MustCompile(`\((\d{3})\)\s*$`)
+
+// transientWords mark a PMS error that may pass on a retry.
+var transientWords = []string{"maintenance", "unavailable", "timeout", "timed out", "try again", "temporar", "too many requests", "rate limit", "busy", "overloaded"}
+
+// FailureCode is the error code of a write the PMS ended in FAILURE, by
+// its errors (made readable): CodeWriteFailed for one that may pass on a
+// retry (an outage, maintenance, a timeout, or nothing said), or
+// CodePMSRejected for one the PMS refused for its data (a 4xx of its own
+// other than 408 and 429): retry-write would fail the same way.
+func FailureCode(errs []string) string {
+	rejected := false
+	for _, e := range errs {
+		lower := strings.ToLower(e)
+		for _, w := range transientWords {
+			if strings.Contains(lower, w) {
+				return CodeWriteFailed
+			}
+		}
+		if m := pmsStatus.FindStringSubmatch(e); m != nil {
+			status, _ := strconv.Atoi(m[1])
+			switch {
+			case status >= 500 || status == 408 || status == 429:
+				return CodeWriteFailed
+			case status >= 400:
+				rejected = true
+			}
+		}
+	}
+	if rejected {
+		return CodePMSRejected
+	}
+	return CodeWriteFailed
 }

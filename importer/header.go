@@ -46,6 +46,7 @@ var aliases = map[string]string{
 	"notes": FieldNotes, "note": FieldNotes, "comments": FieldNotes, "comment": FieldNotes,
 	"rentperiod": FieldRentPeriod, "rentfrequency": FieldRentPeriod,
 	"xid": FieldXID, "pmsid": FieldXID, "externalid": FieldXID, "residentxid": FieldXID,
+	"xpropertyid": FieldXPropertyID, "pmspropertyid": FieldXPropertyID, "externalpropertyid": FieldXPropertyID, "propertyxid": FieldXPropertyID,
 	"rentdueday": FieldRentDueDay, "dueday": FieldRentDueDay, "rentday": FieldRentDueDay,
 }
 

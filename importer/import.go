@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -58,8 +59,14 @@ type Options struct {
 	Mode    Mode   `json:"mode,omitempty"`
 	MatchOn string `json:"match_on,omitempty"`
 	// BlankClears: an empty cell of a sync's row clears the resident's
-	// value (sent as null); without it an empty cell erases nothing.
+	// value where the API's update can clear it (an empty string; see
+	// Sync.Blanks); without it an empty cell erases nothing.
 	BlankClears bool `json:"blank_clears,omitempty"`
+	// StaleAfter is how long a listed resident may go unseen by the API's
+	// syncs before a sync takes it as gone from the PMS: no match, and
+	// not missing from the file. Zero is DefaultStaleAfter; StaleNever
+	// (negative) takes none as gone.
+	StaleAfter time.Duration `json:"stale_after,omitempty"`
 	// MaxCreates and MaxUpdates refuse a sync whose plan writes more rows
 	// than they allow, before anything is written.
 	MaxCreates Guard `json:"max_creates,omitzero"`
@@ -71,6 +78,53 @@ type Options struct {
 	// imports run: high, normal (empty) or low. How it is followed, not
 	// what it writes.
 	Priority Priority `json:"priority,omitempty"`
+}
+
+// DefaultStaleAfter is Propexo's advice: a record not seen for 30 days is
+// to be treated as deleted (the cache never deletes one).
+const DefaultStaleAfter = 30 * 24 * time.Hour
+
+// StaleNever is the StaleAfter of an import that takes no resident as gone.
+const StaleNever time.Duration = -1
+
+// StaleAfterOrDefault is StaleAfter with its default filled: 0 for never.
+func (o Options) StaleAfterOrDefault() time.Duration {
+	switch {
+	case o.StaleAfter == 0:
+		return DefaultStaleAfter
+	case o.StaleAfter < 0:
+		return 0
+	}
+	return o.StaleAfter
+}
+
+// ParseStaleAfter reads --stale-after: a number of days (30d), a Go
+// duration (720h), or "never".
+func ParseStaleAfter(s string) (time.Duration, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	switch s {
+	case "", "30d":
+		return 0, nil
+	case "never", "0", "0d":
+		return StaleNever, nil
+	}
+	var d time.Duration
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days <= 0 {
+			return 0, fmt.Errorf("%q: use a number of days (30d), a duration (720h), or never", s)
+		}
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil || d <= 0 {
+			return 0, fmt.Errorf("%q: use a number of days (30d), a duration (720h), or never", s)
+		}
+	}
+	if d == DefaultStaleAfter {
+		return 0, nil
+	}
+	return d, nil
 }
 
 // Priority weights an import's share of the API budget against the other
@@ -168,8 +222,13 @@ func (o Options) Normalize() (Options, error) {
 	if o.Mode, err = ParseMode(string(o.Mode)); err != nil {
 		return o, &OptionError{Field: "mode", Err: err}
 	}
+	if o.StaleAfter == DefaultStaleAfter {
+		o.StaleAfter = 0
+	} else if o.StaleAfter < 0 {
+		o.StaleAfter = StaleNever
+	}
 	if !o.Mode.Matches() {
-		o.MatchOn, o.BlankClears = "", false
+		o.MatchOn, o.BlankClears, o.StaleAfter = "", false, 0
 	} else if o.MatchOn, err = ParseMatchOn(o.MatchOn); err != nil {
 		return o, &OptionError{Field: "match_on", Err: err}
 	}

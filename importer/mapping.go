@@ -40,6 +40,10 @@ type Mapping struct {
 	// Strict refuses a file whose columns are not the mapping's: any
 	// column gained or lost, before anything is sent.
 	Strict bool `json:"strict,omitempty" yaml:"strict"`
+	// Write sets a field's write policy in a sync (update, on_create,
+	// fill_if_blank, never_overwrite): what is written to a resident that
+	// exists. A field it does not name has DefaultWritePolicy.
+	Write map[string]WritePolicy `json:"write,omitempty" yaml:"write"`
 }
 
 // FieldFullName is the pseudo-field of a column holding a whole name,
@@ -113,6 +117,20 @@ func (m Mapping) Normalize() (Mapping, error) {
 		for from, to := range table {
 			out.Values[got][strings.ToLower(strings.TrimSpace(from))] = to
 		}
+	}
+	for f, policy := range m.Write {
+		got, err := field("write", f, false)
+		if err != nil {
+			return Mapping{}, err
+		}
+		p, err := ParseWritePolicy(got, string(policy))
+		if err != nil {
+			return Mapping{}, fmt.Errorf("write.%v", err)
+		}
+		if out.Write == nil {
+			out.Write = map[string]WritePolicy{}
+		}
+		out.Write[got] = p
 	}
 	for f, format := range m.Dates {
 		got, err := field("dates", f, false)
@@ -264,9 +282,9 @@ func (m *Mapping) CheckColumns(names []string) error {
 
 // prepare applies the mapping's transforms to a row's values before they
 // are validated: a full name split, values translated, dates read in their
-// format, constants for the fields left empty. It returns a copy; the
-// row's own values are left as they are.
-func (m *Mapping) prepare(values map[string]string) map[string]string {
+// format, and, with constants, the constants for the fields left empty. It
+// returns a copy; the row's own values are left as they are.
+func (m *Mapping) prepare(values map[string]string, constants bool) map[string]string {
 	if m == nil {
 		return values
 	}
@@ -292,7 +310,7 @@ func (m *Mapping) prepare(values map[string]string) map[string]string {
 		// A value not in the format is left for validation to refuse.
 	}
 	for f, v := range m.Constants {
-		if strings.TrimSpace(out[f]) == "" {
+		if constants && strings.TrimSpace(out[f]) == "" {
 			out[f] = v
 		}
 	}

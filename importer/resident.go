@@ -47,12 +47,16 @@ type Resident struct {
 	// XID is the PMS's own id of the resident, when the file has it: a
 	// key to match on, never sent (the API sets it; see Body).
 	XID string `json:"x_id,omitempty"`
+	// XPropertyID is the PMS's own id of the resident's property, when
+	// the file has it: an x_id is unique only within its integration and
+	// property, and the API's x_id filter needs it. Never sent.
+	XPropertyID string `json:"x_property_id,omitempty"`
 }
 
-// Body is the resident as a write sends it: without x_id, which the API
-// sets and does not take.
+// Body is the resident as a create sends it: without x_id and
+// x_property_id, which the API sets and does not take.
 func (r Resident) Body() Resident {
-	r.XID = ""
+	r.XID, r.XPropertyID = "", ""
 	return r
 }
 
@@ -63,6 +67,10 @@ type ResidentRecord struct {
 	Resident
 	// UpdatedAt is when the API's copy of the record last changed.
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// LastSeen is when the API's cache last saw the resident in the PMS;
+	// zero when the API did not say. A resident gone from the PMS keeps
+	// its old one (the cache never deletes a record).
+	LastSeen time.Time `json:"last_seen,omitzero"`
 }
 
 // Field names of the write API, as the JSON body spells them.
@@ -96,8 +104,9 @@ const (
 	FieldRentPeriod        = "rent_period"
 	FieldRentDueDay        = "rent_due_day"
 	// FieldXID is the PMS's own id: read from a file to match on, never
-	// sent.
-	FieldXID = "x_id"
+	// sent; FieldXPropertyID, its property's.
+	FieldXID         = "x_id"
+	FieldXPropertyID = "x_property_id"
 )
 
 // textFields maps every string field of Resident to its API name, in the
@@ -135,6 +144,7 @@ var textFields = []struct {
 	{FieldNotes, func(r *Resident) *string { return &r.Notes }},
 	{FieldRentPeriod, func(r *Resident) *string { return &r.RentPeriod }},
 	{FieldXID, func(r *Resident) *string { return &r.XID }},
+	{FieldXPropertyID, func(r *Resident) *string { return &r.XPropertyID }},
 }
 
 // Get returns a field of the resident by its API name, as text ("" for an
@@ -170,7 +180,7 @@ func (r *Resident) Set(field, value string) {
 }
 
 // Fields lists every field of Resident by its API name, in the order the
-// API reference lists them, x_id last.
+// API reference lists them, x_id and x_property_id last.
 func Fields() []string {
 	out := make([]string, 0, len(textFields)+1)
 	for _, f := range textFields {

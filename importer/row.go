@@ -101,9 +101,13 @@ func (o Outcome) Valid() bool {
 
 // Error codes the importer itself gives rows, beside the API's own codes.
 const (
-	CodeInvalid      = "invalid"
-	CodeDuplicate    = "duplicate"
-	CodeWriteFailed  = "write_failed"
+	CodeInvalid     = "invalid"
+	CodeDuplicate   = "duplicate"
+	CodeWriteFailed = "write_failed"
+	// CodePMSRejected: the PMS refused the write's data (a 4xx of its
+	// own, a validation message): the same write would fail again, so
+	// 'importer retry' leaves it; fix the row and send it again.
+	CodePMSRejected  = "pms_rejected"
 	CodePartial      = "partial_success"
 	CodeTimedOut     = "timed_out"
 	CodeInDoubt      = "in_doubt"
@@ -147,7 +151,9 @@ func (r RowResult) SafeToResend() bool {
 	case Invalid:
 		return true
 	case Failed:
-		return r.JobID == "" && r.ErrorCode != CodeInDoubt && r.ErrorCode != CodeInternal
+		// A write the PMS refused wrote nothing (FAILURE, as the docs
+		// say): fixed, it may be sent again.
+		return r.ErrorCode == CodePMSRejected || r.JobID == "" && r.ErrorCode != CodeInDoubt && r.ErrorCode != CodeInternal
 	}
 	return false
 }

@@ -148,25 +148,40 @@ func day(s string) string {
 	return s
 }
 
+// scopedKey is a match key within its scope: every key within its
+// integration (residents of two integrations are different people's
+// records, even with one email), an x_id within its property too (a PMS
+// may number its records per property), as "kind:integration|value" or
+// "x_id:integration|property|value".
+func scopedKey(k MatchKey, integrationID, propertyID, value string) string {
+	if k == MatchXID {
+		return string(k) + ":" + integrationID + "|" + propertyID + "|" + value
+	}
+	return string(k) + ":" + integrationID + "|" + value
+}
+
 // MatchKeyOf returns the key a row is matched on: the first of on that the
-// resident has, as "kind:value" ("email_1:ada@example.com").
+// resident has, within its scope ("email_1:int_1|ada@example.com", see
+// scopedKey). An x_id key is scoped to the row's property when it has one
+// (property_id, the API's id of it); without one, an x_id that several
+// properties of the integration hold is a conflict, never a guess.
 func MatchKeyOf(r Resident, on []MatchKey) (key string, ok bool) {
 	for _, k := range on {
 		if v, ok := keyValue(&r, k); ok {
-			return string(k) + ":" + v, true
+			return scopedKey(k, r.IntegrationID, r.PropertyID, v), true
 		}
 	}
 	return "", false
 }
 
-// KindOf is the kind of a match key: "email_1" of "email_1:ada@example.com".
+// KindOf is the kind of a match key: "email_1" of "email_1:int_1|ada@example.com".
 func KindOf(key string) MatchKey {
 	kind, _, _ := strings.Cut(key, ":")
 	return MatchKey(kind)
 }
 
 // Snapshot is the residents of an import's scope as the API listed them,
-// indexed by every match key.
+// indexed by every match key within its scope.
 type Snapshot struct {
 	byID  map[string]ResidentRecord
 	byKey map[string][]string
@@ -178,14 +193,20 @@ func NewSnapshot() *Snapshot {
 }
 
 // Add puts a listed resident in the snapshot; a second listing of one id
-// replaces the first.
+// replaces the first. An x_id is indexed in the resident's property and
+// without one (for a row that names none).
 func (s *Snapshot) Add(rec ResidentRecord) {
 	s.byID[rec.ID] = rec
+	index := func(key string) {
+		if !slices.Contains(s.byKey[key], rec.ID) {
+			s.byKey[key] = append(s.byKey[key], rec.ID)
+		}
+	}
 	for _, k := range []MatchKey{MatchXID, MatchEmail, MatchNameDOB} {
 		if v, ok := keyValue(&rec.Resident, k); ok {
-			key := string(k) + ":" + v
-			if !slices.Contains(s.byKey[key], rec.ID) {
-				s.byKey[key] = append(s.byKey[key], rec.ID)
+			index(scopedKey(k, rec.IntegrationID, rec.PropertyID, v))
+			if k == MatchXID && rec.PropertyID != "" {
+				index(scopedKey(k, rec.IntegrationID, "", v))
 			}
 		}
 	}
@@ -207,35 +228,44 @@ func (s *Snapshot) Find(key string) []ResidentRecord {
 // LedgerEntry is what the importer remembers of a resident it wrote: its id,
 // a hash of the fields it sent, and when the write succeeded. The ledger
 // covers the time the API's cache lags the PMS: a resident created last
-// night may not be listed yet tonight.
+// night may not be listed yet tonight. Blind hashes the fields no read
+// shows that the row's mapping updates (see WriteUpdate): the ledger is
+// the only place their last value is known.
 type LedgerEntry struct {
 	RecordID string    `json:"id"`
 	Sent     string    `json:"sent"`
+	Blind    string    `json:"blind,omitempty"`
 	At       time.Time `json:"at"`
 }
 
 // LedgerKey is the ledger's name for a match key in an integration: a hash,
-// so the ledger holds no personal data in the clear.
+// so the ledger holds no personal data in the clear. The integration is
+// hashed beside the key's value (an x_id's with its property), as before
+// keys carried their scope: the ledgers written then are still found.
 func LedgerKey(integrationID, key string) string {
-	sum := sha256.Sum256([]byte(integrationID + "\x00" + key))
+	kind, rest, _ := strings.Cut(key, ":")
+	rest = strings.TrimPrefix(rest, integrationID+"|")
+	if MatchKey(kind) == MatchXID {
+		rest = strings.TrimPrefix(rest, "|") // no property: as before
+	}
+	sum := sha256.Sum256([]byte(integrationID + "\x00" + kind + ":" + rest))
 	return hex.EncodeToString(sum[:12])
 }
 
-// comparedFields are the fields a sync compares and sends: every field but
-// the integration (the scope) and x_id (the PMS's, never sent).
+// comparedFields are the fields the ledger's hash covers: every field but
+// the integration (the scope) and the PMS's ids (never sent).
 func comparedFields() []string {
 	var out []string
 	for _, f := range Fields() {
-		if f != FieldIntegrationID && f != FieldXID {
+		if !matchOnly(f) {
 			out = append(out, f)
 		}
 	}
 	return out
 }
 
-// Present lists the fields a sync compares that the resident has a value
-// for: the row's own and the import's defaults. An empty cell is not one
-// of them, so it never erases a value.
+// Present lists the fields of the resident that have a value, the row's
+// own and the import's defaults alike (the ledger's hash covers them).
 func (r *Resident) Present() []string {
 	var out []string
 	for _, f := range comparedFields() {
@@ -250,21 +280,31 @@ func (r *Resident) Present() []string {
 // compared: the ledger keeps it to tell a row that changed since it was
 // written.
 func SentHash(r Resident) string {
+	return hashFields(&r, r.Present())
+}
+
+func hashFields(r *Resident, fields []string) string {
 	h := sha256.New()
-	for _, f := range r.Present() {
+	for _, f := range fields {
 		h.Write([]byte(f + "=" + comparable(f, r.Get(f)) + "\x00"))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // comparable is a field's value as a sync compares it: emails and codes in
-// any case, dates by the day, phone numbers by their digits.
+// any case, a country by its code (United States is US), dates by the day,
+// phone numbers by their digits.
 func comparable(field, v string) string {
 	v = strings.TrimSpace(v)
 	switch field {
-	case FieldEmail1, FieldEmail2, FieldState, FieldCountry, FieldStateAlternate, FieldCountryAlternate,
+	case FieldEmail1, FieldEmail2, FieldState, FieldStateAlternate,
 		FieldRentPeriod, FieldPhone1Type, FieldPhone2Type:
 		return strings.ToLower(v)
+	case FieldCountry, FieldCountryAlternate:
+		if v == "" {
+			return ""
+		}
+		return strings.ToLower(countryCode(v))
 	case FieldDateOfBirth:
 		return day(v)
 	case FieldPhone1, FieldPhone2:
@@ -286,37 +326,88 @@ type Change struct {
 	New   string `json:"new"`
 }
 
-// Diff lists the fields the row has whose value differs from the record's,
-// and the blank fields (see Blanks) the record has a value for: those are
-// cleared.
-func Diff(rec ResidentRecord, r Resident, blanks []string) []Change {
-	var out []Change
-	for _, f := range r.Present() {
-		if old, now := rec.Get(f), r.Get(f); comparable(f, old) != comparable(f, now) {
-			out = append(out, Change{Field: f, Old: old, New: now})
+// RowResident is a row's resident as a sync decides it: the resident, and
+// which of its fields the row itself gives (Own). The rest came from
+// defaults — the mapping's constants, the run's --property-id,
+// --rent-period, --rent-due-day — which fill a create only, never an
+// update. Blanks are the fields the row clears (--blank-clears).
+type RowResident struct {
+	Resident
+	Own    []string
+	Blanks []string
+}
+
+// owns reports whether the row itself gives a field.
+func (r *RowResident) owns(field string) bool { return slices.Contains(r.Own, field) }
+
+// Sync decides what an import does with its rows: its mode, each field's
+// write policy (the mapping's write:, else DefaultWritePolicy), and when a
+// listed resident counts as gone from the PMS (its last_seen more than
+// StaleAfter before Now).
+type Sync struct {
+	Mode       Mode
+	Vendor     Vendor
+	Mapping    *Mapping
+	StaleAfter time.Duration
+	Now        time.Time
+}
+
+// NewSync is the sync of an import's options, deciding at now.
+func NewSync(opts Options, now time.Time) Sync {
+	return Sync{Mode: opts.Mode, Vendor: opts.Vendor, Mapping: opts.Mapping, StaleAfter: opts.StaleAfterOrDefault(), Now: now}
+}
+
+// Policy is a field's write policy.
+func (s Sync) Policy(field string) WritePolicy {
+	if s.Mapping != nil {
+		if p, ok := s.Mapping.Write[field]; ok {
+			return p
 		}
 	}
-	for _, f := range blanks {
-		if old := rec.Get(f); old != "" {
-			out = append(out, Change{Field: f, Old: old})
+	return DefaultWritePolicy(field)
+}
+
+// Stale reports whether a listed resident counts as gone from the PMS: not
+// seen by the API's syncs for longer than StaleAfter (a resident whose
+// last_seen the API does not give is not).
+func (s Sync) Stale(rec ResidentRecord) bool {
+	return s.StaleAfter > 0 && !rec.LastSeen.IsZero() && rec.LastSeen.Before(s.Now.Add(-s.StaleAfter))
+}
+
+// Blanks are the fields a row leaves empty in a column it has, that a sync
+// with --blank-clears clears: only those an update can clear with an
+// empty value (see clearable), whose policy is update, that the vendor's
+// create takes and does not require, and that no default fills.
+func (s Sync) Blanks(row Row, r Resident) []string {
+	rules := s.Vendor.Rules()
+	var out []string
+	for _, f := range comparedFields() {
+		v, has := row.Values[f]
+		if !has || strings.TrimSpace(v) != "" || r.Get(f) != "" || !clearable(f) || s.Policy(f) != WriteUpdate ||
+			!s.Vendor.Takes(f) || slices.Contains(rules.Required, f) {
+			continue
 		}
+		out = append(out, f)
 	}
 	return out
 }
 
-// Blanks are the fields a row leaves empty in a column it has, that a sync
-// with --blank-clears clears: not the integration or x_id, not a field the
-// import's defaults fill, not one the vendor requires, and not one its
-// create does not take (never sent, so never cleared).
-func Blanks(row Row, r Resident, vendor Vendor) []string {
-	rules := vendor.Rules()
+// BlindHash hashes the row's own values of the fields no read shows that
+// its policy updates: the ledger keeps it, to tell when they changed.
+func (s Sync) BlindHash(r RowResident) string {
+	blind := s.blindFields(r)
+	if len(blind) == 0 {
+		return ""
+	}
+	return hashFields(&r.Resident, blind)
+}
+
+func (s Sync) blindFields(r RowResident) []string {
 	var out []string
-	for _, f := range comparedFields() {
-		v, has := row.Values[f]
-		if !has || strings.TrimSpace(v) != "" || r.Get(f) != "" || !vendor.Takes(f) || slices.Contains(rules.Required, f) || slices.Contains(rules.UpdateRequired, f) {
-			continue
+	for _, f := range r.Own {
+		if !readableFields[f] && updatable[f] && s.Policy(f) == WriteUpdate {
+			out = append(out, f)
 		}
-		out = append(out, f)
 	}
 	return out
 }
@@ -342,9 +433,13 @@ type Decision struct {
 	// Candidates are the residents a conflicting key matched.
 	Candidates []string `json:"candidates,omitempty"`
 	// Changes are the fields an update changes; for a resident known only
-	// from the ledger, every field the row has (their old values unknown).
+	// from the ledger, every field it sends (their old values unknown).
 	Changes []Change `json:"changes,omitempty"`
-	// Note says why, for the report.
+	// Fields is the update's body, in the terms of the API's update: the
+	// changes and a phone's type beside its number.
+	Fields map[string]string `json:"fields,omitempty"`
+	// Note says why, for the report: the residents taken as gone, the
+	// differences kept (never_overwrite) or that the update cannot send.
 	Note string `json:"note,omitempty"`
 }
 
@@ -362,14 +457,48 @@ func (d Decision) Result(row, line int) RowResult {
 	return r
 }
 
-// Decide chooses what a sync in mode does with a row's resident r, given
-// the residents its match key found in the snapshot and what the ledger
+// Decide chooses what the sync does with a row's resident r, given the
+// residents its match key found in the snapshot and what the ledger
 // remembers of the key (nil: nothing). A key that finds several residents
-// is a conflict: the importer never guesses.
-func Decide(mode Mode, r Resident, blanks []string, matches []ResidentRecord, ledger *LedgerEntry) Decision {
-	if !mode.Matches() {
+// is a conflict: the importer never guesses. A resident not seen in the
+// PMS for longer than StaleAfter is no match: the row is decided as if it
+// were not listed, and the note says so.
+func (s Sync) Decide(r RowResident, matches []ResidentRecord, ledger *LedgerEntry) Decision {
+	if !s.Mode.Matches() {
 		return Decision{Action: ActionCreate}
 	}
+	var fresh []ResidentRecord
+	var gone []string
+	for _, m := range matches {
+		if s.Stale(m) {
+			gone = append(gone, fmt.Sprintf("%s, last seen %s", m.ID, m.LastSeen.UTC().Format("2006-01-02")))
+			if ledger != nil && ledger.RecordID == m.ID {
+				ledger = nil // the importer wrote it, and it has gone since
+			}
+			continue
+		}
+		fresh = append(fresh, m)
+	}
+	d := s.decide(r, fresh, ledger)
+	if len(gone) > 0 {
+		note := fmt.Sprintf("the key also matched %s: not seen in the PMS for over %s, taken as gone", strings.Join(gone, "; "), days(s.StaleAfter))
+		if len(fresh) == 0 && d.RecordID == "" {
+			note = fmt.Sprintf("the key matched only %s: not seen in the PMS for over %s, taken as gone", strings.Join(gone, "; "), days(s.StaleAfter))
+		}
+		d.Note = strings.TrimPrefix(d.Note+"; "+note, "; ")
+	}
+	return d
+}
+
+// days says a duration in days when it is whole days.
+func days(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(d/(24*time.Hour))) + " days"
+	}
+	return d.String()
+}
+
+func (s Sync) decide(r RowResident, matches []ResidentRecord, ledger *LedgerEntry) Decision {
 	switch {
 	case len(matches) > 1:
 		ids := make([]string, len(matches))
@@ -379,83 +508,125 @@ func Decide(mode Mode, r Resident, blanks []string, matches []ResidentRecord, le
 		return Decision{Action: ActionNone, Outcome: Conflict, Candidates: ids,
 			Note: fmt.Sprintf("the key matches %d residents (%s); make the row's key unique or fix the PMS", len(ids), strings.Join(ids, ", "))}
 	case len(matches) == 0 && ledger == nil:
-		if mode == ModeUpdate {
+		if s.Mode == ModeUpdate {
 			return Decision{Action: ActionNone, Outcome: NotFound, Note: "no resident matches the row's key"}
 		}
 		return Decision{Action: ActionCreate}
 	case len(matches) == 0:
 		// Written by the importer, not listed (yet): the API's cache lags.
-		if mode == ModeCreateMissing {
+		if s.Mode == ModeCreateMissing {
 			return Decision{Action: ActionNone, Outcome: Unchanged, RecordID: ledger.RecordID, Note: "exists (the importer created it); create-missing leaves it alone"}
 		}
-		if ledger.Sent == SentHash(r) {
+		if ledger.Sent == SentHash(r.Resident) && ledger.Blind == s.BlindHash(r) {
 			return Decision{Action: ActionNone, Outcome: Unchanged, RecordID: ledger.RecordID, Note: "the importer wrote these values already"}
 		}
-		var changes []Change
-		for _, f := range r.Present() {
-			changes = append(changes, Change{Field: f, New: r.Get(f)})
-		}
-		for _, f := range blanks {
-			changes = append(changes, Change{Field: f})
-		}
-		return Decision{Action: ActionUpdate, RecordID: ledger.RecordID, Changes: changes}
+		// Its copy cannot be read: only the fields the policy updates go,
+		// never one that fills a blank or must not be overwritten.
+		return s.update(ledger.RecordID, r, nil, ledger)
 	}
 	rec := matches[0]
-	if mode == ModeCreateMissing {
+	if s.Mode == ModeCreateMissing {
 		return Decision{Action: ActionNone, Outcome: Unchanged, RecordID: rec.ID, Note: "exists; create-missing leaves it alone"}
 	}
-	changes := Diff(rec, r, blanks)
-	if len(changes) == 0 {
-		return Decision{Action: ActionNone, Outcome: Unchanged, RecordID: rec.ID}
-	}
-	if ledger != nil && ledger.RecordID == rec.ID && ledger.Sent == SentHash(r) && ledger.At.After(rec.UpdatedAt) {
+	d := s.update(rec.ID, r, &rec, ledger)
+	if d.Action == ActionUpdate && ledger != nil && ledger.RecordID == rec.ID && ledger.Sent == SentHash(r.Resident) &&
+		ledger.Blind == s.BlindHash(r) && ledger.At.After(rec.UpdatedAt) {
 		// The importer sent these values after the API's copy was read
 		// from the PMS: the copy lags, the resident has them.
 		return Decision{Action: ActionNone, Outcome: Unchanged, RecordID: rec.ID, Note: "the importer wrote these values already; the API's copy lags"}
 	}
-	return Decision{Action: ActionUpdate, RecordID: rec.ID, Changes: changes}
+	return d
 }
 
-// DefaultPhoneType is the type an update gives a phone number when neither
-// the row nor the resident has one: the API requires one beside a number.
-const DefaultPhoneType = "OTHER"
+// update decides the update of resident id from the row r: field by field,
+// by its policy, against the resident's copy rec (nil: not readable, known
+// from the ledger only). It is unchanged when nothing is to be sent.
+func (s Sync) update(id string, r RowResident, rec *ResidentRecord, ledger *LedgerEntry) Decision {
+	var changes []Change
+	var notes []string
+	oldOf := func(f string) string {
+		if rec == nil {
+			return ""
+		}
+		return rec.Get(f)
+	}
+	blindChanged := ledger == nil || ledger.Blind != s.BlindHash(r)
+	for _, f := range r.Own {
+		if matchOnly(f) || !updatable[f] {
+			continue
+		}
+		now := r.Get(f)
+		switch s.Policy(f) {
+		case WriteUpdate:
+			switch {
+			case !readableFields[f]:
+				if !blindChanged {
+					continue
+				}
+			case rec != nil && comparable(f, oldOf(f)) == comparable(f, now):
+				continue
+			}
+		case WriteFillIfBlank:
+			if rec == nil || strings.TrimSpace(oldOf(f)) != "" {
+				continue
+			}
+		case WriteNeverOverwrite:
+			if rec != nil && strings.TrimSpace(oldOf(f)) != "" && comparable(f, oldOf(f)) != comparable(f, now) {
+				notes = append(notes, fmt.Sprintf("%s kept (never_overwrite): the resident has %q, the row %q", f, oldOf(f), now))
+			}
+			continue
+		default:
+			continue
+		}
+		changes = append(changes, Change{Field: f, Old: oldOf(f), New: now})
+	}
+	if rec != nil {
+		for _, f := range r.Blanks {
+			if old := rec.Get(f); old != "" {
+				changes = append(changes, Change{Field: f, Old: old})
+			}
+		}
+	}
+	changes, fields, why := s.putBody(r, rec, changes)
+	notes = append(notes, why...)
+	if len(changes) == 0 {
+		return Decision{Action: ActionNone, Outcome: Unchanged, RecordID: id, Note: strings.Join(notes, "; ")}
+	}
+	return Decision{Action: ActionUpdate, RecordID: id, Changes: changes, Fields: fields, Note: strings.Join(notes, "; ")}
+}
 
-// UpdateOf is the body of the update a decision sends: the changed fields,
-// the fields the vendor's update requires (the row's value, else the
-// record's), and a phone's type beside its number.
-func UpdateOf(vendor Vendor, r Resident, rec *ResidentRecord, changes []Change) Resident {
-	out := Resident{IntegrationID: r.IntegrationID}
-	fields := map[string]bool{}
+// putBody puts changes in the terms of the API's update: each value as its
+// schema takes it (state codes, US or CA, phone_1 types without OTHER),
+// and a phone_1's type beside its number (required there): the row's
+// type, else the resident's. A change the update cannot take is left out,
+// and why is said.
+func (s Sync) putBody(r RowResident, rec *ResidentRecord, changes []Change) (kept []Change, fields map[string]string, why []string) {
+	fields = map[string]string{}
 	for _, c := range changes {
-		if c.New != "" { // a field cleared is sent as null (Update.Clear)
-			fields[c.Field] = true
+		v, err := putValue(c.Field, c.New)
+		if err != nil && c.New != "" {
+			why = append(why, c.Field+" not sent: "+err.Error())
+			continue
 		}
-	}
-	for _, f := range vendor.Rules().UpdateRequired {
-		fields[f] = true
-	}
-	if fields[FieldPhone1] {
-		fields[FieldPhone1Type] = true
-	}
-	if fields[FieldPhone2] {
-		fields[FieldPhone2Type] = true
-	}
-	for f := range fields {
-		v := r.Get(f)
-		if v == "" && rec != nil {
-			v = rec.Get(f)
+		if c.Field == FieldPhone1 && c.New != "" {
+			t := r.Phone1Type
+			if t == "" && rec != nil {
+				t = rec.Phone1Type
+			}
+			if t == "" {
+				t = "OTHER" // what a create assumes: claims nothing
+			}
+			pt, err := putValue(FieldPhone1Type, t)
+			if err != nil {
+				why = append(why, "phone_1 not sent: "+err.Error())
+				continue
+			}
+			fields[FieldPhone1Type] = pt
 		}
-		out.Set(f, v)
+		fields[c.Field] = v
+		kept = append(kept, c)
 	}
-	// The API requires a phone's type beside its number; neither the row
-	// nor the resident says it: OTHER claims nothing.
-	if out.Phone1 != "" && out.Phone1Type == "" {
-		out.Phone1Type = DefaultPhoneType
-	}
-	if out.Phone2 != "" && out.Phone2Type == "" {
-		out.Phone2Type = DefaultPhoneType
-	}
-	return out
+	return kept, fields, why
 }
 
 // Guard caps how many rows of an import a plan may create or update before
@@ -572,26 +743,30 @@ func CheckGuards(c PlanCounts, maxCreates, maxUpdates Guard) error {
 	return nil
 }
 
-// Update is a row's planned update: the resident it writes to, the fields
-// it changes (old → new), the body sent, and the fields it clears (sent as
-// null: --blank-clears).
+// Update is what a sync's plan keeps for a row before anything is sent:
+// the update it sends (the resident it writes to, the fields it changes,
+// old → new, and the body, in the terms of the API's update), or, with
+// Create, a create whose decision has a note for the report (a match taken
+// as gone).
 type Update struct {
-	RecordID string   `json:"id"`
-	Changes  []Change `json:"changes,omitempty"`
-	Body     Resident `json:"body"`
-	Clear    []string `json:"clear,omitempty"`
+	RecordID string            `json:"id,omitempty"`
+	Changes  []Change          `json:"changes,omitempty"`
+	Fields   map[string]string `json:"fields,omitempty"`
+	Note     string            `json:"note,omitempty"`
+	Create   bool              `json:"create,omitempty"`
 }
 
-// UpdateFor is the planned update of a decision: its body (see UpdateOf)
-// and the fields it clears.
-func UpdateFor(vendor Vendor, r Resident, rec *ResidentRecord, d Decision) Update {
-	u := Update{RecordID: d.RecordID, Changes: d.Changes, Body: UpdateOf(vendor, r, rec, d.Changes)}
-	for _, c := range d.Changes {
-		if c.New == "" {
-			u.Clear = append(u.Clear, c.Field)
-		}
+// Planned is what the plan keeps of a decision: its update, a create's
+// note, or nothing (false) for a plain create or a row that writes
+// nothing.
+func (d Decision) Planned() (Update, bool) {
+	switch {
+	case d.Action == ActionUpdate:
+		return Update{RecordID: d.RecordID, Changes: d.Changes, Fields: d.Fields, Note: d.Note}, true
+	case d.Action == ActionCreate && d.Note != "":
+		return Update{Create: true, Note: d.Note}, true
 	}
-	return u
+	return Update{}, false
 }
 
 // DefaultLedgerRetention is how long the ledger remembers a write: a
@@ -599,8 +774,8 @@ func UpdateFor(vendor Vendor, r Resident, rec *ResidentRecord, d Decision) Updat
 const DefaultLedgerRetention = 400 * 24 * time.Hour
 
 // ActionOf is the action of a row as the report shows it: the plan's
-// update, else what its outcome tells (a row written without a plan was a
-// create; one never sent, none).
+// update (planned), else what its outcome tells (a row written without an
+// update planned was a create; one never sent, none).
 func ActionOf(r RowResult, planned bool) Action {
 	switch {
 	case r.Action != "":
@@ -630,20 +805,21 @@ type SnapshotPage struct {
 
 // Whole reports whether the page lists its scope unfiltered: only a
 // snapshot of whole scopes tells who is missing from a file.
-func (p SnapshotPage) Whole() bool { return p.Scope.XID == "" && p.Scope.Email == "" }
+func (p SnapshotPage) Whole() bool {
+	return p.Scope.XID == "" && p.Scope.Email == "" && p.Scope.XPropertyID == ""
+}
 
-// FilterOf is the listing that finds a match key's residents with one
-// request (x_id= or email_1=), and false for a key no filter finds
-// (name+dob).
-func FilterOf(scope ListScope, key string) (ListScope, bool) {
-	kind, value, _ := strings.Cut(key, ":")
-	switch MatchKey(kind) {
-	case MatchXID:
-		scope.XID = value
-	case MatchEmail:
-		scope.Email = value
-	default:
+// FilterOf is the listing that finds a row's residents with one request,
+// and false for a row no filter finds safely: only an x_id with its
+// x_property_id (the API needs both, and compares ids exactly). An email
+// is matched on a listing instead: whether email_1= ignores case is
+// undocumented, and a filter that compared exactly would miss a resident
+// written in another case and create it twice. Name and date of birth are
+// no filters at all.
+func FilterOf(scope ListScope, r Resident, key string) (ListScope, bool) {
+	if KindOf(key) != MatchXID || r.XPropertyID == "" {
 		return scope, false
 	}
+	scope.XID, scope.XPropertyID = strings.TrimSpace(r.XID), strings.TrimSpace(r.XPropertyID)
 	return scope, true
 }

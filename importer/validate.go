@@ -100,6 +100,35 @@ func (v *Validator) Resident(row Row) (Resident, []Problem) {
 	return v.build(row.Values)
 }
 
+// Own lists the fields a row itself gives a value, read as the mapping
+// reads it (a full name split, values translated), without the mapping's
+// constants or the run's defaults: a sync writes those on a create only.
+func (v *Validator) Own(row Row) []string {
+	values := v.opts.Mapping.prepare(row.Values, false)
+	var out []string
+	for _, f := range Fields() {
+		if strings.TrimSpace(values[f]) != "" && v.opts.Vendor.Takes(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// RowResident is a row's resident as a sync decides it: the resident, the
+// fields the row gives itself, and, with --blank-clears, those it clears.
+// It returns the row's problems instead when it is invalid.
+func (v *Validator) RowResident(row Row, sync Sync) (RowResident, []Problem) {
+	r, problems := v.Resident(row)
+	if len(problems) > 0 {
+		return RowResident{}, problems
+	}
+	out := RowResident{Resident: r, Own: v.Own(row)}
+	if v.opts.BlankClears {
+		out.Blanks = sync.Blanks(row, r)
+	}
+	return out, nil
+}
+
 // fingerprint hashes every field of a valid resident, comparing emails and
 // names in any case, as the API's look-up does: two records that differ
 // only there are the same resident. Valid values hold no control
@@ -113,7 +142,7 @@ func (v *Validator) fingerprint(r *Resident) [16]byte {
 	for _, f := range [...]string{r.IntegrationID, r.PropertyID, r.LeaseID, r.DateOfBirth, r.Phone1, r.Phone1Type, r.Phone2, r.Phone2Type,
 		r.Address1, r.Address2, r.City, r.State, r.Zip, r.Country,
 		r.Address1Alternate, r.Address2Alternate, r.CityAlternate, r.StateAlternate, r.ZipAlternate, r.CountryAlternate,
-		r.Notes, r.RentPeriod, r.XID} {
+		r.Notes, r.RentPeriod, r.XID, r.XPropertyID} {
 		b = append(b, f...)
 		b = append(b, 0)
 	}
@@ -141,7 +170,7 @@ func appendFolded(b []byte, s string) []byte {
 
 // build applies the defaults, normalises every value and checks every rule.
 func (v *Validator) build(values map[string]string) (Resident, []Problem) {
-	values = v.opts.Mapping.prepare(values)
+	values = v.opts.Mapping.prepare(values, true)
 	var res Resident
 	var problems []Problem
 	bad := func(field, format string, args ...any) {

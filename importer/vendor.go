@@ -31,10 +31,6 @@ type VendorRules struct {
 	Required []string
 	// MaxLength caps the length, in characters, of some fields.
 	MaxLength map[string]int
-	// UpdateRequired lists the fields an update must carry, changed or
-	// not (Rent Manager's update requires last_name, rent_period and
-	// rent_due_day).
-	UpdateRequired []string
 	// Takes lists the fields the vendor's create takes: any other key is
 	// a 400 from the API. nil: every field (the generic create).
 	Takes []string
@@ -42,11 +38,12 @@ type VendorRules struct {
 	Allowed map[string][]string
 }
 
-// Takes reports whether the vendor's create takes a field. x_id, which the
-// importer matches on and never sends, is taken by every vendor.
+// Takes reports whether the vendor's create takes a field. x_id and
+// x_property_id, which the importer matches on and never sends, are taken
+// by every vendor.
 func (v Vendor) Takes(field string) bool {
 	takes := v.Rules().Takes
-	return takes == nil || field == FieldXID || slices.Contains(takes, field)
+	return takes == nil || field == FieldXID || field == FieldXPropertyID || slices.Contains(takes, field)
 }
 
 // NotTaken lists the columns of a file that map (under the mapping m, nil
@@ -80,8 +77,7 @@ var vendors = map[Vendor]VendorRules{
 		Required: []string{FieldIntegrationID},
 	},
 	VendorRentManager: {
-		Required:       []string{FieldIntegrationID, FieldPropertyID, FieldRentPeriod, FieldRentDueDay, FieldFirstName, FieldLastName},
-		UpdateRequired: []string{FieldLastName, FieldRentPeriod, FieldRentDueDay},
+		Required: []string{FieldIntegrationID, FieldPropertyID, FieldRentPeriod, FieldRentDueDay, FieldFirstName, FieldLastName},
 		Takes: fields([]string{FieldIntegrationID, FieldPropertyID, FieldRentPeriod, FieldRentDueDay, FieldFirstName, FieldMiddleName, FieldLastName, FieldNotes},
 			contactFields, addressFields, alternateAddr),
 	},
@@ -91,11 +87,10 @@ var vendors = map[Vendor]VendorRules{
 		Takes:     fields([]string{FieldIntegrationID, FieldFirstName, FieldMiddleName, FieldLastName, FieldNotes}, contactFields, addressFields),
 	},
 	VendorBuildium: {
-		Required:       []string{FieldIntegrationID, FieldLeaseID, FieldFirstName, FieldLastName, FieldAddress1, FieldCity, FieldState, FieldZip, FieldCountry},
-		UpdateRequired: []string{FieldFirstName, FieldLastName, FieldAddress1, FieldCity, FieldState, FieldZip, FieldCountry},
-		MaxLength:      map[string]int{FieldAddress1: 100, FieldAddress2: 100, FieldCity: 100},
-		Takes:          fields([]string{FieldIntegrationID, FieldLeaseID, FieldFirstName, FieldLastName}, contactFields, addressFields, alternateAddr),
-		Allowed:        map[string][]string{FieldCountry: {"US"}},
+		Required:  []string{FieldIntegrationID, FieldLeaseID, FieldFirstName, FieldLastName, FieldAddress1, FieldCity, FieldState, FieldZip, FieldCountry},
+		MaxLength: map[string]int{FieldAddress1: 100, FieldAddress2: 100, FieldCity: 100},
+		Takes:     fields([]string{FieldIntegrationID, FieldLeaseID, FieldFirstName, FieldLastName}, contactFields, addressFields, alternateAddr),
+		Allowed:   map[string][]string{FieldCountry: {"US"}},
 	},
 }
 
@@ -146,9 +141,4 @@ func (v Vendor) CreatePath() string {
 		return "/v1/residents/"
 	}
 	return "/v1/residents/" + string(v) + "/"
-}
-
-// UpdatePath is the path of the write API that updates resident id for v.
-func (v Vendor) UpdatePath(id string) string {
-	return v.CreatePath() + id
 }

@@ -2,7 +2,6 @@ package jobs_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/sandboxtest"
 	"github.com/propexo-importer/importer/jobs"
 )
 
@@ -30,9 +30,7 @@ func twoIntegrations(a, b int) *fakeRows {
 func TestCeilingPerIntegration(t *testing.T) {
 	ctx := context.Background()
 	lat, _ := sandbox.ParseLatency("fixed:600ms")
-	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, MaxJobConcurrency: 3})
-	srv := httptest.NewServer(sb.Handler())
-	defer srv.Close()
+	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, MaxJobConcurrency: 3})
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	published, err := api.IntegrationLimits(ctx)
 	if err != nil || published["int_rentmanager_demo"] != 3 {

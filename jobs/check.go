@@ -237,7 +237,7 @@ func (im *Imports) Check(ctx context.Context, p CheckPayload) error {
 		result.Outcome, result.RecordID, result.ErrorCode = importer.Partial, status.CreatedRecordID, importer.CodePartial
 		result.Error = orDefault(strings.Join(status.Errors, "; "), "the PMS accepted part of the write")
 	default:
-		result.Outcome, result.ErrorCode = importer.Failed, importer.CodeWriteFailed
+		result.Outcome, result.ErrorCode = importer.Failed, importer.FailureCode(status.Errors)
 		result.Error = orDefault(strings.Join(status.Errors, "; "), "the PMS rejected the write without a message")
 	}
 	return im.resolveJob(ctx, p.ImportID, result, stats...) // counted with the outcome, in one round trip

@@ -245,7 +245,7 @@ func (im *Imports) queueRows(ctx context.Context, imp importer.Import, v *import
 		p := SubmitPayload{ImportID: imp.ID, Row: in.Number, Line: in.Line, Vendor: imp.Options.Vendor,
 			Resident: resident, Deadline: imp.Deadline(), FollowFor: imp.Options.Deadline, Verify: imp.Options.Verify, Round: imp.Round, LookFirst: imp.Recovery != nil,
 			Priority: imp.Options.Priority}
-		if u, ok := plans[in.Number]; ok {
+		if u, ok := plans[in.Number]; ok && !u.Create {
 			p.Update = &u
 		}
 		task, opts, err := NewSubmitTask(p, im.cfg.MaxRetry)

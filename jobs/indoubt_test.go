@@ -3,7 +3,6 @@ package jobs_test
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/sandboxtest"
 	"github.com/propexo-importer/importer/jobs"
 )
 
@@ -24,9 +24,7 @@ func TestLostAnswerEndsWithOneResident(t *testing.T) {
 	ctx := context.Background()
 	clk := sandbox.NewManualClock(time.Now())
 	lat, _ := sandbox.ParseLatency("fixed:30s")
-	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, Now: clk.Now, Faults: sandbox.Faults{DropRate: 1}})
-	srv := httptest.NewServer(sb.Handler())
-	defer srv.Close()
+	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, Now: clk.Now, Faults: sandbox.Faults{DropRate: 1}})
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
 	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{})
@@ -65,9 +63,7 @@ func TestLookupByNameAndBirthDate(t *testing.T) {
 	ctx := context.Background()
 	clk := sandbox.NewManualClock(time.Now())
 	lat, _ := sandbox.ParseLatency("fixed:1s")
-	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, Now: clk.Now})
-	srv := httptest.NewServer(sb.Handler())
-	defer srv.Close()
+	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, Now: clk.Now})
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
 	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{})
@@ -137,9 +133,7 @@ func TestCreateAnswered5xxAfterTheWriteIsNotSentTwice(t *testing.T) {
 	ctx := context.Background()
 	clk := sandbox.NewManualClock(time.Now())
 	lat, _ := sandbox.ParseLatency("fixed:5s")
-	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, Now: clk.Now, Seed: 3, Faults: sandbox.Faults{GatewayErrorRate: 1}})
-	srv := httptest.NewServer(sb.Handler())
-	defer srv.Close()
+	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, Now: clk.Now, Seed: 3, Faults: sandbox.Faults{GatewayErrorRate: 1}})
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
 	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{})
@@ -192,9 +186,7 @@ func TestLostAnswerLookupsFollowTheCacheLag(t *testing.T) {
 			ctx := context.Background()
 			clk := sandbox.NewManualClock(time.Now())
 			lat, _ := sandbox.ParseLatency("fixed:5s")
-			sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, Now: clk.Now, CacheLag: tt.lag, Faults: sandbox.Faults{DropRate: 1}})
-			srv := httptest.NewServer(sb.Handler())
-			defer srv.Close()
+			sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, Now: clk.Now, CacheLag: tt.lag, Faults: sandbox.Faults{DropRate: 1}})
 			api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 			e := envOn(t, redistestClient(t))
 			h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{CacheLag: tt.lag})

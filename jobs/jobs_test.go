@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/redistest"
 	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/sandboxtest"
 	"github.com/propexo-importer/importer/internal/store"
 	"github.com/propexo-importer/importer/jobs"
 )
@@ -85,9 +85,7 @@ func newEnv(t *testing.T, latency string, clk *sandbox.ManualClock) *env {
 	if clk != nil {
 		cfg.Now = clk.Now
 	}
-	sb := sandbox.New(cfg)
-	srv := httptest.NewServer(sb.Handler())
-	t.Cleanup(srv.Close)
+	sb, srv := sandboxtest.Serve(t, cfg)
 	api, err := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"time"
 
 	"github.com/propexo-importer/importer/importer"
 )
@@ -32,11 +33,14 @@ func (im *Imports) writeReport(ctx context.Context, imp importer.Import) (string
 		whole = whole && page.Whole()
 	}
 	if whole {
-		// Only a listing of whole scopes tells who the file left out.
+		// Only a listing of whole scopes tells who the file left out; a
+		// resident gone from the PMS (not seen for --stale-after) is not
+		// missing from the file.
+		sync := importer.NewSync(imp.Options, time.Now())
 		missing = []importer.ResidentRecord{}
 		for _, page := range pages {
 			for _, rec := range page.Records {
-				if !matched[rec.ID] {
+				if !matched[rec.ID] && !sync.Stale(rec) {
 					missing = append(missing, rec)
 				}
 			}
@@ -50,6 +54,7 @@ func (im *Imports) writeReport(ctx context.Context, imp importer.Import) (string
 // the resident every succeeded create or update wrote.
 func (im *Imports) rememberWrites(ctx context.Context, imp importer.Import, record bool) (map[string]bool, error) {
 	v := importer.NewValidator(imp.Options)
+	sync := importer.NewSync(imp.Options, time.Now())
 	on := importer.MatchKeys(imp.Options.MatchOn)
 	matched := map[string]bool{}
 	entries := map[string]map[string]importer.LedgerEntry{} // by integration
@@ -75,15 +80,16 @@ func (im *Imports) rememberWrites(ctx context.Context, imp importer.Import, reco
 		if !record || r.Outcome != importer.Succeeded || r.RecordID == "" || (r.Action != importer.ActionCreate && r.Action != importer.ActionUpdate) {
 			continue
 		}
-		res, problems := v.Resident(v.Row(r.Row, r.Line, row.Columns))
-		key, ok := importer.MatchKeyOf(res, on)
+		res, problems := v.RowResident(v.Row(r.Row, r.Line, row.Columns), sync)
+		key, ok := importer.MatchKeyOf(res.Resident, on)
 		if len(problems) > 0 || !ok {
 			continue
 		}
 		if entries[res.IntegrationID] == nil {
 			entries[res.IntegrationID] = map[string]importer.LedgerEntry{}
 		}
-		entries[res.IntegrationID][importer.LedgerKey(res.IntegrationID, key)] = importer.LedgerEntry{RecordID: r.RecordID, Sent: importer.SentHash(res), At: r.At}
+		entries[res.IntegrationID][importer.LedgerKey(res.IntegrationID, key)] = importer.LedgerEntry{RecordID: r.RecordID,
+			Sent: importer.SentHash(res.Resident), Blind: sync.BlindHash(res), At: r.At}
 		if n++; n >= decideBatch {
 			if err := flush(); err != nil {
 				return nil, err

@@ -3,7 +3,6 @@ package jobs_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/sandboxtest"
 	"github.com/propexo-importer/importer/internal/store"
 	"github.com/propexo-importer/importer/jobs"
 )
@@ -60,10 +60,8 @@ func TestUnknownJobEndsJobNotFoundAtOnce(t *testing.T) {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
 			ctx := context.Background()
 			lat, _ := sandbox.ParseLatency("fixed:0s")
-			sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, Seed: 11,
+			sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, Seed: 11,
 				Faults: sandbox.Faults{StatusNotFoundRate: 1}, Variants: sandbox.Variants{UnknownJobStatus: status}})
-			srv := httptest.NewServer(sb.Handler())
-			defer srv.Close()
 			api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 			e := envOn(t, redistestClient(t))
 			h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second, MaxRetry: 10})

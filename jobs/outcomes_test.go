@@ -14,6 +14,7 @@ import (
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/sandboxtest"
 	"github.com/propexo-importer/importer/jobs"
 )
 
@@ -49,9 +50,7 @@ func TestResolvedWritesBecomeOutcomes(t *testing.T) {
 			cfg := tt.sandbox
 			cfg.APIKey = apiKey
 			cfg.Latency, _ = sandbox.ParseLatency("fixed:0s")
-			sb := sandbox.New(cfg)
-			srv := httptest.NewServer(sb.Handler())
-			defer srv.Close()
+			sb, srv := sandboxtest.Serve(t, cfg)
 			client, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 			var api importer.WriteAPI = client
 			if tt.forgetful {

@@ -132,6 +132,7 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 	show func(importer.ReportRow, importer.Resident, importer.Decision) error) (importer.PlanCounts, error) {
 	var counts importer.PlanCounts
 	v := importer.NewValidator(imp.Options)
+	sync := importer.NewSync(imp.Options, time.Now())
 	keysOn := importer.MatchKeys(imp.Options.MatchOn)
 	// The first row of each key, by a hash of the integration and the key:
 	// a later row with the same key is a duplicate, never a second create.
@@ -157,7 +158,7 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 		}
 		var results []importer.RowResult
 		plans := map[int]importer.Update{}
-		now := time.Now().UTC()
+		now := sync.Now.UTC()
 		for i, p := range batch {
 			var matches []importer.ResidentRecord
 			if p.key != "" {
@@ -167,14 +168,14 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 			if e, ok := ledger[importer.LedgerKey(p.resident.IntegrationID, p.key)]; ok && p.key != "" {
 				entry = &e
 			}
-			d := importer.Decide(imp.Options.Mode, p.resident, p.blanks, matches, entry)
+			d := sync.Decide(p.resident, matches, entry)
 			if p.sameKeyAs > 0 {
 				d = importer.Decision{Action: importer.ActionNone, Outcome: importer.Duplicate,
 					Note: fmt.Sprintf("the same %s as row %d", importer.KindOf(p.key), p.sameKeyAs)}
 			}
 			counts.Add(d)
 			if show != nil {
-				if err := show(p.row, p.resident, d); err != nil {
+				if err := show(p.row, p.resident.Resident, d); err != nil {
 					return err
 				}
 				continue
@@ -182,17 +183,12 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 			if p.row.Result.Outcome != "" || sent[i] {
 				continue // decided and recorded before, or sent already
 			}
-			switch d.Action {
-			case importer.ActionNone:
+			if d.Action == importer.ActionNone {
 				r := d.Result(p.row.Result.Row, p.row.Result.Line)
 				r.At = now
 				results = append(results, r)
-			case importer.ActionUpdate:
-				var rec *importer.ResidentRecord
-				if len(matches) == 1 {
-					rec = &matches[0]
-				}
-				plans[p.row.Result.Row] = importer.UpdateFor(imp.Options.Vendor, p.resident, rec, d)
+			} else if u, ok := d.Planned(); ok {
+				plans[p.row.Result.Row] = u
 			}
 		}
 		batch = batch[:0]
@@ -229,18 +225,15 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 			continue
 		}
 		fileRow := v.Row(row.Result.Row, row.Result.Line, row.Columns)
-		r, problems := v.Resident(fileRow)
+		r, problems := v.RowResident(fileRow, sync)
 		if len(problems) > 0 {
 			counts.Invalid++ // the rules changed since the split
 			continue
 		}
-		key, _ := importer.MatchKeyOf(r, keysOn)
+		key, _ := importer.MatchKeyOf(r.Resident, keysOn)
 		pending := pendingRow{row: row, resident: r, key: key}
-		if imp.Options.BlankClears {
-			pending.blanks = importer.Blanks(fileRow, r, imp.Options.Vendor)
-		}
 		if key != "" && imp.Options.Mode.Matches() {
-			h := sha256.Sum256([]byte(r.IntegrationID + "\x00" + key))
+			h := sha256.Sum256([]byte(key)) // the key holds its scope
 			id := [16]byte(h[:16])
 			if first, seen := firstOfKey[id]; seen {
 				pending.sameKeyAs = first
@@ -276,12 +269,10 @@ func (im *Imports) sent(ctx context.Context, importID string, rows []int) ([]boo
 // key it has ("" for none).
 type pendingRow struct {
 	row      importer.ReportRow
-	resident importer.Resident
+	resident importer.RowResident
 	key      string
 	// sameKeyAs is the earlier row of the file with the same key, if any.
 	sameKeyAs int
-	// blanks are the fields the row clears (--blank-clears).
-	blanks []string
 }
 
 // ledgerOf reads the ledger's entries of a batch's match keys, by hashed

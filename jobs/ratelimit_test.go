@@ -3,7 +3,6 @@ package jobs_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/ratelimit"
 	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/sandboxtest"
 	"github.com/propexo-importer/importer/jobs"
 )
 
@@ -54,9 +54,7 @@ func runWorkers(t *testing.T, e *env, url string, window time.Duration, limit, r
 func limitedSandbox(t *testing.T, window time.Duration, limit int) (*sandbox.Server, string) {
 	t.Helper()
 	lat, _ := sandbox.ParseLatency("fixed:200ms")
-	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: limit, RateWindow: window, SlowDelay: 300 * time.Millisecond})
-	srv := httptest.NewServer(sb.Handler())
-	t.Cleanup(srv.Close)
+	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: limit, RateWindow: window, SlowDelay: 300 * time.Millisecond})
 	return sb, srv.URL
 }
 

@@ -2,7 +2,6 @@ package jobs_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/sandboxtest"
 	"github.com/propexo-importer/importer/jobs"
 )
 
@@ -46,9 +46,7 @@ func TestTasksOfAGoneImportSendNothing(t *testing.T) {
 func TestRecoveredImportLooksUpBeforeSending(t *testing.T) {
 	ctx := context.Background()
 	lat, _ := sandbox.ParseLatency("fixed:0s")
-	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1})
-	srv := httptest.NewServer(sb.Handler())
-	defer srv.Close()
+	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1})
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
 	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})
@@ -104,9 +102,7 @@ func TestRecoveryOfAPMSShownAfterASyncSendsNothingBlind(t *testing.T) {
 	ctx := context.Background()
 	lat, _ := sandbox.ParseLatency("fixed:0s")
 	untilSync := importer.CacheLag{Default: importer.UntilSync}
-	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, CacheLag: untilSync})
-	srv := httptest.NewServer(sb.Handler())
-	defer srv.Close()
+	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, CacheLag: untilSync})
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
 	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second, CacheLag: untilSync})

@@ -19,8 +19,10 @@ type RetryOptions struct {
 }
 
 // PlanRetry says what 'importer retry' does with a row, and false for a row
-// it leaves as it is. A write the PMS refused (it may have been down) is
-// retried through the API's retry-write; a create that kept failing although
+// it leaves as it is. A write the PMS failed for a reason a retry can mend
+// (it was down, in maintenance, timed out, or said nothing) is retried
+// through the API's retry-write; one it refused for its data
+// (pms_rejected) is not: the same write would fail again; a create that kept failing although
 // it certainly never reached the API is sent again; a job whose status could
 // not be read, that the API did not know, or whose record could not be read
 // back is followed again. Rows in doubt are never sent blindly: only with

@@ -2,7 +2,6 @@ package jobs_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/sandboxtest"
 	"github.com/propexo-importer/importer/jobs"
 )
 
@@ -20,9 +20,7 @@ func failedImport(t *testing.T, id string, rows int) (*env, *sandbox.Server) {
 	t.Helper()
 	ctx := context.Background()
 	lat, _ := sandbox.ParseLatency("fixed:0s")
-	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, FailureRate: 1})
-	srv := httptest.NewServer(sb.Handler())
-	t.Cleanup(srv.Close)
+	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, FailureRate: 1})
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
 	e.sandbox = sb
@@ -113,9 +111,7 @@ func TestInterruptedRetryResumesWithoutCreatingTwice(t *testing.T) {
 func TestStaleWebhookAfterARetryIsIgnored(t *testing.T) {
 	ctx := context.Background()
 	lat, _ := sandbox.ParseLatency("fixed:0s")
-	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, FailureRate: 1})
-	srv := httptest.NewServer(sb.Handler())
-	defer srv.Close()
+	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, FailureRate: 1})
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
 	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollFallback: time.Hour})
@@ -173,9 +169,7 @@ func TestStaleWebhookAfterARetryIsIgnored(t *testing.T) {
 func TestRetryInDoubtLooksUpFirst(t *testing.T) {
 	ctx := context.Background()
 	lat, _ := sandbox.ParseLatency("fixed:0s")
-	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1})
-	srv := httptest.NewServer(sb.Handler())
-	defer srv.Close()
+	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1})
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
 	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})
@@ -227,9 +221,7 @@ func TestRetryInDoubtLooksUpFirst(t *testing.T) {
 func TestRefusedRetryWriteEndsTheRow(t *testing.T) {
 	ctx := context.Background()
 	lat, _ := sandbox.ParseLatency("fixed:1h") // the job is still PENDING: the API will not retry it
-	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1})
-	srv := httptest.NewServer(sb.Handler())
-	defer srv.Close()
+	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1})
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
 	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{})

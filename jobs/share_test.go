@@ -3,7 +3,6 @@ package jobs_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/ratelimit"
 	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/sandboxtest"
 	"github.com/propexo-importer/importer/jobs"
 )
 
@@ -23,9 +23,7 @@ func shareEnv(t *testing.T, limit int, window, ahead time.Duration) *env {
 	t.Helper()
 	lat, _ := sandbox.ParseLatency("fixed:100ms")
 	// The workers' limiter is the only pace: the sandbox allows far more.
-	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: 100 * limit, RateWindow: window})
-	srv := httptest.NewServer(sb.Handler())
-	t.Cleanup(srv.Close)
+	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: 100 * limit, RateWindow: window})
 	e := envOn(t, redistestClient(t))
 	e.sandbox = sb
 	for range 3 {

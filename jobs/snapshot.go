@@ -84,7 +84,7 @@ func (w *scopeWants) add(r importer.Resident) {
 	if !ok {
 		return // matched by nothing: created without a look-up
 	}
-	filtered, ok := importer.FilterOf(s, key)
+	filtered, ok := importer.FilterOf(s, r, key)
 	if !ok {
 		want.needsListing = true
 		return

@@ -144,7 +144,7 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 	// API's retry-write, the retry of its failed write.
 	endpoint, send := importer.EndpointCreate, func() (string, error) { return im.api.CreateResident(ctx, p.Vendor, p.Resident) }
 	if u := p.Update; u != nil {
-		endpoint, send = importer.EndpointUpdate, func() (string, error) { return im.api.UpdateResident(ctx, p.Vendor, u.RecordID, u.Body, u.Clear) }
+		endpoint, send = importer.EndpointUpdate, func() (string, error) { return im.api.UpdateResident(ctx, u.RecordID, u.Fields) }
 	}
 	if st.RetryOf != "" {
 		endpoint, send = importer.EndpointRetryWrite, func() (string, error) { return im.api.RetryWrite(ctx, st.RetryOf) }
@@ -182,9 +182,9 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 		return im.submitFailed(ctx, p, st.RetryOf, err)
 	}
 	// The job id and the request's count, in one round trip.
-	var recordKey string
-	if p.Update == nil {
-		recordKey = importer.RecordKey(p.Resident.IntegrationID, p.Resident.Email1, p.Resident.XID)
+	recordKey := importer.RecordKey(p.Resident.IntegrationID, p.Resident.Email1, p.Resident.XID)
+	if p.Update != nil {
+		recordKey = importer.UpdateKey(p.Resident.IntegrationID, p.Update.RecordID)
 	}
 	if err := im.store.SetJob(ctx, p.ImportID, p.Row, jobID, im.webhooksExpected(), recordKey, importer.StatRequests(endpoint)); err != nil {
 		return err // the retry finds the row "sending" and looks it up

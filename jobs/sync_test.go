@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,20 +16,23 @@ import (
 	"github.com/propexo-importer/importer/internal/notifytest"
 	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/sandboxtest"
 	"github.com/propexo-importer/importer/internal/source"
 	"github.com/propexo-importer/importer/jobs"
 )
 
-// person is one resident of a test roster.
+// person is one resident of a test roster: a PMS's export has the
+// resident's id (x_id) and its property's (x_property_id), the phone's
+// type, notes.
 type person struct {
-	first, last, email, dob, phone, xid string
+	first, last, email, dob, phone, phoneType, xid, property, xProperty, notes string
 }
 
 func roster(n int) []person {
 	out := make([]person, n)
 	for i := range out {
 		out[i] = person{first: "Ada", last: fmt.Sprintf("Number%d", i), email: fmt.Sprintf("ada%d@example.com", i),
-			dob: fmt.Sprintf("1980-01-%02d", i%28+1), phone: fmt.Sprintf("555-010-%04d", i)}
+			dob: fmt.Sprintf("1980-01-%02d", i%28+1), phone: fmt.Sprintf("555-010-%04d", i), phoneType: "MOBILE", notes: fmt.Sprintf("Tenant %d", i)}
 	}
 	return out
 }
@@ -39,9 +41,9 @@ func roster(n int) []person {
 func writeRoster(t *testing.T, name string, people []person) string {
 	t.Helper()
 	var b strings.Builder
-	b.WriteString("x_id,first_name,last_name,email,date_of_birth,phone\n")
+	b.WriteString("x_id,x_property_id,property_id,first_name,last_name,email,date_of_birth,phone,phone_type,notes\n")
 	for _, p := range people {
-		fmt.Fprintf(&b, "%s,%s,%s,%s,%s,%s\n", p.xid, p.first, p.last, p.email, p.dob, p.phone)
+		fmt.Fprintf(&b, "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", p.xid, p.xProperty, p.property, p.first, p.last, p.email, p.dob, p.phone, p.phoneType, p.notes)
 	}
 	path := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
@@ -55,9 +57,7 @@ func writeRoster(t *testing.T, name string, people []person) string {
 func syncEnv(t *testing.T, cacheLag time.Duration) *env {
 	t.Helper()
 	lat, _ := sandbox.ParseLatency("fixed:100ms")
-	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, CacheLag: importer.CacheLag{Default: cacheLag}})
-	srv := httptest.NewServer(sb.Handler())
-	t.Cleanup(srv.Close)
+	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, CacheLag: importer.CacheLag{Default: cacheLag}})
 	api, err := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	if err != nil {
 		t.Fatal(err)
@@ -440,18 +440,21 @@ func TestRowsWithTheSameKeyAreDuplicates(t *testing.T) {
 }
 
 // A small file against a big integration: the first page's total tells
-// that looking each row's key up (email_1=, x_id=) costs fewer requests
-// than listing every page, so the plan does that; a row keyed by name+dob
-// needs the whole listing. Both find the resident; neither creates it
-// again.
+// that looking each row's key up (x_id= with its x_property_id=, which the
+// API needs beside it) costs fewer requests than listing every page, so
+// the plan does that. A row keyed by email needs the whole listing (the
+// email_1= filter may compare exactly, and would miss a resident written
+// in another case), as one keyed by name+dob does. Each finds the
+// resident; none creates it again.
 func TestLookUpsWhenCheaperThanTheListing(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
 		row   person
 		lists int
 	}{
-		{"by email: the first page and one look-up", person{first: "Ada", last: "Number7", email: "ada7@example.com", phone: "555-999-0007"}, 2},
-		{"by name and birth date: every page", person{first: "Ada", last: "Number7", dob: "1980-01-08", phone: "555-999-0007"}, 4},
+		{"by x_id in its property: the first page and one look-up", person{xid: "100007", xProperty: "500", property: "prop_500", first: "Ada", last: "Number7", phone: "555-999-0007", phoneType: "HOME"}, 2},
+		{"by email: every page", person{property: "prop_500", first: "Ada", last: "Number7", email: "ADA7@example.com", phone: "555-999-0007", phoneType: "HOME"}, 4},
+		{"by name and birth date: every page", person{property: "prop_500", first: "Ada", last: "Number7", dob: "1980-01-08", phone: "555-999-0007", phoneType: "HOME"}, 4},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := syncEnv(t, 0)
@@ -461,7 +464,7 @@ func TestLookUpsWhenCheaperThanTheListing(t *testing.T) {
 				if i > 0 {
 					seed.WriteString(",")
 				}
-				fmt.Fprintf(&seed, `{"id":"res_%d","x_id":"%d","integration_id":"int_rentvine_demo","first_name":"Ada","last_name":"Number%d","email_1":"ada%d@example.com","date_of_birth":"1980-01-%02dT00:00:00Z","phone_1":"555-010-%04d","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}`,
+				fmt.Fprintf(&seed, `{"id":"res_%d","x_id":"%d","integration_id":"int_rentvine_demo","property_id":"prop_500","first_name":"Ada","last_name":"Number%d","email_1":"ada%d@example.com","date_of_birth":"1980-01-%02dT00:00:00Z","phone_1":"555-010-%04d","phone_1_type":"MOBILE","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}`,
 					i, 100000+i, i, i, i%28+1, i)
 			}
 			seed.WriteString("]")
@@ -481,13 +484,14 @@ func TestLookUpsWhenCheaperThanTheListing(t *testing.T) {
 }
 
 // An empty cell erases nothing, unless --blank-clears: then the resident's
-// value is cleared (sent as null), and the next night finds it unchanged.
+// value is cleared (sent as an empty string, which the PUT's schema takes
+// for a plain text field), and the next night finds it unchanged.
 func TestBlankClears(t *testing.T) {
 	e := syncEnv(t, 0)
 	people := roster(2)
 	imp1 := e.importRoster(t, writeRoster(t, "night-1.csv", people), importer.Options{})
 	id := e.outcomes(t, imp1)[1].RecordID
-	people[0].phone = ""
+	people[0].notes = ""
 	without := e.importRoster(t, writeRoster(t, "night-2.csv", people), importer.Options{})
 	if got := countBy(e.outcomes(t, without)); got["unchanged/none"] != 2 {
 		t.Errorf("an empty phone without --blank-clears: %v, want both unchanged", got)
@@ -496,8 +500,8 @@ func TestBlankClears(t *testing.T) {
 	if got := countBy(e.outcomes(t, with)); got["succeeded/update"] != 1 || got["unchanged/none"] != 1 {
 		t.Errorf("an empty phone with --blank-clears: %v, want 1 update", got)
 	}
-	if rec, err := e.api.GetResident(context.Background(), id); err != nil || rec.Phone1 != "" {
-		t.Errorf("resident %s has phone %q after the clear (%v)", id, rec.Phone1, err)
+	if rec, err := e.api.GetResident(context.Background(), id); err != nil || rec.Notes != "" {
+		t.Errorf("resident %s has notes %q after the clear (%v)", id, rec.Notes, err)
 	}
 	slices.Reverse(people) // another file, the same residents
 	again := e.importRoster(t, writeRoster(t, "night-3.csv", people), importer.Options{BlankClears: true})

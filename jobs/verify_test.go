@@ -2,7 +2,6 @@ package jobs_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/sandboxtest"
 	"github.com/propexo-importer/importer/jobs"
 )
 
@@ -36,9 +36,7 @@ func TestVerifyUnderTheDocumentedUncertainty(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			lat, _ := sandbox.ParseLatency("fixed:0s")
-			sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, CacheLag: tt.lag, Variants: sandbox.Variants{CreatedRecordID: tt.recordID}})
-			srv := httptest.NewServer(sb.Handler())
-			defer srv.Close()
+			sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, CacheLag: tt.lag, Variants: sandbox.Variants{CreatedRecordID: tt.recordID}})
 			api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 			e := envOn(t, redistestClient(t))
 			h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second, CacheLag: tt.lag})
@@ -76,9 +74,7 @@ func TestVerifyUnderTheDocumentedUncertainty(t *testing.T) {
 func TestSuccessWithoutARecordIDIsRecordedHonestly(t *testing.T) {
 	ctx := context.Background()
 	lat, _ := sandbox.ParseLatency("fixed:0s")
-	sb := sandbox.New(sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, Variants: sandbox.Variants{CreatedRecordID: sandbox.RecordNull}})
-	srv := httptest.NewServer(sb.Handler())
-	defer srv.Close()
+	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, Variants: sandbox.Variants{CreatedRecordID: sandbox.RecordNull}})
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e := envOn(t, redistestClient(t))
 	h := jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})

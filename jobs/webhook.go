@@ -20,7 +20,11 @@ import (
 // Whether a DATA_NEW's root_job_id is the write's job id is not documented
 // (the documented example's is a sync job's): a DATA_NEW naming a job the
 // importer does not know is matched to the create that wrote its record,
-// by the record's x_id or email within its integration.
+// by the record's x_id or email within its integration. A DATA_UPDATE (an
+// update read back: there is no update-success event) naming a job the
+// importer does not know is matched to the update of its record, and
+// taken only when the record holds what the update sent: the PMS's own
+// changes to the resident send DATA_UPDATE too.
 func (im *Imports) ApplyEvent(ctx context.Context, ev importer.WriteEvent) error {
 	importID, row, ok, err := im.store.JobRow(ctx, ev.JobID)
 	if err != nil {
@@ -33,6 +37,15 @@ func (im *Imports) ApplyEvent(ctx context.Context, ev importer.WriteEvent) error
 		var jobID string
 		if importID, row, jobID, ok, err = im.store.JobOfRecord(ctx, key); err != nil {
 			return err
+		}
+		if ok && ev.Updated {
+			plans, err := im.store.Plans(ctx, importID, []int{row})
+			if err != nil {
+				return err
+			}
+			if u, planned := plans[row]; !planned || !ev.Shows(u.Fields) {
+				return nil // news of another change of the resident
+			}
 		}
 		if ok {
 			ev.JobID = jobID
@@ -53,7 +66,7 @@ func (im *Imports) applyEvent(ctx context.Context, importID string, row, line in
 		r.Outcome, r.ErrorCode = importer.Partial, importer.CodePartial
 		r.Error = orDefault(strings.Join(ev.Errors, "; "), "the PMS accepted part of the write")
 	case importer.WriteFailure:
-		r.Outcome, r.ErrorCode = importer.Failed, importer.CodeWriteFailed
+		r.Outcome, r.ErrorCode = importer.Failed, importer.FailureCode(ev.Errors)
 		r.Error = orDefault(strings.Join(ev.Errors, "; "), "the PMS rejected the write without a message")
 	default:
 		return nil

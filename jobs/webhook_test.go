@@ -11,6 +11,7 @@ import (
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/sandboxtest"
 	"github.com/propexo-importer/importer/internal/webhook"
 	"github.com/propexo-importer/importer/jobs"
 )
@@ -42,10 +43,8 @@ func webhookImportPolling(t *testing.T, id string, rows int, cfg sandbox.Config,
 	cfg.APIKey, cfg.RateLimit = apiKey, -1
 	cfg.Latency, _ = sandbox.ParseLatency("uniform:50ms-300ms")
 	cfg.Webhooks = sandbox.WebhookConfig{URL: hooks.URL, Secret: whSecret, DuplicateRate: 0.5, Jitter: 300 * time.Millisecond}
-	sb := sandbox.New(cfg)
+	sb, srv := sandboxtest.Serve(t, cfg)
 	sb.Start()
-	srv := httptest.NewServer(sb.Handler())
-	t.Cleanup(func() { srv.Close(); sb.Close() })
 	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
 	e.h = jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollFallback: fallback})
 

@@ -47,7 +47,10 @@ func startProc(t *testing.T, dir string, env map[string]string, bin string, args
 		p.env = append(p.env, k+"="+v)
 	}
 	p.start(bin)
-	t.Cleanup(func() { p.signal(syscall.SIGKILL) })
+	t.Cleanup(func() {
+		p.signal(syscall.SIGKILL)
+		heldToTheFile(t, p.log.String())
+	})
 	return p
 }
 

@@ -70,6 +70,7 @@ func runImporter(t *testing.T, dir string, env map[string]string, args ...string
 	if ctx.Err() != nil {
 		t.Fatalf("importer %s did not end: %s", strings.Join(args, " "), stderr.String())
 	}
+	heldToTheFile(t, stderr.String())
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
@@ -99,6 +100,7 @@ func runImporterWithInput(t *testing.T, dir string, env map[string]string, input
 	} else if err != nil {
 		t.Fatal(err)
 	}
+	heldToTheFile(t, stderr.String())
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
@@ -179,8 +181,22 @@ func background(t *testing.T, dir string, env map[string]string, args ...string)
 			cmd.Process.Kill()
 			t.Errorf("importer %s did not stop on SIGTERM", args[0])
 		}
+		heldToTheFile(t, out.String())
 	})
 	return out
+}
+
+// heldToTheFile fails the test for every departure from the published
+// OpenAPI file that a sandbox (in-process or 'importer sandbox') logged in
+// a command's output: a request the client sent, or an answer the sandbox
+// gave, that the file does not allow.
+func heldToTheFile(t testing.TB, output string) {
+	t.Helper()
+	for _, line := range strings.Split(output, "\n") {
+		if strings.Contains(line, sandboxViolation) {
+			t.Errorf("the published OpenAPI file is broken: %s", line)
+		}
+	}
 }
 
 // syncBuffer is a buffer a subprocess writes while the test reads it.

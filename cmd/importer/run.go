@@ -30,11 +30,12 @@ type runConfig struct {
 	opts       importer.Options
 	vendor     string
 	rentDueDay string
-	// mode, maxCreates and maxUpdates are the sync's flags, as given.
-	mode, maxCreates, maxUpdates string
-	importID                     string
-	dryRun                       bool
-	retention                    time.Duration
+	// mode, maxCreates, maxUpdates and staleAfter are the sync's flags, as
+	// given.
+	mode, maxCreates, maxUpdates, staleAfter string
+	importID                                 string
+	dryRun                                   bool
+	retention                                time.Duration
 	// redisPatience is how long a waiting run bears with Redis out of
 	// reach before it exits 3.
 	redisPatience time.Duration
@@ -137,7 +138,8 @@ func (c *runConfig) registerRunFlags(f *pflag.FlagSet, getenv env) {
 func syncFlags(f *pflag.FlagSet, c *runConfig, getenv env) {
 	f.StringVar(&c.mode, "mode", envOr(getenv, "IMPORTER_MODE", string(importer.ModeUpsert)), "upsert (update matched residents that differ, create the rest), create-missing (create only rows that match nobody), update (update matched residents; the rest end not_found) or create (create every row, look nothing up) "+envTag("IMPORTER_MODE"))
 	f.StringVar(&c.opts.MatchOn, "match-on", importer.DefaultMatchOn, "keys that match a row to an existing resident, in the order tried: x_id, email_1 (any case), name+dob (first and last name with the date of birth)")
-	f.BoolVar(&c.opts.BlankClears, "blank-clears", false, "an empty cell of a matched row clears the resident's value (without it, an empty cell never erases anything)")
+	f.BoolVar(&c.opts.BlankClears, "blank-clears", false, "an empty cell of a matched row clears the resident's value where the API's update can (an empty string: plain text fields such as middle_name, address_2, notes; never a name, an email, a date, a code or a rent term); without it, an empty cell never erases anything")
+	f.StringVar(&c.staleAfter, "stale-after", "30d", "a listed resident the API has not seen in the PMS for this long (its last_seen) is taken as gone: no match for a row, and not in missing.csv (Propexo's advice: 30 days); a number of days, a duration, or never")
 	f.StringVar(&c.maxCreates, "max-creates", "", "refuse the import, before anything is written, when its plan creates more rows than this: a number (500) or a share of the file's rows (10%)")
 	f.StringVar(&c.maxUpdates, "max-updates", "", "refuse the import, before anything is written, when its plan updates more rows than this: a number or a share (10%)")
 	ledgerFlag(f, &c.jobs)
@@ -292,6 +294,9 @@ func (c *runConfig) prepareFile(ctx context.Context, path, readPath, format stri
 	var err error
 	if c.opts.MaxCreates, c.opts.MaxUpdates, err = importer.ParseGuards(c.maxCreates, c.maxUpdates); err != nil {
 		return p, optionError(err)
+	}
+	if c.opts.StaleAfter, err = importer.ParseStaleAfter(c.staleAfter); err != nil {
+		return p, usageError("--stale-after %v", err)
 	}
 	if c.rentDueDay != "" {
 		day, err := importer.ParseRentDueDay(c.rentDueDay)

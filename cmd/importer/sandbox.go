@@ -12,8 +12,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/apispec"
 	"github.com/propexo-importer/importer/internal/sandbox"
 )
+
+// sandboxViolation is what the sandbox logs when a request or an answer
+// departs from the published OpenAPI file; the end-to-end tests fail on
+// it.
+const sandboxViolation = "the sandbox saw a departure from the published OpenAPI file"
 
 type sandboxConfig struct {
 	addr    string
@@ -32,11 +38,16 @@ func newSandboxCommand(getenv env, g *globals, stderr io.Writer) *cobra.Command 
 	cmd := &cobra.Command{
 		Use:   "sandbox",
 		Short: "Serve a local stand-in for the Propexo write API",
-		Long: `sandbox serves a local server that behaves like the Propexo write API: both
-create paths with each vendor's rules, 400 and 405 error bodies, writes that
-stay PENDING for a while and then succeed or fail, reading and listing
-residents, retrying failed writes, and 401 without the right bearer token.
-Clients must send the key in PROPEXO_API_KEY (or --api-key-file).
+		Long: `sandbox serves a local server that behaves like the Propexo write API as
+its published OpenAPI file (the resident-write part, built in) describes it:
+every request is checked against the file (400 where the API refuses one)
+and every answer follows it; both create paths with each vendor's rules, 400
+and 405 error bodies, writes that stay PENDING for a while and then succeed
+or fail, reading (the file's read model: no rent terms or lease) and listing
+residents, updates through the PUT's schema, retrying failed writes, webhook
+subscriptions, and 401 without the right bearer token. Clients must send the
+key in PROPEXO_API_KEY (or --api-key-file). A departure from the file is
+logged as an error and counted in GET /_sandbox/stats (spec_violations).
 
 Integrations: int_rentmanager_demo (rentmanager; properties prop_100,
 prop_200, prop_300), int_propertyware_demo (propertyware_rest),
@@ -89,7 +100,8 @@ per identity, faults, webhooks).`,
 	f.IntVar(&c.cfg.Variants.UnknownJobStatus, "unknown-job-status", 404, "status of a write-status read of a job the API does not know: 404 or 400 (undocumented)")
 	variant(&c.cfg.Variants.CreatedRecordID, "created-record-id", "what a SUCCESS carries in created_record_id: the resident's id, null, or another object's id")
 	variant(&c.cfg.Variants.DataNew, "data-new", "what DATA_NEW's root_job_id carries: the write's job id, a sync job's id, or no DATA_NEW at all")
-	variant(&c.cfg.Variants.CreateAnswer, "create-answer", "shape of a write's answer: {meta: {job_id}, result} or the older {job_id, data}")
+	variant(&c.cfg.Variants.DataUpdate, "data-update", "what DATA_UPDATE's root_job_id carries (an update read back): the write's job id, a sync job's id, or no DATA_UPDATE at all")
+	variant(&c.cfg.Variants.CreateAnswer, "create-answer", "shape of a write's answer: {job_id, data} as the published OpenAPI file has it, or {meta: {job_id}, result} as the docs pages show it")
 	variant(&c.cfg.Variants.HasMore, "has-more", "a list's hasMore: true/false with total, or null without total")
 	c.cfg.Webhooks.Secret = getenv("PROPEXO_WEBHOOK_SECRET")
 	return cmd
@@ -134,6 +146,7 @@ func (c *sandboxConfig) run(ctx context.Context, log *slog.Logger) error {
 	}
 	cfg := c.cfg
 	cfg.APIKey, cfg.Latency = c.apiKey.key, latency
+	cfg.OnViolation = func(v apispec.Violation) { log.Error(sandboxViolation, "violation", v.Error()) }
 	sb := sandbox.New(cfg)
 	sb.Start()
 	defer sb.Close()

@@ -58,10 +58,14 @@ func newWebhooksRegisterCommand(getenv env, stdout io.Writer) *cobra.Command {
 		Short: "Subscribe the importer's webhook receiver to Propexo's webhooks",
 		Long: `register subscribes URL (where 'importer webhooks' or 'importer worker
 --webhooks-addr' listens, as the internet reaches it) to the webhooks the
-importer follows: WRITE_OPERATION_FAILURE, and DATA_NEW of residents. The
-deliveries are signed with PROPEXO_WEBHOOK_SECRET (at least 10 characters),
-which the receiver checks; the secret is sent to the API once and never
-printed. The subscription is active at once.`,
+importer follows: WRITE_OPERATION_FAILURE, and DATA_NEW and DATA_UPDATE of
+residents. The deliveries are signed with PROPEXO_WEBHOOK_SECRET (at least
+10 characters), which the receiver checks; the secret is sent to the API and
+never printed. The subscription is active at once.
+
+Registering again is safe: a subscription to URL that has all of this is
+left as it is, one that lacks some of it (a trigger, the secret, active) is
+updated, and only a URL with none gets a new one.`,
 		Example: `  PROPEXO_API_KEY=... PROPEXO_WEBHOOK_SECRET=... importer webhooks register --url https://importer.example.com/webhooks/propexo`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -77,11 +81,26 @@ printed. The subscription is active at once.`,
 			if err != nil {
 				return err
 			}
-			sub, err := client.Subscribe(cmd.Context(), hookURL, secret, importer.WebhookTriggers, importer.WebhookModel)
+			subs, err := client.Subscriptions(cmd.Context())
 			if err != nil {
-				return subscriptionError("registering the webhook", err)
+				return subscriptionError("listing the webhooks", err)
 			}
-			fmt.Fprintf(stdout, "webhook %s registered: %s receives %s (model %s)\n", sub.ID, sub.URL, strings.Join(sub.Triggers, ", "), sub.Model)
+			plan := importer.PlanSubscription(subs, hookURL, secret)
+			var sub importer.WebhookSubscription
+			switch {
+			case plan.ID == "":
+				if sub, err = client.Subscribe(cmd.Context(), hookURL, secret, importer.WebhookTriggers, importer.WebhookModel); err != nil {
+					return subscriptionError("registering the webhook", err)
+				}
+				fmt.Fprintf(stdout, "webhook %s registered: %s receives %s (model %s)\n", sub.ID, sub.URL, strings.Join(sub.Triggers, ", "), sub.Model)
+			case plan.Update:
+				if sub, err = client.UpdateSubscription(cmd.Context(), plan.ID, secret, importer.WebhookTriggers, importer.WebhookModel); err != nil {
+					return subscriptionError("updating webhook "+plan.ID, err)
+				}
+				fmt.Fprintf(stdout, "webhook %s updated: %s receives %s (model %s)\n", sub.ID, sub.URL, strings.Join(sub.Triggers, ", "), sub.Model)
+			default:
+				fmt.Fprintf(stdout, "webhook %s already registered: %s receives %s (model %s); nothing changed\n", plan.ID, hookURL, strings.Join(importer.WebhookTriggers, ", "), importer.WebhookModel)
+			}
 			return nil
 		},
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/apispec"
 	"github.com/propexo-importer/importer/internal/metrics"
 	"github.com/propexo-importer/importer/internal/poll"
 	"github.com/propexo-importer/importer/internal/propexo"
@@ -337,6 +338,7 @@ func startSandbox(cfg sandbox.Config, state string, stderr io.Writer) (*embedded
 	if err != nil {
 		return nil, fmt.Errorf("error starting the in-process sandbox: %w", err)
 	}
+	cfg.OnViolation = func(v apispec.Violation) { fmt.Fprintf(stderr, "error: %s: %v\n", sandboxViolation, v) }
 	sb := sandbox.New(cfg)
 	if state != "" {
 		if f, err := os.Open(state); err == nil {

@@ -145,9 +145,9 @@ func (a api) FindResidents(ctx context.Context, q importer.ResidentQuery) ([]imp
 	return recs, err
 }
 
-func (a api) UpdateResident(ctx context.Context, v importer.Vendor, id string, r importer.Resident, clear []string) (string, error) {
+func (a api) UpdateResident(ctx context.Context, id string, fields map[string]string) (string, error) {
 	began := time.Now()
-	jobID, err := a.inner.UpdateResident(ctx, v, id, r, clear)
+	jobID, err := a.inner.UpdateResident(ctx, id, fields)
 	a.m.observe(importer.EndpointUpdate, began, err)
 	return jobID, err
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -106,9 +107,10 @@ func (c *Client) CreateResident(ctx context.Context, vendor importer.Vendor, r i
 	return c.write(ctx, http.MethodPost, vendor.CreatePath(), r.Body())
 }
 
-// write sends a write (a create or an update) and returns its job id: from
-// meta.job_id, or the top-level job_id of the reference's older generation.
-// An answer without one may still have made a job: it is "maybe sent".
+// write sends a write (a create or an update) and returns its job id: the
+// top-level job_id of the published file's answer, or the meta.job_id the
+// docs pages show. An answer without one may still have made a job: it is
+// "maybe sent".
 func (c *Client) write(ctx context.Context, method, path string, body any) (string, error) {
 	var answer struct {
 		Meta struct {
@@ -119,9 +121,9 @@ func (c *Client) write(ctx context.Context, method, path string, body any) (stri
 	if err := c.do(ctx, method, path, nil, body, &answer); err != nil {
 		return "", err
 	}
-	jobID := answer.Meta.JobID
+	jobID := answer.JobID
 	if jobID == "" {
-		jobID = answer.JobID
+		jobID = answer.Meta.JobID
 	}
 	if jobID == "" {
 		return "", &importer.APIError{Kind: importer.KindUnavailable, Op: method + " " + opPath(path), Status: http.StatusOK, MaybeSent: true,
@@ -196,14 +198,44 @@ const maxLookupPages = 10
 var ErrTooManyToSearch = errors.New("too many residents to search by name")
 
 // FindResidents lists the residents that match a query, all pages (see
-// ListResidents). By email the API filters; by name (no documented filter)
-// it pages through the integration's residents and checks each record
-// itself, at most maxLookupPages pages.
+// ListResidents). By email the API filters; whether email_1= ignores case
+// is undocumented, so it is asked as written and, when that differs, in
+// lower case (a PMS that keeps emails in lower case). By name (no
+// documented filter) it pages through the integration's residents and
+// checks each record itself, at most maxLookupPages pages.
 func (c *Client) FindResidents(ctx context.Context, q importer.ResidentQuery) ([]importer.ResidentRecord, error) {
-	scope := importer.ListScope{IntegrationID: q.IntegrationID, Email: q.Email}
+	if q.Email == "" {
+		return c.findByName(ctx, q)
+	}
+	var out []importer.ResidentRecord
+	seen := map[string]bool{}
+	for _, email := range slices.Compact([]string{q.Email, strings.ToLower(q.Email)}) {
+		scope := importer.ListScope{IntegrationID: q.IntegrationID, Email: email}
+		for offset := 0; ; {
+			recs, more, _, err := c.ListResidents(ctx, scope, offset)
+			if err != nil {
+				return nil, err
+			}
+			for _, rec := range recs {
+				if !seen[rec.ID] {
+					seen[rec.ID] = true
+					out = append(out, rec)
+				}
+			}
+			if !more {
+				break
+			}
+			offset += len(recs)
+		}
+	}
+	return out, nil
+}
+
+func (c *Client) findByName(ctx context.Context, q importer.ResidentQuery) ([]importer.ResidentRecord, error) {
+	scope := importer.ListScope{IntegrationID: q.IntegrationID}
 	var out []importer.ResidentRecord
 	for page, offset := 0, 0; ; page++ {
-		if q.Email == "" && page == maxLookupPages {
+		if page == maxLookupPages {
 			return nil, ErrTooManyToSearch
 		}
 		recs, more, _, err := c.ListResidents(ctx, scope, offset)
@@ -211,7 +243,7 @@ func (c *Client) FindResidents(ctx context.Context, q importer.ResidentQuery) ([
 			return nil, err
 		}
 		for _, rec := range recs {
-			if q.Email != "" || q.Matches(rec) {
+			if q.Matches(rec) {
 				out = append(out, rec)
 			}
 		}
@@ -222,28 +254,26 @@ func (c *Client) FindResidents(ctx context.Context, q importer.ResidentQuery) ([
 	}
 }
 
-// UpdateResident submits an update of resident id on the vendor's path and
-// returns the write's job id. Sent twice with the same fields, it changes
-// nothing the second time.
-func (c *Client) UpdateResident(ctx context.Context, vendor importer.Vendor, id string, r importer.Resident, clear []string) (string, error) {
-	var body any = r.Body()
-	if len(clear) > 0 {
-		// The fields cleared go as null: the resident's JSON leaves an
-		// empty field out.
-		b, err := json.Marshal(r.Body())
-		if err != nil {
-			return "", fmt.Errorf("error encoding the update of %s: %w", id, err)
+// UpdateResident submits an update of resident id through the generic
+// PUT /v1/residents/{id} with the fields given, by the PUT's names (the
+// caller puts them in the PUT schema's terms: no integration, property or
+// lease, no null), and returns the write's job id. The generic PUT, not a
+// vendor's: it requires no field (Rent Manager's requires the rent terms,
+// which no read shows, so sending them would overwrite blind). Sent twice
+// with the same fields, it changes nothing the second time.
+func (c *Client) UpdateResident(ctx context.Context, id string, fields map[string]string) (string, error) {
+	body := make(map[string]any, len(fields))
+	for f, v := range fields {
+		body[f] = v
+		if f == importer.FieldRentDueDay {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return "", fmt.Errorf("error encoding the update of %s: rent_due_day %q is not a number", id, v)
+			}
+			body[f] = n
 		}
-		fields := map[string]any{}
-		if err := json.Unmarshal(b, &fields); err != nil {
-			return "", fmt.Errorf("error encoding the update of %s: %w", id, err)
-		}
-		for _, f := range clear {
-			fields[f] = nil
-		}
-		body = fields
 	}
-	return c.write(ctx, http.MethodPut, vendor.UpdatePath(url.PathEscape(id)), body)
+	return c.write(ctx, http.MethodPut, "/v1/residents/"+url.PathEscape(id), body)
 }
 
 // ListResidents reads one page of the residents in scope, oldest first
@@ -253,7 +283,7 @@ func (c *Client) UpdateResident(ctx context.Context, vendor importer.Vendor, id 
 func (c *Client) ListResidents(ctx context.Context, scope importer.ListScope, offset int) ([]importer.ResidentRecord, bool, int, error) {
 	params := url.Values{"integration_id": {scope.IntegrationID}, "limit": {strconv.Itoa(importer.ListPageSize)},
 		"offset": {strconv.Itoa(offset)}, "order-by": {"created_at:asc"}}
-	for name, v := range map[string]string{"property_id": scope.PropertyID, "x_id": scope.XID, "email_1": scope.Email} {
+	for name, v := range map[string]string{"property_id": scope.PropertyID, "x_id": scope.XID, "x_property_id": scope.XPropertyID, "email_1": scope.Email} {
 		if v != "" {
 			params.Set(name, v)
 		}
@@ -323,69 +353,92 @@ func (c *Client) IntegrationLimits(ctx context.Context) (map[string]int, error) 
 }
 
 // Subscribe registers a webhook subscription: deliveries of triggers (of
-// model, for DATA_NEW) to url, signed with secret, active at once.
+// model, for DATA_NEW and DATA_UPDATE) to url, signed with secret, active
+// at once.
 func (c *Client) Subscribe(ctx context.Context, hookURL, secret string, triggers []string, model string) (importer.WebhookSubscription, error) {
 	body := map[string]any{"url": hookURL, "triggers": triggers, "model": model, "secret": secret, "headers": []any{}, "active": true}
-	var answer struct {
-		Result  *subscriptionJSON `json:"result"`
-		Results *subscriptionJSON `json:"results"`
-	}
-	if err := c.do(ctx, http.MethodPost, "/v1/webhooks/", nil, body, &answer); err != nil {
-		return importer.WebhookSubscription{}, err
-	}
-	got := answer.Result
-	if got == nil {
-		got = answer.Results
-	}
-	if got == nil || got.ID == "" {
-		return importer.WebhookSubscription{}, &importer.APIError{Kind: importer.KindUnavailable, Op: "POST /v1/webhooks/", Status: http.StatusOK,
-			Message: "the answer names no subscription"}
-	}
-	return got.subscription(), nil
+	return c.subscription(ctx, http.MethodPost, "/v1/webhooks/", body)
 }
 
-// Subscriptions lists the webhook subscriptions, active or not.
+// UpdateSubscription sets a subscription's triggers, model and secret, and
+// makes it active.
+func (c *Client) UpdateSubscription(ctx context.Context, id, secret string, triggers []string, model string) (importer.WebhookSubscription, error) {
+	body := map[string]any{"triggers": triggers, "model": model, "secret": secret, "active": true}
+	return c.subscription(ctx, http.MethodPut, "/v1/webhooks/"+url.PathEscape(id), body)
+}
+
+// subscription sends a subscription's POST or PUT and reads the one it
+// answers ({result: ...}).
+func (c *Client) subscription(ctx context.Context, method, path string, body any) (importer.WebhookSubscription, error) {
+	var answer struct {
+		Result *subscriptionJSON `json:"result"`
+	}
+	if err := c.do(ctx, method, path, nil, body, &answer); err != nil {
+		return importer.WebhookSubscription{}, err
+	}
+	if answer.Result == nil || answer.Result.ID == "" {
+		return importer.WebhookSubscription{}, &importer.APIError{Kind: importer.KindUnavailable, Op: method + " " + opPath(path), Status: http.StatusOK,
+			Message: "the answer names no subscription"}
+	}
+	return answer.Result.subscription(), nil
+}
+
+// Subscriptions lists the webhook subscriptions, active and not (the API
+// lists one or the other: active=true, its default, then active=false).
 func (c *Client) Subscriptions(ctx context.Context) ([]importer.WebhookSubscription, error) {
 	var out []importer.WebhookSubscription
-	for offset := 0; ; {
-		var answer struct {
-			Meta struct {
-				HasMore *bool `json:"hasMore"`
-			} `json:"meta"`
-			Results []subscriptionJSON `json:"results"`
-		}
-		params := url.Values{"offset": {strconv.Itoa(offset)}, "limit": {"100"}, "order-by": {"created_at:asc"}}
-		if err := c.do(ctx, http.MethodGet, "/v1/webhooks/", params, nil, &answer); err != nil {
-			return nil, err
-		}
-		for _, s := range answer.Results {
-			out = append(out, s.subscription())
-		}
-		offset += len(answer.Results)
-		if len(answer.Results) == 0 || (answer.Meta.HasMore == nil && len(answer.Results) < 100) || (answer.Meta.HasMore != nil && !*answer.Meta.HasMore) {
-			return out, nil
+	for _, active := range []string{"true", "false"} {
+		for offset := 0; ; {
+			var answer struct {
+				Meta struct {
+					HasMore *bool `json:"hasMore"`
+				} `json:"meta"`
+				Results []subscriptionJSON `json:"results"`
+			}
+			params := url.Values{"active": {active}, "offset": {strconv.Itoa(offset)}, "limit": {"100"}, "order-by": {"created_at:asc"}}
+			if err := c.do(ctx, http.MethodGet, "/v1/webhooks/", params, nil, &answer); err != nil {
+				return nil, err
+			}
+			for _, s := range answer.Results {
+				out = append(out, s.subscription())
+			}
+			offset += len(answer.Results)
+			if len(answer.Results) == 0 || (answer.Meta.HasMore == nil && len(answer.Results) < 100) || (answer.Meta.HasMore != nil && !*answer.Meta.HasMore) {
+				break
+			}
 		}
 	}
+	return out, nil
 }
 
 // Unsubscribe deletes a webhook subscription.
 func (c *Client) Unsubscribe(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/webhooks/"+url.PathEscape(id), nil, nil, nil)
+	return c.do(ctx, http.MethodDelete, "/v1/webhooks/"+url.PathEscape(id), nil, struct{}{}, nil)
 }
 
-// subscriptionJSON is a subscription as the API answers it; its secret is
-// left unread.
+// subscriptionJSON is a subscription as the API answers it: its triggers
+// as objects ({id, trigger, model}), not the strings posted. Its secret is
+// read only to be hashed (see importer.WebhookSubscription.SecretSHA256).
 type subscriptionJSON struct {
-	ID        string   `json:"id"`
-	URL       string   `json:"url"`
-	Triggers  []string `json:"triggers"`
-	Model     string   `json:"model"`
-	Active    bool     `json:"active"`
-	CreatedAt string   `json:"created_at"`
+	ID       string `json:"id"`
+	URL      string `json:"url"`
+	Triggers []struct {
+		Trigger string  `json:"trigger"`
+		Model   *string `json:"model"`
+	} `json:"triggers"`
+	Active    bool   `json:"active"`
+	Secret    string `json:"secret"`
+	CreatedAt string `json:"created_at"`
 }
 
 func (s subscriptionJSON) subscription() importer.WebhookSubscription {
-	out := importer.WebhookSubscription{ID: s.ID, URL: s.URL, Triggers: s.Triggers, Model: s.Model, Active: s.Active}
+	out := importer.WebhookSubscription{ID: s.ID, URL: s.URL, Active: s.Active, SecretSHA256: importer.SecretSHA256(s.Secret)}
+	for _, t := range s.Triggers {
+		out.Triggers = append(out.Triggers, t.Trigger)
+		if t.Model != nil && out.Model == "" {
+			out.Model = *t.Model
+		}
+	}
 	out.CreatedAt, _ = time.Parse(time.RFC3339, s.CreatedAt)
 	return out
 }
@@ -546,6 +599,9 @@ func (r residentJSON) record() importer.ResidentRecord {
 	}
 	if t, err := time.Parse(time.RFC3339, text("updated_at")); err == nil {
 		rec.UpdatedAt = t
+	}
+	if t, err := time.Parse(time.RFC3339, text("last_seen")); err == nil {
+		rec.LastSeen = t
 	}
 	return rec
 }

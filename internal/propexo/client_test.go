@@ -12,27 +12,44 @@ import (
 	"time"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/apispec"
 	"github.com/propexo-importer/importer/internal/propexo"
 	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/sandboxtest"
 )
 
 const key = "test-key-123"
 
 func newSandbox(t *testing.T, cfg sandbox.Config) (*propexo.Client, *sandbox.Server, *sandbox.ManualClock) {
 	t.Helper()
+	return newSandboxWith(t, cfg, checkedClient(t))
+}
+
+// newSandboxWith is newSandbox with the client's own HTTP client: a plain
+// one, with cfg.OnViolation set, for a test that sends what the file
+// refuses on purpose.
+func newSandboxWith(t *testing.T, cfg sandbox.Config, hc *http.Client) (*propexo.Client, *sandbox.Server, *sandbox.ManualClock) {
+	t.Helper()
 	clk := sandbox.NewManualClock(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
 	cfg.APIKey, cfg.Now = key, clk.Now
 	if cfg.Latency == (sandbox.Latency{}) {
 		cfg.Latency, _ = sandbox.ParseLatency("fixed:10s")
 	}
-	sb := sandbox.New(cfg)
-	srv := httptest.NewServer(sb.Handler())
-	t.Cleanup(srv.Close)
-	client, err := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: key})
+	sb, srv := sandboxtest.Serve(t, cfg)
+	client, err := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: key, HTTPClient: hc})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return client, sb, clk
+}
+
+// checkedClient is an HTTP client whose every request is checked against
+// the published OpenAPI file, whatever server answers it; the test fails
+// on a request that departs from it.
+func checkedClient(t *testing.T) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &apispec.Transport{Report: func(v apispec.Violation) {
+		t.Errorf("the client's request departs from the published OpenAPI file: %v", v)
+	}}}
 }
 
 var ada = importer.Resident{
@@ -74,7 +91,8 @@ func TestCreateThenStatusThenRead(t *testing.T) {
 
 func TestErrorsAreClassified(t *testing.T) {
 	ctx := context.Background()
-	client, _, _ := newSandbox(t, sandbox.Config{})
+	var refused []apispec.Violation // the date's, on purpose
+	client, _, _ := newSandboxWith(t, sandbox.Config{OnViolation: func(v apispec.Violation) { refused = append(refused, v) }}, http.DefaultClient)
 	tests := []struct {
 		name     string
 		vendor   importer.Vendor
@@ -86,7 +104,7 @@ func TestErrorsAreClassified(t *testing.T) {
 		{name: "missing required field", vendor: importer.VendorRentManager, resident: importer.Resident{IntegrationID: "int_rentmanager_demo", FirstName: "Ada"},
 			kind: importer.KindRejected, status: 400, message: "last_name: Required"},
 		{name: "date not a timestamp", vendor: importer.VendorGeneric, resident: func() importer.Resident { r := ada; r.DateOfBirth = "1990-04-12"; return r }(),
-			kind: importer.KindRejected, status: 400, message: "date_of_birth: Invalid datetime"},
+			kind: importer.KindRejected, status: 400, message: "date_of_birth: '1990-04-12' is not valid date-time"},
 		{name: "unknown integration", vendor: importer.VendorGeneric, resident: importer.Resident{IntegrationID: "nope"},
 			kind: importer.KindRejected, status: 400, message: "integration_id: Integration not found"},
 		{name: "vendor that cannot create", vendor: importer.VendorGeneric, resident: importer.Resident{IntegrationID: "int_yardi_demo"},
@@ -109,6 +127,9 @@ func TestErrorsAreClassified(t *testing.T) {
 	}
 	if _, err := client.GetResident(ctx, "res_unknown"); !isKind(err, importer.KindNotFound) {
 		t.Errorf("unknown resident: %v", err)
+	}
+	if len(refused) != 1 || refused[0].Field != "date_of_birth" {
+		t.Errorf("violations of the file: %v, want only the date sent as a day", refused)
 	}
 }
 
@@ -240,7 +261,7 @@ func TestDocumentedVariants(t *testing.T) {
 	ctx := context.Background()
 	for _, v := range []sandbox.Variants{
 		{},
-		{CreateAnswer: sandbox.AnswerLegacy, HasMore: sandbox.HasMoreNull, UnknownJobStatus: 400, CreatedRecordID: sandbox.RecordNull},
+		{CreateAnswer: sandbox.AnswerMeta, HasMore: sandbox.HasMoreNull, UnknownJobStatus: 400, CreatedRecordID: sandbox.RecordNull},
 		{CreatedRecordID: sandbox.RecordOther},
 	} {
 		t.Run(fmt.Sprintf("%+v", v), func(t *testing.T) {
@@ -293,5 +314,90 @@ func TestDocumentedVariants(t *testing.T) {
 				t.Errorf("unknown job: %v, want not found", err)
 			}
 		})
+	}
+}
+
+// An update goes through the generic PUT in its schema's terms, and reads
+// back; rent_due_day goes as a number; the read model has no rent terms.
+func TestUpdateThroughTheGenericPUT(t *testing.T) {
+	ctx := context.Background()
+	client, sb, clk := newSandbox(t, sandbox.Config{RateLimit: -1})
+	jobID, err := client.CreateResident(ctx, importer.VendorRentManager, ada)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(11 * time.Second)
+	st, err := client.WriteStatus(ctx, jobID)
+	if err != nil || st.CreatedRecordID == "" {
+		t.Fatalf("status = %+v, %v", st, err)
+	}
+	jobID, err = client.UpdateResident(ctx, st.CreatedRecordID, map[string]string{"phone_1": "5559990000", "phone_1_type": "MOBILE", "rent_due_day": "5", "state": "ON"})
+	if err != nil {
+		t.Fatalf("UpdateResident: %v", err)
+	}
+	clk.Add(11 * time.Second)
+	if st, err := client.WriteStatus(ctx, jobID); err != nil || st.State != importer.WriteSuccess {
+		t.Fatalf("the update's status = %+v, %v", st, err)
+	}
+	rec, err := client.GetResident(ctx, st.CreatedRecordID)
+	if err != nil || rec.Phone1 != "5559990000" || rec.Phone1Type != "MOBILE" || rec.State != "ON" || rec.RentDueDay != 0 || rec.LastSeen.IsZero() {
+		t.Errorf("read back: %+v, %v; want the new phone and state, no rent terms (none are read), a last_seen", rec, err)
+	}
+	if sb.Stats().Requests["update_resident"] != 1 {
+		t.Errorf("stats: %+v", sb.Stats().Requests)
+	}
+}
+
+// A listing by x_id carries x_property_id (the API needs both); a look-up
+// by email asks as written and in lower case, since whether the filter
+// ignores case is undocumented.
+func TestLookUpsTheAPITakes(t *testing.T) {
+	ctx := context.Background()
+	client, sb, _ := newSandbox(t, sandbox.Config{RateLimit: -1})
+	ids, err := sb.SeedResidents(strings.NewReader(`[
+		{"integration_id":"int_rentmanager_demo","property_id":"prop_100","x_id":"7","first_name":"Ada","last_name":"Lovelace","email_1":"ada@example.com"},
+		{"integration_id":"int_rentmanager_demo","property_id":"prop_200","x_id":"7","first_name":"Al","last_name":"Other"}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _, _, err := client.ListResidents(ctx, importer.ListScope{IntegrationID: "int_rentmanager_demo", XID: "7", XPropertyID: sandbox.XPropertyID("prop_200")}, 0)
+	if err != nil || len(page) != 1 || page[0].ID != ids[1] {
+		t.Errorf("x_id 7 in prop_200: %+v, %v", page, err)
+	}
+	found, err := client.FindResidents(ctx, importer.ResidentQuery{IntegrationID: "int_rentmanager_demo", Email: "Ada@Example.com"})
+	if err != nil || len(found) != 1 || found[0].ID != ids[0] {
+		t.Errorf("by email in another case: %+v, %v", found, err)
+	}
+	if got := sb.Stats().Requests["list_residents"]; got != 3 {
+		t.Errorf("%d listings, want 3 (x_id; the email as written, then in lower case)", got)
+	}
+}
+
+// Subscriptions are read as the file answers them (triggers as objects),
+// listed active and not, and updated in place.
+func TestSubscriptions(t *testing.T) {
+	ctx := context.Background()
+	client, _, _ := newSandbox(t, sandbox.Config{RateLimit: -1})
+	const hook, secret = "https://importer.example.com/webhooks/propexo", "0123456789abc"
+	sub, err := client.Subscribe(ctx, hook, secret, []string{"WRITE_OPERATION_FAILURE", "DATA_NEW"}, importer.WebhookModel)
+	if err != nil || sub.ID == "" || len(sub.Triggers) != 2 || sub.Model != "residents" || !sub.Active {
+		t.Fatalf("Subscribe = %+v, %v", sub, err)
+	}
+	if plan := importer.PlanSubscription([]importer.WebhookSubscription{sub}, hook, secret); plan != (importer.SubscriptionPlan{ID: sub.ID, Update: true}) {
+		t.Errorf("without DATA_UPDATE: %+v, want an update", plan)
+	}
+	updated, err := client.UpdateSubscription(ctx, sub.ID, secret, importer.WebhookTriggers, importer.WebhookModel)
+	if err != nil || updated.ID != sub.ID || len(updated.Triggers) != 3 {
+		t.Fatalf("UpdateSubscription = %+v, %v", updated, err)
+	}
+	subs, err := client.Subscriptions(ctx)
+	if err != nil || len(subs) != 1 || importer.PlanSubscription(subs, hook, secret) != (importer.SubscriptionPlan{ID: sub.ID}) {
+		t.Errorf("Subscriptions = %+v, %v; want the one, up to date", subs, err)
+	}
+	if err := client.Unsubscribe(ctx, sub.ID); err != nil {
+		t.Fatal(err)
+	}
+	if subs, err := client.Subscriptions(ctx); err != nil || len(subs) != 0 {
+		t.Errorf("after delete: %+v, %v", subs, err)
 	}
 }

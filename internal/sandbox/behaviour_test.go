@@ -464,3 +464,136 @@ func TestVendorPathsTakeTheirOwnFields(t *testing.T) {
 		t.Errorf("violations of the file: %v", off)
 	}
 }
+
+// What the published file (and the docs pages beside it) say the API does,
+// the sandbox does: reads give the read model (no rent terms or lease;
+// last_seen), an x_id filter needs integration_id and x_property_id, an
+// email filter compares exactly, the PUT refuses a key outside its schema
+// and a null, an empty string clears, a manual sync refreshes last_seen
+// except for a resident gone from the PMS, and an update read back sends
+// DATA_UPDATE.
+func TestTheFilesBehaviours(t *testing.T) {
+	recv := &hookReceiver{status: 200}
+	hooks := httptest.NewServer(recv)
+	defer hooks.Close()
+	clk := sandbox.NewManualClock(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	var refused []apispec.Violation
+	a := start(t, sandbox.Config{RateLimit: -1, Now: clk.Now, OnViolation: func(v apispec.Violation) { refused = append(refused, v) },
+		Webhooks: sandbox.WebhookConfig{URL: hooks.URL, Secret: "whsec"}})
+	resp, body := a.do("POST", "/_sandbox/residents", `[
+		{"integration_id":"int_rentmanager_demo","property_id":"prop_100","x_id":"7","first_name":"Ada","last_name":"Lovelace","email_1":"Ada@Example.com","rent_period":"MONTHLY","rent_due_day":5,"middle_name":"King","last_seen":"2026-10-01T00:00:00Z"},
+		{"integration_id":"int_rentmanager_demo","property_id":"prop_200","x_id":"7","first_name":"Bo","last_name":"Diddley","last_seen":"2026-10-01T00:00:00Z"}]`)
+	var seeded struct {
+		IDs []string `json:"ids"`
+	}
+	if json.Unmarshal(body, &seeded); resp.StatusCode != 200 || len(seeded.IDs) != 2 {
+		t.Fatalf("seed: %d %s", resp.StatusCode, body)
+	}
+	ada, bo := seeded.IDs[0], seeded.IDs[1]
+
+	_, body = a.do("GET", "/v1/residents/"+ada, "")
+	for _, absent := range []string{"rent_period", "rent_due_day", "lease_id", "attachments"} {
+		if strings.Contains(string(body), `"`+absent+`"`) {
+			t.Errorf("the read model shows %s: %s", absent, body)
+		}
+	}
+	for _, present := range []string{`"last_seen":"2026-10-01T00:00:00Z"`, `"x_lease_id":null`, `"pets":[]`} {
+		if !strings.Contains(string(body), present) {
+			t.Errorf("the read model lacks %s: %s", present, body)
+		}
+	}
+	if resp, _ := a.do("GET", "/v1/residents/?integration_id=int_rentmanager_demo&x_id=7", ""); resp.StatusCode != 400 {
+		t.Errorf("x_id without x_property_id: %d, want 400", resp.StatusCode)
+	}
+	_, body = a.do("GET", "/v1/residents/?integration_id=int_rentmanager_demo&x_id=7&x_property_id=200", "")
+	if !strings.Contains(string(body), bo) || strings.Contains(string(body), ada) {
+		t.Errorf("x_id 7 in property 200: %s", body)
+	}
+	for email, found := range map[string]bool{"Ada@Example.com": true, "ada@example.com": false} {
+		_, body = a.do("GET", "/v1/residents/?integration_id=int_rentmanager_demo&email_1="+email, "")
+		if strings.Contains(string(body), ada) != found {
+			t.Errorf("email_1=%s found her: %v, want %v (exact)", email, !found, found)
+		}
+	}
+
+	for _, bad := range []string{`{"integration_id":"int_rentmanager_demo","first_name":"A"}`, `{"phone_1":"5551234567","phone_1_type":"OTHER"}`, `{"middle_name":null}`} {
+		if resp, body := a.do("PUT", "/v1/residents/"+ada, bad); resp.StatusCode != 400 {
+			t.Errorf("PUT %s: %d %s, want 400", bad, resp.StatusCode, body)
+		}
+	}
+	if len(refused) != 3 {
+		t.Errorf("the three refused PUTs made %d violations: %v", len(refused), refused)
+	}
+	resp, body = a.do("PUT", "/v1/residents/"+ada, `{"middle_name":"","phone_1":"5551234567","phone_1_type":"MOBILE"}`)
+	var answer struct {
+		JobID string `json:"job_id"`
+	}
+	if json.Unmarshal(body, &answer); resp.StatusCode != 200 || answer.JobID == "" {
+		t.Fatalf("PUT: %d %s", resp.StatusCode, body)
+	}
+	clk.Add(2 * time.Second)
+	if st := a.status(answer.JobID); st["write_status"] != "SUCCESS" || st["created_record_id"] != ada {
+		t.Fatalf("the update: %v", st)
+	}
+	_, body = a.do("GET", "/v1/residents/"+ada, "")
+	if !strings.Contains(string(body), `"middle_name":null`) || !strings.Contains(string(body), `"phone_1":"5551234567"`) {
+		t.Errorf("after the update: %s", body)
+	}
+	waitFor(t, "DATA_UPDATE", func() bool { return recv.count() == 1 })
+	recv.mu.Lock()
+	var ev map[string]any
+	json.Unmarshal(recv.bodies[0], &ev)
+	recv.mu.Unlock()
+	if ev["event"] != "DATA_UPDATE" || ev["record_id"] != ada || ev["root_job_id"] != answer.JobID {
+		t.Errorf("DATA_UPDATE = %v", ev)
+	}
+
+	if resp, _ := a.do("DELETE", "/_sandbox/residents/"+bo, ""); resp.StatusCode != 200 {
+		t.Fatalf("gone: %d", resp.StatusCode)
+	}
+	clk.Add(time.Hour)
+	a.do("POST", "/v1/admin/integrations/int_rentmanager_demo/manual-sync", "")
+	_, body = a.do("GET", "/v1/residents/"+bo, "")
+	if !strings.Contains(string(body), `"last_seen":"2026-10-01T00:00:00Z"`) {
+		t.Errorf("a resident gone from the PMS is seen by a sync: %s", body)
+	}
+	_, body = a.do("GET", "/v1/residents/"+ada, "")
+	if !strings.Contains(string(body), `"last_seen":"2026-12-01T13:00:02Z"`) {
+		t.Errorf("a sync did not see her: %s", body)
+	}
+	_, body = a.do("GET", "/_sandbox/residents/"+ada, "")
+	if !strings.Contains(string(body), `"rent_due_day":5`) {
+		t.Errorf("the PMS lost her rent terms: %s", body)
+	}
+}
+
+// Subscriptions answer as the file has them: triggers as objects, active
+// or not listed apart, updated in place.
+func TestSubscriptionShapes(t *testing.T) {
+	a := start(t, sandbox.Config{RateLimit: -1})
+	resp, body := a.do("POST", "/v1/webhooks/", `{"url":"https://h.example.com/x","triggers":["DATA_NEW"],"model":"residents","secret":"0123456789","active":true}`)
+	var created struct {
+		Result struct {
+			ID       string `json:"id"`
+			Triggers []struct {
+				ID, Trigger string
+			} `json:"triggers"`
+		} `json:"result"`
+	}
+	if json.Unmarshal(body, &created); resp.StatusCode != 200 || len(created.Result.Triggers) != 1 || created.Result.Triggers[0].Trigger != "DATA_NEW" {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	id := created.Result.ID
+	if resp, body := a.do("PUT", "/v1/webhooks/"+id, `{"triggers":["DATA_NEW","DATA_UPDATE"],"active":false}`); resp.StatusCode != 200 || !strings.Contains(string(body), `"trigger":"DATA_UPDATE"`) {
+		t.Errorf("update: %d %s", resp.StatusCode, body)
+	}
+	if _, body := a.do("GET", "/v1/webhooks/", ""); strings.Contains(string(body), id) {
+		t.Errorf("an inactive subscription listed by default: %s", body)
+	}
+	if _, body := a.do("GET", "/v1/webhooks/?active=false", ""); !strings.Contains(string(body), id) {
+		t.Errorf("active=false: %s", body)
+	}
+	if resp, body := a.do("DELETE", "/v1/webhooks/"+id, ""); resp.StatusCode != 200 || !strings.Contains(string(body), `"result":{"id":"`+id) {
+		t.Errorf("delete: %d %s", resp.StatusCode, body)
+	}
+}

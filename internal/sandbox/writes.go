@@ -25,8 +25,8 @@ type job struct {
 	body      resident
 	recordID  string
 	updateOf  string // the resident an update job writes to; "" for a create
-	stuck     bool     // never resolves
-	index     int      // in the pending heap
+	stuck     bool   // never resolves
+	index     int    // in the pending heap
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request) {

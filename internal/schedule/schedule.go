@@ -45,7 +45,9 @@ type Entry struct {
 	Mode        string `yaml:"mode"`
 	MatchOn     string `yaml:"match_on"`
 	BlankClears bool   `yaml:"blank_clears"`
-	MaxCreates  string `yaml:"max_creates"`
+	// StaleAfter is run's --stale-after (30d, 720h, never).
+	StaleAfter string `yaml:"stale_after"`
+	MaxCreates string `yaml:"max_creates"`
 	// Mapping is a column mapping file, relative to the schedules file.
 	Mapping string `yaml:"mapping"`
 	// Priority weights the imports' share of the API budget: high, normal
@@ -215,6 +217,9 @@ func (e Entry) periodic(base string, getenv func(string) string) (Periodic, erro
 	var err error
 	if opts.MaxCreates, opts.MaxUpdates, err = importer.ParseGuards(e.MaxCreates, e.MaxUpdates); err != nil {
 		return Periodic{}, err
+	}
+	if opts.StaleAfter, err = importer.ParseStaleAfter(e.StaleAfter); err != nil {
+		return Periodic{}, fmt.Errorf("stale_after %v", err)
 	}
 	if e.Deadline != "" {
 		d, err := time.ParseDuration(e.Deadline)

@@ -122,8 +122,11 @@ func (s *Store) Rows(ctx context.Context, id string, total int) iter.Seq2[import
 					if row.Result.RecordID == "" && row.Result.Outcome != "" {
 						row.Result.RecordID = u.RecordID
 					}
+					if row.Result.Error == "" && row.Result.Outcome.Fine() {
+						row.Result.Error = u.Note // what the plan noted: a match taken as gone, a difference kept
+					}
 				}
-				row.Result.Action = importer.ActionOf(row.Result, row.Planned != nil)
+				row.Result.Action = importer.ActionOf(row.Result, row.Planned != nil && !row.Planned.Create)
 				if !yield(row, nil) {
 					return
 				}

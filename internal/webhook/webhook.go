@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/propexo-importer/importer/importer"
@@ -112,15 +113,12 @@ type envelope struct {
 	// IntegrationID and Payload (DATA_NEW's record) let a DATA_NEW whose
 	// root_job_id is not the write's (a sync job's) find its row by the
 	// record itself.
-	IntegrationID string `json:"integration_id"`
-	Payload       *struct {
-		Email1 string `json:"email_1"`
-		XID    string `json:"x_id"`
-	} `json:"payload"`
+	IntegrationID string         `json:"integration_id"`
+	Payload       map[string]any `json:"payload"`
 }
 
 // Parse reads a delivery. ok is false for an event the importer does not
-// follow (DATA_UPDATE, SYNC_COMPLETE, DATA_NEW of other objects...).
+// follow (SYNC_COMPLETE, DATA_NEW or DATA_UPDATE of other objects...).
 func Parse(body []byte) (ev importer.WriteEvent, ok bool, err error) {
 	var outer envelope
 	if err := json.Unmarshal(body, &outer); err != nil {
@@ -148,13 +146,16 @@ func Parse(body []byte) (ev importer.WriteEvent, ok bool, err error) {
 			state = importer.WriteFailure
 		}
 		ev = importer.WriteEvent{JobID: jobID, State: state, RecordID: e.RecordID, Errors: importer.ReadableErrors(e.Errors)}
-	case "DATA_NEW":
+	case "DATA_NEW", "DATA_UPDATE":
 		if e.Object != "" && e.Object != "residents" {
 			return ev, false, nil
 		}
-		ev = importer.WriteEvent{JobID: jobID, State: importer.WriteSuccess, RecordID: e.RecordID, IntegrationID: e.IntegrationID}
-		if e.Payload != nil {
-			ev.Email, ev.XID = e.Payload.Email1, e.Payload.XID
+		ev = importer.WriteEvent{JobID: jobID, State: importer.WriteSuccess, RecordID: e.RecordID, IntegrationID: e.IntegrationID,
+			Updated: strings.EqualFold(name, "DATA_UPDATE")}
+		record := payloadFields(e.Payload)
+		ev.Email, ev.XID = record[importer.FieldEmail1], record[importer.FieldXID]
+		if ev.Updated {
+			ev.Payload = record
 		}
 	default:
 		return ev, false, nil
@@ -163,6 +164,21 @@ func Parse(body []byte) (ev importer.WriteEvent, ok bool, err error) {
 		return ev, false, errors.New("the event names no root_job_id or job_id")
 	}
 	return ev, true, nil
+}
+
+// payloadFields is a DATA_NEW's or DATA_UPDATE's record by resident field,
+// as text.
+func payloadFields(p map[string]any) map[string]string {
+	out := map[string]string{}
+	for _, f := range importer.Fields() {
+		switch v := p[f].(type) {
+		case string:
+			out[f] = v
+		case float64:
+			out[f] = strconv.FormatFloat(v, 'f', -1, 64)
+		}
+	}
+	return out
 }
 
 // merge fills the fields of inner that are empty from outer.
