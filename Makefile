@@ -3,7 +3,7 @@
 GO       ?= go
 BIN      ?= bin/importer
 PKGS     := ./...
-GOFLAGS_TEST ?= -race -count=1
+GOFLAGS_TEST ?= -race -count=1 -timeout 25m
 
 .DEFAULT_GOAL := help
 

@@ -55,8 +55,8 @@ func nightly(h *harness) ([]figure, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", v.mode+" "+v.lag, err)
 		}
-		h.say("nightly %s: night 2 sent %d requests (%d creates, %d updates, %d changing nothing, %d listing pages); %d residents created twice",
-			v.mode+" lag "+v.lag, night.requests, night.creates, night.updates, night.noop, night.lists, night.twice)
+		h.say("nightly %s: night 2 sent %d requests (%d creates, %d updates, %d changing nothing, %d listing pages); %d residents created twice; %d departures from the published OpenAPI file",
+			v.mode+" lag "+v.lag, night.requests, night.creates, night.updates, night.noop, night.lists, night.twice, night.violations)
 		label := "night 2"
 		if v.name != "" {
 			label += ", " + v.name
@@ -71,7 +71,8 @@ func nightly(h *harness) ([]figure, error) {
 			offPlan := math.Abs(float64(night.creates-nightNew)) + math.Abs(float64(night.updates-nightChanged))
 			figs = append(figs,
 				atMostFig(label+": residents created twice", "", 0, float64(night.twice)),
-				atMostFig(label+": writes off the plan (creates ≠ 10, updates ≠ 20)", "", 0, offPlan))
+				atMostFig(label+": writes off the plan (creates ≠ 10, updates ≠ 20)", "", 0, offPlan),
+				atMostFig(label+": requests and answers off the published OpenAPI file (both nights)", "", 0, float64(night.violations)))
 		}
 		if v.name == "" {
 			figs = append(figs,
@@ -90,6 +91,9 @@ func nightly(h *harness) ([]figure, error) {
 // nightCounts is what the sandbox saw of night 2.
 type nightCounts struct {
 	requests, creates, updates, noop, lists, twice, planRequests int
+	// violations are the sandbox's departures from the published OpenAPI
+	// file, both nights and the plan.
+	violations int
 }
 
 // runNights imports night 1, then (with plan, after an importer plan of it)
@@ -127,6 +131,7 @@ func runNights(h *harness, s *stack, night1, night2, tag, mode string, plan bool
 	c.creates, c.updates = after.Creates-before.Creates, after.Updates-before.Updates
 	c.noop, c.lists = after.NoopUpdates-before.NoopUpdates, after.Requests["list_residents"]-before.Requests["list_residents"]
 	c.twice = createdTwice(after)
+	c.violations = after.SpecViolations
 	return c, nil
 }
 

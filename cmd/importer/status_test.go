@@ -144,7 +144,13 @@ func TestStatusDescribesAndWatches(t *testing.T) {
 		t.Fatalf("status --watch: exit %d\n%s\n%s", w.code, w.stdout, w.stderr)
 	}
 	d := runImporter(t, dir, env, "status", id)
-	for _, want := range []string{"Outcomes:", "2 succeeded, 3 failed, 5 invalid, 1 duplicate", "Top errors:", "× invalid:", "Report:", "Next:", "importer retry " + id, "can be fixed and sent again"} {
+	// The PMS refused prop_999's create for its data (pms_rejected): a retry
+	// would fail alike, so it is among the rows to fix, with the invalid
+	// ones and the two the API refused; nothing is left to retry.
+	if strings.Contains(d.stdout, "importer retry "+id) {
+		t.Errorf("status %s offers a retry of writes the PMS refused for their data:\n%s", id, d.stdout)
+	}
+	for _, want := range []string{"Outcomes:", "2 succeeded, 3 failed, 5 invalid, 1 duplicate", "Top errors:", "× invalid:", "Report:", "Next:", "8 rows can be fixed and sent again"} {
 		if !strings.Contains(d.stdout, want) {
 			t.Errorf("status %s lacks %q:\n%s", id, want, d.stdout)
 		}

@@ -69,10 +69,14 @@ func TestWebhookSubscriptions(t *testing.T) {
 	}
 	api["PROPEXO_WEBHOOK_SECRET"] = secret
 	r := runImporter(t, dir, api, "webhooks", "register", "--url", "http://"+hookAddr+"/webhooks/propexo")
-	if r.code != 0 || !strings.Contains(r.stdout, "receives WRITE_OPERATION_FAILURE, DATA_NEW (model residents)") {
+	if r.code != 0 || !strings.Contains(r.stdout, "receives WRITE_OPERATION_FAILURE, DATA_NEW, DATA_UPDATE (model residents)") {
 		t.Fatalf("register: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	id := strings.Fields(r.stdout)[1]
+	// Registering again changes nothing: one subscription, as it was.
+	if again := runImporter(t, dir, api, "webhooks", "register", "--url", "http://"+hookAddr+"/webhooks/propexo"); again.code != 0 || !strings.Contains(again.stdout, "webhook "+id+" already registered") {
+		t.Errorf("register again: exit %d\n%s\n%s", again.code, again.stdout, again.stderr)
+	}
 	background(t, dir, map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://" + apiAddr, "PROPEXO_API_KEY": key},
 		"worker", "--webhooks", "--poll-fallback", "1m", "--rate-limit", "6000")
 	run := runImporter(t, dir, map[string]string{"REDIS_URL": redisURL}, "run", sample(t, "residents.json"))
@@ -80,7 +84,7 @@ func TestWebhookSubscriptions(t *testing.T) {
 		t.Errorf("import with the subscription: exit %d\n%s\n%s", run.code, run.stdout, run.stderr)
 	}
 	list := runImporter(t, dir, api, "webhooks", "list")
-	if list.code != 0 || !strings.Contains(list.stdout, id) || !strings.Contains(list.stdout, "WRITE_OPERATION_FAILURE,DATA_NEW") || strings.Contains(list.stdout, secret) {
+	if list.code != 0 || !strings.Contains(list.stdout, id) || !strings.Contains(list.stdout, "WRITE_OPERATION_FAILURE,DATA_NEW,DATA_UPDATE") || strings.Count(list.stdout, "wh_") != 1 || strings.Contains(list.stdout, secret) {
 		t.Errorf("list: exit %d\n%s\n%s", list.code, list.stdout, list.stderr)
 	}
 	if del := runImporter(t, dir, api, "webhooks", "delete", id); del.code != 0 || !strings.Contains(del.stdout, "webhook "+id+" deleted") {

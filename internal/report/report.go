@@ -156,7 +156,7 @@ func (l *liner) result(row importer.ReportRow) []string {
 	if status == "" {
 		status = "pending"
 	}
-	return append([]string{strconv.Itoa(r.Row), status, string(importer.ActionOf(r, row.Planned != nil)), r.JobID, r.RecordID, r.ErrorCode, r.Error}, l.original(row)...)
+	return append([]string{strconv.Itoa(r.Row), status, string(importer.ActionOf(r, row.Planned != nil && !row.Planned.Create)), r.JobID, r.RecordID, r.ErrorCode, r.Error}, l.original(row)...)
 }
 
 // WriteResults streams results.csv to w.

@@ -80,7 +80,12 @@ func (sub *subscription) apply(b subscriptionBody, now string) {
 		sub.URL = *b.URL
 	}
 	if b.Triggers != nil {
-		sub.Triggers = slices.Compact(slices.Sorted(slices.Values(b.Triggers)))
+		sub.Triggers = nil
+		for _, t := range b.Triggers {
+			if !slices.Contains(sub.Triggers, t) {
+				sub.Triggers = append(sub.Triggers, t)
+			}
+		}
 		for _, t := range sub.Triggers {
 			if sub.triggerIDs[t] == "" {
 				sub.triggerIDs[t] = "wht_" + randomHex(6)
