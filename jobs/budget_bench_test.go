@@ -17,6 +17,7 @@ import (
 	"github.com/propexo-importer/importer/internal/ratelimit"
 	"github.com/propexo-importer/importer/internal/redistest"
 	"github.com/propexo-importer/importer/internal/sandbox"
+	"github.com/propexo-importer/importer/internal/sandboxtest"
 	"github.com/propexo-importer/importer/internal/webhook"
 	"github.com/propexo-importer/importer/jobs"
 )
@@ -85,10 +86,8 @@ func budgetRun(b *testing.B, run budget, scale time.Duration) {
 		cfg.Webhooks = sandbox.WebhookConfig{URL: srv.URL, Secret: whSecret}
 		jcfg.PollFallback = 5 * time.Minute / scale
 	}
-	sb := sandbox.New(cfg)
+	sb, api := sandboxtest.Serve(b, cfg)
 	sb.Start()
-	api := httptest.NewServer(sb.Handler())
-	b.Cleanup(func() { api.Close(); sb.Close() })
 
 	imp := e.newImport(b, "bench", -1, importer.Options{})
 	for i := 0; i < 3; i++ {
