@@ -337,9 +337,6 @@ type RowResident struct {
 	Blanks []string
 }
 
-// owns reports whether the row itself gives a field.
-func (r *RowResident) owns(field string) bool { return slices.Contains(r.Own, field) }
-
 // Sync decides what an import does with its rows: its mode, each field's
 // write policy (the mapping's write:, else DefaultWritePolicy), and when a
 // listed resident counts as gone from the PMS (its last_seen more than

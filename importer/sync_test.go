@@ -1,6 +1,8 @@
 package importer_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"maps"
 	"slices"
 	"strings"
@@ -80,8 +82,12 @@ func TestKeysAreScopedToTheirIntegrationAndProperty(t *testing.T) {
 		t.Errorf("x_id 7 without a property found %v, want both of int_a (a conflict, never a guess)", got)
 	}
 	// The ledger finds what it wrote before keys carried their scope.
-	if importer.LedgerKey("int_a", "email_1:int_a|ada@example.com") != importer.LedgerKey("int_a", "email_1:int_a|ada@example.com") ||
-		importer.LedgerKey("int_a", "email_1:int_a|ada@example.com") == importer.LedgerKey("int_b", "email_1:int_b|ada@example.com") {
+	// (Then a ledger key was the hash of "integration NUL kind:value".)
+	before := sha256.Sum256([]byte("int_a\x00email_1:ada@example.com"))
+	if got := importer.LedgerKey("int_a", "email_1:int_a|ada@example.com"); got != hex.EncodeToString(before[:12]) {
+		t.Errorf("ledger key %s is not the one an earlier ledger holds", got)
+	}
+	if importer.LedgerKey("int_a", "email_1:int_a|ada@example.com") == importer.LedgerKey("int_b", "email_1:int_b|ada@example.com") {
 		t.Error("ledger keys do not tell integrations apart")
 	}
 }
