@@ -91,7 +91,7 @@ func FinishedEvent(p Progress) EventKind {
 	switch {
 	case p.Counts[TimedOut] > 0:
 		return EventTimedOut
-	case p.Counts[Succeeded]+p.Counts[Unchanged] < p.Total:
+	case FineRows(p.Counts) < p.Total:
 		return EventFailures
 	}
 	return EventSucceeded
@@ -164,7 +164,7 @@ func (e Event) Headline() string {
 	case EventSucceeded:
 		return fmt.Sprintf("Import %s finished: all %d rows succeeded", what, e.Total)
 	case EventFailures:
-		return fmt.Sprintf("Import %s finished with failures: %d of %d rows did not succeed", what, e.Total-e.Counts[Succeeded]-e.Counts[Unchanged], e.Total)
+		return fmt.Sprintf("Import %s finished with failures: %d of %d rows did not succeed", what, e.Total-FineRows(e.Counts), e.Total)
 	case EventTimedOut:
 		return fmt.Sprintf("Import %s finished with %d rows timed out (still PENDING at the deadline)", what, e.Counts[TimedOut])
 	case EventStopped:

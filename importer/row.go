@@ -86,6 +86,19 @@ var Outcomes = []Outcome{Succeeded, Unchanged, Partial, Failed, TimedOut, Confli
 // written, or had nothing to write.
 func (o Outcome) Fine() bool { return o == Succeeded || o == Unchanged }
 
+// FineRows counts the rows whose outcome is Fine: the one rule for "fine"
+// that a summary, a notification, a schedule's done/ or failed/ and the
+// dashboard all follow.
+func FineRows(counts map[Outcome]int) int {
+	n := 0
+	for o, c := range counts {
+		if o.Fine() {
+			n += c
+		}
+	}
+	return n
+}
+
 // Label is the outcome as people read it ("timed out").
 func (o Outcome) Label() string { return strings.ReplaceAll(string(o), "_", " ") }
 

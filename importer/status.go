@@ -5,17 +5,20 @@ import "time"
 // Status is an import as people watch it: where it stands, how far it has
 // come, how fast, and how long it has left.
 type Status struct {
-	ID          string          `json:"import_id"`
-	File        string          `json:"file"`
-	State       string          `json:"state"`
-	StartedAt   time.Time       `json:"started_at"`
-	FinishedAt  time.Time       `json:"finished_at,omitzero"`
-	Total       int             `json:"total"`
-	Resolved    int             `json:"resolved"`
-	Counts      map[Outcome]int `json:"counts"`
-	RowsPerMin  float64         `json:"rows_per_minute"`
-	SecondsLeft float64         `json:"seconds_left,omitempty"`
-	Stopped     string          `json:"stopped,omitempty"`
+	ID         string          `json:"import_id"`
+	File       string          `json:"file"`
+	State      string          `json:"state"`
+	StartedAt  time.Time       `json:"started_at"`
+	FinishedAt time.Time       `json:"finished_at,omitzero"`
+	Total      int             `json:"total"`
+	Resolved   int             `json:"resolved"`
+	Counts     map[Outcome]int `json:"counts"`
+	// NotFine counts the resolved rows whose outcome is not Fine: those
+	// to look at.
+	NotFine     int     `json:"not_fine"`
+	RowsPerMin  float64 `json:"rows_per_minute"`
+	SecondsLeft float64 `json:"seconds_left,omitempty"`
+	Stopped     string  `json:"stopped,omitempty"`
 }
 
 // NewStatus describes an import from its record and progress, as of now.
@@ -25,6 +28,9 @@ func NewStatus(imp Import, p Progress, now time.Time) Status {
 	for _, o := range Outcomes {
 		if n := p.Counts[o]; n > 0 {
 			s.Counts[o] = n
+		}
+		if !o.Fine() {
+			s.NotFine += p.Counts[o]
 		}
 	}
 	end := imp.FinishedAt

@@ -108,5 +108,5 @@ func NewSummary(imp Import, p Progress, stats map[string]int) Summary {
 // AllSucceeded reports whether every row of the import succeeded or had
 // nothing to write (unchanged).
 func (s Summary) AllSucceeded() bool {
-	return s.Total >= 0 && s.Counts[Succeeded]+s.Counts[Unchanged] == s.Total
+	return s.Total >= 0 && FineRows(s.Counts) == s.Total
 }

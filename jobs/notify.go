@@ -227,7 +227,7 @@ func (im *Imports) event(ctx context.Context, p NotifyPayload) (importer.Event, 
 			ev.Report = dir
 		}
 	}
-	if sum.Counts[importer.Succeeded]+sum.Counts[importer.Unchanged] == sum.Total {
+	if importer.FineRows(sum.Counts) == sum.Total {
 		return ev, nil
 	}
 	codes := map[string]int{}

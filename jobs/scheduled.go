@@ -468,7 +468,7 @@ func (im *Imports) alreadyImported(ctx context.Context, s ScheduledImport, path 
 	return nil
 }
 
-// fileDone moves a scheduled import's file to done/ (every row succeeded)
+// fileDone moves a scheduled import's file to done/ (every row fine)
 // or failed/, once its report is written (into reportDir, when known). A
 // file that grew after it was read goes to failed/: its later rows were
 // never read.
@@ -484,8 +484,9 @@ func (im *Imports) fileDone(ctx context.Context, imp importer.Import, reportDir 
 	if reportDir != "" {
 		where = "it is in " + reportDir
 	}
-	folder, note := FailedDir, fmt.Sprintf("import %s: %d of %d rows succeeded; the report says why the others did not (%s)", imp.ID, p.Counts[importer.Succeeded], p.Total, where)
-	if p.Counts[importer.Succeeded] == p.Total {
+	fine := importer.FineRows(p.Counts)
+	folder, note := FailedDir, fmt.Sprintf("import %s: %d of %d rows did not succeed; the report says why (%s)", imp.ID, p.Total-fine, p.Total, where)
+	if fine == p.Total {
 		folder, note = DoneDir, ""
 	}
 	if info, err := os.Stat(imp.SourcePath); err == nil && imp.SourceSize > 0 && info.Size() != imp.SourceSize {

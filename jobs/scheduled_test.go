@@ -311,7 +311,7 @@ func TestScheduledFilesNeverOverwriteAndFailedOnesSayWhy(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); note == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		note, _ = os.ReadFile(filepath.Join(in.dir, jobs.FailedDir, "b.csv.error.txt"))
 	}
-	if !strings.Contains(string(note), "1 of 2 rows succeeded") || !strings.Contains(string(note), id) {
+	if !strings.Contains(string(note), "1 of 2 rows did not succeed") || !strings.Contains(string(note), id) {
 		t.Errorf("b.csv's note: %q, want its counts and its import", note)
 	}
 }
@@ -332,5 +332,28 @@ func TestScheduledStrictMappingRefusesAChangedRoster(t *testing.T) {
 	note, _ := os.ReadFile(filepath.Join(in.dir, jobs.FailedDir, "roster.csv.error.txt"))
 	if !strings.Contains(string(note), "it has columns the mapping does not name (E-mail); it lacks columns the mapping names (Mail)") {
 		t.Errorf("failed/ note: %q (failed/ holds %v)", note, in.files(jobs.FailedDir))
+	}
+}
+
+// A sync roster whose rows are mostly unchanged is a fine night: its file
+// goes to done/ with no .error.txt, as its notification says (issue 22).
+func TestScheduledSyncRosterWithUnchangedRowsIsDone(t *testing.T) {
+	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second})
+	serve(t, in.rdb, in.h, 1, 4)
+	seed(t, in.sandbox,
+		`{"integration_id":"int_rentvine_demo","first_name":"Resident","last_name":"Number1","email_1":"r1@example.com"}`,
+		`{"integration_id":"int_rentvine_demo","first_name":"Resident","last_name":"Number2","email_1":"r2@example.com"}`)
+	in.drop(t, "roster.csv", 3) // 2 unchanged, 1 to create
+	in.fire(t)
+	id := in.imports(t)[0]
+	waitFinished(t, in.store, id, 20*time.Second)
+	for deadline := time.Now().Add(5 * time.Second); len(in.files(jobs.DoneDir))+len(in.files(jobs.FailedDir)) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	}
+	p, _ := in.store.Progress(context.Background(), id)
+	if p.Counts[importer.Unchanged] != 2 || p.Counts[importer.Succeeded] != 1 {
+		t.Fatalf("counts %v, want 2 unchanged and 1 succeeded", p.Counts)
+	}
+	if done, failed := in.files(jobs.DoneDir), in.files(jobs.FailedDir); len(done) != 1 || len(failed) != 0 {
+		t.Errorf("done/ holds %v and failed/ %v: a night of unchanged rows is fine", done, failed)
 	}
 }

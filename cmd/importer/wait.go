@@ -187,7 +187,7 @@ func (c *runConfig) finish(ctx context.Context, imports *jobs.Imports, st *store
 		return unfinished(err)
 	}
 	printSummary(stdout, sum)
-	if notOK := sum.Total - sum.Counts[importer.Succeeded] - sum.Counts[importer.Unchanged]; notOK > 0 {
+	if notOK := sum.Total - importer.FineRows(sum.Counts); notOK > 0 {
 		fmt.Fprintln(stdout, "rows that did not succeed:")
 		shown := 0
 		for row, err := range st.Rows(ctx, imp.ID, imp.Total) {

@@ -125,6 +125,9 @@ func New(cfg Config) (*Handler, error) {
 		"when":     when,
 		"add":      func(a, b int) int { return a + b },
 		"outcomes": outcomes,
+		// order is every outcome in the reports' order, for the pages'
+		// scripts: they show each count the server would.
+		"order": func() []importer.Outcome { return importer.Outcomes },
 	}).ParseFS(templates, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("error parsing the dashboard's templates: %w", err)
@@ -407,7 +410,7 @@ func (h *Handler) one(w http.ResponseWriter, r *http.Request) {
 		failed = append(failed, failedRow{RowResult: row.Result, Label: o.Label(), Who: who})
 	}
 	h.render(w, "import.html", map[string]any{"S": s, "Failed": failed, "More": more, "Actions": h.cfg.AllowActions && !imp.Finished(),
-		"NotOK": s.Resolved - s.Counts[importer.Succeeded]})
+		"NotOK": s.NotFine})
 }
 
 func (h *Handler) download(w http.ResponseWriter, r *http.Request) {

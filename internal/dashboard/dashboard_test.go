@@ -107,6 +107,11 @@ func TestPagesAndDownloads(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "Unit is occupied (409)") || !strings.Contains(body, "invalid_request") {
 		t.Errorf("/imports/imp-dash: %d\n%s", code, body)
 	}
+	// What is not fine is Outcome.Fine's rule: an unchanged row is fine.
+	resolve(t, st, 5, 5, importer.Unchanged)
+	if code, body = get(t, srv.URL+"/imports/imp-dash/status.json", ""); code != 200 || !strings.Contains(body, `"not_fine":1,`) {
+		t.Errorf("status.json: %d %s, want the one failed row not fine", code, body)
+	}
 	code, body = get(t, srv.URL+"/imports/imp-dash/results.csv", "")
 	records, err := csv.NewReader(strings.NewReader(body)).ReadAll()
 	if code != 200 || err != nil || len(records) != 11 || records[1][1] != "succeeded" || records[10][1] != "pending" {
@@ -234,16 +239,17 @@ func TestInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	resolve(t, st, 16, 17, importer.TimedOut)
+	resolve(t, st, 18, 18, importer.Unchanged)
 	var shows string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if shows, _ = chromedp.Run(ctx, chromedp.Text(`#resolved`)); shows == "17" {
+		if shows, _ = chromedp.Run(ctx, chromedp.Text(`#resolved`)); shows == "18" {
 			break
 		}
 	}
-	if shows != "17" {
-		t.Errorf("the import's page shows %q resolved, want 17 without a reload", shows)
+	if shows != "18" {
+		t.Errorf("the import's page shows %q resolved, want 18 without a reload", shows)
 	}
-	if counts, _ := chromedp.Run(ctx, chromedp.Text(`#counts`)); !strings.Contains(counts, "15 succeeded") || !strings.Contains(counts, "2 timed out") {
+	if counts, _ := chromedp.Run(ctx, chromedp.Text(`#counts`)); !strings.Contains(counts, "15 succeeded") || !strings.Contains(counts, "2 timed out") || !strings.Contains(counts, "1 unchanged") {
 		t.Errorf("the import's page counts %q", counts)
 	}
 
@@ -254,7 +260,7 @@ func TestInABrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil { // the page above may reload itself
 		t.Fatal(err)
 	}
-	resolve(t, st, 18, 20, importer.Failed)
+	resolve(t, st, 19, 20, importer.Failed)
 	for _, width := range []int64{1024, 1440} {
 		for _, page := range []string{"/imports", "/imports/imp-dash"} {
 			// (A URL of its own: chromedp waits forever for a page it
