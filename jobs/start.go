@@ -36,6 +36,10 @@ type Inspected struct {
 	Sum     []byte
 	Size    int64
 	Records int
+	// WrittenAt is when the file was last written (its modification
+	// time): a sync's roster written again after its import finished is
+	// the next night's (see Start).
+	WrittenAt time.Time
 }
 
 // InputError says why a file cannot be imported: it cannot be read to the
@@ -69,6 +73,7 @@ func Inspect(ctx context.Context, in Input) (Inspected, error) {
 	if info.IsDir() {
 		return out, &InputError{File: in.Shown, Err: errors.New("a folder, not a file")}
 	}
+	out.WrittenAt = info.ModTime()
 	hash := sha256.New()
 	counted := &countingReader{r: io.TeeReader(f, hash)}
 	rd, err := source.Open(counted, in.Options.Format, source.Options{Limits: in.Limits, Delimiter: in.Options.DelimiterRune(), Mapping: in.Options.Mapping})
@@ -212,20 +217,28 @@ func (e *IDTakenError) Error() string {
 // a schedule's inbox files. The same file with the same options is the same
 // import: started again, it resumes it (a stopped one too) and sends
 // nothing twice, or, finished, does nothing. The same content under another
-// name is refused unless Again. An import Redis lost is recovered (see
-// Trace). Otherwise the import is stored, and its rows are split and fed to
-// the queue.
+// name is refused unless Again, while its import runs. A sync's roster is
+// different: once the import of its content has finished, the roster
+// written again (another night's export, the same or under another name)
+// is a new import (id-2, id-3... under the same name), which sends only
+// what is not in place already. An import Redis lost is recovered (see
+// Trace). Otherwise the import is stored, and its rows are split and fed
+// to the queue.
 func (im *Imports) Start(ctx context.Context, req StartRequest) (Started, error) {
 	f := req.File
 	id := req.ImportID
 	if id == "" {
 		id = f.ID()
 	}
-	if req.Again {
-		var err error
-		if id, err = im.freshID(ctx, id); err != nil {
-			return Started{}, err
-		}
+	var err error
+	switch {
+	case req.Again:
+		id, err = im.freshID(ctx, id)
+	case req.ImportID == "" && f.Options.Mode.Matches():
+		id, err = im.nightOf(ctx, f, id)
+	}
+	if err != nil {
+		return Started{}, err
 	}
 	existing, err := im.store.Import(ctx, id)
 	switch {
@@ -298,11 +311,39 @@ func (im *Imports) checkContent(ctx context.Context, f Inspected) error {
 	if err != nil {
 		return err
 	}
+	if f.Options.Mode.Matches() && prev.Finished() {
+		return nil // a sync's next night, under another name
+	}
 	p, err := im.store.Progress(ctx, other)
 	if err != nil {
 		return err
 	}
 	return &ContentImportedError{File: f.Shown, Other: prev, Progress: p}
+}
+
+// nightOf is the id of a sync's roster: the last import of its name and
+// content (id, id-2, id-3...), to resume or to show, unless that one
+// finished before the file was written again: then the roster is the next
+// night's, and gets the next id.
+func (im *Imports) nightOf(ctx context.Context, f Inspected, id string) (string, error) {
+	last := importer.Import{}
+	for n := 1; ; n++ {
+		try := id
+		if n > 1 {
+			try = fmt.Sprintf("%s-%d", id, n)
+		}
+		imp, err := im.store.Import(ctx, try)
+		if errors.Is(err, importer.ErrImportNotFound) {
+			if last.ID == "" || (last.Finished() && f.WrittenAt.After(last.FinishedAt)) {
+				return try, nil
+			}
+			return last.ID, nil
+		}
+		if err != nil {
+			return "", err
+		}
+		last = imp
+	}
 }
 
 // freshID is id, or, when an import has it already, id-2, id-3...: the id

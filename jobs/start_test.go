@@ -119,14 +119,14 @@ func TestRunAndScheduleStartAFileAlike(t *testing.T) {
 	}
 }
 
-// Start refuses the content of an import under another name, and starts
-// it anew under an id of its own with Again.
+// Start refuses the content of a create-only import under another name,
+// and starts it anew under an id of its own with Again.
 func TestStartRefusesAContentImportedBeforeUnlessAgain(t *testing.T) {
 	in := newInbox(t, jobs.ScheduledImport{})
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := rosterWithLongField(t, dir)
-	opts, _ := importer.Options{IntegrationID: "int_rentvine_demo", Format: "csv"}.Normalize()
+	opts, _ := importer.Options{IntegrationID: "int_rentvine_demo", Format: "csv", Mode: importer.ModeCreate}.Normalize()
 	inspect := func(name string) jobs.Inspected {
 		f, err := jobs.Inspect(ctx, jobs.Input{Path: path, Shown: name, Name: name, Options: opts, Limits: importer.DefaultLimits})
 		if err != nil {
@@ -153,5 +153,69 @@ func TestStartRefusesAContentImportedBeforeUnlessAgain(t *testing.T) {
 	same, err := in.h.Start(ctx, jobs.StartRequest{File: inspect("a.csv")})
 	if err != nil || same.Created || same.Import.ID != first.Import.ID {
 		t.Errorf("a.csv started again: %+v, %v; want the first import resumed", same, err)
+	}
+}
+
+// A sync's roster is the night's: once the import of its content has
+// finished, the same roster written again — under its name, as cron
+// leaves it, or under another — is a new import that sends nothing already
+// in place; run again before it is written again, it is the same import
+// (issue 22). A copy made while the import runs is refused.
+func TestASyncRosterWrittenAgainIsTheNextNight(t *testing.T) {
+	in := newInbox(t, jobs.ScheduledImport{})
+	ctx := context.Background()
+	dir := t.TempDir()
+	content := "First Name,Last Name,E-mail\nAda,Lovelace,ada@example.com\nBo,Li,bo@example.com\n"
+	write := func(name string, at time.Time) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(path, at, at)
+		return path
+	}
+	opts, _ := importer.Options{IntegrationID: "int_rentvine_demo", Format: "csv"}.Normalize()
+	start := func(path string) (jobs.Started, error) {
+		f, err := jobs.Inspect(ctx, jobs.Input{Path: path, Shown: path, Name: filepath.Base(path), Options: opts, Limits: importer.DefaultLimits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in.h.Start(ctx, jobs.StartRequest{File: f})
+	}
+	night1, err := start(write("roster.csv", time.Now().Add(-time.Hour)))
+	if err != nil || !night1.Created {
+		t.Fatalf("night 1: %+v %v", night1, err)
+	}
+	_, err = start(write("roster-copy.csv", time.Now().Add(-time.Hour)))
+	var content2 *jobs.ContentImportedError
+	if !errors.As(err, &content2) {
+		t.Errorf("a copy while night 1 runs: %v, want it refused", err)
+	}
+	serve(t, in.rdb, in.h, 1, 4)
+	waitFinished(t, in.store, night1.Import.ID, 20*time.Second)
+
+	shown, err := start(filepath.Join(dir, "roster.csv")) // run again, as it was
+	if err != nil || !shown.Finished || shown.Import.ID != night1.Import.ID {
+		t.Errorf("the same command again: %+v %v, want night 1's result", shown, err)
+	}
+	writes := in.sandbox.Stats().Creates + in.sandbox.Stats().Updates
+	night2, err := start(write("roster.csv", time.Now())) // the next night's export
+	if err != nil || !night2.Created || night2.Import.ID != night1.Import.ID+"-2" {
+		t.Fatalf("night 2, the same roster: %+v %v, want a new import %s-2", night2, err, night1.Import.ID)
+	}
+	waitFinished(t, in.store, night2.Import.ID, 20*time.Second)
+	if p, _ := in.store.Progress(ctx, night2.Import.ID); p.Counts[importer.Unchanged] != 2 {
+		t.Errorf("night 2's counts %v, want 2 unchanged", p.Counts)
+	}
+	if again, err := start(filepath.Join(dir, "roster.csv")); err != nil || !again.Finished || again.Import.ID != night2.Import.ID {
+		t.Errorf("night 2's command again: %+v %v, want night 2's result", again, err)
+	}
+	night3, err := start(write("roster-2026-12-07.csv", time.Now())) // dated exports
+	if err != nil || !night3.Created {
+		t.Fatalf("night 3 under another name: %+v %v, want a new import", night3, err)
+	}
+	waitFinished(t, in.store, night3.Import.ID, 20*time.Second)
+	if st := in.sandbox.Stats(); st.Creates+st.Updates != writes {
+		t.Errorf("nights 2 and 3 wrote %d times, want nothing: the roster was in place", st.Creates+st.Updates-writes)
 	}
 }

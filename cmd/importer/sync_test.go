@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/propexo-importer/importer/internal/redistest"
 )
 
 // The two nights of samples/, as the README shows them, with nothing
@@ -87,5 +89,38 @@ func TestRunTwoNightsInOneCommand(t *testing.T) {
 	if r.code != 3 || !strings.Contains(r.stderr, "the plan would update 3 of 20 rows, more than max_updates allows (2); nothing was written") ||
 		!strings.Contains(r.stderr, "plan.csv") {
 		t.Fatalf("night 2 past --max-updates: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// Cron's night whose roster is the same as an earlier night's — under the
+// same name, written again, or a dated name — is a normal night: exit 0,
+// nothing sent that is in place, no --again (issue 22).
+func TestAnUnchangedNightExitsZero(t *testing.T) {
+	dir := t.TempDir()
+	redistest.Client(t)
+	key := "nightly-key"
+	addr := sandboxProcess(t, dir, key, "--latency", "uniform:200ms-1s", "--rate-limit", "6000")
+	env := map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key}
+	fast := []string{"--poll-initial", "1s", "--rate-limit", "6000", "--integration-id", "int_rentvine_demo"}
+	roster := filepath.Join(dir, "residents.csv")
+	data, err := os.ReadFile(sample(t, "night-1.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(roster, data, 0o600)
+	night1 := runImporter(t, dir, env, append([]string{"run", roster}, fast...)...)
+	if night1.code != 0 || !strings.Contains(night1.stdout, "20 succeeded") {
+		t.Fatalf("night 1: exit %d\n%s\n%s", night1.code, night1.stdout, night1.stderr)
+	}
+	os.WriteFile(roster, data, 0o600) // the next night's export, the same
+	night2 := runImporter(t, dir, env, append([]string{"run", roster}, fast...)...)
+	if night2.code != 0 || !strings.Contains(night2.stdout, "20 unchanged") || !strings.Contains(night2.stdout, "API requests: 0 creates, 0 updates") {
+		t.Errorf("night 2, the same roster: exit %d\n%s\n%s", night2.code, night2.stdout, night2.stderr)
+	}
+	dated := filepath.Join(dir, "residents-2026-12-07.csv")
+	os.WriteFile(dated, data, 0o600)
+	night3 := runImporter(t, dir, env, append([]string{"run", dated}, fast...)...)
+	if night3.code != 0 || !strings.Contains(night3.stdout, "20 unchanged") {
+		t.Errorf("night 3, the same roster under a dated name: exit %d\n%s\n%s", night3.code, night3.stdout, night3.stderr)
 	}
 }
