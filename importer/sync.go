@@ -714,6 +714,11 @@ func (c *PlanCounts) Add(d Decision) {
 	}
 }
 
+// NotFine counts the rows the plan leaves in an outcome that is not Fine,
+// before anything is written: conflicts, rows not found, invalid and
+// duplicate rows. A run of the plan cannot end with every row fine.
+func (c PlanCounts) NotFine() int { return c.Conflict + c.NotFound + c.Invalid + c.Duplicate }
+
 // GuardError refuses a plan that writes more rows than a guard allows.
 type GuardError struct {
 	// Field is max_creates or max_updates.

@@ -28,9 +28,11 @@ invalid or duplicate. It prints the counts and writes plan.csv into the
 import's report folder. It never writes to the API: its only requests are the
 listing's pages.
 
-Exit codes: 0 the plan is within --max-creates and --max-updates, 1 it is not
-(run would refuse it), 2 bad usage, configuration or unreadable input, 3 the
-API or Redis could not be reached.`,
+Exit codes, as run's: 0 every row would be written or is unchanged, within
+--max-creates and --max-updates; 1 the plan is past them (run would refuse
+it), or some rows would end unwritten (invalid, conflict, not found,
+duplicate: plan.csv says why); 2 bad usage, configuration or unreadable
+input; 3 the API or Redis could not be reached.`,
 		Example: `  importer plan samples/night-2.csv
   importer plan --max-creates 5% --max-updates 20% roster.csv`,
 		Args: exactlyOne("plan", "FILE"),
@@ -93,6 +95,10 @@ func (c *runConfig) plan(ctx context.Context, path string, log *slog.Logger, std
 	fmt.Fprintf(stdout, "plan: %s\n", relativeFile(file))
 	if err := importer.CheckGuards(counts, opts.MaxCreates, opts.MaxUpdates); err != nil {
 		fmt.Fprintf(stdout, "run would refuse it: %v\n", err)
+		return &exitError{code: exitSomeFailed}
+	}
+	if n := counts.NotFine(); n > 0 {
+		fmt.Fprintf(stdout, "%s of %d would end unwritten; plan.csv says why\n", plural(n, "row"), counts.Total)
 		return &exitError{code: exitSomeFailed}
 	}
 	return nil

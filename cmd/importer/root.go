@@ -93,9 +93,11 @@ func newRoot(getenv env, stdout, stderr io.Writer, started *bool) *cobra.Command
 		Use:   "importer",
 		Short: "Import residents in bulk through the Propexo write API, one queued task per resident",
 		Long: `importer turns a CSV, JSON or NDJSON file of residents into one Asynq task per
-resident. Workers send each create to the Propexo write API, follow its
-asynchronous job with delayed status checks, and write a report when every
-row has an outcome.
+resident. It matches each row with the residents Propexo lists (a sync: the
+default --mode upsert), and workers send only what is not in place — a
+create, or an update of the fields that changed — to the Propexo write API,
+follow each write's asynchronous job with delayed status checks, and write a
+report when every row has an outcome.
 
 Start here:
   importer run samples/residents.csv

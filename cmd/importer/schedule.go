@@ -112,8 +112,8 @@ func listSchedules(ctx context.Context, config string, redis redisOnly, stdout i
 				imports += fmt.Sprintf(" (+%d)", n-3)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s (in %s)\t%s\t%s\t%s\n", s.Name, s.Cron, s.Next.Local().Format("2006-01-02 15:04 MST"),
-			time.Until(s.Next).Round(time.Minute), last, outcome, imports)
+		fmt.Fprintf(tw, "%s\t%s\t%s (%s)\t%s\t%s\t%s\n", s.Name, s.Cron, s.Next.Local().Format("2006-01-02 15:04 MST"),
+			untilFiring(time.Until(s.Next)), last, outcome, imports)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -177,4 +177,17 @@ func (c *scheduleConfig) run(ctx context.Context, getenv env, log *slog.Logger) 
 	<-ctx.Done()
 	s.Shutdown()
 	return nil
+}
+
+// untilFiring says how far off a firing is, as precisely as people read
+// it: "in 27s" under a minute, "in 5h3m" beyond, "due" once it is.
+func untilFiring(d time.Duration) string {
+	if d <= 0 {
+		return "due"
+	}
+	if r := d.Round(time.Second); r < time.Minute {
+		return "in " + r.String()
+	}
+	s := d.Round(time.Minute).String()
+	return "in " + strings.TrimSuffix(s, "0s")
 }

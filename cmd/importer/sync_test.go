@@ -124,3 +124,16 @@ func TestAnUnchangedNightExitsZero(t *testing.T) {
 		t.Errorf("night 3, the same roster under a dated name: exit %d\n%s\n%s", night3.code, night3.stdout, night3.stderr)
 	}
 }
+
+// A plan whose rows would end unwritten (every one invalid, say) exits 1,
+// as run would (issue 22).
+func TestPlanOfBadRowsExitsOne(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.csv")
+	os.WriteFile(bad, []byte("First Name,Last Name,E-mail\nAda,Lovelace,not-an-email\nBo,Li,also-not\n"), 0o600)
+	r := runImporter(t, dir, nil, "plan", bad)
+	if r.code != 1 || !strings.Contains(r.stdout, "0 create, 0 update, 0 unchanged, 0 conflict, 0 not found, 2 invalid") ||
+		!strings.Contains(r.stdout, "2 rows of 2 would end unwritten; plan.csv says why") {
+		t.Errorf("plan of invalid rows: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
