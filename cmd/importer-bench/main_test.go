@@ -40,7 +40,7 @@ func TestHarnessWritesEveryFigure(t *testing.T) {
 	if res.Machine.CPUs < 1 || res.Machine.Go == "" || res.Machine.Redis == "" || len(res.Errors) > 0 {
 		t.Errorf("machine %+v, errors %v", res.Machine, res.Errors)
 	}
-	want := map[string]int{"pipeline": 5, "waiting": 4, "scale": 9, "nightly": 11}
+	want := map[string]int{"pipeline": 5, "waiting": 4, "scale": 9, "nightly": 13}
 	got := map[string]int{}
 	for _, f := range res.Figures {
 		got[f.Scenario]++
