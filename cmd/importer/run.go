@@ -82,8 +82,10 @@ Several files are imported one after the other, in order: two nights of a
 roster, say.
 
 Running the same command again is the same import: it sends nothing twice and
-waits for (or re-prints) the same result. Ctrl-C stops waiting; with REDIS_URL
-set the import goes on in the workers.
+waits for (or re-prints) the same result; a sync's roster written again after
+its import finished is the next night's import. Ctrl-C stops waiting; with
+REDIS_URL set the import goes on in the workers (Ctrl-C says so when no other
+worker serves the queue: it waits in Redis until one does).
 
 Exit codes: 0 every row succeeded or was unchanged, 1 finished but some rows
 did not, 2 bad usage, configuration or unreadable input, 3 could not finish

@@ -191,7 +191,8 @@ func TestHelpNamesEnvironmentVariables(t *testing.T) {
 }
 
 // Ctrl-C stops the waiting, not the import: exit 130, and the same command
-// later resumes waiting for the same import.
+// later resumes waiting for the same import. With no worker serving the
+// queue, Ctrl-C says so rather than that the import goes on (issue 22).
 func TestInterruptThenResume(t *testing.T) {
 	dir := t.TempDir()
 	redistest.Client(t)
@@ -216,7 +217,7 @@ func TestInterruptThenResume(t *testing.T) {
 	cmd.Process.Signal(os.Interrupt)
 	err := cmd.Wait()
 	exitErr, ok := err.(*exec.ExitError)
-	if !ok || exitErr.ExitCode() != 130 || !strings.Contains(stderr.String(), "goes on in the workers; run the same command to wait for it again") {
+	if !ok || exitErr.ExitCode() != 130 || !strings.Contains(stderr.String(), "waits in Redis, but no other worker is serving queue importer-submit: start 'importer worker' on this Redis, or run the same command again") {
 		t.Fatalf("after Ctrl-C: %v\n%s", err, stderr.String())
 	}
 

@@ -82,6 +82,9 @@ func (c *runConfig) wait(ctx context.Context, imports *jobs.Imports, st *store.S
 			if conn.Embedded {
 				return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: import %s ends here, with the in-process Redis; set REDIS_URL for imports that go on without this process", id)}
 			}
+			if !watch.othersServing() {
+				return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: import %s waits in Redis, but no other worker is serving queue %s: start 'importer worker' on this Redis, or run the same command again, and it goes on", id, jobs.QueueSubmit)}
+			}
 			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: import %s goes on in the workers; run the same command to wait for it again", id)}
 		case <-ticker.C:
 		}
@@ -173,6 +176,23 @@ func (w *servingWatch) check() string {
 		return fmt.Sprintf("no worker is serving queue %s on this Redis; %s", jobs.QueueSubmit, hint)
 	}
 	return ""
+}
+
+// othersServing reports whether a worker other than this process's own
+// serves the submit queue: whether an import goes on once this process
+// ends. Unknown (Redis out of reach) counts as yes.
+func (w *servingWatch) othersServing() bool {
+	servers, err := w.insp.Servers()
+	if err != nil {
+		return true
+	}
+	host, _ := os.Hostname()
+	for _, s := range servers {
+		if _, ok := s.Queues[jobs.QueueSubmit]; ok && s.Status == "active" && (s.PID != os.Getpid() || s.Host != host) {
+			return true
+		}
+	}
+	return false
 }
 
 // finish makes sure the report is in this run's report folder, prints the
