@@ -183,6 +183,60 @@ func (m *Mapping) Used() *MappingUsed {
 // mapping is the aliases alone.
 func (m *Mapping) FieldFor(label string) (string, bool) { return m.labels().fieldFor(label) }
 
+// FieldsRead maps each field the columns fill, under the mapping, to the
+// column that fills it (the first, as the readers read them); unknown
+// columns fill nothing.
+func (m *Mapping) FieldsRead(columns, unknown []string) map[string]string {
+	out := map[string]string{}
+	for _, col := range columns {
+		if slices.Contains(unknown, col) {
+			continue
+		}
+		if field, ok := m.FieldFor(col); ok {
+			if _, seen := out[field]; !seen {
+				out[field] = col
+			}
+		}
+	}
+	return out
+}
+
+// DroppedColumns names the fields an earlier import of a roster read that
+// its next file no longer fills — a column renamed or gone — as "Phone
+// (phone_1)", in the earlier file's column order. A sync leaves those
+// fields as they are without a word, so a schedule refuses such a file
+// unless told otherwise.
+func DroppedColumns(before Import, columns, unknown []string, m *Mapping) []string {
+	now := m.FieldsRead(columns, unknown)
+	var out []string
+	for _, col := range before.Columns {
+		if slices.Contains(before.UnknownColumns, col) {
+			continue
+		}
+		field, ok := before.Options.Mapping.FieldFor(col)
+		if !ok {
+			continue
+		}
+		if !fills(now, field) && !slices.ContainsFunc(out, func(s string) bool { return strings.HasSuffix(s, "("+field+")") }) {
+			out = append(out, col+" ("+field+")")
+		}
+	}
+	return out
+}
+
+// fills reports whether the fields read fill field: a full name fills the
+// first and last names, and both of those a full name.
+func fills(read map[string]string, field string) bool {
+	has := func(f string) bool { _, ok := read[f]; return ok }
+	switch field {
+	case FieldFullName:
+		return has(FieldFullName) || (has("first_name") && has("last_name"))
+	case "first_name", "last_name":
+		return has(field) || has(FieldFullName)
+	}
+	return has(field)
+}
+
 // RowOf rebuilds a row from its original columns (as stored for the report)
 // under the mapping, as the readers map them: the first column of a field
 // wins. A nil mapping is the aliases alone.

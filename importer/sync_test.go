@@ -376,3 +376,15 @@ func TestGuards(t *testing.T) {
 		}
 	}
 }
+
+// A field the last night read and this file no longer fills is named; a
+// full name and the first and last names fill each other (issue 22).
+func TestDroppedColumns(t *testing.T) {
+	before := importer.Import{Columns: []string{"Full Name", "E-mail", "Phone", "Notes"}, UnknownColumns: []string{"Notes"}}
+	if got := importer.DroppedColumns(before, []string{"First Name", "Last Name", "E-mail", "Cell"}, []string{"Cell"}, nil); !slices.Equal(got, []string{"Phone (phone_1)"}) {
+		t.Errorf("dropped %v, want the phone only", got)
+	}
+	if got := importer.DroppedColumns(before, []string{"Name", "Email", "Phone Number"}, nil, nil); len(got) != 0 {
+		t.Errorf("dropped %v of columns only renamed to other aliases", got)
+	}
+}

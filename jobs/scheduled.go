@@ -60,6 +60,10 @@ type ScheduledImport struct {
 	Notify []importer.NotifyTarget `json:"notify,omitempty"`
 	// ExpectFile: a firing that finds no file is an event (no_file).
 	ExpectFile bool `json:"expect_file,omitempty"`
+	// AllowDroppedColumns imports a file that lacks a column the
+	// schedule's last import read; without it such a file is refused
+	// (see importer.DroppedColumns).
+	AllowDroppedColumns bool `json:"allow_dropped_columns,omitempty"`
 	// Cron is the entry's cron spec, for the schedules page.
 	Cron string `json:"cron,omitempty"`
 }
@@ -416,6 +420,11 @@ func (im *Imports) startClaimed(ctx context.Context, s ScheduledImport, path, im
 	if err != nil {
 		return claimResult{}, err
 	}
+	if importID == "" && !s.AllowDroppedColumns {
+		if err := im.checkDropped(ctx, s, f); err != nil {
+			return claimResult{}, err
+		}
+	}
 	started, err := im.Start(ctx, StartRequest{File: f, ImportID: importID, ReportSubdir: s.ReportSubdir, SourcePath: path,
 		Retention: s.Retention, Trace: claimTrace(path), Schedule: s.Name, Notify: s.Notify})
 	var content *ContentImportedError
@@ -432,6 +441,37 @@ func (im *Imports) startClaimed(ctx context.Context, s ScheduledImport, path, im
 	im.log.InfoContext(ctx, "scheduled import started", "schedule", s.Name, "import_id", started.Import.ID, "file", base, "rows", started.Split.Total,
 		"created", started.Created, "resumed", started.Resumed, "recovered", started.Import.Recovery != nil)
 	return claimResult{importID: started.Import.ID}, nil
+}
+
+// checkDropped refuses a file that no longer fills a field the schedule's
+// last import read: a renamed column would leave that field as it is, night
+// after night, without a word.
+func (im *Imports) checkDropped(ctx context.Context, s ScheduledImport, f Inspected) error {
+	_, imports, err := im.store.ScheduleHistory(ctx, s.Name)
+	if err != nil || len(imports) == 0 {
+		return err
+	}
+	last, err := im.store.Import(ctx, imports[0])
+	if errors.Is(err, importer.ErrImportNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	gone := importer.DroppedColumns(last, f.Columns, f.Unsent.Unknown, f.Options.Mapping)
+	if len(gone) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s lacks %s that the schedule's last import (%s) read: %s; its %s would be left as %s without a word. Restore the column, map its new name in a mapping, or set allow_dropped_columns: true to import without it",
+		f.Shown, pick(len(gone), "a column", "columns"), last.ID, strings.Join(gone, ", "), pick(len(gone), "field", "fields"), pick(len(gone), "it is", "they are"))
+}
+
+// pick is one or many, by n.
+func pick(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // claimTrace is the trace of a scheduled file's import: its claim record,

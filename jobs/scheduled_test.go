@@ -357,3 +357,43 @@ func TestScheduledSyncRosterWithUnchangedRowsIsDone(t *testing.T) {
 		t.Errorf("done/ holds %v and failed/ %v: a night of unchanged rows is fine", done, failed)
 	}
 }
+
+// A roster whose column the schedule's last import read is gone (phones
+// under "Cell" now) goes to failed/, naming the column: a sync would leave
+// every phone as it is without a word. allow_dropped_columns imports it
+// (issue 22).
+func TestScheduledRosterThatDroppedAColumnIsRefused(t *testing.T) {
+	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second})
+	serve(t, in.rdb, in.h, 1, 4)
+	write := func(name, header string) {
+		path := filepath.Join(in.dir, name)
+		os.WriteFile(path, []byte(header+"\nAda,Lovelace,ada@example.com,+15550100\nBo,Li,bo@example.com,+15550101\n"), 0o600)
+		old := time.Now().Add(-time.Hour)
+		os.Chtimes(path, old, old)
+	}
+	write("night-1.csv", "First Name,Last Name,E-mail,Phone")
+	in.fire(t)
+	first := in.imports(t)
+	if len(first) != 1 {
+		t.Fatalf("imports %v after night 1", first)
+	}
+	waitFinished(t, in.store, first[0], 20*time.Second)
+
+	write("night-2.csv", "First Name,Last Name,E-mail,Cell")
+	in.fire(t)
+	if got := in.imports(t); len(got) != 1 {
+		t.Errorf("imports %v: night 2 was imported without its phones", got)
+	}
+	note, _ := os.ReadFile(filepath.Join(in.dir, jobs.FailedDir, "night-2.csv.error.txt"))
+	if !strings.Contains(string(note), "night-2.csv lacks a column that the schedule's last import ("+first[0]+") read: Phone (phone_1)") ||
+		!strings.Contains(string(note), "allow_dropped_columns: true") {
+		t.Errorf("night 2's note: %q", note)
+	}
+
+	in.s.AllowDroppedColumns = true
+	write("night-2b.csv", "First Name,Last Name,E-mail,Cell")
+	in.fire(t)
+	if got := in.imports(t); len(got) != 2 {
+		t.Errorf("imports %v: allow_dropped_columns did not import the file", got)
+	}
+}

@@ -40,6 +40,12 @@ type Inspected struct {
 	// time): a sync's roster written again after its import finished is
 	// the next night's (see Start).
 	WrittenAt time.Time
+	// Unsent are the columns no field of a resident reads (Unknown), or
+	// that the vendor does not take (NotTaken): kept in the report, never
+	// sent. Run and plan name them before anything is sent.
+	Unsent importer.FileColumns
+	// Columns are the file's columns, in order.
+	Columns []string
 }
 
 // InputError says why a file cannot be imported: it cannot be read to the
@@ -105,6 +111,8 @@ func Inspect(ctx context.Context, in Input) (Inspected, error) {
 	if err := in.Options.Mapping.CheckColumns(rd.Columns()); err != nil {
 		return out, &InputError{File: in.Shown, Err: err}
 	}
+	out.Columns = rd.Columns()
+	out.Unsent = importer.FileColumns{Unknown: rd.UnknownColumns(), NotTaken: in.Options.Vendor.NotTaken(rd.Columns(), in.Options.Mapping)}
 	out.Sum, out.Size = hash.Sum(nil), counted.n
 	if info, err := os.Stat(in.Path); err == nil && info.Mode().IsRegular() && info.Size() != out.Size {
 		return out, &InputError{File: in.Shown, Err: fmt.Errorf("the file changed while it was read (%d bytes, then %d): it is still being written; import it once it is complete", out.Size, info.Size())}

@@ -92,6 +92,7 @@ func (c *runConfig) plan(ctx context.Context, path string, log *slog.Logger, std
 	fmt.Fprintf(stdout, "  %d create, %d update, %d unchanged, %d conflict, %d not found, %d invalid, %d duplicate\n",
 		counts.Create, counts.Update, counts.Unchanged, counts.Conflict, counts.NotFound, counts.Invalid, counts.Duplicate)
 	fmt.Fprintf(stdout, "  matched on %s against %s listed; nothing was written\n", opts.MatchOn, plural(listed, "resident"))
+	sayUnsent(stdout, p.file)
 	fmt.Fprintf(stdout, "plan: %s\n", relativeFile(file))
 	if err := importer.CheckGuards(counts, opts.MaxCreates, opts.MaxUpdates); err != nil {
 		fmt.Fprintf(stdout, "run would refuse it: %v\n", err)

@@ -482,6 +482,7 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 	case !started.Created:
 		fmt.Fprintf(stderr, "import %s is already under way; resuming it\n", imp.ID)
 	}
+	sayUnsent(stderr, p.file)
 	split := started.Split
 	log.Debug("file split", "import_id", imp.ID, "rows", split.Total, "valid", split.Valid, "invalid", split.Invalid, "duplicate", split.Duplicate)
 
@@ -562,4 +563,27 @@ func optionError(err error) error {
 		return usageError("--%s: %v", strings.ReplaceAll(opt.Field, "_", "-"), opt.Err)
 	}
 	return usageError("%v", err)
+}
+
+// sayUnsent names, before anything is sent, the file's columns that no
+// field reads or that the vendor does not take: a renamed column is seen
+// the night it is renamed, not in a report nobody reads.
+func sayUnsent(w io.Writer, f jobs.Inspected) {
+	if cols := f.Unsent.Unknown; len(cols) > 0 {
+		them := pick(len(cols), "it", "them")
+		fmt.Fprintf(w, "%s: the %s %s %s no field of a resident: never sent (kept in the report); map %s with --mapping to send %s\n",
+			f.Shown, pick(len(cols), "column", "columns"), strings.Join(cols, ", "), pick(len(cols), "is", "are"), them, them)
+	}
+	if cols := f.Unsent.NotTaken; len(cols) > 0 {
+		fmt.Fprintf(w, "%s: %s does not take %s, never sent (kept in the report): %s\n",
+			f.Shown, f.Options.Vendor, pick(len(cols), "this column", "these columns"), strings.Join(cols, ", "))
+	}
+}
+
+// pick is one or many, by n.
+func pick(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

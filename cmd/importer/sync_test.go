@@ -137,3 +137,24 @@ func TestPlanOfBadRowsExitsOne(t *testing.T) {
 		t.Errorf("plan of invalid rows: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// A renamed column is named before anything is sent, by plan and by run:
+// phones under "Cell" are not silently left out (issue 22).
+func TestUnmappedColumnsAreNamedUpFront(t *testing.T) {
+	dir := t.TempDir()
+	data, err := os.ReadFile(sample(t, "night-1.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roster := filepath.Join(dir, "renamed.csv")
+	os.WriteFile(roster, []byte(strings.Replace(string(data), ",Phone,", ",Cell,", 1)), 0o600)
+	want := "renamed.csv: the column Cell is no field of a resident: never sent (kept in the report); map it with --mapping to send it"
+	plan := runImporter(t, dir, nil, "plan", roster)
+	if !strings.Contains(plan.stdout, want) {
+		t.Errorf("plan: exit %d\n%s\n%s", plan.code, plan.stdout, plan.stderr)
+	}
+	run := runImporter(t, dir, nil, append([]string{"run", roster}, fast...)...)
+	if run.code != 0 || !strings.Contains(run.stderr, want) || strings.Index(run.stderr, want) > strings.Index(run.stderr, "rows resolved") {
+		t.Errorf("run: exit %d\n%s\n%s", run.code, run.stdout, run.stderr)
+	}
+}

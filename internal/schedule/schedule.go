@@ -78,6 +78,10 @@ type Entry struct {
 	// ExpectFile: a firing that finds no file in the inbox is an event
 	// (no_file) for the targets.
 	ExpectFile bool `yaml:"expect_file"`
+	// AllowDroppedColumns imports a file that no longer has a column the
+	// schedule's last import read (a field it would leave as it is);
+	// without it such a file goes to failed/, naming the columns.
+	AllowDroppedColumns bool `yaml:"allow_dropped_columns"`
 }
 
 // NotifyEntry is a notification target of a schedule: one of a Slack
@@ -126,9 +130,10 @@ type Periodic struct {
 	Cron string
 	// Notify are its notification targets; Where names the entry in
 	// errors about them ("schedules.yaml: schedule 2 (acme)").
-	Notify     []NotifySpec
-	Where      string
-	ExpectFile bool
+	Notify              []NotifySpec
+	Where               string
+	ExpectFile          bool
+	AllowDroppedColumns bool
 }
 
 // Next is the entry's first firing after t.
@@ -281,7 +286,8 @@ func (e Entry) periodic(base string, getenv func(string) string) (Periodic, erro
 		return Periodic{}, err
 	}
 	return Periodic{Spec: spec, Name: e.Name, Inbox: abs(base, e.Inbox), Options: opts, Limits: limits.WithDefaults(), ReportSubdir: sub, Retention: retention,
-		Settle: settle, ReadyMarker: e.ReadyMarker, ClaimTimeout: claimTimeout, Cron: e.Cron, Notify: notify, ExpectFile: e.ExpectFile}, nil
+		Settle: settle, ReadyMarker: e.ReadyMarker, ClaimTimeout: claimTimeout, Cron: e.Cron, Notify: notify, ExpectFile: e.ExpectFile,
+		AllowDroppedColumns: e.AllowDroppedColumns}, nil
 }
 
 // notifySpecs reads an entry's notify block.
