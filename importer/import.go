@@ -284,6 +284,9 @@ type Import struct {
 	SourceSize int64  `json:"source_size,omitempty"`
 	// CancelledAt is when the import was cancelled; zero if it was not.
 	CancelledAt time.Time `json:"cancelled_at,omitzero"`
+	// ApprovedAt is when an operator approved the import's plan past its
+	// guards (importer approve); zero if nobody did.
+	ApprovedAt time.Time `json:"approved_at,omitzero"`
 	// Round counts the times a finished import was opened again (a late
 	// webhook, a retry): each round writes its report once.
 	Round int `json:"round,omitempty"`
@@ -395,6 +398,15 @@ func ContentKey(contentSHA256 []byte, opts Options) string {
 	b, _ := json.Marshal(opts.Writes()) // plain data cannot fail
 	h.Write(b)
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// SameWrites reports whether two imports' options write the same: their
+// Writes, compared by value (a mapping is a pointer: two loads of one
+// mapping file are the same mapping).
+func SameWrites(a, b Options) bool {
+	ja, _ := json.Marshal(a.Writes()) // plain data cannot fail
+	jb, _ := json.Marshal(b.Writes())
+	return string(ja) == string(jb)
 }
 
 // Writes returns the options that change what is written — the format the

@@ -247,3 +247,19 @@ func (im *Imports) Prune(ctx context.Context, before time.Time, forget Forgetter
 	}
 	return res, nil
 }
+
+// Approve lets an import's plan pass its guards (--max-creates,
+// --max-updates): an operator has checked the plan the guard refused. The
+// import is not resumed here: the next firing of its schedule, or its run
+// again, plans it anew and writes it. An import that finished cannot be
+// approved.
+func (im *Imports) Approve(ctx context.Context, id string) error {
+	imp, err := im.store.Import(ctx, id)
+	if err != nil {
+		return err
+	}
+	if imp.Finished() {
+		return fmt.Errorf("import %s: %w", id, ErrFinished)
+	}
+	return im.store.Approve(ctx, id, time.Now())
+}

@@ -68,14 +68,17 @@ func (im *Imports) Plan(ctx context.Context, p PlanPayload) error {
 	}); err != nil {
 		return err
 	}
-	if err := importer.CheckGuards(counts, imp.Options.MaxCreates, imp.Options.MaxUpdates); err != nil {
+	if err := importer.CheckGuards(counts, imp.Options.MaxCreates, imp.Options.MaxUpdates); err != nil && imp.ApprovedAt.IsZero() {
 		reason := err.Error()
 		if file, err := im.writePlan(ctx, imp, snap); err != nil {
 			im.log.WarnContext(ctx, "cannot write the refused plan", "import_id", imp.ID, "error", err)
 		} else if file != "" {
 			reason += "; the plan is in " + file
 		}
+		reason += "; once it is checked, 'importer approve " + imp.ID + "' lets it pass, and the next firing (or the same run again) writes it"
 		return im.stop(ctx, imp.ID, importer.EventPlanRefused, reason)
+	} else if err != nil {
+		im.log.InfoContext(ctx, "plan past its guards, approved", "import_id", imp.ID, "approved_at", imp.ApprovedAt, "guard", err.Error())
 	}
 	im.log.InfoContext(ctx, "import planned", "import_id", imp.ID, "listed", snap.Len(), "create", counts.Create, "update", counts.Update,
 		"unchanged", counts.Unchanged, "conflict", counts.Conflict, "not_found", counts.NotFound)

@@ -397,3 +397,68 @@ func TestScheduledRosterThatDroppedAColumnIsRefused(t *testing.T) {
 		t.Errorf("imports %v: allow_dropped_columns did not import the file", got)
 	}
 }
+
+// A plan refused by its guard (max_creates) stops the import, its file
+// kept; the next firing leaves it refused, never filed as "another file"
+// (issue 22).
+func TestScheduledRefusedPlanWaitsForApproval(t *testing.T) {
+	guard, err := importer.ParseGuard("10%")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (A mapping too: loaded at each firing, it is the same mapping.)
+	m, err := importer.Mapping{Name: "roster.yaml", Columns: map[string]string{"E-mail": "email_1"}}.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second, Options: importer.Options{MaxCreates: guard, Mapping: &m}})
+	serve(t, in.rdb, in.h, 1, 4)
+	in.drop(t, "roster.csv", 5)
+	in.fire(t)
+	ids := in.imports(t)
+	if len(ids) != 1 {
+		t.Fatalf("imports %v", ids)
+	}
+	ctx := context.Background()
+	var imp importer.Import
+	for deadline := time.Now().Add(10 * time.Second); imp.Stopped == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		imp, _ = in.store.Import(ctx, ids[0])
+	}
+	if !strings.Contains(imp.Stopped, "max_creates") {
+		t.Fatalf("import %s: stopped %q, want the plan refused", ids[0], imp.Stopped)
+	}
+	refused := func() string {
+		t.Helper()
+		var imp importer.Import
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if imp, _ = in.store.Import(ctx, ids[0]); imp.Stopped != "" || imp.Finished() {
+				break
+			}
+		}
+		return imp.Stopped
+	}
+	if !strings.Contains(refused(), "max_creates") {
+		t.Fatalf("import %s not refused by its plan", ids[0])
+	}
+	// The next firing plans it again (the PMS may have caught up), and
+	// it is refused again: its file stays where it is.
+	in.fire(t)
+	if failed := in.files(jobs.FailedDir); len(failed) != 0 {
+		t.Errorf("failed/ holds %v after the next firing", failed)
+	}
+	if stopped := refused(); !strings.Contains(stopped, "max_creates") || !strings.Contains(stopped, "importer approve "+ids[0]) {
+		t.Errorf("after the next firing the import stopped with %q, want it refused again, saying how to approve it", stopped)
+	}
+	// Approved, the next firing writes it.
+	if err := in.commands().Approve(ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	in.fire(t)
+	waitFinished(t, in.store, ids[0], 20*time.Second)
+	if p, _ := in.store.Progress(ctx, ids[0]); p.Counts[importer.Succeeded] != 5 {
+		t.Errorf("the approved import's counts %v, want 5 created", p.Counts)
+	}
+	if err := in.commands().Approve(ctx, ids[0]); err == nil {
+		t.Error("a finished import was approved")
+	}
+}

@@ -258,7 +258,7 @@ func (im *Imports) Start(ctx context.Context, req StartRequest) (Started, error)
 		}
 	case err != nil:
 		return Started{}, err
-	case existing.FileSHA256 != hex.EncodeToString(f.Sum) || existing.Options.Writes() != f.Options.Writes():
+	case existing.FileSHA256 != hex.EncodeToString(f.Sum) || !importer.SameWrites(existing.Options, f.Options):
 		return Started{}, &IDTakenError{Existing: existing}
 	case existing.Finished():
 		return Started{Import: existing, Finished: true}, nil

@@ -73,6 +73,8 @@ type importStore interface {
 	// Stop marks the import stopped with a reason, unless it already is;
 	// Resume clears it.
 	Stop(ctx context.Context, id, reason string) error
+	// Approve records that the import's plan may pass its guards.
+	Approve(ctx context.Context, id string, at time.Time) error
 	Resume(ctx context.Context, id string) error
 	// Cancel marks the import cancelled, once; it reports whether this
 	// call did.

@@ -142,6 +142,7 @@ from it.`,
 	root.AddCommand(newStatusCommand(getenv, stdout))
 	root.AddCommand(newReportCommand(getenv, stdout))
 	root.AddCommand(newCancelCommand(getenv, stdout))
+	root.AddCommand(newApproveCommand(getenv, stdout))
 	root.AddCommand(newDeleteCommand(getenv, stdout))
 	root.AddCommand(newPruneCommand(getenv, stdout))
 	root.AddCommand(newVersionCommand(stdout))

@@ -376,6 +376,38 @@ which is written as usual once every row has an outcome.`,
 	return cmd
 }
 
+func newApproveCommand(getenv env, stdout io.Writer) *cobra.Command {
+	var r redisOnly
+	cmd := &cobra.Command{
+		Use:   "approve IMPORT_ID",
+		Short: "Let a sync's plan that its guards refused be written, once it is checked",
+		Long: `approve lets an import whose plan was refused by --max-creates or
+--max-updates (a schedule's max_creates, max_updates) pass them: check its
+plan.csv first. Nothing is sent by approve itself: the schedule's next firing,
+or the same 'importer run' again, plans the import anew (with the residents
+listed then) and writes it. An import that finished cannot be approved.`,
+		Example: `  importer status roster-1a2b3c4d5e6f      # stopped: the plan would create 180 of 200 rows...
+  importer approve roster-1a2b3c4d5e6f`,
+		Args: exactlyOne("approve", "IMPORT_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			imports, closeRedis, err := r.imports(ctx, "approve", "")
+			if err != nil {
+				return err
+			}
+			defer closeRedis()
+			id := args[0]
+			if err := imports.Approve(ctx, id); err != nil {
+				return cancelError(id, err)
+			}
+			fmt.Fprintf(stdout, "import %s approved: its guards no longer hold its plan; its schedule's next firing, or the same 'importer run' again, writes it\n", id)
+			return nil
+		},
+	}
+	r.register(cmd, getenv)
+	return cmd
+}
+
 // cancelError says why an import cannot be cancelled, with the exit code.
 func cancelError(id string, err error) error {
 	switch {

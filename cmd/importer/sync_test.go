@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -156,5 +157,32 @@ func TestUnmappedColumnsAreNamedUpFront(t *testing.T) {
 	run := runImporter(t, dir, nil, append([]string{"run", roster}, fast...)...)
 	if run.code != 0 || !strings.Contains(run.stderr, want) || strings.Index(run.stderr, want) > strings.Index(run.stderr, "rows resolved") {
 		t.Errorf("run: exit %d\n%s\n%s", run.code, run.stdout, run.stderr)
+	}
+}
+
+// A plan refused by --max-creates waits for an operator: 'importer
+// approve' lets it pass, and the same run again writes it (issue 22).
+func TestApproveARefusedPlan(t *testing.T) {
+	dir := t.TempDir()
+	redistest.Client(t)
+	key := "approve-key"
+	addr := sandboxProcess(t, dir, key, "--latency", "uniform:200ms-1s", "--rate-limit", "6000")
+	env := map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key}
+	args := []string{"run", "--max-creates", "10%", "--poll-initial", "1s", "--rate-limit", "6000", sample(t, "night-1.csv")}
+	refused := runImporter(t, dir, env, args...)
+	if refused.code != 3 || !strings.Contains(refused.stderr, "the plan would create 20 of 20 rows") || !strings.Contains(refused.stderr, "importer approve ") {
+		t.Fatalf("run past --max-creates: exit %d\n%s\n%s", refused.code, refused.stdout, refused.stderr)
+	}
+	id := regexp.MustCompile(`importer approve (\S+)'`).FindStringSubmatch(refused.stderr)[1]
+	approved := runImporter(t, dir, env, "approve", id)
+	if approved.code != 0 || !strings.Contains(approved.stdout, "import "+id+" approved") {
+		t.Fatalf("approve: exit %d\n%s\n%s", approved.code, approved.stdout, approved.stderr)
+	}
+	again := runImporter(t, dir, env, args...)
+	if again.code != 0 || !strings.Contains(again.stdout, "20 succeeded") {
+		t.Errorf("the approved run: exit %d\n%s\n%s", again.code, again.stdout, again.stderr)
+	}
+	if done := runImporter(t, dir, env, "approve", id); done.code != 2 || !strings.Contains(done.stderr, "already finished") {
+		t.Errorf("approve of a finished import: exit %d %s", done.code, done.stderr)
 	}
 }

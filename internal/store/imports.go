@@ -176,6 +176,9 @@ func (s *Store) Import(ctx context.Context, id string) (importer.Import, error) 
 	if c := vals["cancelled_at"]; c != "" {
 		imp.CancelledAt, _ = time.Parse(time.RFC3339Nano, c)
 	}
+	if a := vals["approved_at"]; a != "" {
+		imp.ApprovedAt, _ = time.Parse(time.RFC3339Nano, a)
+	}
 	if f := vals["finished_at"]; f != "" {
 		imp.FinishedAt, _ = time.Parse(time.RFC3339Nano, f)
 	}
@@ -322,6 +325,15 @@ func (s *Store) Resume(ctx context.Context, id string) error {
 func (s *Store) Stop(ctx context.Context, id, reason string) error {
 	if err := s.rdb.HSetNX(ctx, keysOf(id).meta, "stopped", reason).Err(); err != nil {
 		return fmt.Errorf("error stopping import %s: %w", id, err)
+	}
+	return nil
+}
+
+// Approve records that an operator approved the import's plan past its
+// guards.
+func (s *Store) Approve(ctx context.Context, id string, at time.Time) error {
+	if err := s.rdb.HSet(ctx, keysOf(id).meta, "approved_at", at.UTC().Format(time.RFC3339Nano)).Err(); err != nil {
+		return fmt.Errorf("error approving import %s: %w", id, err)
 	}
 	return nil
 }
