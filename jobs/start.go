@@ -185,6 +185,19 @@ type Trace interface {
 	// Record keeps the trace of an import now stored; created says it was
 	// stored by this call.
 	Record(imp importer.Import, created bool) error
+	// Finished returns the summary of an import the trace saw finish,
+	// if it did: Redis lost it after it finished.
+	Finished(importID string) (importer.Summary, bool)
+}
+
+// LostFinishedError refuses to start again an import that Redis lost
+// after it had finished: sending its file again would write it over
+// whatever a newer import wrote since. Nothing was sent.
+type LostFinishedError struct{ Summary importer.Summary }
+
+func (e *LostFinishedError) Error() string {
+	return fmt.Sprintf("import %s finished on %s, and Redis has lost it since; it is not sent again, so that nothing a newer import wrote is overwritten",
+		e.Summary.ImportID, e.Summary.FinishedAt.Format(time.RFC3339))
 }
 
 // Started says what Start did.
@@ -243,7 +256,7 @@ func (im *Imports) Start(ctx context.Context, req StartRequest) (Started, error)
 	case req.Again:
 		id, err = im.freshID(ctx, id)
 	case req.ImportID == "" && f.Options.Mode.Matches():
-		id, err = im.nightOf(ctx, f, id)
+		id, err = im.nightOf(ctx, f, req.Trace, id)
 	}
 	if err != nil {
 		return Started{}, err
@@ -251,6 +264,9 @@ func (im *Imports) Start(ctx context.Context, req StartRequest) (Started, error)
 	existing, err := im.store.Import(ctx, id)
 	switch {
 	case errors.Is(err, importer.ErrImportNotFound):
+		if sum, done := traceFinished(req.Trace, id); done {
+			return Started{}, &LostFinishedError{Summary: sum}
+		}
 		if !req.Again {
 			if err := im.checkContent(ctx, f); err != nil {
 				return Started{}, err
@@ -333,7 +349,7 @@ func (im *Imports) checkContent(ctx context.Context, f Inspected) error {
 // content (id, id-2, id-3...), to resume or to show, unless that one
 // finished before the file was written again: then the roster is the next
 // night's, and gets the next id.
-func (im *Imports) nightOf(ctx context.Context, f Inspected, id string) (string, error) {
+func (im *Imports) nightOf(ctx context.Context, f Inspected, trace Trace, id string) (string, error) {
 	last := importer.Import{}
 	for n := 1; ; n++ {
 		try := id
@@ -341,6 +357,10 @@ func (im *Imports) nightOf(ctx context.Context, f Inspected, id string) (string,
 			try = fmt.Sprintf("%s-%d", id, n)
 		}
 		imp, err := im.store.Import(ctx, try)
+		if sum, done := traceFinished(trace, try); errors.Is(err, importer.ErrImportNotFound) && done {
+			// Redis lost it after it finished: as finished then.
+			imp, err = importer.Import{ID: try, FinishedAt: sum.FinishedAt}, nil
+		}
 		if errors.Is(err, importer.ErrImportNotFound) {
 			if last.ID == "" || (last.Finished() && f.WrittenAt.After(last.FinishedAt)) {
 				return try, nil
@@ -424,4 +444,12 @@ func (im *Imports) register(ctx context.Context, req StartRequest, id string) (i
 			"first_started_at", stored.Recovery.FirstStartedAt, "lookup_from", stored.Recovery.LookupFrom)
 	}
 	return stored, created, nil
+}
+
+// traceFinished reads a trace's summary of a finished import, if any.
+func traceFinished(t Trace, id string) (importer.Summary, bool) {
+	if t == nil {
+		return importer.Summary{}, false
+	}
+	return t.Finished(id)
 }

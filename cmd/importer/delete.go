@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/report"
 	"github.com/propexo-importer/importer/jobs"
 )
 
@@ -43,6 +44,13 @@ its file run again is a new import.`,
 			var running *jobs.NotFinishedError
 			switch {
 			case errors.Is(err, importer.ErrImportNotFound):
+				// Known only from this machine's receipt (Redis lost it):
+				// forgetting it is all there is to delete.
+				if _, ok, _ := report.ReadReceipt(absDir(reportDir), id); ok {
+					report.RemoveReceipt(absDir(reportDir), id)
+					fmt.Fprintf(stdout, "import %s deleted: Redis had lost it; this machine's receipt of it is removed (its report stays)\n", id)
+					return nil
+				}
 				return usageError("no import %s in Redis", id)
 			case errors.As(err, &running):
 				return usageError("%v: deleting it would leave its rows in flight unrecorded; cancel it and wait for it to end, or give --force", err)

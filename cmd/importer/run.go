@@ -368,6 +368,7 @@ func startError(err error) error {
 		input   *jobs.InputError
 		content *jobs.ContentImportedError
 		taken   *jobs.IDTakenError
+		lost    *jobs.LostFinishedError
 		exit    *exitError
 	)
 	switch {
@@ -382,6 +383,13 @@ func startError(err error) error {
 			content.File, content.Other.ID, content.Other.State(), content.Other.CreatedAt.Local().Format(time.RFC3339), outcomeCounts(content.Progress))
 	case errors.As(err, &taken):
 		return usageError("%v; give another --import-id", err)
+	case errors.As(err, &lost):
+		code := exitOK
+		if !lost.Summary.AllSucceeded() {
+			code = exitSomeFailed
+		}
+		return &exitError{code: code, err: fmt.Errorf("%v (%s; its report stays in its folder). To send the file anyway, delete the import first: importer delete %s",
+			err, outcomeCounts(importer.Progress{Total: lost.Summary.Total, Counts: lost.Summary.Counts}), lost.Summary.ImportID)}
 	}
 	return unfinished(err)
 }

@@ -74,7 +74,16 @@ func statusOf(ctx context.Context, st *store.Store, id string) (importStatus, er
 
 // lostStatus describes an import this machine started (its receipt says
 // so) that Redis no longer has.
+// One that had finished before (its summary.json is here) is shown
+// finished: there is nothing to recover, and its file is not to be sent
+// again over what newer imports wrote.
 func lostStatus(rc report.Receipt, reportDir string) importStatus {
+	if sum, ok := report.ReadFinished(reportDir, rc.ImportID); ok {
+		return importStatus{Status: importer.Status{ID: rc.ImportID, File: rc.File, State: "finished", StartedAt: sum.StartedAt, FinishedAt: sum.FinishedAt,
+			Total: sum.Total, Resolved: sum.Total, Counts: sum.Counts,
+			Stopped: "Redis no longer has this import; it had finished, and its report is here: nothing to recover"},
+			ReportDir: report.Dir(reportDir, rc.ImportID)}
+	}
 	return importStatus{Status: importer.Status{ID: rc.ImportID, File: rc.File, State: "lost", StartedAt: rc.StartedAt, Total: -1, Counts: map[importer.Outcome]int{},
 		Stopped: "Redis no longer has this import (it lost its data: restarted without persistence, or flushed); run its file again to recover it"},
 		ReportDir: report.Dir(reportDir, rc.ImportID)}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -184,5 +187,63 @@ func TestApproveARefusedPlan(t *testing.T) {
 	}
 	if done := runImporter(t, dir, env, "approve", id); done.code != 2 || !strings.Contains(done.stderr, "already finished") {
 		t.Errorf("approve of a finished import: exit %d %s", done.code, done.stderr)
+	}
+}
+
+// sandboxWrites counts the creates and updates a sandbox process accepted.
+func sandboxWrites(t *testing.T, addr, key string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+addr+"/_sandbox/stats", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var stats struct{ Creates, Updates int }
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+		t.Fatal(err)
+	}
+	return stats.Creates + stats.Updates
+}
+
+// Redis lost a finished import: status shows it finished, never "run the
+// file again to recover it"; its file run again sends nothing (a newer
+// night may have written since); delete forgets it (issue 22).
+func TestAFinishedImportRedisLostIsNotSentAgain(t *testing.T) {
+	dir := t.TempDir()
+	rdb := redistest.Client(t)
+	key := "lost-key"
+	addr := sandboxProcess(t, dir, key, "--latency", "uniform:200ms-1s", "--rate-limit", "6000")
+	env := map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key}
+	args := []string{"run", "--poll-initial", "1s", "--rate-limit", "6000", sample(t, "night-1.csv")}
+	night1 := runImporter(t, dir, env, args...)
+	if night1.code != 0 {
+		t.Fatalf("night 1: exit %d\n%s\n%s", night1.code, night1.stdout, night1.stderr)
+	}
+	id := strings.Fields(night1.stdout)[1]
+	id = strings.TrimSuffix(id, ":")
+	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	writes := sandboxWrites(t, addr, key)
+
+	st := runImporter(t, dir, env, "status")
+	if !strings.Contains(st.stdout, id) || strings.Contains(st.stdout, "recover") || !strings.Contains(st.stdout, "finished") {
+		t.Errorf("status after Redis lost a finished import:\n%s", st.stdout)
+	}
+	again := runImporter(t, dir, env, args...)
+	if again.code != 0 || !strings.Contains(again.stderr, "it is not sent again") || !strings.Contains(again.stderr, "importer delete "+id) {
+		t.Errorf("its file again: exit %d\n%s\n%s", again.code, again.stdout, again.stderr)
+	}
+	if n := sandboxWrites(t, addr, key); n != writes {
+		t.Errorf("%d writes sent by running a finished import's file again", n-writes)
+	}
+	del := runImporter(t, dir, env, "delete", id)
+	if del.code != 0 || !strings.Contains(del.stdout, "receipt of it is removed") {
+		t.Errorf("delete: exit %d\n%s\n%s", del.code, del.stdout, del.stderr)
+	}
+	if st := runImporter(t, dir, env, "status"); strings.Contains(st.stdout, id) {
+		t.Errorf("status after delete still lists %s:\n%s", id, st.stdout)
 	}
 }

@@ -108,6 +108,18 @@ func (r receipts) Record(imp importer.Import, created bool) error {
 	return nil
 }
 
+// Finished reads the summary.json beside the receipt, if the import
+// finished (and was not deleted since: delete removes the receipt).
+func (r receipts) Finished(id string) (importer.Summary, bool) {
+	if r.fresh {
+		return importer.Summary{}, false
+	}
+	if _, ok, err := report.ReadReceipt(r.dir, id); err != nil || !ok {
+		return importer.Summary{}, false
+	}
+	return report.ReadFinished(r.dir, id)
+}
+
 // Forget removes a deleted import's receipt: it is forgotten, not lost.
 func (r receipts) Forget(id string) error {
 	report.RemoveReceipt(r.dir, id)

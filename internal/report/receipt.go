@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/propexo-importer/importer/importer"
 )
 
 // ReceiptFile is the file in an import's report folder that records, on the
@@ -88,4 +90,19 @@ func Receipts(reportDir string) ([]Receipt, error) {
 // and reports whether it was: an import deleted on purpose is not lost.
 func RemoveReceipt(reportDir, importID string) bool {
 	return os.Remove(filepath.Join(Dir(reportDir, importID), ReceiptFile)) == nil
+}
+
+// ReadFinished reads the summary.json of an import's report in
+// reportDir/<import id>/, if the import finished there: what this machine
+// knows of an import Redis lost after it finished.
+func ReadFinished(reportDir, importID string) (importer.Summary, bool) {
+	b, err := os.ReadFile(filepath.Join(Dir(reportDir, importID), SummaryFile))
+	if err != nil {
+		return importer.Summary{}, false
+	}
+	var sum importer.Summary
+	if json.Unmarshal(b, &sum) != nil || sum.ImportID != importID || sum.FinishedAt.IsZero() {
+		return importer.Summary{}, false
+	}
+	return sum, true
 }
