@@ -276,6 +276,11 @@ type Import struct {
 	// written; ExpiresAt, when they go (zero while the import runs).
 	Retention time.Duration `json:"retention,omitempty"`
 	ExpiresAt time.Time     `json:"expires_at,omitzero"`
+	// RetryTransient, when set (a schedule's retry_transient), is how long
+	// after a round ends with rows a retry can mend (the PMS was down or
+	// in maintenance) they are tried again by themselves, for at most
+	// MaxTransientRetries rounds.
+	RetryTransient time.Duration `json:"retry_transient,omitempty"`
 	// SourcePath is the claimed file of a scheduled import, moved to done/
 	// or failed/ when the import ends; empty for 'importer run'.
 	// SourceSize is its size when it was read: a file that grew after
@@ -423,6 +428,10 @@ func (o Options) Writes() Options {
 	}
 	return o
 }
+
+// MaxTransientRetries bounds the rounds an import's transient failures are
+// retried by themselves (RetryTransient).
+const MaxTransientRetries = 3
 
 // ValidateImportID checks an id given with --import-id.
 func ValidateImportID(id string) error {

@@ -80,5 +80,5 @@ func (im *Imports) finished(ctx context.Context, imp importer.Import, reportDir 
 		im.log.WarnContext(ctx, "cannot read how an import ended: no notification", "import_id", imp.ID, "error", err)
 		return
 	}
-	im.announceImport(ctx, imp, importer.FinishedEvent(p), "")
+	im.announceImport(ctx, imp, importer.FinishedEvent(p), im.scheduleTransientRetry(ctx, imp))
 }

@@ -2,8 +2,13 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/propexo-importer/importer/importer"
 )
@@ -125,4 +130,77 @@ func (im *Imports) resumeRound(ctx context.Context, imp importer.Import) error {
 		return err
 	}
 	return EnqueueFeed(ctx, im.queue, FeedPayload{ImportID: imp.ID, Gen: gen, Seq: 1}, 0)
+}
+
+// TypeRetryTransient is the task that retries an import's transient
+// failures by themselves (importer.Import.RetryTransient).
+const TypeRetryTransient = "import:retry-transient"
+
+// RetryTransientPayload names the import and the round whose failures
+// are retried.
+type RetryTransientPayload struct {
+	ImportID string `json:"import_id"`
+	Round    int    `json:"round"`
+}
+
+// scheduleTransientRetry queues, after a round that ended with rows a retry
+// can mend, their retry RetryTransient later, once per round and for at
+// most importer.MaxTransientRetries rounds; it returns what the
+// notification says of it ("" for nothing queued).
+func (im *Imports) scheduleTransientRetry(ctx context.Context, imp importer.Import) string {
+	if imp.RetryTransient <= 0 || imp.Round >= importer.MaxTransientRetries || !imp.CancelledAt.IsZero() {
+		return ""
+	}
+	n := 0
+	for row, err := range im.store.Rows(ctx, imp.ID, imp.Total) {
+		if err != nil {
+			im.log.WarnContext(ctx, "cannot read the rows to retry: none retried by themselves", "import_id", imp.ID, "error", err)
+			return ""
+		}
+		if Retryable(row.Result) {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	b, err := json.Marshal(RetryTransientPayload{ImportID: imp.ID, Round: imp.Round})
+	if err != nil {
+		return ""
+	}
+	at := time.Now().Add(imp.RetryTransient)
+	err = enqueue(ctx, im.queue, asynq.NewTask(TypeRetryTransient, b), asynq.TaskID("retry-transient:"+imp.ID+":"+strconv.Itoa(imp.Round)),
+		asynq.Queue(QueueFinalize), asynq.ProcessAt(at), asynq.MaxRetry(25))
+	if err != nil {
+		im.log.WarnContext(ctx, "cannot queue the retry of transient failures", "import_id", imp.ID, "error", err)
+		return ""
+	}
+	im.log.InfoContext(ctx, "transient failures to be retried", "import_id", imp.ID, "rows", n, "at", at)
+	return fmt.Sprintf("%d rows failed for a reason a retry can mend (the PMS down or in maintenance, a job that went unanswered): they are tried again by themselves at %s (retry_transient; round %d of at most %d)",
+		n, at.UTC().Format(time.RFC3339), imp.Round+1, importer.MaxTransientRetries)
+}
+
+// RetryTransient handles import:retry-transient: the round's rows a retry
+// can mend are tried again, as 'importer retry' would, unless the import
+// has been retried (or deleted) since.
+func (im *Imports) RetryTransient(ctx context.Context, p RetryTransientPayload) error {
+	imp, err := im.store.Import(ctx, p.ImportID)
+	if errors.Is(err, importer.ErrImportNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if imp.Round != p.Round || !imp.Finished() {
+		return nil // retried by hand since, or running
+	}
+	res, err := im.Retry(ctx, p.ImportID, RetryOptions{})
+	if errors.Is(err, ErrStillRunning) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	im.log.InfoContext(ctx, "transient failures retried by themselves", "import_id", p.ImportID, "rows", res.Reopened)
+	return nil
 }

@@ -249,3 +249,53 @@ func TestRefusedRetryWriteEndsTheRow(t *testing.T) {
 		t.Error("a create was sent for a row whose retry-write was refused")
 	}
 }
+
+// A round that ends with failures a retry can mend (the PMS in
+// maintenance) is retried by itself RetryTransient later, when the import
+// asks for it (a schedule's retry_transient); once the rows succeed,
+// nothing more is queued (issue 22).
+func TestTransientFailuresAreRetriedByThemselves(t *testing.T) {
+	const rows = 6
+	ctx := context.Background()
+	lat, _ := sandbox.ParseLatency("fixed:0s")
+	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, FailureRate: 1})
+	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
+	e := envOn(t, redistestClient(t))
+	e.sandbox = sb
+	e.h = jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})
+	serve(t, e.rdb, e.h, 1, 10)
+	opts, _ := importer.Options{}.Normalize()
+	imp, _, err := e.store.CreateImport(ctx, importer.Import{ID: "imp-transient", File: "test.csv", Options: opts, CreatedAt: time.Now().UTC(), Total: -1,
+		RetryTransient: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.commands().Split(ctx, imp, &fakeRows{n: rows}); err != nil {
+		t.Fatal(err)
+	}
+	waitFinished(t, e.store, "imp-transient", 30*time.Second)
+	zero := 0.0
+	sb.SetFaults(sandbox.Faults{FailureRate: &zero}) // the maintenance is over
+	if p, _ := e.store.Progress(ctx, "imp-transient"); p.Counts[importer.Failed] != rows {
+		t.Fatalf("first round: %+v, want every row failed", p)
+	}
+	var p importer.Progress
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		imp, _ = e.store.Import(ctx, "imp-transient")
+		if p, _ = e.store.Progress(ctx, "imp-transient"); imp.Round == 1 && imp.Finished() {
+			break
+		}
+	}
+	if imp.Round != 1 || p.Counts[importer.Succeeded] != rows {
+		t.Fatalf("after the retry's time: round %d, %+v; want round 1 with every row succeeded", imp.Round, p)
+	}
+	if got := sb.Stats().Requests["retry_write"]; got != rows {
+		t.Errorf("%d retry-writes, want one per row", got)
+	}
+	tasks, _ := e.insp.ListScheduledTasks(jobs.QueueFinalize)
+	for _, task := range tasks {
+		if task.Type == jobs.TypeRetryTransient {
+			t.Errorf("a retry is queued although every row succeeded: %s", task.ID)
+		}
+	}
+}

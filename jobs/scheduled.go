@@ -64,6 +64,9 @@ type ScheduledImport struct {
 	// schedule's last import read; without it such a file is refused
 	// (see importer.DroppedColumns).
 	AllowDroppedColumns bool `json:"allow_dropped_columns,omitempty"`
+	// RetryTransient retries the rows a retry can mend by themselves
+	// (see importer.Import.RetryTransient); zero: never.
+	RetryTransient time.Duration `json:"retry_transient,omitempty"`
 	// Cron is the entry's cron spec, for the schedules page.
 	Cron string `json:"cron,omitempty"`
 }
@@ -426,7 +429,7 @@ func (im *Imports) startClaimed(ctx context.Context, s ScheduledImport, path, im
 		}
 	}
 	started, err := im.Start(ctx, StartRequest{File: f, ImportID: importID, ReportSubdir: s.ReportSubdir, SourcePath: path,
-		Retention: s.Retention, Trace: claimTrace(path), Schedule: s.Name, Notify: s.Notify})
+		Retention: s.Retention, RetryTransient: s.RetryTransient, Trace: claimTrace(path), Schedule: s.Name, Notify: s.Notify})
 	var content *ContentImportedError
 	switch {
 	case errors.As(err, &content):

@@ -155,6 +155,8 @@ type StartRequest struct {
 	SourcePath string
 	// Retention is how long the rows stay in Redis after the report.
 	Retention time.Duration
+	// RetryTransient: see importer.Import.RetryTransient.
+	RetryTransient time.Duration
 	// RecoveryWait is how long a recovered import waits before it looks
 	// its rows up. Default importer.DefaultRecoveryWait.
 	RecoveryWait time.Duration
@@ -403,7 +405,7 @@ func (im *Imports) register(ctx context.Context, req StartRequest, id string) (i
 	}
 	imp := importer.Import{ID: id, File: f.Name, FileSHA256: hex.EncodeToString(f.Sum), ContentKey: importer.ContentKey(f.Sum, f.Options),
 		Options: f.Options, ReportDir: req.ReportDir, ReportSubdir: req.ReportSubdir, CreatedAt: time.Now().UTC(), Total: -1,
-		SourcePath: req.SourcePath, Retention: req.Retention, Epoch: epoch, Schedule: req.Schedule, Notify: req.Notify}
+		SourcePath: req.SourcePath, Retention: req.Retention, RetryTransient: req.RetryTransient, Epoch: epoch, Schedule: req.Schedule, Notify: req.Notify}
 	if req.SourcePath != "" {
 		imp.SourceSize = f.Size
 	}

@@ -59,6 +59,7 @@ func (im *Imports) Register(mux *asynq.ServeMux) {
 	mux.Handle(TypeFinalize, handler(TypeFinalize, im.Finalize))
 	mux.Handle(TypeFeed, handler(TypeFeed, im.Feed))
 	mux.Handle(TypePlan, handler(TypePlan, im.Plan))
+	mux.Handle(TypeRetryTransient, handler(TypeRetryTransient, im.RetryTransient))
 	mux.Handle(TypeScheduledImport, handler(TypeScheduledImport, im.StartScheduled))
 	mux.Handle(TypeNotify, handler(TypeNotify, im.Notify))
 }

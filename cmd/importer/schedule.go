@@ -162,7 +162,7 @@ func (c *scheduleConfig) run(ctx context.Context, getenv env, log *slog.Logger) 
 		}
 		task, opts, err := jobs.NewScheduledImportTask(jobs.ScheduledImport{Name: e.Name, Inbox: e.Inbox, Options: e.Options, Limits: e.Limits,
 			ReportSubdir: e.ReportSubdir, Retention: e.Retention, Settle: e.Settle, ReadyMarker: e.ReadyMarker, ClaimTimeout: e.ClaimTimeout,
-			Notify: refs, ExpectFile: e.ExpectFile, Cron: e.Cron, AllowDroppedColumns: e.AllowDroppedColumns})
+			Notify: refs, ExpectFile: e.ExpectFile, Cron: e.Cron, AllowDroppedColumns: e.AllowDroppedColumns, RetryTransient: e.RetryTransient})
 		if err != nil {
 			return usageError("schedule %s: %v", e.Name, err)
 		}

@@ -82,6 +82,10 @@ type Entry struct {
 	// schedule's last import read (a field it would leave as it is);
 	// without it such a file goes to failed/, naming the columns.
 	AllowDroppedColumns bool `yaml:"allow_dropped_columns"`
+	// RetryTransient tries the rows that failed for a reason a retry can
+	// mend (the PMS down or in maintenance) again by themselves, this
+	// long after the import ends (2h; at most 3 rounds).
+	RetryTransient string `yaml:"retry_transient"`
 }
 
 // NotifyEntry is a notification target of a schedule: one of a Slack
@@ -134,6 +138,7 @@ type Periodic struct {
 	Where               string
 	ExpectFile          bool
 	AllowDroppedColumns bool
+	RetryTransient      time.Duration
 }
 
 // Next is the entry's first firing after t.
@@ -248,6 +253,14 @@ func (e Entry) periodic(base string, getenv func(string) string) (Periodic, erro
 	if err != nil {
 		return Periodic{}, err
 	}
+	var retryTransient time.Duration
+	if e.RetryTransient != "" {
+		d, err := time.ParseDuration(e.RetryTransient)
+		if err != nil || d < time.Minute || d > 24*time.Hour {
+			return Periodic{}, fmt.Errorf("retry_transient %q: use a duration from a minute to a day, e.g. 2h", e.RetryTransient)
+		}
+		retryTransient = d
+	}
 	retention := importer.DefaultRetention
 	if e.Retention != "" {
 		d, err := time.ParseDuration(e.Retention)
@@ -287,7 +300,7 @@ func (e Entry) periodic(base string, getenv func(string) string) (Periodic, erro
 	}
 	return Periodic{Spec: spec, Name: e.Name, Inbox: abs(base, e.Inbox), Options: opts, Limits: limits.WithDefaults(), ReportSubdir: sub, Retention: retention,
 		Settle: settle, ReadyMarker: e.ReadyMarker, ClaimTimeout: claimTimeout, Cron: e.Cron, Notify: notify, ExpectFile: e.ExpectFile,
-		AllowDroppedColumns: e.AllowDroppedColumns}, nil
+		AllowDroppedColumns: e.AllowDroppedColumns, RetryTransient: retryTransient}, nil
 }
 
 // notifySpecs reads an entry's notify block.
