@@ -24,6 +24,27 @@ func StatPlannedAction(a Action) string { return statPlanned + string(a) }
 // StatRequests is the counter of API requests made to an endpoint.
 func StatRequests(endpoint string) string { return "requests:" + endpoint }
 
+// StatWritesAnswered counts the writes (creates, updates) the API answered,
+// taken or refused; StatRefusedAlike counts those it refused with one
+// error (a hash of its code and message).
+const StatWritesAnswered = "writes:answered"
+
+// StatRefusedAlike is the counter of the writes refused with one error.
+func StatRefusedAlike(errorHash string) string { return "writes:refused:" + errorHash }
+
+// RefusedAlikeLimit is how many of an import's first writes, refused by
+// the API all alike (a 400 with one message: a column the vendor requires
+// missing from every row), stop the import: the rest would be refused the
+// same way, and each would spend the API's budget.
+const RefusedAlikeLimit = 20
+
+// RefusedAlike reports whether an import's first writes were all refused
+// alike, up to the limit: answered writes so far, and of them refused with
+// this one error.
+func RefusedAlike(answered, alike int) bool {
+	return answered == RefusedAlikeLimit && alike == RefusedAlikeLimit
+}
+
 // Summary is the account of a finished (or running) import, as summary.json
 // and the command line show it.
 type Summary struct {

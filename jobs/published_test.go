@@ -317,3 +317,31 @@ func writeCSV(t *testing.T, name, content string) string {
 	}
 	return path
 }
+
+// Rows the API refuses all alike (a Rent Manager roster sent as generic,
+// without the property Rent Manager requires) stop the import after the
+// first RefusedAlikeLimit, instead of spending the budget on the rest
+// (issue 22).
+func TestWritesRefusedAlikeStopTheImport(t *testing.T) {
+	const rows = 60
+	e := fileEnv(t, sandbox.Config{RateLimit: -1, Integrations: map[string]string{"int_rm": "rentmanager"}}, jobs.Config{})
+	ctx := context.Background()
+	imp := e.newImport(t, "imp-alike", -1, importer.Options{Mode: importer.ModeCreate})
+	noProperty := func(n int, r *importer.Resident) { r.IntegrationID, r.PropertyID = "int_rm", "" }
+	if _, err := e.commands().Split(ctx, imp, &fakeRows{n: rows, edit: noProperty}); err != nil {
+		t.Fatal(err)
+	}
+	var got importer.Import
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got, _ = e.store.Import(ctx, "imp-alike"); got.Stopped != "" || got.Finished() {
+			break
+		}
+	}
+	if !strings.Contains(got.Stopped, "refused the first 20 writes all alike") || !strings.Contains(got.Stopped, "property_id") {
+		t.Fatalf("import %q, stopped %q: want it stopped, naming the error", got.State(), got.Stopped)
+	}
+	time.Sleep(300 * time.Millisecond) // the writes in flight at the stop
+	if sent := e.sandbox.Stats().Requests["create_resident"]; sent >= rows/2 {
+		t.Errorf("%d of %d creates sent: the import went on after its first 20 were refused alike", sent, rows)
+	}
+}

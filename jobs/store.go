@@ -192,6 +192,8 @@ type rowStore interface {
 	// Count adds one to each of the import's counters given (see the
 	// importer.Stat names).
 	Count(ctx context.Context, id string, stats ...string) error
+	// Tally counts each of stats once and returns their new values.
+	Tally(ctx context.Context, id string, stats ...string) ([]int, error)
 }
 
 // readStore reads an import as it stands.

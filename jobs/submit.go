@@ -186,7 +186,7 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 	if p.Update != nil {
 		recordKey = importer.UpdateKey(p.Resident.IntegrationID, p.Update.RecordID)
 	}
-	if err := im.store.SetJob(ctx, p.ImportID, p.Row, jobID, im.webhooksExpected(), recordKey, importer.StatRequests(endpoint)); err != nil {
+	if err := im.store.SetJob(ctx, p.ImportID, p.Row, jobID, im.webhooksExpected(), recordKey, importer.StatRequests(endpoint), importer.StatWritesAnswered); err != nil {
 		return err // the retry finds the row "sending" and looks it up
 	}
 	im.log.DebugContext(ctx, "write submitted", "import_id", p.ImportID, "row", p.Row, "job_id", jobID, "retry_of", st.RetryOf)
@@ -286,7 +286,10 @@ func (im *Imports) submitFailed(ctx context.Context, p SubmitPayload, retryOf st
 			// later, never sent afresh from failed.csv.
 			r.JobID, r.Error = retryOf, "the API would not retry the write: "+r.Error
 		}
-		return im.resolve(ctx, p.ImportID, r)
+		if err := im.resolve(ctx, p.ImportID, r); err != nil || retryOf != "" || apiErr.Kind != importer.KindRejected {
+			return err
+		}
+		return im.refusedAlike(ctx, p.ImportID, r)
 	case importer.KindUnauthorized:
 		return im.stopImport(ctx, p.ImportID, apiErr)
 	case importer.KindRateLimited:
@@ -435,6 +438,18 @@ func inDoubt(p SubmitPayload, why string) importer.RowResult {
 		Error: fmt.Sprintf("the create may have reached the API but its answer was lost, and %s; check whether %s %s (%s) exists in the PMS before sending this row again",
 			why, p.Resident.FirstName, p.Resident.LastName, orDefault(p.Resident.Email1, "no email")),
 	}
+}
+
+// refusedAlike stops an import whose first writes the API all refused with
+// one error (importer.RefusedAlike): the others would be refused alike.
+func (im *Imports) refusedAlike(ctx context.Context, importID string, r importer.RowResult) error {
+	n, err := im.store.Tally(ctx, importID, importer.StatWritesAnswered, importer.StatRefusedAlike(shortHash(r.ErrorCode+"\x00"+r.Error)))
+	if err != nil || !importer.RefusedAlike(n[0], n[1]) {
+		return err
+	}
+	reason := fmt.Sprintf("the API refused the first %d writes all alike (%s: %s): the other rows would be refused too; fix the file or the options (--vendor, the field defaults, a mapping), then run it again",
+		importer.RefusedAlikeLimit, r.ErrorCode, r.Error)
+	return im.stop(ctx, importID, importer.EventStopped, reason)
 }
 
 // stopImport stops the whole import on rejected credentials: every other row

@@ -619,6 +619,23 @@ func errOr(err error, msg string) error {
 }
 
 // Count adds one to each of an import's counters given, in one round trip.
+// Tally counts each of stats once and returns their new values, in order.
+func (s *Store) Tally(ctx context.Context, id string, stats ...string) ([]int, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(stats))
+	for i, stat := range stats {
+		cmds[i] = pipe.HIncrBy(ctx, keysOf(id).stats, stat, 1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("error counting %v of import %s: %w", stats, id, err)
+	}
+	out := make([]int, len(stats))
+	for i, c := range cmds {
+		out[i] = int(c.Val())
+	}
+	return out, nil
+}
+
 func (s *Store) Count(ctx context.Context, id string, stats ...string) error {
 	var err error
 	switch len(stats) {
