@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -286,7 +287,14 @@ func describe(ctx context.Context, st *store.Store, s importStatus, w io.Writer)
 		line("Rows kept", "no: deleted from Redis at %s, after the retention period", imp.ExpiresAt.Local().Format(time.RFC3339))
 		return tw.Flush()
 	}
-	line("Report", "%s", s.ReportDir+string(filepath.Separator))
+	switch _, err := os.Stat(filepath.Join(s.ReportDir, report.SummaryFile)); {
+	case err == nil || !imp.Finished():
+		line("Report", "%s", s.ReportDir+string(filepath.Separator))
+	default:
+		// A worker wrote it, into its own --report-dir: this folder
+		// holds the run's receipt at most.
+		line("Report", "written by a worker, into its --report-dir (%s/ there); 'importer report %s' writes it here, into %s", s.ID, s.ID, s.ReportDir+string(filepath.Separator))
+	}
 	rev, err := jobs.ReviewImport(imp, p, st.Rows(ctx, s.ID, max(imp.Total, 0)), filepath.Join(s.ReportDir, report.FailedFile), true)
 	if err != nil {
 		return unfinished(err)

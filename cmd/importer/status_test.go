@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/propexo-importer/importer/internal/redistest"
 )
@@ -196,5 +197,32 @@ func TestReportEndsAnImportWhoseRowsAllEnded(t *testing.T) {
 	js := runImporter(t, dir, env, "status", "--json", id)
 	if err := json.Unmarshal([]byte(js.stdout), &st); err != nil || st.State != "finished" {
 		t.Errorf("status after the report: %s (%v)", js.stdout, err)
+	}
+}
+
+// An import a worker finished has its report in the worker's folder:
+// status says so, and how to have it here, rather than point at a folder
+// that holds only the run's receipt (issue 22).
+func TestStatusSaysWhereAWorkerWroteTheReport(t *testing.T) {
+	dir := t.TempDir()
+	redistest.Client(t)
+	key := "where-key"
+	addr := sandboxProcess(t, dir, key, "--latency", "fixed:100ms", "--rate-limit", "6000")
+	env := map[string]string{"REDIS_URL": redistest.URL(t)}
+	background(t, dir, map[string]string{"REDIS_URL": env["REDIS_URL"], "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key},
+		"worker", "--rate-limit", "6000", "--poll-initial", "1s", "--report-dir", "worker-reports")
+	first := runImporter(t, dir, env, "run", "--no-wait", sample(t, "residents.json"))
+	if first.code != 0 {
+		t.Fatalf("run --no-wait: %d %s", first.code, first.stderr)
+	}
+	id := regexp.MustCompile(`import (\S+) queued`).FindStringSubmatch(first.stdout)[1]
+	var st result
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if st = runImporter(t, dir, env, "status", id); strings.Contains(st.stdout, "finished") {
+			break
+		}
+	}
+	if !strings.Contains(st.stdout, "written by a worker, into its --report-dir") || !strings.Contains(st.stdout, "'importer report "+id+"' writes it here") {
+		t.Errorf("status of an import a worker finished:\n%s\n%s", st.stdout, st.stderr)
 	}
 }
