@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -144,7 +145,51 @@ var _ asynq.Logger = Logger{}
 
 func (l Logger) log(level slog.Level, args []any) {
 	msg := strings.TrimSpace(fmt.Sprintln(args...))
-	l.L.Log(context.Background(), level, msg, "component", "asynq")
+	if level < slog.LevelWarn {
+		l.L.Log(context.Background(), level, msg, "component", "asynq")
+		return
+	}
+	// While Redis is out of reach every part of Asynq says so, several
+	// times a second: one line, then quiet until the errors stop.
+	pass, suppressed := asynqTrouble.pass(time.Now())
+	if !pass {
+		return
+	}
+	attrs := []any{"component", "asynq"}
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed_before", suppressed)
+	}
+	l.L.Log(context.Background(), level, msg, attrs...)
+}
+
+// quietAfterTrouble is how long after Asynq's last warning or error the
+// next one is suppressed: a stream of them is told once.
+var quietAfterTrouble = 30 * time.Second
+
+// asynqTrouble is the process's gate for Asynq's warnings and errors.
+var asynqTrouble = &troubleGate{}
+
+// troubleGate lets the first of a stream of lines through, and the next
+// only once the stream has stopped for quietAfterTrouble, counting what it
+// held back.
+type troubleGate struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (g *troubleGate) pass(now time.Time) (bool, int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	inStream := !g.last.IsZero() && now.Sub(g.last) < quietAfterTrouble
+	g.last = now
+	if inStream {
+		g.suppressed++
+		return false, 0
+	}
+	n := g.suppressed
+	g.suppressed = 0
+	return true, n
 }
 
 // Debug logs at debug level.
