@@ -65,7 +65,9 @@ func (r Resident) Body() Resident {
 type ResidentRecord struct {
 	ID string `json:"id"`
 	Resident
-	// UpdatedAt is when the API's copy of the record last changed.
+	// CreatedAt is when the API's copy of the record was made;
+	// UpdatedAt, when it last changed.
+	CreatedAt time.Time `json:"created_at,omitzero"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 	// LastSeen is when the API's cache last saw the resident in the PMS;
 	// zero when the API did not say. A resident gone from the PMS keeps

@@ -347,6 +347,11 @@ type Sync struct {
 	Mapping    *Mapping
 	StaleAfter time.Duration
 	Now        time.Time
+	// CreatedSince, for an import recovered after Redis lost it, is when
+	// it first started: a resident it matches that was created since, with
+	// the row's values, is the import's own create, whose answer was lost
+	// with Redis; the row succeeded, it is not "unchanged".
+	CreatedSince time.Time
 }
 
 // NewSync is the sync of an import's options, deciding at now.
@@ -443,6 +448,9 @@ type Decision struct {
 // Result is the row's outcome for a decision that writes nothing.
 func (d Decision) Result(row, line int) RowResult {
 	r := RowResult{Row: row, Line: line, Outcome: d.Outcome, Action: ActionNone, RecordID: d.RecordID, Error: d.Note}
+	if d.Outcome == Succeeded {
+		r.Action = ActionCreate // the import's own create, found (CreatedSince)
+	}
 	switch d.Outcome {
 	case Conflict:
 		r.ErrorCode = CodeConflict
@@ -477,6 +485,14 @@ func (s Sync) Decide(r RowResident, matches []ResidentRecord, ledger *LedgerEntr
 		fresh = append(fresh, m)
 	}
 	d := s.decide(r, fresh, ledger)
+	if d.Outcome == Unchanged && !s.CreatedSince.IsZero() {
+		for _, m := range fresh {
+			// (The API's times may be whole seconds.)
+			if m.ID == d.RecordID && !m.CreatedAt.Before(s.CreatedSince.Truncate(time.Second)) {
+				d.Outcome, d.Note = Succeeded, "created by this import before Redis lost its data (the resident appeared after it first started, with the row's values): found, not sent again"
+			}
+		}
+	}
 	if len(gone) > 0 {
 		note := fmt.Sprintf("the key also matched %s: not seen in the PMS for over %s, taken as gone", strings.Join(gone, "; "), days(s.StaleAfter))
 		if len(fresh) == 0 && d.RecordID == "" {
@@ -699,7 +715,7 @@ type PlanCounts struct {
 // Add counts one row's decision.
 func (c *PlanCounts) Add(d Decision) {
 	switch {
-	case d.Action == ActionCreate:
+	case d.Action == ActionCreate, d.Outcome == Succeeded:
 		c.Create++
 	case d.Action == ActionUpdate:
 		c.Update++

@@ -388,3 +388,35 @@ func TestDroppedColumns(t *testing.T) {
 		t.Errorf("dropped %v of columns only renamed to other aliases", got)
 	}
 }
+
+// A recovered import (Redis lost it) finds the residents it created before
+// the loss: those created since it first started, with the row's values,
+// are its own creates — succeeded, not "unchanged" (issue 22).
+func TestRecoveredImportFindsItsOwnCreates(t *testing.T) {
+	row := own(importer.Resident{IntegrationID: "int_1", FirstName: "Ada", LastName: "Lovelace", Email1: "ada@example.com"})
+	started := time.Now().Add(-time.Hour)
+	rec := importer.ResidentRecord{ID: "res_1", Resident: row.Resident, CreatedAt: started.Add(time.Minute)}
+	s := upsert()
+	s.CreatedSince = started
+	d := s.Decide(row, []importer.ResidentRecord{rec}, nil)
+	if d.Outcome != importer.Succeeded || d.RecordID != "res_1" || !strings.Contains(d.Note, "created by this import") {
+		t.Errorf("its own create: %+v", d)
+	}
+	if r := d.Result(1, 2); r.Action != importer.ActionCreate || r.Outcome != importer.Succeeded {
+		t.Errorf("its own create's row: %+v", r)
+	}
+	var c importer.PlanCounts
+	c.Add(d)
+	if c.Create != 1 {
+		t.Errorf("counted %+v, want one create", c)
+	}
+	rec.CreatedAt = started.Add(-time.Minute) // there before the import
+	if d := s.Decide(row, []importer.ResidentRecord{rec}, nil); d.Outcome != importer.Unchanged {
+		t.Errorf("a resident older than the import: %+v, want unchanged", d)
+	}
+	s.CreatedSince = time.Time{} // not a recovery
+	rec.CreatedAt = started.Add(time.Minute)
+	if d := s.Decide(row, []importer.ResidentRecord{rec}, nil); d.Outcome != importer.Unchanged {
+		t.Errorf("an import not recovered: %+v, want unchanged", d)
+	}
+}

@@ -136,6 +136,9 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 	var counts importer.PlanCounts
 	v := importer.NewValidator(imp.Options)
 	sync := importer.NewSync(imp.Options, time.Now())
+	if imp.Recovery != nil {
+		sync.CreatedSince = imp.Recovery.FirstStartedAt
+	}
 	keysOn := importer.MatchKeys(imp.Options.MatchOn)
 	// The first row of each key, by a hash of the integration and the key:
 	// a later row with the same key is a duplicate, never a second create.

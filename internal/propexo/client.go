@@ -597,6 +597,9 @@ func (r residentJSON) record() importer.ResidentRecord {
 	for _, f := range importer.Fields() {
 		rec.Set(f, text(f))
 	}
+	if t, err := time.Parse(time.RFC3339, text("created_at")); err == nil {
+		rec.CreatedAt = t
+	}
 	if t, err := time.Parse(time.RFC3339, text("updated_at")); err == nil {
 		rec.UpdatedAt = t
 	}
