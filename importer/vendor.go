@@ -132,6 +132,18 @@ func ParseVendor(s string) (Vendor, error) {
 	return "", fmt.Errorf("unknown vendor %q: use one of %s", s, strings.Join(names, ", "))
 }
 
+// VendorOfIntegration is the vendor whose rules and create path an
+// integration takes, from the vendor the API names for it ("RENTMANAGER"):
+// one the importer knows, else generic (the API applies the PMS's rules
+// to a generic create).
+func VendorOfIntegration(apiVendor string) Vendor {
+	v := Vendor(strings.ToLower(strings.TrimSpace(apiVendor)))
+	if _, ok := vendors[v]; ok {
+		return v
+	}
+	return VendorGeneric
+}
+
 // Rules returns the vendor's rules.
 func (v Vendor) Rules() VendorRules { return vendors[v] }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/notify"
+	"github.com/propexo-importer/importer/internal/rdb"
 	"github.com/propexo-importer/importer/internal/sandbox"
 	"github.com/propexo-importer/importer/internal/schedule"
 	"github.com/propexo-importer/importer/internal/source"
@@ -111,7 +112,7 @@ func (c *runConfig) registerRunFlags(f *pflag.FlagSet, getenv env) {
 	f.StringVar(&c.opts.Format, "format", "", "input format: csv, json or ndjson (default: from the file's extension)")
 	f.StringVar(&c.opts.Delimiter, "delimiter", ",", "the character between a CSV file's fields: ; | or tab, say")
 	f.StringVar(&c.mapping, "mapping", getenv("IMPORTER_MAPPING"), "a column mapping file (YAML): columns to fields, constants, value maps, date formats, a full name to split, columns to ignore, the match key, strict; 'importer mapping suggest FILE' writes a start "+envTag("IMPORTER_MAPPING"))
-	f.StringVar(&c.vendor, "vendor", envOr(getenv, "IMPORTER_VENDOR", "generic"), "vendor rules and create path: generic, rentmanager, propertyware_rest or buildium (a vendor's path takes only its own fields: the others are reported, not sent) "+envTag("IMPORTER_VENDOR"))
+	f.StringVar(&c.vendor, "vendor", getenv("IMPORTER_VENDOR"), "vendor rules and create path: generic, rentmanager, propertyware_rest or buildium (a vendor's path takes only its own fields: the others are reported, not sent); default: with --integration-id and PROPEXO_API_KEY, the integration's vendor as the API lists it, else generic "+envTag("IMPORTER_VENDOR"))
 	f.StringVar(&c.opts.IntegrationID, "integration-id", getenv("IMPORTER_INTEGRATION_ID"), "integration_id for rows that have none "+envTag("IMPORTER_INTEGRATION_ID"))
 	f.StringVar(&c.opts.PropertyID, "property-id", getenv("IMPORTER_PROPERTY_ID"), "property_id for rows that have none "+envTag("IMPORTER_PROPERTY_ID"))
 	f.StringVar(&c.opts.RentPeriod, "rent-period", getenv("IMPORTER_RENT_PERIOD"), "rent_period for rows that have none: monthly, weekly or daily, any case "+envTag("IMPORTER_RENT_PERIOD"))
@@ -285,6 +286,13 @@ func (c *runConfig) prepareFile(ctx context.Context, path, readPath, format stri
 	var p prepared
 	c.opts.Format = format
 	c.opts.Vendor = importer.Vendor(c.vendor)
+	if c.vendor == "" {
+		v, err := c.integrationVendor(ctx)
+		if err != nil {
+			return p, err
+		}
+		c.opts.Vendor = v
+	}
 	c.opts.Mode = importer.Mode(c.mode)
 	if c.mapping != "" && c.opts.Mapping == nil {
 		m, err := schedule.LoadMapping(c.mapping)
@@ -594,4 +602,33 @@ func pick(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// integrationVendor is the vendor of an import given no --vendor: with
+// --integration-id and an API key, the integration's, as the API lists
+// it, so that the rows are checked against its rules before anything is
+// sent; else generic. An API that cannot say is an error, never a guess:
+// the vendor is part of what an import writes, and of its id.
+func (c *runConfig) integrationVendor(ctx context.Context) (importer.Vendor, error) {
+	if c.opts.IntegrationID == "" || c.api.key == "" {
+		return importer.VendorGeneric, nil
+	}
+	url, key, err := c.api.endpoint()
+	if err != nil {
+		return "", err
+	}
+	// (Checked first as every command checks the API: a wrong key or URL
+	// is told as such.)
+	client, err := newAPIClient(ctx, url, key, c.api.timeout, nil, true)
+	if err != nil {
+		return "", err
+	}
+	vendor, ok, err := client.IntegrationVendor(ctx, c.opts.IntegrationID)
+	switch {
+	case err != nil:
+		return "", unfinished(fmt.Errorf("cannot learn the vendor of integration %s from the API at %s (%v): give --vendor", c.opts.IntegrationID, rdb.Redact(url), err))
+	case !ok:
+		return "", usageError("--integration-id %s: the API at %s lists no such integration", c.opts.IntegrationID, rdb.Redact(url))
+	}
+	return importer.VendorOfIntegration(vendor), nil
 }

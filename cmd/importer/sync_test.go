@@ -247,3 +247,28 @@ func TestAFinishedImportRedisLostIsNotSentAgain(t *testing.T) {
 		t.Errorf("status after delete still lists %s:\n%s", id, st.stdout)
 	}
 }
+
+// Without --vendor, the integration's vendor comes from the API: a Rent
+// Manager roster without its rent terms is invalid in plan, before
+// anything is sent, not 20 creates the API refuses (issue 22).
+func TestTheVendorComesFromTheIntegration(t *testing.T) {
+	dir := t.TempDir()
+	key := "vendor-key"
+	addr := sandboxProcess(t, dir, key, "--latency", "fixed:100ms", "--rate-limit", "6000")
+	env := map[string]string{"PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key}
+	roster := filepath.Join(dir, "rm.csv")
+	os.WriteFile(roster, []byte("First Name,Last Name,E-mail\nAda,Lovelace,ada@example.com\nBo,Li,bo@example.com\n"), 0o600)
+	plan := runImporter(t, dir, env, "plan", "--integration-id", "int_rentmanager_demo", roster)
+	if plan.code != 1 || !strings.Contains(plan.stdout, "2 invalid") || !strings.Contains(plan.stdout, "2 rows of 2 would end unwritten") {
+		t.Errorf("plan of a Rent Manager roster without rent terms: exit %d\n%s\n%s", plan.code, plan.stdout, plan.stderr)
+	}
+	planFile, _, _ := strings.Cut(plan.stdout[strings.Index(plan.stdout, "plan: ")+len("plan: "):], "\n")
+	csv := readCSV(t, filepath.Join(dir, planFile))
+	if len(csv) != 3 || !strings.Contains(strings.Join(csv[1], ","), "property_id") {
+		t.Errorf("plan.csv does not say what is missing: %v", csv)
+	}
+	unknown := runImporter(t, dir, env, "plan", "--integration-id", "int_nobody", roster)
+	if unknown.code != 2 || !strings.Contains(unknown.stderr, "lists no such integration") {
+		t.Errorf("an integration the API does not list: exit %d\n%s", unknown.code, unknown.stderr)
+	}
+}

@@ -326,28 +326,55 @@ func (c *Client) ListResidents(ctx context.Context, scope importer.ListScope, of
 // An integration that publishes none is not in the map.
 func (c *Client) IntegrationLimits(ctx context.Context) (map[string]int, error) {
 	limits := map[string]int{}
+	all, err := c.integrations(ctx)
+	for _, it := range all {
+		if it.MaxJobConcurrency != nil && *it.MaxJobConcurrency > 0 {
+			limits[it.ID] = *it.MaxJobConcurrency
+		}
+	}
+	return limits, err
+}
+
+// IntegrationVendor returns the vendor the API names for an integration
+// ("RENTMANAGER"), and false when it lists no such integration.
+func (c *Client) IntegrationVendor(ctx context.Context, id string) (string, bool, error) {
+	all, err := c.integrations(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	for _, it := range all {
+		if it.ID == id {
+			return it.Vendor, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// integrationJSON is an integration as GET /v1/admin/integrations/ lists it.
+type integrationJSON struct {
+	ID                string `json:"id"`
+	Vendor            string `json:"vendor"`
+	MaxJobConcurrency *int   `json:"max_job_concurrency"`
+}
+
+// integrations lists every integration, page by page.
+func (c *Client) integrations(ctx context.Context) ([]integrationJSON, error) {
+	var out []integrationJSON
 	for offset := 0; ; {
 		var answer struct {
 			Meta struct {
 				HasMore *bool `json:"hasMore"`
 			} `json:"meta"`
-			Results []struct {
-				ID                string `json:"id"`
-				MaxJobConcurrency *int   `json:"max_job_concurrency"`
-			} `json:"results"`
+			Results []integrationJSON `json:"results"`
 		}
 		params := url.Values{"limit": {"100"}, "offset": {strconv.Itoa(offset)}}
 		if err := c.do(ctx, http.MethodGet, "/v1/admin/integrations/", params, nil, &answer); err != nil {
 			return nil, err
 		}
-		for _, it := range answer.Results {
-			if it.MaxJobConcurrency != nil && *it.MaxJobConcurrency > 0 {
-				limits[it.ID] = *it.MaxJobConcurrency
-			}
-		}
+		out = append(out, answer.Results...)
 		offset += len(answer.Results)
 		if len(answer.Results) == 0 || answer.Meta.HasMore == nil || !*answer.Meta.HasMore {
-			return limits, nil
+			return out, nil
 		}
 	}
 }
