@@ -24,7 +24,7 @@ func TestAStreamOfAsynqErrorsIsToldOnce(t *testing.T) {
 		t.Fatalf("%d lines while Redis is down, want 1:\n%s", n, buf.String())
 	}
 	l.Info("send server state") // below warnings: never held back
-	quietAfterTrouble = 0      // the stream has stopped
+	quietAfterTrouble = 0       // the stream has stopped
 	l.Error("Failed to forward scheduled tasks")
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 3 || !strings.Contains(lines[2], "suppressed_before=151") {
