@@ -19,13 +19,7 @@ import (
 func failedImport(t *testing.T, id string, rows int) (*env, *sandbox.Server) {
 	t.Helper()
 	ctx := context.Background()
-	lat, _ := sandbox.ParseLatency("fixed:0s")
-	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, FailureRate: 1})
-	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
-	e := envOn(t, redistestClient(t))
-	e.sandbox = sb
-	e.h = jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})
-	serve(t, e.rdb, e.h, 1, 10)
+	e, sb := failingPMS(t)
 	imp := e.newImport(t, id, -1, importer.Options{})
 	if _, err := e.commands().Split(ctx, imp, &fakeRows{n: rows}); err != nil {
 		t.Fatal(err)
@@ -36,6 +30,20 @@ func failedImport(t *testing.T, id string, rows int) (*env, *sandbox.Server) {
 	}
 	zero := 0.0
 	sb.SetFaults(sandbox.Faults{FailureRate: &zero})
+	return e, sb
+}
+
+// failingPMS is an env whose workers write to a PMS that fails every
+// write, until its faults are set otherwise.
+func failingPMS(t *testing.T) (*env, *sandbox.Server) {
+	t.Helper()
+	lat, _ := sandbox.ParseLatency("fixed:0s")
+	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, FailureRate: 1})
+	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
+	e := envOn(t, redistestClient(t))
+	e.sandbox = sb
+	e.h = jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})
+	serve(t, e.rdb, e.h, 1, 10)
 	return e, sb
 }
 
@@ -257,13 +265,7 @@ func TestRefusedRetryWriteEndsTheRow(t *testing.T) {
 func TestTransientFailuresAreRetriedByThemselves(t *testing.T) {
 	const rows = 6
 	ctx := context.Background()
-	lat, _ := sandbox.ParseLatency("fixed:0s")
-	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, FailureRate: 1})
-	api, _ := propexo.New(propexo.Config{BaseURL: srv.URL, APIKey: apiKey})
-	e := envOn(t, redistestClient(t))
-	e.sandbox = sb
-	e.h = jobs.NewImports(api, e.store, e.queue, e.reports, nil, jobs.Config{PollInitial: time.Second})
-	serve(t, e.rdb, e.h, 1, 10)
+	e, sb := failingPMS(t)
 	opts, _ := importer.Options{}.Normalize()
 	imp, _, err := e.store.CreateImport(ctx, importer.Import{ID: "imp-transient", File: "test.csv", Options: opts, CreatedAt: time.Now().UTC(), Total: -1,
 		RetryTransient: 3 * time.Second})

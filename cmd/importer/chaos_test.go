@@ -130,8 +130,8 @@ func (f figures) String() string {
 		f.scenario, f.rows, strings.Join(out, ", "), f.lost, f.createdTwice, f.wrongOutcomes, f.checkedOutcomes, f.finished == 1, f.wall.Round(time.Second), strings.Join(f.events, "; "))
 }
 
-// sandboxStats reads the sandbox's counts.
-func sandboxStats(t *testing.T, addr, key string) (creates int, twice int, residents map[string]int) {
+// readSandboxStats decodes a sandbox process's /_sandbox/stats into out.
+func readSandboxStats(t *testing.T, addr, key string, out any) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", "http://"+addr+"/_sandbox/stats", nil)
 	req.Header.Set("Authorization", "Bearer "+key)
@@ -140,11 +140,19 @@ func sandboxStats(t *testing.T, addr, key string) (creates int, twice int, resid
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sandboxStats reads the sandbox's counts.
+func sandboxStats(t *testing.T, addr, key string) (creates int, twice int, residents map[string]int) {
+	t.Helper()
 	var st struct {
 		Creates   int            `json:"creates"`
 		Residents map[string]int `json:"residents_by_identity"`
 	}
-	json.NewDecoder(resp.Body).Decode(&st)
+	readSandboxStats(t, addr, key, &st)
 	for _, n := range st.Residents {
 		if n > 1 {
 			twice++
