@@ -71,14 +71,19 @@ func (im *Imports) Finalize(ctx context.Context, p FinalizePayload) error {
 	return nil
 }
 
-// finished follows an import's end: its scheduled file is filed, and its
-// targets are told how it went (once per round: the event's id is fixed).
+// finished follows an import's end: its transient failures are queued to
+// be retried (a schedule's retry_transient), its scheduled file is filed
+// once no retry follows, and its targets are told how it went (once per
+// round: the event's id is fixed).
 func (im *Imports) finished(ctx context.Context, imp importer.Import, reportDir string) {
-	im.fileDone(ctx, imp, reportDir)
+	retry := im.scheduleTransientRetry(ctx, imp)
+	if retry == "" {
+		im.fileDone(ctx, imp, reportDir)
+	}
 	p, err := im.store.Progress(ctx, imp.ID)
 	if err != nil {
 		im.log.WarnContext(ctx, "cannot read how an import ended: no notification", "import_id", imp.ID, "error", err)
 		return
 	}
-	im.announceImport(ctx, imp, importer.FinishedEvent(p), im.scheduleTransientRetry(ctx, imp))
+	im.announceImport(ctx, imp, importer.FinishedEvent(p), retry)
 }

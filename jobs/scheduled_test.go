@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/sandbox"
 	"github.com/propexo-importer/importer/jobs"
 )
 
@@ -460,5 +461,35 @@ func TestScheduledRefusedPlanWaitsForApproval(t *testing.T) {
 	}
 	if err := in.commands().Approve(ctx, ids[0]); err == nil {
 		t.Error("a finished import was approved")
+	}
+}
+
+// A scheduled roster whose rows failed for a reason a retry can mend (the
+// PMS in maintenance) stays in processing/ while its retry is queued, and
+// goes to done/ once the retry succeeds (issue 22).
+func TestScheduledTransientFailuresAreFiledAfterTheirRetry(t *testing.T) {
+	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second, RetryTransient: 2 * time.Second, Options: importer.Options{Mode: importer.ModeCreate}})
+	one, zero := 1.0, 0.0
+	in.sandbox.SetFaults(sandbox.Faults{FailureRate: &one})
+	serve(t, in.rdb, in.h, 1, 4)
+	in.drop(t, "roster.csv", 3)
+	in.fire(t)
+	id := in.imports(t)[0]
+	waitFinished(t, in.store, id, 20*time.Second)
+	in.sandbox.SetFaults(sandbox.Faults{FailureRate: &zero}) // the maintenance is over
+	if failed := in.files(jobs.FailedDir); len(failed) != 0 {
+		t.Errorf("failed/ holds %v while a retry is queued", failed)
+	}
+	ctx := context.Background()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if imp, _ := in.store.Import(ctx, id); imp.Round == 1 && imp.Finished() && len(in.files(jobs.DoneDir)) > 0 {
+			break
+		}
+	}
+	if p, _ := in.store.Progress(ctx, id); p.Counts[importer.Succeeded] != 3 {
+		t.Fatalf("after the retry: %+v, want every row succeeded", p)
+	}
+	if done, failed := in.files(jobs.DoneDir), in.files(jobs.FailedDir); len(done) != 1 || len(failed) != 0 {
+		t.Errorf("done/ %v, failed/ %v: want the roster in done/", done, failed)
 	}
 }
