@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -339,4 +340,26 @@ func ErrorKindOf(err error) (ErrorKind, bool) {
 		return apiErr.Kind, true
 	}
 	return 0, false
+}
+
+// requestTally counts the requests an API call sends.
+type requestTally struct{ n atomic.Int64 }
+
+type requestTallyKey struct{}
+
+// WithRequestTally returns a context whose API calls count the requests
+// they send (TallyRequest), and the count so far: a look-up may send
+// several (pages, an email as written and in lower case), and each is
+// one of the import's requests.
+func WithRequestTally(ctx context.Context) (context.Context, func() int) {
+	t := &requestTally{}
+	return context.WithValue(ctx, requestTallyKey{}, t), func() int { return int(t.n.Load()) }
+}
+
+// TallyRequest counts one request sent under ctx, when ctx tallies them
+// (an API client calls it for each request it sends).
+func TallyRequest(ctx context.Context) {
+	if t, ok := ctx.Value(requestTallyKey{}).(*requestTally); ok {
+		t.n.Add(1)
+	}
 }

@@ -103,8 +103,12 @@ func (im *Imports) lookUp(ctx context.Context, importID string, q importer.Resid
 	if err := im.take(ctx, importID, 1); err != nil {
 		return nil, err
 	}
-	found, err := im.api.FindResidents(ctx, q)
+	tallied, sent := importer.WithRequestTally(ctx)
+	found, err := im.api.FindResidents(tallied, q)
 	im.countRequest(ctx, importID, importer.EndpointListResidents, err)
+	for range sent() - 1 { // the look-up's other pages or spellings
+		im.count(ctx, importID, importer.StatRequests(importer.EndpointListResidents))
+	}
 	if err != nil {
 		return nil, err
 	}

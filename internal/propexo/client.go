@@ -502,6 +502,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	sent := time.Now()
+	importer.TallyRequest(ctx)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return &importer.APIError{Kind: importer.KindUnavailable, Op: op, MaybeSent: wrote.Load(), Err: scrub(err)}

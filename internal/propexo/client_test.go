@@ -364,9 +364,13 @@ func TestLookUpsTheAPITakes(t *testing.T) {
 	if err != nil || len(page) != 1 || page[0].ID != ids[1] {
 		t.Errorf("x_id 7 in prop_200: %+v, %v", page, err)
 	}
-	found, err := client.FindResidents(ctx, importer.ResidentQuery{IntegrationID: "int_rentmanager_demo", Email: "Ada@Example.com"})
+	tallied, sent := importer.WithRequestTally(ctx)
+	found, err := client.FindResidents(tallied, importer.ResidentQuery{IntegrationID: "int_rentmanager_demo", Email: "Ada@Example.com"})
 	if err != nil || len(found) != 1 || found[0].ID != ids[0] {
 		t.Errorf("by email in another case: %+v, %v", found, err)
+	}
+	if sent() != 2 {
+		t.Errorf("the look-up tallied %d requests, want the 2 it sent (each is one of the import's)", sent())
 	}
 	if got := sb.Stats().Requests["list_residents"]; got != 3 {
 		t.Errorf("%d listings, want 3 (x_id; the email as written, then in lower case)", got)
