@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -195,7 +196,12 @@ func TestImportsShareTheBudgetByWeight(t *testing.T) {
 	if got[2] < 1.5*got[0] || got[2] < 1.5*got[1] || got[2] < 0.4 {
 		t.Errorf("the high-priority import got %.0f%% of the creates, the normal ones %.0f%% and %.0f%%: want about twice as much", 100*got[2], 100*got[0], 100*got[1])
 	}
-	if got[0] > 1.3*got[1] || got[1] > 1.3*got[0] {
+	// Alike within the noise of a sample this small: about 55 creates
+	// between the two, whose difference wanders by ±√55 ≈ 7 from one run
+	// to the next (it failed 1 run in 4 at a fixed 1.3×); twice that
+	// still fails an import served at half its share, or starved.
+	a, b := float64(after[0]-before[0]), float64(after[1]-before[1])
+	if math.Abs(a-b) > 2*math.Sqrt(a+b) {
 		t.Errorf("the two normal imports got %.0f%% and %.0f%% of the creates, want alike", 100*got[0], 100*got[1])
 	}
 	if total < 80 {
