@@ -207,18 +207,14 @@ func (m *Mapping) FieldsRead(columns, unknown []string) map[string]string {
 // fields as they are without a word, so a schedule refuses such a file
 // unless told otherwise.
 func DroppedColumns(before Import, columns, unknown []string, m *Mapping) []string {
+	then := before.Options.Mapping.FieldsRead(before.Columns, before.UnknownColumns)
 	now := m.FieldsRead(columns, unknown)
 	var out []string
 	for _, col := range before.Columns {
-		if slices.Contains(before.UnknownColumns, col) {
-			continue
-		}
-		field, ok := before.Options.Mapping.FieldFor(col)
-		if !ok {
-			continue
-		}
-		if !fills(now, field) && !slices.ContainsFunc(out, func(s string) bool { return strings.HasSuffix(s, "("+field+")") }) {
-			out = append(out, col+" ("+field+")")
+		for field, read := range then {
+			if read == col && !fills(now, field) {
+				out = append(out, col+" ("+field+")")
+			}
 		}
 	}
 	return out

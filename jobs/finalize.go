@@ -76,14 +76,18 @@ func (im *Imports) Finalize(ctx context.Context, p FinalizePayload) error {
 // once no retry follows, and its targets are told how it went (once per
 // round: the event's id is fixed).
 func (im *Imports) finished(ctx context.Context, imp importer.Import, reportDir string) {
-	retry := im.scheduleTransientRetry(ctx, imp)
-	if retry == "" {
-		im.fileDone(ctx, imp, reportDir)
-	}
 	p, err := im.store.Progress(ctx, imp.ID)
 	if err != nil {
-		im.log.WarnContext(ctx, "cannot read how an import ended: no notification", "import_id", imp.ID, "error", err)
+		im.log.WarnContext(ctx, "cannot read how an import ended: no retry by itself, no notification", "import_id", imp.ID, "error", err)
+		im.fileDone(ctx, imp, reportDir)
 		return
+	}
+	retry := ""
+	if importer.FineRows(p.Counts) < p.Total {
+		retry = im.scheduleTransientRetry(ctx, imp)
+	}
+	if retry == "" {
+		im.fileDone(ctx, imp, reportDir)
 	}
 	im.announceImport(ctx, imp, importer.FinishedEvent(p), retry)
 }

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/propexo-importer/importer/importer"
@@ -105,10 +106,10 @@ func (im *Imports) lookUp(ctx context.Context, importID string, q importer.Resid
 	}
 	tallied, sent := importer.WithRequestTally(ctx)
 	found, err := im.api.FindResidents(tallied, q)
-	im.countRequest(ctx, importID, importer.EndpointListResidents, err)
-	for range sent() - 1 { // the look-up's other pages or spellings
-		im.count(ctx, importID, importer.StatRequests(importer.EndpointListResidents))
-	}
+	// The look-up's other pages or spellings count too, in the same round
+	// trip.
+	more := slices.Repeat([]string{importer.StatRequests(importer.EndpointListResidents)}, max(sent()-1, 0))
+	im.countRequest(ctx, importID, importer.EndpointListResidents, err, more...)
 	if err != nil {
 		return nil, err
 	}

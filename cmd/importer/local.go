@@ -34,7 +34,7 @@ func (c *runConfig) localWorkers(ctx context.Context, conn *rdb.Redis, st *store
 		if err != nil {
 			return nil, err
 		}
-		if _, err := newAPIClient(ctx, url, key, c.api.timeout, limiter, true); err != nil {
+		if _, err := newAPIClient(ctx, url, key, c.api.timeout, limiter, !c.api.checked); err != nil {
 			return nil, err
 		}
 		return func() {}, nil
@@ -111,7 +111,7 @@ func (c *runConfig) apiFor(ctx context.Context, conn *rdb.Redis, limiter *rateli
 	if conn.Embedded {
 		fmt.Fprintln(stderr, "warning: no REDIS_URL: the import's state lives in this process only; if it is interrupted, a new run cannot tell which rows were already sent. Set REDIS_URL for imports that can resume.")
 	}
-	client, err := newAPIClient(ctx, url, key, c.api.timeout, limiter, true)
+	client, err := newAPIClient(ctx, url, key, c.api.timeout, limiter, !c.api.checked)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -249,6 +249,9 @@ type apiSettings struct {
 	timeout time.Duration
 	keyFile string
 	key     string // from PROPEXO_API_KEY only: a flag would show in ps
+	// checked: this command has checked the API already (probeAPI), so
+	// its later clients need not ask again.
+	checked bool
 }
 
 func (a *apiSettings) register(fs *pflag.FlagSet, getenv env) {

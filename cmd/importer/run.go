@@ -623,6 +623,7 @@ func (c *runConfig) integrationVendor(ctx context.Context) (importer.Vendor, err
 	if err != nil {
 		return "", err
 	}
+	c.api.checked = true
 	vendor, ok, err := client.IntegrationVendor(ctx, c.opts.IntegrationID)
 	switch {
 	case err != nil:

@@ -618,8 +618,8 @@ func errOr(err error, msg string) error {
 	return errors.New(msg)
 }
 
-// Count adds one to each of an import's counters given, in one round trip.
-// Tally counts each of stats once and returns their new values, in order.
+// Tally adds one to each of an import's counters given (a counter given
+// twice, two), in one round trip, and returns their new values in order.
 func (s *Store) Tally(ctx context.Context, id string, stats ...string) ([]int, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.IntCmd, len(stats))
@@ -636,22 +636,11 @@ func (s *Store) Tally(ctx context.Context, id string, stats ...string) ([]int, e
 	return out, nil
 }
 
+// Count is Tally without the new values.
 func (s *Store) Count(ctx context.Context, id string, stats ...string) error {
-	var err error
-	switch len(stats) {
-	case 0:
+	if len(stats) == 0 {
 		return nil
-	case 1:
-		err = s.rdb.HIncrBy(ctx, keysOf(id).stats, stats[0], 1).Err()
-	default:
-		pipe := s.rdb.Pipeline()
-		for _, stat := range stats {
-			pipe.HIncrBy(ctx, keysOf(id).stats, stat, 1)
-		}
-		_, err = pipe.Exec(ctx)
 	}
-	if err != nil {
-		return fmt.Errorf("error counting %v of import %s: %w", stats, id, err)
-	}
-	return nil
+	_, err := s.Tally(ctx, id, stats...)
+	return err
 }
