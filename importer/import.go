@@ -298,6 +298,13 @@ type Import struct {
 	// RoundStartedAt is when 'importer retry' opened the current round;
 	// zero before any.
 	RoundStartedAt time.Time `json:"round_started_at,omitzero"`
+	// RosterAsOf is when the import's roster was written: its file's
+	// modification time (zero when not known: read from standard input).
+	// The ledger keeps it beside every resident the import writes, so
+	// that an older roster never overwrites them (Superseded). A content
+	// seen before is not taken as old: an export can come back to an
+	// earlier night's values.
+	RosterAsOf time.Time `json:"roster_as_of,omitzero"`
 	// Epoch is the life of Redis the import was made in: an import whose
 	// receipt names an epoch Redis no longer has was lost with Redis's
 	// data.

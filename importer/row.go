@@ -76,11 +76,15 @@ const (
 	Conflict Outcome = "conflict"
 	// NotFound: an update-only import found no resident for the row.
 	NotFound Outcome = "not_found"
+	// Superseded: a roster written after this one wrote the row's
+	// resident since: an older roster never overwrites a newer one, and
+	// nothing was sent.
+	Superseded Outcome = "superseded"
 )
 
 // Outcomes lists every outcome in the order reports show them: the rows
 // written, then those to look at, then those never sent.
-var Outcomes = []Outcome{Succeeded, Unchanged, Partial, Failed, TimedOut, Conflict, NotFound, Invalid, Duplicate, Cancelled}
+var Outcomes = []Outcome{Succeeded, Unchanged, Partial, Failed, TimedOut, Conflict, NotFound, Superseded, Invalid, Duplicate, Cancelled}
 
 // Fine reports whether the outcome needs nobody to look at it: the row was
 // written, or had nothing to write.
@@ -131,6 +135,7 @@ const (
 	CodeCancelled    = "cancelled"
 	CodeConflict     = "conflict"
 	CodeNotFound     = "not_found"
+	CodeSuperseded   = "superseded"
 )
 
 // RowResult is the outcome of one row, as the report shows it.

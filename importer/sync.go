@@ -231,11 +231,15 @@ func (s *Snapshot) Find(key string) []ResidentRecord {
 // night may not be listed yet tonight. Blind hashes the fields no read
 // shows that the row's mapping updates (see WriteUpdate): the ledger is
 // the only place their last value is known.
+//
+// AsOf is when the roster that wrote it was written (Import.RosterAsOf):
+// a roster written before it never overwrites the resident (Superseded).
 type LedgerEntry struct {
 	RecordID string    `json:"id"`
 	Sent     string    `json:"sent"`
 	Blind    string    `json:"blind,omitempty"`
 	At       time.Time `json:"at"`
+	AsOf     time.Time `json:"as_of,omitzero"`
 }
 
 // LedgerKey is the ledger's name for a match key in an integration: a hash,
@@ -352,11 +356,19 @@ type Sync struct {
 	// the row's values, is the import's own create, whose answer was lost
 	// with Redis; the row succeeded, it is not "unchanged".
 	CreatedSince time.Time
+	// RosterAsOf is when the import's roster was written (see
+	// Import.RosterAsOf); zero: not known, no row is superseded.
+	RosterAsOf time.Time
 }
 
-// NewSync is the sync of an import's options, deciding at now.
-func NewSync(opts Options, now time.Time) Sync {
-	return Sync{Mode: opts.Mode, Vendor: opts.Vendor, Mapping: opts.Mapping, StaleAfter: opts.StaleAfterOrDefault(), Now: now}
+// NewSync is the sync of an import, deciding at now.
+func NewSync(imp Import, now time.Time) Sync {
+	opts := imp.Options
+	s := Sync{Mode: opts.Mode, Vendor: opts.Vendor, Mapping: opts.Mapping, StaleAfter: opts.StaleAfterOrDefault(), Now: now, RosterAsOf: imp.RosterAsOf}
+	if imp.Recovery != nil {
+		s.CreatedSince = imp.Recovery.FirstStartedAt
+	}
+	return s
 }
 
 // Policy is a field's write policy.
@@ -456,6 +468,8 @@ func (d Decision) Result(row, line int) RowResult {
 		r.ErrorCode = CodeConflict
 	case NotFound:
 		r.ErrorCode = CodeNotFound
+	case Superseded:
+		r.ErrorCode = CodeSuperseded
 	case Duplicate:
 		r.ErrorCode = CodeDuplicate
 	}
@@ -485,6 +499,11 @@ func (s Sync) Decide(r RowResident, matches []ResidentRecord, ledger *LedgerEntr
 		fresh = append(fresh, m)
 	}
 	d := s.decide(r, fresh, ledger)
+	if d.Action == ActionUpdate && ledger != nil && ledger.RecordID == d.RecordID && s.Older(*ledger) {
+		d = Decision{Action: ActionNone, Outcome: Superseded, RecordID: d.RecordID,
+			Note: fmt.Sprintf("this roster was written %s; a roster written %s wrote the resident since: an older roster never overwrites a newer one",
+				s.RosterAsOf.UTC().Format(time.RFC3339), ledger.AsOf.UTC().Format(time.RFC3339))}
+	}
 	if d.Outcome == Unchanged && !s.CreatedSince.IsZero() {
 		for _, m := range fresh {
 			// (The API's times may be whole seconds.)
@@ -501,6 +520,13 @@ func (s Sync) Decide(r RowResident, matches []ResidentRecord, ledger *LedgerEntr
 		d.Note = strings.TrimPrefix(d.Note+"; "+note, "; ")
 	}
 	return d
+}
+
+// Older reports whether the import's roster was written before the roster
+// that wrote the ledger's entry (a second's difference is none: file
+// times may be whole seconds).
+func (s Sync) Older(e LedgerEntry) bool {
+	return !s.RosterAsOf.IsZero() && !e.AsOf.IsZero() && s.RosterAsOf.Add(time.Second).Before(e.AsOf)
 }
 
 // days says a duration in days when it is whole days.
@@ -708,8 +734,10 @@ type PlanCounts struct {
 	Unchanged int `json:"unchanged"`
 	Conflict  int `json:"conflict"`
 	NotFound  int `json:"not_found"`
-	Invalid   int `json:"invalid"`
-	Duplicate int `json:"duplicate"`
+	// Superseded: rows whose resident a newer roster wrote since.
+	Superseded int `json:"superseded,omitempty"`
+	Invalid    int `json:"invalid"`
+	Duplicate  int `json:"duplicate"`
 }
 
 // Add counts one row's decision.
@@ -725,15 +753,20 @@ func (c *PlanCounts) Add(d Decision) {
 		c.Conflict++
 	case d.Outcome == NotFound:
 		c.NotFound++
+	case d.Outcome == Superseded:
+		c.Superseded++
 	case d.Outcome == Duplicate:
 		c.Duplicate++
 	}
 }
 
 // NotFine counts the rows the plan leaves in an outcome that is not Fine,
-// before anything is written: conflicts, rows not found, invalid and
-// duplicate rows. A run of the plan cannot end with every row fine.
-func (c PlanCounts) NotFine() int { return c.Conflict + c.NotFound + c.Invalid + c.Duplicate }
+// before anything is written: conflicts, rows not found or superseded,
+// invalid and duplicate rows. A run of the plan cannot end with every row
+// fine.
+func (c PlanCounts) NotFine() int {
+	return c.Conflict + c.NotFound + c.Superseded + c.Invalid + c.Duplicate
+}
 
 // GuardError refuses a plan that writes more rows than a guard allows.
 type GuardError struct {
@@ -803,7 +836,7 @@ func ActionOf(r RowResult, planned bool) Action {
 	case planned:
 		return ActionUpdate
 	case r.Outcome == Invalid || r.Outcome == Duplicate || r.Outcome == Cancelled || r.Outcome == Unchanged ||
-		r.Outcome == Conflict || r.Outcome == NotFound:
+		r.Outcome == Conflict || r.Outcome == NotFound || r.Outcome == Superseded:
 		return ActionNone
 	}
 	return ActionCreate

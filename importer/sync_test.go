@@ -420,3 +420,48 @@ func TestRecoveredImportFindsItsOwnCreates(t *testing.T) {
 		t.Errorf("an import not recovered: %+v, want unchanged", d)
 	}
 }
+
+// A roster written before the one that last wrote a resident never
+// overwrites it, listed or known from the ledger only; the same roster
+// again, or a newer one, does.
+func TestAnOlderRosterNeverOverwritesANewerOne(t *testing.T) {
+	night1 := time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)
+	night2 := night1.Add(24 * time.Hour)
+	row := own(importer.Resident{IntegrationID: "int_1", FirstName: "Ada", LastName: "Lovelace", Email1: "ada@example.com", Phone1: "555-010-0000", Phone1Type: "MOBILE"})
+	rec := importer.ResidentRecord{ID: "res_1", Resident: row.Resident}
+	rec.Phone1 = "555-999-0000" // night 2's value
+	ledger := &importer.LedgerEntry{RecordID: "res_1", Sent: "night 2's", At: night2.Add(time.Hour), AsOf: night2}
+	for _, tt := range []struct {
+		name    string
+		asOf    time.Time
+		matches []importer.ResidentRecord
+		ledger  *importer.LedgerEntry
+		outcome importer.Outcome
+	}{
+		{"night 1's roster after night 2", night1, []importer.ResidentRecord{rec}, ledger, importer.Superseded},
+		{"night 1's roster, the resident known from the ledger only", night1, nil, ledger, importer.Superseded},
+		{"night 2's roster again", night2, []importer.ResidentRecord{rec}, ledger, ""},
+		{"night 3's roster", night2.Add(24 * time.Hour), []importer.ResidentRecord{rec}, ledger, ""},
+		{"a roster of unknown age (standard input)", time.Time{}, []importer.ResidentRecord{rec}, ledger, ""},
+		{"a ledger from before rosters had an age", night1, []importer.ResidentRecord{rec}, &importer.LedgerEntry{RecordID: "res_1", Sent: "x", At: night2}, ""},
+		{"nothing written by a newer roster", night1, []importer.ResidentRecord{rec}, nil, ""},
+	} {
+		s := upsert()
+		s.RosterAsOf = tt.asOf
+		d := s.Decide(row, tt.matches, tt.ledger)
+		if d.Outcome != tt.outcome {
+			t.Errorf("%s: %+v, want outcome %q", tt.name, d, tt.outcome)
+		}
+		if tt.outcome == importer.Superseded {
+			r := d.Result(1, 2)
+			if r.ErrorCode != importer.CodeSuperseded || r.RecordID != "res_1" || r.Outcome.Fine() || !strings.Contains(r.Error, "older roster never overwrites") {
+				t.Errorf("%s: the row's result %+v", tt.name, r)
+			}
+			var c importer.PlanCounts
+			c.Add(d)
+			if c.Superseded != 1 || c.NotFine() != 1 {
+				t.Errorf("%s: counted %+v, want one superseded row, not fine", tt.name, c)
+			}
+		}
+	}
+}

@@ -36,7 +36,7 @@ func (im *Imports) writeReport(ctx context.Context, imp importer.Import) (string
 		// Only a listing of whole scopes tells who the file left out; a
 		// resident gone from the PMS (not seen for --stale-after) is not
 		// missing from the file.
-		sync := importer.NewSync(imp.Options, time.Now())
+		sync := importer.NewSync(imp, time.Now())
 		missing = []importer.ResidentRecord{}
 		for _, page := range pages {
 			for _, rec := range page.Records {
@@ -54,7 +54,7 @@ func (im *Imports) writeReport(ctx context.Context, imp importer.Import) (string
 // the resident every succeeded create or update wrote.
 func (im *Imports) rememberWrites(ctx context.Context, imp importer.Import, record bool) (map[string]bool, error) {
 	v := importer.NewValidator(imp.Options)
-	sync := importer.NewSync(imp.Options, time.Now())
+	sync := importer.NewSync(imp, time.Now())
 	on := importer.MatchKeys(imp.Options.MatchOn)
 	matched := map[string]bool{}
 	entries := map[string]map[string]importer.LedgerEntry{} // by integration
@@ -89,7 +89,7 @@ func (im *Imports) rememberWrites(ctx context.Context, imp importer.Import, reco
 			entries[res.IntegrationID] = map[string]importer.LedgerEntry{}
 		}
 		entries[res.IntegrationID][importer.LedgerKey(res.IntegrationID, key)] = importer.LedgerEntry{RecordID: r.RecordID,
-			Sent: importer.SentHash(res.Resident), Blind: sync.BlindHash(res), At: r.At}
+			Sent: importer.SentHash(res.Resident), Blind: sync.BlindHash(res), At: r.At, AsOf: imp.RosterAsOf}
 		if n++; n >= decideBatch {
 			if err := flush(); err != nil {
 				return nil, err

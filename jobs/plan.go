@@ -135,10 +135,7 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 	show func(importer.ReportRow, importer.Resident, importer.Decision) error) (importer.PlanCounts, error) {
 	var counts importer.PlanCounts
 	v := importer.NewValidator(imp.Options)
-	sync := importer.NewSync(imp.Options, time.Now())
-	if imp.Recovery != nil {
-		sync.CreatedSince = imp.Recovery.FirstStartedAt
-	}
+	sync := importer.NewSync(imp, time.Now())
 	keysOn := importer.MatchKeys(imp.Options.MatchOn)
 	// The first row of each key, by a hash of the integration and the key:
 	// a later row with the same key is a duplicate, never a second create.

@@ -18,7 +18,7 @@ import (
 // ledger, and hands each row's decision to show, in file order. Nothing is
 // stored and nothing is written ('importer plan').
 func (im *Imports) Preview(ctx context.Context, f Inspected, show func(importer.ReportRow, importer.Resident, importer.Decision) error) (importer.PlanCounts, int, error) {
-	imp := importer.Import{ID: f.ID(), File: f.Name, Options: f.Options}
+	imp := importer.Import{ID: f.ID(), File: f.Name, Options: f.Options, RosterAsOf: f.WrittenAt.UTC()}
 	// Two passes over the file, as streams: the scopes to list, then the
 	// decisions.
 	wants := newScopeWants(f.Options)

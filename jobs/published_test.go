@@ -165,6 +165,14 @@ func TestTheRunsRentDefaultsNeverOverwriteAResident(t *testing.T) {
 	if rec := e.pms(t, srvURL, ids[0]); rec["rent_due_day"] != float64(1) || rec["rent_period"] != "WEEKLY" {
 		t.Errorf("Ada's rent after the mapping's update: %v %v, want WEEKLY on the 1st", rec["rent_period"], rec["rent_due_day"])
 	}
+	// The next night's same terms: the ledger remembers what was sent of
+	// a field no read shows, and nothing is sent again.
+	updates := e.sandbox.Stats().Updates
+	imp = e.importRoster(t, writeCSV(t, "rm-rent-2.csv", "first_name,last_name,email,phone,phone_type,rent_period,rent_due_day\n"+
+		"Ada,Lovelace,ada@example.com,555-999-0000,MOBILE,MONTHLY,1\n"), withPolicy)
+	if r := e.outcomes(t, imp)[1]; r.Outcome != importer.Unchanged || e.sandbox.Stats().Updates != updates {
+		t.Errorf("the same rent terms the next night: %+v and %d updates, want unchanged and none", r, e.sandbox.Stats().Updates-updates)
+	}
 }
 
 // sandboxURL is the address of an env's sandbox, found through its client.

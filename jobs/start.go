@@ -405,7 +405,8 @@ func (im *Imports) register(ctx context.Context, req StartRequest, id string) (i
 	}
 	imp := importer.Import{ID: id, File: f.Name, FileSHA256: hex.EncodeToString(f.Sum), ContentKey: importer.ContentKey(f.Sum, f.Options),
 		Options: f.Options, ReportDir: req.ReportDir, ReportSubdir: req.ReportSubdir, CreatedAt: time.Now().UTC(), Total: -1,
-		SourcePath: req.SourcePath, Retention: req.Retention, RetryTransient: req.RetryTransient, Epoch: epoch, Schedule: req.Schedule, Notify: req.Notify}
+		SourcePath: req.SourcePath, Retention: req.Retention, RetryTransient: req.RetryTransient, Epoch: epoch, Schedule: req.Schedule, Notify: req.Notify,
+		RosterAsOf: f.WrittenAt.UTC()}
 	if req.SourcePath != "" {
 		imp.SourceSize = f.Size
 	}

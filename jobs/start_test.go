@@ -219,3 +219,61 @@ func TestASyncRosterWrittenAgainIsTheNextNight(t *testing.T) {
 		t.Errorf("nights 2 and 3 wrote %d times, want nothing: the roster was in place", st.Creates+st.Updates-writes)
 	}
 }
+
+// Night 1's roster run again after night 2 (with --again, as 'status'
+// once advised) sends nothing to the residents night 2 wrote: the ledger
+// knows night 2's roster is newer. A row night 2 did not write is decided
+// as ever.
+func TestAnOlderRosterNeverRevertsANewerNight(t *testing.T) {
+	in := newInbox(t, jobs.ScheduledImport{})
+	ctx := context.Background()
+	dir := t.TempDir()
+	opts, _ := importer.Options{IntegrationID: "int_rentvine_demo", Format: "csv"}.Normalize()
+	write := func(name, content string, at time.Time) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, at, at); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	start := func(path string, again bool) jobs.Started {
+		t.Helper()
+		f, err := jobs.Inspect(ctx, jobs.Input{Path: path, Shown: path, Name: filepath.Base(path), Options: opts, Limits: importer.DefaultLimits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		started, err := in.h.Start(ctx, jobs.StartRequest{File: f, Again: again})
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		waitFinished(t, in.store, started.Import.ID, 20*time.Second)
+		return started
+	}
+	header := "First Name,Last Name,E-mail,Phone,Phone Type\n"
+	night1 := write("night-1.csv", header+"Ada,Lovelace,ada@example.com,555-010-0000,mobile\nBo,Li,bo@example.com,555-020-0000,mobile\n", time.Now().Add(-48*time.Hour))
+	serve(t, in.rdb, in.h, 1, 4)
+	start(night1, false)
+	start(write("night-2.csv", header+"Ada,Lovelace,ada@example.com,555-999-0000,mobile\nBo,Li,bo@example.com,555-020-0000,mobile\n", time.Now().Add(-24*time.Hour)), false)
+	before := in.sandbox.Stats()
+	if before.Creates != 2 || before.Updates != 1 {
+		t.Fatalf("nights 1 and 2 sent %d creates and %d updates, want 2 and 1", before.Creates, before.Updates)
+	}
+
+	again := start(night1, true)
+	if after := in.sandbox.Stats(); after.Creates+after.Updates != before.Creates+before.Updates {
+		t.Errorf("night 1's roster again sent %d writes, want none: night 2 wrote Ada since", after.Creates+after.Updates-before.Creates-before.Updates)
+	}
+	p, _ := in.store.Progress(ctx, again.Import.ID)
+	if p.Counts[importer.Superseded] != 1 || p.Counts[importer.Unchanged] != 1 {
+		t.Errorf("night 1 again: %v, want Ada superseded and Bo unchanged", p.Counts)
+	}
+
+	// A newer roster than night 2 writes as ever.
+	start(write("night-3.csv", header+"Ada,Lovelace,ada@example.com,555-010-0000,mobile\nBo,Li,bo@example.com,555-020-0000,mobile\n", time.Now()), false)
+	if after := in.sandbox.Stats(); after.Updates != before.Updates+1 {
+		t.Errorf("night 3 sent %d updates, want 1 (Ada's phone back to night 1's)", after.Updates-before.Updates)
+	}
+}

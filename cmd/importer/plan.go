@@ -24,14 +24,15 @@ func newPlanCommand(getenv env, g *globals, stdout, stderr io.Writer) *cobra.Com
 residents of the rows' integration once, and decides every row as the import
 would: create, update (with the fields that change, old and new), unchanged,
 conflict (its key matches several residents), not_found (--mode update),
-invalid or duplicate. It prints the counts and writes plan.csv into the
+superseded (a roster written after FILE wrote the resident since), invalid or
+duplicate. It prints the counts and writes plan.csv into the
 import's report folder. It never writes to the API: its only requests are the
 listing's pages.
 
 Exit codes, as run's: 0 every row would be written or is unchanged, within
 --max-creates and --max-updates; 1 the plan is past them (run would refuse
 it), or some rows would end unwritten (invalid, conflict, not found,
-duplicate: plan.csv says why); 2 bad usage, configuration or unreadable
+duplicate, superseded: plan.csv says why); 2 bad usage, configuration or unreadable
 input; 3 the API or Redis could not be reached.`,
 		Example: `  importer plan samples/night-2.csv
   importer plan --max-creates 5% --max-updates 20% roster.csv`,
@@ -91,6 +92,10 @@ func (c *runConfig) plan(ctx context.Context, path string, log *slog.Logger, std
 	fmt.Fprintf(stdout, "plan of %s (import %s, %s): %s\n", p.file.Shown, p.id, opts.Mode, plural(counts.Total, "row"))
 	fmt.Fprintf(stdout, "  %d create, %d update, %d unchanged, %d conflict, %d not found, %d invalid, %d duplicate\n",
 		counts.Create, counts.Update, counts.Unchanged, counts.Conflict, counts.NotFound, counts.Invalid, counts.Duplicate)
+	if counts.Superseded > 0 {
+		fmt.Fprintf(stdout, "  %s superseded: a roster written after this file wrote them since; an older roster never overwrites a newer one\n",
+			plural(counts.Superseded, "row"))
+	}
 	fmt.Fprintf(stdout, "  matched on %s against %s listed; nothing was written\n", opts.MatchOn, plural(listed, "resident"))
 	sayUnsent(stdout, p.file)
 	fmt.Fprintf(stdout, "plan: %s\n", relativeFile(file))

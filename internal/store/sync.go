@@ -132,20 +132,43 @@ func (s *Store) SetStats(ctx context.Context, id string, values map[string]int) 
 
 // A ledger entry is stored compactly, one per resident for a year or
 // more: "<record id> <hash of the fields sent> <unix seconds>".
+// encodeLedgerEntry writes an entry as "id sent at blind as_of" (times in
+// Unix seconds; "-" for no blind hash, 0 for no roster time). Entries
+// written before blind and as_of were kept have the first three only.
 func encodeLedgerEntry(e importer.LedgerEntry) string {
-	return e.RecordID + " " + e.Sent + " " + strconv.FormatInt(e.At.Unix(), 10)
+	blind, asOf := e.Blind, int64(0)
+	if blind == "" {
+		blind = "-"
+	}
+	if !e.AsOf.IsZero() {
+		asOf = e.AsOf.Unix()
+	}
+	return e.RecordID + " " + e.Sent + " " + strconv.FormatInt(e.At.Unix(), 10) + " " + blind + " " + strconv.FormatInt(asOf, 10)
 }
 
 func decodeLedgerEntry(raw string) (importer.LedgerEntry, bool) {
 	parts := strings.Split(raw, " ")
-	if len(parts) != 3 || parts[0] == "" {
+	if (len(parts) != 3 && len(parts) != 5) || parts[0] == "" {
 		return importer.LedgerEntry{}, false
 	}
 	secs, err := strconv.ParseInt(parts[2], 10, 64)
 	if err != nil {
 		return importer.LedgerEntry{}, false
 	}
-	return importer.LedgerEntry{RecordID: parts[0], Sent: parts[1], At: time.Unix(secs, 0).UTC()}, true
+	e := importer.LedgerEntry{RecordID: parts[0], Sent: parts[1], At: time.Unix(secs, 0).UTC()}
+	if len(parts) == 5 {
+		if parts[3] != "-" {
+			e.Blind = parts[3]
+		}
+		asOf, err := strconv.ParseInt(parts[4], 10, 64)
+		if err != nil {
+			return importer.LedgerEntry{}, false
+		}
+		if asOf != 0 {
+			e.AsOf = time.Unix(asOf, 0).UTC()
+		}
+	}
+	return e, true
 }
 
 // ledgerKey is the ledger of one integration: a hash of hashed match keys

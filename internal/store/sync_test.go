@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -63,5 +64,28 @@ func TestPlansKeepTheFirstAndTheLedgerItsRetention(t *testing.T) {
 	got, err := s.Ledger(ctx, "int_1", []string{"k_old", "k_new", "k_none"}, 24*time.Hour)
 	if err != nil || len(got) != 1 || got["k_new"] != fresh {
 		t.Errorf("ledger = %+v, %v; want only the entry within a day", got, err)
+	}
+}
+
+// A ledger entry keeps every field it has: the blind hash (else a field no
+// read shows is sent again every night) and the roster's time (else an
+// older roster overwrites a newer one); entries written before they were
+// kept are still read.
+func TestTheLedgerKeepsTheBlindHashAndTheRostersTime(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	s := store.New(rdb)
+	at := time.Now().UTC().Truncate(time.Second)
+	full := importer.LedgerEntry{RecordID: "res_1", Sent: "aa", Blind: "bb", At: at, AsOf: at.Add(-time.Hour)}
+	bare := importer.LedgerEntry{RecordID: "res_2", Sent: "cc", At: at}
+	if err := s.RecordLedger(ctx, "int_1", map[string]importer.LedgerEntry{"k1": full, "k2": bare}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, "importer:ledger:{int_1}", "k3", "res_3 dd "+strconv.FormatInt(at.Unix(), 10)).Err(); err != nil {
+		t.Fatal(err) // as written before
+	}
+	got, err := s.Ledger(ctx, "int_1", []string{"k1", "k2", "k3"}, 0)
+	if err != nil || got["k1"] != full || got["k2"] != bare || got["k3"] != (importer.LedgerEntry{RecordID: "res_3", Sent: "dd", At: at}) {
+		t.Errorf("ledger = %+v, %v; want %+v, %+v and the older entry", got, err, full, bare)
 	}
 }
