@@ -220,6 +220,10 @@ const (
 	EndpointGetResident   = "get_resident"
 	EndpointListResidents = "list_residents"
 	EndpointRetryWrite    = "retry_write"
+	// EndpointCheck counts a command's checks of the API before it starts
+	// an import (the key, the integration's vendor, the published limits),
+	// whatever endpoint they read.
+	EndpointCheck = "api_check"
 )
 
 // WriteAPI is what the importer needs of the write API.

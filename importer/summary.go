@@ -115,7 +115,7 @@ func NewSummary(imp Import, p Progress, stats map[string]int) Summary {
 		}
 	}
 	s.Mode = imp.Options.Mode
-	for _, e := range []string{EndpointCreate, EndpointUpdate, EndpointWriteStatus, EndpointGetResident, EndpointListResidents, EndpointRetryWrite} {
+	for _, e := range []string{EndpointCreate, EndpointUpdate, EndpointWriteStatus, EndpointGetResident, EndpointListResidents, EndpointRetryWrite, EndpointCheck} {
 		s.Requests[e] = stats[StatRequests(e)]
 	}
 	end := imp.FinishedAt

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -334,6 +335,16 @@ func (im *Imports) count(ctx context.Context, importID string, stats ...string) 
 	}
 	if err := im.store.Count(ctx, importID, stats...); err != nil {
 		im.log.WarnContext(ctx, "cannot count", "import_id", importID, "stats", stats, "error", err)
+	}
+}
+
+// CountChecks counts, among an import's requests, the n requests with
+// which the command that started it checked the API first (the key, the
+// integration's vendor, the published limits): sent for the import, if
+// before it existed.
+func (im *Imports) CountChecks(ctx context.Context, importID string, n int) {
+	if n > 0 {
+		im.count(ctx, importID, slices.Repeat([]string{importer.StatRequests(importer.EndpointCheck)}, n)...)
 	}
 }
 

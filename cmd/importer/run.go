@@ -438,7 +438,11 @@ func checkWritable(dir string) error {
 }
 
 func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdout, stderr io.Writer) error {
-	p, cleanup, err := c.prepare(ctx, path)
+	// The command's own checks of the API (the key, the integration's
+	// vendor, the published limits) are counted, and put in the summary
+	// of the import they were sent for.
+	checking, checks := importer.WithRequestTally(ctx)
+	p, cleanup, err := c.prepare(checking, path)
 	defer cleanup()
 	if err != nil {
 		return err
@@ -467,7 +471,7 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 	if err != nil {
 		return unfinished(err)
 	}
-	started, err := imports.Start(ctx, jobs.StartRequest{File: p.file, ImportID: c.importID, Again: c.again, ReportDir: p.reportDir,
+	started, err := imports.Start(checking, jobs.StartRequest{File: p.file, ImportID: c.importID, Again: c.again, ReportDir: p.reportDir,
 		Retention: c.retention, RecoveryWait: c.recoveryWait, Notify: notifyRefs,
 		// The in-process sandbox starts empty with every run: nothing
 		// of an earlier run's can exist in it.
@@ -486,6 +490,9 @@ func (c *runConfig) run(ctx context.Context, path string, log *slog.Logger, stdo
 		return startError(err)
 	}
 	imp := started.Import
+	if !started.Finished {
+		imports.CountChecks(ctx, imp.ID, checks())
+	}
 	switch {
 	case started.Finished:
 		fmt.Fprintf(stderr, "import %s already finished; here is its result again\n", imp.ID)

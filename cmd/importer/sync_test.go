@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -264,5 +265,37 @@ func TestTheVendorComesFromTheIntegration(t *testing.T) {
 	unknown := runImporter(t, dir, env, "plan", "--integration-id", "int_nobody", roster)
 	if unknown.code != 2 || !strings.Contains(unknown.stderr, "lists no such integration") {
 		t.Errorf("an integration the API does not list: exit %d\n%s", unknown.code, unknown.stderr)
+	}
+
+	// A run's summary counts every request the API saw from it: its
+	// checks of the key, the vendor and the published limits too.
+	os.WriteFile(roster, []byte("Property ID,First Name,Last Name,E-mail,Rent Period,Rent Due Day\n"+
+		"prop_100,Ada,Lovelace,ada@example.com,monthly,1\nprop_100,Bo,Li,bo@example.com,monthly,1\n"), 0o600)
+	var before, after struct{ Requests map[string]int }
+	readSandboxStats(t, addr, key, &before)
+	run := runImporter(t, dir, env, append([]string{"run", "--integration-id", "int_rentmanager_demo", roster}, fast...)...)
+	readSandboxStats(t, addr, key, &after)
+	if run.code != 0 || !strings.Contains(run.stdout, "2 succeeded") {
+		t.Fatalf("run of the roster with its rent terms: exit %d\n%s\n%s", run.code, run.stdout, run.stderr)
+	}
+	var summary struct {
+		Requests map[string]int `json:"api_requests"`
+	}
+	b, _ := os.ReadFile(filepath.Join(reportDir(t, dir, run), "summary.json"))
+	if err := json.Unmarshal(b, &summary); err != nil {
+		t.Fatalf("summary.json: %v\n%s", err, b)
+	}
+	sent, seen := 0, 0
+	for _, n := range summary.Requests {
+		sent += n
+	}
+	for _, n := range after.Requests {
+		seen += n
+	}
+	for _, n := range before.Requests {
+		seen -= n
+	}
+	if sent != seen || summary.Requests["api_check"] == 0 {
+		t.Errorf("the summary counts %d requests (%v), the API saw %d (before %v, after %v)", sent, summary.Requests, seen, before.Requests, after.Requests)
 	}
 }

@@ -271,9 +271,9 @@ func printSummary(w io.Writer, s importer.Summary) {
 		fmt.Fprintf(w, "  %s: %d to create, %d to update, %d not to write\n", s.Mode,
 			s.Actions[importer.ActionCreate], s.Actions[importer.ActionUpdate], s.Actions[importer.ActionNone])
 	}
-	fmt.Fprintf(w, "  API requests: %d creates, %d updates, %d retry-writes, %d status checks, %d listing pages and look-ups, %d other; %d answered 429; %d retried after an error\n",
+	fmt.Fprintf(w, "  API requests: %d creates, %d updates, %d retry-writes, %d status checks, %d listing pages and look-ups, %d other, %d checks of the key and integration; %d answered 429; %d retried after an error\n",
 		s.Requests[importer.EndpointCreate], s.Requests[importer.EndpointUpdate], s.Requests[importer.EndpointRetryWrite], s.Requests[importer.EndpointWriteStatus],
-		s.Requests[importer.EndpointListResidents], s.Requests[importer.EndpointGetResident], s.RateLimited, s.Retries)
+		s.Requests[importer.EndpointListResidents], s.Requests[importer.EndpointGetResident], s.Requests[importer.EndpointCheck], s.RateLimited, s.Retries)
 	if len(s.UnknownColumns) > 0 {
 		fmt.Fprintf(w, "  columns not sent (kept in the report): %s\n", strings.Join(s.UnknownColumns, ", "))
 	}
