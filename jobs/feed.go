@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/propexo-importer/importer/importer"
-	"github.com/propexo-importer/importer/internal/store"
 )
 
 // TypeFeed queues an import's submits a window at a time.
@@ -115,7 +114,7 @@ func (im *Imports) Feed(ctx context.Context, p FeedPayload) error {
 	for cursor := fs.Cursor; cursor <= fs.Total; {
 		last := min(fs.Total, cursor+feedBatch-1)
 		next, rows, states, queued, err := im.store.FeedBatch(ctx, p.ImportID, p.Gen, cursor, last, im.cfg.Window, quota)
-		if errors.Is(err, store.ErrFeedSuperseded) {
+		if errors.Is(err, importer.ErrFeedSuperseded) {
 			return nil
 		}
 		if err != nil {
@@ -124,7 +123,7 @@ func (im *Imports) Feed(ctx context.Context, p FeedPayload) error {
 		if err := im.queueRows(ctx, imp, v, rows, states, false); err != nil {
 			return err
 		}
-		if err := im.store.AdvanceCursor(ctx, p.ImportID, p.Gen, next); errors.Is(err, store.ErrFeedSuperseded) {
+		if err := im.store.AdvanceCursor(ctx, p.ImportID, p.Gen, next); errors.Is(err, importer.ErrFeedSuperseded) {
 			return nil
 		} else if err != nil {
 			return err
@@ -189,7 +188,7 @@ func (im *Imports) share(ctx context.Context, imp importer.Import) (int, error) 
 // works for; live is false when the task has nothing to do: a newer split
 // took over, the import stopped, or it is gone (what names the task for
 // the log).
-func (im *Imports) feeding(ctx context.Context, importID string, gen int, what string) (store.FeedState, importer.Import, bool, error) {
+func (im *Imports) feeding(ctx context.Context, importID string, gen int, what string) (importer.FeedState, importer.Import, bool, error) {
 	fs, err := im.store.Feed(ctx, importID)
 	if err != nil || fs.Gen != gen || fs.Stopped {
 		return fs, importer.Import{}, false, err
@@ -205,7 +204,7 @@ func (im *Imports) feeding(ctx context.Context, importID string, gen int, what s
 // queueRows queues the submits of rows the feed passed, except those whose
 // job is already followed by a chain of status checks (unless followed:
 // their submit puts the current check back on the queue).
-func (im *Imports) queueRows(ctx context.Context, imp importer.Import, v *importer.Validator, rows []int, states []store.RowState, followed bool) error {
+func (im *Imports) queueRows(ctx context.Context, imp importer.Import, v *importer.Validator, rows []int, states []importer.RowState, followed bool) error {
 	send := rows[:0:0]
 	for i, r := range rows {
 		if s := states[i]; s.JobID != "" && s.Check > 0 && !followed {

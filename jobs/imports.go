@@ -29,7 +29,6 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/propexo-importer/importer/importer"
-	"github.com/propexo-importer/importer/internal/store"
 )
 
 // Reports is where this process keeps reports: its own report folder
@@ -259,7 +258,7 @@ func (im *Imports) resolveJob(ctx context.Context, importID string, r importer.R
 
 // record is resolve (resolveJob when ofJob), telling what recording the
 // outcome did.
-func (im *Imports) record(ctx context.Context, importID string, r importer.RowResult, ofJob bool, stats ...string) (store.Resolution, error) {
+func (im *Imports) record(ctx context.Context, importID string, r importer.RowResult, ofJob bool, stats ...string) (importer.Resolution, error) {
 	if r.At.IsZero() {
 		r.At = time.Now().UTC()
 	}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/propexo-importer/importer/importer"
-	"github.com/propexo-importer/importer/internal/store"
 )
 
 // Store is what the lifecycle keeps its state in: the one port NewImports
@@ -101,12 +100,12 @@ type inputStore interface {
 	Inputs(ctx context.Context, id string, rows []int) ([]importer.Row, error)
 	// StartFeed starts a new generation of the import's feed.
 	StartFeed(ctx context.Context, id string) (gen int, err error)
-	Feed(ctx context.Context, id string) (store.FeedState, error)
+	Feed(ctx context.Context, id string) (importer.FeedState, error)
 	// FeedBatch takes the rows first..last that are to be queued, while
 	// the window has room and at most quota rows (-1: any) are newly
 	// queued; a newer generation makes it fail with
-	// store.ErrFeedSuperseded.
-	FeedBatch(ctx context.Context, id string, gen, first, last, window, quota int) (next int, rows []int, states []store.RowState, queued int, err error)
+	// importer.ErrFeedSuperseded.
+	FeedBatch(ctx context.Context, id string, gen, first, last, window, quota int) (next int, rows []int, states []importer.RowState, queued int, err error)
 	// Activate records that an import feeds rows, with its weight, and
 	// returns the weights of all the imports feeding now; Deactivate, that
 	// it feeds no more. Queued counts the import's rows queued and not
@@ -127,19 +126,19 @@ type inputStore interface {
 
 // rowStore follows each row from its split to its outcome.
 type rowStore interface {
-	RowState(ctx context.Context, id string, row int) (store.RowState, error)
-	RowStates(ctx context.Context, id string, rows []int) ([]store.RowState, error)
+	RowState(ctx context.Context, id string, row int) (importer.RowState, error)
+	RowStates(ctx context.Context, id string, rows []int) ([]importer.RowState, error)
 	// Admit takes one of an integration's limit places for a row's
 	// write, or reports that all are taken (until deadline at most);
 	// Release gives it back for a write that did not leave, ReleasePlace
-	// the place a resolve named (store.Resolution.Ceiling); InFlight
+	// the place a resolve named (importer.Resolution.Ceiling); InFlight
 	// counts the places taken.
 	Admit(ctx context.Context, integrationID, id string, row, limit int, deadline time.Time) (bool, error)
 	Release(ctx context.Context, id string, row int) error
 	ReleasePlace(ctx context.Context, integrationID, id string, row int) error
 	InFlight(ctx context.Context, integrationID string) (int, error)
 	// RowsInFlight returns the rows queued, being sent or followed.
-	RowsInFlight(ctx context.Context, id string) ([]int, []store.RowState, error)
+	RowsInFlight(ctx context.Context, id string) ([]int, []importer.RowState, error)
 	// MarkSending records that a create (or, with retryOf, the
 	// retry-write of that failed job) is about to be sent — unless the
 	// row has its outcome or the import was cancelled
@@ -169,13 +168,13 @@ type rowStore interface {
 	AdvanceCheck(ctx context.Context, id string, row int, from, to int) (bool, error)
 	// Resolve records a row's outcome and counts it, once, with the
 	// counters named by stats, in one round trip.
-	Resolve(ctx context.Context, id string, result importer.RowResult, stats ...string) (store.Resolution, error)
+	Resolve(ctx context.Context, id string, result importer.RowResult, stats ...string) (importer.Resolution, error)
 	// ResolveJob is Resolve for news of the write job result.JobID: while
 	// the row follows another job, the news is stale and changes nothing.
-	ResolveJob(ctx context.Context, id string, result importer.RowResult, stats ...string) (store.Resolution, error)
+	ResolveJob(ctx context.Context, id string, result importer.RowResult, stats ...string) (importer.Resolution, error)
 	// CancelUnsent records that a row of a cancelled import was never
 	// sent, unless it is being sent or followed, or has its outcome.
-	CancelUnsent(ctx context.Context, id string, result importer.RowResult) (store.Resolution, error)
+	CancelUnsent(ctx context.Context, id string, result importer.RowResult) (importer.Resolution, error)
 	// Replace changes a row's outcome from `from` to the result's; an
 	// import that had finished is opened again (reopened).
 	Replace(ctx context.Context, id string, result importer.RowResult, from importer.Outcome) (changed, reopened bool, err error)

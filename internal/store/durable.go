@@ -167,7 +167,7 @@ func (s *Store) Lineage(ctx context.Context) (string, error) {
 
 // RowsInFlight returns the rows of an import that are queued, being sent or
 // followed, with their states.
-func (s *Store) RowsInFlight(ctx context.Context, id string) ([]int, []RowState, error) {
+func (s *Store) RowsInFlight(ctx context.Context, id string) ([]int, []importer.RowState, error) {
 	all, err := s.rdb.HGetAll(ctx, keysOf(id).state).Result()
 	if err != nil {
 		return nil, nil, fmt.Errorf("error reading the rows in flight of import %s: %w", id, err)
@@ -179,7 +179,7 @@ func (s *Store) RowsInFlight(ctx context.Context, id string) ([]int, []RowState,
 		}
 	}
 	slices.Sort(rows)
-	states := make([]RowState, len(rows))
+	states := make([]importer.RowState, len(rows))
 	for i, r := range rows {
 		states[i] = parseState(all[strconv.Itoa(r)])
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/propexo-importer/importer/importer"
 )
 
 // The feed moves a cursor over an import's stored rows and queues their
@@ -35,17 +37,17 @@ func (s *Store) StartFeed(ctx context.Context, id string) (int, error) {
 }
 
 // Feed returns the state of the import's feed.
-func (s *Store) Feed(ctx context.Context, id string) (FeedState, error) {
+func (s *Store) Feed(ctx context.Context, id string) (importer.FeedState, error) {
 	vals, err := s.rdb.HMGet(ctx, keysOf(id).meta, "feed_gen", "feed_cursor", "total", "fed", "landed", "stopped").Result()
 	if err != nil {
-		return FeedState{}, fmt.Errorf("error reading the feed of import %s: %w", id, err)
+		return importer.FeedState{}, fmt.Errorf("error reading the feed of import %s: %w", id, err)
 	}
 	n := func(v any) int {
 		s, _ := v.(string)
 		i, _ := strconv.Atoi(s)
 		return i
 	}
-	return FeedState{Gen: n(vals[0]), Cursor: n(vals[1]), Total: n(vals[2]), Fed: n(vals[3]), Landed: n(vals[4]), Stopped: vals[5] != nil}, nil
+	return importer.FeedState{Gen: n(vals[0]), Cursor: n(vals[1]), Total: n(vals[2]), Fed: n(vals[3]), Landed: n(vals[4]), Stopped: vals[5] != nil}, nil
 }
 
 // feedScript marks the rows of [first, last] that have no outcome and no
@@ -105,7 +107,7 @@ return out
 // (-1: any number) are newly queued, and returns the cursor to go on from
 // (last+1 when it passed every row), the rows to queue with their states,
 // and how many of them it newly queued.
-func (s *Store) FeedBatch(ctx context.Context, id string, gen, first, last, window, quota int) (next int, rows []int, states []RowState, queued int, err error) {
+func (s *Store) FeedBatch(ctx context.Context, id string, gen, first, last, window, quota int) (next int, rows []int, states []importer.RowState, queued int, err error) {
 	k := keysOf(id)
 	vals, err := feedScript.Run(ctx, s.rdb, []string{k.results, k.state, k.meta}, gen, first, last, window, quota).Slice()
 	if err != nil {
@@ -113,7 +115,7 @@ func (s *Store) FeedBatch(ctx context.Context, id string, gen, first, last, wind
 	}
 	next64, _ := vals[0].(int64)
 	if next64 < 0 {
-		return 0, nil, nil, 0, ErrFeedSuperseded
+		return 0, nil, nil, 0, importer.ErrFeedSuperseded
 	}
 	queued64, _ := vals[1].(int64)
 	for i := 2; i+1 < len(vals); i += 2 {
@@ -161,7 +163,7 @@ func (s *Store) AdvanceCursor(ctx context.Context, id string, gen, cursor int) e
 		return fmt.Errorf("error moving the feed of import %s: %w", id, err)
 	}
 	if n < 0 {
-		return ErrFeedSuperseded
+		return importer.ErrFeedSuperseded
 	}
 	return nil
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // RowState returns one row's state, in one round trip.
-func (s *Store) RowState(ctx context.Context, id string, row int) (RowState, error) {
+func (s *Store) RowState(ctx context.Context, id string, row int) (importer.RowState, error) {
 	k := keysOf(id)
 	field := strconv.Itoa(row)
 	pipe := s.rdb.Pipeline()
@@ -27,7 +27,7 @@ func (s *Store) RowState(ctx context.Context, id string, row int) (RowState, err
 	_, _ = pipe.Exec(ctx) // errors are read per command: a missing field is not one
 	for _, cmd := range []redis.Cmder{state, resolved, stopped, cancelled, known} {
 		if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
-			return RowState{}, fmt.Errorf("error reading row %d of import %s: %w", row, id, err)
+			return importer.RowState{}, fmt.Errorf("error reading row %d of import %s: %w", row, id, err)
 		}
 	}
 	st := parseState(state.Val())
@@ -39,7 +39,7 @@ func (s *Store) RowState(ctx context.Context, id string, row int) (RowState, err
 }
 
 // RowStates returns the states of many rows, in one round trip.
-func (s *Store) RowStates(ctx context.Context, id string, rows []int) ([]RowState, error) {
+func (s *Store) RowStates(ctx context.Context, id string, rows []int) ([]importer.RowState, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
@@ -54,7 +54,7 @@ func (s *Store) RowStates(ctx context.Context, id string, rows []int) ([]RowStat
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("error reading rows of import %s: %w", id, err)
 	}
-	out := make([]RowState, len(rows))
+	out := make([]importer.RowState, len(rows))
 	for i := range rows {
 		if v, ok := states.Val()[i].(string); ok {
 			out[i] = parseState(v)
@@ -64,22 +64,22 @@ func (s *Store) RowStates(ctx context.Context, id string, rows []int) ([]RowStat
 	return out, nil
 }
 
-func parseState(v string) RowState {
+func parseState(v string) importer.RowState {
 	switch {
 	case strings.HasPrefix(v, stateSending):
 		sending, retryOf, _ := strings.Cut(v[len(stateSending):], "|"+retryPrefix)
 		n, _ := strconv.Atoi(strings.TrimPrefix(sending, ":"))
-		return RowState{Sending: true, Lookups: n, RetryOf: retryOf}
+		return importer.RowState{Sending: true, Lookups: n, RetryOf: retryOf}
 	case strings.HasPrefix(v, retryPrefix):
-		return RowState{RetryOf: v[len(retryPrefix):]}
+		return importer.RowState{RetryOf: v[len(retryPrefix):]}
 	case v == stateLookUp:
-		return RowState{LookFirst: true}
+		return importer.RowState{LookFirst: true}
 	case strings.HasPrefix(v, jobPrefix):
 		n, job, _ := strings.Cut(v[len(jobPrefix):], ":")
 		check, _ := strconv.Atoi(n)
-		return RowState{JobID: job, Check: check}
+		return importer.RowState{JobID: job, Check: check}
 	}
-	return RowState{}
+	return importer.RowState{}
 }
 
 // setStateScript sets a row's state, only while the import exists: a
@@ -550,28 +550,28 @@ return {recorded, wake, ceiling}
 `)
 
 // Resolve records a row's outcome and counts it, once per row.
-func (s *Store) Resolve(ctx context.Context, id string, r importer.RowResult, stats ...string) (Resolution, error) {
+func (s *Store) Resolve(ctx context.Context, id string, r importer.RowResult, stats ...string) (importer.Resolution, error) {
 	return s.resolve(ctx, id, r, "", "", stats...)
 }
 
 // ResolveJob records the outcome of the row's write job r.JobID, as
 // Resolve does, unless the row no longer follows that job: then the news is
 // stale, and nothing is recorded.
-func (s *Store) ResolveJob(ctx context.Context, id string, r importer.RowResult, stats ...string) (Resolution, error) {
+func (s *Store) ResolveJob(ctx context.Context, id string, r importer.RowResult, stats ...string) (importer.Resolution, error) {
 	return s.resolve(ctx, id, r, r.JobID, "", stats...)
 }
 
 // CancelUnsent records the outcome of a row a cancel kept from being sent,
 // as Resolve does, unless the row is being sent or followed.
-func (s *Store) CancelUnsent(ctx context.Context, id string, r importer.RowResult) (Resolution, error) {
+func (s *Store) CancelUnsent(ctx context.Context, id string, r importer.RowResult) (importer.Resolution, error) {
 	return s.resolve(ctx, id, r, "", "unsent")
 }
 
-func (s *Store) resolve(ctx context.Context, id string, r importer.RowResult, ofJob, only string, stats ...string) (Resolution, error) {
+func (s *Store) resolve(ctx context.Context, id string, r importer.RowResult, ofJob, only string, stats ...string) (importer.Resolution, error) {
 	k := keysOf(id)
 	b, err := encodeResult(r)
 	if err != nil {
-		return Resolution{}, fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
+		return importer.Resolution{}, fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
 	}
 	keys := []string{k.results, k.counts, k.meta, k.state, k.ceiling}
 	var cmd *redis.Cmd
@@ -592,16 +592,16 @@ func (s *Store) resolve(ctx context.Context, id string, r importer.RowResult, of
 	}
 	vals, err := cmd.Slice()
 	if err != nil || len(vals) != 3 {
-		return Resolution{}, fmt.Errorf("error recording the outcome of row %d of import %s: %w", r.Row, id, errOr(err, "bad answer"))
+		return importer.Resolution{}, fmt.Errorf("error recording the outcome of row %d of import %s: %w", r.Row, id, errOr(err, "bad answer"))
 	}
 	n, _ := vals[0].(int64)
 	if n == 8 {
-		return Resolution{}, fmt.Errorf("row %d of import %s: %w", r.Row, id, importer.ErrImportNotFound)
+		return importer.Resolution{}, fmt.Errorf("row %d of import %s: %w", r.Row, id, importer.ErrImportNotFound)
 	}
 	if n == 16 {
-		return Resolution{}, nil // in flight: not recorded
+		return importer.Resolution{}, nil // in flight: not recorded
 	}
-	res := Resolution{Recorded: n&2 != 0, Done: n&1 != 0, Stale: n == 4}
+	res := importer.Resolution{Recorded: n&2 != 0, Done: n&1 != 0, Stale: n == 4}
 	if wait, _ := vals[1].(string); wait != "" {
 		gen, seq, _ := strings.Cut(wait, ":")
 		res.WakeGen, _ = strconv.Atoi(gen)

@@ -102,7 +102,7 @@ func TestRowStateTransitions(t *testing.T) {
 	s := store.New(redistest.Client(t))
 	newImport(t, s, "imp-s")
 	st, _ := s.RowState(ctx, "imp-s", 3)
-	if st != (store.RowState{}) {
+	if st != (importer.RowState{}) {
 		t.Errorf("a new row's state = %+v", st)
 	}
 	s.MarkSending(ctx, "imp-s", 3, "")
@@ -287,11 +287,11 @@ func TestFeedKeepsTheWindow(t *testing.T) {
 	// A new split supersedes this feed; the new generation passes the rows
 	// in flight again (to queue them again) without counting them twice.
 	gen2, _ := s.StartFeed(ctx, "imp-f")
-	if _, _, _, _, err := s.FeedBatch(ctx, "imp-f", gen, 8, 10, 4, -1); !errors.Is(err, store.ErrFeedSuperseded) {
-		t.Errorf("old generation's batch: %v, want store.ErrFeedSuperseded", err)
+	if _, _, _, _, err := s.FeedBatch(ctx, "imp-f", gen, 8, 10, 4, -1); !errors.Is(err, importer.ErrFeedSuperseded) {
+		t.Errorf("old generation's batch: %v, want importer.ErrFeedSuperseded", err)
 	}
-	if err := s.AdvanceCursor(ctx, "imp-f", gen, 9); !errors.Is(err, store.ErrFeedSuperseded) {
-		t.Errorf("old generation's cursor: %v, want store.ErrFeedSuperseded", err)
+	if err := s.AdvanceCursor(ctx, "imp-f", gen, 9); !errors.Is(err, importer.ErrFeedSuperseded) {
+		t.Errorf("old generation's cursor: %v, want importer.ErrFeedSuperseded", err)
 	}
 	next, fed, _, queued, _ = s.FeedBatch(ctx, "imp-f", gen2, 1, 10, 4, 0)
 	if next != 8 || !slices.Equal(fed, []int{4, 5, 6, 7}) || queued != 0 {

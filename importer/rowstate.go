@@ -1,6 +1,11 @@
-package store
+package importer
 
 import "errors"
+
+// This file holds the types the lifecycle's Store port speaks in: where a
+// row stands (RowState), what recording an outcome did (Resolution), and
+// where an import's feed stands (FeedState). The store implements them on
+// Redis; the lifecycle decides with them.
 
 // ErrFeedSuperseded is returned to a feed of a generation that a newer split
 // replaced.
