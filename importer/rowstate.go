@@ -47,6 +47,9 @@ func (f FeedState) InFlight() int { return f.Fed - f.Landed }
 
 // RowState is where a row stands between its split and its outcome.
 type RowState struct {
+	// Queued: the feed queued the row's write (or a retry took it back
+	// to be sent again), and nothing was sent.
+	Queued bool
 	// Sending: a create was being sent and its answer never came back
 	// (the worker died, or the request timed out after it was written).
 	Sending bool
@@ -76,4 +79,27 @@ type RowState struct {
 	// state was lost (Redis restarted empty, or flushed) or deleted. Its
 	// rows must not be sent: nothing could record what became of them.
 	Gone bool
+}
+
+// Phase is the row's phase in its lifecycle (see Next).
+func (s RowState) Phase() Phase {
+	switch {
+	case s.Resolved:
+		return PhaseResolved
+	case s.Sending && s.RetryOf != "":
+		return PhaseSendingRetry
+	case s.Sending:
+		return PhaseSending
+	case s.JobID != "" && s.Check > 0:
+		return PhaseFollowing
+	case s.JobID != "":
+		return PhaseParked
+	case s.RetryOf != "":
+		return PhaseRetryQueued
+	case s.LookFirst:
+		return PhaseLookFirst
+	case s.Queued:
+		return PhaseQueued
+	}
+	return PhaseUnfed
 }

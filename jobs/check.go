@@ -155,21 +155,29 @@ func (im *Imports) enqueueCheck(ctx context.Context, p CheckPayload) error {
 	return im.enqueue(ctx, task, opts...)
 }
 
-// Check handles resident:check. A PENDING job gets its next check, under a
-// new task id and a longer delay, until the deadline; any other state
-// resolves the row. The handler never waits: a job that is not done is
-// looked at again by a later task.
+// Check handles resident:check, as the lifecycle's table says (see
+// importer.Next): a row following the job reads its status; a PENDING job
+// gets its next check, under a new task id and a longer delay, until the
+// deadline; any other state resolves the row. A stopped import parks the
+// row. The handler never waits: a job that is not done is looked at again
+// by a later task.
 func (im *Imports) Check(ctx context.Context, p CheckPayload) error {
 	st, err := im.store.RowState(ctx, p.ImportID, p.Row)
 	if err != nil {
 		return err
 	}
-	switch {
-	case st.Gone:
+	if st.Gone {
 		im.log.WarnContext(ctx, "the import is gone from Redis: its row's job is no longer followed", "import_id", p.ImportID, "row", p.Row, "job_id", p.JobID)
 		return nil
-	case st.Resolved || st.JobID != p.JobID:
-		return nil
+	}
+	event := importer.RowCheckDue
+	if st.Stopped != "" {
+		event = importer.RowCheckStopped
+	}
+	t, ok := importer.Next(st.Phase(), event)
+	switch {
+	case !ok || st.JobID != p.JobID:
+		return nil // resolved, parked, or following another job since
 	case st.Check == p.Check+1:
 		// This check ran before and scheduled the next one, then was
 		// delivered again: make sure the next one is on the queue.
@@ -178,7 +186,7 @@ func (im *Imports) Check(ctx context.Context, p CheckPayload) error {
 		return im.enqueueCheck(ctx, next)
 	case st.Check != p.Check:
 		return nil // a stale link of the chain
-	case st.Stopped != "":
+	case t.To == importer.PhaseParked:
 		_, err := im.store.AdvanceCheck(ctx, p.ImportID, p.Row, p.Check, 0)
 		return err // followed again when the import is resumed
 	}

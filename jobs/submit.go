@@ -85,59 +85,62 @@ func NewSubmitTask(p SubmitPayload, maxRetry int) (*asynq.Task, []asynq.Option, 
 	return asynq.NewTask(TypeSubmit, b), opts, nil
 }
 
-// Submit handles resident:submit. It looks at the row first: resolved, or
-// the import stopped → nothing to do; a job id already stored → the create
-// was sent, go on to status checks (no second POST); a create that was being
-// sent when its answer was lost → look the resident up instead of sending it
-// again. Otherwise it sends the create, stores the job id, and only then
-// schedules the first status check.
+// Submit handles resident:submit, as the lifecycle's table says (see
+// importer.Next) for the row's phase: resolved, or the import stopped →
+// nothing to do; a job id already stored → the create was sent, go on to
+// status checks (no second POST); a create that was being sent when its
+// answer was lost → look the resident up instead of sending it again; a
+// cancelled import's row not sent → cancelled. Otherwise it sends the
+// write, stores the job id, and only then schedules the first status
+// check.
 func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 	st, err := im.store.RowState(ctx, p.ImportID, p.Row)
 	if err != nil {
 		return err
 	}
-	switch {
-	case st.Gone:
+	if st.Gone {
 		// Redis lost the import (or it was deleted): nothing could record
 		// what became of the row, so it is not sent. Running the import's
 		// file again recovers it.
 		im.log.WarnContext(ctx, "the import is gone from Redis: its row is not sent", "import_id", p.ImportID, "row", p.Row)
 		return nil
-	case st.Resolved:
-		return nil
-	case st.JobID != "" && st.Check > 0:
-		// Redelivered after the job id was stored: the chain of checks
-		// exists; make sure its current link is on the queue.
-		return im.scheduleCheck(ctx, p, st.JobID, st.Check)
-	case st.Cancelled && !st.Sending && st.JobID == "":
+	}
+	phase := st.Phase()
+	t, ok := importer.Next(phase, importer.SubmitEvent(p.Update != nil, p.LookFirst, st.Stopped != "", st.Cancelled))
+	switch {
+	case !ok:
+		return nil // resolved already, or parked while the import is stopped
+	case t.Has(importer.EffectRecord):
 		return im.resolve(ctx, p.ImportID, cancelled(p))
-	case st.Stopped != "":
-		return nil // the row is sent when the import is run again
-	case st.JobID != "":
-		// The import stopped while the job was followed; resume it.
+	case t.Has(importer.EffectScheduleCheck) && phase == importer.PhaseParked:
+		// The import stopped while the job was followed; follow it again.
 		if _, err := im.store.AdvanceCheck(ctx, p.ImportID, p.Row, 0, 1); err != nil {
 			return err
 		}
 		return im.scheduleCheck(ctx, p, st.JobID, 1)
-	case st.Sending && p.Update != nil && st.RetryOf == "":
-		// An update whose answer was lost: sending the same update again
-		// changes nothing the first one did not.
-	case st.Sending:
+	case t.Has(importer.EffectScheduleCheck):
+		// Delivered again after the job id was stored: the chain of
+		// checks exists; make sure its current link is on the queue.
+		return im.scheduleCheck(ctx, p, st.JobID, st.Check)
+	case t.Has(importer.EffectLookUp) && !phase.MaySendAgain():
+		// The write may have reached the API without its answer.
 		return im.settleInDoubt(ctx, p, st.Lookups)
-	case p.Update != nil:
-		// An update finds its resident by id: no look-up needed.
-	case st.LookFirst:
-		// Its create may have reached the API before (a row in doubt,
-		// tried again): adopt its resident when it exists; else send it.
-		if done, err := im.adoptIfSent(ctx, p, "its create may have reached the API before", false); done || err != nil {
+	case t.Has(importer.EffectLookUp):
+		// Its create may have reached the API before: a row in doubt,
+		// tried again, or recovered after its import's state was lost.
+		// Adopt its resident when it exists; else send it.
+		why, recovery := "its create may have reached the API before", false
+		if phase != importer.PhaseLookFirst {
+			why, recovery = "the import's state was lost (Redis lost its data) after this row may have been sent", true
+		}
+		if done, err := im.adoptIfSent(ctx, p, why, recovery); done || err != nil {
 			return err
 		}
-	case p.LookFirst && st.RetryOf == "":
-		// Recovered after its state was lost: the row may have been sent
-		// before. Adopt its resident when it exists; else send it.
-		if done, err := im.adoptIfSent(ctx, p, "the import's state was lost (Redis lost its data) after this row may have been sent", true); done || err != nil {
-			return err
+		if t, _ = importer.Next(phase, importer.RowNotFound); !t.Has(importer.EffectSend) {
+			return fmt.Errorf("row %d: the lifecycle sends no write after a look-up found nothing in phase %s", p.Row, phase)
 		}
+	case !t.Has(importer.EffectSend):
+		return nil // the row is sent when the import is run again
 	}
 
 	// Send the create; or, for a row 'importer retry' retries through the

@@ -78,6 +78,8 @@ func parseState(v string) importer.RowState {
 		n, job, _ := strings.Cut(v[len(jobPrefix):], ":")
 		check, _ := strconv.Atoi(n)
 		return importer.RowState{JobID: job, Check: check}
+	case v == stateQueued:
+		return importer.RowState{Queued: true}
 	}
 	return importer.RowState{}
 }
