@@ -54,7 +54,7 @@ bench-api: ## spend the API budget through three workers: polling, webhooks with
 
 FUZZTIME ?= 1m
 FUZZ_TARGETS := FuzzCSV:./internal/source FuzzJSON:./internal/source FuzzNDJSON:./internal/source \
-	FuzzFieldFor:./importer FuzzValidate:./importer FuzzParse:./internal/webhook FuzzDecodeChunk:./internal/store
+	FuzzFieldFor:./importer FuzzValidate:./importer FuzzLifecycle:./importer FuzzParse:./internal/webhook FuzzDecodeChunk:./internal/store
 
 .PHONY: fuzz
 fuzz: ## fuzz every parser (CSV, JSON, NDJSON, headers, validation, webhooks) for FUZZTIME each (default 1m; or a count of inputs, 10000x)
