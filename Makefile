@@ -3,7 +3,7 @@
 GO       ?= go
 BIN      ?= bin/importer
 PKGS     := ./...
-GOFLAGS_TEST ?= -race -count=1 -timeout 25m
+GOFLAGS_TEST ?= -race -count=1 -parallel 8 -timeout 25m
 
 .DEFAULT_GOAL := help
 
@@ -16,7 +16,7 @@ build: ## build bin/importer
 	$(GO) build -o $(BIN) ./cmd/importer
 
 .PHONY: test
-test: ## run every test against a real redis-server (started per package) and the sandbox over HTTP, then fuzz each parser briefly
+test: ## run every test, in parallel, against a real redis-server (a database per test) and the sandbox over HTTP, then fuzz each parser briefly (under 5 minutes)
 	$(GO) test $(GOFLAGS_TEST) $(PKGS)
 	@# A count, not a duration: with a duration, go1.26's fuzz coordinator can
 	@# fail a target with "context deadline exceeded" at the deadline on a busy
@@ -65,7 +65,7 @@ fuzz: ## fuzz every parser (CSV, JSON, NDJSON, headers, validation, webhooks) fo
 	done
 
 .PHONY: chaos
-chaos: ## the chaos suite at full size: workers killed, Redis restarted, frozen, emptied and failed over (Sentinel), API faults (about 22 minutes)
+chaos: ## the chaos suite at full size, with its long scenarios (workers killed over and over, a Sentinel failover): about 22 minutes
 	$(GO) test -run Chaos -v -count=1 -timeout 60m ./cmd/importer -chaos 2>&1 | grep -E '^(=== RUN|--- |    (chaos|failover)_test|ok|FAIL)'
 
 .PHONY: run-sample

@@ -28,6 +28,7 @@ func twoIntegrations(a, b int) *fakeRows {
 // the API sees them), though its import has 24 rows and 16 workers; the rows of another integration, behind them in the file, go
 // through meanwhile and finish first.
 func TestCeilingPerIntegration(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	lat, _ := sandbox.ParseLatency("fixed:600ms")
 	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, MaxJobConcurrency: 3})

@@ -10,6 +10,7 @@ import (
 // Asynq starts a delayed task as its second begins: a check's time is
 // rounded up, never down, so it never runs early.
 func TestCheckAtRoundsUpToTheSecond(t *testing.T) {
+	t.Parallel()
 	base := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
 		now   time.Time

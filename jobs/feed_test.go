@@ -45,6 +45,7 @@ func (e *env) waitFinished(t *testing.T, id string, within time.Duration) import
 }
 
 func TestFeedQueuesAWindowAtATime(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, "fixed:300ms", nil)
 	const rows, window = 30, 10
@@ -106,6 +107,7 @@ func TestFeedQueuesAWindowAtATime(t *testing.T) {
 // A feed that died after marking rows but before queuing their submits
 // leaves its cursor behind them: the next feed queues them.
 func TestFeedRecoversRowsMarkedButNotQueued(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, "fixed:0s", nil)
 	const rows = 12

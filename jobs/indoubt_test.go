@@ -21,6 +21,7 @@ import (
 // the write is PENDING the lookup finds nothing and is tried again later;
 // once it resolves, the resident is adopted. One resident in the end.
 func TestLostAnswerEndsWithOneResident(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	clk := sandbox.NewManualClock(time.Now())
 	lat, _ := sandbox.ParseLatency("fixed:30s")
@@ -60,6 +61,7 @@ func TestLostAnswerEndsWithOneResident(t *testing.T) {
 
 // Without an email the resident is looked up by name and date of birth.
 func TestLookupByNameAndBirthDate(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	clk := sandbox.NewManualClock(time.Now())
 	lat, _ := sandbox.ParseLatency("fixed:1s")
@@ -94,6 +96,7 @@ func TestLookupByNameAndBirthDate(t *testing.T) {
 // A task that fails for good for a reason no handler turned into an outcome
 // still ends its row, so the import finishes.
 func TestTaskFailingForGoodFailsItsRow(t *testing.T) {
+	t.Parallel()
 	e := envOn(t, redistestClient(t))
 	h := jobs.NewImports(nil, e.store, e.queue, e.reports, nil, jobs.Config{})
 	e.newImport(t, "imp-bug", 1, importer.Options{})
@@ -130,6 +133,7 @@ func TestTaskFailingForGoodFailsItsRow(t *testing.T) {
 // have reached the API, so it is looked up once its write had time to
 // resolve, and adopted: no create is sent twice.
 func TestCreateAnswered5xxAfterTheWriteIsNotSentTwice(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	clk := sandbox.NewManualClock(time.Now())
 	lat, _ := sandbox.ParseLatency("fixed:5s")
@@ -173,6 +177,7 @@ func TestCreateAnswered5xxAfterTheWriteIsNotSentTwice(t *testing.T) {
 // whose records show only after a sync, not finding it is no proof: the
 // row ends in_doubt saying so, and nothing is sent twice.
 func TestLostAnswerLookupsFollowTheCacheLag(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name    string
 		lag     importer.CacheLag

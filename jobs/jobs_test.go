@@ -159,6 +159,7 @@ func (e *env) result(t *testing.T, importID string, row int) importer.RowResult 
 }
 
 func TestTaskIDsAreDeterministic(t *testing.T) {
+	t.Parallel()
 	first, again := jobs.SubmitTaskID("imp-1", 7, 0), jobs.SubmitTaskID("imp-1", 7, 0)
 	if first != again || first == jobs.SubmitTaskID("imp-1", 8, 0) {
 		t.Error("submit task ids are not one per row")
@@ -185,6 +186,7 @@ func TestTaskIDsAreDeterministic(t *testing.T) {
 }
 
 func TestRedeliveredSubmitDoesNotPostAgain(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, "fixed:1h", nil)
 	e.newImport(t, "imp-redeliver", 1, importer.Options{})
@@ -208,6 +210,7 @@ func TestRedeliveredSubmitDoesNotPostAgain(t *testing.T) {
 }
 
 func TestStatusCheckReenqueuesItselfUntilResolved(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	clk := sandbox.NewManualClock(time.Now())
 	e := newEnv(t, "fixed:30s", clk)
@@ -280,6 +283,7 @@ func TestStatusCheckReenqueuesItselfUntilResolved(t *testing.T) {
 }
 
 func TestDeadlineTimesTheRowOut(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, "fixed:1h", nil)
 	e.newImport(t, "imp-deadline", 1, importer.Options{})
@@ -322,6 +326,7 @@ func TestDeadlineTimesTheRowOut(t *testing.T) {
 // down, say) is followed for --deadline after it was sent, like any other:
 // it is not given up as timed_out at its first look, while still PENDING.
 func TestAWriteSentLateIsFollowedLikeAnyOther(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, "fixed:300ms", nil)
 	e.newImport(t, "imp-late", 1, importer.Options{Deadline: 2 * time.Second})
@@ -360,6 +365,7 @@ func TestAWriteSentLateIsFollowedLikeAnyOther(t *testing.T) {
 }
 
 func TestRejectedCreateFailsTheRowAtOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, "fixed:1h", nil)
 	e.newImport(t, "imp-400", 1, importer.Options{})
@@ -376,6 +382,7 @@ func TestRejectedCreateFailsTheRowAtOnce(t *testing.T) {
 }
 
 func TestUnauthorizedStopsTheImport(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, "fixed:1h", nil)
 	e.newImport(t, "imp-401", 2, importer.Options{})
@@ -400,6 +407,7 @@ func TestUnauthorizedStopsTheImport(t *testing.T) {
 }
 
 func TestInDoubtRowIsLookedUpNotResent(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	clk := sandbox.NewManualClock(time.Now())
 	e := newEnv(t, "fixed:1s", clk)
@@ -448,6 +456,7 @@ func TestInDoubtRowIsLookedUpNotResent(t *testing.T) {
 // Many workers, redeliveries and a split run twice: every row ends with one
 // outcome, the API sees one create per row, and one report is written.
 func TestPipelineFinalizesOnceUnderConcurrentWorkers(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, "uniform:50ms-400ms", nil)
 	const rows = 40

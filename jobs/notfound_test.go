@@ -56,6 +56,7 @@ func waitFinished(t *testing.T, st *store.Store, id string, limit time.Duration)
 // 'importer retry' follows the job again, which then ends the row as its
 // write did, sending nothing twice.
 func TestUnknownJobEndsJobNotFoundAtOnce(t *testing.T) {
+	t.Parallel()
 	for _, status := range []int{404, 400} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
 			ctx := context.Background()

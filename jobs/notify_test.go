@@ -98,6 +98,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {
 // fails twice and accepts the third try, the webhook's signature checks,
 // the email arrives over STARTTLS.
 func TestNotificationsArriveOncePerEvent(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, "uniform:50ms-300ms", nil)
 	rx := newReceivers(t)
@@ -182,6 +183,7 @@ func failRows(t *testing.T, e *env, imp importer.Import, rows int) {
 // A notification holds counts and error codes, no personal data, unless its
 // target opted in to the first failed rows.
 func TestNotificationsHoldNoPersonalDataUnlessAsked(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, "fixed:0s", nil)
 	plain := notifytest.NewReceiver(t, notifySecret, notify.SignatureHeader)
@@ -232,6 +234,7 @@ func mustNormalize(t *testing.T, o importer.Options) importer.Options {
 // An import stopped by rejected credentials is announced as stopped, with
 // the reason, once, however many rows ran into the rejection.
 func TestStoppedImportIsAnnounced(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, "fixed:1h", nil)
 	rx := notifytest.NewReceiver(t, notifySecret, notify.SignatureHeader)
@@ -270,6 +273,7 @@ func TestStoppedImportIsAnnounced(t *testing.T) {
 // A target that keeps failing is given up after its retries, logged and
 // counted; the import is finished all the same.
 func TestAFailingTargetNeverHoldsTheImport(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, "fixed:0s", nil)
 	rx := notifytest.NewReceiver(t, notifySecret, notify.SignatureHeader)
@@ -309,6 +313,7 @@ func TestAFailingTargetNeverHoldsTheImport(t *testing.T) {
 // A schedule that expects a file and finds none, or is given a file it
 // refuses, tells its targets; the firing is recorded for the Schedules page.
 func TestScheduleEventsAndFirings(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	rx := notifytest.NewReceiver(t, notifySecret, notify.SignatureHeader)
 	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second, ExpectFile: true})
@@ -364,6 +369,7 @@ func TestScheduleEventsAndFirings(t *testing.T) {
 // The schedules a running scheduler registered are listed with their next
 // firing, once each even when two schedulers register the same entry.
 func TestSchedulerEntriesAreListed(t *testing.T) {
+	t.Parallel()
 	e := envOn(t, redistestClient(t))
 	task, opts, err := jobs.NewScheduledImportTask(jobs.ScheduledImport{Name: "nightly", Inbox: "/data/inbox/*.csv", Cron: "30 2 * * *"})
 	if err != nil {

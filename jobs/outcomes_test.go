@@ -27,6 +27,7 @@ func (forgetfulAPI) GetResident(ctx context.Context, id string) (importer.Reside
 }
 
 func TestResolvedWritesBecomeOutcomes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		sandbox   sandbox.Config
@@ -79,6 +80,7 @@ func TestResolvedWritesBecomeOutcomes(t *testing.T) {
 }
 
 func TestRateLimitIsAWaitNotAFailure(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "7")
@@ -116,6 +118,7 @@ func TestRateLimitIsAWaitNotAFailure(t *testing.T) {
 // reach), the row unsent, to be sent when it is run again. Either way the
 // task ends: nothing is lost.
 func TestServerErrorsAreLookedUpUnreachableIsRetried(t *testing.T) {
+	t.Parallel()
 	var posts, gets atomic.Int32
 	answering := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {

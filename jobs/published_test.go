@@ -83,6 +83,7 @@ func seed(t *testing.T, sb *sandbox.Server, records ...string) []string {
 // of integration B has is A's own resident, created in A; B's resident is
 // neither matched nor rewritten.
 func TestRowsMatchOnlyTheirOwnIntegration(t *testing.T) {
+	t.Parallel()
 	e := fileEnv(t, sandbox.Config{RateLimit: -1, Integrations: map[string]string{"int_a": "rentvine", "int_b": "rentvine"}}, jobs.Config{})
 	ids := seed(t, e.sandbox, `{"integration_id":"int_b","first_name":"Ada","last_name":"Byron","email_1":"ada@example.com"}`)
 	path := writeCSV(t, "two-integrations.csv", "integration_id,first_name,last_name,email\n"+
@@ -120,6 +121,7 @@ var rentManager = importer.Options{Vendor: importer.VendorRentManager, Integrati
 // compares nor sends them (on_create). Her changed phone is updated, and
 // the update carries the phone only.
 func TestTheRunsRentDefaultsNeverOverwriteAResident(t *testing.T) {
+	t.Parallel()
 	e := fileEnv(t, sandbox.Config{RateLimit: -1}, jobs.Config{})
 	srvURL := sandboxURL(t, e)
 	ids := seed(t, e.sandbox,
@@ -184,6 +186,7 @@ func sandboxURL(t *testing.T, e *env) string {
 // Night 2 of a Rent Manager roster with nothing changed (another order)
 // sends no write: the rent terms, which no read shows, are not compared.
 func TestASecondIdenticalNightSendsNothing(t *testing.T) {
+	t.Parallel()
 	e := fileEnv(t, sandbox.Config{RateLimit: -1}, jobs.Config{})
 	people := roster(20)
 	night1 := e.importRoster(t, writeRoster(t, "night-1.csv", people), rentManager)
@@ -212,6 +215,7 @@ func TestASecondIdenticalNightSendsNothing(t *testing.T) {
 // takes; no null). A phone typed OTHER, which the PUT does not take for
 // phone_1, is not sent, and the row says why.
 func TestChangedPhonesSendOnlyUpdatesTheAPIAccepts(t *testing.T) {
+	t.Parallel()
 	e := fileEnv(t, sandbox.Config{RateLimit: -1}, jobs.Config{})
 	people := roster(6)
 	people[5].phoneType = "OTHER"
@@ -243,6 +247,7 @@ func TestChangedPhonesSendOnlyUpdatesTheAPIAccepts(t *testing.T) {
 // match: the row is created, and says whom it passed over; a gone
 // resident the file does not have is not listed as missing.
 func TestResidentsGoneFromThePMS(t *testing.T) {
+	t.Parallel()
 	e := fileEnv(t, sandbox.Config{RateLimit: -1}, jobs.Config{})
 	old := time.Now().AddDate(0, 0, -40).UTC().Format(time.RFC3339)
 	ids := seed(t, e.sandbox,
@@ -265,6 +270,7 @@ func TestResidentsGoneFromThePMS(t *testing.T) {
 // read back, whichever job id it carries (the write's, or a sync's when
 // the record holds what the update sent): no status read.
 func TestUpdatesResolvedByDataUpdate(t *testing.T) {
+	t.Parallel()
 	for _, variant := range []string{sandbox.DataNewWrite, sandbox.DataNewSync} {
 		t.Run(variant, func(t *testing.T) {
 			var h atomic.Pointer[jobs.Imports]
@@ -298,6 +304,7 @@ func TestUpdatesResolvedByDataUpdate(t *testing.T) {
 // retry-write: it would fail the same way. It is safe to send again once
 // fixed (failed.csv has it).
 func TestRetryLeavesWhatThePMSRefused(t *testing.T) {
+	t.Parallel()
 	e := fileEnv(t, sandbox.Config{RateLimit: -1}, jobs.Config{})
 	opts := rentManager
 	opts.PropertyID = "prop_999" // not in Rent Manager: the PMS refuses the create
@@ -331,6 +338,7 @@ func writeCSV(t *testing.T, name, content string) string {
 // first RefusedAlikeLimit, instead of spending the budget on the rest
 // (issue 22).
 func TestWritesRefusedAlikeStopTheImport(t *testing.T) {
+	t.Parallel()
 	const rows = 60
 	e := fileEnv(t, sandbox.Config{RateLimit: -1, Integrations: map[string]string{"int_rm": "rentmanager"}}, jobs.Config{})
 	ctx := context.Background()

@@ -59,6 +59,7 @@ func limitedSandbox(t *testing.T, window time.Duration, limit int) (*sandbox.Ser
 }
 
 func TestThreeWorkersShareTheLimitWithout429(t *testing.T) {
+	t.Parallel()
 	const window, limit, rows = 2 * time.Second, 30, 45
 	sb, url := limitedSandbox(t, window, limit)
 	e := envOn(t, redistestClient(t))
@@ -84,6 +85,7 @@ func TestThreeWorkersShareTheLimitWithout429(t *testing.T) {
 }
 
 func TestA429PausesEveryWorker(t *testing.T) {
+	t.Parallel()
 	const window, limit, rows = 5 * time.Second, 40, 20
 	sb, url := limitedSandbox(t, window, limit)
 	// Another client of the same customer spends a whole window, at its
@@ -115,6 +117,7 @@ func TestA429PausesEveryWorker(t *testing.T) {
 // the workers, told nothing, start at 150 and follow the limit the first
 // answers announce. No 429 storm.
 func TestTheWorkersFollowTheAnnouncedLimit(t *testing.T) {
+	t.Parallel()
 	const window, limit, rows = 2 * time.Second, 20, 30
 	sb, url := limitedSandbox(t, window, limit)
 	e := envOn(t, redistestClient(t))

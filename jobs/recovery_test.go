@@ -17,6 +17,7 @@ import (
 // redelivery, another Redis's queue): they send nothing, since nothing could
 // record what became of the rows.
 func TestTasksOfAGoneImportSendNothing(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, "fixed:0s", nil)
 	e.newImport(t, "imp-gone", 2, importer.Options{})
@@ -44,6 +45,7 @@ func TestTasksOfAGoneImportSendNothing(t *testing.T) {
 // resolve. Rows sent before the loss are adopted, the others sent: each
 // resident exists once.
 func TestRecoveredImportLooksUpBeforeSending(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	lat, _ := sandbox.ParseLatency("fixed:0s")
 	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1})
@@ -99,6 +101,7 @@ func TestRecoveredImportLooksUpBeforeSending(t *testing.T) {
 // a lookup that finds nothing: the rows sent before the loss are not shown
 // yet. Every row not found ends in_doubt, saying so; nothing is sent twice.
 func TestRecoveryOfAPMSShownAfterASyncSendsNothingBlind(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	lat, _ := sandbox.ParseLatency("fixed:0s")
 	untilSync := importer.CacheLag{Default: importer.UntilSync}

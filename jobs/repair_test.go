@@ -27,6 +27,7 @@ func (s *lineageStore) Lineage(context.Context) (string, error) {
 // primary, the unfinished import's tasks are queued again, and it finishes
 // with each resident created once.
 func TestANewPrimaryRequeuesLostTasks(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, "uniform:500ms-1500ms", nil)
 	ls := &lineageStore{Store: e.store}

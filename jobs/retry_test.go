@@ -53,6 +53,7 @@ func failingPMS(t *testing.T) (*env, *sandbox.Server) {
 // retry-write once, no create is sent again, and the report tells the
 // truth.
 func TestInterruptedRetryResumesWithoutCreatingTwice(t *testing.T) {
+	t.Parallel()
 	const rows = 12
 	for _, next := range []string{"retry again", "run the file again"} {
 		t.Run(next, func(t *testing.T) {
@@ -117,6 +118,7 @@ func TestInterruptedRetryResumesWithoutCreatingTwice(t *testing.T) {
 // arriving while the row follows the job of its retry changes nothing: the
 // row ends as its new job does.
 func TestStaleWebhookAfterARetryIsIgnored(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	lat, _ := sandbox.ParseLatency("fixed:0s")
 	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, FailureRate: 1})
@@ -175,6 +177,7 @@ func TestStaleWebhookAfterARetryIsIgnored(t *testing.T) {
 // doubt up again: a resident that exists is adopted, one that does not is
 // sent. Without --in-doubt they are left alone.
 func TestRetryInDoubtLooksUpFirst(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	lat, _ := sandbox.ParseLatency("fixed:0s")
 	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1})
@@ -227,6 +230,7 @@ func TestRetryInDoubtLooksUpFirst(t *testing.T) {
 // A retry-write the API refuses ends the row at once, its failed job kept:
 // the row is not left waiting, nor offered again in failed.csv.
 func TestRefusedRetryWriteEndsTheRow(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	lat, _ := sandbox.ParseLatency("fixed:1h") // the job is still PENDING: the API will not retry it
 	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1})
@@ -263,6 +267,7 @@ func TestRefusedRetryWriteEndsTheRow(t *testing.T) {
 // asks for it (a schedule's retry_transient); once the rows succeed,
 // nothing more is queued (issue 22).
 func TestTransientFailuresAreRetriedByThemselves(t *testing.T) {
+	t.Parallel()
 	const rows = 6
 	ctx := context.Background()
 	e, sb := failingPMS(t)

@@ -84,6 +84,7 @@ func (in *inbox) imports(t *testing.T) []string {
 // the same roster dropped again while its import runs, or under another
 // name, is filed with a note and sends nothing.
 func TestScheduledContentIsTheImport(t *testing.T) {
+	t.Parallel()
 	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second})
 	in.drop(t, "roster.csv", 5)
 	in.fire(t)
@@ -118,6 +119,7 @@ func TestScheduledContentIsTheImport(t *testing.T) {
 // A file still being written is not claimed: it must be left unchanged for
 // the settle time, or have its ready marker.
 func TestScheduledWaitsForCompleteFiles(t *testing.T) {
+	t.Parallel()
 	in := newInbox(t, jobs.ScheduledImport{Settle: time.Minute})
 	path := in.drop(t, "roster.csv", 3)
 	now := time.Now()
@@ -133,20 +135,22 @@ func TestScheduledWaitsForCompleteFiles(t *testing.T) {
 		t.Fatalf("a settled file was not claimed: %v", ids)
 	}
 
-	marked := newInbox(t, jobs.ScheduledImport{ReadyMarker: ".done"})
-	path = marked.drop(t, "roster.csv", 3)
-	marked.fire(t)
-	if ids := marked.imports(t); len(ids) != 0 {
-		t.Fatalf("a file without its ready marker was claimed: %v", ids)
-	}
-	os.WriteFile(path+".done", nil, 0o600)
-	marked.fire(t)
-	if ids := marked.imports(t); len(ids) != 1 {
-		t.Fatalf("a file with its ready marker was not claimed: %v", ids)
-	}
-	if _, err := os.Stat(path + ".done"); err == nil {
-		t.Error("the ready marker was left in the inbox")
-	}
+	t.Run("ready marker", func(t *testing.T) { // a Redis database of its own
+		marked := newInbox(t, jobs.ScheduledImport{ReadyMarker: ".done"})
+		path := marked.drop(t, "roster.csv", 3)
+		marked.fire(t)
+		if ids := marked.imports(t); len(ids) != 0 {
+			t.Fatalf("a file without its ready marker was claimed: %v", ids)
+		}
+		os.WriteFile(path+".done", nil, 0o600)
+		marked.fire(t)
+		if ids := marked.imports(t); len(ids) != 1 {
+			t.Fatalf("a file with its ready marker was not claimed: %v", ids)
+		}
+		if _, err := os.Stat(path + ".done"); err == nil {
+			t.Error("the ready marker was left in the inbox")
+		}
+	})
 }
 
 // A worker killed while it read a claimed file leaves it in processing/:
@@ -154,6 +158,7 @@ func TestScheduledWaitsForCompleteFiles(t *testing.T) {
 // import Redis lost is taken over as a recovery: its rows are looked up
 // before they are sent.
 func TestScheduledDeadClaimIsTakenOver(t *testing.T) {
+	t.Parallel()
 	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second, ClaimTimeout: 10 * time.Second})
 	ctx := context.Background()
 	// The dead worker's claim: the file moved, its record written, its
@@ -189,6 +194,7 @@ func TestScheduledDeadClaimIsTakenOver(t *testing.T) {
 // An import whose file grew after it was read ends in failed/ with a note:
 // what was added was never read.
 func TestScheduledFileThatGrewIsFiledAsFailed(t *testing.T) {
+	t.Parallel()
 	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second})
 	ctx := context.Background()
 	serve(t, in.rdb, in.h, 1, 10)
@@ -220,6 +226,7 @@ func TestScheduledFileThatGrewIsFiledAsFailed(t *testing.T) {
 
 // A link in the inbox that points outside it is not followed.
 func TestScheduledLinksOutsideTheInboxAreNotFollowed(t *testing.T) {
+	t.Parallel()
 	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second})
 	outside := filepath.Join(t.TempDir(), "secret.csv")
 	os.WriteFile(outside, []byte("First Name,Last Name\nEve,Outside\n"), 0o600)
@@ -240,6 +247,7 @@ func TestScheduledLinksOutsideTheInboxAreNotFollowed(t *testing.T) {
 // A scheduled import that stopped (the API rejected the key) is resumed
 // at the next firing, and its file leaves processing/ when it ends.
 func TestScheduledStoppedImportResumes(t *testing.T) {
+	t.Parallel()
 	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second})
 	ctx := context.Background()
 	in.drop(t, "roster.csv", 3)
@@ -270,6 +278,7 @@ func TestScheduledStoppedImportResumes(t *testing.T) {
 // its own. Every file in failed/ has its .error.txt: why it was refused, or
 // the counts of its import and where the report is.
 func TestScheduledFilesNeverOverwriteAndFailedOnesSayWhy(t *testing.T) {
+	t.Parallel()
 	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second})
 	for _, content := range []string{"", "First Name,Last Name\n"} { // empty, then a header alone
 		path := filepath.Join(in.dir, "a.csv")
@@ -320,6 +329,7 @@ func TestScheduledFilesNeverOverwriteAndFailedOnesSayWhy(t *testing.T) {
 // A schedule whose mapping is strict files a roster whose columns changed
 // in failed/, saying which columns, and imports nothing of it.
 func TestScheduledStrictMappingRefusesAChangedRoster(t *testing.T) {
+	t.Parallel()
 	m, err := importer.Mapping{Name: "roster.yaml", Strict: true, Columns: map[string]string{"First Name": "first_name", "Last Name": "last_name", "Mail": "email_1"}}.Normalize()
 	if err != nil {
 		t.Fatal(err)
@@ -339,6 +349,7 @@ func TestScheduledStrictMappingRefusesAChangedRoster(t *testing.T) {
 // A sync roster whose rows are mostly unchanged is a fine night: its file
 // goes to done/ with no .error.txt, as its notification says (issue 22).
 func TestScheduledSyncRosterWithUnchangedRowsIsDone(t *testing.T) {
+	t.Parallel()
 	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second})
 	serve(t, in.rdb, in.h, 1, 4)
 	seed(t, in.sandbox,
@@ -364,6 +375,7 @@ func TestScheduledSyncRosterWithUnchangedRowsIsDone(t *testing.T) {
 // every phone as it is without a word. allow_dropped_columns imports it
 // (issue 22).
 func TestScheduledRosterThatDroppedAColumnIsRefused(t *testing.T) {
+	t.Parallel()
 	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second})
 	serve(t, in.rdb, in.h, 1, 4)
 	write := func(name, header string) {
@@ -403,6 +415,7 @@ func TestScheduledRosterThatDroppedAColumnIsRefused(t *testing.T) {
 // kept; the next firing leaves it refused, never filed as "another file"
 // (issue 22).
 func TestScheduledRefusedPlanWaitsForApproval(t *testing.T) {
+	t.Parallel()
 	guard, err := importer.ParseGuard("10%")
 	if err != nil {
 		t.Fatal(err)
@@ -468,6 +481,7 @@ func TestScheduledRefusedPlanWaitsForApproval(t *testing.T) {
 // PMS in maintenance) stays in processing/ while its retry is queued, and
 // goes to done/ once the retry succeeds (issue 22).
 func TestScheduledTransientFailuresAreFiledAfterTheirRetry(t *testing.T) {
+	t.Parallel()
 	in := newInbox(t, jobs.ScheduledImport{Settle: time.Second, RetryTransient: 2 * time.Second, Options: importer.Options{Mode: importer.ModeCreate}})
 	one, zero := 1.0, 0.0
 	in.sandbox.SetFaults(sandbox.Faults{FailureRate: &one})

@@ -75,6 +75,7 @@ func (e *env) startRows(t *testing.T, tag string, n int, priority importer.Prior
 // 'make bench' (the fairshare scenario): the tail of a short import is
 // timing, not share.
 func TestASmallImportIsNotStuckBehindABigOne(t *testing.T) {
+	t.Parallel()
 	// 10 requests a second for all workers, in windows of 12 s; 2 s of it
 	// queued ahead.
 	const limit, window, ahead = 120, 12 * time.Second, 2 * time.Second
@@ -149,6 +150,7 @@ func (f *taggedRows) CheckColumns() error      { return nil }
 // Imports started together share the budget by weight, whatever their
 // sizes: one of high priority gets twice a normal one's share.
 func TestImportsShareTheBudgetByWeight(t *testing.T) {
+	t.Parallel()
 	const limit, window, ahead = 120, 6 * time.Second, time.Second // 20 a second
 	e := shareEnv(t, limit, window, ahead)
 	ctx := context.Background()

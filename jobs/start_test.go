@@ -68,6 +68,7 @@ func rosterWithLongField(t *testing.T, dir string) string {
 // same file, options and limits store the same import, row for row, and end
 // with the same outcomes.
 func TestRunAndScheduleStartAFileAlike(t *testing.T) {
+	t.Parallel()
 	limits := importer.Limits{MaxFieldBytes: 40}
 	// Create-only: the second start sends the rows again to the same
 	// sandbox, whose residents a sync would find unchanged.
@@ -122,6 +123,7 @@ func TestRunAndScheduleStartAFileAlike(t *testing.T) {
 // Start refuses the content of a create-only import under another name,
 // and starts it anew under an id of its own with Again.
 func TestStartRefusesAContentImportedBeforeUnlessAgain(t *testing.T) {
+	t.Parallel()
 	in := newInbox(t, jobs.ScheduledImport{})
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -162,6 +164,7 @@ func TestStartRefusesAContentImportedBeforeUnlessAgain(t *testing.T) {
 // in place; run again before it is written again, it is the same import
 // (issue 22). A copy made while the import runs is refused.
 func TestASyncRosterWrittenAgainIsTheNextNight(t *testing.T) {
+	t.Parallel()
 	in := newInbox(t, jobs.ScheduledImport{})
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -225,6 +228,7 @@ func TestASyncRosterWrittenAgainIsTheNextNight(t *testing.T) {
 // knows night 2's roster is newer. A row night 2 did not write is decided
 // as ever.
 func TestAnOlderRosterNeverRevertsANewerNight(t *testing.T) {
+	t.Parallel()
 	in := newInbox(t, jobs.ScheduledImport{})
 	ctx := context.Background()
 	dir := t.TempDir()

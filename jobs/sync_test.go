@@ -143,6 +143,7 @@ func noResidentTwice(t *testing.T, sb *sandbox.Server) {
 // and lists the gone one as missing: nobody is created twice, and no
 // update changes nothing.
 func TestNightlyRosterCreatesNobodyTwice(t *testing.T) {
+	t.Parallel()
 	e := syncEnv(t, 0)
 	night1 := roster(12)
 	imp1 := e.importRoster(t, writeRoster(t, "night-1.csv", night1), importer.Options{})
@@ -197,6 +198,7 @@ func TestNightlyRosterCreatesNobodyTwice(t *testing.T) {
 
 // Each mode does what it says with matched and unmatched rows.
 func TestModes(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		mode importer.Mode
 		want map[string]int
@@ -230,6 +232,7 @@ func TestModes(t *testing.T) {
 // email in any case, name with date of birth. A key that matches two
 // residents is a conflict naming both; nothing is guessed or written.
 func TestMatchKeysAndConflicts(t *testing.T) {
+	t.Parallel()
 	e := syncEnv(t, 0)
 	people := []person{
 		{first: "Ada", last: "Lovelace", email: "ada@example.com", dob: "1985-12-10"},
@@ -283,6 +286,7 @@ func TestMatchKeysAndConflicts(t *testing.T) {
 // returning residents are unchanged, the changed one is updated, and
 // nobody is created twice.
 func TestLedgerCoversTheCacheLag(t *testing.T) {
+	t.Parallel()
 	e := syncEnv(t, time.Hour)
 	people := roster(5)
 	e.importRoster(t, writeRoster(t, "night-1.csv", people), importer.Options{})
@@ -305,6 +309,7 @@ func TestLedgerCoversTheCacheLag(t *testing.T) {
 // a roster into creates; its targets hear plan_refused. A re-run with a
 // higher guard resumes it, and they hear it succeeded.
 func TestGuardStopsBeforeAnyWrite(t *testing.T) {
+	t.Parallel()
 	e := syncEnv(t, 0)
 	ctx := context.Background()
 	rx := notifytest.NewReceiver(t, notifySecret, notify.SignatureHeader)
@@ -367,6 +372,7 @@ func TestGuardStopsBeforeAnyWrite(t *testing.T) {
 // "sending". Its next delivery sends the same update again (harmless: the
 // API changes nothing the second time) and never turns it into a create.
 func TestAnUpdateInDoubtIsSentAgainNeverCreated(t *testing.T) {
+	t.Parallel()
 	e := syncEnv(t, 0)
 	ctx := context.Background()
 	people := roster(1)
@@ -423,6 +429,7 @@ func TestAnUpdateInDoubtIsSentAgainNeverCreated(t *testing.T) {
 // written, the second is a duplicate naming it, so nobody is created twice
 // even when the two rows differ elsewhere.
 func TestRowsWithTheSameKeyAreDuplicates(t *testing.T) {
+	t.Parallel()
 	e := syncEnv(t, 0)
 	people := []person{
 		{first: "Ada", last: "Lovelace", email: "ada@example.com", phone: "555-010-0001"},
@@ -447,6 +454,7 @@ func TestRowsWithTheSameKeyAreDuplicates(t *testing.T) {
 // in another case), as one keyed by name+dob does. Each finds the
 // resident; none creates it again.
 func TestLookUpsWhenCheaperThanTheListing(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name  string
 		row   person
@@ -487,6 +495,7 @@ func TestLookUpsWhenCheaperThanTheListing(t *testing.T) {
 // value is cleared (sent as an empty string, which the PUT's schema takes
 // for a plain text field), and the next night finds it unchanged.
 func TestBlankClears(t *testing.T) {
+	t.Parallel()
 	e := syncEnv(t, 0)
 	people := roster(2)
 	imp1 := e.importRoster(t, writeRoster(t, "night-1.csv", people), importer.Options{})
@@ -513,6 +522,7 @@ func TestBlankClears(t *testing.T) {
 // An update the PMS refused is tried again by 'importer retry' through the
 // API's retry-write: the same resident is updated, and nobody is created.
 func TestRetryOfAFailedUpdate(t *testing.T) {
+	t.Parallel()
 	e := syncEnv(t, 0)
 	ctx := context.Background()
 	people := roster(2)

@@ -19,6 +19,7 @@ import (
 // fails, after the lag when it is not there yet; no row fails for what the
 // API cannot promise, and nothing is sent twice.
 func TestVerifyUnderTheDocumentedUncertainty(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name      string
 		recordID  string
@@ -72,6 +73,7 @@ func TestVerifyUnderTheDocumentedUncertainty(t *testing.T) {
 // Without --verify, a SUCCESS whose created_record_id is null succeeds with
 // an empty record id and a note saying why, not a made-up id.
 func TestSuccessWithoutARecordIDIsRecordedHonestly(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	lat, _ := sandbox.ParseLatency("fixed:0s")
 	sb, srv := sandboxtest.Serve(t, sandbox.Config{APIKey: apiKey, Latency: lat, RateLimit: -1, Variants: sandbox.Variants{CreatedRecordID: sandbox.RecordNull}})

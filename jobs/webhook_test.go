@@ -75,6 +75,7 @@ func webhookImportPolling(t *testing.T, id string, rows int, cfg sandbox.Config,
 }
 
 func TestWebhooksResolveRowsWithoutPolling(t *testing.T) {
+	t.Parallel()
 	const rows = 30
 	e, sb := webhookImport(t, "imp-hooks", rows, sandbox.Config{FailureRate: 0.2, Seed: 5})
 	st := sb.Stats()
@@ -102,6 +103,7 @@ func TestWebhooksResolveRowsWithoutPolling(t *testing.T) {
 // request; without DATA_NEW, the fallback poll ends every row. Every row
 // ends as its write did in all three.
 func TestDataNewVariants(t *testing.T) {
+	t.Parallel()
 	const rows = 20
 	for _, tt := range []struct {
 		variant      string
@@ -136,6 +138,7 @@ func TestDataNewVariants(t *testing.T) {
 // A partial write sends WRITE_OPERATION_FAILURE and DATA_NEW, in either
 // order, sometimes twice: the row ends partial.
 func TestOutOfOrderPartialEndsPartial(t *testing.T) {
+	t.Parallel()
 	const rows = 12
 	e, _ := webhookImport(t, "imp-partial", rows, sandbox.Config{PartialRate: 1})
 	ctx := context.Background()
@@ -163,6 +166,7 @@ func (fixedJobAPI) CreateResident(context.Context, importer.Vendor, importer.Res
 }
 
 func TestWebhookBeforeTheJobIDIsStored(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := envOn(t, redistestClient(t))
 	h := jobs.NewImports(fixedJobAPI{}, e.store, e.queue, e.reports, nil, jobs.Config{PollFallback: time.Hour})

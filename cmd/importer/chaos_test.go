@@ -26,7 +26,18 @@ import (
 // The chaos suite runs the built importer, the sandbox and redis-server as
 // separate processes and breaks them while an import runs. The short
 // version runs in make test; make chaos runs it at full size (-chaos).
-var chaosFull = flag.Bool("chaos", false, "run the chaos scenarios at full size (make chaos)")
+var chaosFull = flag.Bool("chaos", false, "run the chaos scenarios at full size, and the long ones (make chaos)")
+
+// longScenario leaves a long chaos scenario to make chaos: one whose
+// minutes go to waiting out what it breaks (Asynq's task leases after
+// workers are killed, a Sentinel's failover). make test runs the short
+// ones.
+func longScenario(t *testing.T, what string) {
+	t.Helper()
+	if !*chaosFull {
+		t.Skipf("a long chaos scenario (%s): make chaos runs it", what)
+	}
+}
 
 // proc is a process the chaos suite can kill and start again.
 type proc struct {
@@ -297,6 +308,7 @@ func importID(t *testing.T, out string) string {
 // effect, answers slower than the client's timeout, a window of 429s, and
 // writes that never resolve (timed out at the deadline).
 func TestChaosWorkersAndAPIFaults(t *testing.T) {
+	longScenario(t, "workers killed over and over, their tasks' leases recovered")
 	// Each write is followed for the deadline after it was sent, however
 	// late the kills made it: only the stuck writes may end timed_out,
 	// which the check below holds them to.
@@ -447,6 +459,7 @@ func TestChaosRedisRestartAndOutage(t *testing.T) {
 // out of order, while a stranger posts forged and oversized ones. Nothing is
 // recorded twice, and nothing from a forged delivery.
 func TestChaosHostileWebhooks(t *testing.T) {
+	t.Parallel()
 	rows := 100
 	if *chaosFull {
 		rows = 1500
@@ -560,6 +573,7 @@ func exitOf(t *testing.T, p *proc, limit time.Duration) int {
 // of jobs it made. No create is sent twice, and no row whose job the API
 // accepted is offered again in failed.csv.
 func TestChaosAnswersLostAsServerErrors(t *testing.T) {
+	t.Parallel()
 	rows := 60
 	if *chaosFull {
 		rows = 1000
@@ -623,6 +637,7 @@ func checkFailedCSV(t *testing.T, dir, id string) {
 // then run again: it resumes the same round. Each failed write is retried
 // once; nothing is created twice; the report tells the truth.
 func TestChaosRetryKilled(t *testing.T) {
+	t.Parallel()
 	rows := 100
 	if *chaosFull {
 		rows = 1000
@@ -679,6 +694,7 @@ func TestChaosRetryKilled(t *testing.T) {
 // each row is looked up before it is sent. Nothing is created twice, no row
 // is lost.
 func TestChaosRedisLostItsData(t *testing.T) {
+	t.Parallel()
 	rows := 150
 	if *chaosFull {
 		rows = 1500
@@ -743,6 +759,7 @@ func TestChaosRedisLostItsData(t *testing.T) {
 // proof. A worker is killed on the way. Nothing is lost, nobody is created
 // twice, and every row succeeds with its resident's real id.
 func TestChaosCacheLag(t *testing.T) {
+	t.Parallel()
 	rows := 60
 	if *chaosFull {
 		rows = 1000

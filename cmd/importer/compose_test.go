@@ -15,6 +15,7 @@ import (
 // the importer runs a real subcommand with real flags, and every service has
 // a health check.
 func TestComposeFile(t *testing.T) {
+	t.Parallel()
 	opts, err := cli.NewProjectOptions([]string{"../../docker-compose.yml"}, cli.WithWorkingDirectory("../.."), cli.WithName("resident-importer"))
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +80,7 @@ func TestComposeFile(t *testing.T) {
 // primary under the master name the README's REDIS_URL names, and the
 // importer's services take that URL from IMPORTER_REDIS_URL.
 func TestComposeSentinelProfile(t *testing.T) {
+	t.Parallel()
 	sentinelURL := "redis-sentinel://sentinel-1:26379,sentinel-2:26379,sentinel-3:26379?master=importer"
 	opts, err := cli.NewProjectOptions([]string{"../../docker-compose.yml"}, cli.WithWorkingDirectory("../.."), cli.WithName("resident-importer"),
 		cli.WithProfiles([]string{"sentinel"}), cli.WithEnv([]string{"IMPORTER_REDIS_URL=" + sentinelURL}))

@@ -21,6 +21,7 @@ var update = flag.Bool("update", false, "rewrite the corpus's golden files")
 // of the file read (exit 0 or 1). None panics or hangs. The expected result
 // of each is its .golden file; go test -run Corpus -update rewrites them.
 func TestCorpus(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join("testdata", "corpus")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -90,6 +91,7 @@ func dryRun(t *testing.T, path string, flags ...string) string {
 // Reading a file stops at Ctrl-C: a dry run of a big file interrupted at
 // once ends with exit 130 and one line, having sent nothing.
 func TestReadingStopsOnInterrupt(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "big.csv")
 	var b strings.Builder
 	b.WriteString("Integration ID,First Name,Last Name\n")
@@ -108,6 +110,7 @@ func TestReadingStopsOnInterrupt(t *testing.T) {
 
 // --delimiter reads a file separated by another character.
 func TestDelimiterFlag(t *testing.T) {
+	t.Parallel()
 	got := dryRun(t, filepath.Join("testdata", "corpus", "semicolon-delimited.csv"), "--delimiter", ";")
 	if !strings.HasPrefix(got, "exit 0\n") || !strings.Contains(got, `"first_name":"Ada"`) {
 		t.Errorf("with --delimiter ';':\n%s", got)
@@ -120,6 +123,7 @@ func TestDelimiterFlag(t *testing.T) {
 // The samples share no resident: trying them in turn against one API
 // creates nobody twice.
 func TestSamplesShareNoResident(t *testing.T) {
+	t.Parallel()
 	seen := map[string]string{}
 	for _, name := range []string{"residents.csv", "residents.json", "residents.ndjson", "residents-with-errors.csv"} {
 		f, err := source.OpenFile(filepath.Join("..", "..", "samples", name), "", 0, source.Options{})

@@ -11,6 +11,7 @@ import (
 )
 
 func TestDashboardCommand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	addr := freeAddr(t)

@@ -23,8 +23,7 @@ import (
 // outcome. The full size fails over twice, starting the killed server again
 // in between (it comes back as the new primary's replica).
 func TestChaosSentinelFailover(t *testing.T) {
-	// Mostly waiting for Asynq to take back the leases of tasks in flight
-	// at the kill: it runs beside the other test that waits so.
+	longScenario(t, "a Sentinel failover, the leases of the tasks in flight at the kill recovered")
 	t.Parallel()
 	rows, failovers := 150, 1
 	if *chaosFull {
@@ -111,6 +110,7 @@ func sentinelAddrs(h *redistest.Sentinel) []string {
 // keys share a slot; the keys every import shares (the rate limit, the
 // poll estimates, the ledger, the list of imports) land on other nodes.
 func TestEndToEndOnARedisCluster(t *testing.T) {
+	t.Parallel()
 	c := redistest.StartCluster(t, 3)
 	dir := t.TempDir()
 	addr := sandboxProcess(t, dir, "cluster-key", "--latency", "uniform:200ms-1500ms")

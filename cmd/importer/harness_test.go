@@ -21,11 +21,10 @@ import (
 	"github.com/propexo-importer/importer/internal/redistest"
 )
 
-// This file is the harness of the package's end-to-end tests. Most run the
-// importer in this process through Main, as wtf's MustRunMain does
-// (runImporter); those that need signals, standard input or a process that
-// outlives a command run the binary (runImporterWithInput, background), built once
-// with the race detector.
+// This file is the harness of the package's end-to-end tests. They run the
+// importer binary, built once with the race detector, each command in its
+// test's folder (runImporter, runImporterWithInput, background), so that
+// tests that share nothing run in parallel.
 
 // binary is the importer built once, with -race, for the tests that run it
 // as a process.
@@ -57,21 +56,13 @@ type result struct {
 	stdout, stderr string
 }
 
-// runImporter runs the importer through Main, in this process, in dir and
-// with only the given environment, and fails the test if it does not end
-// within 90 seconds.
+// runImporter runs the importer binary in dir with only the given
+// environment (plus PATH and HOME), and fails the test if it does not end
+// within 90 seconds. It is a process of its own, with its own working
+// folder, so the tests that use it can run in parallel.
 func runImporter(t *testing.T, dir string, env map[string]string, args ...string) result {
 	t.Helper()
-	t.Chdir(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	var stdout, stderr syncBuffer
-	code := Main(ctx, args, func(k string) string { return env[k] }, &stdout, &stderr)
-	if ctx.Err() != nil {
-		t.Fatalf("importer %s did not end: %s", strings.Join(args, " "), stderr.String())
-	}
-	heldToTheFile(t, stderr.String())
-	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+	return runImporterWithInput(t, dir, env, nil, args...)
 }
 
 // runImporterWithInput runs the binary in dir with stdin reading from input

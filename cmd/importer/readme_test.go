@@ -13,6 +13,7 @@ import (
 // Every flag of every command is in the README's Configuration section, so
 // a user reading it meets every flag --help shows.
 func TestEveryFlagIsInTheREADME(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 // A PMS outage fails every write; once it is over, 'importer retry' retries
 // them through retry-write and writes the same report again.
 func TestRetryAfterAnOutage(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	key := "retry-key"

@@ -18,6 +18,7 @@ import (
 )
 
 func TestRunSampleWithNothingConfigured(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	r := runImporter(t, dir, nil, append([]string{"run", sample(t, "residents.csv")}, fast...)...)
 	if r.code != 0 {
@@ -45,6 +46,7 @@ func TestRunSampleWithNothingConfigured(t *testing.T) {
 }
 
 func TestRunJSONAndNDJSONSamples(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"residents.json", "residents.ndjson"} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -57,6 +59,7 @@ func TestRunJSONAndNDJSONSamples(t *testing.T) {
 }
 
 func TestRunSampleWithErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	r := runImporter(t, dir, nil, append([]string{"run", sample(t, "residents-with-errors.csv")}, fast...)...)
 	if r.code != 1 {
@@ -101,6 +104,7 @@ func TestRunSampleWithErrors(t *testing.T) {
 }
 
 func TestDryRunSendsNothing(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	// An unreachable Redis proves a dry run needs none.
 	r := runImporter(t, dir, map[string]string{"REDIS_URL": "redis://127.0.0.1:1"}, "run", "--dry-run", sample(t, "residents-with-errors.csv"))
@@ -120,6 +124,7 @@ func TestDryRunSendsNothing(t *testing.T) {
 }
 
 func TestUsageAndInputErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	broken := filepath.Join(dir, "broken.json")
 	os.WriteFile(broken, []byte("[\n{\"first_name\": \"Ada\"},\n{\"first_name\": \"Bo\"\n"), 0o600)
@@ -156,6 +161,7 @@ func TestUsageAndInputErrors(t *testing.T) {
 }
 
 func TestUnreachableRedisExits3(t *testing.T) {
+	t.Parallel()
 	r := runImporter(t, t.TempDir(), map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0"}, "run", sample(t, "residents.csv"))
 	if r.code != 3 || !strings.Contains(r.stderr, "cannot reach Redis at redis://127.0.0.1:1/0") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
 		t.Errorf("exit %d, stderr %q; want 3 and one line", r.code, r.stderr)
@@ -167,6 +173,7 @@ func TestUnreachableRedisExits3(t *testing.T) {
 }
 
 func TestHelpNamesEnvironmentVariables(t *testing.T) {
+	t.Parallel()
 	r := runImporter(t, t.TempDir(), nil, "run", "--help")
 	for _, want := range []string{"$REDIS_URL", "$PROPEXO_API_URL", "$PROPEXO_API_KEY", "$IMPORTER_REPORT_DIR", "--dry-run", "--deadline", "Exit codes"} {
 		if !strings.Contains(r.stdout, want) {
@@ -194,6 +201,7 @@ func TestHelpNamesEnvironmentVariables(t *testing.T) {
 // later resumes waiting for the same import. With no worker serving the
 // queue, Ctrl-C says so rather than that the import goes on (issue 22).
 func TestInterruptThenResume(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	key := "interrupt-key"
@@ -229,6 +237,7 @@ func TestInterruptThenResume(t *testing.T) {
 }
 
 func TestImportIDCannotMixTwoFiles(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	env := map[string]string{"REDIS_URL": redistest.URL(t)}
@@ -246,6 +255,7 @@ func TestImportIDCannotMixTwoFiles(t *testing.T) {
 // same bytes. Devices are refused in one line before anything is
 // registered.
 func TestPipesAndStandardInput(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	data, err := os.ReadFile(sample(t, "residents.csv"))
 	if err != nil {
@@ -293,6 +303,7 @@ func TestPipesAndStandardInput(t *testing.T) {
 // refused without --again, naming the earlier import; with --again it is a
 // new import.
 func TestFollowUpOptionsKeepTheImport(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	env := map[string]string{"REDIS_URL": redistest.URL(t)}
@@ -329,6 +340,7 @@ func TestFollowUpOptionsKeepTheImport(t *testing.T) {
 // A report folder that cannot be written is found before anything is sent;
 // a run that fails its API check leaves no import behind.
 func TestRunChecksBeforeRegistering(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	env := map[string]string{"REDIS_URL": redistest.URL(t)}
@@ -376,6 +388,7 @@ func TestRunChecksBeforeRegistering(t *testing.T) {
 // that carries those has them reported and kept in the report, never sent
 // (the sandbox answers 400 to a key the vendor does not take).
 func TestBuildiumTakesOnlyItsFields(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "buildium.csv")
 	os.WriteFile(file, []byte("Lease ID,First Name,Middle Name,Last Name,E-mail,Address,City,State,Zip Code,Country,Notes,Rent Period\n"+
@@ -406,6 +419,7 @@ func TestBuildiumTakesOnlyItsFields(t *testing.T) {
 // mapping says and its summary names the mapping; a strict mapping refuses
 // a file whose columns changed, before anything is registered.
 func TestRunWithAMapping(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	mapping := filepath.Join(dir, "roster-mapping.yaml")
 	os.WriteFile(mapping, []byte(`strict: true

@@ -21,6 +21,7 @@ import (
 // notification (the URL from the environment) arrives once, and 'schedule
 // list' shows the firing that imported it.
 func TestScheduledImportRunsOnceWithTwoSchedulers(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	key := "schedule-key"
@@ -139,6 +140,7 @@ func TestScheduledImportRunsOnceWithTwoSchedulers(t *testing.T) {
 // A run's --notify webhook is told how the import went, signed; one without
 // IMPORTER_NOTIFY_SECRET is refused before anything is sent.
 func TestRunNotifiesItsWebhook(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hook := notifytest.NewReceiver(t, "run-secret", notify.SignatureHeader)
 	r := runImporter(t, dir, nil, "run", "--notify", hook.URL+"/hook", sample(t, "residents-with-errors.csv"))

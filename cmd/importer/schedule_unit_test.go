@@ -7,6 +7,7 @@ import (
 
 // A firing 27 s ahead is "in 27s", not "in 0s" (issue 22).
 func TestUntilFiring(t *testing.T) {
+	t.Parallel()
 	for d, want := range map[time.Duration]string{
 		27 * time.Second:                             "in 27s",
 		59*time.Second + 400*time.Millisecond:        "in 59s",

@@ -17,6 +17,7 @@ import (
 // anywhere: logs, output, reports, any key of Redis (task payloads
 // included), --help.
 func TestSecretsStaySecret(t *testing.T) {
+	t.Parallel()
 	const apiKey, hookSecret, urlPassword, redisPassword = "sk_live_4f9Qz7SECRETKEY", "whsec_8Hn2SECRETHOOK", "urlpa55SECRETINURL", "redisSECRETPASS"
 	dir := t.TempDir()
 	conn := redistest.Client(t)
@@ -101,6 +102,7 @@ func TestSecretsStaySecret(t *testing.T) {
 // The dashboard, the webhook receiver and the sandbox listen on loopback
 // unless told otherwise.
 func TestServersBindToLoopbackByDefault(t *testing.T) {
+	t.Parallel()
 	root := newRoot(func(string) string { return "" }, io.Discard, io.Discard, new(bool))
 	for cmd, flag := range map[string]string{"dashboard": "addr", "webhooks": "addr", "sandbox": "addr"} {
 		c, _, err := root.Find([]string{cmd})

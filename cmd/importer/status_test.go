@@ -15,6 +15,7 @@ import (
 
 // status, report and cancel, as an operator uses them on a running import.
 func TestStatusReportCancel(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	key := "ops-key"
@@ -87,6 +88,7 @@ func TestStatusReportCancel(t *testing.T) {
 // delete removes every key of an import (and refuses a running one without
 // --force); prune removes the finished imports older than an age.
 func TestDeleteAndPrune(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	conn := redistest.Client(t)
 	env := map[string]string{"REDIS_URL": redistest.URL(t)}
@@ -129,6 +131,7 @@ func TestDeleteAndPrune(t *testing.T) {
 // what to do next; --watch shows it again as it changes until it ends. A
 // run that ends with rows to look at says what to do next too.
 func TestStatusDescribesAndWatches(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	const key = "describe-key"
@@ -177,6 +180,7 @@ func grepLines(text, what string) string {
 // wrote (none ran, or its folder could not be written), is ended by
 // importer report.
 func TestReportEndsAnImportWhoseRowsAllEnded(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	env := map[string]string{"REDIS_URL": redistest.URL(t)}
@@ -204,6 +208,7 @@ func TestReportEndsAnImportWhoseRowsAllEnded(t *testing.T) {
 // status says so, and how to have it here, rather than point at a folder
 // that holds only the run's receipt (issue 22).
 func TestStatusSaysWhereAWorkerWroteTheReport(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	key := "where-key"

@@ -18,6 +18,7 @@ import (
 // unchanged and names the 2 gone in missing.csv. The in-process sandbox
 // keeps its residents in the report folder between the commands.
 func TestNightlyRosterSamples(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	night1 := runImporter(t, dir, nil, append([]string{"run", sample(t, "night-1.csv")}, fast...)...)
 	if night1.code != 0 || !strings.Contains(night1.stdout, "20 succeeded") {
@@ -80,6 +81,7 @@ func TestNightlyRosterSamples(t *testing.T) {
 // refuses the second night stops it before any write, with exit 3 and the
 // plan written.
 func TestRunTwoNightsInOneCommand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	r := runImporter(t, dir, nil, append([]string{"run", sample(t, "night-1.csv"), sample(t, "night-2.csv")}, fast...)...)
 	if r.code != 0 || !strings.Contains(r.stdout, "20 succeeded") || !strings.Contains(r.stdout, "5 succeeded, 15 unchanged") ||
@@ -99,6 +101,7 @@ func TestRunTwoNightsInOneCommand(t *testing.T) {
 // same name, written again, or a dated name — is a normal night: exit 0,
 // nothing sent that is in place, no --again (issue 22).
 func TestAnUnchangedNightExitsZero(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	key := "nightly-key"
@@ -131,6 +134,7 @@ func TestAnUnchangedNightExitsZero(t *testing.T) {
 // A plan whose rows would end unwritten (every one invalid, say) exits 1,
 // as run would (issue 22).
 func TestPlanOfBadRowsExitsOne(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.csv")
 	os.WriteFile(bad, []byte("First Name,Last Name,E-mail\nAda,Lovelace,not-an-email\nBo,Li,also-not\n"), 0o600)
@@ -144,6 +148,7 @@ func TestPlanOfBadRowsExitsOne(t *testing.T) {
 // A renamed column is named before anything is sent, by plan and by run:
 // phones under "Cell" are not silently left out (issue 22).
 func TestUnmappedColumnsAreNamedUpFront(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	data, err := os.ReadFile(sample(t, "night-1.csv"))
 	if err != nil {
@@ -165,6 +170,7 @@ func TestUnmappedColumnsAreNamedUpFront(t *testing.T) {
 // A plan refused by --max-creates waits for an operator: 'importer
 // approve' lets it pass, and the same run again writes it (issue 22).
 func TestApproveARefusedPlan(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	key := "approve-key"
@@ -201,6 +207,7 @@ func sandboxWrites(t *testing.T, addr, key string) int {
 // file again to recover it"; its file run again sends nothing (a newer
 // night may have written since); delete forgets it (issue 22).
 func TestAFinishedImportRedisLostIsNotSentAgain(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	rdb := redistest.Client(t)
 	key := "lost-key"
@@ -218,7 +225,7 @@ func TestAFinishedImportRedisLostIsNotSentAgain(t *testing.T) {
 	if night2 := runImporter(t, dir, env, "run", "--poll-initial", "1s", "--rate-limit", "6000", sample(t, "night-2.csv")); night2.code != 0 {
 		t.Fatalf("night 2: exit %d\n%s\n%s", night2.code, night2.stdout, night2.stderr)
 	}
-	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+	if err := rdb.FlushDB(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
 	writes := sandboxWrites(t, addr, key)
@@ -247,6 +254,7 @@ func TestAFinishedImportRedisLostIsNotSentAgain(t *testing.T) {
 // Manager roster without its rent terms is invalid in plan, before
 // anything is sent, not 20 creates the API refuses (issue 22).
 func TestTheVendorComesFromTheIntegration(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	key := "vendor-key"
 	addr := sandboxProcess(t, dir, key, "--latency", "fixed:100ms", "--rate-limit", "6000")

@@ -16,6 +16,7 @@ import (
 // A run that waits while no worker serves the submit queue says so after
 // 30 seconds, once, and says when one serves it again.
 func TestWaitingRunSaysWhenNoWorkerServes(t *testing.T) {
+	t.Parallel()
 	conn := redistest.Client(t)
 	now := time.Now()
 	w := newServingWatch(asynq.NewInspectorFromRedisClient(conn), true)
@@ -48,6 +49,7 @@ func TestWaitingRunSaysWhenNoWorkerServes(t *testing.T) {
 // seconds, changed or not, and its rate counts only the rows sent and
 // resolved, in rows a minute.
 func TestProgressLinesAwayFromATerminal(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	now := time.Now()
 	p := newProgress(&out, "imp")

@@ -12,6 +12,7 @@ import (
 // Webhooks on: the sandbox posts to 'importer webhooks', the workers poll
 // only as a fallback, and the rows resolve without status reads.
 func TestWebhooksEndToEnd(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	apiAddr, hookAddr := freeAddr(t), freeAddr(t)
@@ -55,6 +56,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 // with no status read. list shows the subscription without its secret;
 // delete removes it.
 func TestWebhookSubscriptions(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	hookAddr := freeAddr(t)

@@ -18,6 +18,7 @@ import (
 // two worker processes. run --no-wait, then run (waiting) of the same file
 // is one import with one report, and the API sees one create per valid row.
 func TestWorkersOnRealRedis(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redisURL := redistest.URL(t)
 	redistest.Client(t) // empty it
@@ -82,6 +83,7 @@ func TestWorkersOnRealRedis(t *testing.T) {
 }
 
 func TestWrongAPIKeyExits3(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	addr := sandboxProcess(t, dir, "right-key")
 	redistest.Client(t)
@@ -98,6 +100,7 @@ func TestWrongAPIKeyExits3(t *testing.T) {
 // After an import, the worker's /metrics holds the importer's series and
 // Asynq's queue series.
 func TestWorkerMetrics(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	apiAddr, metricsAddr := freeAddr(t), freeAddr(t)
@@ -138,6 +141,7 @@ func TestWorkerMetrics(t *testing.T) {
 }
 
 func TestUnreachableAPIExits3(t *testing.T) {
+	t.Parallel()
 	redistest.Client(t)
 	addr := freeAddr(t) // nobody listens there
 	r := runImporter(t, t.TempDir(), map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": "k"}, "run", sample(t, "residents.csv"))
@@ -150,6 +154,7 @@ func TestUnreachableAPIExits3(t *testing.T) {
 // does not end: it starts, says so, and checks again with backoff until the
 // API answers. A rejected key ends it at once: no row could be sent.
 func TestWorkerStartsWhileTheAPIIsDown(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	const key = "startup-key"
@@ -184,6 +189,7 @@ func TestWorkerStartsWhileTheAPIIsDown(t *testing.T) {
 // ./reports): never into the folder a client named in Redis, which anyone
 // who can write to that Redis could choose.
 func TestWorkersWriteReportsOnlyInTheirOwnFolder(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	redistest.Client(t)
 	const key = "reports-key"

@@ -19,7 +19,6 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/dashboard"
@@ -383,8 +382,7 @@ func TestReportAfterRetentionIsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A retention of an hour, long past.
-	rdb := redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(strings.TrimSuffix(redistest.URL(t), "/0"), "redis://")})
-	defer rdb.Close()
+	rdb := redistest.Client(t) // the test's database, which the store uses
 	rdb.HSet(ctx, "imp:{imp-dash}:meta", "expires_at", time.Now().Add(-47*time.Hour).Format(time.RFC3339Nano))
 	rdb.Del(ctx, "imp:{imp-dash}:results", "imp:{imp-dash}:input")
 	for _, file := range []string{"results.csv", "failed.csv"} {
@@ -404,7 +402,7 @@ func TestReportAfterRetentionIsGone(t *testing.T) {
 // An idle keep-alive connection is closed after the idle timeout.
 func TestIdleConnectionsAreClosed(t *testing.T) {
 	rdb := redistest.Client(t)
-	h, err := dashboard.New(dashboard.Config{Store: store.New(rdb), Reports: report.Files{}, Redis: asynq.RedisClientOpt{Addr: rdb.Options().Addr}, IdleTimeout: 300 * time.Millisecond})
+	h, err := dashboard.New(dashboard.Config{Store: store.New(rdb), Reports: report.Files{}, Redis: asynq.RedisClientOpt{Addr: rdb.Options().Addr, DB: rdb.Options().DB}, IdleTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
