@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -87,7 +88,7 @@ func TestASmallImportIsNotStuckBehindABigOne(t *testing.T) {
 	}
 
 	big := e.startRows(t, "big", 800, "")
-	time.Sleep(3 * time.Second) // the big one is under way, its share queued
+	waitFor(t, 30*time.Second, "the big import under way", func() bool { return creates(big) >= 5 })
 	start := time.Now()
 	small := e.startRows(t, "small", 40, "")
 	var first time.Duration
@@ -178,7 +179,7 @@ func TestImportsShareTheBudgetByWeight(t *testing.T) {
 		}
 		return out
 	}
-	time.Sleep(3 * time.Second) // every feed has run and queued its share
+	waitFor(t, 30*time.Second, "every import sending", func() bool { return !slices.Contains(creates(), 0) })
 	before := creates()
 	time.Sleep(12 * time.Second)
 	after := creates()

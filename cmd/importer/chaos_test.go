@@ -390,7 +390,8 @@ func (r *redisProc) wait(t *testing.T) {
 // completes with nothing lost.
 func TestChaosRedisRestartAndOutage(t *testing.T) {
 	// Mostly waiting for Asynq to take back the leases of tasks in flight
-	// at the freeze: it runs beside the other test that waits so.
+	// at the freeze.
+	longScenario(t, "Redis restarted and frozen, the leases of the tasks in flight at the freeze recovered")
 	t.Parallel()
 	rows, outage := 120, 6*time.Second
 	if *chaosFull {

@@ -22,12 +22,13 @@ import (
 )
 
 // This file is the harness of the package's end-to-end tests. They run the
-// importer binary, built once with the race detector, each command in its
-// test's folder (runImporter, runImporterWithInput, background), so that
-// tests that share nothing run in parallel.
+// importer binary, built once (with the race detector when
+// IMPORTER_E2E_RACE is set), each command in its test's folder
+// (runImporter, runImporterWithInput, background), so that tests that
+// share nothing run in parallel.
 
-// binary is the importer built once, with -race, for the tests that run it
-// as a process.
+// binary is the importer built once for the tests, which run it as a
+// process.
 var binary string
 
 // repoRoot is the repository's folder, found before any test changes the
@@ -43,7 +44,15 @@ func TestMain(m *testing.M) {
 	if repoRoot, err = filepath.Abs(filepath.Join("..", "..")); err != nil {
 		panic(err)
 	}
-	if out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput(); err != nil {
+	// Without the race detector unless asked (make chaos asks): the
+	// packages' own tests run under it, and a raced binary in every
+	// command of a hundred end-to-end tests costs make test minutes of
+	// CPU on a small machine.
+	build := []string{"build", "-o", binary, "."}
+	if os.Getenv("IMPORTER_E2E_RACE") != "" {
+		build = []string{"build", "-race", "-o", binary, "."}
+	}
+	if out, err := exec.Command("go", build...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building the importer: %v\n%s", err, out)
 		os.Exit(1)
 	}
