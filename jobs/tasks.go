@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -54,14 +55,35 @@ func ServerConfig(concurrency int, logger asynq.Logger) asynq.Config {
 
 // Register adds the task handlers to a mux, under their exact type names.
 func (im *Imports) Register(mux *asynq.ServeMux) {
-	mux.Handle(TypeSubmit, handler(TypeSubmit, im.Submit))
-	mux.Handle(TypeCheck, handler(TypeCheck, im.Check))
-	mux.Handle(TypeFinalize, handler(TypeFinalize, im.Finalize))
-	mux.Handle(TypeFeed, handler(TypeFeed, im.Feed))
-	mux.Handle(TypePlan, handler(TypePlan, im.Plan))
-	mux.Handle(TypeRetryTransient, handler(TypeRetryTransient, im.RetryTransient))
-	mux.Handle(TypeScheduledImport, handler(TypeScheduledImport, im.StartScheduled))
-	mux.Handle(TypeNotify, handler(TypeNotify, im.Notify))
+	mux.Handle(TypeSubmit, handler(TypeSubmit, im.Submit, im.requeue))
+	mux.Handle(TypeCheck, handler(TypeCheck, im.Check, im.requeue))
+	mux.Handle(TypeFinalize, handler(TypeFinalize, im.Finalize, im.requeue))
+	mux.Handle(TypeFeed, handler(TypeFeed, im.Feed, im.requeue))
+	mux.Handle(TypePlan, handler(TypePlan, im.Plan, im.requeue))
+	mux.Handle(TypeRetryTransient, handler(TypeRetryTransient, im.RetryTransient, im.requeue))
+	mux.Handle(TypeScheduledImport, handler(TypeScheduledImport, im.StartScheduled, im.requeue))
+	mux.Handle(TypeNotify, handler(TypeNotify, im.Notify, im.requeue))
+}
+
+// taskTimeouts are the timeouts the tasks are queued with (see
+// NewSubmitTask, NewCheckTask); the others have Asynq's.
+var taskTimeouts = map[string]time.Duration{TypeSubmit: 2 * time.Minute, TypeCheck: time.Minute}
+
+// requeue queues a copy of the running task to run after a wait, under an
+// id of its own (the running task holds its id until it is done). A wait
+// is a re-enqueue, never a failure: Asynq archives a task that returns an
+// error once its retries are spent, whether the error counts as a failure
+// or not, so a wait on a task's last attempt goes through here.
+func (im *Imports) requeue(ctx context.Context, t *asynq.Task, after time.Duration) error {
+	id, _ := asynq.GetTaskID(ctx)
+	queue, _ := asynq.GetQueueName(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	opts := []asynq.Option{asynq.TaskID(id + ":w" + strconv.FormatInt(time.Now().UnixNano(), 36)), asynq.Queue(queue),
+		asynq.MaxRetry(maxRetry), asynq.ProcessIn(after)}
+	if d, ok := taskTimeouts[t.Type()]; ok {
+		opts = append(opts, asynq.Timeout(d))
+	}
+	return im.enqueue(ctx, asynq.NewTask(t.Type(), t.Payload()), opts...)
 }
 
 // ProcessTask runs one task through its handler: Imports is an
@@ -73,14 +95,22 @@ func (im *Imports) ProcessTask(ctx context.Context, t *asynq.Task) error {
 }
 
 // handler decodes a task's payload and calls the operation with it. A
-// payload that cannot be decoded is not retried: it never will be.
-func handler[P any](typ string, op func(context.Context, P) error) asynq.Handler {
+// payload that cannot be decoded is not retried: it never will be. A wait
+// (a waitError) is Asynq's retry without a failure counted, but on the
+// task's last attempt, which Asynq would archive, it is a copy of the task
+// queued by requeue.
+func handler[P any](typ string, op func(context.Context, P) error, requeue func(context.Context, *asynq.Task, time.Duration) error) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		var p P
 		if err := json.Unmarshal(t.Payload(), &p); err != nil {
 			return fmt.Errorf("bad %s payload: %v: %w", typ, err, asynq.SkipRetry)
 		}
-		return op(ctx, p)
+		err := op(ctx, p)
+		var w *waitError
+		if errors.As(err, &w) && lastAttempt(ctx) {
+			return requeue(ctx, t, w.after)
+		}
+		return err
 	})
 }
 
