@@ -26,7 +26,10 @@ import (
 // The chaos suite runs the built importer, the sandbox and redis-server as
 // separate processes and breaks them while an import runs. The short
 // version runs in make test; make chaos runs it at full size (-chaos).
-var chaosFull = flag.Bool("chaos", false, "run the chaos scenarios at full size, and the long ones (make chaos)")
+var (
+	chaosFull = flag.Bool("chaos", false, "run the chaos scenarios at full size, and the long ones (make chaos)")
+	chaosLong = flag.Bool("long", false, "run the long chaos scenarios too, at their short size")
+)
 
 // longScenario leaves a long chaos scenario to make chaos: one whose
 // minutes go to waiting out what it breaks (Asynq's task leases after
@@ -34,8 +37,8 @@ var chaosFull = flag.Bool("chaos", false, "run the chaos scenarios at full size,
 // ones.
 func longScenario(t *testing.T, what string) {
 	t.Helper()
-	if !*chaosFull {
-		t.Skipf("a long chaos scenario (%s): make chaos runs it", what)
+	if !*chaosFull && !*chaosLong {
+		t.Skipf("a long chaos scenario (%s): make chaos runs it (or go test -run %s ./cmd/importer -long, at its short size)", what, t.Name())
 	}
 }
 
