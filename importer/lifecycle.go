@@ -290,7 +290,9 @@ func init() {
 
 	on(PhaseResolved, RowReopen, PhaseQueued)
 	on(PhaseResolved, RowReopenRetryWrite, PhaseRetryQueued)
-	on(PhaseResolved, RowReopenFollow, PhaseFollowing, EffectScheduleCheck)
+	// Its job followed again as a stopped import's is: the retry's feed
+	// queues the row's submit, which follows it (parked + submit_due).
+	on(PhaseResolved, RowReopenFollow, PhaseParked)
 	on(PhaseResolved, RowReopenLookFirst, PhaseLookFirst)
 }
 

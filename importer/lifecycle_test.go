@@ -115,7 +115,7 @@ func TestTheLifecycle(t *testing.T) {
 		{importer.PhaseResolved, importer.RowJobResolved, importer.PhaseResolved, nil, false},
 		{importer.PhaseResolved, importer.RowReopen, importer.PhaseQueued, nil, true},
 		{importer.PhaseResolved, importer.RowReopenRetryWrite, importer.PhaseRetryQueued, nil, true},
-		{importer.PhaseResolved, importer.RowReopenFollow, importer.PhaseFollowing, []importer.Effect{importer.EffectScheduleCheck}, true},
+		{importer.PhaseResolved, importer.RowReopenFollow, importer.PhaseParked, nil, true},
 		{importer.PhaseResolved, importer.RowReopenLookFirst, importer.PhaseLookFirst, nil, true},
 	} {
 		tr, ok := importer.Next(tt.from, tt.event)

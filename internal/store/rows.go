@@ -376,14 +376,23 @@ func (s *Store) Reopen(ctx context.Context, id string, plans []importer.RetryPla
 	return out, nil
 }
 
-// planState is the row state that carries out a retry plan.
+// planState is the row state that carries out a retry plan: the phase the
+// lifecycle's table moves a resolved row to on the plan's reopen event.
 func planState(p importer.RetryPlan) string {
-	switch p.Action {
-	case importer.RetryWrite:
-		return retryPrefix + p.Result.JobID
-	case importer.FollowJob:
-		return jobPrefix + "0:" + p.Result.JobID
-	case importer.LookUpThenSend:
+	t, _ := importer.Next(importer.PhaseResolved, importer.ReopenEvent(p.Action))
+	return encodePhase(t.To, p.Result.JobID)
+}
+
+// encodePhase is the state hash's encoding of a row put in a phase with
+// nothing sent (see the encodings in store.go): the phases a retry takes a
+// row back to.
+func encodePhase(phase importer.Phase, jobID string) string {
+	switch phase {
+	case importer.PhaseRetryQueued:
+		return retryPrefix + jobID
+	case importer.PhaseParked:
+		return jobPrefix + "0:" + jobID
+	case importer.PhaseLookFirst:
 		return stateLookUp
 	}
 	return stateQueued
