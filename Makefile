@@ -16,7 +16,7 @@ build: ## build bin/importer
 	$(GO) build -o $(BIN) ./cmd/importer
 
 .PHONY: test
-test: ## run every test, in parallel, against a real redis-server (a database per test) and the sandbox over HTTP, then fuzz each parser briefly (about 3½ minutes on 2 cores)
+test: ## run every test, in parallel, against a real redis-server (a database per test) and the sandbox over HTTP, then fuzz each parser briefly (under 4 minutes on 2 cores)
 	$(GO) test $(GOFLAGS_TEST) $(PKGS)
 	@# A count, not a duration: with a duration, go1.26's fuzz coordinator can
 	@# fail a target with "context deadline exceeded" at the deadline on a busy

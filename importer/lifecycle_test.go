@@ -154,8 +154,8 @@ func TestRowStatePhase(t *testing.T) {
 }
 
 // ARCHITECTURE.md draws the table as it is: its diagram is the one
-// LifecycleMermaid makes (go test ./importer -run Diagram -update writes
-// it).
+// LifecycleMermaid makes (UPDATE_DIAGRAM=1 go test ./importer -run
+// TestTheDiagramIsTheTable writes it).
 func TestTheDiagramIsTheTable(t *testing.T) {
 	path := "../ARCHITECTURE.md"
 	b, err := os.ReadFile(path)

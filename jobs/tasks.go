@@ -65,23 +65,20 @@ func (im *Imports) Register(mux *asynq.ServeMux) {
 	mux.Handle(TypeNotify, handler(TypeNotify, im.Notify, im.requeue))
 }
 
-// taskTimeouts are the timeouts the tasks are queued with (see
-// NewSubmitTask, NewCheckTask); the others have Asynq's.
-var taskTimeouts = map[string]time.Duration{TypeSubmit: 2 * time.Minute, TypeCheck: time.Minute}
-
 // requeue queues a copy of the running task to run after a wait, under an
-// id of its own (the running task holds its id until it is done). A wait
-// is a re-enqueue, never a failure: Asynq archives a task that returns an
-// error once its retries are spent, whether the error counts as a failure
-// or not, so a wait on a task's last attempt goes through here.
-func (im *Imports) requeue(ctx context.Context, t *asynq.Task, after time.Duration) error {
+// id of its own (the running task holds its id until it is done), with the
+// running task's queue, retries and timeout. A wait is a re-enqueue, never
+// a failure: Asynq archives a task that returns an error once its retries
+// are spent, whether the error counts as a failure or not, so a wait on a
+// task's last attempt goes through here.
+func (im *Imports) requeue(ctx context.Context, t *asynq.Task, after, timeout time.Duration) error {
 	id, _ := asynq.GetTaskID(ctx)
 	queue, _ := asynq.GetQueueName(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	opts := []asynq.Option{asynq.TaskID(id + ":w" + strconv.FormatInt(time.Now().UnixNano(), 36)), asynq.Queue(queue),
 		asynq.MaxRetry(maxRetry), asynq.ProcessIn(after)}
-	if d, ok := taskTimeouts[t.Type()]; ok {
-		opts = append(opts, asynq.Timeout(d))
+	if timeout > 0 {
+		opts = append(opts, asynq.Timeout(timeout))
 	}
 	return im.enqueue(ctx, asynq.NewTask(t.Type(), t.Payload()), opts...)
 }
@@ -99,8 +96,14 @@ func (im *Imports) ProcessTask(ctx context.Context, t *asynq.Task) error {
 // (a waitError) is Asynq's retry without a failure counted, but on the
 // task's last attempt, which Asynq would archive, it is a copy of the task
 // queued by requeue.
-func handler[P any](typ string, op func(context.Context, P) error, requeue func(context.Context, *asynq.Task, time.Duration) error) asynq.Handler {
+func handler[P any](typ string, op func(context.Context, P) error, requeue func(ctx context.Context, t *asynq.Task, after, timeout time.Duration) error) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		// Asynq gives the handler its task's timeout as the context's
+		// deadline: the copy of a wait keeps it.
+		var timeout time.Duration
+		if deadline, ok := ctx.Deadline(); ok {
+			timeout = time.Until(deadline).Round(time.Second)
+		}
 		var p P
 		if err := json.Unmarshal(t.Payload(), &p); err != nil {
 			return fmt.Errorf("bad %s payload: %v: %w", typ, err, asynq.SkipRetry)
@@ -108,7 +111,7 @@ func handler[P any](typ string, op func(context.Context, P) error, requeue func(
 		err := op(ctx, p)
 		var w *waitError
 		if errors.As(err, &w) && lastAttempt(ctx) {
-			return requeue(ctx, t, w.after)
+			return requeue(ctx, t, w.after, timeout)
 		}
 		return err
 	})

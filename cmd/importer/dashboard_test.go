@@ -13,7 +13,6 @@ import (
 func TestDashboardCommand(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	addr := freeAddr(t)
 	env := map[string]string{"REDIS_URL": redistest.URL(t), "IMPORTER_DASHBOARD_AUTH": "ops:pw"}
 	if r := runImporter(t, dir, env, "run", "--no-wait", sample(t, "residents.json")); r.code != 0 {

@@ -15,7 +15,6 @@ import (
 func TestRetryAfterAnOutage(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	key := "retry-key"
 	addr := sandboxProcess(t, dir, key, "--latency", "fixed:300ms", "--rate-limit", "6000", "--failure-rate", "1")
 	env := map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key}

@@ -203,7 +203,6 @@ func TestHelpNamesEnvironmentVariables(t *testing.T) {
 func TestInterruptThenResume(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	key := "interrupt-key"
 	addr := sandboxProcess(t, dir, key, "--latency", "fixed:500ms", "--rate-limit", "6000")
 	env := map[string]string{"REDIS_URL": redistest.URL(t)}
@@ -239,7 +238,6 @@ func TestInterruptThenResume(t *testing.T) {
 func TestImportIDCannotMixTwoFiles(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	env := map[string]string{"REDIS_URL": redistest.URL(t)}
 	if r := runImporter(t, dir, env, "run", "--no-wait", "--import-id", "nightly", sample(t, "residents.json")); r.code != 0 {
 		t.Fatalf("first run: exit %d\n%s", r.code, r.stderr)
@@ -305,7 +303,6 @@ func TestPipesAndStandardInput(t *testing.T) {
 func TestFollowUpOptionsKeepTheImport(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	env := map[string]string{"REDIS_URL": redistest.URL(t)}
 	first := runImporter(t, dir, env, "run", "--no-wait", sample(t, "residents.json"))
 	if first.code != 0 {
@@ -342,7 +339,6 @@ func TestFollowUpOptionsKeepTheImport(t *testing.T) {
 func TestRunChecksBeforeRegistering(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	env := map[string]string{"REDIS_URL": redistest.URL(t)}
 	ro := filepath.Join(dir, "read-only")
 	os.MkdirAll(ro, 0o500)

@@ -23,7 +23,6 @@ import (
 func TestScheduledImportRunsOnceWithTwoSchedulers(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	key := "schedule-key"
 	addr := sandboxProcess(t, dir, key, "--latency", "fixed:200ms", "--rate-limit", "6000")
 	redisURL := redistest.URL(t)

@@ -17,7 +17,6 @@ import (
 func TestStatusReportCancel(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	key := "ops-key"
 	addr := sandboxProcess(t, dir, key, "--latency", "fixed:200ms", "--rate-limit", "6000")
 	env := map[string]string{"REDIS_URL": redistest.URL(t)}
@@ -133,7 +132,6 @@ func TestDeleteAndPrune(t *testing.T) {
 func TestStatusDescribesAndWatches(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	const key = "describe-key"
 	addr := sandboxProcess(t, dir, key, "--latency", "fixed:500ms", "--rate-limit", "6000")
 	env := map[string]string{"REDIS_URL": redistest.URL(t)}
@@ -182,7 +180,6 @@ func grepLines(text, what string) string {
 func TestReportEndsAnImportWhoseRowsAllEnded(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	env := map[string]string{"REDIS_URL": redistest.URL(t)}
 	invalid := filepath.Join(dir, "all-invalid.csv")
 	os.WriteFile(invalid, []byte("First Name,Last Name,E-mail\nAda,Lovelace,not-an-email\n"), 0o600)
@@ -210,7 +207,6 @@ func TestReportEndsAnImportWhoseRowsAllEnded(t *testing.T) {
 func TestStatusSaysWhereAWorkerWroteTheReport(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	key := "where-key"
 	addr := sandboxProcess(t, dir, key, "--latency", "fixed:100ms", "--rate-limit", "6000")
 	env := map[string]string{"REDIS_URL": redistest.URL(t)}

@@ -103,7 +103,6 @@ func TestRunTwoNightsInOneCommand(t *testing.T) {
 func TestAnUnchangedNightExitsZero(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	key := "nightly-key"
 	addr := sandboxProcess(t, dir, key, "--latency", "uniform:200ms-1s", "--rate-limit", "6000")
 	env := map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key}
@@ -172,7 +171,6 @@ func TestUnmappedColumnsAreNamedUpFront(t *testing.T) {
 func TestApproveARefusedPlan(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	key := "approve-key"
 	addr := sandboxProcess(t, dir, key, "--latency", "uniform:200ms-1s", "--rate-limit", "6000")
 	env := map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key}

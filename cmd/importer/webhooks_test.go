@@ -14,7 +14,6 @@ import (
 func TestWebhooksEndToEnd(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	apiAddr, hookAddr := freeAddr(t), freeAddr(t)
 	key, secret := "hooks-key", "hooks-secret"
 	background(t, dir, map[string]string{"PROPEXO_API_KEY": key, "PROPEXO_WEBHOOK_SECRET": secret},
@@ -58,7 +57,6 @@ func TestWebhooksEndToEnd(t *testing.T) {
 func TestWebhookSubscriptions(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	hookAddr := freeAddr(t)
 	key, secret := "subs-key", "subs-secret-0123"
 	apiAddr := sandboxProcess(t, dir, key, "--latency", "uniform:100ms-1s", "--rate-limit", "6000", "--data-new", "sync")

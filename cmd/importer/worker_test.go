@@ -86,7 +86,6 @@ func TestWrongAPIKeyExits3(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	addr := sandboxProcess(t, dir, "right-key")
-	redistest.Client(t)
 	r := runImporter(t, dir, map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": "wrong-key-value"},
 		"run", sample(t, "residents.csv"))
 	if r.code != 3 || !strings.Contains(r.stderr, "rejected the API key (401)") {
@@ -102,7 +101,6 @@ func TestWrongAPIKeyExits3(t *testing.T) {
 func TestWorkerMetrics(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	apiAddr, metricsAddr := freeAddr(t), freeAddr(t)
 	key := "metrics-key"
 	background(t, dir, map[string]string{"PROPEXO_API_KEY": key}, "sandbox", "--addr", apiAddr, "--latency", "fixed:300ms", "--rate-limit", "6000")
@@ -142,7 +140,6 @@ func TestWorkerMetrics(t *testing.T) {
 
 func TestUnreachableAPIExits3(t *testing.T) {
 	t.Parallel()
-	redistest.Client(t)
 	addr := freeAddr(t) // nobody listens there
 	r := runImporter(t, t.TempDir(), map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": "k"}, "run", sample(t, "residents.csv"))
 	if r.code != 3 || !strings.Contains(r.stderr, "cannot reach the API at http://"+addr) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
@@ -156,7 +153,6 @@ func TestUnreachableAPIExits3(t *testing.T) {
 func TestWorkerStartsWhileTheAPIIsDown(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	const key = "startup-key"
 	addr := sandboxProcess(t, dir, key, "--error-rate", "1", "--error-burst", "1000000")
 	env := map[string]string{"REDIS_URL": redistest.URL(t), "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key}
@@ -191,7 +187,6 @@ func TestWorkerStartsWhileTheAPIIsDown(t *testing.T) {
 func TestWorkersWriteReportsOnlyInTheirOwnFolder(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redistest.Client(t)
 	const key = "reports-key"
 	addr := sandboxProcess(t, dir, key, "--latency", "fixed:200ms", "--rate-limit", "6000")
 	workerDir := filepath.Join(dir, "worker")
