@@ -12,14 +12,10 @@ import (
 // ErrImportNotFound is returned for an import id the store does not know.
 var ErrImportNotFound = errors.New("import not found")
 
-// ErrNotToSend is returned by MarkSending for a row that must not be sent
-// (any more): it has its outcome, or its import was cancelled.
-var ErrNotToSend = errors.New("the row is not to be sent")
-
-// ErrNotReplicated is returned by MarkSending when Redis has replicas and
-// none of them confirmed the mark in time: a failover could lose it, and
-// with it the knowledge that the row's create was sent, so the row is not
-// sent now (it is tried again shortly).
+// ErrNotReplicated is returned by a store's Move to a sending phase when
+// Redis has replicas and none of them confirmed the mark in time: a
+// failover could lose it, and with it the knowledge that the row's create
+// was sent, so the row is not sent now (it is tried again shortly).
 var ErrNotReplicated = errors.New("no replica of Redis confirmed the write in time")
 
 // ReadableErrors turns a write's errors — from its status or a webhook —

@@ -266,6 +266,7 @@ func init() {
 	// An update sent twice changes nothing the second time: one whose
 	// answer was lost is sent again. A retry-write is not an update.
 	on(PhaseSending, RowUpdateDue, PhaseSending, EffectSend)
+	on(PhaseSending, RowSendStarted, PhaseSending)
 	on(PhaseSending, RowUpdateCancelled, PhaseSending, EffectSend)
 	on(PhaseSendingRetry, RowUpdateDue, PhaseSendingRetry, EffectLookUp)
 

@@ -187,7 +187,7 @@ func (im *Imports) Check(ctx context.Context, p CheckPayload) error {
 	case st.Check != p.Check:
 		return nil // a stale link of the chain
 	case t.To == importer.PhaseParked:
-		_, err := im.store.AdvanceCheck(ctx, p.ImportID, p.Row, p.Check, 0)
+		_, err := im.park(ctx, p)
 		return err // followed again when the import is resumed
 	}
 
@@ -229,8 +229,8 @@ func (im *Imports) Check(ctx context.Context, p CheckPayload) error {
 		}
 		next := p
 		next.Check++
-		if _, err := im.store.AdvanceCheck(ctx, p.ImportID, p.Row, p.Check, next.Check); err != nil {
-			return err
+		if moved, err := im.advance(ctx, p, next.Check); err != nil || !moved {
+			return err // not moved: resolved (a webhook), or advanced, since
 		}
 		return im.enqueueCheck(ctx, next)
 	case importer.WriteSuccess:
@@ -251,6 +251,23 @@ func (im *Imports) Check(ctx context.Context, p CheckPayload) error {
 	return im.resolveJob(ctx, p.ImportID, result, stats...) // counted with the outcome, in one round trip
 }
 
+// advance moves the row from the status check p to check number next, as
+// the lifecycle does for a job still PENDING: only while the row follows
+// p's job at p's check.
+func (im *Imports) advance(ctx context.Context, p CheckPayload, next int) (bool, error) {
+	m, err := im.move(ctx, p.ImportID, importer.PhaseFollowing, importer.RowPending,
+		importer.Move{Row: p.Row, FromJob: p.JobID, FromCheck: p.Check, Job: p.JobID, Check: next})
+	return m.Moved, err
+}
+
+// park stops following the row's job while its import is stopped: running
+// the import again follows it again.
+func (im *Imports) park(ctx context.Context, p CheckPayload) (bool, error) {
+	m, err := im.move(ctx, p.ImportID, importer.PhaseFollowing, importer.RowCheckStopped,
+		importer.Move{Row: p.Row, FromJob: p.JobID, FromCheck: p.Check, Job: p.JobID})
+	return m.Moved, err
+}
+
 // checkFailed decides what a failed status read means for the row.
 func (im *Imports) checkFailed(ctx context.Context, p CheckPayload, err error) error {
 	apiErr, ok := asAPIError(err)
@@ -262,8 +279,8 @@ func (im *Imports) checkFailed(ctx context.Context, p CheckPayload, err error) e
 		if err := im.stopImport(ctx, p.ImportID, apiErr); err != nil {
 			return err
 		}
-		_, aerr := im.store.AdvanceCheck(ctx, p.ImportID, p.Row, p.Check, 0)
-		return aerr
+		_, perr := im.park(ctx, p)
+		return perr
 	case importer.KindRateLimited:
 		return &waitError{after: rateLimitWait(err), err: err}
 	}

@@ -39,7 +39,7 @@ func (e *RowsExpiredError) Error() string {
 
 // Cancel stops an unfinished import from sending any more rows. Every row
 // not sent yet ends cancelled at once (no send can start after the cancel:
-// see Store.MarkSending); rows being sent or followed go on to their
+// the move to sending is a compare-and-set on the phase, see Store.Move); rows being sent or followed go on to their
 // outcome. When that leaves none open, the import ends now: its report is
 // written here, or, in a process without a report folder (the dashboard),
 // by the workers.
@@ -65,11 +65,15 @@ func (im *Imports) Cancel(ctx context.Context, id string) error {
 			return err
 		}
 		for i, s := range states {
-			if s.Resolved || s.Sending || s.JobID != "" {
+			// A row not sent resolves cancelled; one sent (or being
+			// sent) is followed to its own outcome.
+			m, ok := importer.MoveOn(s.Phase(), importer.RowSubmitCancelled)
+			if !ok || m.To != importer.PhaseResolved {
 				continue
 			}
-			res, err := im.store.CancelUnsent(ctx, id, importer.RowResult{Row: rows[i], Outcome: importer.Cancelled, ErrorCode: importer.CodeCancelled,
-				Error: "not sent: the import was cancelled", At: time.Now().UTC()})
+			m.Row, m.Result = rows[i], importer.RowResult{Row: rows[i], Outcome: importer.Cancelled, ErrorCode: importer.CodeCancelled,
+				Error: "not sent: the import was cancelled", At: time.Now().UTC()}
+			res, err := im.store.Move(ctx, id, m)
 			if err != nil {
 				return err
 			}

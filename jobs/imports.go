@@ -242,31 +242,54 @@ func enqueue(ctx context.Context, q Enqueuer, task *asynq.Task, opts ...asynq.Op
 	return nil
 }
 
-// resolve records a row's outcome, adding to the counters given in the same
-// round trip, and, when it was the last row, enqueues the import's finalize.
+// resolve records a row's outcome (unless it has one), adding to the
+// counters given in the same round trip, and, when it was the last row,
+// enqueues the import's finalize.
 func (im *Imports) resolve(ctx context.Context, importID string, r importer.RowResult, stats ...string) error {
-	_, err := im.record(ctx, importID, r, false, stats...)
+	_, err := im.record(ctx, importID, importer.Move{Stats: stats}, r)
 	return err
 }
 
-// resolveJob is resolve for news of the row's write job r.JobID: stale
-// news of a job the row no longer follows changes nothing.
+// resolveJob is resolve for news of the row's write job r.JobID: the row
+// resolves only while it follows that job (see importer.RowJobResolved);
+// stale news of a job it no longer follows changes nothing.
 func (im *Imports) resolveJob(ctx context.Context, importID string, r importer.RowResult, stats ...string) error {
-	_, err := im.record(ctx, importID, r, true, stats...)
+	_, err := im.record(ctx, importID, jobNews(r.JobID, stats...), r)
 	return err
 }
 
-// record is resolve (resolveJob when ofJob), telling what recording the
-// outcome did.
-func (im *Imports) record(ctx context.Context, importID string, r importer.RowResult, ofJob bool, stats ...string) (importer.Resolution, error) {
+// jobNews is the move of news that a write job resolved: from the phases
+// that follow a job, only while the row follows that one.
+func jobNews(jobID string, stats ...string) importer.Move {
+	return importer.Move{From: importer.PhasesOn(importer.RowJobResolved), FromJob: jobID, Stats: stats}
+}
+
+// move carries out the lifecycle's transition of a row read in phase from
+// on event (see importer.Next), with what the new phase holds (m's Row,
+// Job, Check, Lookups, ...), as one compare-and-set in the store: where
+// the row is no longer in that phase, nothing moves (Moved.Moved is false).
+func (im *Imports) move(ctx context.Context, importID string, from importer.Phase, event importer.RowEvent, m importer.Move) (importer.Moved, error) {
+	base, ok := importer.MoveOn(from, event)
+	if !ok {
+		return importer.Moved{Was: from}, fmt.Errorf("row %d: the lifecycle has no move on %s in phase %s", m.Row, event, from)
+	}
+	m.From, m.To = base.From, base.To
+	if m.To == importer.PhaseResolved {
+		return im.record(ctx, importID, m, m.Result)
+	}
+	return im.store.Move(ctx, importID, m)
+}
+
+// record moves a row to resolved with its outcome r (m says from where,
+// and the counters to add), and does what follows: the row's place among
+// its integration's writes in flight is released, the feed woken when it
+// waits for room, the import finalized when it was the last row.
+func (im *Imports) record(ctx context.Context, importID string, m importer.Move, r importer.RowResult) (importer.Moved, error) {
 	if r.At.IsZero() {
 		r.At = time.Now().UTC()
 	}
-	resolve := im.store.Resolve
-	if ofJob {
-		resolve = im.store.ResolveJob
-	}
-	res, err := resolve(ctx, importID, r, stats...)
+	m.Row, m.To, m.Result = r.Row, importer.PhaseResolved, r
+	res, err := im.store.Move(ctx, importID, m)
 	if err != nil {
 		return res, err
 	}

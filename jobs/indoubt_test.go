@@ -80,7 +80,7 @@ func TestLookupByNameAndBirthDate(t *testing.T) {
 		}
 	}
 	clk.Add(time.Minute)
-	e.store.MarkSending(ctx, "imp-name", 1, "")
+	e.send(t, "imp-name", 1)
 	task, _, _ := jobs.NewSubmitTask(jobs.SubmitPayload{ImportID: "imp-name", Row: 1, Vendor: importer.VendorGeneric, Resident: twin("1980-01-02T00:00:00Z")}, 3)
 	if err := h.ProcessTask(ctx, task); err != nil {
 		t.Fatal(err)

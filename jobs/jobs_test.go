@@ -144,6 +144,15 @@ func (e *env) taskState(t *testing.T, queue, id string) string {
 	return info.State.String()
 }
 
+// send marks a row as being sent, as a worker does before its write
+// leaves (and then dies, in the tests that call it).
+func (e *env) send(t *testing.T, importID string, row int) {
+	t.Helper()
+	if m, err := e.store.Move(context.Background(), importID, importer.Move{Row: row, To: importer.PhaseSending}); err != nil || !m.Moved {
+		t.Fatalf("marking row %d of %s as sending: %+v, %v", row, importID, m, err)
+	}
+}
+
 func (e *env) result(t *testing.T, importID string, row int) importer.RowResult {
 	t.Helper()
 	for r, err := range e.store.Rows(context.Background(), importID, row) {
@@ -309,7 +318,8 @@ func TestDeadlineTimesTheRowOut(t *testing.T) {
 	}
 	st, _ = e.store.RowState(ctx, "imp-deadline-2", 1)
 	task, _, _ = jobs.NewCheckTask(jobs.CheckPayload{ImportID: "imp-deadline-2", Row: 1, JobID: st.JobID, Check: 9, Deadline: time.Now().Add(300 * time.Millisecond)}, 0, 3)
-	e.store.AdvanceCheck(ctx, "imp-deadline-2", 1, 1, 9)
+	following := []importer.Phase{importer.PhaseFollowing}
+	e.store.Move(ctx, "imp-deadline-2", importer.Move{Row: 1, From: following, FromJob: st.JobID, FromCheck: 1, To: importer.PhaseFollowing, Job: st.JobID, Check: 9})
 	if err := e.h.ProcessTask(ctx, task); err != nil {
 		t.Fatal(err)
 	}
@@ -419,9 +429,9 @@ func TestInDoubtRowIsLookedUpNotResent(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Add(time.Minute)
-	e.store.MarkSending(ctx, "imp-doubt", 1, "")
+	e.send(t, "imp-doubt", 1)
 	// Row 2 was being sent too, and never arrived.
-	e.store.MarkSending(ctx, "imp-doubt", 2, "")
+	e.send(t, "imp-doubt", 2)
 	creates := e.sandbox.Stats().Creates
 
 	if err := e.h.ProcessTask(ctx, submitTask(t, "imp-doubt", 1)); err != nil {

@@ -170,8 +170,8 @@ func failRows(t *testing.T, e *env, imp importer.Import, rows int) {
 		if row%3 == 0 {
 			code = "invalid_phone"
 		}
-		if _, err := e.store.Resolve(ctx, imp.ID, importer.RowResult{Row: row, Line: row + 1, Outcome: importer.Failed, ErrorCode: code,
-			Error: "the PMS refused Resident Number" + string(rune('0'+row)), At: time.Now().UTC()}); err != nil {
+		if _, err := e.store.Move(ctx, imp.ID, importer.Move{Row: row, To: importer.PhaseResolved, Result: importer.RowResult{Row: row, Line: row + 1, Outcome: importer.Failed, ErrorCode: code,
+			Error: "the PMS refused Resident Number" + string(rune('0'+row)), At: time.Now().UTC()}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -242,7 +242,8 @@ func TestRefusedRetryWriteEndsTheRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, _ := e.store.RowState(ctx, "imp-refused", 1)
-	if _, err := e.store.ResolveJob(ctx, "imp-refused", importer.RowResult{Row: 1, Outcome: importer.Failed, JobID: st.JobID, ErrorCode: importer.CodeWriteFailed, Error: "down"}); err != nil {
+	failed := importer.RowResult{Row: 1, Outcome: importer.Failed, JobID: st.JobID, ErrorCode: importer.CodeWriteFailed, Error: "down"}
+	if _, err := e.store.Move(ctx, "imp-refused", importer.Move{Row: 1, FromJob: st.JobID, To: importer.PhaseResolved, Result: failed}); err != nil {
 		t.Fatal(err)
 	}
 	e.store.Finish(ctx, "imp-refused", time.Now())

@@ -139,42 +139,18 @@ type rowStore interface {
 	InFlight(ctx context.Context, integrationID string) (int, error)
 	// RowsInFlight returns the rows queued, being sent or followed.
 	RowsInFlight(ctx context.Context, id string) ([]int, []importer.RowState, error)
-	// MarkSending records that a create (or, with retryOf, the
-	// retry-write of that failed job) is about to be sent — unless the
-	// row has its outcome or the import was cancelled
-	// (importer.ErrNotToSend), or the import is gone
-	// (importer.ErrImportNotFound): then nothing may be sent. Where
-	// Redis has replicas, the mark must reach one before the create is
-	// sent (a failover must not forget it); if none confirms it, the row
-	// stays unsent (importer.ErrNotReplicated).
-	MarkSending(ctx context.Context, id string, row int, retryOf string) error
-	// MarkLookups records how many searches for a Sending row's resident
-	// have found nothing.
-	MarkLookups(ctx context.Context, id string, row, n int) error
-	// Unsend forgets that a create (or the retry-write of job retryOf)
-	// was being sent: the API answered with an error, or the request
-	// never left.
-	Unsend(ctx context.Context, id string, row int, retryOf string) error
-	// SetJob records the write's job id with status check number 1 and,
-	// forWebhooks, indexes the job for JobRow; the counters named by
-	// stats are added to in the same round trip. Where Redis has
-	// replicas, it waits a while for one to have the job id.
-	SetJob(ctx context.Context, id string, row int, jobID string, forWebhooks bool, recordKey string, stats ...string) error
+	// Move carries out one transition of a row as a compare-and-set:
+	// only where the row still is as the caller read it does it move
+	// (see importer.Move). A move to sending is refused for an import
+	// cancelled (Moved.Cancelled). Where Redis has replicas, a move to
+	// sending must reach one before the write leaves (a failover must not
+	// forget it); if none confirms it, the row stays unsent
+	// (importer.ErrNotReplicated). A move of an import gone fails with
+	// importer.ErrImportNotFound.
+	Move(ctx context.Context, id string, m importer.Move) (importer.Moved, error)
 	// JobOfRecord finds the create job that wrote the record a key names,
 	// with its import and row.
 	JobOfRecord(ctx context.Context, recordKey string) (importID string, row int, jobID string, ok bool, err error)
-	// AdvanceCheck moves the row's status check number from `from` to
-	// `to` if it still is `from`, and reports whether it did.
-	AdvanceCheck(ctx context.Context, id string, row int, from, to int) (bool, error)
-	// Resolve records a row's outcome and counts it, once, with the
-	// counters named by stats, in one round trip.
-	Resolve(ctx context.Context, id string, result importer.RowResult, stats ...string) (importer.Resolution, error)
-	// ResolveJob is Resolve for news of the write job result.JobID: while
-	// the row follows another job, the news is stale and changes nothing.
-	ResolveJob(ctx context.Context, id string, result importer.RowResult, stats ...string) (importer.Resolution, error)
-	// CancelUnsent records that a row of a cancelled import was never
-	// sent, unless it is being sent or followed, or has its outcome.
-	CancelUnsent(ctx context.Context, id string, result importer.RowResult) (importer.Resolution, error)
 	// Replace changes a row's outcome from `from` to the result's; an
 	// import that had finished is opened again (reopened).
 	Replace(ctx context.Context, id string, result importer.RowResult, from importer.Outcome) (changed, reopened bool, err error)

@@ -106,16 +106,19 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 		return nil
 	}
 	phase := st.Phase()
-	t, ok := importer.Next(phase, importer.SubmitEvent(p.Update != nil, p.LookFirst, st.Stopped != "", st.Cancelled))
+	event := importer.SubmitEvent(p.Update != nil, p.LookFirst, st.Stopped != "", st.Cancelled)
+	t, ok := importer.Next(phase, event)
 	switch {
 	case !ok:
 		return nil // resolved already, or parked while the import is stopped
 	case t.Has(importer.EffectRecord):
-		return im.resolve(ctx, p.ImportID, cancelled(p))
+		_, err := im.move(ctx, p.ImportID, phase, event, importer.Move{Row: p.Row, Result: cancelled(p)})
+		return err
 	case t.Has(importer.EffectScheduleCheck) && phase == importer.PhaseParked:
 		// The import stopped while the job was followed; follow it again.
-		if _, err := im.store.AdvanceCheck(ctx, p.ImportID, p.Row, 0, 1); err != nil {
-			return err
+		m, err := im.move(ctx, p.ImportID, phase, event, importer.Move{Row: p.Row, FromJob: st.JobID, Job: st.JobID, Check: 1})
+		if err != nil || !m.Moved {
+			return err // moved since: by another delivery of this task, or resolved
 		}
 		return im.scheduleCheck(ctx, p, st.JobID, 1)
 	case t.Has(importer.EffectScheduleCheck):
@@ -124,7 +127,7 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 		return im.scheduleCheck(ctx, p, st.JobID, st.Check)
 	case t.Has(importer.EffectLookUp) && !phase.MaySendAgain():
 		// The write may have reached the API without its answer.
-		return im.settleInDoubt(ctx, p, st.Lookups)
+		return im.settleInDoubt(ctx, p, st)
 	case t.Has(importer.EffectLookUp):
 		// Its create may have reached the API before: a row in doubt,
 		// tried again, or recovered after its import's state was lost.
@@ -162,35 +165,46 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 		return err
 	}
 	im.tookTurn(ctx, p)
-	if err := im.store.MarkSending(ctx, p.ImportID, p.Row, st.RetryOf); errors.Is(err, importer.ErrNotToSend) {
-		// Resolved, or cancelled, since the row's state was read: it is
-		// not sent.
-		now, err := im.store.RowState(ctx, p.ImportID, p.Row)
-		if err != nil || now.Resolved {
-			return err
-		}
-		return im.resolve(ctx, p.ImportID, cancelled(p))
-	} else if errors.Is(err, importer.ErrImportNotFound) {
+	mark, err := im.move(ctx, p.ImportID, phase, importer.RowSendStarted, importer.Move{Row: p.Row, FromJob: st.RetryOf, Job: st.RetryOf})
+	switch {
+	case errors.Is(err, importer.ErrImportNotFound):
 		return nil
-	} else if errors.Is(err, importer.ErrNotReplicated) {
+	case errors.Is(err, importer.ErrNotReplicated):
 		// A replica of Redis is behind: sent once one confirms the mark,
 		// without spending the row's retries.
 		return &waitError{after: 2 * time.Second, err: errors.Join(err, im.store.Release(ctx, p.ImportID, p.Row))}
-	} else if err != nil {
+	case err != nil:
 		return err
+	case mark.Cancelled:
+		// Cancelled since the row's state was read: it is not sent.
+		return errors.Join(im.store.Release(ctx, p.ImportID, p.Row), im.resolve(ctx, p.ImportID, cancelled(p)))
+	case !mark.Moved:
+		// Moved since the row's state was read (resolved, or another
+		// delivery of this task sends it): it is not sent from here.
+		im.log.DebugContext(ctx, "the row moved since it was read: not sent", "import_id", p.ImportID, "row", p.Row, "phase", mark.Was)
+		return im.store.Release(ctx, p.ImportID, p.Row)
 	}
+	sending, _ := importer.Next(phase, importer.RowSendStarted)
 	jobID, err := send()
 	if err != nil {
 		im.countRequest(ctx, p.ImportID, endpoint, err)
-		return im.submitFailed(ctx, p, st.RetryOf, err)
+		return im.submitFailed(ctx, p, sending.To, st.RetryOf, err)
 	}
 	// The job id and the request's count, in one round trip.
 	recordKey := importer.RecordKey(p.Resident.IntegrationID, p.Resident.Email1, p.Resident.XID)
 	if p.Update != nil {
 		recordKey = importer.UpdateKey(p.Resident.IntegrationID, p.Update.RecordID)
 	}
-	if err := im.store.SetJob(ctx, p.ImportID, p.Row, jobID, im.webhooksExpected(), recordKey, importer.StatRequests(endpoint), importer.StatWritesAnswered); err != nil {
+	sent, err := im.move(ctx, p.ImportID, sending.To, importer.RowSent, importer.Move{Row: p.Row, FromJob: st.RetryOf, Job: jobID, Check: 1,
+		ForWebhooks: im.webhooksExpected(), RecordKey: recordKey, Stats: []string{importer.StatRequests(endpoint), importer.StatWritesAnswered}})
+	if err != nil {
 		return err // the retry finds the row "sending" and looks it up
+	}
+	if !sent.Moved {
+		// Only a look-up of another delivery of this task moves a row
+		// sending: it found the resident this write made, or gave up.
+		im.log.WarnContext(ctx, "the row was settled while its write was sent: the write's job is not followed", "import_id", p.ImportID, "row", p.Row, "job_id", jobID, "phase", sent.Was)
+		return nil
 	}
 	im.log.DebugContext(ctx, "write submitted", "import_id", p.ImportID, "row", p.Row, "job_id", jobID, "retry_of", st.RetryOf)
 	if applied, err := im.pendingEvent(ctx, p.ImportID, p.Row, p.Line, jobID); applied || err != nil {
@@ -259,7 +273,7 @@ func cancelled(p SubmitPayload) importer.RowResult {
 
 // submitFailed decides what a failed create (or, with retryOf, a failed
 // retry-write of that job) means for the row.
-func (im *Imports) submitFailed(ctx context.Context, p SubmitPayload, retryOf string, err error) error {
+func (im *Imports) submitFailed(ctx context.Context, p SubmitPayload, phase importer.Phase, retryOf string, err error) error {
 	apiErr, ok := asAPIError(err)
 	if !ok {
 		return err
@@ -270,7 +284,7 @@ func (im *Imports) submitFailed(ctx context.Context, p SubmitPayload, retryOf st
 	if !maybeSent {
 		// The API answered, or the request never left: nothing was
 		// created, so the row may be sent again.
-		if uerr := im.store.Unsend(ctx, p.ImportID, p.Row, retryOf); uerr != nil {
+		if _, uerr := im.move(ctx, p.ImportID, phase, importer.RowSendFailed, importer.Move{Row: p.Row, FromJob: retryOf, Job: retryOf}); uerr != nil {
 			return uerr
 		}
 		if uerr := im.store.Release(ctx, p.ImportID, p.Row); uerr != nil {
@@ -303,7 +317,7 @@ func (im *Imports) submitFailed(ctx context.Context, p SubmitPayload, retryOf st
 		// timeout, a lost answer): it is never sent again blindly. Its
 		// write, if it was made, is PENDING for a while; look the
 		// resident up once it has had time to resolve.
-		if err := im.store.MarkLookups(ctx, p.ImportID, p.Row, 1); err != nil {
+		if _, err := im.move(ctx, p.ImportID, phase, importer.RowMaybeSent, importer.Move{Row: p.Row, FromJob: retryOf, Job: retryOf, Lookups: 1}); err != nil {
 			return err
 		}
 		return &waitError{after: im.cfg.LookupWaits[0], err: fmt.Errorf("row %d: the create may have reached the API; looking the resident up before anything else: %w", p.Row, apiErr)}
@@ -331,7 +345,8 @@ var DefaultLookupWaits = []time.Duration{20 * time.Second, time.Minute, 2 * time
 // date of birth) and adopted when found. Not found, it is looked up again
 // later, in case the write is still PENDING; still not found, the row fails
 // as in_doubt, saying what to check.
-func (im *Imports) settleInDoubt(ctx context.Context, p SubmitPayload, lookups int) error {
+func (im *Imports) settleInDoubt(ctx context.Context, p SubmitPayload, st importer.RowState) error {
+	lookups := st.Lookups
 	q := importer.QueryFor(p.Resident)
 	if q.Email == "" && (q.FirstName == "" || q.LastName == "") {
 		return im.resolve(ctx, p.ImportID, inDoubt(p, "it has neither an email nor a full name to look it up by"))
@@ -351,7 +366,7 @@ func (im *Imports) settleInDoubt(ctx context.Context, p SubmitPayload, lookups i
 	}
 	waits := im.lookupWaits(p.Vendor)
 	if lookups < len(waits) {
-		if err := im.store.MarkLookups(ctx, p.ImportID, p.Row, lookups+1); err != nil {
+		if _, err := im.move(ctx, p.ImportID, st.Phase(), importer.RowNotFound, importer.Move{Row: p.Row, FromJob: st.RetryOf, Job: st.RetryOf, Lookups: lookups + 1}); err != nil {
 			return err
 		}
 		return &waitError{after: waits[lookups], err: fmt.Errorf("row %d: resident not found yet; looking again later", p.Row)}

@@ -400,9 +400,7 @@ func TestAnUpdateInDoubtIsSentAgainNeverCreated(t *testing.T) {
 	}
 	plans, _ := e.store.Plans(ctx, imp.ID, []int{1})
 	u := plans[1]
-	if err := e.store.MarkSending(ctx, imp.ID, 1, ""); err != nil {
-		t.Fatal(err)
-	}
+	e.send(t, imp.ID, 1)
 	creates := e.sandbox.Stats().Creates
 	p := jobs.SubmitPayload{ImportID: imp.ID, Row: 1, Line: 2, Vendor: importer.VendorGeneric, Update: &u}
 	task, _, err := jobs.NewSubmitTask(p, 3)

@@ -163,7 +163,11 @@ func (im *Imports) HandleError(ctx context.Context, task *asynq.Task, err error)
 	// The task's context may be the reason it failed (its deadline).
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, rerr := im.record(ctx, p.ImportID, r, r.JobID != ""); rerr != nil {
+	resolve := im.resolve
+	if r.JobID != "" {
+		resolve = im.resolveJob
+	}
+	if rerr := resolve(ctx, p.ImportID, r); rerr != nil {
 		im.log.ErrorContext(ctx, "cannot record a failed row", "import_id", p.ImportID, "row", p.Row, "error", rerr)
 	}
 }

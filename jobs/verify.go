@@ -75,7 +75,7 @@ func (im *Imports) verifyWrite(ctx context.Context, p CheckPayload, recordID str
 	case time.Since(since) < lag:
 		next := p
 		next.Check, next.VerifySince, next.RecordID = p.Check+1, since, recordID
-		if _, err := im.store.AdvanceCheck(ctx, p.ImportID, p.Row, p.Check, next.Check); err != nil {
+		if moved, err := im.advance(ctx, p, next.Check); err != nil || !moved {
 			return err
 		}
 		task, opts, err := NewCheckTask(next, time.Until(since.Add(lag)), im.cfg.MaxRetry)

@@ -72,9 +72,18 @@ func (im *Imports) applyEvent(ctx context.Context, importID string, row, line in
 		return nil
 	}
 	im.count(ctx, importID, importer.StatWebhooks)
-	res, err := im.record(ctx, importID, r, true)
-	if err != nil || res.Stale {
-		return err // news of a job the row no longer follows changes nothing
+	res, err := im.record(ctx, importID, jobNews(r.JobID), r)
+	if err != nil {
+		return err
+	}
+	if res.Stale {
+		if res.Was == importer.PhaseSending || res.Was == importer.PhaseSendingRetry {
+			// The job's index can land a moment before the row follows
+			// the job (a cluster writes it first): keep the news for the
+			// sender, which reads it once the row follows.
+			return im.store.SaveJobEvent(ctx, ev)
+		}
+		return nil // news of a job the row no longer follows changes nothing
 	}
 	// A partial write sends WRITE_OPERATION_FAILURE and DATA_NEW, in
 	// either order: the row ends partial, with the record id.

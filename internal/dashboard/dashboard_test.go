@@ -72,7 +72,7 @@ func resolve(t *testing.T, st *store.Store, from, to int, o importer.Outcome) {
 			// failed.csv.
 			res.ErrorCode, res.Error, res.JobID, res.RecordID = "invalid_request", "Unit is occupied (409)", "", ""
 		}
-		if _, err := st.Resolve(context.Background(), "imp-dash", res); err != nil {
+		if _, err := st.Move(context.Background(), "imp-dash", importer.Move{Row: r, To: importer.PhaseResolved, Result: res}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -206,11 +206,11 @@ func (s *Store) SaveInput(ctx context.Context, id string, header []string, rows 
 		pipe.HSet(ctx, k.input, encodeChunks(rows, header)...)
 	}
 	for _, r := range results {
-		b, err := encodeResult(r)
+		args, err := moveArgs(importer.Move{Row: r.Row, To: importer.PhaseResolved, Result: r})
 		if err != nil {
-			return fmt.Errorf("error encoding the result of row %d: %w", r.Row, err)
+			return err
 		}
-		resolveScript.Eval(ctx, pipe, []string{k.results, k.counts, k.meta, k.state, k.ceiling}, r.Row, string(r.Outcome), b, "", "")
+		moveScript.Eval(ctx, pipe, []string{k.meta, k.state, k.results, k.counts, k.stats, k.ceiling}, args...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("error saving rows of import %s: %w", id, err)

@@ -62,7 +62,7 @@ func TestResolveIsAtomicAndIdempotent(t *testing.T) {
 				if row == 1 && w%2 == 1 {
 					outcome = importer.Partial
 				}
-				res, err := s.Resolve(ctx, "imp-r", importer.RowResult{Row: row, Outcome: outcome})
+				res, err := s.Move(ctx, "imp-r", importer.Move{Row: row, To: importer.PhaseResolved, Result: importer.RowResult{Row: row, Outcome: outcome}})
 				if err != nil {
 					t.Error(err)
 					return
@@ -88,11 +88,11 @@ func TestResolveIsAtomicAndIdempotent(t *testing.T) {
 	if d, _ := s.SetTotal(ctx, "imp-r", rows+1, importer.FileColumns{Names: []string{"a"}}); d {
 		t.Error("SetTotal reported done with one row unresolved")
 	}
-	res, _ := s.Resolve(ctx, "imp-r", importer.RowResult{Row: rows + 1, Outcome: importer.Invalid})
+	res := resolve(t, s, "imp-r", importer.RowResult{Row: rows + 1, Outcome: importer.Invalid})
 	if !res.Done || !res.Recorded {
 		t.Error("resolving the last row did not report it recorded and done")
 	}
-	if res, _ := s.Resolve(ctx, "imp-r", importer.RowResult{Row: rows + 1, Outcome: importer.Invalid}); !res.Done || res.Recorded {
+	if res := resolve(t, s, "imp-r", importer.RowResult{Row: rows + 1, Outcome: importer.Invalid}); !res.Done || res.Recorded {
 		t.Error("a redelivered last resolve must report done again, so a lost finalize is re-enqueued")
 	}
 }
@@ -105,33 +105,38 @@ func TestRowStateTransitions(t *testing.T) {
 	if st != (importer.RowState{}) {
 		t.Errorf("a new row's state = %+v", st)
 	}
-	s.MarkSending(ctx, "imp-s", 3, "")
+	sendRow(s, "imp-s", 3, "")
 	if st, _ = s.RowState(ctx, "imp-s", 3); !st.Sending {
-		t.Errorf("after MarkSending: %+v", st)
+		t.Errorf("after a move to sending: %+v", st)
 	}
-	s.Unsend(ctx, "imp-s", 3, "")
+	s.Move(ctx, "imp-s", importer.Move{Row: 3, From: []importer.Phase{importer.PhaseSending}, To: importer.PhaseQueued})
 	if st, _ = s.RowState(ctx, "imp-s", 3); st.Sending {
-		t.Errorf("after Unsend: %+v", st)
+		t.Errorf("after a move back to queued: %+v", st)
 	}
-	s.SetJob(ctx, "imp-s", 3, "job:with:colons", true, "")
+	s.Move(ctx, "imp-s", importer.Move{Row: 3, To: importer.PhaseFollowing, Job: "job:with:colons", Check: 1, ForWebhooks: true})
 	if st, _ = s.RowState(ctx, "imp-s", 3); st.JobID != "job:with:colons" || st.Check != 1 {
-		t.Errorf("after SetJob: %+v", st)
+		t.Errorf("after a move to following: %+v", st)
 	}
-	if ok, _ := s.AdvanceCheck(ctx, "imp-s", 3, 2, 3); ok {
-		t.Error("AdvanceCheck moved from a number the row is not at")
+	advance := func(from, to int) bool {
+		m, _ := s.Move(ctx, "imp-s", importer.Move{Row: 3, From: []importer.Phase{importer.PhaseFollowing}, FromJob: "job:with:colons", FromCheck: from,
+			To: importer.PhaseFollowing, Job: "job:with:colons", Check: to})
+		return m.Moved
 	}
-	if ok, _ := s.AdvanceCheck(ctx, "imp-s", 3, 1, 2); !ok {
-		t.Error("AdvanceCheck 1→2 refused")
+	if advance(2, 3) {
+		t.Error("a check advanced from a number the row is not at")
+	}
+	if !advance(1, 2) {
+		t.Error("check 1→2 refused")
 	}
 	if st, _ = s.RowState(ctx, "imp-s", 3); st.Check != 2 || st.JobID != "job:with:colons" {
-		t.Errorf("after AdvanceCheck: %+v", st)
+		t.Errorf("after a check advanced: %+v", st)
 	}
 	s.Stop(ctx, "imp-s", "first reason")
 	s.Stop(ctx, "imp-s", "second reason")
 	if st, _ = s.RowState(ctx, "imp-s", 3); st.Stopped != "first reason" {
 		t.Errorf("stopped = %q, want the first reason kept", st.Stopped)
 	}
-	s.Resolve(ctx, "imp-s", importer.RowResult{Row: 3, Outcome: importer.Succeeded})
+	resolve(t, s, "imp-s", importer.RowResult{Row: 3, Outcome: importer.Succeeded})
 	states, _ := s.RowStates(ctx, "imp-s", []int{3, 4})
 	if !states[0].Resolved || states[0].JobID != "" || states[1].Resolved {
 		t.Errorf("RowStates = %+v; a resolved row drops its working state", states)
@@ -181,7 +186,7 @@ func TestReplaceKeepsWhatItIsNotGiven(t *testing.T) {
 	s := store.New(redistest.Client(t))
 	newImport(t, s, "imp-x")
 	s.SetTotal(ctx, "imp-x", 1, importer.FileColumns{})
-	s.Resolve(ctx, "imp-x", importer.RowResult{Row: 1, Outcome: importer.Succeeded, JobID: "j", RecordID: "res_1"})
+	resolve(t, s, "imp-x", importer.RowResult{Row: 1, Outcome: importer.Succeeded, JobID: "j", RecordID: "res_1"})
 	s.Finish(ctx, "imp-x", time.Now())
 	changed, reopened, err := s.Replace(ctx, "imp-x", importer.RowResult{Row: 1, Outcome: importer.Partial, ErrorCode: "partial_success", Error: "half"}, importer.Succeeded)
 	if err != nil || !changed || !reopened {
@@ -270,10 +275,10 @@ func TestFeedKeepsTheWindow(t *testing.T) {
 		t.Fatalf("full window: next %d, rows %v", next, fed)
 	}
 	// Two rows resolve (one sent, one not): two places free.
-	s.MarkSending(ctx, "imp-f", 1, "")
-	s.Resolve(ctx, "imp-f", importer.RowResult{Row: 1, Outcome: importer.Succeeded})
-	s.Resolve(ctx, "imp-f", importer.RowResult{Row: 2, Outcome: importer.Failed})
-	s.Resolve(ctx, "imp-f", importer.RowResult{Row: 2, Outcome: importer.Failed}) // twice: counted once
+	sendRow(s, "imp-f", 1, "")
+	resolve(t, s, "imp-f", importer.RowResult{Row: 1, Outcome: importer.Succeeded})
+	resolve(t, s, "imp-f", importer.RowResult{Row: 2, Outcome: importer.Failed})
+	resolve(t, s, "imp-f", importer.RowResult{Row: 2, Outcome: importer.Failed}) // twice: counted once
 	if fs, _ := s.Feed(ctx, "imp-f"); fs.InFlight() != 2 || fs.Fed != 4 || fs.Landed != 2 {
 		t.Fatalf("feed state %+v, want 2 in flight", fs)
 	}
@@ -312,13 +317,13 @@ func TestFeedKeepsTheWindow(t *testing.T) {
 	if err := s.PauseFeed(ctx, "imp-f", gen2, 7, 2); err != nil {
 		t.Fatal(err)
 	}
-	if res, _ := s.Resolve(ctx, "imp-f", importer.RowResult{Row: 4, Outcome: importer.Succeeded}); res.WakeSeq != 0 {
+	if res := resolve(t, s, "imp-f", importer.RowResult{Row: 4, Outcome: importer.Succeeded}); res.WakeSeq != 0 {
 		t.Errorf("woken with 3 rows in flight and a wake mark of 2: %+v", res)
 	}
-	if res, _ := s.Resolve(ctx, "imp-f", importer.RowResult{Row: 5, Outcome: importer.Succeeded}); res.WakeGen != gen2 || res.WakeSeq != 7 {
+	if res := resolve(t, s, "imp-f", importer.RowResult{Row: 5, Outcome: importer.Succeeded}); res.WakeGen != gen2 || res.WakeSeq != 7 {
 		t.Errorf("not woken at the mark: %+v", res)
 	}
-	if res, _ := s.Resolve(ctx, "imp-f", importer.RowResult{Row: 6, Outcome: importer.Succeeded}); res.WakeSeq != 0 {
+	if res := resolve(t, s, "imp-f", importer.RowResult{Row: 6, Outcome: importer.Succeeded}); res.WakeSeq != 0 {
 		t.Errorf("woken twice: %+v", res)
 	}
 	in, err := s.Inputs(ctx, "imp-f", []int{4, 99})
@@ -362,9 +367,9 @@ func TestSharesAndQueuedRows(t *testing.T) {
 	if _, _, _, queued, err := s.FeedBatch(ctx, "imp-q", gen, 1, 6, 100, 5); err != nil || queued != 5 {
 		t.Fatalf("FeedBatch with a quota of 5: %d queued, %v", queued, err)
 	}
-	s.MarkSending(ctx, "imp-q", 1, "")                                               // being sent: not queued
-	s.Resolve(ctx, "imp-q", importer.RowResult{Row: 2, Outcome: importer.Succeeded}) // gone
-	s.Unsend(ctx, "imp-q", 3, "job_9")                                               // to be retried: queued
+	sendRow(s, "imp-q", 1, "")                                                               // being sent: not queued
+	resolve(t, s, "imp-q", importer.RowResult{Row: 2, Outcome: importer.Succeeded})          // gone
+	s.Move(ctx, "imp-q", importer.Move{Row: 3, To: importer.PhaseRetryQueued, Job: "job_9"}) // to be retried: queued
 	if n, err := s.Queued(ctx, "imp-q"); err != nil || n != 3 {
 		t.Errorf("Queued = %d, %v; want 3 (rows 3, 4 and 5)", n, err)
 	}
