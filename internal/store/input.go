@@ -210,7 +210,7 @@ func (s *Store) SaveInput(ctx context.Context, id string, header []string, rows 
 		if err != nil {
 			return err
 		}
-		moveScript.Eval(ctx, pipe, []string{k.meta, k.state, k.results, k.counts, k.stats, k.ceiling}, args...)
+		moveScript.Eval(ctx, pipe, k.moveKeys(), args...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("error saving rows of import %s: %w", id, err)

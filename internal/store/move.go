@@ -41,9 +41,9 @@ import (
 //
 // Output:
 // {flags, wait, ceiling, was}: flags 1 when it moved, 2 when every row of
-// the import has its outcome, 4 when the row follows another job than the
-// one named (stale news), 8 alone when the import is gone, 16 when a move
-// to sending met a cancelled import; wait is "gen:seq" of the feed task to
+// the import has its outcome, 8 alone when the import is gone, 16 when a
+// move to sending met a cancelled import (news of another job than the row
+// follows is stale: Move tells it from was); wait is "gen:seq" of the feed task to
 // wake, or ""; ceiling is the integration whose writes in flight the
 // resolved row's write was counted among, or ""; was is the phase the row
 // was in.
@@ -79,7 +79,7 @@ local function done(flags)
 end
 if was == 'resolved' then return {done(0), '', '', was} end
 if ARGV[2] ~= '' and not string.find(' ' .. ARGV[2] .. ' ', ' ' .. was .. ' ', 1, true) then return {0, '', '', was} end
-if ARGV[3] ~= '' and job ~= ARGV[3] then return {4, '', '', was} end
+if ARGV[3] ~= '' and job ~= ARGV[3] then return {0, '', '', was} end
 if ARGV[4] ~= '0' and check ~= ARGV[4] then return {0, '', '', was} end
 local to = ARGV[5]
 if (to == 'sending' or to == 'sending_retry') and redis.call('HEXISTS', KEYS[1], 'cancelled_at') == 1 then return {16, '', '', was} end
@@ -125,7 +125,7 @@ func (s *Store) Move(ctx context.Context, id string, m importer.Move) (importer.
 	if err != nil {
 		return importer.Moved{}, err
 	}
-	keys := []string{k.meta, k.state, k.results, k.counts, k.stats, k.ceiling}
+	keys := k.moveKeys()
 	var cmd *redis.Cmd
 	var durable error
 	switch m.To {
@@ -208,6 +208,11 @@ func firstErr(cmds []*redis.StatusCmd) error {
 		}
 	}
 	return nil
+}
+
+// moveKeys are moveScript's keys, in its order.
+func (k keys) moveKeys() []string {
+	return []string{k.meta, k.state, k.results, k.counts, k.stats, k.ceiling}
 }
 
 func moveArgs(m importer.Move) ([]any, error) {
