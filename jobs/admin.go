@@ -35,15 +35,15 @@ func (e *RowsExpiredError) Error() string {
 // outcome. When that leaves none open, the import ends now: its report is
 // written here, or, in a process without a report folder (the dashboard),
 // by the workers.
-func (im *Imports) Cancel(ctx context.Context, id string) error {
-	imp, err := im.store.Import(ctx, id)
+func (adm *Administering) Cancel(ctx context.Context, id string) error {
+	imp, err := adm.store.Import(ctx, id)
 	if err != nil {
 		return err
 	}
 	if imp.Finished() {
 		return fmt.Errorf("import %s: %w", id, ErrFinished)
 	}
-	if _, err := im.store.Cancel(ctx, id, time.Now()); err != nil {
+	if _, err := adm.store.Cancel(ctx, id, time.Now()); err != nil {
 		return err
 	}
 	const batch = 500
@@ -52,7 +52,7 @@ func (im *Imports) Cancel(ctx context.Context, id string) error {
 		for n := first; n < first+batch && n <= imp.Total; n++ {
 			rows = append(rows, n)
 		}
-		states, err := im.store.RowStates(ctx, id, rows)
+		states, err := adm.store.RowStates(ctx, id, rows)
 		if err != nil {
 			return err
 		}
@@ -65,12 +65,12 @@ func (im *Imports) Cancel(ctx context.Context, id string) error {
 			}
 			m.Row, m.Result = rows[i], importer.RowResult{Row: rows[i], Outcome: importer.Cancelled, ErrorCode: importer.CodeCancelled,
 				Error: "not sent: the import was cancelled", At: time.Now().UTC()}
-			res, err := im.store.Move(ctx, id, m)
+			res, err := adm.store.Move(ctx, id, m)
 			if err != nil {
 				return err
 			}
 			if res.Done {
-				return im.endHere(ctx, id)
+				return adm.fin.endHere(ctx, id)
 			}
 		}
 	}
@@ -79,12 +79,12 @@ func (im *Imports) Cancel(ctx context.Context, id string) error {
 
 // Review reads an import's rows and says what is left to do (see
 // ReviewImport).
-func (im *Imports) Review(ctx context.Context, imp importer.Import, failedCSV string, lasting bool) (Review, error) {
-	p, err := im.store.Progress(ctx, imp.ID)
+func (adm *Administering) Review(ctx context.Context, imp importer.Import, failedCSV string, lasting bool) (Review, error) {
+	p, err := adm.store.Progress(ctx, imp.ID)
 	if err != nil {
 		return Review{}, err
 	}
-	return ReviewImport(imp, p, im.store.Rows(ctx, imp.ID, imp.Total), failedCSV, lasting)
+	return ReviewImport(imp, p, adm.store.Rows(ctx, imp.ID, imp.Total), failedCSV, lasting)
 }
 
 // Forgetter forgets the trace of a deleted import (see Trace): the import is
@@ -96,25 +96,25 @@ type Forgetter interface {
 // Delete removes every key of an import from Redis and returns how many it
 // removed; forget, when set, forgets its trace too. An import that has not
 // finished is refused (*NotFinishedError) unless force.
-func (im *Imports) Delete(ctx context.Context, id string, force bool, forget Forgetter) (int, error) {
-	imp, err := im.store.Import(ctx, id)
+func (adm *Administering) Delete(ctx context.Context, id string, force bool, forget Forgetter) (int, error) {
+	imp, err := adm.store.Import(ctx, id)
 	if err != nil {
 		return 0, err
 	}
 	if !imp.Finished() && !force {
 		return 0, &NotFinishedError{Import: imp}
 	}
-	return im.delete(ctx, id, forget)
+	return adm.delete(ctx, id, forget)
 }
 
-func (im *Imports) delete(ctx context.Context, id string, forget Forgetter) (int, error) {
-	n, err := im.store.Delete(ctx, id)
+func (adm *Administering) delete(ctx context.Context, id string, forget Forgetter) (int, error) {
+	n, err := adm.store.Delete(ctx, id)
 	if err != nil {
 		return n, err
 	}
 	if forget != nil {
 		if err := forget.Forget(id); err != nil {
-			im.log.WarnContext(ctx, "cannot remove the receipt of a deleted import", "import_id", id, "error", err)
+			adm.log.WarnContext(ctx, "cannot remove the receipt of a deleted import", "import_id", id, "error", err)
 		}
 	}
 	return n, nil
@@ -131,14 +131,14 @@ type Pruned struct {
 
 // Prune deletes every finished import made before a time (as Delete does);
 // imports still running are left alone.
-func (im *Imports) Prune(ctx context.Context, before time.Time, forget Forgetter) (Pruned, error) {
+func (adm *Administering) Prune(ctx context.Context, before time.Time, forget Forgetter) (Pruned, error) {
 	var res Pruned
-	ids, err := im.store.ImportsBefore(ctx, before)
+	ids, err := adm.store.ImportsBefore(ctx, before)
 	if err != nil {
 		return res, err
 	}
 	for _, id := range ids {
-		imp, err := im.store.Import(ctx, id)
+		imp, err := adm.store.Import(ctx, id)
 		if errors.Is(err, importer.ErrImportNotFound) {
 			continue
 		}
@@ -149,7 +149,7 @@ func (im *Imports) Prune(ctx context.Context, before time.Time, forget Forgetter
 			res.Running++
 			continue
 		}
-		n, err := im.delete(ctx, id, forget)
+		n, err := adm.delete(ctx, id, forget)
 		if err != nil {
 			return res, err
 		}
@@ -163,13 +163,13 @@ func (im *Imports) Prune(ctx context.Context, before time.Time, forget Forgetter
 // import is not resumed here: the next firing of its schedule, or its run
 // again, plans it anew and writes it. An import that finished cannot be
 // approved.
-func (im *Imports) Approve(ctx context.Context, id string) error {
-	imp, err := im.store.Import(ctx, id)
+func (adm *Administering) Approve(ctx context.Context, id string) error {
+	imp, err := adm.store.Import(ctx, id)
 	if err != nil {
 		return err
 	}
 	if imp.Finished() {
 		return fmt.Errorf("import %s: %w", id, ErrFinished)
 	}
-	return im.store.Approve(ctx, id, time.Now())
+	return adm.store.Approve(ctx, id, time.Now())
 }

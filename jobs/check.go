@@ -84,47 +84,47 @@ func CheckAt(now time.Time, delay time.Duration) time.Time {
 }
 
 // doubled returns d·2^k, capped at PollMax.
-func (im *Imports) doubled(d time.Duration, k int) time.Duration {
-	for i := 0; i < k && d < im.cfg.PollMax; i++ {
+func (rw *RowWork) doubled(d time.Duration, k int) time.Duration {
+	for i := 0; i < k && d < rw.cfg.PollMax; i++ {
 		d *= 2
 	}
-	return min(d, im.cfg.PollMax)
+	return min(d, rw.cfg.PollMax)
 }
 
 // checkDelay is how long to wait before check p.Check. With webhooks the
 // checks are a slow fallback; with a planner they come when the
 // integration's writes have likely resolved; otherwise at PollInitial,
 // doubling.
-func (im *Imports) checkDelay(ctx context.Context, p CheckPayload) time.Duration {
+func (rw *RowWork) checkDelay(ctx context.Context, p CheckPayload) time.Duration {
 	n := p.Check
 	var at time.Duration // since the submit
 	switch {
-	case im.cfg.PollFallback > 0:
-		at = im.doubled(im.cfg.PollFallback, n-1)
-	case im.cfg.Planner != nil && !p.SubmittedAt.IsZero():
-		first, second := im.cfg.Planner.CheckDelays(ctx, p.IntegrationID)
+	case rw.cfg.PollFallback > 0:
+		at = rw.doubled(rw.cfg.PollFallback, n-1)
+	case rw.cfg.Planner != nil && !p.SubmittedAt.IsZero():
+		first, second := rw.cfg.Planner.CheckDelays(ctx, p.IntegrationID)
 		switch n {
 		case 1:
 			at = first
 		default:
-			at = im.doubled(second, n-2)
+			at = rw.doubled(second, n-2)
 		}
 	default:
-		return im.doubled(im.cfg.PollInitial, n-1)
+		return rw.doubled(rw.cfg.PollInitial, n-1)
 	}
 	delay := at
 	if !p.SubmittedAt.IsZero() {
 		delay = at - time.Since(p.SubmittedAt)
 	}
-	return min(max(delay, time.Second), im.cfg.PollMax)
+	return min(max(delay, time.Second), rw.cfg.PollMax)
 }
 
 // scheduleCheck enqueues check n of a row's job (a no-op when it is already
 // on the queue).
-func (im *Imports) scheduleCheck(ctx context.Context, sp SubmitPayload, jobID string, n int) error {
+func (rw *RowWork) scheduleCheck(ctx context.Context, sp SubmitPayload, jobID string, n int) error {
 	if sp.Deadline.IsZero() {
 		// A payload without the import's choices: read them.
-		imp, err := im.store.Import(ctx, sp.ImportID)
+		imp, err := rw.store.Import(ctx, sp.ImportID)
 		if err != nil {
 			return err
 		}
@@ -138,21 +138,21 @@ func (im *Imports) scheduleCheck(ctx context.Context, sp SubmitPayload, jobID st
 		q := importer.QueryFor(sp.Resident)
 		p.Lookup = &q
 	}
-	return im.enqueueCheck(ctx, p)
+	return rw.enqueueCheck(ctx, p)
 }
 
-func (im *Imports) enqueueCheck(ctx context.Context, p CheckPayload) error {
-	delay := im.checkDelay(ctx, p)
+func (rw *RowWork) enqueueCheck(ctx context.Context, p CheckPayload) error {
+	delay := rw.checkDelay(ctx, p)
 	if left := time.Until(p.Deadline); left < delay {
 		// The last check comes as the deadline passes (CheckAt rounds
 		// it up to the second, never earlier).
 		delay = max(left, 0)
 	}
-	task, opts, err := NewCheckTask(p, delay, im.cfg.MaxRetry)
+	task, opts, err := NewCheckTask(p, delay, rw.cfg.MaxRetry)
 	if err != nil {
 		return err
 	}
-	return im.enqueue(ctx, task, opts...)
+	return rw.enqueue(ctx, task, opts...)
 }
 
 // Check handles resident:check, as the lifecycle's table says (see
@@ -161,13 +161,13 @@ func (im *Imports) enqueueCheck(ctx context.Context, p CheckPayload) error {
 // deadline; any other state resolves the row. A stopped import parks the
 // row. The handler never waits: a job that is not done is looked at again
 // by a later task.
-func (im *Imports) Check(ctx context.Context, p CheckPayload) error {
-	st, err := im.store.RowState(ctx, p.ImportID, p.Row)
+func (rw *RowWork) Check(ctx context.Context, p CheckPayload) error {
+	st, err := rw.store.RowState(ctx, p.ImportID, p.Row)
 	if err != nil {
 		return err
 	}
 	if st.Gone {
-		im.log.WarnContext(ctx, "the import is gone from Redis: its row's job is no longer followed", "import_id", p.ImportID, "row", p.Row, "job_id", p.JobID)
+		rw.log.WarnContext(ctx, "the import is gone from Redis: its row's job is no longer followed", "import_id", p.ImportID, "row", p.Row, "job_id", p.JobID)
 		return nil
 	}
 	event := importer.RowCheckDue
@@ -183,41 +183,41 @@ func (im *Imports) Check(ctx context.Context, p CheckPayload) error {
 		// delivered again: make sure the next one is on the queue.
 		next := p
 		next.Check++
-		return im.enqueueCheck(ctx, next)
+		return rw.enqueueCheck(ctx, next)
 	case st.Check != p.Check:
 		return nil // a stale link of the chain
 	case t.To == importer.PhaseParked:
-		_, err := im.park(ctx, p)
+		_, err := rw.park(ctx, p)
 		return err // followed again when the import is resumed
 	}
 
 	if !p.VerifySince.IsZero() {
-		return im.verifyWrite(ctx, p, p.RecordID)
+		return rw.verifyWrite(ctx, p, p.RecordID)
 	}
-	if applied, err := im.pendingEvent(ctx, p.ImportID, p.Row, p.Line, p.JobID); applied || err != nil {
+	if applied, err := rw.pendingEvent(ctx, p.ImportID, p.Row, p.Line, p.JobID); applied || err != nil {
 		return err // a webhook told us already: no request needed
 	}
 	requests := 1
 	if p.Verify {
 		requests = 2 // the status, and the record read back on success
 	}
-	if err := im.take(ctx, p.ImportID, requests); err != nil {
+	if err := rw.take(ctx, p.ImportID, requests); err != nil {
 		return err
 	}
-	status, err := im.api.WriteStatus(ctx, p.JobID)
+	status, err := rw.api.WriteStatus(ctx, p.JobID)
 	stats := requestStats(importer.EndpointWriteStatus, err, importer.StatStatusChecks)
 	if err != nil || status.State == importer.WritePending || p.Verify {
-		im.count(ctx, p.ImportID, stats...)
+		rw.count(ctx, p.ImportID, stats...)
 		stats = nil // counted
 	}
 	if err != nil {
-		return im.checkFailed(ctx, p, err)
+		return rw.checkFailed(ctx, p, err)
 	}
-	if im.cfg.Metrics != nil && status.State != importer.WritePending && !p.SubmittedAt.IsZero() {
-		im.cfg.Metrics.WriteResolved(time.Since(p.SubmittedAt))
+	if rw.cfg.Metrics != nil && status.State != importer.WritePending && !p.SubmittedAt.IsZero() {
+		rw.cfg.Metrics.WriteResolved(time.Since(p.SubmittedAt))
 	}
-	if im.cfg.Planner != nil && im.cfg.PollFallback == 0 {
-		im.cfg.Planner.Observe(ctx, p.IntegrationID, p.Check, status.State == importer.WritePending)
+	if rw.cfg.Planner != nil && rw.cfg.PollFallback == 0 {
+		rw.cfg.Planner.Observe(ctx, p.IntegrationID, p.Check, status.State == importer.WritePending)
 	}
 	result := importer.RowResult{Row: p.Row, Line: p.Line, JobID: p.JobID}
 	switch status.State {
@@ -225,17 +225,17 @@ func (im *Imports) Check(ctx context.Context, p CheckPayload) error {
 		if !time.Now().Before(p.Deadline) {
 			result.Outcome, result.ErrorCode = importer.TimedOut, importer.CodeTimedOut
 			result.Error = fmt.Sprintf("the write was still PENDING at its deadline (%s, --deadline after it was sent); follow it up with its job id", p.Deadline.UTC().Format(time.RFC3339))
-			return im.resolveJob(ctx, p.ImportID, result)
+			return rw.resolveJob(ctx, p.ImportID, result)
 		}
 		next := p
 		next.Check++
-		if moved, err := im.advance(ctx, p, next.Check); err != nil || !moved {
+		if moved, err := rw.advance(ctx, p, next.Check); err != nil || !moved {
 			return err // not moved: resolved (a webhook), or advanced, since
 		}
-		return im.enqueueCheck(ctx, next)
+		return rw.enqueueCheck(ctx, next)
 	case importer.WriteSuccess:
 		if p.Verify {
-			return im.verifyWrite(ctx, p, status.CreatedRecordID)
+			return rw.verifyWrite(ctx, p, status.CreatedRecordID)
 		}
 		result.Outcome, result.RecordID = importer.Succeeded, status.CreatedRecordID
 		if status.CreatedRecordID == "" {
@@ -248,38 +248,38 @@ func (im *Imports) Check(ctx context.Context, p CheckPayload) error {
 		result.Outcome, result.ErrorCode = importer.Failed, importer.FailureCode(status.Errors)
 		result.Error = orDefault(strings.Join(status.Errors, "; "), "the PMS rejected the write without a message")
 	}
-	return im.resolveJob(ctx, p.ImportID, result, stats...) // counted with the outcome, in one round trip
+	return rw.resolveJob(ctx, p.ImportID, result, stats...) // counted with the outcome, in one round trip
 }
 
 // advance moves the row from the status check p to check number next, as
 // the lifecycle does for a job still PENDING: only while the row follows
 // p's job at p's check.
-func (im *Imports) advance(ctx context.Context, p CheckPayload, next int) (bool, error) {
-	m, err := im.move(ctx, p.ImportID, importer.PhaseFollowing, importer.RowPending,
+func (rw *RowWork) advance(ctx context.Context, p CheckPayload, next int) (bool, error) {
+	m, err := rw.move(ctx, p.ImportID, importer.PhaseFollowing, importer.RowPending,
 		importer.Move{Row: p.Row, FromJob: p.JobID, FromCheck: p.Check, Job: p.JobID, Check: next})
 	return m.Moved, err
 }
 
 // park stops following the row's job while its import is stopped: running
 // the import again follows it again.
-func (im *Imports) park(ctx context.Context, p CheckPayload) (bool, error) {
-	m, err := im.move(ctx, p.ImportID, importer.PhaseFollowing, importer.RowCheckStopped,
+func (rw *RowWork) park(ctx context.Context, p CheckPayload) (bool, error) {
+	m, err := rw.move(ctx, p.ImportID, importer.PhaseFollowing, importer.RowCheckStopped,
 		importer.Move{Row: p.Row, FromJob: p.JobID, FromCheck: p.Check, Job: p.JobID})
 	return m.Moved, err
 }
 
 // checkFailed decides what a failed status read means for the row.
-func (im *Imports) checkFailed(ctx context.Context, p CheckPayload, err error) error {
+func (rw *RowWork) checkFailed(ctx context.Context, p CheckPayload, err error) error {
 	apiErr, ok := asAPIError(err)
 	if !ok {
 		return err
 	}
 	switch apiErr.Kind {
 	case importer.KindUnauthorized:
-		if err := im.stopImport(ctx, p.ImportID, apiErr); err != nil {
+		if err := rw.stopImport(ctx, p.ImportID, apiErr); err != nil {
 			return err
 		}
-		_, perr := im.park(ctx, p)
+		_, perr := rw.park(ctx, p)
 		return perr
 	case importer.KindRateLimited:
 		return &waitError{after: rateLimitWait(err), err: err}
@@ -290,12 +290,12 @@ func (im *Imports) checkFailed(ctx context.Context, p CheckPayload, err error) e
 		// job that may never appear: the row ends job_not_found at once.
 		// Its write may have happened, so it is never offered to send
 		// again; 'importer retry' follows the job again.
-		return im.resolveJob(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
+		return rw.resolveJob(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
 			ErrorCode: importer.CodeJobNotFound, Error: fmt.Sprintf("the API does not know this write job (HTTP %d); its write may have happened: 'importer retry' follows it again", apiErr.Status)})
 	}
-	im.count(ctx, p.ImportID, importer.StatRetries)
+	rw.count(ctx, p.ImportID, importer.StatRetries)
 	if lastAttempt(ctx) {
-		return im.resolveJob(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
+		return rw.resolveJob(ctx, p.ImportID, importer.RowResult{Row: p.Row, Line: p.Line, Outcome: importer.Failed, JobID: p.JobID,
 			ErrorCode: importer.CodeRetriesSpent, Error: "the write's status could not be read after every retry (check it with its job id): " + apiErr.Error()})
 	}
 	return err

@@ -22,11 +22,11 @@ var errNoReportFolder = errors.New("this process has no report folder: the worke
 
 // endHere ends an import whose last row has its outcome: this process
 // writes the report when it has a report folder; else the workers do.
-func (im *Imports) endHere(ctx context.Context, id string) error {
-	if im.reports == nil {
-		return im.finalize(ctx, id)
+func (fin *Finishing) endHere(ctx context.Context, id string) error {
+	if fin.reports == nil {
+		return fin.finalize(ctx, id)
 	}
-	_, _, err := im.Finish(ctx, id)
+	_, _, err := fin.Finish(ctx, id)
 	return err
 }
 
@@ -35,73 +35,73 @@ func (im *Imports) endHere(ctx context.Context, id string) error {
 // this process's report folder and marks the import finished. done is false
 // for an import that still has open rows; for one finished already, Finish
 // only says where its report is.
-func (im *Imports) Finish(ctx context.Context, id string) (dir string, done bool, err error) {
-	imp, err := im.store.Import(ctx, id)
+func (fin *Finishing) Finish(ctx context.Context, id string) (dir string, done bool, err error) {
+	imp, err := fin.store.Import(ctx, id)
 	if err != nil {
 		return "", false, err
 	}
 	if imp.Finished() {
-		dir, err := im.EnsureReport(ctx, imp)
+		dir, err := fin.EnsureReport(ctx, imp)
 		return dir, true, err
 	}
-	p, err := im.store.Progress(ctx, id)
+	p, err := fin.store.Progress(ctx, id)
 	if err != nil || !p.Done() {
 		return "", false, err
 	}
-	if im.reports == nil {
+	if fin.reports == nil {
 		return "", false, errNoReportFolder
 	}
-	if dir, err = im.writeReport(ctx, imp); err != nil {
+	if dir, err = fin.writeReport(ctx, imp); err != nil {
 		return "", false, err
 	}
-	if err := im.store.Finish(ctx, id, time.Now()); err != nil {
+	if err := fin.store.Finish(ctx, id, time.Now()); err != nil {
 		return "", false, err
 	}
-	im.finished(ctx, imp, dir)
+	fin.finished(ctx, imp, dir)
 	return dir, true, nil
 }
 
 // EnsureReport makes sure this process's report folder holds the report of
 // the import's last round — a worker elsewhere wrote it into its own
 // folder — and returns the folder.
-func (im *Imports) EnsureReport(ctx context.Context, imp importer.Import) (string, error) {
-	if im.reports == nil {
+func (fin *Finishing) EnsureReport(ctx context.Context, imp importer.Import) (string, error) {
+	if fin.reports == nil {
 		return "", errNoReportFolder
 	}
-	if dir, current := im.reports.Written(imp); current {
+	if dir, current := fin.reports.Written(imp); current {
 		return dir, nil
 	}
-	return im.writeReport(ctx, imp)
+	return fin.writeReport(ctx, imp)
 }
 
 // Report writes an import's report as it stands (rows without an outcome
 // show as pending) into this process's report folder. An import every row of
 // which has its outcome, that no worker finished (its folder could not be
 // written, say), is finished by it: finished tells so.
-func (im *Imports) Report(ctx context.Context, id string) (dir string, finished bool, err error) {
-	imp, err := im.store.Import(ctx, id)
+func (fin *Finishing) Report(ctx context.Context, id string) (dir string, finished bool, err error) {
+	imp, err := fin.store.Import(ctx, id)
 	if err != nil {
 		return "", false, err
 	}
 	if !imp.ExpiresAt.IsZero() && time.Now().After(imp.ExpiresAt) {
 		return "", false, &RowsExpiredError{Import: imp}
 	}
-	if im.reports == nil {
+	if fin.reports == nil {
 		return "", false, errNoReportFolder
 	}
-	if dir, err = im.writeReport(ctx, imp); err != nil {
+	if dir, err = fin.writeReport(ctx, imp); err != nil {
 		return "", false, err
 	}
 	if imp.Finished() {
 		return dir, false, nil
 	}
-	p, err := im.store.Progress(ctx, id)
+	p, err := fin.store.Progress(ctx, id)
 	if err != nil || !p.Done() {
 		return dir, false, err
 	}
-	if err := im.store.Finish(ctx, id, time.Now()); err != nil {
+	if err := fin.store.Finish(ctx, id, time.Now()); err != nil {
 		return dir, false, err
 	}
-	im.finished(ctx, imp, dir)
+	fin.finished(ctx, imp, dir)
 	return dir, true, nil
 }

@@ -101,29 +101,29 @@ func EnqueueFeed(ctx context.Context, q Enqueuer, p FeedPayload, delay time.Dura
 // A feed that dies goes over its rows again: the cursor moves only once
 // their tasks are queued, and a task already on the queue is not queued
 // twice.
-func (im *Imports) Feed(ctx context.Context, p FeedPayload) error {
-	fs, imp, live, err := im.feeding(ctx, p.ImportID, p.Gen, "feed")
+func (fd *Feeding) Feed(ctx context.Context, p FeedPayload) error {
+	fs, imp, live, err := fd.feeding(ctx, p.ImportID, p.Gen, "feed")
 	if !live || err != nil {
 		return err
 	}
-	quota, err := im.share(ctx, imp)
+	quota, err := fd.share(ctx, imp)
 	if err != nil {
 		return err
 	}
 	v := importer.NewValidator(imp.Options)
 	for cursor := fs.Cursor; cursor <= fs.Total; {
 		last := min(fs.Total, cursor+feedBatch-1)
-		next, rows, states, queued, err := im.store.FeedBatch(ctx, p.ImportID, p.Gen, cursor, last, im.cfg.Window, quota)
+		next, rows, states, queued, err := fd.store.FeedBatch(ctx, p.ImportID, p.Gen, cursor, last, fd.cfg.Window, quota)
 		if errors.Is(err, importer.ErrFeedSuperseded) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if err := im.queueRows(ctx, imp, v, rows, states, false); err != nil {
+		if err := fd.queueRows(ctx, imp, v, rows, states, false); err != nil {
 			return err
 		}
-		if err := im.store.AdvanceCursor(ctx, p.ImportID, p.Gen, next); errors.Is(err, importer.ErrFeedSuperseded) {
+		if err := fd.store.AdvanceCursor(ctx, p.ImportID, p.Gen, next); errors.Is(err, importer.ErrFeedSuperseded) {
 			return nil
 		} else if err != nil {
 			return err
@@ -133,28 +133,28 @@ func (im *Imports) Feed(ctx context.Context, p FeedPayload) error {
 			if next <= last && quota <= 0 {
 				// Its share is queued: the feed looks again within a
 				// second, with the share of that moment.
-				return EnqueueFeed(ctx, im.queue, FeedPayload{ImportID: p.ImportID, Gen: p.Gen, Seq: p.Seq + 1}, shareEvery)
+				return EnqueueFeed(ctx, fd.queue, FeedPayload{ImportID: p.ImportID, Gen: p.Gen, Seq: p.Seq + 1}, shareEvery)
 			}
 		}
 		if next <= last { // the window is full
-			im.log.DebugContext(ctx, "feed waits for room", "import_id", p.ImportID, "cursor", next)
+			fd.log.DebugContext(ctx, "feed waits for room", "import_id", p.ImportID, "cursor", next)
 			// A resolve wakes the next feed when a tenth of the window is
 			// free; the delayed task is the fallback, should that wake
 			// be missed (a row resolved between the batch and the pause).
-			wake := im.cfg.Window - max(im.cfg.Window/10, 1)
-			if err := im.store.PauseFeed(ctx, p.ImportID, p.Gen, p.Seq+1, wake); err != nil {
+			wake := fd.cfg.Window - max(fd.cfg.Window/10, 1)
+			if err := fd.store.PauseFeed(ctx, p.ImportID, p.Gen, p.Seq+1, wake); err != nil {
 				return err
 			}
-			return EnqueueFeed(ctx, im.queue, FeedPayload{ImportID: p.ImportID, Gen: p.Gen, Seq: p.Seq + 1}, feedEvery)
+			return EnqueueFeed(ctx, fd.queue, FeedPayload{ImportID: p.ImportID, Gen: p.Gen, Seq: p.Seq + 1}, feedEvery)
 		}
 		cursor = next
 	}
 	// Every row is queued: the import needs no share of the submits now.
-	if im.cfg.Limiter == nil {
+	if fd.cfg.Limiter == nil {
 		return nil // it never took one
 	}
-	if err := im.store.Deactivate(ctx, imp.ID); err != nil {
-		im.log.WarnContext(ctx, "cannot leave the budget to the other imports; they get it back within seconds", "import_id", imp.ID, "error", err)
+	if err := fd.store.Deactivate(ctx, imp.ID); err != nil {
+		fd.log.WarnContext(ctx, "cannot leave the budget to the other imports; they get it back within seconds", "import_id", imp.ID, "error", err)
 	}
 	return nil
 }
@@ -166,20 +166,20 @@ func (im *Imports) Feed(ctx context.Context, p FeedPayload) error {
 // the shares follow imports as they start and end. The submit queue, served
 // first come first served, then holds each import's rows in proportion to
 // its weight, and so sends them in that proportion.
-func (im *Imports) share(ctx context.Context, imp importer.Import) (int, error) {
-	if im.cfg.Limiter == nil {
+func (fd *Feeding) share(ctx context.Context, imp importer.Import) (int, error) {
+	if fd.cfg.Limiter == nil {
 		return -1, nil
 	}
 	weight := imp.Options.Priority.Weight()
-	total, err := im.store.Activate(ctx, imp.ID, weight, time.Now())
+	total, err := fd.store.Activate(ctx, imp.ID, weight, time.Now())
 	if err != nil {
 		return 0, err
 	}
-	queued, err := im.store.Queued(ctx, imp.ID)
+	queued, err := fd.store.Queued(ctx, imp.ID)
 	if err != nil {
 		return 0, err
 	}
-	ahead := max(im.cfg.Limiter.PerSecond()*im.cfg.Ahead.Seconds(), minAhead)
+	ahead := max(fd.cfg.Limiter.PerSecond()*fd.cfg.Ahead.Seconds(), minAhead)
 	mine := int(math.Ceil(ahead * float64(weight) / float64(max(total, weight))))
 	return max(mine-queued, 0), nil
 }
@@ -188,14 +188,14 @@ func (im *Imports) share(ctx context.Context, imp importer.Import) (int, error) 
 // works for; live is false when the task has nothing to do: a newer split
 // took over, the import stopped, or it is gone (what names the task for
 // the log).
-func (im *Imports) feeding(ctx context.Context, importID string, gen int, what string) (importer.FeedState, importer.Import, bool, error) {
-	fs, err := im.store.Feed(ctx, importID)
+func (fd *Feeding) feeding(ctx context.Context, importID string, gen int, what string) (importer.FeedState, importer.Import, bool, error) {
+	fs, err := fd.store.Feed(ctx, importID)
 	if err != nil || fs.Gen != gen || fs.Stopped {
 		return fs, importer.Import{}, false, err
 	}
-	imp, err := im.store.Import(ctx, importID)
+	imp, err := fd.store.Import(ctx, importID)
 	if errors.Is(err, importer.ErrImportNotFound) {
-		im.log.WarnContext(ctx, "the import is gone from Redis: its "+what+" ends", "import_id", importID)
+		fd.log.WarnContext(ctx, "the import is gone from Redis: its "+what+" ends", "import_id", importID)
 		return fs, imp, false, nil
 	}
 	return fs, imp, err == nil, err
@@ -204,7 +204,7 @@ func (im *Imports) feeding(ctx context.Context, importID string, gen int, what s
 // queueRows queues the submits of rows the feed passed, except those whose
 // job is already followed by a chain of status checks (unless followed:
 // their submit puts the current check back on the queue).
-func (im *Imports) queueRows(ctx context.Context, imp importer.Import, v *importer.Validator, rows []int, states []importer.RowState, followed bool) error {
+func (fd *Feeding) queueRows(ctx context.Context, imp importer.Import, v *importer.Validator, rows []int, states []importer.RowState, followed bool) error {
 	send := rows[:0:0]
 	for i, r := range rows {
 		if s := states[i]; s.JobID != "" && s.Check > 0 && !followed {
@@ -215,13 +215,13 @@ func (im *Imports) queueRows(ctx context.Context, imp importer.Import, v *import
 	if len(send) == 0 {
 		return nil
 	}
-	stored, err := im.store.Inputs(ctx, imp.ID, send)
+	stored, err := fd.store.Inputs(ctx, imp.ID, send)
 	if err != nil {
 		return err
 	}
 	var plans map[int]importer.Update
 	if imp.Options.Mode.Matches() {
-		if plans, err = im.store.Plans(ctx, imp.ID, send); err != nil {
+		if plans, err = fd.store.Plans(ctx, imp.ID, send); err != nil {
 			return err
 		}
 	}
@@ -238,7 +238,7 @@ func (im *Imports) queueRows(ctx context.Context, imp importer.Import, v *import
 				why = importer.JoinProblems(problems)
 			}
 			r := importer.RowResult{Row: in.Number, Line: in.Line, Outcome: importer.Invalid, ErrorCode: importer.CodeInvalid, Error: why}
-			g.Go(func() error { return im.resolve(gctx, imp.ID, r) })
+			g.Go(func() error { return fd.resolve(gctx, imp.ID, r) })
 			continue
 		}
 		p := SubmitPayload{ImportID: imp.ID, Row: in.Number, Line: in.Line, Vendor: imp.Options.Vendor,
@@ -247,7 +247,7 @@ func (im *Imports) queueRows(ctx context.Context, imp importer.Import, v *import
 		if u, ok := plans[in.Number]; ok && !u.Create {
 			p.Update = &u
 		}
-		task, opts, err := NewSubmitTask(p, im.cfg.MaxRetry)
+		task, opts, err := NewSubmitTask(p, fd.cfg.MaxRetry)
 		if err != nil {
 			return err
 		}
@@ -255,7 +255,7 @@ func (im *Imports) queueRows(ctx context.Context, imp importer.Import, v *import
 			// Writes sent before the loss resolve meanwhile.
 			opts = append(opts, asynq.ProcessAt(CheckAt(imp.Recovery.LookupFrom, 0)))
 		}
-		g.Go(func() error { return enqueue(gctx, im.queue, task, opts...) })
+		g.Go(func() error { return enqueue(gctx, fd.queue, task, opts...) })
 	}
 	return g.Wait()
 }

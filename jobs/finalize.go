@@ -48,8 +48,8 @@ func EnqueueFinalize(ctx context.Context, q Enqueuer, importID string, round int
 
 // Finalize handles import:finalize: it writes the report and marks the import
 // finished. Running it twice writes the same report twice.
-func (im *Imports) Finalize(ctx context.Context, p FinalizePayload) error {
-	imp, err := im.store.Import(ctx, p.ImportID)
+func (fin *Finishing) Finalize(ctx context.Context, p FinalizePayload) error {
+	imp, err := fin.store.Import(ctx, p.ImportID)
 	if errors.Is(err, importer.ErrImportNotFound) {
 		return nil // gone from Redis: nothing to report
 	}
@@ -59,15 +59,15 @@ func (im *Imports) Finalize(ctx context.Context, p FinalizePayload) error {
 	if imp.Finished() || imp.Round != p.Round {
 		return nil // written already, or a later round will write it
 	}
-	dir, err := im.writeReport(ctx, imp)
+	dir, err := fin.writeReport(ctx, imp)
 	if err != nil {
 		return fmt.Errorf("error writing the report of %s: %w", p.ImportID, err)
 	}
-	if err := im.store.Finish(ctx, p.ImportID, time.Now()); err != nil {
+	if err := fin.store.Finish(ctx, p.ImportID, time.Now()); err != nil {
 		return err
 	}
-	im.finished(ctx, imp, dir)
-	im.log.InfoContext(ctx, "import finished", "import_id", p.ImportID, "report", dir)
+	fin.finished(ctx, imp, dir)
+	fin.log.InfoContext(ctx, "import finished", "import_id", p.ImportID, "report", dir)
 	return nil
 }
 
@@ -75,19 +75,19 @@ func (im *Imports) Finalize(ctx context.Context, p FinalizePayload) error {
 // be retried (a schedule's retry_transient), its scheduled file is filed
 // once no retry follows, and its targets are told how it went (once per
 // round: the event's id is fixed).
-func (im *Imports) finished(ctx context.Context, imp importer.Import, reportDir string) {
-	p, err := im.store.Progress(ctx, imp.ID)
+func (fin *Finishing) finished(ctx context.Context, imp importer.Import, reportDir string) {
+	p, err := fin.store.Progress(ctx, imp.ID)
 	if err != nil {
-		im.log.WarnContext(ctx, "cannot read how an import ended: no retry by itself, no notification", "import_id", imp.ID, "error", err)
-		im.fileDone(ctx, imp, reportDir)
+		fin.log.WarnContext(ctx, "cannot read how an import ended: no retry by itself, no notification", "import_id", imp.ID, "error", err)
+		fin.fileDone(ctx, imp, reportDir)
 		return
 	}
 	retry := ""
 	if importer.FineRows(p.Counts) < p.Total {
-		retry = im.scheduleTransientRetry(ctx, imp)
+		retry = fin.scheduleTransientRetry(ctx, imp)
 	}
 	if retry == "" {
-		im.fileDone(ctx, imp, reportDir)
+		fin.fileDone(ctx, imp, reportDir)
 	}
-	im.announceImport(ctx, imp, importer.FinishedEvent(p), retry)
+	fin.announceImport(ctx, imp, importer.FinishedEvent(p), retry)
 }

@@ -197,7 +197,39 @@ func (c Config) WithDefaults() Config {
 // Imports owns the lifecycle of imports and of their rows. Every entry
 // point — a task, a webhook, a command, the dashboard — calls one of its
 // operations; nothing outside it decides what becomes of an import.
+//
+// Its operations come in roles, each a type of its own over the one
+// lifecycle they share (its ports, and the primitives that move a row
+// through importer.Next's table, count, stop and announce):
+//
+//   - Starting registers an import from a file, for 'importer run' and
+//     for a schedule's inbox (start.go, split.go, scheduled.go,
+//     schedules.go).
+//   - Feeding decides what each row is to do (a sync's plan, a preview)
+//     and queues the rows a window at a time (feed.go, plan.go,
+//     preview.go, snapshot.go).
+//   - RowWork carries a row from its submit to its outcome: the write, the
+//     status checks, the read-back, the webhooks (submit.go, check.go,
+//     verify.go, webhook.go).
+//   - Finishing ends an import's round: its report and ledger, a retry of
+//     its transient failures, its notifications (finalize.go, end.go,
+//     ledger.go, notify.go).
+//   - Administering is the operator's: cancel, review, approve, delete,
+//     prune, retry and repair imports (admin.go, retry.go, repair.go).
+//
+// Imports itself routes Asynq's tasks to them (tasks.go).
 type Imports struct {
+	*lifecycle
+	*Starting
+	*Feeding
+	*RowWork
+	*Finishing
+	*Administering
+}
+
+// lifecycle is what the roles share: the ports, the config, and the
+// primitives every role moves rows and imports with.
+type lifecycle struct {
 	// api is nil in a process that sends nothing (a command that only
 	// starts, cancels or reads imports).
 	api   importer.WriteAPI
@@ -212,6 +244,34 @@ type Imports struct {
 	owner string
 }
 
+// Starting registers imports: from a file given to 'importer run', and
+// from the files a schedule's firing finds in its inbox.
+type Starting struct{ *lifecycle }
+
+// Feeding decides what each row of an import is to do (a sync's plan
+// against a snapshot of the PMS, or a preview of a file) and queues the
+// rows a window at a time.
+type Feeding struct{ *lifecycle }
+
+// RowWork carries a row from its submit to its outcome: the write (or its
+// lookup when its answer was lost), the status checks of its job, the
+// read-back, and the webhooks that tell of it.
+type RowWork struct{ *lifecycle }
+
+// Finishing ends an import's round once its last row has an outcome: the
+// report and the ledger, a retry of transient failures, the notifications.
+type Finishing struct{ *lifecycle }
+
+// Administering is what an operator does to imports: cancel, review,
+// approve, delete, prune, retry, repair.
+type Administering struct {
+	*lifecycle
+	// feed queues the rows a repair finds lost; fin ends an import a
+	// cancel leaves without rows in flight.
+	feed *Feeding
+	fin  *Finishing
+}
+
 // NewImports returns the lifecycle's owner on its store and queue. api may
 // be nil in a process that sends nothing, reports in one whose reports the
 // workers write.
@@ -221,17 +281,20 @@ func NewImports(api importer.WriteAPI, store Store, queue Enqueuer, reports Repo
 	}
 	tag := make([]byte, 8)
 	rand.Read(tag)
-	return &Imports{api: api, store: store, queue: queue, reports: reports, log: log, cfg: cfg.WithDefaults(), owner: hex.EncodeToString(tag)}
+	lc := &lifecycle{api: api, store: store, queue: queue, reports: reports, log: log, cfg: cfg.WithDefaults(), owner: hex.EncodeToString(tag)}
+	feed, fin := &Feeding{lc}, &Finishing{lc}
+	return &Imports{lifecycle: lc, Starting: &Starting{lc}, Feeding: feed, RowWork: &RowWork{lc}, Finishing: fin,
+		Administering: &Administering{lifecycle: lc, feed: feed, fin: fin}}
 }
 
 // webhooksExpected tells whether this deployment receives webhooks: then
 // jobs are indexed for them, and polling is a fallback.
-func (im *Imports) webhooksExpected() bool { return im.cfg.PollFallback > 0 }
+func (lc *lifecycle) webhooksExpected() bool { return lc.cfg.PollFallback > 0 }
 
 // enqueue puts a task on the queue; a task id already taken means the task
 // is already there, which is what the caller wanted.
-func (im *Imports) enqueue(ctx context.Context, task *asynq.Task, opts ...asynq.Option) error {
-	return enqueue(ctx, im.queue, task, opts...)
+func (lc *lifecycle) enqueue(ctx context.Context, task *asynq.Task, opts ...asynq.Option) error {
+	return enqueue(ctx, lc.queue, task, opts...)
 }
 
 func enqueue(ctx context.Context, q Enqueuer, task *asynq.Task, opts ...asynq.Option) error {
@@ -245,16 +308,16 @@ func enqueue(ctx context.Context, q Enqueuer, task *asynq.Task, opts ...asynq.Op
 // resolve records a row's outcome (unless it has one), adding to the
 // counters given in the same round trip, and, when it was the last row,
 // enqueues the import's finalize.
-func (im *Imports) resolve(ctx context.Context, importID string, r importer.RowResult, stats ...string) error {
-	_, err := im.record(ctx, importID, importer.Move{Stats: stats}, r)
+func (lc *lifecycle) resolve(ctx context.Context, importID string, r importer.RowResult, stats ...string) error {
+	_, err := lc.record(ctx, importID, importer.Move{Stats: stats}, r)
 	return err
 }
 
 // resolveJob is resolve for news of the row's write job r.JobID: the row
 // resolves only while it follows that job (see importer.RowJobResolved);
 // stale news of a job it no longer follows changes nothing.
-func (im *Imports) resolveJob(ctx context.Context, importID string, r importer.RowResult, stats ...string) error {
-	_, err := im.record(ctx, importID, jobNews(r.JobID, stats...), r)
+func (lc *lifecycle) resolveJob(ctx context.Context, importID string, r importer.RowResult, stats ...string) error {
+	_, err := lc.record(ctx, importID, jobNews(r.JobID, stats...), r)
 	return err
 }
 
@@ -268,80 +331,104 @@ func jobNews(jobID string, stats ...string) importer.Move {
 // on event (see importer.Next), with what the new phase holds (m's Row,
 // Job, Check, Lookups, ...), as one compare-and-set in the store: where
 // the row is no longer in that phase, nothing moves (Moved.Moved is false).
-func (im *Imports) move(ctx context.Context, importID string, from importer.Phase, event importer.RowEvent, m importer.Move) (importer.Moved, error) {
+func (lc *lifecycle) move(ctx context.Context, importID string, from importer.Phase, event importer.RowEvent, m importer.Move) (importer.Moved, error) {
 	base, ok := importer.MoveOn(from, event)
 	if !ok {
 		return importer.Moved{Was: from}, fmt.Errorf("row %d: the lifecycle has no move on %s in phase %s", m.Row, event, from)
 	}
 	m.From, m.To = base.From, base.To
 	if m.To == importer.PhaseResolved {
-		return im.record(ctx, importID, m, m.Result)
+		return lc.record(ctx, importID, m, m.Result)
 	}
-	return im.store.Move(ctx, importID, m)
+	return lc.store.Move(ctx, importID, m)
 }
 
 // record moves a row to resolved with its outcome r (m says from where,
 // and the counters to add), and does what follows: the row's place among
 // its integration's writes in flight is released, the feed woken when it
 // waits for room, the import finalized when it was the last row.
-func (im *Imports) record(ctx context.Context, importID string, m importer.Move, r importer.RowResult) (importer.Moved, error) {
+func (lc *lifecycle) record(ctx context.Context, importID string, m importer.Move, r importer.RowResult) (importer.Moved, error) {
 	if r.At.IsZero() {
 		r.At = time.Now().UTC()
 	}
 	m.Row, m.To, m.Result = r.Row, importer.PhaseResolved, r
-	res, err := im.store.Move(ctx, importID, m)
+	res, err := lc.store.Move(ctx, importID, m)
 	if err != nil {
 		return res, err
 	}
 	if res.Ceiling != "" {
 		// Its write took a place among its integration's writes in
 		// flight: it is in flight no more.
-		if err := im.store.ReleasePlace(ctx, res.Ceiling, importID, r.Row); err != nil {
-			im.log.WarnContext(ctx, "cannot release the row's place among its integration's writes in flight; it is taken back at the write's deadline", "import_id", importID, "row", r.Row, "error", err)
+		if err := lc.store.ReleasePlace(ctx, res.Ceiling, importID, r.Row); err != nil {
+			lc.log.WarnContext(ctx, "cannot release the row's place among its integration's writes in flight; it is taken back at the write's deadline", "import_id", importID, "row", r.Row, "error", err)
 		}
 	}
 	if res.Stale {
-		im.log.DebugContext(ctx, "stale news of an older job of the row ignored", "import_id", importID, "row", r.Row, "job_id", r.JobID)
+		lc.log.DebugContext(ctx, "stale news of an older job of the row ignored", "import_id", importID, "row", r.Row, "job_id", r.JobID)
 		return res, nil
 	}
-	if res.Recorded && im.cfg.Metrics != nil {
-		im.cfg.Metrics.RowResolved(r.Outcome)
+	if res.Recorded && lc.cfg.Metrics != nil {
+		lc.cfg.Metrics.RowResolved(r.Outcome)
 	}
-	im.log.DebugContext(ctx, "row resolved", "import_id", importID, "row", r.Row, "status", r.Outcome, "job_id", r.JobID, "error_code", r.ErrorCode)
+	lc.log.DebugContext(ctx, "row resolved", "import_id", importID, "row", r.Row, "status", r.Outcome, "job_id", r.JobID, "error_code", r.ErrorCode)
 	if res.WakeSeq > 0 {
 		// The feed waits for room, and this row made enough: wake it
 		// now rather than at its next look.
-		if err := enqueueWake(ctx, im.queue, FeedPayload{ImportID: importID, Gen: res.WakeGen, Seq: res.WakeSeq}); err != nil {
-			im.log.WarnContext(ctx, "cannot wake the feed; it looks again within seconds", "import_id", importID, "error", err)
+		if err := enqueueWake(ctx, lc.queue, FeedPayload{ImportID: importID, Gen: res.WakeGen, Seq: res.WakeSeq}); err != nil {
+			lc.log.WarnContext(ctx, "cannot wake the feed; it looks again within seconds", "import_id", importID, "error", err)
 		}
 	}
 	if res.Done {
-		return res, im.finalize(ctx, importID)
+		return res, lc.finalize(ctx, importID)
 	}
 	return res, nil
 }
 
+// stop marks an import stopped, unless it is, and tells its targets (kind:
+// stopped, or plan_refused for a sync's guard).
+func (lc *lifecycle) stop(ctx context.Context, importID string, kind importer.EventKind, reason string) error {
+	if err := lc.store.Stop(ctx, importID, reason); err != nil {
+		return err
+	}
+	lc.log.ErrorContext(ctx, "import stopped", "import_id", importID, "reason", reason)
+	imp, err := lc.store.Import(ctx, importID)
+	if err != nil {
+		lc.log.WarnContext(ctx, "cannot read a stopped import: no notification", "import_id", importID, "error", err)
+		return nil
+	}
+	lc.announceImport(ctx, imp, kind, imp.Stopped)
+	return nil
+}
+
+// stopImport stops the whole import on rejected credentials: every other row
+// would be rejected the same way.
+func (lc *lifecycle) stopImport(ctx context.Context, importID string, apiErr *importer.APIError) error {
+	reason := fmt.Sprintf("the API rejected the credentials (%d %s); check PROPEXO_API_KEY, then run the same command again to resume",
+		apiErr.Status, orDefault(apiErr.Code, "unauthorized"))
+	return lc.stop(ctx, importID, importer.EventStopped, reason)
+}
+
 // finalize enqueues the finalize of the import's current round.
-func (im *Imports) finalize(ctx context.Context, importID string) error {
-	imp, err := im.store.Import(ctx, importID)
+func (lc *lifecycle) finalize(ctx context.Context, importID string) error {
+	imp, err := lc.store.Import(ctx, importID)
 	if err != nil {
 		return err
 	}
-	return EnqueueFinalize(ctx, im.queue, importID, imp.Round)
+	return EnqueueFinalize(ctx, lc.queue, importID, imp.Round)
 }
 
 // take reserves n API requests from the limiter. A wait comes back as a
 // waitError: the task is rescheduled, no failure is counted.
-func (im *Imports) take(ctx context.Context, importID string, n int) error {
-	if im.cfg.Limiter == nil {
+func (lc *lifecycle) take(ctx context.Context, importID string, n int) error {
+	if lc.cfg.Limiter == nil {
 		return nil
 	}
-	err := im.cfg.Limiter.Take(ctx, n)
+	err := lc.cfg.Limiter.Take(ctx, n)
 	var w interface{ RetryIn() time.Duration }
 	if errors.As(err, &w) {
-		im.count(ctx, importID, importer.StatThrottled)
-		if im.cfg.Metrics != nil {
-			im.cfg.Metrics.RateLimitWait()
+		lc.count(ctx, importID, importer.StatThrottled)
+		if lc.cfg.Metrics != nil {
+			lc.cfg.Metrics.RateLimitWait()
 		}
 		return &waitError{after: w.RetryIn(), err: err}
 	}
@@ -351,12 +438,12 @@ func (im *Imports) take(ctx context.Context, importID string, n int) error {
 // count adds one to each of an import's counters given, in one round trip;
 // a failure to count is logged, never a reason to redo the work that was
 // counted.
-func (im *Imports) count(ctx context.Context, importID string, stats ...string) {
+func (lc *lifecycle) count(ctx context.Context, importID string, stats ...string) {
 	if importID == "" {
 		return // a preview (importer plan) stores nothing
 	}
-	if err := im.store.Count(ctx, importID, stats...); err != nil {
-		im.log.WarnContext(ctx, "cannot count", "import_id", importID, "stats", stats, "error", err)
+	if err := lc.store.Count(ctx, importID, stats...); err != nil {
+		lc.log.WarnContext(ctx, "cannot count", "import_id", importID, "stats", stats, "error", err)
 	}
 }
 
@@ -364,16 +451,16 @@ func (im *Imports) count(ctx context.Context, importID string, stats ...string) 
 // which the command that started it checked the API first (the key, the
 // integration's vendor, the published limits): sent for the import, if
 // before it existed.
-func (im *Imports) CountChecks(ctx context.Context, importID string, n int) {
+func (lc *lifecycle) CountChecks(ctx context.Context, importID string, n int) {
 	if n > 0 {
-		im.count(ctx, importID, slices.Repeat([]string{importer.StatRequests(importer.EndpointCheck)}, n)...)
+		lc.count(ctx, importID, slices.Repeat([]string{importer.StatRequests(importer.EndpointCheck)}, n)...)
 	}
 }
 
 // countRequest counts one API request, the 429 when it was answered 429,
 // and the other counters given.
-func (im *Imports) countRequest(ctx context.Context, importID, endpoint string, err error, also ...string) {
-	im.count(ctx, importID, requestStats(endpoint, err, also...)...)
+func (lc *lifecycle) countRequest(ctx context.Context, importID, endpoint string, err error, also ...string) {
+	lc.count(ctx, importID, requestStats(endpoint, err, also...)...)
 }
 
 // requestStats names the counters of one API request: its endpoint's, the

@@ -15,15 +15,15 @@ import (
 // (so that the next import of the roster finds them while the API's cache
 // lags; once, before the import is finished) and finds the residents of
 // the snapshot no row matched (missing.csv).
-func (im *Imports) writeReport(ctx context.Context, imp importer.Import) (string, error) {
+func (fin *Finishing) writeReport(ctx context.Context, imp importer.Import) (string, error) {
 	if !imp.Options.Mode.Matches() {
-		return im.reports.WriteReport(ctx, imp, nil)
+		return fin.reports.WriteReport(ctx, imp, nil)
 	}
-	matched, err := im.rememberWrites(ctx, imp, !imp.Finished())
+	matched, err := fin.rememberWrites(ctx, imp, !imp.Finished())
 	if err != nil {
 		return "", err
 	}
-	pages, _, err := im.store.SnapshotPages(ctx, imp.ID)
+	pages, _, err := fin.store.SnapshotPages(ctx, imp.ID)
 	if err != nil {
 		return "", err
 	}
@@ -46,13 +46,13 @@ func (im *Imports) writeReport(ctx context.Context, imp importer.Import) (string
 			}
 		}
 	}
-	return im.reports.WriteReport(ctx, imp, missing)
+	return fin.reports.WriteReport(ctx, imp, missing)
 }
 
 // rememberWrites returns the ids of the residents the import's rows name
 // and, with record, remembers in the ledger, under each row's match key,
 // the resident every succeeded create or update wrote.
-func (im *Imports) rememberWrites(ctx context.Context, imp importer.Import, record bool) (map[string]bool, error) {
+func (fin *Finishing) rememberWrites(ctx context.Context, imp importer.Import, record bool) (map[string]bool, error) {
 	v := importer.NewValidator(imp.Options)
 	sync := importer.NewSync(imp, time.Now())
 	on := importer.MatchKeys(imp.Options.MatchOn)
@@ -61,7 +61,7 @@ func (im *Imports) rememberWrites(ctx context.Context, imp importer.Import, reco
 	n := 0
 	flush := func() error {
 		for integration, batch := range entries {
-			if err := im.store.RecordLedger(ctx, integration, batch, im.cfg.LedgerRetention); err != nil {
+			if err := fin.store.RecordLedger(ctx, integration, batch, fin.cfg.LedgerRetention); err != nil {
 				return err
 			}
 		}
@@ -69,7 +69,7 @@ func (im *Imports) rememberWrites(ctx context.Context, imp importer.Import, reco
 		n = 0
 		return nil
 	}
-	for row, err := range im.store.Rows(ctx, imp.ID, max(imp.Total, 0)) {
+	for row, err := range fin.store.Rows(ctx, imp.ID, max(imp.Total, 0)) {
 		if err != nil {
 			return nil, err
 		}

@@ -60,18 +60,18 @@ type Sender interface {
 // announceImport announces an event of an import to its targets (and to
 // this process's own, for an import no schedule started). reason is why it
 // stopped, for a stop.
-func (im *Imports) announceImport(ctx context.Context, imp importer.Import, kind importer.EventKind, reason string) {
-	im.announce(ctx, NotifyPayload{EventID: importEventID(imp, kind, reason), Kind: kind, ImportID: imp.ID, Schedule: imp.Schedule, File: imp.File, Reason: reason},
-		im.targetsOf(imp))
+func (lc *lifecycle) announceImport(ctx context.Context, imp importer.Import, kind importer.EventKind, reason string) {
+	lc.announce(ctx, NotifyPayload{EventID: importEventID(imp, kind, reason), Kind: kind, ImportID: imp.ID, Schedule: imp.Schedule, File: imp.File, Reason: reason},
+		lc.targetsOf(imp))
 }
 
 // targetsOf are the targets told about an import's events: its own, and
 // this process's for an import no schedule started.
-func (im *Imports) targetsOf(imp importer.Import) []importer.NotifyTarget {
+func (lc *lifecycle) targetsOf(imp importer.Import) []importer.NotifyTarget {
 	if imp.Schedule != "" {
 		return imp.Notify
 	}
-	return append(slices.Clip(imp.Notify), im.cfg.Notify...)
+	return append(slices.Clip(imp.Notify), lc.cfg.Notify...)
 }
 
 // importEventID names an event of an import's round. A stop, resumed and
@@ -92,23 +92,23 @@ func notifiedStat(eventID, targetID string) string { return "notified:" + eventI
 // NotificationsPending returns how many of the notifications of a
 // finished import's end have not ended yet (delivered, or given up): a run
 // whose own workers deliver them waits for them before it exits.
-func (im *Imports) NotificationsPending(ctx context.Context, id string) (int, error) {
-	imp, err := im.store.Import(ctx, id)
+func (fin *Finishing) NotificationsPending(ctx context.Context, id string) (int, error) {
+	imp, err := fin.store.Import(ctx, id)
 	if err != nil || !imp.Finished() {
 		return 0, err
 	}
-	p, err := im.store.Progress(ctx, id)
+	p, err := fin.store.Progress(ctx, id)
 	if err != nil {
 		return 0, err
 	}
 	kind := importer.FinishedEvent(p)
 	eventID := importEventID(imp, kind, "")
-	stats, err := im.store.Stats(ctx, id)
+	stats, err := fin.store.Stats(ctx, id)
 	if err != nil {
 		return 0, err
 	}
 	pending := 0
-	for _, t := range wanting(im.targetsOf(imp), kind) {
+	for _, t := range wanting(fin.targetsOf(imp), kind) {
 		if stats[notifiedStat(eventID, t.ID)] == 0 {
 			pending++
 		}
@@ -129,26 +129,26 @@ func wanting(targets []importer.NotifyTarget, kind importer.EventKind) []importe
 
 // announceFiring announces an event of a schedule's firing: key tells the
 // event apart from the schedule's others (the firing, the file).
-func (im *Imports) announceFiring(ctx context.Context, s ScheduledImport, kind importer.EventKind, key, file, reason string) {
+func (lc *lifecycle) announceFiring(ctx context.Context, s ScheduledImport, kind importer.EventKind, key, file, reason string) {
 	id := "schedule." + s.Name + "." + string(kind) + "." + shortHash(key)
-	im.announce(ctx, NotifyPayload{EventID: id, Kind: kind, Schedule: s.Name, File: file, Reason: reason}, s.Notify)
+	lc.announce(ctx, NotifyPayload{EventID: id, Kind: kind, Schedule: s.Name, File: file, Reason: reason}, s.Notify)
 }
 
 // announce queues the event's delivery to each target that wants it, once:
 // the task's id is fixed by the event and the target, and kept a day after
 // it ran. A failure to queue is logged: an announcement never fails the
 // work it tells of.
-func (im *Imports) announce(ctx context.Context, p NotifyPayload, targets []importer.NotifyTarget) {
+func (lc *lifecycle) announce(ctx context.Context, p NotifyPayload, targets []importer.NotifyTarget) {
 	p.At = time.Now().UTC()
 	for _, t := range wanting(targets, p.Kind) {
 		p.Target = t
 		b, err := json.Marshal(p)
 		if err == nil {
-			err = im.enqueue(ctx, asynq.NewTask(TypeNotify, b), asynq.TaskID("notify:"+p.EventID+":"+t.ID), asynq.Queue(QueueNotify),
+			err = lc.enqueue(ctx, asynq.NewTask(TypeNotify, b), asynq.TaskID("notify:"+p.EventID+":"+t.ID), asynq.Queue(QueueNotify),
 				asynq.MaxRetry(notifyMaxRetry), asynq.Timeout(2*time.Minute), asynq.Retention(24*time.Hour))
 		}
 		if err != nil {
-			im.log.ErrorContext(ctx, "cannot queue a notification", "event", p.EventID, "target", t.ID, "error", err)
+			lc.log.ErrorContext(ctx, "cannot queue a notification", "event", p.EventID, "target", t.ID, "error", err)
 		}
 	}
 }
@@ -156,11 +156,11 @@ func (im *Imports) announce(ctx context.Context, p NotifyPayload, targets []impo
 // Notify handles import:notify: it reads the event's counts and delivers
 // it. An error retries the task; a target whose address is not kept (its
 // scheduler or run has not saved it) is not retried.
-func (im *Imports) Notify(ctx context.Context, p NotifyPayload) error {
-	if im.cfg.Sender == nil {
+func (fin *Finishing) Notify(ctx context.Context, p NotifyPayload) error {
+	if fin.cfg.Sender == nil {
 		return errors.New("this process sends no notifications: no sender is configured")
 	}
-	address, ok, err := im.store.NotifyAddress(ctx, p.Target.ID)
+	address, ok, err := fin.store.NotifyAddress(ctx, p.Target.ID)
 	if err != nil {
 		return err
 	}
@@ -171,23 +171,23 @@ func (im *Imports) Notify(ctx context.Context, p NotifyPayload) error {
 	if err != nil {
 		return fmt.Errorf("notification target %s: %v: %w", p.Target.ID, err, asynq.SkipRetry)
 	}
-	ev, err := im.event(ctx, p)
+	ev, err := fin.event(ctx, p)
 	if err != nil {
 		return err
 	}
-	if err := im.cfg.Sender.Send(ctx, target, ev); err != nil {
-		im.log.WarnContext(ctx, "notification not delivered; retrying", "event", p.EventID, "target", target.String(), "error", err)
+	if err := fin.cfg.Sender.Send(ctx, target, ev); err != nil {
+		fin.log.WarnContext(ctx, "notification not delivered; retrying", "event", p.EventID, "target", target.String(), "error", err)
 		return err
 	}
-	im.count(ctx, p.ImportID, importer.StatNotified, notifiedStat(p.EventID, p.Target.ID))
-	im.log.InfoContext(ctx, "notification delivered", "event", p.EventID, "target", target.String())
+	fin.count(ctx, p.ImportID, importer.StatNotified, notifiedStat(p.EventID, p.Target.ID))
+	fin.log.InfoContext(ctx, "notification delivered", "event", p.EventID, "target", target.String())
 	return nil
 }
 
 // notifyFailed records a delivery given up for good: logged and counted.
-func (im *Imports) notifyFailed(ctx context.Context, p NotifyPayload, err error) {
-	im.log.ErrorContext(ctx, "notification given up: its target kept failing", "event", p.EventID, "target", p.Target.ID, "error", err)
-	im.count(ctx, p.ImportID, importer.StatNotifyFailed, notifiedStat(p.EventID, p.Target.ID))
+func (fin *Finishing) notifyFailed(ctx context.Context, p NotifyPayload, err error) {
+	fin.log.ErrorContext(ctx, "notification given up: its target kept failing", "event", p.EventID, "target", p.Target.ID, "error", err)
+	fin.count(ctx, p.ImportID, importer.StatNotifyFailed, notifiedStat(p.EventID, p.Target.ID))
 }
 
 // eventRows is how many failed rows a notification that opted in shows.
@@ -196,19 +196,19 @@ const eventRows = 5
 // event builds the event a notification tells: for an import, its state,
 // counts and top error codes as they are now, with the first failed rows
 // only for a target that opted in.
-func (im *Imports) event(ctx context.Context, p NotifyPayload) (importer.Event, error) {
+func (fin *Finishing) event(ctx context.Context, p NotifyPayload) (importer.Event, error) {
 	ev := importer.Event{ID: p.EventID, Kind: p.Kind, At: p.At, Schedule: p.Schedule, File: p.File, ImportID: p.ImportID, Reason: p.Reason}
 	if p.ImportID == "" {
 		return ev, nil
 	}
-	imp, err := im.store.Import(ctx, p.ImportID)
+	imp, err := fin.store.Import(ctx, p.ImportID)
 	if errors.Is(err, importer.ErrImportNotFound) {
 		return ev, nil // gone from Redis: the event's facts are all there is
 	}
 	if err != nil {
 		return ev, err
 	}
-	sum, err := im.store.Summary(ctx, imp.ID)
+	sum, err := fin.store.Summary(ctx, imp.ID)
 	if err != nil {
 		return ev, err
 	}
@@ -219,11 +219,11 @@ func (im *Imports) event(ctx context.Context, p NotifyPayload) (importer.Event, 
 			ev.Counts[o] = n
 		}
 	}
-	if im.cfg.DashboardURL != "" {
-		ev.Dashboard = strings.TrimSuffix(im.cfg.DashboardURL, "/") + "/imports/" + imp.ID
+	if fin.cfg.DashboardURL != "" {
+		ev.Dashboard = strings.TrimSuffix(fin.cfg.DashboardURL, "/") + "/imports/" + imp.ID
 	}
-	if im.reports != nil && imp.Finished() {
-		if dir, current := im.reports.Written(imp); current {
+	if fin.reports != nil && imp.Finished() {
+		if dir, current := fin.reports.Written(imp); current {
 			ev.Report = dir
 		}
 	}
@@ -231,7 +231,7 @@ func (im *Imports) event(ctx context.Context, p NotifyPayload) (importer.Event, 
 		return ev, nil
 	}
 	codes := map[string]int{}
-	for row, err := range im.store.Rows(ctx, imp.ID, imp.Total) {
+	for row, err := range fin.store.Rows(ctx, imp.ID, imp.Total) {
 		if err != nil {
 			return ev, err
 		}

@@ -48,20 +48,20 @@ func EnqueuePlan(ctx context.Context, q Enqueuer, p PlanPayload) error {
 // every row, records the rows that write nothing and the updates planned,
 // and, unless the plan writes more than the import's guards allow (then
 // the import stops, having written nothing), starts the feed.
-func (im *Imports) Plan(ctx context.Context, p PlanPayload) error {
-	_, imp, live, err := im.feeding(ctx, p.ImportID, p.Gen, "plan")
+func (fd *Feeding) Plan(ctx context.Context, p PlanPayload) error {
+	_, imp, live, err := fd.feeding(ctx, p.ImportID, p.Gen, "plan")
 	if !live || err != nil {
 		return err
 	}
-	snap, err := im.storedSnapshot(ctx, imp)
+	snap, err := fd.storedSnapshot(ctx, imp)
 	if err != nil {
-		return im.planFailed(ctx, imp.ID, err)
+		return fd.planFailed(ctx, imp.ID, err)
 	}
-	counts, err := im.decideRows(ctx, imp, snap, im.store.Rows(ctx, imp.ID, imp.Total), nil)
+	counts, err := fd.decideRows(ctx, imp, snap, fd.store.Rows(ctx, imp.ID, imp.Total), nil)
 	if err != nil {
 		return err
 	}
-	if err := im.store.SetStats(ctx, imp.ID, map[string]int{
+	if err := fd.store.SetStats(ctx, imp.ID, map[string]int{
 		importer.StatPlannedAction(importer.ActionCreate): counts.Create,
 		importer.StatPlannedAction(importer.ActionUpdate): counts.Update,
 		importer.StatPlannedAction(importer.ActionNone):   counts.Total - counts.Create - counts.Update,
@@ -70,40 +70,40 @@ func (im *Imports) Plan(ctx context.Context, p PlanPayload) error {
 	}
 	if err := importer.CheckGuards(counts, imp.Options.MaxCreates, imp.Options.MaxUpdates); err != nil && imp.ApprovedAt.IsZero() {
 		reason := err.Error()
-		if file, err := im.writePlan(ctx, imp, snap); err != nil {
-			im.log.WarnContext(ctx, "cannot write the refused plan", "import_id", imp.ID, "error", err)
+		if file, err := fd.writePlan(ctx, imp, snap); err != nil {
+			fd.log.WarnContext(ctx, "cannot write the refused plan", "import_id", imp.ID, "error", err)
 		} else if file != "" {
 			reason += "; the plan is in " + file
 		}
 		reason += "; once it is checked, 'importer approve " + imp.ID + "' lets it pass, and the next firing (or the same run again) writes it"
-		return im.stop(ctx, imp.ID, importer.EventPlanRefused, reason)
+		return fd.stop(ctx, imp.ID, importer.EventPlanRefused, reason)
 	} else if err != nil {
-		im.log.InfoContext(ctx, "plan past its guards, approved", "import_id", imp.ID, "approved_at", imp.ApprovedAt, "guard", err.Error())
+		fd.log.InfoContext(ctx, "plan past its guards, approved", "import_id", imp.ID, "approved_at", imp.ApprovedAt, "guard", err.Error())
 	}
-	im.log.InfoContext(ctx, "import planned", "import_id", imp.ID, "listed", snap.Len(), "create", counts.Create, "update", counts.Update,
+	fd.log.InfoContext(ctx, "import planned", "import_id", imp.ID, "listed", snap.Len(), "create", counts.Create, "update", counts.Update,
 		"unchanged", counts.Unchanged, "conflict", counts.Conflict, "not_found", counts.NotFound)
-	if progress, err := im.store.Progress(ctx, imp.ID); err != nil {
+	if progress, err := fd.store.Progress(ctx, imp.ID); err != nil {
 		return err
 	} else if progress.Done() {
 		// Nothing to write (every row unchanged, say): no resolve will
 		// come to finish the import.
-		return EnqueueFinalize(ctx, im.queue, imp.ID, imp.Round)
+		return EnqueueFinalize(ctx, fd.queue, imp.ID, imp.Round)
 	}
-	return EnqueueFeed(ctx, im.queue, FeedPayload{ImportID: imp.ID, Gen: p.Gen, Seq: 1}, 0)
+	return EnqueueFeed(ctx, fd.queue, FeedPayload{ImportID: imp.ID, Gen: p.Gen, Seq: 1}, 0)
 }
 
 // writePlan writes the import's plan.csv through the Reports port (none in
 // a process without a report folder: then it returns "").
-func (im *Imports) writePlan(ctx context.Context, imp importer.Import, snap *importer.Snapshot) (string, error) {
-	if im.reports == nil {
+func (fd *Feeding) writePlan(ctx context.Context, imp importer.Import, snap *importer.Snapshot) (string, error) {
+	if fd.reports == nil {
 		return "", nil
 	}
-	out, err := im.reports.NewPlan(imp)
+	out, err := fd.reports.NewPlan(imp)
 	if err != nil {
 		return "", err
 	}
 	defer out.Abort()
-	_, err = im.decideRows(ctx, imp, snap, im.store.Rows(ctx, imp.ID, imp.Total), func(row importer.ReportRow, _ importer.Resident, d importer.Decision) error {
+	_, err = fd.decideRows(ctx, imp, snap, fd.store.Rows(ctx, imp.ID, imp.Total), func(row importer.ReportRow, _ importer.Resident, d importer.Decision) error {
 		return out.Add(row.Result.Row, d)
 	})
 	if err != nil {
@@ -115,9 +115,9 @@ func (im *Imports) writePlan(ctx context.Context, imp importer.Import, snap *imp
 // planFailed stops the import when its snapshot cannot be listed for a
 // reason retrying cannot mend (rejected credentials); other errors are
 // retried.
-func (im *Imports) planFailed(ctx context.Context, importID string, err error) error {
+func (fd *Feeding) planFailed(ctx context.Context, importID string, err error) error {
 	if apiErr, ok := asAPIError(err); ok && apiErr.Kind == importer.KindUnauthorized {
-		return im.stopImport(ctx, importID, apiErr)
+		return fd.stopImport(ctx, importID, apiErr)
 	}
 	return err
 }
@@ -131,7 +131,7 @@ const decideBatch = 500
 // update (rows already sent, or with an outcome, are counted, not
 // recorded again). With show, it records nothing and hands every row's
 // decision to show (importer plan).
-func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *importer.Snapshot, rows iter.Seq2[importer.ReportRow, error],
+func (fd *Feeding) decideRows(ctx context.Context, imp importer.Import, snap *importer.Snapshot, rows iter.Seq2[importer.ReportRow, error],
 	show func(importer.ReportRow, importer.Resident, importer.Decision) error) (importer.PlanCounts, error) {
 	var counts importer.PlanCounts
 	v := importer.NewValidator(imp.Options)
@@ -145,7 +145,7 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 		if len(batch) == 0 {
 			return nil
 		}
-		ledger, err := im.ledgerOf(ctx, batch)
+		ledger, err := fd.ledgerOf(ctx, batch)
 		if err != nil {
 			return err
 		}
@@ -155,7 +155,7 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 		}
 		var sent []bool
 		if show == nil {
-			if sent, err = im.sent(ctx, imp.ID, numbers); err != nil {
+			if sent, err = fd.sent(ctx, imp.ID, numbers); err != nil {
 				return err
 			}
 		}
@@ -198,10 +198,10 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 		if show != nil {
 			return nil
 		}
-		if err := im.store.SavePlans(ctx, imp.ID, plans); err != nil {
+		if err := fd.store.SavePlans(ctx, imp.ID, plans); err != nil {
 			return err
 		}
-		return im.store.SaveInput(ctx, imp.ID, nil, nil, results)
+		return fd.store.SaveInput(ctx, imp.ID, nil, nil, results)
 	}
 	for row, err := range rows {
 		if err != nil {
@@ -256,8 +256,8 @@ func (im *Imports) decideRows(ctx context.Context, imp importer.Import, snap *im
 
 // sent says, for each row, whether its write may have been sent (or it has
 // its outcome): such a row is not planned again.
-func (im *Imports) sent(ctx context.Context, importID string, rows []int) ([]bool, error) {
-	states, err := im.store.RowStates(ctx, importID, rows)
+func (fd *Feeding) sent(ctx context.Context, importID string, rows []int) ([]bool, error) {
+	states, err := fd.store.RowStates(ctx, importID, rows)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +280,7 @@ type pendingRow struct {
 
 // ledgerOf reads the ledger's entries of a batch's match keys, by hashed
 // key, an integration at a time.
-func (im *Imports) ledgerOf(ctx context.Context, batch []pendingRow) (map[string]importer.LedgerEntry, error) {
+func (fd *Feeding) ledgerOf(ctx context.Context, batch []pendingRow) (map[string]importer.LedgerEntry, error) {
 	byIntegration := map[string][]string{}
 	for _, p := range batch {
 		if integration, key := p.resident.IntegrationID, p.key; key != "" {
@@ -289,7 +289,7 @@ func (im *Imports) ledgerOf(ctx context.Context, batch []pendingRow) (map[string
 	}
 	out := map[string]importer.LedgerEntry{}
 	for integration, keys := range byIntegration {
-		found, err := im.store.Ledger(ctx, integration, keys, im.cfg.LedgerRetention)
+		found, err := fd.store.Ledger(ctx, integration, keys, fd.cfg.LedgerRetention)
 		if err != nil {
 			return nil, err
 		}

@@ -17,12 +17,12 @@ import (
 // would, reading only: it lists the residents in scope and reads the
 // ledger, and hands each row's decision to show, in file order. Nothing is
 // stored and nothing is written ('importer plan').
-func (im *Imports) Preview(ctx context.Context, f Inspected, show func(importer.ReportRow, importer.Resident, importer.Decision) error) (importer.PlanCounts, int, error) {
+func (fd *Feeding) Preview(ctx context.Context, f Inspected, show func(importer.ReportRow, importer.Resident, importer.Decision) error) (importer.PlanCounts, int, error) {
 	imp := importer.Import{ID: f.ID(), File: f.Name, Options: f.Options, RosterAsOf: f.WrittenAt.UTC()}
 	// Two passes over the file, as streams: the scopes to list, then the
 	// decisions.
 	wants := newScopeWants(f.Options)
-	err := im.fileRows(f, func(row importer.ReportRow, r importer.Resident) error {
+	err := fd.fileRows(f, func(row importer.ReportRow, r importer.Resident) error {
 		if row.Result.Outcome == "" {
 			wants.add(r)
 		}
@@ -33,7 +33,7 @@ func (im *Imports) Preview(ctx context.Context, f Inspected, show func(importer.
 	}
 	var pages []importer.SnapshotPage
 	if f.Options.Mode.Matches() {
-		err := im.list(ctx, "", wants.sorted(), nil, func(page importer.SnapshotPage, _ bool) error {
+		err := fd.list(ctx, "", wants.sorted(), nil, func(page importer.SnapshotPage, _ bool) error {
 			pages = append(pages, page)
 			return nil
 		})
@@ -44,7 +44,7 @@ func (im *Imports) Preview(ctx context.Context, f Inspected, show func(importer.
 	snap := snapshotOf(pages)
 	rows := func(yield func(importer.ReportRow, error) bool) {
 		stop := errors.New("stop")
-		err := im.fileRows(f, func(row importer.ReportRow, _ importer.Resident) error {
+		err := fd.fileRows(f, func(row importer.ReportRow, _ importer.Resident) error {
 			if !yield(row, nil) {
 				return stop
 			}
@@ -54,13 +54,13 @@ func (im *Imports) Preview(ctx context.Context, f Inspected, show func(importer.
 			yield(importer.ReportRow{}, err)
 		}
 	}
-	counts, err := im.decideRows(ctx, imp, snap, rows, show)
+	counts, err := fd.decideRows(ctx, imp, snap, rows, show)
 	return counts, snap.Len(), err
 }
 
 // fileRows reads an inspected file as a split would: every row, with the
 // outcome of an invalid or duplicate one, and the resident of a valid one.
-func (im *Imports) fileRows(f Inspected, each func(importer.ReportRow, importer.Resident) error) error {
+func (fd *Feeding) fileRows(f Inspected, each func(importer.ReportRow, importer.Resident) error) error {
 	rows, err := source.OpenFile(f.Path, f.Options.Format, f.Size, source.Options{Limits: f.Limits, Delimiter: f.Options.DelimiterRune(), Mapping: f.Options.Mapping})
 	if err != nil {
 		return &InputError{File: f.Shown, Err: err}

@@ -24,14 +24,14 @@ import (
 // starts a new generation (or, for a sync, the plan, which starts it), and
 // an import with every row resolved gets its finalize. It returns how many
 // imports it repaired.
-func (im *Imports) Repair(ctx context.Context) (int, error) {
-	ids, err := im.store.ImportsBefore(ctx, time.Now().Add(time.Hour))
+func (adm *Administering) Repair(ctx context.Context) (int, error) {
+	ids, err := adm.store.ImportsBefore(ctx, time.Now().Add(time.Hour))
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, id := range ids {
-		imp, err := im.store.Import(ctx, id)
+		imp, err := adm.store.Import(ctx, id)
 		if errors.Is(err, importer.ErrImportNotFound) {
 			continue
 		}
@@ -41,7 +41,7 @@ func (im *Imports) Repair(ctx context.Context) (int, error) {
 		if imp.Finished() || imp.Stopped != "" {
 			continue // a stopped import is resumed by running it again
 		}
-		if err := im.repair(ctx, imp); err != nil {
+		if err := adm.repair(ctx, imp); err != nil {
 			return n, err
 		}
 		n++
@@ -49,55 +49,55 @@ func (im *Imports) Repair(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-func (im *Imports) repair(ctx context.Context, imp importer.Import) error {
-	progress, err := im.store.Progress(ctx, imp.ID)
+func (adm *Administering) repair(ctx context.Context, imp importer.Import) error {
+	progress, err := adm.store.Progress(ctx, imp.ID)
 	if err != nil {
 		return err
 	}
 	if progress.Done() {
-		return EnqueueFinalize(ctx, im.queue, imp.ID, imp.Round)
+		return EnqueueFinalize(ctx, adm.queue, imp.ID, imp.Round)
 	}
-	rows, states, err := im.store.RowsInFlight(ctx, imp.ID)
+	rows, states, err := adm.store.RowsInFlight(ctx, imp.ID)
 	if err != nil {
 		return err
 	}
 	if len(rows) > 0 {
-		if err := im.queueRows(ctx, imp, importer.NewValidator(imp.Options), rows, states, true); err != nil {
+		if err := adm.feed.queueRows(ctx, imp, importer.NewValidator(imp.Options), rows, states, true); err != nil {
 			return err
 		}
 	}
 	if progress.Total < 0 {
 		return nil // still being split: the split starts the feed
 	}
-	gen, err := im.store.StartFeed(ctx, imp.ID)
+	gen, err := adm.store.StartFeed(ctx, imp.ID)
 	if err != nil {
 		return err
 	}
 	if imp.Options.Mode.Matches() {
-		return EnqueuePlan(ctx, im.queue, PlanPayload{ImportID: imp.ID, Gen: gen})
+		return EnqueuePlan(ctx, adm.queue, PlanPayload{ImportID: imp.ID, Gen: gen})
 	}
-	return EnqueueFeed(ctx, im.queue, FeedPayload{ImportID: imp.ID, Gen: gen, Seq: 1}, 0)
+	return EnqueueFeed(ctx, adm.queue, FeedPayload{ImportID: imp.ID, Gen: gen, Seq: 1}, 0)
 }
 
 // WatchRedis repairs the unfinished imports (see Repair) whenever the Redis
 // primaries' lineage changes, checking every interval until ctx ends. A
 // lineage it cannot read is looked at again at the next interval.
-func (im *Imports) WatchRedis(ctx context.Context, every time.Duration) {
+func (adm *Administering) WatchRedis(ctx context.Context, every time.Duration) {
 	seen := ""
 	for {
-		lineage, err := im.store.Lineage(ctx)
+		lineage, err := adm.store.Lineage(ctx)
 		switch {
 		case err != nil || lineage == "":
 		case seen == "":
 			seen = lineage
 		case lineage != seen:
-			n, err := im.Repair(ctx)
+			n, err := adm.Repair(ctx)
 			if err != nil {
-				im.log.WarnContext(ctx, "Redis has a new primary (a failover or a restart); queuing the unfinished imports' tasks again failed, and is tried again shortly", "error", err)
+				adm.log.WarnContext(ctx, "Redis has a new primary (a failover or a restart); queuing the unfinished imports' tasks again failed, and is tried again shortly", "error", err)
 				break
 			}
 			seen = lineage
-			im.log.WarnContext(ctx, "Redis has a new primary (a failover or a restart): the tasks of the unfinished imports were queued again, in case it lost some", "imports", n)
+			adm.log.WarnContext(ctx, "Redis has a new primary (a failover or a restart): the tasks of the unfinished imports were queued again, in case it lost some", "imports", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -79,8 +79,8 @@ var ErrStillRunning = errors.New("the import has not finished")
 // recording what is to be done with each is one atomic step, and the feed
 // does only that: a retry interrupted at any point, then run again (or the
 // import's 'importer run'), resumes the same round and sends nothing twice.
-func (im *Imports) Retry(ctx context.Context, id string, opts RetryOptions) (RetryResult, error) {
-	st := im.store
+func (adm *Administering) Retry(ctx context.Context, id string, opts RetryOptions) (RetryResult, error) {
+	st := adm.store
 	imp, err := st.Import(ctx, id)
 	if err != nil {
 		return RetryResult{}, err
@@ -89,7 +89,7 @@ func (im *Imports) Retry(ctx context.Context, id string, opts RetryOptions) (Ret
 		if imp.Round == 0 {
 			return RetryResult{}, fmt.Errorf("import %s: %w", id, ErrStillRunning)
 		}
-		return RetryResult{Resumed: true}, im.resumeRound(ctx, imp)
+		return RetryResult{Resumed: true}, adm.resumeRound(ctx, imp)
 	}
 	var plans []importer.RetryPlan
 	for row, err := range st.Rows(ctx, id, imp.Total) {
@@ -110,26 +110,26 @@ func (im *Imports) Retry(ctx context.Context, id string, opts RetryOptions) (Ret
 	if imp, err = st.Import(ctx, id); err != nil {
 		return RetryResult{}, err
 	}
-	return RetryResult{Reopened: len(reopened)}, im.resumeRound(ctx, imp)
+	return RetryResult{Reopened: len(reopened)}, adm.resumeRound(ctx, imp)
 }
 
 // resumeRound starts a feed over the import's rows: it queues the work of
 // every row without an outcome, or, when none is left, the round's
 // finalize.
-func (im *Imports) resumeRound(ctx context.Context, imp importer.Import) error {
-	st := im.store
+func (adm *Administering) resumeRound(ctx context.Context, imp importer.Import) error {
+	st := adm.store
 	p, err := st.Progress(ctx, imp.ID)
 	if err != nil {
 		return err
 	}
 	if p.Done() {
-		return EnqueueFinalize(ctx, im.queue, imp.ID, imp.Round)
+		return EnqueueFinalize(ctx, adm.queue, imp.ID, imp.Round)
 	}
 	gen, err := st.StartFeed(ctx, imp.ID)
 	if err != nil {
 		return err
 	}
-	return EnqueueFeed(ctx, im.queue, FeedPayload{ImportID: imp.ID, Gen: gen, Seq: 1}, 0)
+	return EnqueueFeed(ctx, adm.queue, FeedPayload{ImportID: imp.ID, Gen: gen, Seq: 1}, 0)
 }
 
 // TypeRetryTransient is the task that retries an import's transient
@@ -143,18 +143,43 @@ type RetryTransientPayload struct {
 	Round    int    `json:"round"`
 }
 
+// RetryTransient handles import:retry-transient: the round's rows a retry
+// can mend are tried again, as 'importer retry' would, unless the import
+// has been retried (or deleted) since.
+func (adm *Administering) RetryTransient(ctx context.Context, p RetryTransientPayload) error {
+	imp, err := adm.store.Import(ctx, p.ImportID)
+	if errors.Is(err, importer.ErrImportNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if imp.Round != p.Round || !imp.Finished() {
+		return nil // retried by hand since, or running
+	}
+	res, err := adm.Retry(ctx, p.ImportID, RetryOptions{})
+	if errors.Is(err, ErrStillRunning) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	adm.log.InfoContext(ctx, "transient failures retried by themselves", "import_id", p.ImportID, "rows", res.Reopened)
+	return nil
+}
+
 // scheduleTransientRetry queues, after a round that ended with rows a retry
 // can mend, their retry RetryTransient later, once per round and for at
 // most importer.MaxTransientRetries rounds; it returns what the
 // notification says of it ("" for nothing queued).
-func (im *Imports) scheduleTransientRetry(ctx context.Context, imp importer.Import) string {
+func (fin *Finishing) scheduleTransientRetry(ctx context.Context, imp importer.Import) string {
 	if imp.RetryTransient <= 0 || imp.Round >= importer.MaxTransientRetries || !imp.CancelledAt.IsZero() {
 		return ""
 	}
 	n := 0
-	for row, err := range im.store.Rows(ctx, imp.ID, imp.Total) {
+	for row, err := range fin.store.Rows(ctx, imp.ID, imp.Total) {
 		if err != nil {
-			im.log.WarnContext(ctx, "cannot read the rows to retry: none retried by themselves", "import_id", imp.ID, "error", err)
+			fin.log.WarnContext(ctx, "cannot read the rows to retry: none retried by themselves", "import_id", imp.ID, "error", err)
 			return ""
 		}
 		if Retryable(row.Result) {
@@ -169,38 +194,13 @@ func (im *Imports) scheduleTransientRetry(ctx context.Context, imp importer.Impo
 		return ""
 	}
 	at := time.Now().Add(imp.RetryTransient)
-	err = enqueue(ctx, im.queue, asynq.NewTask(TypeRetryTransient, b), asynq.TaskID("retry-transient:"+imp.ID+":"+strconv.Itoa(imp.Round)),
+	err = enqueue(ctx, fin.queue, asynq.NewTask(TypeRetryTransient, b), asynq.TaskID("retry-transient:"+imp.ID+":"+strconv.Itoa(imp.Round)),
 		asynq.Queue(QueueFinalize), asynq.ProcessAt(at), asynq.MaxRetry(25))
 	if err != nil {
-		im.log.WarnContext(ctx, "cannot queue the retry of transient failures", "import_id", imp.ID, "error", err)
+		fin.log.WarnContext(ctx, "cannot queue the retry of transient failures", "import_id", imp.ID, "error", err)
 		return ""
 	}
-	im.log.InfoContext(ctx, "transient failures to be retried", "import_id", imp.ID, "rows", n, "at", at)
+	fin.log.InfoContext(ctx, "transient failures to be retried", "import_id", imp.ID, "rows", n, "at", at)
 	return fmt.Sprintf("%d rows failed for a reason a retry can mend (the PMS down or in maintenance, a job that went unanswered): they are tried again by themselves at %s (retry_transient; round %d of at most %d)",
 		n, at.UTC().Format(time.RFC3339), imp.Round+1, importer.MaxTransientRetries)
-}
-
-// RetryTransient handles import:retry-transient: the round's rows a retry
-// can mend are tried again, as 'importer retry' would, unless the import
-// has been retried (or deleted) since.
-func (im *Imports) RetryTransient(ctx context.Context, p RetryTransientPayload) error {
-	imp, err := im.store.Import(ctx, p.ImportID)
-	if errors.Is(err, importer.ErrImportNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if imp.Round != p.Round || !imp.Finished() {
-		return nil // retried by hand since, or running
-	}
-	res, err := im.Retry(ctx, p.ImportID, RetryOptions{})
-	if errors.Is(err, ErrStillRunning) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	im.log.InfoContext(ctx, "transient failures retried by themselves", "import_id", p.ImportID, "rows", res.Reopened)
-	return nil
 }

@@ -101,13 +101,13 @@ func NewScheduledImportTask(s ScheduledImport) (*asynq.Task, []asynq.Option, err
 // content (with the entry's options) is its import, whatever its name: a
 // copy of a file already imported, or being imported, is not imported
 // again.
-func (im *Imports) StartScheduled(ctx context.Context, s ScheduledImport) error {
+func (sr *Starting) StartScheduled(ctx context.Context, s ScheduledImport) error {
 	if s.ClaimTimeout <= 0 {
 		s.ClaimTimeout = schedule.DefaultClaimTimeout
 	}
 	firing := importer.Firing{ID: firingID(ctx), At: time.Now().UTC()}
 	inboxDir := filepath.Dir(s.Inbox)
-	firing.Imports = im.sweepProcessing(ctx, s, inboxDir)
+	firing.Imports = sr.sweepProcessing(ctx, s, inboxDir)
 	files, err := filepath.Glob(s.Inbox)
 	if err != nil {
 		return fmt.Errorf("schedule %s: inbox %q: %v: %w", s.Name, s.Inbox, err, asynq.SkipRetry)
@@ -118,23 +118,23 @@ func (im *Imports) StartScheduled(ctx context.Context, s ScheduledImport) error 
 		if !inboxFile(s, file) {
 			continue
 		}
-		if !im.ready(ctx, inboxDir, s, file) {
+		if !sr.ready(ctx, inboxDir, s, file) {
 			waiting++
 			continue
 		}
-		claimed, err := im.claim(ctx, s, file)
+		claimed, err := sr.claim(ctx, s, file)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // another firing claimed it first
 		}
 		if err != nil {
 			return fmt.Errorf("schedule %s: error claiming %s: %w", s.Name, file, err)
 		}
-		res := im.importClaimed(ctx, s, claimed, "")
+		res := sr.importClaimed(ctx, s, claimed, "")
 		switch {
 		case res.refused != "":
 			firing.Refused = append(firing.Refused, filepath.Base(file))
 			firing.Detail = res.refused
-			im.announceFiring(ctx, s, importer.EventFileRefused, claimed, filepath.Base(file), res.refused)
+			sr.announceFiring(ctx, s, importer.EventFileRefused, claimed, filepath.Base(file), res.refused)
 		case res.already:
 			already++
 		case res.importID != "":
@@ -153,11 +153,11 @@ func (im *Imports) StartScheduled(ctx context.Context, s ScheduledImport) error 
 	default:
 		firing.Outcome = importer.FiringNoFile
 		if s.ExpectFile {
-			im.announceFiring(ctx, s, importer.EventNoFile, firing.ID, "", "no file matched "+s.Inbox)
+			sr.announceFiring(ctx, s, importer.EventNoFile, firing.ID, "", "no file matched "+s.Inbox)
 		}
 	}
-	if err := im.store.RecordFiring(ctx, s.Name, firing); err != nil {
-		im.log.WarnContext(ctx, "cannot record a firing", "schedule", s.Name, "error", err)
+	if err := sr.store.RecordFiring(ctx, s.Name, firing); err != nil {
+		sr.log.WarnContext(ctx, "cannot record a firing", "schedule", s.Name, "error", err)
 	}
 	return nil
 }
@@ -182,7 +182,7 @@ func inboxFile(s ScheduledImport, file string) bool {
 // ready reports whether an inbox file is complete and the inbox's own: a
 // regular file (or a link to one inside the inbox), and either its ready
 // marker is there or it has been left unchanged for the settle time.
-func (im *Imports) ready(ctx context.Context, inboxDir string, s ScheduledImport, file string) bool {
+func (sr *Starting) ready(ctx context.Context, inboxDir string, s ScheduledImport, file string) bool {
 	info, err := os.Lstat(file)
 	if err != nil {
 		return false
@@ -190,7 +190,7 @@ func (im *Imports) ready(ctx context.Context, inboxDir string, s ScheduledImport
 	if info.Mode()&fs.ModeSymlink != 0 {
 		target, err := filepath.EvalSymlinks(file)
 		if err != nil || !within(inboxDir, target) {
-			im.log.WarnContext(ctx, "a link in the inbox points outside it: not followed", "schedule", s.Name, "file", file)
+			sr.log.WarnContext(ctx, "a link in the inbox points outside it: not followed", "schedule", s.Name, "file", file)
 			return false
 		}
 		if info, err = os.Stat(target); err != nil {
@@ -250,7 +250,7 @@ func writeClaimRecord(claimed string, c claimRecord) error {
 // file, one wins and the other finds nothing. The claim's lease and record
 // are made before the rename, so a file in processing/ always has them
 // while its worker lives.
-func (im *Imports) claim(ctx context.Context, s ScheduledImport, file string) (string, error) {
+func (sr *Starting) claim(ctx context.Context, s ScheduledImport, file string) (string, error) {
 	dir := filepath.Join(filepath.Dir(file), ProcessingDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
@@ -259,7 +259,7 @@ func (im *Imports) claim(ctx context.Context, s ScheduledImport, file string) (s
 	if _, err := os.Lstat(dest); err == nil {
 		dest = filepath.Join(dir, uniqueName(filepath.Base(file)))
 	}
-	if ok, err := im.store.Claim(ctx, dest, im.owner, s.ClaimTimeout); err != nil || !ok {
+	if ok, err := sr.store.Claim(ctx, dest, sr.owner, s.ClaimTimeout); err != nil || !ok {
 		if err == nil {
 			err = fs.ErrNotExist
 		}
@@ -270,7 +270,7 @@ func (im *Imports) claim(ctx context.Context, s ScheduledImport, file string) (s
 	}
 	if err := os.Rename(file, dest); err != nil {
 		os.Remove(claimRecordPath(dest))
-		return "", errors.Join(err, im.store.Unclaim(ctx, dest, im.owner))
+		return "", errors.Join(err, sr.store.Unclaim(ctx, dest, sr.owner))
 	}
 	if s.ReadyMarker != "" {
 		os.Remove(file + s.ReadyMarker)
@@ -290,7 +290,7 @@ func uniqueName(name string) string {
 // holds: their import finished (filed), stopped (resumed: its rows are
 // sent again), under way (left alone), gone from Redis or never made
 // because its worker died (taken over, once the claim has timed out).
-func (im *Imports) sweepProcessing(ctx context.Context, s ScheduledImport, inboxDir string) (taken []string) {
+func (sr *Starting) sweepProcessing(ctx context.Context, s ScheduledImport, inboxDir string) (taken []string) {
 	entries, err := os.ReadDir(filepath.Join(inboxDir, ProcessingDir))
 	if err != nil {
 		return nil
@@ -300,16 +300,16 @@ func (im *Imports) sweepProcessing(ctx context.Context, s ScheduledImport, inbox
 			continue
 		}
 		claimed := filepath.Join(inboxDir, ProcessingDir, e.Name())
-		if held, err := im.store.Claimed(ctx, claimed); err != nil || held {
+		if held, err := sr.store.Claimed(ctx, claimed); err != nil || held {
 			continue
 		}
 		rec, _ := readClaimRecord(claimed)
 		if rec.ImportID != "" {
-			imp, err := im.store.Import(ctx, rec.ImportID)
+			imp, err := sr.store.Import(ctx, rec.ImportID)
 			switch {
 			case err == nil && imp.Finished():
 				imp.SourcePath = claimed
-				im.fileDone(ctx, imp, "")
+				sr.fileDone(ctx, imp, "")
 				continue
 			case err == nil && imp.Stopped != "":
 				// Stopped (the API rejected the key, say): started again,
@@ -322,14 +322,14 @@ func (im *Imports) sweepProcessing(ctx context.Context, s ScheduledImport, inbox
 		} else if time.Since(rec.ClaimedAt) < s.ClaimTimeout {
 			continue
 		}
-		if ok, err := im.store.Claim(ctx, claimed, im.owner, s.ClaimTimeout); err != nil || !ok {
+		if ok, err := sr.store.Claim(ctx, claimed, sr.owner, s.ClaimTimeout); err != nil || !ok {
 			continue
 		}
-		im.log.InfoContext(ctx, "taking up a claimed file no worker holds", "schedule", s.Name, "file", claimed, "import_id", rec.ImportID)
-		if res := im.importClaimed(ctx, s, claimed, rec.ImportID); res.importID != "" {
+		sr.log.InfoContext(ctx, "taking up a claimed file no worker holds", "schedule", s.Name, "file", claimed, "import_id", rec.ImportID)
+		if res := sr.importClaimed(ctx, s, claimed, rec.ImportID); res.importID != "" {
 			taken = append(taken, res.importID)
 		} else if res.refused != "" {
-			im.announceFiring(ctx, s, importer.EventFileRefused, claimed, filepath.Base(claimed), res.refused)
+			sr.announceFiring(ctx, s, importer.EventFileRefused, claimed, filepath.Base(claimed), res.refused)
 		}
 	}
 	return taken
@@ -347,7 +347,7 @@ type claimResult struct {
 // reason; importID, when set, is the import its claim record names (stopped,
 // or lost with Redis's data). The claim's lease is kept while the file is
 // read, and given up once the import owns the file.
-func (im *Imports) importClaimed(ctx context.Context, s ScheduledImport, claimed, importID string) claimResult {
+func (sr *Starting) importClaimed(ctx context.Context, s ScheduledImport, claimed, importID string) claimResult {
 	keep, stop := context.WithCancel(ctx)
 	go func() {
 		tick := time.NewTicker(max(s.ClaimTimeout/3, time.Second))
@@ -357,21 +357,21 @@ func (im *Imports) importClaimed(ctx context.Context, s ScheduledImport, claimed
 			case <-keep.Done():
 				return
 			case <-tick.C:
-				if _, err := im.store.Claim(ctx, claimed, im.owner, s.ClaimTimeout); err != nil {
-					im.log.WarnContext(ctx, "cannot renew the claim of a file being read", "file", claimed, "error", err)
+				if _, err := sr.store.Claim(ctx, claimed, sr.owner, s.ClaimTimeout); err != nil {
+					sr.log.WarnContext(ctx, "cannot renew the claim of a file being read", "file", claimed, "error", err)
 				}
 			}
 		}
 	}()
-	res, err := im.startClaimed(ctx, s, claimed, importID)
+	res, err := sr.startClaimed(ctx, s, claimed, importID)
 	stop()
-	if uerr := im.store.Unclaim(ctx, claimed, im.owner); uerr != nil {
-		im.log.WarnContext(ctx, "cannot give up the claim of a file (it times out)", "file", claimed, "error", uerr)
+	if uerr := sr.store.Unclaim(ctx, claimed, sr.owner); uerr != nil {
+		sr.log.WarnContext(ctx, "cannot give up the claim of a file (it times out)", "file", claimed, "error", uerr)
 	}
 	if err != nil {
-		im.log.ErrorContext(ctx, "scheduled import refused", "schedule", s.Name, "file", claimed, "error", err)
+		sr.log.ErrorContext(ctx, "scheduled import refused", "schedule", s.Name, "file", claimed, "error", err)
 		if _, ferr := fileAway(claimed, FailedDir, err.Error(), ".error.txt"); ferr != nil {
-			im.log.ErrorContext(ctx, "cannot file a refused file in failed/", "schedule", s.Name, "file", claimed, "error", ferr)
+			sr.log.ErrorContext(ctx, "cannot file a refused file in failed/", "schedule", s.Name, "file", claimed, "error", ferr)
 		}
 		return claimResult{refused: err.Error()}
 	}
@@ -405,7 +405,7 @@ func fileAway(claimed, folder, note, suffix string) (string, error) {
 // startClaimed starts the import of a claimed file through Start, as
 // 'importer run' would, with the schedule's options and limits; its claim
 // record is the import's trace.
-func (im *Imports) startClaimed(ctx context.Context, s ScheduledImport, path, importID string) (claimResult, error) {
+func (sr *Starting) startClaimed(ctx context.Context, s ScheduledImport, path, importID string) (claimResult, error) {
 	opts := s.Options
 	if opts.Format == "" {
 		format, err := source.FormatOf(path, "")
@@ -424,24 +424,24 @@ func (im *Imports) startClaimed(ctx context.Context, s ScheduledImport, path, im
 		return claimResult{}, err
 	}
 	if importID == "" && !s.AllowDroppedColumns {
-		if err := im.checkDropped(ctx, s, f); err != nil {
+		if err := sr.checkDropped(ctx, s, f); err != nil {
 			return claimResult{}, err
 		}
 	}
-	started, err := im.Start(ctx, StartRequest{File: f, ImportID: importID, ReportSubdir: s.ReportSubdir, SourcePath: path,
+	started, err := sr.Start(ctx, StartRequest{File: f, ImportID: importID, ReportSubdir: s.ReportSubdir, SourcePath: path,
 		Retention: s.Retention, RetryTransient: s.RetryTransient, Trace: claimTrace(path), Schedule: s.Name, Notify: s.Notify})
 	var content *ContentImportedError
 	switch {
 	case errors.As(err, &content):
-		return claimResult{already: true}, im.alreadyImported(ctx, s, path, content.Other)
+		return claimResult{already: true}, sr.alreadyImported(ctx, s, path, content.Other)
 	case err != nil:
 		return claimResult{}, err
 	case started.Finished:
 		started.Import.SourcePath = path
-		im.fileDone(ctx, started.Import, "")
+		sr.fileDone(ctx, started.Import, "")
 		return claimResult{already: true}, nil
 	}
-	im.log.InfoContext(ctx, "scheduled import started", "schedule", s.Name, "import_id", started.Import.ID, "file", base, "rows", started.Split.Total,
+	sr.log.InfoContext(ctx, "scheduled import started", "schedule", s.Name, "import_id", started.Import.ID, "file", base, "rows", started.Split.Total,
 		"created", started.Created, "resumed", started.Resumed, "recovered", started.Import.Recovery != nil)
 	return claimResult{importID: started.Import.ID}, nil
 }
@@ -449,12 +449,12 @@ func (im *Imports) startClaimed(ctx context.Context, s ScheduledImport, path, im
 // checkDropped refuses a file that no longer fills a field the schedule's
 // last import read: a renamed column would leave that field as it is, night
 // after night, without a word.
-func (im *Imports) checkDropped(ctx context.Context, s ScheduledImport, f Inspected) error {
-	_, imports, err := im.store.ScheduleHistory(ctx, s.Name)
+func (sr *Starting) checkDropped(ctx context.Context, s ScheduledImport, f Inspected) error {
+	_, imports, err := sr.store.ScheduleHistory(ctx, s.Name)
 	if err != nil || len(imports) == 0 {
 		return err
 	}
-	last, err := im.store.Import(ctx, imports[0])
+	last, err := sr.store.Import(ctx, imports[0])
 	if errors.Is(err, importer.ErrImportNotFound) {
 		return nil
 	}
@@ -504,14 +504,14 @@ func (c claimTrace) Record(imp importer.Import, created bool) error {
 
 // alreadyImported files a copy of a file whose content is already an
 // import's, beside a note that names it: nothing of it is sent again.
-func (im *Imports) alreadyImported(ctx context.Context, s ScheduledImport, path string, imp importer.Import) error {
+func (sr *Starting) alreadyImported(ctx context.Context, s ScheduledImport, path string, imp importer.Import) error {
 	state := imp.State()
 	note := fmt.Sprintf("the same content as import %s (%s, started %s from %s); nothing was sent again", imp.ID, state, imp.CreatedAt.Format(time.RFC3339), imp.File)
 	dest, err := fileAway(path, DoneDir, note, ".note.txt")
 	if err != nil {
 		return err
 	}
-	im.log.InfoContext(ctx, "scheduled file already imported", "schedule", s.Name, "import_id", imp.ID, "file", dest, "state", state)
+	sr.log.InfoContext(ctx, "scheduled file already imported", "schedule", s.Name, "import_id", imp.ID, "file", dest, "state", state)
 	return nil
 }
 
@@ -519,11 +519,11 @@ func (im *Imports) alreadyImported(ctx context.Context, s ScheduledImport, path 
 // or failed/, once its report is written (into reportDir, when known). A
 // file that grew after it was read goes to failed/: its later rows were
 // never read.
-func (im *Imports) fileDone(ctx context.Context, imp importer.Import, reportDir string) {
+func (lc *lifecycle) fileDone(ctx context.Context, imp importer.Import, reportDir string) {
 	if imp.SourcePath == "" {
 		return
 	}
-	p, err := im.store.Progress(ctx, imp.ID)
+	p, err := lc.store.Progress(ctx, imp.ID)
 	if err != nil {
 		return
 	}
@@ -542,8 +542,8 @@ func (im *Imports) fileDone(ctx context.Context, imp importer.Import, reportDir 
 			imp.SourceSize, info.Size(), imp.ID, where)
 	}
 	if dest, err := fileAway(imp.SourcePath, folder, note, ".error.txt"); err == nil {
-		im.log.InfoContext(ctx, "scheduled file filed", "import_id", imp.ID, "file", dest)
+		lc.log.InfoContext(ctx, "scheduled file filed", "import_id", imp.ID, "file", dest)
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		im.log.WarnContext(ctx, "cannot file the imported file", "import_id", imp.ID, "file", imp.SourcePath, "error", err)
+		lc.log.WarnContext(ctx, "cannot file the imported file", "import_id", imp.ID, "file", imp.SourcePath, "error", err)
 	}
 }

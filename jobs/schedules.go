@@ -16,17 +16,17 @@ import (
 // ScheduleStatuses completes schedules (name, cron, inbox, next firing)
 // with what their firings did: the last firing, shown stopped when an
 // import it started has stopped since, and the schedule's latest imports.
-func (im *Imports) ScheduleStatuses(ctx context.Context, schedules []importer.ScheduleStatus) ([]importer.ScheduleStatus, error) {
+func (sr *Starting) ScheduleStatuses(ctx context.Context, schedules []importer.ScheduleStatus) ([]importer.ScheduleStatus, error) {
 	out := make([]importer.ScheduleStatus, len(schedules))
 	for i, s := range schedules {
-		last, imports, err := im.store.ScheduleHistory(ctx, s.Name)
+		last, imports, err := sr.store.ScheduleHistory(ctx, s.Name)
 		if err != nil {
 			return nil, err
 		}
 		s.Last, s.Imports = last, imports
 		if last != nil {
 			for _, id := range last.Imports {
-				imp, err := im.store.Import(ctx, id)
+				imp, err := sr.store.Import(ctx, id)
 				if err == nil && imp.State() == "stopped" {
 					stopped := *last
 					stopped.Outcome, stopped.Detail = importer.FiringStopped, "import "+id+" stopped: "+imp.Stopped

@@ -16,21 +16,21 @@ import (
 
 // storedSnapshot returns the import's snapshot, listing the pages it does
 // not have yet and storing each as it comes.
-func (im *Imports) storedSnapshot(ctx context.Context, imp importer.Import) (*importer.Snapshot, error) {
-	pages, complete, err := im.store.SnapshotPages(ctx, imp.ID)
+func (fd *Feeding) storedSnapshot(ctx context.Context, imp importer.Import) (*importer.Snapshot, error) {
+	pages, complete, err := fd.store.SnapshotPages(ctx, imp.ID)
 	if err != nil {
 		return nil, err
 	}
 	if !complete {
-		wants, err := im.scopes(ctx, imp)
+		wants, err := fd.scopes(ctx, imp)
 		if err != nil {
 			return nil, err
 		}
 		n := len(pages)
-		err = im.list(ctx, imp.ID, wants, pages, func(page importer.SnapshotPage, last bool) error {
+		err = fd.list(ctx, imp.ID, wants, pages, func(page importer.SnapshotPage, last bool) error {
 			pages = append(pages, page)
 			n++
-			return im.store.SaveSnapshotPage(ctx, imp.ID, n-1, page, last)
+			return fd.store.SaveSnapshotPage(ctx, imp.ID, n-1, page, last)
 		})
 		if err != nil {
 			return nil, err
@@ -111,10 +111,10 @@ func compareScopes(a, b importer.ListScope) int {
 }
 
 // scopes are what an import's snapshot needs, from its stored rows.
-func (im *Imports) scopes(ctx context.Context, imp importer.Import) ([]scopeWant, error) {
+func (fd *Feeding) scopes(ctx context.Context, imp importer.Import) ([]scopeWant, error) {
 	v := importer.NewValidator(imp.Options)
 	wants := newScopeWants(imp.Options)
-	for row, err := range im.store.Rows(ctx, imp.ID, imp.Total) {
+	for row, err := range fd.store.Rows(ctx, imp.ID, imp.Total) {
 		if err != nil {
 			return nil, err
 		}
@@ -136,9 +136,9 @@ func (im *Imports) scopes(ctx context.Context, imp importer.Import) ([]scopeWant
 // (a name+dob key). Pages already listed (done) are not asked for again:
 // the same wants give the same requests in the same order. save gets each
 // new page, and last on the listing's last.
-func (im *Imports) list(ctx context.Context, importID string, wants []scopeWant, done []importer.SnapshotPage,
+func (fd *Feeding) list(ctx context.Context, importID string, wants []scopeWant, done []importer.SnapshotPage,
 	save func(page importer.SnapshotPage, last bool) error) error {
-	if im.api == nil {
+	if fd.api == nil {
 		return errors.New("this process has no API to list residents with")
 	}
 	have := map[importer.ListScope]map[int]importer.SnapshotPage{}
@@ -153,7 +153,7 @@ func (im *Imports) list(ctx context.Context, importID string, wants []scopeWant,
 		for n := 0; limit <= 0 || n < limit; n++ {
 			page, ok := have[scope][offset]
 			if !ok {
-				if page, err = im.listPage(ctx, importID, scope, offset); err != nil {
+				if page, err = fd.listPage(ctx, importID, scope, offset); err != nil {
 					return first, err
 				}
 				if err := save(page, false); err != nil {
@@ -199,9 +199,9 @@ func (im *Imports) list(ctx context.Context, importID string, wants []scopeWant,
 
 // listPage reads one page of a scope, waiting in place for the rate limit
 // when it lists for a preview (no import: importer plan).
-func (im *Imports) listPage(ctx context.Context, importID string, scope importer.ListScope, offset int) (importer.SnapshotPage, error) {
+func (fd *Feeding) listPage(ctx context.Context, importID string, scope importer.ListScope, offset int) (importer.SnapshotPage, error) {
 	for {
-		err := im.take(ctx, importID, 1)
+		err := fd.take(ctx, importID, 1)
 		var wait *waitError
 		if importID == "" && errors.As(err, &wait) {
 			select {
@@ -214,8 +214,8 @@ func (im *Imports) listPage(ctx context.Context, importID string, scope importer
 		if err != nil {
 			return importer.SnapshotPage{}, err // a task is tried again after the wait
 		}
-		recs, more, total, err := im.api.ListResidents(ctx, scope, offset)
-		im.countRequest(ctx, importID, importer.EndpointListResidents, err)
+		recs, more, total, err := fd.api.ListResidents(ctx, scope, offset)
+		fd.countRequest(ctx, importID, importer.EndpointListResidents, err)
 		if err != nil {
 			return importer.SnapshotPage{}, err
 		}

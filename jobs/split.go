@@ -44,8 +44,8 @@ const splitBatch = 1000
 // It is safe to run again on the same import: stored records are the same,
 // an outcome is recorded once, and the new feed passes over rows that are
 // resolved or in flight without queuing them twice.
-func (im *Imports) Split(ctx context.Context, imp importer.Import, rows RowReader) (SplitResult, error) {
-	st := im.store
+func (sr *Starting) Split(ctx context.Context, imp importer.Import, rows RowReader) (SplitResult, error) {
+	st := sr.store
 	var res SplitResult
 	v := importer.NewValidator(imp.Options)
 	batch := make([]importer.Row, 0, splitBatch)
@@ -83,7 +83,7 @@ func (im *Imports) Split(ctx context.Context, imp importer.Import, rows RowReade
 		return res, err
 	}
 	if done {
-		return res, EnqueueFinalize(ctx, im.queue, imp.ID, imp.Round)
+		return res, EnqueueFinalize(ctx, sr.queue, imp.ID, imp.Round)
 	}
 	gen, err := st.StartFeed(ctx, imp.ID)
 	if err != nil {
@@ -92,9 +92,9 @@ func (im *Imports) Split(ctx context.Context, imp importer.Import, rows RowReade
 	if imp.Options.Mode.Matches() {
 		// A sync decides every row before the first write; its plan
 		// starts the feed.
-		return res, EnqueuePlan(ctx, im.queue, PlanPayload{ImportID: imp.ID, Gen: gen})
+		return res, EnqueuePlan(ctx, sr.queue, PlanPayload{ImportID: imp.ID, Gen: gen})
 	}
-	return res, EnqueueFeed(ctx, im.queue, FeedPayload{ImportID: imp.ID, Gen: gen, Seq: 1}, 0)
+	return res, EnqueueFeed(ctx, sr.queue, FeedPayload{ImportID: imp.ID, Gen: gen, Seq: 1}, 0)
 }
 
 // checkBatch validates a batch and returns the outcomes of the rows that

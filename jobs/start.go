@@ -247,7 +247,7 @@ func (e *IDTakenError) Error() string {
 // what is not in place already. An import Redis lost is recovered (see
 // Trace). Otherwise the import is stored, and its rows are split and fed
 // to the queue.
-func (im *Imports) Start(ctx context.Context, req StartRequest) (Started, error) {
+func (sr *Starting) Start(ctx context.Context, req StartRequest) (Started, error) {
 	f := req.File
 	id := req.ImportID
 	if id == "" {
@@ -256,21 +256,21 @@ func (im *Imports) Start(ctx context.Context, req StartRequest) (Started, error)
 	var err error
 	switch {
 	case req.Again:
-		id, err = im.freshID(ctx, id)
+		id, err = sr.freshID(ctx, id)
 	case req.ImportID == "" && f.Options.Mode.Matches():
-		id, err = im.nightOf(ctx, f, req.Trace, id)
+		id, err = sr.nightOf(ctx, f, req.Trace, id)
 	}
 	if err != nil {
 		return Started{}, err
 	}
-	existing, err := im.store.Import(ctx, id)
+	existing, err := sr.store.Import(ctx, id)
 	switch {
 	case errors.Is(err, importer.ErrImportNotFound):
 		if sum, done := traceFinished(req.Trace, id); done {
 			return Started{}, &LostFinishedError{Summary: sum}
 		}
 		if !req.Again {
-			if err := im.checkContent(ctx, f); err != nil {
+			if err := sr.checkContent(ctx, f); err != nil {
 				return Started{}, err
 			}
 		}
@@ -286,7 +286,7 @@ func (im *Imports) Start(ctx context.Context, req StartRequest) (Started, error)
 			return Started{}, err
 		}
 	}
-	imp, created, err := im.register(ctx, req, id)
+	imp, created, err := sr.register(ctx, req, id)
 	if err != nil {
 		return Started{}, err
 	}
@@ -294,17 +294,17 @@ func (im *Imports) Start(ctx context.Context, req StartRequest) (Started, error)
 	if !created {
 		// A re-run's choices of how the import is followed, and of where
 		// its report goes, win over the first run's.
-		if err := im.store.Refollow(ctx, id, f.Options, req.ReportDir); err != nil {
+		if err := sr.store.Refollow(ctx, id, f.Options, req.ReportDir); err != nil {
 			return started, err
 		}
 	}
 	if imp.Stopped != "" {
-		if err := im.store.Resume(ctx, id); err != nil {
+		if err := sr.store.Resume(ctx, id); err != nil {
 			return started, err
 		}
 		started.Resumed = imp.Stopped
 	}
-	if started.Import, err = im.store.Import(ctx, id); err != nil {
+	if started.Import, err = sr.store.Import(ctx, id); err != nil {
 		return started, err
 	}
 	rows, err := source.OpenFile(f.Path, f.Options.Format, f.Size, source.Options{Limits: f.Limits, Delimiter: f.Options.DelimiterRune(), Mapping: f.Options.Mapping})
@@ -312,7 +312,7 @@ func (im *Imports) Start(ctx context.Context, req StartRequest) (Started, error)
 		return started, &InputError{File: f.Shown, Err: err}
 	}
 	defer rows.Close()
-	started.Split, err = im.Split(ctx, started.Import, rows)
+	started.Split, err = sr.Split(ctx, started.Import, rows)
 	var syntax *source.SyntaxError
 	if errors.As(err, &syntax) {
 		return started, &InputError{File: f.Shown, Err: err}
@@ -325,12 +325,12 @@ func (im *Imports) Start(ctx context.Context, req StartRequest) (Started, error)
 
 // checkContent refuses a content (with the options of what is written)
 // that another import has: the same file under another name or id.
-func (im *Imports) checkContent(ctx context.Context, f Inspected) error {
-	other, ok, err := im.store.ImportByContent(ctx, importer.ContentKey(f.Sum, f.Options))
+func (sr *Starting) checkContent(ctx context.Context, f Inspected) error {
+	other, ok, err := sr.store.ImportByContent(ctx, importer.ContentKey(f.Sum, f.Options))
 	if err != nil || !ok {
 		return err
 	}
-	prev, err := im.store.Import(ctx, other)
+	prev, err := sr.store.Import(ctx, other)
 	if errors.Is(err, importer.ErrImportNotFound) {
 		return nil // deleted since
 	}
@@ -340,7 +340,7 @@ func (im *Imports) checkContent(ctx context.Context, f Inspected) error {
 	if f.Options.Mode.Matches() && prev.Finished() {
 		return nil // a sync's next night, under another name
 	}
-	p, err := im.store.Progress(ctx, other)
+	p, err := sr.store.Progress(ctx, other)
 	if err != nil {
 		return err
 	}
@@ -351,14 +351,14 @@ func (im *Imports) checkContent(ctx context.Context, f Inspected) error {
 // content (id, id-2, id-3...), to resume or to show, unless that one
 // finished before the file was written again: then the roster is the next
 // night's, and gets the next id.
-func (im *Imports) nightOf(ctx context.Context, f Inspected, trace Trace, id string) (string, error) {
+func (sr *Starting) nightOf(ctx context.Context, f Inspected, trace Trace, id string) (string, error) {
 	last := importer.Import{}
 	for n := 1; ; n++ {
 		try := id
 		if n > 1 {
 			try = fmt.Sprintf("%s-%d", id, n)
 		}
-		imp, err := im.store.Import(ctx, try)
+		imp, err := sr.store.Import(ctx, try)
 		if sum, done := traceFinished(trace, try); errors.Is(err, importer.ErrImportNotFound) && done {
 			// Redis lost it after it finished: as finished then.
 			imp, err = importer.Import{ID: try, FinishedAt: sum.FinishedAt}, nil
@@ -378,13 +378,13 @@ func (im *Imports) nightOf(ctx context.Context, f Inspected, trace Trace, id str
 
 // freshID is id, or, when an import has it already, id-2, id-3...: the id
 // of a new import of a content imported before.
-func (im *Imports) freshID(ctx context.Context, id string) (string, error) {
+func (sr *Starting) freshID(ctx context.Context, id string) (string, error) {
 	for n := 1; ; n++ {
 		try := id
 		if n > 1 {
 			try = fmt.Sprintf("%s-%d", id, n)
 		}
-		_, err := im.store.Import(ctx, try)
+		_, err := sr.store.Import(ctx, try)
 		if errors.Is(err, importer.ErrImportNotFound) {
 			return try, nil
 		}
@@ -397,9 +397,9 @@ func (im *Imports) freshID(ctx context.Context, id string) (string, error) {
 // register stores the import, or finds it stored, and keeps its trace.
 // When the trace says it was started and Redis no longer has it, it is
 // stored again as a recovery.
-func (im *Imports) register(ctx context.Context, req StartRequest, id string) (importer.Import, bool, error) {
+func (sr *Starting) register(ctx context.Context, req StartRequest, id string) (importer.Import, bool, error) {
 	f := req.File
-	epoch, _, err := im.store.Epoch(ctx)
+	epoch, _, err := sr.store.Epoch(ctx)
 	if err != nil {
 		return importer.Import{}, false, err
 	}
@@ -416,14 +416,14 @@ func (im *Imports) register(ctx context.Context, req StartRequest, id string) (i
 			return importer.Import{}, false, err
 		}
 		if known {
-			if _, err := im.store.Import(ctx, id); errors.Is(err, importer.ErrImportNotFound) {
+			if _, err := sr.store.Import(ctx, id); errors.Is(err, importer.ErrImportNotFound) {
 				wait := req.RecoveryWait
 				if wait <= 0 {
 					wait = importer.DefaultRecoveryWait
 				}
 				// Writes sent before the loss show only once the
 				// vendor's cache lag has passed.
-				wait = max(wait, im.cfg.CacheLag.For(string(f.Options.Vendor)))
+				wait = max(wait, sr.cfg.CacheLag.For(string(f.Options.Vendor)))
 				imp.Recovery = &importer.Recovery{FirstStartedAt: at, LookupFrom: time.Now().Add(wait).UTC()}
 				if tracedEpoch != "" && tracedEpoch != epoch {
 					imp.Recovery.LostEpoch = tracedEpoch
@@ -433,7 +433,7 @@ func (im *Imports) register(ctx context.Context, req StartRequest, id string) (i
 			}
 		}
 	}
-	stored, created, err := im.store.CreateImport(ctx, imp)
+	stored, created, err := sr.store.CreateImport(ctx, imp)
 	if err != nil {
 		return importer.Import{}, false, err
 	}
@@ -443,7 +443,7 @@ func (im *Imports) register(ctx context.Context, req StartRequest, id string) (i
 		}
 	}
 	if created && stored.Recovery != nil {
-		im.log.WarnContext(ctx, "recovering an import Redis lost: each row is looked up in the API before it is sent", "import_id", id,
+		sr.log.WarnContext(ctx, "recovering an import Redis lost: each row is looked up in the API before it is sent", "import_id", id,
 			"first_started_at", stored.Recovery.FirstStartedAt, "lookup_from", stored.Recovery.LookupFrom)
 	}
 	return stored, created, nil

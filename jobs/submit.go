@@ -93,8 +93,8 @@ func NewSubmitTask(p SubmitPayload, maxRetry int) (*asynq.Task, []asynq.Option, 
 // cancelled import's row not sent → cancelled. Otherwise it sends the
 // write, stores the job id, and only then schedules the first status
 // check.
-func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
-	st, err := im.store.RowState(ctx, p.ImportID, p.Row)
+func (rw *RowWork) Submit(ctx context.Context, p SubmitPayload) error {
+	st, err := rw.store.RowState(ctx, p.ImportID, p.Row)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 		// Redis lost the import (or it was deleted): nothing could record
 		// what became of the row, so it is not sent. Running the import's
 		// file again recovers it.
-		im.log.WarnContext(ctx, "the import is gone from Redis: its row is not sent", "import_id", p.ImportID, "row", p.Row)
+		rw.log.WarnContext(ctx, "the import is gone from Redis: its row is not sent", "import_id", p.ImportID, "row", p.Row)
 		return nil
 	}
 	phase := st.Phase()
@@ -112,22 +112,22 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 	case !ok:
 		return nil // resolved already, or parked while the import is stopped
 	case t.Has(importer.EffectRecord):
-		_, err := im.move(ctx, p.ImportID, phase, event, importer.Move{Row: p.Row, Result: cancelled(p)})
+		_, err := rw.move(ctx, p.ImportID, phase, event, importer.Move{Row: p.Row, Result: cancelled(p)})
 		return err
 	case t.Has(importer.EffectScheduleCheck) && phase == importer.PhaseParked:
 		// The import stopped while the job was followed; follow it again.
-		m, err := im.move(ctx, p.ImportID, phase, event, importer.Move{Row: p.Row, FromJob: st.JobID, Job: st.JobID, Check: 1})
+		m, err := rw.move(ctx, p.ImportID, phase, event, importer.Move{Row: p.Row, FromJob: st.JobID, Job: st.JobID, Check: 1})
 		if err != nil || !m.Moved {
 			return err // moved since: by another delivery of this task, or resolved
 		}
-		return im.scheduleCheck(ctx, p, st.JobID, 1)
+		return rw.scheduleCheck(ctx, p, st.JobID, 1)
 	case t.Has(importer.EffectScheduleCheck):
 		// Delivered again after the job id was stored: the chain of
 		// checks exists; make sure its current link is on the queue.
-		return im.scheduleCheck(ctx, p, st.JobID, st.Check)
+		return rw.scheduleCheck(ctx, p, st.JobID, st.Check)
 	case t.Has(importer.EffectLookUp) && !phase.MaySendAgain():
 		// The write may have reached the API without its answer.
-		return im.settleInDoubt(ctx, p, st)
+		return rw.settleInDoubt(ctx, p, st)
 	case t.Has(importer.EffectLookUp):
 		// Its create may have reached the API before: a row in doubt,
 		// tried again, or recovered after its import's state was lost.
@@ -136,7 +136,7 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 		if phase != importer.PhaseLookFirst {
 			why, recovery = "the import's state was lost (Redis lost its data) after this row may have been sent", true
 		}
-		if done, err := im.adoptIfSent(ctx, p, why, recovery); done || err != nil {
+		if done, err := rw.adoptIfSent(ctx, p, why, recovery); done || err != nil {
 			return err
 		}
 		if t, _ = importer.Next(phase, importer.RowNotFound); !t.Has(importer.EffectSend) {
@@ -148,69 +148,69 @@ func (im *Imports) Submit(ctx context.Context, p SubmitPayload) error {
 
 	// Send the create; or, for a row 'importer retry' retries through the
 	// API's retry-write, the retry of its failed write.
-	endpoint, send := importer.EndpointCreate, func() (string, error) { return im.api.CreateResident(ctx, p.Vendor, p.Resident) }
+	endpoint, send := importer.EndpointCreate, func() (string, error) { return rw.api.CreateResident(ctx, p.Vendor, p.Resident) }
 	if u := p.Update; u != nil {
-		endpoint, send = importer.EndpointUpdate, func() (string, error) { return im.api.UpdateResident(ctx, u.RecordID, u.Fields) }
+		endpoint, send = importer.EndpointUpdate, func() (string, error) { return rw.api.UpdateResident(ctx, u.RecordID, u.Fields) }
 	}
 	if st.RetryOf != "" {
-		endpoint, send = importer.EndpointRetryWrite, func() (string, error) { return im.api.RetryWrite(ctx, st.RetryOf) }
+		endpoint, send = importer.EndpointRetryWrite, func() (string, error) { return rw.api.RetryWrite(ctx, st.RetryOf) }
 	}
-	if err := im.waitTurn(ctx, p); err != nil {
+	if err := rw.waitTurn(ctx, p); err != nil {
 		return err
 	}
-	if err := im.admit(ctx, p); err != nil {
+	if err := rw.admit(ctx, p); err != nil {
 		return err
 	}
-	if err := im.take(ctx, p.ImportID, 1); err != nil {
+	if err := rw.take(ctx, p.ImportID, 1); err != nil {
 		return err
 	}
-	im.tookTurn(ctx, p)
-	mark, err := im.move(ctx, p.ImportID, phase, importer.RowSendStarted, importer.Move{Row: p.Row, FromJob: st.RetryOf, Job: st.RetryOf})
+	rw.tookTurn(ctx, p)
+	mark, err := rw.move(ctx, p.ImportID, phase, importer.RowSendStarted, importer.Move{Row: p.Row, FromJob: st.RetryOf, Job: st.RetryOf})
 	switch {
 	case errors.Is(err, importer.ErrImportNotFound):
 		return nil
 	case errors.Is(err, importer.ErrNotReplicated):
 		// A replica of Redis is behind: sent once one confirms the mark,
 		// without spending the row's retries.
-		return &waitError{after: 2 * time.Second, err: errors.Join(err, im.store.Release(ctx, p.ImportID, p.Row))}
+		return &waitError{after: 2 * time.Second, err: errors.Join(err, rw.store.Release(ctx, p.ImportID, p.Row))}
 	case err != nil:
 		return err
 	case mark.Cancelled:
 		// Cancelled since the row's state was read: it is not sent.
-		return errors.Join(im.store.Release(ctx, p.ImportID, p.Row), im.resolve(ctx, p.ImportID, cancelled(p)))
+		return errors.Join(rw.store.Release(ctx, p.ImportID, p.Row), rw.resolve(ctx, p.ImportID, cancelled(p)))
 	case !mark.Moved:
 		// Moved since the row's state was read (resolved, or another
 		// delivery of this task sends it): it is not sent from here.
-		im.log.DebugContext(ctx, "the row moved since it was read: not sent", "import_id", p.ImportID, "row", p.Row, "phase", mark.Was)
-		return im.store.Release(ctx, p.ImportID, p.Row)
+		rw.log.DebugContext(ctx, "the row moved since it was read: not sent", "import_id", p.ImportID, "row", p.Row, "phase", mark.Was)
+		return rw.store.Release(ctx, p.ImportID, p.Row)
 	}
 	sending, _ := importer.Next(phase, importer.RowSendStarted)
 	jobID, err := send()
 	if err != nil {
-		im.countRequest(ctx, p.ImportID, endpoint, err)
-		return im.submitFailed(ctx, p, sending.To, st.RetryOf, err)
+		rw.countRequest(ctx, p.ImportID, endpoint, err)
+		return rw.submitFailed(ctx, p, sending.To, st.RetryOf, err)
 	}
 	// The job id and the request's count, in one round trip.
 	recordKey := importer.RecordKey(p.Resident.IntegrationID, p.Resident.Email1, p.Resident.XID)
 	if p.Update != nil {
 		recordKey = importer.UpdateKey(p.Resident.IntegrationID, p.Update.RecordID)
 	}
-	sent, err := im.move(ctx, p.ImportID, sending.To, importer.RowSent, importer.Move{Row: p.Row, FromJob: st.RetryOf, Job: jobID, Check: 1,
-		ForWebhooks: im.webhooksExpected(), RecordKey: recordKey, Stats: []string{importer.StatRequests(endpoint), importer.StatWritesAnswered}})
+	sent, err := rw.move(ctx, p.ImportID, sending.To, importer.RowSent, importer.Move{Row: p.Row, FromJob: st.RetryOf, Job: jobID, Check: 1,
+		ForWebhooks: rw.webhooksExpected(), RecordKey: recordKey, Stats: []string{importer.StatRequests(endpoint), importer.StatWritesAnswered}})
 	if err != nil {
 		return err // the retry finds the row "sending" and looks it up
 	}
 	if !sent.Moved {
 		// Only a look-up of another delivery of this task moves a row
 		// sending: it found the resident this write made, or gave up.
-		im.log.WarnContext(ctx, "the row was settled while its write was sent: the write's job is not followed", "import_id", p.ImportID, "row", p.Row, "job_id", jobID, "phase", sent.Was)
+		rw.log.WarnContext(ctx, "the row was settled while its write was sent: the write's job is not followed", "import_id", p.ImportID, "row", p.Row, "job_id", jobID, "phase", sent.Was)
 		return nil
 	}
-	im.log.DebugContext(ctx, "write submitted", "import_id", p.ImportID, "row", p.Row, "job_id", jobID, "retry_of", st.RetryOf)
-	if applied, err := im.pendingEvent(ctx, p.ImportID, p.Row, p.Line, jobID); applied || err != nil {
+	rw.log.DebugContext(ctx, "write submitted", "import_id", p.ImportID, "row", p.Row, "job_id", jobID, "retry_of", st.RetryOf)
+	if applied, err := rw.pendingEvent(ctx, p.ImportID, p.Row, p.Line, jobID); applied || err != nil {
 		return err // a webhook was faster than the answer
 	}
-	return im.scheduleCheck(ctx, p, jobID, 1)
+	return rw.scheduleCheck(ctx, p, jobID, 1)
 }
 
 // turnSlack is how far, in turns, an import may run ahead of the slowest
@@ -223,11 +223,11 @@ const turnSlack = 2.0
 // imports behind, in proportion to their weights, instead of to whichever
 // waiting task asks first. Only with a rate limit: without one, nothing is
 // shared.
-func (im *Imports) waitTurn(ctx context.Context, p SubmitPayload) error {
-	if im.cfg.Limiter == nil {
+func (rw *RowWork) waitTurn(ctx context.Context, p SubmitPayload) error {
+	if rw.cfg.Limiter == nil {
 		return nil
 	}
-	ok, err := im.store.Turn(ctx, p.ImportID, p.Priority.Weight(), turnSlack, time.Now())
+	ok, err := rw.store.Turn(ctx, p.ImportID, p.Priority.Weight(), turnSlack, time.Now())
 	if err != nil || ok {
 		return err
 	}
@@ -236,21 +236,21 @@ func (im *Imports) waitTurn(ctx context.Context, p SubmitPayload) error {
 }
 
 // tookTurn counts the write its turn; a count lost is a turn given away.
-func (im *Imports) tookTurn(ctx context.Context, p SubmitPayload) {
-	if im.cfg.Limiter == nil {
+func (rw *RowWork) tookTurn(ctx context.Context, p SubmitPayload) {
+	if rw.cfg.Limiter == nil {
 		return
 	}
-	if err := im.store.Sent(ctx, p.ImportID, p.Priority.Weight(), time.Now()); err != nil {
-		im.log.WarnContext(ctx, "cannot count the import's turn", "import_id", p.ImportID, "error", err)
+	if err := rw.store.Sent(ctx, p.ImportID, p.Priority.Weight(), time.Now()); err != nil {
+		rw.log.WarnContext(ctx, "cannot count the import's turn", "import_id", p.ImportID, "error", err)
 	}
 }
 
 // admit takes a place among the writes in flight of the row's integration
 // when it has a ceiling; with every place taken, the submit waits (without
 // spending its retries) and looks again in a second or two.
-func (im *Imports) admit(ctx context.Context, p SubmitPayload) error {
+func (rw *RowWork) admit(ctx context.Context, p SubmitPayload) error {
 	integration := p.Resident.IntegrationID
-	limit := im.cfg.Ceilings.Of(integration)
+	limit := rw.cfg.Ceilings.Of(integration)
 	if limit <= 0 {
 		return nil
 	}
@@ -258,7 +258,7 @@ func (im *Imports) admit(ctx context.Context, p SubmitPayload) error {
 	if deadline.IsZero() {
 		deadline = time.Now().Add(importer.DefaultDeadline)
 	}
-	ok, err := im.store.Admit(ctx, integration, p.ImportID, p.Row, limit, deadline)
+	ok, err := rw.store.Admit(ctx, integration, p.ImportID, p.Row, limit, deadline)
 	if err != nil || ok {
 		return err
 	}
@@ -273,7 +273,7 @@ func cancelled(p SubmitPayload) importer.RowResult {
 
 // submitFailed decides what a failed create (or, with retryOf, a failed
 // retry-write of that job) means for the row.
-func (im *Imports) submitFailed(ctx context.Context, p SubmitPayload, phase importer.Phase, retryOf string, err error) error {
+func (rw *RowWork) submitFailed(ctx context.Context, p SubmitPayload, phase importer.Phase, retryOf string, err error) error {
 	apiErr, ok := asAPIError(err)
 	if !ok {
 		return err
@@ -284,10 +284,10 @@ func (im *Imports) submitFailed(ctx context.Context, p SubmitPayload, phase impo
 	if !maybeSent {
 		// The API answered, or the request never left: nothing was
 		// created, so the row may be sent again.
-		if _, uerr := im.move(ctx, p.ImportID, phase, importer.RowSendFailed, importer.Move{Row: p.Row, FromJob: retryOf, Job: retryOf}); uerr != nil {
+		if _, uerr := rw.move(ctx, p.ImportID, phase, importer.RowSendFailed, importer.Move{Row: p.Row, FromJob: retryOf, Job: retryOf}); uerr != nil {
 			return uerr
 		}
-		if uerr := im.store.Release(ctx, p.ImportID, p.Row); uerr != nil {
+		if uerr := rw.store.Release(ctx, p.ImportID, p.Row); uerr != nil {
 			return uerr
 		}
 	}
@@ -303,12 +303,12 @@ func (im *Imports) submitFailed(ctx context.Context, p SubmitPayload, phase impo
 			// later, never sent afresh from failed.csv.
 			r.JobID, r.Error = retryOf, "the API would not retry the write: "+r.Error
 		}
-		if err := im.resolve(ctx, p.ImportID, r); err != nil || retryOf != "" || apiErr.Kind != importer.KindRejected {
+		if err := rw.resolve(ctx, p.ImportID, r); err != nil || retryOf != "" || apiErr.Kind != importer.KindRejected {
 			return err
 		}
-		return im.refusedAlike(ctx, p.ImportID, r)
+		return rw.refusedAlike(ctx, p.ImportID, r)
 	case importer.KindUnauthorized:
-		return im.stopImport(ctx, p.ImportID, apiErr)
+		return rw.stopImport(ctx, p.ImportID, apiErr)
 	case importer.KindRateLimited:
 		return &waitError{after: rateLimitWait(err), err: err}
 	}
@@ -317,19 +317,19 @@ func (im *Imports) submitFailed(ctx context.Context, p SubmitPayload, phase impo
 		// timeout, a lost answer): it is never sent again blindly. Its
 		// write, if it was made, is PENDING for a while; look the
 		// resident up once it has had time to resolve.
-		if _, err := im.move(ctx, p.ImportID, phase, importer.RowMaybeSent, importer.Move{Row: p.Row, FromJob: retryOf, Job: retryOf, Lookups: 1}); err != nil {
+		if _, err := rw.move(ctx, p.ImportID, phase, importer.RowMaybeSent, importer.Move{Row: p.Row, FromJob: retryOf, Job: retryOf, Lookups: 1}); err != nil {
 			return err
 		}
-		return &waitError{after: im.cfg.LookupWaits[0], err: fmt.Errorf("row %d: the create may have reached the API; looking the resident up before anything else: %w", p.Row, apiErr)}
+		return &waitError{after: rw.cfg.LookupWaits[0], err: fmt.Errorf("row %d: the create may have reached the API; looking the resident up before anything else: %w", p.Row, apiErr)}
 	}
-	im.count(ctx, p.ImportID, importer.StatRetries)
+	rw.count(ctx, p.ImportID, importer.StatRetries)
 	if lastAttempt(ctx) {
 		// The API has been out of reach through the whole retry budget:
 		// every other row would go the same way. The import stops, this
 		// row unsent (it never left), and resumes when run again (a
 		// schedule's next firing does).
 		reason := "the API could not be reached through every retry (" + apiErr.Error() + "); run the same command again to resume once it answers"
-		return im.stop(ctx, p.ImportID, importer.EventStopped, reason)
+		return rw.stop(ctx, p.ImportID, importer.EventStopped, reason)
 	}
 	return err
 }
@@ -345,28 +345,28 @@ var DefaultLookupWaits = []time.Duration{20 * time.Second, time.Minute, 2 * time
 // date of birth) and adopted when found. Not found, it is looked up again
 // later, in case the write is still PENDING; still not found, the row fails
 // as in_doubt, saying what to check.
-func (im *Imports) settleInDoubt(ctx context.Context, p SubmitPayload, st importer.RowState) error {
+func (rw *RowWork) settleInDoubt(ctx context.Context, p SubmitPayload, st importer.RowState) error {
 	lookups := st.Lookups
 	q := importer.QueryFor(p.Resident)
 	if q.Email == "" && (q.FirstName == "" || q.LastName == "") {
-		return im.resolve(ctx, p.ImportID, inDoubt(p, "it has neither an email nor a full name to look it up by"))
+		return rw.resolve(ctx, p.ImportID, inDoubt(p, "it has neither an email nor a full name to look it up by"))
 	}
-	matches, err := im.lookUp(ctx, p.ImportID, q)
+	matches, err := rw.lookUp(ctx, p.ImportID, q)
 	if err != nil {
-		return im.lookupFailed(ctx, p, err)
+		return rw.lookupFailed(ctx, p, err)
 	}
 	switch {
 	case len(matches) == 1:
-		return im.resolve(ctx, p.ImportID, importer.RowResult{
+		return rw.resolve(ctx, p.ImportID, importer.RowResult{
 			Row: p.Row, Line: p.Line, Outcome: importer.Succeeded, RecordID: matches[0].ID,
 			Error: "adopted the existing resident: the answer to the create was lost",
 		})
 	case len(matches) > 1:
-		return im.resolve(ctx, p.ImportID, inDoubt(p, fmt.Sprintf("%d residents with this name already exist", len(matches))))
+		return rw.resolve(ctx, p.ImportID, inDoubt(p, fmt.Sprintf("%d residents with this name already exist", len(matches))))
 	}
-	waits := im.lookupWaits(p.Vendor)
+	waits := rw.lookupWaits(p.Vendor)
 	if lookups < len(waits) {
-		if _, err := im.move(ctx, p.ImportID, st.Phase(), importer.RowNotFound, importer.Move{Row: p.Row, FromJob: st.RetryOf, Job: st.RetryOf, Lookups: lookups + 1}); err != nil {
+		if _, err := rw.move(ctx, p.ImportID, st.Phase(), importer.RowNotFound, importer.Move{Row: p.Row, FromJob: st.RetryOf, Job: st.RetryOf, Lookups: lookups + 1}); err != nil {
 			return err
 		}
 		return &waitError{after: waits[lookups], err: fmt.Errorf("row %d: resident not found yet; looking again later", p.Row)}
@@ -376,19 +376,19 @@ func (im *Imports) settleInDoubt(ctx context.Context, p SubmitPayload, st import
 		spent += w
 	}
 	checked := fmt.Sprintf("it was not found by %s in %d searches over %v", lookupKey(q), len(waits)+1, spent)
-	if im.cfg.CacheLag.For(string(p.Vendor)) == importer.UntilSync {
-		return im.resolve(ctx, p.ImportID, inDoubt(p, checked+", but this PMS's records show in the API only after its next sync, so that is no proof; run 'importer retry --in-doubt' after the next sync"))
+	if rw.cfg.CacheLag.For(string(p.Vendor)) == importer.UntilSync {
+		return rw.resolve(ctx, p.ImportID, inDoubt(p, checked+", but this PMS's records show in the API only after its next sync, so that is no proof; run 'importer retry --in-doubt' after the next sync"))
 	}
-	return im.resolve(ctx, p.ImportID, inDoubt(p, checked+" (past the cache lag), so the create probably never arrived"))
+	return rw.resolve(ctx, p.ImportID, inDoubt(p, checked+" (past the cache lag), so the create probably never arrived"))
 }
 
 // lookupWaits are the waits between the searches for a lost answer's
 // resident: LookupWaits, lengthened (doubling, ten minutes at most) until
 // the last search comes after the vendor's cache lag, when not finding
 // the resident means something.
-func (im *Imports) lookupWaits(vendor importer.Vendor) []time.Duration {
-	waits := im.cfg.LookupWaits
-	lag := im.cfg.CacheLag.For(string(vendor))
+func (rw *RowWork) lookupWaits(vendor importer.Vendor) []time.Duration {
+	waits := rw.cfg.LookupWaits
+	lag := rw.cfg.CacheLag.For(string(vendor))
 	var total time.Duration
 	for _, w := range waits {
 		total += w
@@ -410,36 +410,36 @@ func (im *Imports) lookupWaits(vendor importer.Vendor) []time.Duration {
 // (not a user's 'retry --in-doubt', run once the PMS has synced) of a
 // vendor whose records show only after a sync cannot trust not finding it:
 // the row is in doubt.
-func (im *Imports) adoptIfSent(ctx context.Context, p SubmitPayload, why string, recovery bool) (done bool, err error) {
+func (rw *RowWork) adoptIfSent(ctx context.Context, p SubmitPayload, why string, recovery bool) (done bool, err error) {
 	q := importer.QueryFor(p.Resident)
 	if q.Email == "" && (q.FirstName == "" || q.LastName == "") {
-		return true, im.resolve(ctx, p.ImportID, inDoubt(p, "it has neither an email nor a full name to look it up by"))
+		return true, rw.resolve(ctx, p.ImportID, inDoubt(p, "it has neither an email nor a full name to look it up by"))
 	}
-	matches, err := im.lookUp(ctx, p.ImportID, q)
+	matches, err := rw.lookUp(ctx, p.ImportID, q)
 	switch {
 	case err != nil:
-		return true, im.lookupFailed(ctx, p, err)
+		return true, rw.lookupFailed(ctx, p, err)
 	case len(matches) == 1:
-		return true, im.resolve(ctx, p.ImportID, importer.RowResult{
+		return true, rw.resolve(ctx, p.ImportID, importer.RowResult{
 			Row: p.Row, Line: p.Line, Outcome: importer.Succeeded, RecordID: matches[0].ID,
 			Error: "adopted the existing resident: " + why,
 		})
 	case len(matches) > 1:
-		return true, im.resolve(ctx, p.ImportID, inDoubt(p, fmt.Sprintf("%d residents with this name already exist", len(matches))))
-	case recovery && im.cfg.CacheLag.For(string(p.Vendor)) == importer.UntilSync:
-		return true, im.resolve(ctx, p.ImportID, inDoubt(p, "it was not found by "+lookupKey(q)+", but this PMS's records show in the API only after its next sync, so that is no proof; run 'importer retry --in-doubt' after the next sync"))
+		return true, rw.resolve(ctx, p.ImportID, inDoubt(p, fmt.Sprintf("%d residents with this name already exist", len(matches))))
+	case recovery && rw.cfg.CacheLag.For(string(p.Vendor)) == importer.UntilSync:
+		return true, rw.resolve(ctx, p.ImportID, inDoubt(p, "it was not found by "+lookupKey(q)+", but this PMS's records show in the API only after its next sync, so that is no proof; run 'importer retry --in-doubt' after the next sync"))
 	}
 	return false, nil
 }
 
-func (im *Imports) lookupFailed(ctx context.Context, p SubmitPayload, err error) error {
+func (rw *RowWork) lookupFailed(ctx context.Context, p SubmitPayload, err error) error {
 	apiErr, ok := asAPIError(err)
 	var w *waitError
 	switch {
 	case errors.As(err, &w):
 		return err // the rate limit: look up later
 	case ok && apiErr.Kind == importer.KindUnauthorized:
-		return im.stopImport(ctx, p.ImportID, apiErr)
+		return rw.stopImport(ctx, p.ImportID, apiErr)
 	case ok && apiErr.Kind == importer.KindRateLimited:
 		return &waitError{after: rateLimitWait(err), err: err}
 	case ok && apiErr.Kind == importer.KindUnavailable && !lastAttempt(ctx):
@@ -447,7 +447,7 @@ func (im *Imports) lookupFailed(ctx context.Context, p SubmitPayload, err error)
 	case ctx.Err() != nil:
 		return err
 	}
-	return im.resolve(ctx, p.ImportID, inDoubt(p, "looking it up failed: "+err.Error()))
+	return rw.resolve(ctx, p.ImportID, inDoubt(p, "looking it up failed: "+err.Error()))
 }
 
 func inDoubt(p SubmitPayload, why string) importer.RowResult {
@@ -460,38 +460,14 @@ func inDoubt(p SubmitPayload, why string) importer.RowResult {
 
 // refusedAlike stops an import whose first writes the API all refused with
 // one error (importer.RefusedAlike): the others would be refused alike.
-func (im *Imports) refusedAlike(ctx context.Context, importID string, r importer.RowResult) error {
-	n, err := im.store.Tally(ctx, importID, importer.StatWritesAnswered, importer.StatRefusedAlike(shortHash(r.ErrorCode+"\x00"+r.Error)))
+func (rw *RowWork) refusedAlike(ctx context.Context, importID string, r importer.RowResult) error {
+	n, err := rw.store.Tally(ctx, importID, importer.StatWritesAnswered, importer.StatRefusedAlike(shortHash(r.ErrorCode+"\x00"+r.Error)))
 	if err != nil || !importer.RefusedAlike(n[0], n[1]) {
 		return err
 	}
 	reason := fmt.Sprintf("the API refused the first %d writes all alike (%s: %s): the other rows would be refused too; fix the file or the options (--vendor, the field defaults, a mapping), then run it again",
 		importer.RefusedAlikeLimit, r.ErrorCode, r.Error)
-	return im.stop(ctx, importID, importer.EventStopped, reason)
-}
-
-// stopImport stops the whole import on rejected credentials: every other row
-// would be rejected the same way.
-func (im *Imports) stopImport(ctx context.Context, importID string, apiErr *importer.APIError) error {
-	reason := fmt.Sprintf("the API rejected the credentials (%d %s); check PROPEXO_API_KEY, then run the same command again to resume",
-		apiErr.Status, orDefault(apiErr.Code, "unauthorized"))
-	return im.stop(ctx, importID, importer.EventStopped, reason)
-}
-
-// stop marks an import stopped, unless it is, and tells its targets (kind:
-// stopped, or plan_refused for a sync's guard).
-func (im *Imports) stop(ctx context.Context, importID string, kind importer.EventKind, reason string) error {
-	if err := im.store.Stop(ctx, importID, reason); err != nil {
-		return err
-	}
-	im.log.ErrorContext(ctx, "import stopped", "import_id", importID, "reason", reason)
-	imp, err := im.store.Import(ctx, importID)
-	if err != nil {
-		im.log.WarnContext(ctx, "cannot read a stopped import: no notification", "import_id", importID, "error", err)
-		return nil
-	}
-	im.announceImport(ctx, imp, kind, imp.Stopped)
-	return nil
+	return rw.stop(ctx, importID, importer.EventStopped, reason)
 }
 
 func asAPIError(err error) (*importer.APIError, bool) {

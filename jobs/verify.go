@@ -24,7 +24,7 @@ const noRecordID = "the API named no record for this write (created_record_id nu
 // is followed again by 'importer retry', never sent again). A vendor whose
 // records show only after a sync cannot be verified now: the row succeeds
 // with a note saying what was checked.
-func (im *Imports) verifyWrite(ctx context.Context, p CheckPayload, recordID string) error {
+func (rw *RowWork) verifyWrite(ctx context.Context, p CheckPayload, recordID string) error {
 	since := p.VerifySince
 	if since.IsZero() {
 		since = time.Now().UTC()
@@ -33,24 +33,24 @@ func (im *Imports) verifyWrite(ctx context.Context, p CheckPayload, recordID str
 	checked := "created_record_id was null"
 	if recordID != "" {
 		if !p.VerifySince.IsZero() {
-			if err := im.take(ctx, p.ImportID, 1); err != nil {
+			if err := rw.take(ctx, p.ImportID, 1); err != nil {
 				return err
 			}
 		}
-		_, err := im.api.GetResident(ctx, recordID)
-		im.countRequest(ctx, p.ImportID, importer.EndpointGetResident, err)
+		_, err := rw.api.GetResident(ctx, recordID)
+		rw.countRequest(ctx, p.ImportID, importer.EndpointGetResident, err)
 		if err == nil {
-			return im.resolveJob(ctx, p.ImportID, result)
+			return rw.resolveJob(ctx, p.ImportID, result)
 		}
 		if kind, _ := importer.ErrorKindOf(err); kind != importer.KindNotFound {
-			return im.checkFailed(ctx, p, err)
+			return rw.checkFailed(ctx, p, err)
 		}
 		checked = fmt.Sprintf("record %s did not read back as a resident", recordID)
 	}
 	if p.Lookup != nil && (p.Lookup.Email != "" || p.Lookup.FirstName != "" && p.Lookup.LastName != "") {
-		matches, err := im.lookUp(ctx, p.ImportID, *p.Lookup)
+		matches, err := rw.lookUp(ctx, p.ImportID, *p.Lookup)
 		if err != nil {
-			return im.checkFailed(ctx, p, err)
+			return rw.checkFailed(ctx, p, err)
 		}
 		switch {
 		case len(matches) == 1:
@@ -58,35 +58,35 @@ func (im *Imports) verifyWrite(ctx context.Context, p CheckPayload, recordID str
 			if recordID != matches[0].ID {
 				result.Error = fmt.Sprintf("%s; found by %s as %s", checked, lookupKey(*p.Lookup), matches[0].ID)
 			}
-			return im.resolveJob(ctx, p.ImportID, result)
+			return rw.resolveJob(ctx, p.ImportID, result)
 		case len(matches) > 1:
 			result.RecordID = ""
 			result.Error = fmt.Sprintf("%s, and %d residents match by %s: not verified", checked, len(matches), lookupKey(*p.Lookup))
-			return im.resolveJob(ctx, p.ImportID, result)
+			return rw.resolveJob(ctx, p.ImportID, result)
 		}
 		checked += ", nor found by " + lookupKey(*p.Lookup)
 	}
-	lag := im.cfg.CacheLag.For(string(p.Vendor))
+	lag := rw.cfg.CacheLag.For(string(p.Vendor))
 	switch {
 	case lag == importer.UntilSync:
 		result.RecordID = ""
 		result.Error = fmt.Sprintf("not verified: %s, and this PMS's records show in the API only after its next sync", checked)
-		return im.resolveJob(ctx, p.ImportID, result)
+		return rw.resolveJob(ctx, p.ImportID, result)
 	case time.Since(since) < lag:
 		next := p
 		next.Check, next.VerifySince, next.RecordID = p.Check+1, since, recordID
-		if moved, err := im.advance(ctx, p, next.Check); err != nil || !moved {
+		if moved, err := rw.advance(ctx, p, next.Check); err != nil || !moved {
 			return err
 		}
-		task, opts, err := NewCheckTask(next, time.Until(since.Add(lag)), im.cfg.MaxRetry)
+		task, opts, err := NewCheckTask(next, time.Until(since.Add(lag)), rw.cfg.MaxRetry)
 		if err != nil {
 			return err
 		}
-		return im.enqueue(ctx, task, opts...)
+		return rw.enqueue(ctx, task, opts...)
 	}
 	result.Outcome, result.RecordID, result.ErrorCode = importer.Failed, recordID, importer.CodeRecordGone
 	result.Error = fmt.Sprintf("the write succeeded but its resident cannot be read back: %s (cache lag %v allowed)", checked, lag)
-	return im.resolveJob(ctx, p.ImportID, result)
+	return rw.resolveJob(ctx, p.ImportID, result)
 }
 
 // lookupKey says what a lookup searched by.
@@ -100,16 +100,16 @@ func lookupKey(q importer.ResidentQuery) string {
 // lookUp finds the residents that match q (by email, else by name and date
 // of birth), taking its request from the rate limit; a wait for the rate
 // limit comes back as a waitError.
-func (im *Imports) lookUp(ctx context.Context, importID string, q importer.ResidentQuery) ([]importer.ResidentRecord, error) {
-	if err := im.take(ctx, importID, 1); err != nil {
+func (rw *RowWork) lookUp(ctx context.Context, importID string, q importer.ResidentQuery) ([]importer.ResidentRecord, error) {
+	if err := rw.take(ctx, importID, 1); err != nil {
 		return nil, err
 	}
 	tallied, sent := importer.WithRequestTally(ctx)
-	found, err := im.api.FindResidents(tallied, q)
+	found, err := rw.api.FindResidents(tallied, q)
 	// The look-up's other pages or spellings count too, in the same round
 	// trip.
 	more := slices.Repeat([]string{importer.StatRequests(importer.EndpointListResidents)}, max(sent()-1, 0))
-	im.countRequest(ctx, importID, importer.EndpointListResidents, err, more...)
+	rw.countRequest(ctx, importID, importer.EndpointListResidents, err, more...)
 	if err != nil {
 		return nil, err
 	}

@@ -25,8 +25,8 @@ import (
 // importer does not know is matched to the update of its record, and
 // taken only when the record holds what the update sent: the PMS's own
 // changes to the resident send DATA_UPDATE too.
-func (im *Imports) ApplyEvent(ctx context.Context, ev importer.WriteEvent) error {
-	importID, row, ok, err := im.store.JobRow(ctx, ev.JobID)
+func (rw *RowWork) ApplyEvent(ctx context.Context, ev importer.WriteEvent) error {
+	importID, row, ok, err := rw.store.JobRow(ctx, ev.JobID)
 	if err != nil {
 		return err
 	}
@@ -35,11 +35,11 @@ func (im *Imports) ApplyEvent(ctx context.Context, ev importer.WriteEvent) error
 			break
 		}
 		var jobID string
-		if importID, row, jobID, ok, err = im.store.JobOfRecord(ctx, key); err != nil {
+		if importID, row, jobID, ok, err = rw.store.JobOfRecord(ctx, key); err != nil {
 			return err
 		}
 		if ok && ev.Updated {
-			plans, err := im.store.Plans(ctx, importID, []int{row})
+			plans, err := rw.store.Plans(ctx, importID, []int{row})
 			if err != nil {
 				return err
 			}
@@ -52,12 +52,12 @@ func (im *Imports) ApplyEvent(ctx context.Context, ev importer.WriteEvent) error
 		}
 	}
 	if !ok {
-		return im.store.SaveJobEvent(ctx, ev)
+		return rw.store.SaveJobEvent(ctx, ev)
 	}
-	return im.applyEvent(ctx, importID, row, 0, ev)
+	return rw.applyEvent(ctx, importID, row, 0, ev)
 }
 
-func (im *Imports) applyEvent(ctx context.Context, importID string, row, line int, ev importer.WriteEvent) error {
+func (rw *RowWork) applyEvent(ctx context.Context, importID string, row, line int, ev importer.WriteEvent) error {
 	r := importer.RowResult{Row: row, Line: line, JobID: ev.JobID, RecordID: ev.RecordID, At: time.Now().UTC()}
 	switch ev.State {
 	case importer.WriteSuccess:
@@ -71,8 +71,8 @@ func (im *Imports) applyEvent(ctx context.Context, importID string, row, line in
 	default:
 		return nil
 	}
-	im.count(ctx, importID, importer.StatWebhooks)
-	res, err := im.record(ctx, importID, jobNews(r.JobID), r)
+	rw.count(ctx, importID, importer.StatWebhooks)
+	res, err := rw.record(ctx, importID, jobNews(r.JobID), r)
 	if err != nil {
 		return err
 	}
@@ -81,7 +81,7 @@ func (im *Imports) applyEvent(ctx context.Context, importID string, row, line in
 			// The job's index can land a moment before the row follows
 			// the job (a cluster writes it first): keep the news for the
 			// sender, which reads it once the row follows.
-			return im.store.SaveJobEvent(ctx, ev)
+			return rw.store.SaveJobEvent(ctx, ev)
 		}
 		return nil // news of a job the row no longer follows changes nothing
 	}
@@ -90,26 +90,26 @@ func (im *Imports) applyEvent(ctx context.Context, importID string, row, line in
 	var reopened bool
 	switch r.Outcome {
 	case importer.Partial:
-		_, reopened, err = im.store.Replace(ctx, importID, r, importer.Succeeded)
+		_, reopened, err = rw.store.Replace(ctx, importID, r, importer.Succeeded)
 	case importer.Succeeded:
 		late := importer.RowResult{Row: r.Row, Outcome: importer.Partial, JobID: r.JobID, RecordID: r.RecordID, At: r.At}
-		_, reopened, err = im.store.Replace(ctx, importID, late, importer.Partial)
+		_, reopened, err = rw.store.Replace(ctx, importID, late, importer.Partial)
 	}
 	if err != nil || !reopened {
 		return err
 	}
-	return im.finalize(ctx, importID)
+	return rw.finalize(ctx, importID)
 }
 
 // pendingEvent applies a webhook's news kept for a job before its row knew
 // it, and reports whether there was one.
-func (im *Imports) pendingEvent(ctx context.Context, importID string, row, line int, jobID string) (bool, error) {
-	if !im.webhooksExpected() {
+func (rw *RowWork) pendingEvent(ctx context.Context, importID string, row, line int, jobID string) (bool, error) {
+	if !rw.webhooksExpected() {
 		return false, nil // no webhooks come: no read for them
 	}
-	ev, ok, err := im.store.JobEvent(ctx, jobID)
+	ev, ok, err := rw.store.JobEvent(ctx, jobID)
 	if err != nil || !ok {
 		return false, err
 	}
-	return true, im.applyEvent(ctx, importID, row, line, ev)
+	return true, rw.applyEvent(ctx, importID, row, line, ev)
 }
