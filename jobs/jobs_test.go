@@ -144,6 +144,43 @@ func (e *env) taskState(t *testing.T, queue, id string) string {
 	return info.State.String()
 }
 
+// waitQuiet waits until the work of the test's Redis has all run: no
+// queue holds a task to run (pending, active, to retry, or scheduled within
+// quietHorizon: a fallback check an hour away is not work the test waits
+// for) and, for the sandboxes given, no webhook waits to be delivered. What
+// a test counts after it is final: late or duplicated work has happened by
+// then, where a sleep would only have given it a chance to. sb may be nil;
+// queues, when given, are the only ones looked at (those the test serves).
+func (e *env) waitQuiet(t *testing.T, within time.Duration, sb *sandbox.Server, queues ...string) {
+	t.Helper()
+	waitFor(t, within, "the work queued never all ran", func() bool {
+		if sb != nil && sb.Stats().WebhooksOutstanding > 0 {
+			return false
+		}
+		if len(queues) == 0 {
+			var err error
+			if queues, err = e.insp.Queues(); err != nil {
+				return false
+			}
+		}
+		for _, q := range queues {
+			info, err := e.insp.GetQueueInfo(q)
+			if err != nil || info.Pending+info.Active+info.Retry > 0 {
+				return false
+			}
+			// The scheduled tasks come earliest first.
+			first, err := e.insp.ListScheduledTasks(q, asynq.PageSize(1))
+			if err != nil || len(first) > 0 && time.Until(first[0].NextProcessAt) < quietHorizon {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// quietHorizon is how far ahead waitQuiet looks for scheduled work.
+const quietHorizon = 30 * time.Second
+
 // send marks a row as being sent, as a worker does before its write
 // leaves (and then dies, in the tests that call it).
 func (e *env) send(t *testing.T, importID string, row int) {
@@ -527,7 +564,7 @@ func TestPipelineFinalizesOnceUnderConcurrentWorkers(t *testing.T) {
 	if err := jobs.EnqueueFinalize(ctx, e.queue, "imp-many", 0); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	e.waitQuiet(t, 10*time.Second, nil)
 	if got := e.reports.n.Load(); got != 1 {
 		t.Errorf("the report was written %d times, want 1", got)
 	}

@@ -131,7 +131,7 @@ func TestNotificationsArriveOncePerEvent(t *testing.T) {
 	waitFor(t, 30*time.Second, "not every target got its notification", func() bool {
 		return len(rx.slack.Deliveries()) == 1 && len(rx.hook.Deliveries()) == 1 && len(rx.mail.Mails()) == 1
 	})
-	time.Sleep(2 * time.Second) // room for a second delivery, if there were one
+	e.waitQuiet(t, 30*time.Second, nil) // a second delivery, were there one, has come by then
 	if n, tries := len(rx.slack.Deliveries()), rx.slack.Attempts(); n != 1 || tries != 3 {
 		t.Errorf("Slack: %d deliveries in %d attempts, want 1 in 3 (two failures, then accepted)", n, tries)
 	}
@@ -256,7 +256,7 @@ func TestStoppedImportIsAnnounced(t *testing.T) {
 	}
 	startServers(t, e, h, 2, map[string]int{jobs.QueueNotify: 1})
 	waitFor(t, 20*time.Second, "no stopped notification", func() bool { return len(rx.Deliveries()) == 1 })
-	time.Sleep(time.Second)
+	e.waitQuiet(t, 20*time.Second, nil, jobs.QueueNotify)
 	if n := len(rx.Deliveries()); n != 1 {
 		t.Fatalf("%d notifications, want 1", n)
 	}
@@ -351,7 +351,7 @@ func TestScheduleEventsAndFirings(t *testing.T) {
 	h := jobs.NewImports(nil, in.store, in.queue, in.reports, nil, jobs.Config{Sender: notify.Sender{Secret: notifySecret}})
 	startServers(t, in.env, h, 1, map[string]int{jobs.QueueNotify: 1})
 	waitFor(t, 20*time.Second, "the schedule's events did not arrive", func() bool { return len(rx.Deliveries()) >= 2 })
-	time.Sleep(time.Second)
+	in.waitQuiet(t, 20*time.Second, nil, jobs.QueueNotify)
 	kinds := map[importer.EventKind]int{}
 	for _, d := range rx.Deliveries() {
 		var ev importer.Event

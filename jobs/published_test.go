@@ -356,7 +356,7 @@ func TestWritesRefusedAlikeStopTheImport(t *testing.T) {
 	if !strings.Contains(got.Stopped, "refused the first 20 writes all alike") || !strings.Contains(got.Stopped, "property_id") {
 		t.Fatalf("import %q, stopped %q: want it stopped, naming the error", got.State(), got.Stopped)
 	}
-	time.Sleep(300 * time.Millisecond) // the writes in flight at the stop
+	e.waitQuiet(t, 20*time.Second, nil) // the writes in flight at the stop have ended
 	if sent := e.sandbox.Stats().Requests["create_resident"]; sent >= rows/2 {
 		t.Errorf("%d of %d creates sent: the import went on after its first 20 were refused alike", sent, rows)
 	}

@@ -16,9 +16,12 @@ import (
 type lineageStore struct {
 	*store.Store
 	lineage atomic.Value
+	// reads counts the watch's looks at the lineage.
+	reads atomic.Int64
 }
 
 func (s *lineageStore) Lineage(context.Context) (string, error) {
+	s.reads.Add(1)
 	return s.lineage.Load().(string), nil
 }
 
@@ -71,7 +74,8 @@ func TestANewPrimaryRequeuesLostTasks(t *testing.T) {
 	watch, stop := context.WithCancel(ctx)
 	defer stop()
 	go h.WatchRedis(watch, 100*time.Millisecond)
-	time.Sleep(300 * time.Millisecond)
+	// The watch knows the first primary before the failover.
+	waitFor(t, 10*time.Second, "the watch never read the lineage", func() bool { return ls.reads.Load() >= 2 })
 	ls.lineage.Store("primary-2")
 	e.waitFinished(t, "imp-lost", 60*time.Second)
 	p, _ := e.store.Progress(ctx, "imp-lost")

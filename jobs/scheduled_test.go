@@ -258,7 +258,7 @@ func TestScheduledStoppedImportResumes(t *testing.T) {
 	}
 	// The feed queued before the stop ends, seeing it.
 	serve(t, in.rdb, in.h, 1, 10)
-	time.Sleep(500 * time.Millisecond)
+	in.waitQuiet(t, 10*time.Second, nil)
 	in.fire(t)
 	if imp, _ := in.store.Import(ctx, id); imp.Stopped != "" {
 		t.Fatalf("still stopped: %q", imp.Stopped)

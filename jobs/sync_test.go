@@ -338,7 +338,7 @@ func TestGuardStopsBeforeAnyWrite(t *testing.T) {
 	if !strings.Contains(imp.Stopped, "create 4 of 4 rows, more than max_creates allows (50%)") {
 		t.Errorf("stopped because %q", imp.Stopped)
 	}
-	time.Sleep(500 * time.Millisecond)
+	e.waitQuiet(t, 20*time.Second, nil)
 	if st := e.sandbox.Stats(); st.Creates != 0 || st.Updates != 0 {
 		t.Errorf("a refused plan wrote %d creates and %d updates", st.Creates, st.Updates)
 	}

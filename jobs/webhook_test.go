@@ -70,7 +70,7 @@ func webhookImportPolling(t *testing.T, id string, rows int, cfg sandbox.Config,
 			t.Fatalf("not finished after 30s: %+v", p)
 		}
 	}
-	time.Sleep(500 * time.Millisecond) // let late duplicates arrive
+	e.waitQuiet(t, 30*time.Second, sb) // late duplicates have arrived
 	return e, sb
 }
 

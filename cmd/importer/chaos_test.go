@@ -19,6 +19,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/redistest"
 	"github.com/propexo-importer/importer/internal/store"
 )
@@ -787,7 +788,21 @@ func TestChaosCacheLag(t *testing.T) {
 		t.Fatalf("run --no-wait: %s", q.stderr)
 	}
 	id := importID(t, q.stdout)
-	time.Sleep(3 * time.Second)
+	// The worker is killed mid-import, with writes in flight: a fifth of
+	// the rows sent, their jobs followed or their residents searched for
+	// past the lag.
+	st := store.New(conn)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if stats, _ := st.Stats(context.Background(), id); stats[importer.StatRequests(importer.EndpointCreate)] >= rows/5 {
+			if p, _ := st.Progress(context.Background(), id); p.Done() {
+				t.Fatal("the import finished before a worker could be killed in it: the test proves nothing")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a fifth of the rows were not sent within a minute")
+		}
+	}
 	workers[0].signal(syscall.SIGKILL)
 	workers[0].start(binary)
 	f := figures{scenario: "cache lag 8s", wall: time.Since(began),

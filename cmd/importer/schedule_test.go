@@ -10,10 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/notify"
 	"github.com/propexo-importer/importer/internal/notifytest"
 	"github.com/propexo-importer/importer/internal/redistest"
+	"github.com/propexo-importer/importer/internal/store"
+	"github.com/propexo-importer/importer/jobs"
 )
 
 // A file dropped in the inbox is imported exactly once, with two schedulers
@@ -52,7 +57,27 @@ func TestScheduledImportRunsOnceWithTwoSchedulers(t *testing.T) {
 			t.Fatalf("the file never reached done/; inbox holds %v", entries)
 		}
 	}
-	time.Sleep(3 * time.Second) // more firings: they must find nothing to do
+	// A firing after the file was filed finds nothing to do, and starts
+	// nothing (the status below counts one import).
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := redis.NewClient(opts)
+	defer conn.Close()
+	filed := time.Now()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		last, _, err := store.New(conn).ScheduleHistory(t.Context(), "every-two-seconds")
+		if err == nil && last != nil && last.At.After(filed) {
+			if last.Outcome != importer.FiringNoFile {
+				t.Errorf("a firing after the file was filed: %+v, want %s", last, importer.FiringNoFile)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no firing after the file was filed (last %+v, %v)", last, err)
+		}
+	}
 	st := runImporter(t, dir, env, "status", "--json")
 	var all []struct {
 		ID     string         `json:"import_id"`
@@ -88,9 +113,15 @@ func TestScheduledImportRunsOnceWithTwoSchedulers(t *testing.T) {
 		t.Errorf("missing config: %d %s", r.code, r.stderr)
 	}
 
-	for deadline := time.Now().Add(20 * time.Second); len(slack.Deliveries()) == 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	// Every notification queued has been delivered (or given up) when the
+	// notify queue holds nothing to run: a second one would be there.
+	insp := asynq.NewInspectorFromRedisClient(conn)
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		info, err := insp.GetQueueInfo(jobs.QueueNotify)
+		if err == nil && len(slack.Deliveries()) > 0 && info.Pending+info.Active+info.Scheduled+info.Retry == 0 {
+			break
+		}
 	}
-	time.Sleep(time.Second)
 	if got := slack.Deliveries(); len(got) != 1 {
 		t.Errorf("%d Slack messages, want 1", len(got))
 	} else if body := string(got[0].Body); !strings.Contains(body, "Import every-two-seconds: residents.json finished: all 12 rows succeeded") ||

@@ -38,7 +38,15 @@ func TestWaitingRunSaysWhenNoWorkerServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown()
-	time.Sleep(200 * time.Millisecond) // its first heartbeat
+	insp := asynq.NewInspectorFromRedisClient(conn)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if servers, err := insp.Servers(); err == nil && len(servers) > 0 {
+			break // its first heartbeat is in Redis
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker's heartbeat never reached Redis")
+		}
+	}
 	now = now.Add(5 * time.Second)
 	if msg := w.check(); !strings.Contains(msg, "a worker is serving queue importer-submit now") {
 		t.Errorf("with a worker: %q", msg)

@@ -267,8 +267,14 @@ func TestWebhooks(t *testing.T) {
 	}
 	// Partial writes send WRITE_OPERATION_FAILURE and, having created the
 	// resident, DATA_NEW: every job gets DATA_NEW.
-	waitFor(t, "the webhooks", func() bool { return recv.count() >= 6 })
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, "the webhooks", func() bool {
+		for job := range jobs {
+			if a.status(job)["write_status"] == "PENDING" {
+				return false
+			}
+		}
+		return a.sb.Stats().WebhooksOutstanding == 0 // every job's events delivered
+	})
 	recv.mu.Lock()
 	defer recv.mu.Unlock()
 	seenNew, seenFailure := 0, 0
@@ -316,8 +322,14 @@ func TestWebhooksRetryAndDuplicate(t *testing.T) {
 	a := start(t, sandbox.Config{RateLimit: -1, Latency: lat,
 		Webhooks: sandbox.WebhookConfig{URL: hooks.URL, Secret: "s", RetryInterval: 100 * time.Millisecond, MaxRetries: 2}})
 	a.create()
+	waitFor(t, "the first attempt", func() bool { return recv.count() >= 1 })
+	// Read before the count: 0 outstanding comes only after the last try.
+	outstanding := a.sb.Stats().WebhooksOutstanding
+	if n := recv.count(); n < 3 && outstanding != 1 {
+		t.Errorf("after %d of 3 attempts, %d deliveries outstanding, want its retry", n, outstanding)
+	}
 	waitFor(t, "three attempts", func() bool { return recv.count() == 3 })
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, "the delivery given up", func() bool { return a.sb.Stats().WebhooksOutstanding == 0 })
 	if got := recv.count(); got != 3 {
 		t.Errorf("%d attempts, want 1 and 2 retries", got)
 	}
@@ -390,9 +402,8 @@ func TestDocumentedShapes(t *testing.T) {
 	if resp, _ := a.do("GET", "/v1/residents/"+id, ""); resp.StatusCode != 404 {
 		t.Errorf("get before the sync: %d, want 404", resp.StatusCode)
 	}
-	time.Sleep(200 * time.Millisecond)
-	if n := recv.count(); n != 0 {
-		t.Errorf("%d deliveries before the sync read the record", n)
+	if n, queued := recv.count(), a.sb.Stats().WebhooksOutstanding; n+queued != 0 {
+		t.Errorf("%d deliveries made and %d queued before the sync read the record", n, queued)
 	}
 	if resp, body := a.do("POST", "/v1/admin/integrations/int_rentvine_demo/manual-sync", ""); resp.StatusCode != 200 {
 		t.Fatalf("manual sync: %d %s", resp.StatusCode, body)

@@ -186,6 +186,10 @@ type Stats struct {
 	// Webhooks counts webhook deliveries: sent, failed (non-2xx or no
 	// answer), duplicated.
 	Webhooks map[string]int `json:"webhooks"`
+	// WebhooksOutstanding counts the deliveries not sent yet (held back
+	// by their jitter, waiting for a retry, or being sent): 0 when every
+	// event so far has reached its receiver or been given up.
+	WebhooksOutstanding int `json:"webhooks_outstanding"`
 	// SpecViolations counts the ways requests and answers departed from
 	// the published OpenAPI file; Violations says the first few.
 	SpecViolations int      `json:"spec_violations"`
@@ -286,6 +290,9 @@ func (s *Server) Stats() Stats {
 	out.Webhooks = maps.Clone(s.stats.Webhooks)
 	out.MostPending = maps.Clone(s.stats.MostPending)
 	out.Violations = slices.Clone(s.stats.Violations)
+	if s.hooks != nil {
+		out.WebhooksOutstanding = s.hooks.outstanding()
+	}
 	return out
 }
 

@@ -52,6 +52,8 @@ type webhooks struct {
 
 	mu      sync.Mutex
 	pending []*delivery
+	// sending counts the deliveries taken from pending and not yet sent.
+	sending int
 	// subs are the subscriptions made through /v1/webhooks/, by id.
 	subs map[string]*subscription
 }
@@ -236,6 +238,7 @@ func (w *webhooks) deliverDue() {
 		}
 	}
 	w.pending = later
+	w.sending += len(due)
 	w.mu.Unlock()
 	sort.SliceStable(due, func(i, j int) bool { return due[i].due.Before(due[j].due) })
 	for _, d := range due {
@@ -247,14 +250,23 @@ func (w *webhooks) deliverDue() {
 			w.s.stats.Webhooks["failed"]++
 		}
 		w.s.mu.Unlock()
+		w.mu.Lock()
+		w.sending--
 		if !ok && d.retries < w.cfg.MaxRetries {
 			d.retries++
 			d.due = w.s.cfg.Now().Add(w.cfg.RetryInterval)
-			w.mu.Lock()
 			w.pending = append(w.pending, d)
-			w.mu.Unlock()
 		}
+		w.mu.Unlock()
 	}
+}
+
+// outstanding counts the deliveries not sent yet: waiting for their time,
+// for a retry, or being sent.
+func (w *webhooks) outstanding() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending) + w.sending
 }
 
 func (w *webhooks) send(to target, body []byte) bool {
