@@ -34,8 +34,11 @@ const DefaultDeadline = 24 * time.Hour
 // import; the options of how it is followed (Deadline, Verify) may change
 // from one run to the next.
 type Options struct {
-	// Format is the input format: csv, json or ndjson.
+	// Format is the input format: csv, json, ndjson or xlsx.
 	Format string `json:"format"`
+	// Sheet is the sheet of an Excel workbook to read; empty is the
+	// first.
+	Sheet string `json:"sheet,omitempty"`
 	// Delimiter separates a CSV file's fields: one character; empty is a
 	// comma.
 	Delimiter string `json:"delimiter,omitempty"`

@@ -61,7 +61,7 @@ func (fd *Feeding) Preview(ctx context.Context, f Inspected, show func(importer.
 // fileRows reads an inspected file as a split would: every row, with the
 // outcome of an invalid or duplicate one, and the resident of a valid one.
 func (fd *Feeding) fileRows(f Inspected, each func(importer.ReportRow, importer.Resident) error) error {
-	rows, err := source.OpenFile(f.Path, f.Options.Format, f.Size, source.Options{Limits: f.Limits, Delimiter: f.Options.DelimiterRune(), Mapping: f.Options.Mapping})
+	rows, err := source.OpenFile(f.Path, f.Options.Format, f.Size, source.Options{Limits: f.Limits, Delimiter: f.Options.DelimiterRune(), Mapping: f.Options.Mapping, Sheet: f.Options.Sheet})
 	if err != nil {
 		return &InputError{File: f.Shown, Err: err}
 	}

@@ -82,10 +82,11 @@ func Inspect(ctx context.Context, in Input) (Inspected, error) {
 	out.WrittenAt = info.ModTime()
 	hash := sha256.New()
 	counted := &countingReader{r: io.TeeReader(f, hash)}
-	rd, err := source.Open(counted, in.Options.Format, source.Options{Limits: in.Limits, Delimiter: in.Options.DelimiterRune(), Mapping: in.Options.Mapping})
+	rd, err := source.Open(counted, in.Options.Format, source.Options{Limits: in.Limits, Delimiter: in.Options.DelimiterRune(), Mapping: in.Options.Mapping, Sheet: in.Options.Sheet})
 	if err != nil {
 		return out, &InputError{File: in.Shown, Err: err}
 	}
+	defer rd.Close()
 	for {
 		_, err := rd.Next()
 		if errors.Is(err, io.EOF) {
@@ -307,7 +308,7 @@ func (sr *Starting) Start(ctx context.Context, req StartRequest) (Started, error
 	if started.Import, err = sr.store.Import(ctx, id); err != nil {
 		return started, err
 	}
-	rows, err := source.OpenFile(f.Path, f.Options.Format, f.Size, source.Options{Limits: f.Limits, Delimiter: f.Options.DelimiterRune(), Mapping: f.Options.Mapping})
+	rows, err := source.OpenFile(f.Path, f.Options.Format, f.Size, source.Options{Limits: f.Limits, Delimiter: f.Options.DelimiterRune(), Mapping: f.Options.Mapping, Sheet: f.Options.Sheet})
 	if err != nil {
 		return started, &InputError{File: f.Shown, Err: err}
 	}

@@ -17,7 +17,7 @@ import (
 // dryRunImport validates the whole file and prints what would be sent.
 func (c *runConfig) dryRunImport(ctx context.Context, p prepared, stdout, stderr io.Writer) error {
 	in := p.file
-	rows, err := source.OpenFile(in.Path, in.Options.Format, in.Size, source.Options{Limits: in.Limits, Delimiter: in.Options.DelimiterRune(), Mapping: in.Options.Mapping})
+	rows, err := source.OpenFile(in.Path, in.Options.Format, in.Size, source.Options{Limits: in.Limits, Delimiter: in.Options.DelimiterRune(), Mapping: in.Options.Mapping, Sheet: in.Options.Sheet})
 	if err != nil {
 		return usageError("%s: %v", in.Shown, err)
 	}

@@ -53,7 +53,7 @@ schedule's mapping:.`,
 			return err
 		},
 	}
-	suggest.Flags().StringVar(&format, "format", "", "input format: csv, json or ndjson (default: from the file's extension)")
+	suggest.Flags().StringVar(&format, "format", "", "input format: csv, json, ndjson or xlsx (default: from the file's extension)")
 	suggest.Flags().StringVar(&delimiter, "delimiter", ",", "the character between a CSV file's fields")
 	cmd.AddCommand(suggest)
 	return cmd

@@ -92,7 +92,7 @@ func newRoot(getenv env, stdout, stderr io.Writer, started *bool) *cobra.Command
 	root := &cobra.Command{
 		Use:   "importer",
 		Short: "Import residents in bulk through the Propexo write API, one queued task per resident",
-		Long: `importer turns a CSV, JSON or NDJSON file of residents into one Asynq task per
+		Long: `importer turns a CSV, JSON, NDJSON or Excel file of residents into one Asynq task per
 resident. It matches each row with the residents Propexo lists (a sync: the
 default --mode upsert), and workers send only what is not in place — a
 create, or an update of the fields that changed — to the Propexo write API,

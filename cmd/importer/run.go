@@ -109,7 +109,8 @@ did not, 2 bad usage, configuration or unreadable input, 3 could not finish
 
 // registerRunFlags adds run's flags (plan takes the same).
 func (c *runConfig) registerRunFlags(f *pflag.FlagSet, getenv env) {
-	f.StringVar(&c.opts.Format, "format", "", "input format: csv, json or ndjson (default: from the file's extension)")
+	f.StringVar(&c.opts.Format, "format", "", "input format: csv, json, ndjson or xlsx (default: from the file's extension)")
+	f.StringVar(&c.opts.Sheet, "sheet", "", "the sheet of an Excel workbook to read (default: the first)")
 	f.StringVar(&c.opts.Delimiter, "delimiter", ",", "the character between a CSV file's fields: ; | or tab, say")
 	f.StringVar(&c.mapping, "mapping", getenv("IMPORTER_MAPPING"), "a column mapping file (YAML): columns to fields, constants, value maps, date formats, a full name to split, columns to ignore, the match key, strict; 'importer mapping suggest FILE' writes a start "+envTag("IMPORTER_MAPPING"))
 	f.StringVar(&c.vendor, "vendor", getenv("IMPORTER_VENDOR"), "vendor rules and create path: generic, rentmanager, propertyware_rest or buildium (a vendor's path takes only its own fields: the others are reported, not sent); default: with --integration-id and PROPEXO_API_KEY, the integration's vendor as the API lists it, else generic "+envTag("IMPORTER_VENDOR"))
@@ -268,7 +269,7 @@ func (c *runConfig) prepare(ctx context.Context, path string) (p prepared, clean
 		return p, cleanup, usageError("%s is a folder, not a file", path)
 	}
 	if path == stdinName && c.opts.Format == "" {
-		return p, cleanup, usageError("reading standard input: give its format with --format csv, json or ndjson")
+		return p, cleanup, usageError("reading standard input: give its format with --format csv, json, ndjson or xlsx")
 	}
 	format, err := source.FormatOf(path, c.opts.Format)
 	if err != nil {

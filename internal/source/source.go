@@ -1,6 +1,7 @@
 // Package source reads input files of residents as a stream of
 // importer.Row: CSV (through gocsv's decoder over encoding/csv), a JSON array
-// of objects, and NDJSON (one object a line). Column labels are matched to
+// of objects, NDJSON (one object a line), and a sheet of an Excel workbook
+// (through excelize). Column labels are matched to
 // API fields case- and punctuation-insensitively, with common human labels
 // ("First Name", "E-mail", "Zip Code"); columns that match nothing are kept
 // as they are, for the report.
@@ -28,10 +29,11 @@ const (
 	FormatCSV    = "csv"
 	FormatJSON   = "json"
 	FormatNDJSON = "ndjson"
+	FormatXLSX   = "xlsx"
 )
 
 // Formats lists the formats Open takes.
-var Formats = []string{FormatCSV, FormatJSON, FormatNDJSON}
+var Formats = []string{FormatCSV, FormatJSON, FormatNDJSON, FormatXLSX}
 
 // FormatOf returns the format to read path with: flag when given, else the
 // one its extension names.
@@ -46,7 +48,7 @@ func FormatOf(path, flag string) (string, error) {
 		if f == "jsonl" {
 			return FormatNDJSON, nil
 		}
-		return "", fmt.Errorf("--format %q: use csv, json or ndjson", flag)
+		return "", fmt.Errorf("--format %q: use csv, json, ndjson or xlsx", flag)
 	}
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".csv":
@@ -55,8 +57,10 @@ func FormatOf(path, flag string) (string, error) {
 		return FormatJSON, nil
 	case ".ndjson", ".jsonl":
 		return FormatNDJSON, nil
+	case ".xlsx":
+		return FormatXLSX, nil
 	}
-	return "", fmt.Errorf("%s: cannot tell the format from the file name; use --format csv, json or ndjson", path)
+	return "", fmt.Errorf("%s: cannot tell the format from the file name; use --format csv, json, ndjson or xlsx", path)
 }
 
 // SyntaxError is a file that cannot be read any further: the place where it
@@ -79,7 +83,7 @@ func (e *SyntaxError) Unwrap() error { return e.Err }
 var ErrEmpty = errors.New("the file is empty")
 
 // ErrBinary is returned by Open for a file that is not text.
-var ErrBinary = errors.New("the file is not text (it holds NUL bytes): export it as CSV, JSON or NDJSON")
+var ErrBinary = errors.New("the file is not text (it holds NUL bytes): export it as CSV, JSON, NDJSON or an Excel workbook (.xlsx)")
 
 // HardRecordFactor is how many times MaxRecordBytes a record may grow to
 // while it is read: past it the reader stops instead of holding it.
@@ -96,6 +100,8 @@ type Options struct {
 	Delimiter rune
 	// Mapping, when set, maps the columns before the built-in aliases.
 	Mapping *importer.Mapping
+	// Sheet is the sheet of a workbook to read. Default: the first.
+	Sheet string
 }
 
 // check returns why a record breaks the limits, or nil.
@@ -131,13 +137,51 @@ type Reader struct {
 	// err, once set, ends the reading: the file broke a limit of the
 	// whole file.
 	err error
+	// close, when set, frees what the format holds (a workbook's
+	// temporary files).
+	close func() error
+}
+
+// Close frees what reading the file holds besides the file itself (a
+// workbook's temporary files); it does not close the file.
+func (rd *Reader) Close() error {
+	if rd.close == nil {
+		return nil
+	}
+	err := rd.close()
+	rd.close = nil
+	return err
 }
 
 // Open returns a Reader of r in the given format, with importer.DefaultLimits and
 // commas unless options are given. Text is UTF-8, with or without a
 // byte-order mark; UTF-16 with a byte-order mark is converted. It reads no
-// more than the first line before the first call to Next.
+// more than the first line before the first call to Next, but for a
+// workbook, which it reads whole (a zip is read from its end).
 func Open(r io.Reader, format string, options ...Options) (*Reader, error) {
+	rd := &Reader{cols: newColumns(nil), limits: importer.DefaultLimits, delimiter: ','}
+	if len(options) > 0 {
+		rd.cols.mapping = options[0].Mapping
+		rd.limits = options[0].Limits.WithDefaults()
+		if options[0].Delimiter != 0 {
+			rd.delimiter = options[0].Delimiter
+		}
+	}
+	if format == FormatXLSX {
+		sheet := ""
+		if len(options) > 0 {
+			sheet = options[0].Sheet
+		}
+		br := bufio.NewReader(r)
+		if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+			return nil, ErrEmpty
+		}
+		var err error
+		if rd.next, err = rd.xlsx(br, sheet); err != nil {
+			return nil, err
+		}
+		return rd, nil
+	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, _ := br.Peek(3)
 	switch {
@@ -149,14 +193,6 @@ func Open(r io.Reader, format string, options ...Options) (*Reader, error) {
 	}
 	if sniff, _ := br.Peek(8 << 10); bytes.IndexByte(sniff, 0) >= 0 {
 		return nil, ErrBinary
-	}
-	rd := &Reader{cols: newColumns(nil), limits: importer.DefaultLimits, delimiter: ','}
-	if len(options) > 0 {
-		rd.cols.mapping = options[0].Mapping
-		rd.limits = options[0].Limits.WithDefaults()
-		if options[0].Delimiter != 0 {
-			rd.delimiter = options[0].Delimiter
-		}
 	}
 	var err error
 	switch format {
@@ -181,8 +217,8 @@ type File struct {
 	f *os.File
 }
 
-// Close closes the file.
-func (f *File) Close() error { return f.f.Close() }
+// Close closes the file, and frees what reading it holds.
+func (f *File) Close() error { return errors.Join(f.Reader.Close(), f.f.Close()) }
 
 // OpenFile opens the file at path as rows, in the given format or, when
 // format is empty, the one its name says, reading no more than its first

@@ -1,0 +1,142 @@
+package source_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xuri/excelize/v2"
+
+	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/source"
+)
+
+// workbook writes an .xlsx as a spreadsheet program saves one: a title
+// sheet first, then the roster with people's column labels, dates in two
+// display formats (a built-in and a day-first custom one), a rent shown as
+// currency, a blank row, and a row longer than the header.
+func workbook(t *testing.T) []byte {
+	t.Helper()
+	f := excelize.NewFile()
+	defer f.Close()
+	f.SetSheetName("Sheet1", "Notes")
+	f.SetCellValue("Notes", "A1", "Exported from the PMS")
+	if _, err := f.NewSheet("Roster"); err != nil {
+		t.Fatal(err)
+	}
+	builtin, _ := f.NewStyle(&excelize.Style{NumFmt: 14})
+	dayFirst := "dd/mm/yyyy"
+	custom, _ := f.NewStyle(&excelize.Style{CustomNumFmt: &dayFirst})
+	currency, _ := f.NewStyle(&excelize.Style{NumFmt: 164, CustomNumFmt: ptr("$#,##0.00")})
+	rows := [][]any{
+		{"First Name", "Last Name", "E-mail", "Date of Birth", "Rent"},
+		{"Ada", "Lovelace", "ada@example.com", time.Date(1990, 4, 23, 0, 0, 0, 0, time.UTC), 1250},
+		{},
+		{"Bo", "Li", "bo@example.com", time.Date(1985, 12, 1, 0, 0, 0, 0, time.UTC), 980.5},
+		{"Cy", "Ng", "cy@example.com", "1979-02-03", 700, "extra"},
+	}
+	for i, r := range rows {
+		cell, _ := excelize.CoordinatesToCellName(1, i+1)
+		if err := f.SetSheetRow("Roster", cell, &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.SetCellStyle("Roster", "D2", "D2", builtin)
+	f.SetCellStyle("Roster", "D4", "D4", custom)
+	f.SetCellStyle("Roster", "E2", "E5", currency)
+	var buf bytes.Buffer
+	if err := f.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func readXLSX(t *testing.T, data []byte, sheet string) ([]importer.Row, *source.Reader, error) {
+	t.Helper()
+	rd, err := source.Open(bytes.NewReader(data), source.FormatXLSX, source.Options{Sheet: sheet})
+	if err != nil {
+		return nil, nil, err
+	}
+	t.Cleanup(func() { rd.Close() })
+	var rows []importer.Row
+	for {
+		row, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return rows, rd, nil
+		}
+		if err != nil {
+			t.Fatalf("Next after %d rows: %v", len(rows), err)
+		}
+		rows = append(rows, row)
+	}
+}
+
+func TestXLSXReadsTheNamedSheetWithDatesAsDates(t *testing.T) {
+	rows, rd, err := readXLSX(t, workbook(t), "Roster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 {
+		t.Fatalf("%d rows, want 3 (the blank row skipped): %+v", len(rows), rows)
+	}
+	want := []struct {
+		line              int
+		first, email, dob string
+		rent              string
+	}{
+		{2, "Ada", "ada@example.com", "1990-04-23", "1250"},
+		{4, "Bo", "bo@example.com", "1985-12-01", "980.5"},
+		{5, "Cy", "cy@example.com", "1979-02-03", "700"},
+	}
+	for i, w := range want {
+		r := rows[i]
+		if r.Line != w.line || r.Values["first_name"] != w.first || r.Values["email_1"] != w.email || r.Values["date_of_birth"] != w.dob {
+			t.Errorf("row %d = line %d %v, want line %d %s %s %s", i+1, r.Line, r.Values, w.line, w.first, w.email, w.dob)
+		}
+		if got := r.Columns[4].Value; got != w.rent {
+			t.Errorf("row %d: rent %q, want the cell's value %q, not its currency display", i+1, got, w.rent)
+		}
+	}
+	if rows[2].Err == nil || !strings.Contains(rows[2].Err.Error(), "row 5 has 6 cells, the header has 5") {
+		t.Errorf("the long row: %v", rows[2].Err)
+	}
+	if got := rd.Columns(); len(got) != 6 || got[0] != "First Name" {
+		t.Errorf("columns %q", got)
+	}
+}
+
+func TestXLSXReadsTheFirstSheetByDefault(t *testing.T) {
+	rows, _, err := readXLSX(t, workbook(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The title sheet: a header and nothing else.
+	if len(rows) != 0 {
+		t.Errorf("%d rows from the first sheet, want none", len(rows))
+	}
+}
+
+func TestXLSXNamesTheSheetsItHas(t *testing.T) {
+	_, _, err := readXLSX(t, workbook(t), "Residents")
+	if err == nil || !strings.Contains(err.Error(), `no sheet "Residents" (it has "Notes", "Roster")`) {
+		t.Errorf("err = %v", err)
+	}
+	_, _, err = readXLSX(t, []byte("first_name\nAda\n"), "")
+	if err == nil || !strings.Contains(err.Error(), "not a readable Excel workbook") {
+		t.Errorf("a CSV read as a workbook: %v", err)
+	}
+}
+
+func TestXLSXFormatFromTheName(t *testing.T) {
+	if f, err := source.FormatOf("roster.XLSX", ""); err != nil || f != source.FormatXLSX {
+		t.Errorf("FormatOf = %q, %v", f, err)
+	}
+	if f, err := source.FormatOf("roster.bin", "xlsx"); err != nil || f != source.FormatXLSX {
+		t.Errorf("--format xlsx = %q, %v", f, err)
+	}
+}
