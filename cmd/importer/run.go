@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/fetch"
 	"github.com/propexo-importer/importer/internal/notify"
 	"github.com/propexo-importer/importer/internal/rdb"
 	"github.com/propexo-importer/importer/internal/sandbox"
@@ -26,6 +27,9 @@ import (
 
 type runConfig struct {
 	lag lagSetting
+	// sourceAuth is the Authorization header for an https:// FILE, from
+	// IMPORTER_SOURCE_AUTHORIZATION (a secret: never a flag).
+	sourceAuth string
 	// mapping is --mapping, the column mapping file, as given.
 	mapping    string
 	opts       importer.Options
@@ -70,9 +74,10 @@ func newRunCommand(getenv env, g *globals, stdout, stderr io.Writer) *cobra.Comm
 	cmd := &cobra.Command{
 		Use:   "run FILE [FILE...]",
 		Short: "Import a file of residents and wait for its report",
-		Long: `run reads FILE (CSV, JSON array or NDJSON), validates every row, enqueues one
-submit task per valid row and waits until every row has an outcome, showing
-progress. Then it prints the summary and the report's folder.
+		Long: `run reads FILE (CSV, JSON array, NDJSON or an Excel workbook's sheet; a path,
+- for standard input, or an https:// address), validates every row, enqueues
+one submit task per valid row and waits until every row has an outcome,
+showing progress. Then it prints the summary and the report's folder.
 
 By default an import is a sync (--mode upsert): the residents of the rows'
 integration are listed once, each row is matched on its first key
@@ -109,6 +114,7 @@ did not, 2 bad usage, configuration or unreadable input, 3 could not finish
 
 // registerRunFlags adds run's flags (plan takes the same).
 func (c *runConfig) registerRunFlags(f *pflag.FlagSet, getenv env) {
+	c.sourceAuth = getenv("IMPORTER_SOURCE_AUTHORIZATION")
 	f.StringVar(&c.opts.Format, "format", "", "input format: csv, json, ndjson or xlsx (default: from the file's extension)")
 	f.StringVar(&c.opts.Sheet, "sheet", "", "the sheet of an Excel workbook to read (default: the first)")
 	f.StringVar(&c.opts.Delimiter, "delimiter", ",", "the character between a CSV file's fields: ; | or tab, say")
@@ -211,14 +217,23 @@ type prepared struct {
 const stdinName = "-"
 
 // spool copies a stream that can be read only once — standard input, a
-// named pipe — into a private temporary file, so that the import can read
-// it twice (once to check and hash it, once to split it). Regular files are
-// read where they are; devices, sockets and terminals are refused. It
-// returns the path to read and what removes the copy.
-func spool(path string) (string, func(), error) {
+// named pipe, a file at an https:// address — into a private temporary
+// file, so that the import can read it twice (once to check and hash it,
+// once to split it). Regular files are read where they are; devices,
+// sockets and terminals are refused. It returns the path to read and what
+// removes the copy.
+func spool(ctx context.Context, path string, remote fetch.Options) (string, func(), error) {
 	noop := func() {}
-	var in *os.File
-	if path == stdinName {
+	var in io.ReadCloser
+	shown := path
+	if fetch.IsURL(path) {
+		shown = fetch.Redact(path)
+		var err error
+		if in, err = fetch.Open(ctx, path, remote); err != nil {
+			return "", nil, usageError("%v", err)
+		}
+		defer in.Close()
+	} else if path == stdinName {
 		if info, err := os.Stdin.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
 			return "", nil, usageError("standard input is a terminal: pipe the file into it (importer run --format csv - < residents.csv)")
 		}
@@ -242,17 +257,17 @@ func spool(path string) (string, func(), error) {
 	}
 	tmp, err := os.CreateTemp("", "importer-input-*")
 	if err != nil {
-		return "", nil, unfinished(fmt.Errorf("error keeping a copy of %s: %w", path, err))
+		return "", nil, unfinished(fmt.Errorf("error keeping a copy of %s: %w", shown, err))
 	}
 	remove := func() { os.Remove(tmp.Name()) }
 	if _, err := io.Copy(tmp, in); err != nil {
 		tmp.Close()
 		remove()
-		return "", nil, usageError("cannot read %s: %v", path, err)
+		return "", nil, usageError("cannot read %s: %v", shown, err)
 	}
 	if err := tmp.Close(); err != nil {
 		remove()
-		return "", nil, unfinished(fmt.Errorf("error keeping a copy of %s: %w", path, err))
+		return "", nil, unfinished(fmt.Errorf("error keeping a copy of %s: %w", shown, err))
 	}
 	return tmp.Name(), remove, nil
 }
@@ -271,15 +286,19 @@ func (c *runConfig) prepare(ctx context.Context, path string) (p prepared, clean
 	if path == stdinName && c.opts.Format == "" {
 		return p, cleanup, usageError("reading standard input: give its format with --format csv, json, ndjson or xlsx")
 	}
-	format, err := source.FormatOf(path, c.opts.Format)
+	shown, named := path, path
+	if fetch.IsURL(path) {
+		shown, named = fetch.Redact(path), fetch.Name(path)
+	}
+	format, err := source.FormatOf(named, c.opts.Format)
 	if err != nil {
 		return p, cleanup, usageError("%v", err)
 	}
-	readPath, cleanup, err := spool(path)
+	readPath, cleanup, err := spool(ctx, path, fetch.Options{Authorization: c.sourceAuth})
 	if err != nil {
 		return p, func() {}, err
 	}
-	p, err = c.prepareFile(ctx, path, readPath, format)
+	p, err = c.prepareFile(ctx, shown, readPath, format)
 	return p, cleanup, err
 }
 

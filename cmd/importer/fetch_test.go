@@ -1,0 +1,66 @@
+package main
+
+import (
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// 'importer run https://...' imports the roster at the address: its
+// credentials (the URL's user info, a signed URL's query) reach the server
+// and nothing the user sees or keeps; an address that answers 404 is
+// refused in one sentence, naming it without them.
+func TestRunAFileAtAnHTTPSAddress(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	roster, err := os.ReadFile(sample(t, "residents.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pass, ok := r.BasicAuth()
+		switch {
+		case !ok || user != "exports" || pass != "PASSWORDSECRET" || r.URL.Query().Get("sig") != "SIGSECRET":
+			http.Error(w, "forbidden", http.StatusForbidden)
+		case r.URL.Path == "/nightly/residents.csv":
+			w.Write(roster)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	// The binary trusts the test server's certificate as it would a CA's.
+	ca := filepath.Join(dir, "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
+	env := map[string]string{"SSL_CERT_FILE": ca}
+	address := strings.Replace(srv.URL, "https://", "https://exports:PASSWORDSECRET@", 1)
+
+	r := runImporter(t, dir, env, append([]string{"run", address + "/nightly/residents.csv?sig=SIGSECRET"}, fast...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "50 succeeded") {
+		t.Fatalf("exit %d, want 0 and 50 succeeded\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	kept := r.stdout + r.stderr
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(path)
+			kept += string(b)
+		}
+		return nil
+	})
+	if strings.Contains(kept, "SECRET") {
+		t.Errorf("a credential of the address reached the output or a file the run kept")
+	}
+
+	r = runImporter(t, dir, env, "run", "--dry-run", address+"/nightly/missing.csv?sig=SIGSECRET")
+	if r.code != 2 || !strings.Contains(r.stderr, "cannot read "+srv.URL+"/nightly/missing.csv: the server answered 404 Not Found") || strings.Contains(r.stderr, "SECRET") {
+		t.Errorf("a missing file: exit %d\n%s", r.code, r.stderr)
+	}
+	r = runImporter(t, dir, env, "run", "--dry-run", strings.Replace(address, "https://", "http://", 1)+"/nightly/residents.csv")
+	if r.code != 2 || !strings.Contains(r.stderr, "use https://") {
+		t.Errorf("an http:// address: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -1,0 +1,43 @@
+package fetch_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/propexo-importer/importer/internal/fetch"
+)
+
+func TestAddressesAreShownWithoutTheirCredentials(t *testing.T) {
+	for _, tt := range []struct{ in, shown, name string }{
+		{"https://exports:pw@files.example.com/nightly/roster.csv?sig=abc&exp=1", "https://files.example.com/nightly/roster.csv", "roster.csv"},
+		{"https://files.example.com/export.xlsx", "https://files.example.com/export.xlsx", "export.xlsx"},
+	} {
+		if !fetch.IsURL(tt.in) {
+			t.Errorf("IsURL(%q) = false", tt.in)
+		}
+		if got := fetch.Redact(tt.in); got != tt.shown {
+			t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.shown)
+		}
+		if got := fetch.Name(tt.in); got != tt.name {
+			t.Errorf("Name(%q) = %q, want %q", tt.in, got, tt.name)
+		}
+	}
+	for _, path := range []string{"residents.csv", "-", "./inbox/a.csv", "C:\\exports\\a.csv", "/tmp/x:y.csv"} {
+		if fetch.IsURL(path) {
+			t.Errorf("IsURL(%q) = true: a path", path)
+		}
+	}
+}
+
+func TestOnlyHTTPSIsRead(t *testing.T) {
+	for raw, want := range map[string]string{
+		"http://u:secret@example.com/a.csv": "http://example.com/a.csv: use https://",
+		"sftp://u@example.com/a.csv":        "sftp://example.com/a.csv: sftp:// sources are not read yet",
+	} {
+		_, err := fetch.Open(context.Background(), raw, fetch.Options{})
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "secret") {
+			t.Errorf("Open(%q) = %v, want %q", raw, err, want)
+		}
+	}
+}
