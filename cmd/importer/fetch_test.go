@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/propexo-importer/importer/internal/fetchtest"
 )
 
 // 'importer run https://...' imports the roster at the address: its
@@ -62,5 +64,35 @@ func TestRunAFileAtAnHTTPSAddress(t *testing.T) {
 	r = runImporter(t, dir, env, "run", "--dry-run", strings.Replace(address, "https://", "http://", 1)+"/nightly/residents.csv")
 	if r.code != 2 || !strings.Contains(r.stderr, "use https://") {
 		t.Errorf("an http:// address: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// 'importer run sftp://user@host/path' imports the roster on an SFTP
+// server, signing in with the key IMPORTER_SSH_KEY names and checking the
+// server's key against IMPORTER_SSH_KNOWN_HOSTS; a server known_hosts does
+// not know is refused before anything is read.
+func TestRunAFileOnAnSFTPServer(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	exports := filepath.Join(dir, "exports")
+	os.MkdirAll(exports, 0o755)
+	roster, err := os.ReadFile(sample(t, "residents.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(exports, "residents.json"), roster, 0o600)
+	s := fetchtest.StartSFTP(t, exports)
+	env := map[string]string{"IMPORTER_SSH_KEY": s.KeyFile, "IMPORTER_SSH_KNOWN_HOSTS": s.KnownHosts(t, s.HostKey)}
+	address := "sftp://pms@" + s.Addr + filepath.Join(exports, "residents.json")
+
+	r := runImporter(t, dir, env, append([]string{"run", address}, fast...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "12 succeeded") {
+		t.Fatalf("exit %d, want 0 and 12 succeeded\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	env["IMPORTER_SSH_KNOWN_HOSTS"] = filepath.Join(dir, "empty_known_hosts")
+	os.WriteFile(env["IMPORTER_SSH_KNOWN_HOSTS"], nil, 0o600)
+	r = runImporter(t, dir, env, "run", "--dry-run", address)
+	if r.code != 2 || !strings.Contains(r.stderr, "the server's key is not in known_hosts") {
+		t.Errorf("an unknown server: exit %d\n%s", r.code, r.stderr)
 	}
 }

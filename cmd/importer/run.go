@@ -30,6 +30,9 @@ type runConfig struct {
 	// sourceAuth is the Authorization header for an https:// FILE, from
 	// IMPORTER_SOURCE_AUTHORIZATION (a secret: never a flag).
 	sourceAuth string
+	// ssh is how an sftp:// FILE is reached: the agent, the key files and
+	// known_hosts, from the environment as OpenSSH finds them.
+	ssh fetch.SSHOptions
 	// mapping is --mapping, the column mapping file, as given.
 	mapping    string
 	opts       importer.Options
@@ -115,6 +118,7 @@ did not, 2 bad usage, configuration or unreadable input, 3 could not finish
 // registerRunFlags adds run's flags (plan takes the same).
 func (c *runConfig) registerRunFlags(f *pflag.FlagSet, getenv env) {
 	c.sourceAuth = getenv("IMPORTER_SOURCE_AUTHORIZATION")
+	c.ssh = sshOptions(getenv)
 	f.StringVar(&c.opts.Format, "format", "", "input format: csv, json, ndjson or xlsx (default: from the file's extension)")
 	f.StringVar(&c.opts.Sheet, "sheet", "", "the sheet of an Excel workbook to read (default: the first)")
 	f.StringVar(&c.opts.Delimiter, "delimiter", ",", "the character between a CSV file's fields: ; | or tab, say")
@@ -213,6 +217,28 @@ type prepared struct {
 	reportDir string
 }
 
+// sshOptions finds what an sftp:// FILE signs in with, as OpenSSH would:
+// the agent (SSH_AUTH_SOCK), then IMPORTER_SSH_KEY or ~/.ssh's usual keys;
+// the server's key is checked against IMPORTER_SSH_KNOWN_HOSTS or
+// ~/.ssh/known_hosts.
+func sshOptions(getenv env) fetch.SSHOptions {
+	o := fetch.SSHOptions{AgentSocket: getenv("SSH_AUTH_SOCK")}
+	home, _ := os.UserHomeDir()
+	if key := getenv("IMPORTER_SSH_KEY"); key != "" {
+		o.KeyFiles = []string{key}
+	} else if home != "" {
+		for _, name := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+			o.KeyFiles = append(o.KeyFiles, filepath.Join(home, ".ssh", name))
+		}
+	}
+	if known := getenv("IMPORTER_SSH_KNOWN_HOSTS"); known != "" {
+		o.KnownHosts = []string{known}
+	} else if home != "" {
+		o.KnownHosts = []string{filepath.Join(home, ".ssh", "known_hosts")}
+	}
+	return o
+}
+
 // stdinName is the FILE argument that reads standard input.
 const stdinName = "-"
 
@@ -294,7 +320,7 @@ func (c *runConfig) prepare(ctx context.Context, path string) (p prepared, clean
 	if err != nil {
 		return p, cleanup, usageError("%v", err)
 	}
-	readPath, cleanup, err := spool(ctx, path, fetch.Options{Authorization: c.sourceAuth})
+	readPath, cleanup, err := spool(ctx, path, fetch.Options{Authorization: c.sourceAuth, SSH: c.ssh})
 	if err != nil {
 		return p, func() {}, err
 	}

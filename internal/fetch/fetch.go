@@ -1,9 +1,11 @@
 // Package fetch reads an input file from where a PMS export lands, by its
-// URL: an HTTPS address for now. The caller copies what it reads to a
-// private file and imports that (the content, not the address, identifies
-// the import). Credentials come from the URL's user info (HTTP basic auth)
-// or from an Authorization header the caller takes from the environment;
-// an address is shown only as Redact gives it, without them or its query.
+// URL: an https:// address, or a file on an SFTP server (sftp://). The
+// caller copies what it reads to a private file and imports that (the
+// content, not the address, identifies the import). HTTPS credentials come
+// from the URL's user info (basic auth) or an Authorization header the
+// caller takes from the environment; SFTP's from the SSH agent or a key
+// file, the server checked against known_hosts. An address is shown only as
+// Redact gives it, without credentials or query.
 package fetch
 
 import (
@@ -53,6 +55,8 @@ type Options struct {
 	// Client makes the requests. Default: one that gives up on an
 	// answer after 30 seconds without a byte (the body may take longer).
 	Client *http.Client
+	// SSH is how an sftp:// address is reached.
+	SSH SSHOptions
 }
 
 // Open starts reading the file at an https:// address. The error names the
@@ -65,10 +69,12 @@ func Open(ctx context.Context, raw string, opts Options) (io.ReadCloser, error) 
 	}
 	switch u.Scheme {
 	case "https":
+	case "sftp":
+		return openSFTP(ctx, u, shown, opts.SSH)
 	case "http":
 		return nil, fmt.Errorf("%s: use https:// (a roster holds personal data)", shown)
 	default:
-		return nil, fmt.Errorf("%s: %s:// sources are not read yet; give an https:// address or a file", shown, u.Scheme)
+		return nil, fmt.Errorf("%s: %s:// sources are not read yet; give an https:// or sftp:// address, or a file", shown, u.Scheme)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
 	if err != nil {
