@@ -15,8 +15,10 @@ import (
 )
 
 // xlsx reads a sheet of an Excel workbook (the first, or Options.Sheet):
-// its first non-blank row is the header, each row after it a record, and a
-// row's line is the sheet's row number. excelize's Rows streams the sheet's
+// its header is the first row with two cells or more (the rows above it,
+// a title merged across the columns or a date of export, are passed
+// over), each row after it a record, and a row's line is the sheet's row
+// number. excelize's Rows streams the sheet's
 // XML, spooled to a temporary file past excelize's size limit, so a large
 // sheet is not held in memory as cells; the workbook's compressed bytes are
 // (excelize reads a zip from memory).
@@ -66,9 +68,12 @@ func (rd *Reader) xlsx(r io.Reader, sheet string) (func() (importer.Row, error),
 		return nil, io.EOF
 	}
 	header, err := next()
+	for err == nil && filled(header) < 2 {
+		header, err = next() // a title above the header
+	}
 	if errors.Is(err, io.EOF) {
 		wb.Close()
-		return nil, ErrEmpty
+		return nil, fmt.Errorf("sheet %q has no header: no row of two cells or more (the workbook has %s; --sheet picks one)", sheet, quoteAll(sheets))
 	}
 	if err != nil {
 		wb.Close()
@@ -119,6 +124,17 @@ func excelDate(v string, date1904 bool) string {
 		return v
 	}
 	return t.Format(time.DateOnly)
+}
+
+// filled counts the cells of a row that hold something.
+func filled(cells []string) int {
+	n := 0
+	for _, c := range cells {
+		if strings.TrimSpace(c) != "" {
+			n++
+		}
+	}
+	return n
 }
 
 func quoteAll(names []string) string {

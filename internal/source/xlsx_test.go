@@ -15,7 +15,8 @@ import (
 )
 
 // workbook writes an .xlsx as a spreadsheet program saves one: a title
-// sheet first, then the roster with people's column labels, dates in two
+// sheet first, then the roster under a merged title row, with people's
+// column labels, dates in two
 // display formats (a built-in and a day-first custom one), a rent shown as
 // currency, a blank row, and a row longer than the header.
 func workbook(t *testing.T) []byte {
@@ -31,6 +32,12 @@ func workbook(t *testing.T) []byte {
 	dayFirst := "dd/mm/yyyy"
 	custom, _ := f.NewStyle(&excelize.Style{CustomNumFmt: &dayFirst})
 	currency, _ := f.NewStyle(&excelize.Style{NumFmt: 164, CustomNumFmt: ptr("$#,##0.00")})
+	// A title merged across the columns and a blank row above the header,
+	// as exports put them.
+	f.SetCellValue("Roster", "A1", "Residents of Maple Court, exported 2026-12-01")
+	if err := f.MergeCell("Roster", "A1", "E1"); err != nil {
+		t.Fatal(err)
+	}
 	rows := [][]any{
 		{"First Name", "Last Name", "E-mail", "Date of Birth", "Rent"},
 		{"Ada", "Lovelace", "ada@example.com", time.Date(1990, 4, 23, 0, 0, 0, 0, time.UTC), 1250},
@@ -39,14 +46,14 @@ func workbook(t *testing.T) []byte {
 		{"Cy", "Ng", "cy@example.com", "1979-02-03", 700, "extra"},
 	}
 	for i, r := range rows {
-		cell, _ := excelize.CoordinatesToCellName(1, i+1)
+		cell, _ := excelize.CoordinatesToCellName(1, i+3)
 		if err := f.SetSheetRow("Roster", cell, &r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	f.SetCellStyle("Roster", "D2", "D2", builtin)
-	f.SetCellStyle("Roster", "D4", "D4", custom)
-	f.SetCellStyle("Roster", "E2", "E5", currency)
+	f.SetCellStyle("Roster", "D4", "D4", builtin)
+	f.SetCellStyle("Roster", "D6", "D6", custom)
+	f.SetCellStyle("Roster", "E4", "E7", currency)
 	var buf bytes.Buffer
 	if err := f.Write(&buf); err != nil {
 		t.Fatal(err)
@@ -89,9 +96,9 @@ func TestXLSXReadsTheNamedSheetWithDatesAsDates(t *testing.T) {
 		first, email, dob string
 		rent              string
 	}{
-		{2, "Ada", "ada@example.com", "1990-04-23", "1250"},
-		{4, "Bo", "bo@example.com", "1985-12-01", "980.5"},
-		{5, "Cy", "cy@example.com", "1979-02-03", "700"},
+		{4, "Ada", "ada@example.com", "1990-04-23", "1250"},
+		{6, "Bo", "bo@example.com", "1985-12-01", "980.5"},
+		{7, "Cy", "cy@example.com", "1979-02-03", "700"},
 	}
 	for i, w := range want {
 		r := rows[i]
@@ -102,7 +109,7 @@ func TestXLSXReadsTheNamedSheetWithDatesAsDates(t *testing.T) {
 			t.Errorf("row %d: rent %q, want the cell's value %q, not its currency display", i+1, got, w.rent)
 		}
 	}
-	if rows[2].Err == nil || !strings.Contains(rows[2].Err.Error(), "row 5 has 6 cells, the header has 5") {
+	if rows[2].Err == nil || !strings.Contains(rows[2].Err.Error(), "row 7 has 6 cells, the header has 5") {
 		t.Errorf("the long row: %v", rows[2].Err)
 	}
 	if got := rd.Columns(); len(got) != 6 || got[0] != "First Name" {
@@ -111,13 +118,10 @@ func TestXLSXReadsTheNamedSheetWithDatesAsDates(t *testing.T) {
 }
 
 func TestXLSXReadsTheFirstSheetByDefault(t *testing.T) {
-	rows, _, err := readXLSX(t, workbook(t), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The title sheet: a header and nothing else.
-	if len(rows) != 0 {
-		t.Errorf("%d rows from the first sheet, want none", len(rows))
+	// The first sheet is a title: one cell, no header to read rows under.
+	_, _, err := readXLSX(t, workbook(t), "")
+	if err == nil || !strings.Contains(err.Error(), `sheet "Notes" has no header: no row of two cells or more (the workbook has "Notes", "Roster"; --sheet picks one)`) {
+		t.Errorf("err = %v", err)
 	}
 }
 
