@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
@@ -8,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/propexo-importer/importer/internal/fetchtest"
 )
@@ -94,5 +98,34 @@ func TestRunAFileOnAnSFTPServer(t *testing.T) {
 	r = runImporter(t, dir, env, "run", "--dry-run", address)
 	if r.code != 2 || !strings.Contains(r.stderr, "the server's key is not in known_hosts") {
 		t.Errorf("an unknown server: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// 'importer run s3://bucket/key' imports the object, with the AWS
+// credentials the environment gives; the address is shown without its
+// query (here, the endpoint of the S3-compatible store).
+func TestRunAnObjectInAnS3Bucket(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	roster, err := os.ReadFile(sample(t, "residents.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := s3mem.New()
+	store.CreateBucket("exports")
+	if _, err := store.PutObject("exports", "nightly/residents.ndjson", map[string]string{}, bytes.NewReader(roster), int64(len(roster)), nil); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gofakes3.New(store).Server())
+	t.Cleanup(srv.Close)
+	env := map[string]string{"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "AWSSECRET", "AWS_REGION": "us-east-1"}
+	address := "s3://exports/nightly/residents.ndjson?endpoint=" + srv.URL + "&use_path_style=true&disable_https=true"
+
+	r := runImporter(t, dir, env, append([]string{"run", address}, fast...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "12 succeeded") {
+		t.Fatalf("exit %d, want 0 and 12 succeeded\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, "AWSSECRET") || strings.Contains(r.stdout+r.stderr, srv.URL) {
+		t.Errorf("the output shows a credential or the address's query:\n%s\n%s", r.stdout, r.stderr)
 	}
 }
