@@ -27,12 +27,15 @@ type File struct {
 
 // Entry is one scheduled import.
 type Entry struct {
-	Name          string `yaml:"name"`
-	Cron          string `yaml:"cron"`
-	Timezone      string `yaml:"timezone"`
-	Inbox         string `yaml:"inbox"`
-	Format        string `yaml:"format"`
-	Delimiter     string `yaml:"delimiter"`
+	Name      string `yaml:"name"`
+	Cron      string `yaml:"cron"`
+	Timezone  string `yaml:"timezone"`
+	Inbox     string `yaml:"inbox"`
+	Format    string `yaml:"format"`
+	Delimiter string `yaml:"delimiter"`
+	// Sheet is the sheet of an Excel workbook to read; empty is the
+	// first.
+	Sheet         string `yaml:"sheet"`
 	Vendor        string `yaml:"vendor"`
 	IntegrationID string `yaml:"integration_id"`
 	PropertyID    string `yaml:"property_id"`
@@ -221,7 +224,7 @@ func (e Entry) periodic(base string, getenv func(string) string) (Periodic, erro
 	if _, err := filepath.Match(filepath.Base(e.Inbox), "x"); err != nil {
 		return Periodic{}, fmt.Errorf("inbox %q: %v", e.Inbox, err)
 	}
-	opts := importer.Options{Format: e.Format, Delimiter: e.Delimiter, Vendor: importer.Vendor(e.Vendor), IntegrationID: e.IntegrationID,
+	opts := importer.Options{Format: e.Format, Delimiter: e.Delimiter, Sheet: e.Sheet, Vendor: importer.Vendor(e.Vendor), IntegrationID: e.IntegrationID,
 		PropertyID: e.PropertyID, RentPeriod: e.RentPeriod, RentDueDay: e.RentDueDay, Verify: e.Verify,
 		Mode: importer.Mode(e.Mode), MatchOn: e.MatchOn, BlankClears: e.BlankClears, Priority: importer.Priority(e.Priority)}
 	var err error

@@ -94,6 +94,19 @@ func TestErrorsNameTheEntry(t *testing.T) {
 
 // A schedule's mapping: is read with the schedule, relative to its file;
 // a bad mapping is told with the schedule and the mapping file named.
+// A schedule of Excel workbooks names the sheet its imports read.
+func TestScheduleSheet(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "schedules.yaml")
+	os.WriteFile(path, []byte("schedules:\n  - name: maple\n    cron: '0 2 * * *'\n    inbox: in/*.xlsx\n    sheet: Roster\n"), 0o600)
+	entries, err := schedule.Load(path, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := entries[0].Options.Sheet; got != "Roster" {
+		t.Errorf("sheet = %q, want Roster", got)
+	}
+}
+
 func TestScheduleMapping(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "acme.yaml"), []byte("columns:\n  Mobile: phone_1\n  Full Name: full_name\nstrict: true\n"), 0o600)
