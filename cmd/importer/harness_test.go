@@ -6,12 +6,14 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -138,16 +140,32 @@ func reportDir(t *testing.T, dir string, r result) string {
 // not wait on the defaults meant for people.
 var fast = []string{"--sandbox-latency", "uniform:200ms-1500ms", "--poll-initial", "1s", "--rate-limit", "6000"}
 
-// freeAddr returns a loopback address nobody listens on.
+// freeAddr returns a loopback address nobody listens on, for a process the
+// test starts to listen on. Its port is below the kernel's ephemeral range
+// (32768 and up on Linux), which the test servers listening on port 0 and
+// every outgoing connection draw from: a port handed out here is not taken
+// by one of those before the process binds it. Each is handed out once.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // another program's
+		}
+		ln.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port between 20000 and 32000")
+	return ""
 }
+
+// handedOut are the ports freeAddr gave this test process.
+var handedOut sync.Map
 
 // background starts a long-running subcommand and stops it with SIGTERM at
 // the end of the test, checking that it exits 0.
