@@ -2,7 +2,6 @@ package fetch_test
 
 import (
 	"context"
-	"io"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -37,13 +36,7 @@ func TestS3ReadsAnObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := io.ReadAll(r)
-	if err != nil || string(got) != roster {
-		t.Errorf("read %q, %v; want the roster", got, err)
-	}
-	if err := r.Close(); err != nil {
-		t.Errorf("close: %v", err)
-	}
+	readWhole(t, r, roster)
 
 	_, err = fetch.Open(ctx, "s3://exports/nightly/missing.csv"+query, fetch.Options{})
 	if err == nil || err.Error() != "cannot read s3://exports/nightly/missing.csv: the bucket holds no such object" {

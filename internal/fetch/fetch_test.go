@@ -2,6 +2,7 @@ package fetch_test
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
 
@@ -39,5 +40,17 @@ func TestHTTPAndUnreadSchemesAreRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "secret") {
 			t.Errorf("Open(%q) = %v, want %q", raw, err, want)
 		}
+	}
+}
+
+// readWhole reads r to its end, checks it read want, and closes it.
+func readWhole(t *testing.T, r io.ReadCloser, want string) {
+	t.Helper()
+	got, err := io.ReadAll(r)
+	if err != nil || string(got) != want {
+		t.Errorf("read %q, %v; want %q", got, err, want)
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("close: %v", err)
 	}
 }

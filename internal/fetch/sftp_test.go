@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,13 +28,7 @@ func TestSFTPReadsAFileFromAServerItKnows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := io.ReadAll(r)
-	if err != nil || string(got) != roster {
-		t.Errorf("read %q, %v; want the roster", got, err)
-	}
-	if err := r.Close(); err != nil {
-		t.Errorf("close: %v", err)
-	}
+	readWhole(t, r, roster)
 
 	// A missing file, a server whose key known_hosts does not hold, no
 	// key to sign in with: each refused in a sentence naming the address.

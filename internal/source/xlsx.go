@@ -33,13 +33,16 @@ func (rd *Reader) xlsx(r io.Reader, sheet string) (func() (importer.Row, error),
 		return nil, fmt.Errorf("not a readable Excel workbook (.xlsx): %v", err)
 	}
 	rd.close = wb.Close
+	fail := func(err error) (func() (importer.Row, error), error) {
+		rd.Close()
+		return nil, err
+	}
 	sheets := wb.GetSheetList()
 	if sheet == "" && len(sheets) > 0 {
 		sheet = sheets[0]
 	}
 	if !slices.Contains(sheets, sheet) {
-		wb.Close()
-		return nil, fmt.Errorf("the workbook has no sheet %q (it has %s): give one of them with --sheet", sheet, quoteAll(sheets))
+		return fail(fmt.Errorf("the workbook has no sheet %q (it has %s): give one of them with --sheet", sheet, quoteAll(sheets)))
 	}
 	date1904 := false
 	if props, err := wb.GetWorkbookProps(); err == nil && props.Date1904 != nil {
@@ -47,9 +50,11 @@ func (rd *Reader) xlsx(r io.Reader, sheet string) (func() (importer.Row, error),
 	}
 	rows, err := wb.Rows(sheet)
 	if err != nil {
-		wb.Close()
-		return nil, fmt.Errorf("sheet %q: %v", sheet, err)
+		return fail(fmt.Errorf("sheet %q: %v", sheet, err))
 	}
+	// The sheet's rows hold a temporary file open, past excelize's size
+	// limit: closed before the workbook removes it.
+	rd.close = func() error { return errors.Join(rows.Close(), wb.Close()) }
 	line := 0
 	next := func() ([]string, error) {
 		for rows.Next() {
@@ -72,16 +77,13 @@ func (rd *Reader) xlsx(r io.Reader, sheet string) (func() (importer.Row, error),
 		header, err = next() // a title above the header
 	}
 	if errors.Is(err, io.EOF) {
-		wb.Close()
-		return nil, fmt.Errorf("sheet %q has no header: no row of two cells or more (the workbook has %s; --sheet picks one)", sheet, quoteAll(sheets))
+		return fail(fmt.Errorf("sheet %q has no header: no row of two cells or more (the workbook has %s; --sheet picks one)", sheet, quoteAll(sheets)))
 	}
 	if err != nil {
-		wb.Close()
-		return nil, err
+		return fail(err)
 	}
 	if len(header) > rd.limits.MaxColumns {
-		wb.Close()
-		return nil, &SyntaxError{Line: line, Err: fmt.Errorf("the header has %d columns; at most %d are read (--max-columns)", len(header), rd.limits.MaxColumns)}
+		return fail(&SyntaxError{Line: line, Err: fmt.Errorf("the header has %d columns; at most %d are read (--max-columns)", len(header), rd.limits.MaxColumns)})
 	}
 	positions := make([]int, len(header))
 	for i, name := range header {

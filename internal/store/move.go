@@ -43,10 +43,10 @@ import (
 // {flags, wait, ceiling, was}: flags 1 when it moved, 2 when every row of
 // the import has its outcome, 8 alone when the import is gone, 16 when a
 // move to sending met a cancelled import (news of another job than the row
-// follows is stale: Move tells it from was); wait is "gen:seq" of the feed task to
-// wake, or ""; ceiling is the integration whose writes in flight the
-// resolved row's write was counted among, or ""; was is the phase the row
-// was in.
+// follows is stale: Move tells it from was); wait is "gen:seq" of the feed
+// task to wake, or ""; ceiling is the integration whose writes in flight
+// the resolved row's write was counted among, or ""; was is the phase the
+// row was in.
 var moveScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], 'import') == 0 then return {8, '', '', ''} end
 for i = 9, #ARGV do redis.call('HINCRBY', KEYS[5], ARGV[i], 1) end
