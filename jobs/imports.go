@@ -29,6 +29,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/fetch"
 )
 
 // Reports is where this process keeps reports: its own report folder
@@ -116,6 +117,10 @@ type Config struct {
 	// DashboardURL, when set, is the dashboard's address: notifications
 	// link to an import's page there.
 	DashboardURL string
+	// Sources is how remote inboxes are reached: the SSH keys and
+	// known_hosts of sftp:// ones (buckets take their clouds' default
+	// credentials).
+	Sources fetch.Options
 }
 
 // Ceilings are the most writes each integration may have in flight: a PMS

@@ -7,16 +7,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"sort"
+	"path"
 	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/fetch"
 	"github.com/propexo-importer/importer/internal/schedule"
 	"github.com/propexo-importer/importer/internal/source"
 )
@@ -100,41 +101,55 @@ func NewScheduledImportTask(s ScheduledImport) (*asynq.Task, []asynq.Option, err
 // other, and its finalize moves the file to done/ or failed/. A file's
 // content (with the entry's options) is its import, whatever its name: a
 // copy of a file already imported, or being imported, is not imported
-// again.
+// again. The inbox is a local folder, a folder on an SFTP server or a
+// bucket's prefix: the same steps on each (fetch.Folder).
 func (sr *Starting) StartScheduled(ctx context.Context, s ScheduledImport) error {
 	if s.ClaimTimeout <= 0 {
 		s.ClaimTimeout = schedule.DefaultClaimTimeout
 	}
 	firing := importer.Firing{ID: firingID(ctx), At: time.Now().UTC()}
-	inboxDir := filepath.Dir(s.Inbox)
-	firing.Imports = sr.sweepProcessing(ctx, s, inboxDir)
-	files, err := filepath.Glob(s.Inbox)
+	root, pattern, err := fetch.SplitInbox(s.Inbox)
 	if err != nil {
-		return fmt.Errorf("schedule %s: inbox %q: %v: %w", s.Name, s.Inbox, err, asynq.SkipRetry)
+		return fmt.Errorf("schedule %s: %v: %w", s.Name, err, asynq.SkipRetry)
 	}
-	sort.Strings(files)
+	folder, err := fetch.OpenFolder(ctx, root, sr.cfg.Sources)
+	if err != nil {
+		// An SFTP server or a bucket out of reach: the task's retries, then
+		// the next firing, try again.
+		return fmt.Errorf("schedule %s: %v", s.Name, err)
+	}
+	defer func() {
+		if err := folder.Close(); err != nil {
+			sr.log.WarnContext(ctx, "error closing an inbox", "schedule", s.Name, "error", err)
+		}
+	}()
+	firing.Imports = sr.sweepProcessing(ctx, s, folder)
+	files, err := folder.List(ctx, "")
+	if err != nil {
+		return fmt.Errorf("schedule %s: inbox %s: %v", s.Name, fetch.Redact(s.Inbox), err)
+	}
 	var waiting, already int
 	for _, file := range files {
-		if !inboxFile(s, file) {
+		if matched, _ := path.Match(pattern, file.Name); !matched || !inboxFile(s, file.Name) {
 			continue
 		}
-		if !sr.ready(ctx, inboxDir, s, file) {
+		if !sr.ready(ctx, folder, s, file) {
 			waiting++
 			continue
 		}
-		claimed, err := sr.claim(ctx, s, file)
+		claimed, err := sr.claim(ctx, s, folder, file.Name)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // another firing claimed it first
 		}
 		if err != nil {
-			return fmt.Errorf("schedule %s: error claiming %s: %w", s.Name, file, err)
+			return fmt.Errorf("schedule %s: error claiming %s: %w", s.Name, fetch.Redact(folder.Address(file.Name)), err)
 		}
-		res := sr.importClaimed(ctx, s, claimed, "")
+		res := sr.importClaimed(ctx, s, folder, claimed, "")
 		switch {
 		case res.refused != "":
-			firing.Refused = append(firing.Refused, filepath.Base(file))
+			firing.Refused = append(firing.Refused, file.Name)
 			firing.Detail = res.refused
-			sr.announceFiring(ctx, s, importer.EventFileRefused, claimed, filepath.Base(file), res.refused)
+			sr.announceFiring(ctx, s, importer.EventFileRefused, fetch.Redact(folder.Address(claimed)), file.Name, res.refused)
 		case res.already:
 			already++
 		case res.importID != "":
@@ -153,7 +168,7 @@ func (sr *Starting) StartScheduled(ctx context.Context, s ScheduledImport) error
 	default:
 		firing.Outcome = importer.FiringNoFile
 		if s.ExpectFile {
-			sr.announceFiring(ctx, s, importer.EventNoFile, firing.ID, "", "no file matched "+s.Inbox)
+			sr.announceFiring(ctx, s, importer.EventNoFile, firing.ID, "", "no file matched "+fetch.Redact(s.Inbox))
 		}
 	}
 	if err := sr.store.RecordFiring(ctx, s.Name, firing); err != nil {
@@ -171,50 +186,26 @@ func firingID(ctx context.Context) string {
 	return time.Now().UTC().Format("20060102T1504")
 }
 
-// inboxFile reports whether a file matched by the inbox's glob is one to
-// import: not hidden, not a note the importer wrote, not a ready marker.
-func inboxFile(s ScheduledImport, file string) bool {
-	name := filepath.Base(file)
+// inboxFile reports whether a file matched by the inbox's pattern is one
+// to import: not hidden, not a note the importer wrote, not a ready marker.
+func inboxFile(s ScheduledImport, name string) bool {
 	return !strings.HasPrefix(name, ".") && !strings.HasSuffix(name, ".error.txt") && !strings.HasSuffix(name, ".note.txt") &&
 		(s.ReadyMarker == "" || !strings.HasSuffix(name, s.ReadyMarker))
 }
 
-// ready reports whether an inbox file is complete and the inbox's own: a
-// regular file (or a link to one inside the inbox), and either its ready
-// marker is there or it has been left unchanged for the settle time.
-func (sr *Starting) ready(ctx context.Context, inboxDir string, s ScheduledImport, file string) bool {
-	info, err := os.Lstat(file)
-	if err != nil {
-		return false
-	}
-	if info.Mode()&fs.ModeSymlink != 0 {
-		target, err := filepath.EvalSymlinks(file)
-		if err != nil || !within(inboxDir, target) {
-			sr.log.WarnContext(ctx, "a link in the inbox points outside it: not followed", "schedule", s.Name, "file", file)
-			return false
-		}
-		if info, err = os.Stat(target); err != nil {
-			return false
-		}
-	}
-	if !info.Mode().IsRegular() {
+// ready reports whether an inbox file is complete and the inbox's own (a
+// local link that points out of the inbox is not): either its ready marker
+// is there or it has been left unchanged for the settle time.
+func (sr *Starting) ready(ctx context.Context, folder fetch.Folder, s ScheduledImport, file fetch.FileInfo) bool {
+	if file.Outside {
+		sr.log.WarnContext(ctx, "a link in the inbox points outside it: not followed", "schedule", s.Name, "file", folder.Address(file.Name))
 		return false
 	}
 	if s.ReadyMarker != "" {
-		_, err := os.Stat(file + s.ReadyMarker)
+		_, err := folder.Stat(ctx, file.Name+s.ReadyMarker)
 		return err == nil
 	}
-	return time.Since(info.ModTime()) >= s.Settle
-}
-
-// within reports whether path is inside dir (both resolved).
-func within(dir, path string) bool {
-	real, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return false
-	}
-	rel, err := filepath.Rel(real, path)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	return time.Since(file.ModTime) >= s.Settle
 }
 
 // claimRecord is kept beside a claimed file in processing/ (as
@@ -226,54 +217,70 @@ type claimRecord struct {
 	ImportID  string    `json:"import_id,omitempty"`
 }
 
-func claimRecordPath(claimed string) string {
-	return filepath.Join(filepath.Dir(claimed), "."+filepath.Base(claimed)+".claim")
+// claimRecordName is the name of a claimed file's record, beside it.
+func claimRecordName(claimed string) string {
+	return path.Join(path.Dir(claimed), "."+path.Base(claimed)+".claim")
 }
 
-func readClaimRecord(claimed string) (claimRecord, bool) {
+func readClaimRecord(ctx context.Context, folder fetch.Folder, claimed string) (claimRecord, bool) {
 	var c claimRecord
-	b, err := os.ReadFile(claimRecordPath(claimed))
-	return c, err == nil && json.Unmarshal(b, &c) == nil
+	r, err := folder.Open(ctx, claimRecordName(claimed))
+	if err != nil {
+		return c, false
+	}
+	defer r.Close()
+	return c, json.NewDecoder(io.LimitReader(r, 1<<16)).Decode(&c) == nil
 }
 
-func writeClaimRecord(claimed string, c claimRecord) error {
+func writeClaimRecord(ctx context.Context, folder fetch.Folder, claimed string, c claimRecord) error {
 	b, _ := json.Marshal(c)
-	tmp := claimRecordPath(claimed) + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, claimRecordPath(claimed))
+	return folder.Write(ctx, claimRecordName(claimed), b)
 }
 
 // claim moves a file into processing/ beside it, under a name no other
-// claimed file has. The rename is atomic: of two workers claiming one
-// file, one wins and the other finds nothing. The claim's lease and record
-// are made before the rename, so a file in processing/ always has them
-// while its worker lives.
-func (sr *Starting) claim(ctx context.Context, s ScheduledImport, file string) (string, error) {
-	dir := filepath.Join(filepath.Dir(file), ProcessingDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	dest := filepath.Join(dir, filepath.Base(file))
-	if _, err := os.Lstat(dest); err == nil {
-		dest = filepath.Join(dir, uniqueName(filepath.Base(file)))
-	}
-	if ok, err := sr.store.Claim(ctx, dest, sr.owner, s.ClaimTimeout); err != nil || !ok {
+// claimed file has, and returns its new name. Of two workers claiming one
+// file, one wins and the other finds nothing: the file's lease in Redis is
+// taken first, and the move is atomic where the folder allows (a bucket
+// copies, then deletes: the lease alone keeps it once). The claimed name's
+// lease and record are made before the move, so a file in processing/
+// always has them while its worker lives.
+func (sr *Starting) claim(ctx context.Context, s ScheduledImport, folder fetch.Folder, name string) (string, error) {
+	source := folder.Address(name)
+	if ok, err := sr.store.Claim(ctx, source, sr.owner, s.ClaimTimeout); err != nil || !ok {
 		if err == nil {
 			err = fs.ErrNotExist
 		}
 		return "", err
 	}
-	if err := writeClaimRecord(dest, claimRecord{ClaimedAt: time.Now().UTC()}); err != nil {
+	defer func() {
+		if err := sr.store.Unclaim(ctx, source, sr.owner); err != nil {
+			sr.log.WarnContext(ctx, "cannot give up the claim of an inbox file (it times out)", "file", fetch.Redact(source), "error", err)
+		}
+	}()
+	if _, err := folder.Stat(ctx, name); err != nil {
+		return "", fs.ErrNotExist // claimed and moved by another while this one listed
+	}
+	dest := ProcessingDir + "/" + name
+	if _, err := folder.Stat(ctx, dest); err == nil {
+		dest = ProcessingDir + "/" + uniqueName(name)
+	}
+	if ok, err := sr.store.Claim(ctx, folder.Address(dest), sr.owner, s.ClaimTimeout); err != nil || !ok {
+		if err == nil {
+			err = fs.ErrNotExist
+		}
 		return "", err
 	}
-	if err := os.Rename(file, dest); err != nil {
-		os.Remove(claimRecordPath(dest))
-		return "", errors.Join(err, sr.store.Unclaim(ctx, dest, sr.owner))
+	if err := writeClaimRecord(ctx, folder, dest, claimRecord{ClaimedAt: time.Now().UTC()}); err != nil {
+		return "", errors.Join(err, sr.store.Unclaim(ctx, folder.Address(dest), sr.owner))
+	}
+	if err := folder.Rename(ctx, name, dest); err != nil {
+		_ = folder.Remove(ctx, claimRecordName(dest)) // a record left alone is passed over with its file gone
+		return "", errors.Join(err, sr.store.Unclaim(ctx, folder.Address(dest), sr.owner))
 	}
 	if s.ReadyMarker != "" {
-		os.Remove(file + s.ReadyMarker)
+		if err := folder.Remove(ctx, name+s.ReadyMarker); err != nil {
+			sr.log.WarnContext(ctx, "cannot remove a ready marker", "file", fetch.Redact(folder.Address(name+s.ReadyMarker)), "error", err)
+		}
 	}
 	return dest, nil
 }
@@ -290,25 +297,27 @@ func uniqueName(name string) string {
 // holds: their import finished (filed), stopped (resumed: its rows are
 // sent again), under way (left alone), gone from Redis or never made
 // because its worker died (taken over, once the claim has timed out).
-func (sr *Starting) sweepProcessing(ctx context.Context, s ScheduledImport, inboxDir string) (taken []string) {
-	entries, err := os.ReadDir(filepath.Join(inboxDir, ProcessingDir))
+func (sr *Starting) sweepProcessing(ctx context.Context, s ScheduledImport, folder fetch.Folder) (taken []string) {
+	files, err := folder.List(ctx, ProcessingDir)
 	if err != nil {
+		sr.log.WarnContext(ctx, "cannot list an inbox's processing/", "schedule", s.Name, "error", err)
 		return nil
 	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") || !e.Type().IsRegular() && e.Type()&fs.ModeSymlink == 0 {
+	for _, file := range files {
+		if strings.HasPrefix(file.Name, ".") || file.Outside {
 			continue
 		}
-		claimed := filepath.Join(inboxDir, ProcessingDir, e.Name())
-		if held, err := sr.store.Claimed(ctx, claimed); err != nil || held {
+		claimed := ProcessingDir + "/" + file.Name
+		address := folder.Address(claimed)
+		if held, err := sr.store.Claimed(ctx, address); err != nil || held {
 			continue
 		}
-		rec, _ := readClaimRecord(claimed)
+		rec, _ := readClaimRecord(ctx, folder, claimed)
 		if rec.ImportID != "" {
 			imp, err := sr.store.Import(ctx, rec.ImportID)
 			switch {
 			case err == nil && imp.Finished():
-				imp.SourcePath = claimed
+				imp.SourcePath = address
 				sr.fileDone(ctx, imp, "")
 				continue
 			case err == nil && imp.Stopped != "":
@@ -322,14 +331,14 @@ func (sr *Starting) sweepProcessing(ctx context.Context, s ScheduledImport, inbo
 		} else if time.Since(rec.ClaimedAt) < s.ClaimTimeout {
 			continue
 		}
-		if ok, err := sr.store.Claim(ctx, claimed, sr.owner, s.ClaimTimeout); err != nil || !ok {
+		if ok, err := sr.store.Claim(ctx, address, sr.owner, s.ClaimTimeout); err != nil || !ok {
 			continue
 		}
-		sr.log.InfoContext(ctx, "taking up a claimed file no worker holds", "schedule", s.Name, "file", claimed, "import_id", rec.ImportID)
-		if res := sr.importClaimed(ctx, s, claimed, rec.ImportID); res.importID != "" {
+		sr.log.InfoContext(ctx, "taking up a claimed file no worker holds", "schedule", s.Name, "file", fetch.Redact(address), "import_id", rec.ImportID)
+		if res := sr.importClaimed(ctx, s, folder, claimed, rec.ImportID); res.importID != "" {
 			taken = append(taken, res.importID)
 		} else if res.refused != "" {
-			sr.announceFiring(ctx, s, importer.EventFileRefused, claimed, filepath.Base(claimed), res.refused)
+			sr.announceFiring(ctx, s, importer.EventFileRefused, fetch.Redact(address), file.Name, res.refused)
 		}
 	}
 	return taken
@@ -347,7 +356,8 @@ type claimResult struct {
 // reason; importID, when set, is the import its claim record names (stopped,
 // or lost with Redis's data). The claim's lease is kept while the file is
 // read, and given up once the import owns the file.
-func (sr *Starting) importClaimed(ctx context.Context, s ScheduledImport, claimed, importID string) claimResult {
+func (sr *Starting) importClaimed(ctx context.Context, s ScheduledImport, folder fetch.Folder, claimed, importID string) claimResult {
+	address := folder.Address(claimed)
 	keep, stop := context.WithCancel(ctx)
 	go func() {
 		tick := time.NewTicker(max(s.ClaimTimeout/3, time.Second))
@@ -357,21 +367,21 @@ func (sr *Starting) importClaimed(ctx context.Context, s ScheduledImport, claime
 			case <-keep.Done():
 				return
 			case <-tick.C:
-				if _, err := sr.store.Claim(ctx, claimed, sr.owner, s.ClaimTimeout); err != nil {
-					sr.log.WarnContext(ctx, "cannot renew the claim of a file being read", "file", claimed, "error", err)
+				if _, err := sr.store.Claim(ctx, address, sr.owner, s.ClaimTimeout); err != nil {
+					sr.log.WarnContext(ctx, "cannot renew the claim of a file being read", "file", fetch.Redact(address), "error", err)
 				}
 			}
 		}
 	}()
-	res, err := sr.startClaimed(ctx, s, claimed, importID)
+	res, err := sr.startClaimed(ctx, s, folder, claimed, importID)
 	stop()
-	if uerr := sr.store.Unclaim(ctx, claimed, sr.owner); uerr != nil {
-		sr.log.WarnContext(ctx, "cannot give up the claim of a file (it times out)", "file", claimed, "error", uerr)
+	if uerr := sr.store.Unclaim(ctx, address, sr.owner); uerr != nil {
+		sr.log.WarnContext(ctx, "cannot give up the claim of a file (it times out)", "file", fetch.Redact(address), "error", uerr)
 	}
 	if err != nil {
-		sr.log.ErrorContext(ctx, "scheduled import refused", "schedule", s.Name, "file", claimed, "error", err)
-		if _, ferr := fileAway(claimed, FailedDir, err.Error(), ".error.txt"); ferr != nil {
-			sr.log.ErrorContext(ctx, "cannot file a refused file in failed/", "schedule", s.Name, "file", claimed, "error", ferr)
+		sr.log.ErrorContext(ctx, "scheduled import refused", "schedule", s.Name, "file", fetch.Redact(address), "error", err)
+		if _, ferr := fileAway(ctx, folder, claimed, FailedDir, err.Error(), ".error.txt"); ferr != nil {
+			sr.log.ErrorContext(ctx, "cannot file a refused file in failed/", "schedule", s.Name, "file", fetch.Redact(address), "error", ferr)
 		}
 		return claimResult{refused: err.Error()}
 	}
@@ -381,22 +391,20 @@ func (sr *Starting) importClaimed(ctx context.Context, s ScheduledImport, claime
 // fileAway moves a claimed file from processing/ to a sibling folder, under
 // a name no file there has, with a note beside it (its name and suffix)
 // when one is given. It returns where the file went.
-func fileAway(claimed, folder, note, suffix string) (string, error) {
-	dir := filepath.Join(filepath.Dir(filepath.Dir(claimed)), folder)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+func fileAway(ctx context.Context, folder fetch.Folder, claimed, to, note, suffix string) (string, error) {
+	dest := to + "/" + path.Base(claimed)
+	if _, err := folder.Stat(ctx, dest); err == nil {
+		dest = to + "/" + uniqueName(path.Base(claimed))
+	}
+	if err := folder.Rename(ctx, claimed, dest); err != nil {
 		return "", err
 	}
-	dest := filepath.Join(dir, filepath.Base(claimed))
-	if _, err := os.Lstat(dest); err == nil {
-		dest = filepath.Join(dir, uniqueName(filepath.Base(claimed)))
+	if err := folder.Remove(ctx, claimRecordName(claimed)); err != nil {
+		return dest, fmt.Errorf("error removing the claim record of %s: %w", path.Base(claimed), err)
 	}
-	if err := os.Rename(claimed, dest); err != nil {
-		return "", err
-	}
-	os.Remove(claimRecordPath(claimed))
 	if note != "" {
-		if err := os.WriteFile(dest+suffix, []byte(note+"\n"), 0o600); err != nil {
-			return dest, fmt.Errorf("error writing the note of %s: %w", filepath.Base(dest), err)
+		if err := folder.Write(ctx, dest+suffix, []byte(note+"\n")); err != nil {
+			return dest, fmt.Errorf("error writing the note of %s: %w", path.Base(dest), err)
 		}
 	}
 	return dest, nil
@@ -404,11 +412,13 @@ func fileAway(claimed, folder, note, suffix string) (string, error) {
 
 // startClaimed starts the import of a claimed file through Start, as
 // 'importer run' would, with the schedule's options and limits; its claim
-// record is the import's trace.
-func (sr *Starting) startClaimed(ctx context.Context, s ScheduledImport, path, importID string) (claimResult, error) {
+// record is the import's trace. A remote file is read from a private copy,
+// removed once its rows are stored.
+func (sr *Starting) startClaimed(ctx context.Context, s ScheduledImport, folder fetch.Folder, claimed, importID string) (claimResult, error) {
+	base := path.Base(claimed)
 	opts := s.Options
 	if opts.Format == "" {
-		format, err := source.FormatOf(path, "")
+		format, err := source.FormatOf(base, "")
 		if err != nil {
 			return claimResult{}, err
 		}
@@ -418,8 +428,16 @@ func (sr *Starting) startClaimed(ctx context.Context, s ScheduledImport, path, i
 	if err != nil {
 		return claimResult{}, err
 	}
-	base := filepath.Base(path)
-	f, err := Inspect(ctx, Input{Path: path, Shown: base, Name: base, Options: opts, Limits: s.Limits.WithDefaults()})
+	local, ok := folder.Local(claimed)
+	if !ok {
+		copied, err := copyToPrivateFile(ctx, folder, claimed)
+		if err != nil {
+			return claimResult{}, err
+		}
+		defer os.Remove(copied)
+		local = copied
+	}
+	f, err := Inspect(ctx, Input{Path: local, Shown: base, Name: base, Options: opts, Limits: s.Limits.WithDefaults()})
 	if err != nil {
 		return claimResult{}, err
 	}
@@ -428,22 +446,48 @@ func (sr *Starting) startClaimed(ctx context.Context, s ScheduledImport, path, i
 			return claimResult{}, err
 		}
 	}
-	started, err := sr.Start(ctx, StartRequest{File: f, ImportID: importID, ReportSubdir: s.ReportSubdir, SourcePath: path,
-		Retention: s.Retention, RetryTransient: s.RetryTransient, Trace: claimTrace(path), Schedule: s.Name, Notify: s.Notify})
+	address := folder.Address(claimed)
+	started, err := sr.Start(ctx, StartRequest{File: f, ImportID: importID, ReportSubdir: s.ReportSubdir, SourcePath: address,
+		Retention: s.Retention, RetryTransient: s.RetryTransient, Trace: claimTrace{ctx: ctx, folder: folder, name: claimed}, Schedule: s.Name, Notify: s.Notify})
 	var content *ContentImportedError
 	switch {
 	case errors.As(err, &content):
-		return claimResult{already: true}, sr.alreadyImported(ctx, s, path, content.Other)
+		return claimResult{already: true}, sr.alreadyImported(ctx, s, folder, claimed, content.Other)
 	case err != nil:
 		return claimResult{}, err
 	case started.Finished:
-		started.Import.SourcePath = path
+		started.Import.SourcePath = address
 		sr.fileDone(ctx, started.Import, "")
 		return claimResult{already: true}, nil
 	}
 	sr.log.InfoContext(ctx, "scheduled import started", "schedule", s.Name, "import_id", started.Import.ID, "file", base, "rows", started.Split.Total,
 		"created", started.Created, "resumed", started.Resumed, "recovered", started.Import.Recovery != nil)
 	return claimResult{importID: started.Import.ID}, nil
+}
+
+// copyToPrivateFile copies a remote file into a temporary file only this
+// user can read, and returns its path.
+func copyToPrivateFile(ctx context.Context, folder fetch.Folder, name string) (string, error) {
+	shown := fetch.Redact(folder.Address(name))
+	r, err := folder.Open(ctx, name)
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s: %v", shown, err)
+	}
+	defer r.Close()
+	tmp, err := os.CreateTemp("", "importer-inbox-*")
+	if err != nil {
+		return "", fmt.Errorf("error keeping a copy of %s: %w", shown, err)
+	}
+	if _, err := io.Copy(tmp, r); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("cannot read %s: %v", shown, err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("error keeping a copy of %s: %w", shown, err)
+	}
+	return tmp.Name(), nil
 }
 
 // checkDropped refuses a file that no longer fills a field the schedule's
@@ -479,10 +523,14 @@ func pick(n int, one, many string) string {
 
 // claimTrace is the trace of a scheduled file's import: its claim record,
 // beside the file in processing/, where every worker of the inbox sees it.
-type claimTrace string
+type claimTrace struct {
+	ctx    context.Context
+	folder fetch.Folder
+	name   string
+}
 
 func (c claimTrace) Started(importID string) (time.Time, string, bool, error) {
-	rec, ok := readClaimRecord(string(c))
+	rec, ok := readClaimRecord(c.ctx, c.folder, c.name)
 	if !ok || rec.ImportID != importID {
 		return time.Time{}, "", false, nil
 	}
@@ -494,24 +542,24 @@ func (c claimTrace) Started(importID string) (time.Time, string, bool, error) {
 func (c claimTrace) Finished(string) (importer.Summary, bool) { return importer.Summary{}, false }
 
 func (c claimTrace) Record(imp importer.Import, created bool) error {
-	rec, _ := readClaimRecord(string(c))
+	rec, _ := readClaimRecord(c.ctx, c.folder, c.name)
 	if rec.ClaimedAt.IsZero() {
 		rec.ClaimedAt = time.Now().UTC()
 	}
 	rec.ImportID = imp.ID
-	return writeClaimRecord(string(c), rec)
+	return writeClaimRecord(c.ctx, c.folder, c.name, rec)
 }
 
 // alreadyImported files a copy of a file whose content is already an
 // import's, beside a note that names it: nothing of it is sent again.
-func (sr *Starting) alreadyImported(ctx context.Context, s ScheduledImport, path string, imp importer.Import) error {
+func (sr *Starting) alreadyImported(ctx context.Context, s ScheduledImport, folder fetch.Folder, claimed string, imp importer.Import) error {
 	state := imp.State()
 	note := fmt.Sprintf("the same content as import %s (%s, started %s from %s); nothing was sent again", imp.ID, state, imp.CreatedAt.Format(time.RFC3339), imp.File)
-	dest, err := fileAway(path, DoneDir, note, ".note.txt")
+	dest, err := fileAway(ctx, folder, claimed, DoneDir, note, ".note.txt")
 	if err != nil {
 		return err
 	}
-	sr.log.InfoContext(ctx, "scheduled file already imported", "schedule", s.Name, "import_id", imp.ID, "file", dest, "state", state)
+	sr.log.InfoContext(ctx, "scheduled file already imported", "schedule", s.Name, "import_id", imp.ID, "file", fetch.Redact(folder.Address(dest)), "state", state)
 	return nil
 }
 
@@ -532,18 +580,30 @@ func (lc *lifecycle) fileDone(ctx context.Context, imp importer.Import, reportDi
 		where = "it is in " + reportDir
 	}
 	fine := importer.FineRows(p.Counts)
-	folder, note := FailedDir, fmt.Sprintf("import %s: %d of %d rows did not succeed; the report says why (%s)", imp.ID, p.Total-fine, p.Total, where)
+	folderName, note := FailedDir, fmt.Sprintf("import %s: %d of %d rows did not succeed; the report says why (%s)", imp.ID, p.Total-fine, p.Total, where)
 	if fine == p.Total {
-		folder, note = DoneDir, ""
+		folderName, note = DoneDir, ""
 	}
-	if info, err := os.Stat(imp.SourcePath); err == nil && imp.SourceSize > 0 && info.Size() != imp.SourceSize {
-		folder = FailedDir
+	shown := fetch.Redact(imp.SourcePath)
+	root, claimed := fetch.ParentOf(imp.SourcePath)
+	folder, err := fetch.OpenFolder(ctx, root, lc.cfg.Sources)
+	if err != nil {
+		lc.log.WarnContext(ctx, "cannot file the imported file: its inbox is out of reach (the schedule's next firing files it)", "import_id", imp.ID, "file", shown, "error", err)
+		return
+	}
+	defer func() {
+		if err := folder.Close(); err != nil {
+			lc.log.WarnContext(ctx, "error closing an inbox", "import_id", imp.ID, "error", err)
+		}
+	}()
+	if info, err := folder.Stat(ctx, claimed); err == nil && imp.SourceSize > 0 && info.Size != imp.SourceSize {
+		folderName = FailedDir
 		note = fmt.Sprintf("the file grew after it was read (%d bytes, now %d): what was added was not imported, and its last record may have been cut short; import %s holds the rest (its report: %s)",
-			imp.SourceSize, info.Size(), imp.ID, where)
+			imp.SourceSize, info.Size, imp.ID, where)
 	}
-	if dest, err := fileAway(imp.SourcePath, folder, note, ".error.txt"); err == nil {
-		lc.log.InfoContext(ctx, "scheduled file filed", "import_id", imp.ID, "file", dest)
+	if dest, err := fileAway(ctx, folder, claimed, folderName, note, ".error.txt"); err == nil {
+		lc.log.InfoContext(ctx, "scheduled file filed", "import_id", imp.ID, "file", fetch.Redact(folder.Address(dest)))
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		lc.log.WarnContext(ctx, "cannot file the imported file", "import_id", imp.ID, "file", imp.SourcePath, "error", err)
+		lc.log.WarnContext(ctx, "cannot file the imported file", "import_id", imp.ID, "file", shown, "error", err)
 	}
 }

@@ -71,9 +71,9 @@ func (in *inbox) files(folder string) []string {
 	return out
 }
 
-func (in *inbox) imports(t *testing.T) []string {
+func (e *env) imports(t *testing.T) []string {
 	t.Helper()
-	ids, err := in.store.Imports(context.Background())
+	ids, err := e.store.Imports(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/fetch"
 )
 
 // ScheduleStatuses completes schedules (name, cron, inbox, next firing)
@@ -63,7 +64,7 @@ func SchedulerEntries(inspector *asynq.Inspector) ([]importer.ScheduleStatus, er
 		if seen, ok := byName[s.Name]; ok && !seen.Next.IsZero() && seen.Next.Before(e.Next) {
 			continue
 		}
-		byName[s.Name] = importer.ScheduleStatus{Name: s.Name, Cron: strings.TrimSpace(cronOf(s, e.Spec)), Inbox: s.Inbox, Next: e.Next}
+		byName[s.Name] = importer.ScheduleStatus{Name: s.Name, Cron: strings.TrimSpace(cronOf(s, e.Spec)), Inbox: fetch.Redact(s.Inbox), Next: e.Next}
 	}
 	out := make([]importer.ScheduleStatus, 0, len(byName))
 	for _, s := range byName {

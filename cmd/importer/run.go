@@ -119,6 +119,7 @@ did not, 2 bad usage, configuration or unreadable input, 3 could not finish
 func (c *runConfig) registerRunFlags(f *pflag.FlagSet, getenv env) {
 	c.sourceAuth = getenv("IMPORTER_SOURCE_AUTHORIZATION")
 	c.ssh = sshOptions(getenv)
+	c.jobs.Sources = fetch.Options{SSH: c.ssh}
 	f.StringVar(&c.opts.Format, "format", "", "input format: csv, json, ndjson or xlsx (default: from the file's extension)")
 	f.StringVar(&c.opts.Sheet, "sheet", "", "the sheet of an Excel workbook to read (default: the first)")
 	f.StringVar(&c.opts.Delimiter, "delimiter", ",", "the character between a CSV file's fields: ; | or tab, say")

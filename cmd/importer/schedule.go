@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/fetch"
 	"github.com/propexo-importer/importer/internal/notify"
 	"github.com/propexo-importer/importer/internal/rdb"
 	"github.com/propexo-importer/importer/internal/schedule"
@@ -82,7 +83,7 @@ func listSchedules(ctx context.Context, config string, redis redisOnly, stdout i
 	now := time.Now()
 	statuses := make([]importer.ScheduleStatus, len(entries))
 	for i, e := range entries {
-		statuses[i] = importer.ScheduleStatus{Name: e.Name, Cron: e.Cron, Inbox: e.Inbox, Next: e.Next(now)}
+		statuses[i] = importer.ScheduleStatus{Name: e.Name, Cron: e.Cron, Inbox: fetch.Redact(e.Inbox), Next: e.Next(now)}
 	}
 	note := ""
 	if redis.url == "" {
@@ -169,7 +170,7 @@ func (c *scheduleConfig) run(ctx context.Context, getenv env, log *slog.Logger) 
 		if _, err := s.Register(e.Spec, task, opts...); err != nil {
 			return usageError("schedule %s: %v", e.Name, err)
 		}
-		log.Info("schedule registered", "schedule", e.Name, "cron", e.Spec, "inbox", e.Inbox)
+		log.Info("schedule registered", "schedule", e.Name, "cron", e.Spec, "inbox", fetch.Redact(e.Inbox))
 	}
 	if err := s.Start(); err != nil {
 		return unfinished(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/fetch"
 	"github.com/propexo-importer/importer/internal/metrics"
 	"github.com/propexo-importer/importer/internal/store"
 	"github.com/propexo-importer/importer/jobs"
@@ -52,6 +53,8 @@ back on the queue) and exits 0.`,
 			return c.run(cmd.Context(), g.logger(stderr))
 		},
 	}
+	// A schedule's sftp:// inbox is read with the keys OpenSSH would use.
+	c.jobs.Sources = fetch.Options{SSH: sshOptions(getenv)}
 	f := cmd.Flags()
 	urlFlag(f, &c.redisURL, "redis-url", getenv("REDIS_URL"), "Redis that holds the queue and the imports (required) "+envTag("REDIS_URL"))
 	f.IntVar(&c.concurrency, "concurrency", 10, "tasks worked on at once")

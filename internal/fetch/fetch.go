@@ -29,13 +29,17 @@ func IsURL(s string) bool {
 }
 
 // Redact returns an address as it may be shown: scheme, host and path, with
-// no user info (a password) and no query (a signed URL's token).
+// no user info (a password) and no query (a signed URL's token). A path is
+// shown as it is.
 func Redact(raw string) string {
+	if !IsURL(raw) {
+		return raw
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "the address given"
 	}
-	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+	return u.Scheme + "://" + u.Host + u.Path // unescaped: shown, never requested
 }
 
 // Name returns the file name an address ends with, which tells its format

@@ -34,6 +34,30 @@ type SSHOptions struct {
 
 // openSFTP opens the file at an sftp://user@host[:port]/path address.
 func openSFTP(ctx context.Context, u *url.URL, shown string, o SSHOptions) (io.ReadCloser, error) {
+	s, err := dialSFTP(ctx, u, shown, o)
+	if err != nil {
+		return nil, err
+	}
+	f, err := s.files.Open(u.Path)
+	if err != nil {
+		_ = s.Close() // the session is of no more use; why it could not open the file is the error
+		return nil, fmt.Errorf("cannot read %s: %v", shown, err)
+	}
+	return &sftpFile{File: f, session: s}, nil
+}
+
+// sftpSession is a signed-in SFTP session: its SSH connection and SFTP
+// client.
+type sftpSession struct {
+	files  *sftp.Client
+	client *ssh.Client
+}
+
+func (s *sftpSession) Close() error { return errors.Join(s.files.Close(), s.client.Close()) }
+
+// dialSFTP signs in to the server of an sftp://user@host[:port]/path
+// address.
+func dialSFTP(ctx context.Context, u *url.URL, shown string, o SSHOptions) (*sftpSession, error) {
 	if u.User == nil || u.User.Username() == "" {
 		return nil, fmt.Errorf("%s: give the user in the address (sftp://user@host/path)", shown)
 	}
@@ -117,21 +141,13 @@ func openSFTP(ctx context.Context, u *url.URL, shown string, o SSHOptions) (io.R
 		_ = client.Close() // the error that matters is the one returned
 		return nil, fmt.Errorf("cannot read %s: the server speaks no SFTP: %v", shown, err)
 	}
-	f, err := files.Open(u.Path)
-	if err != nil {
-		_ = errors.Join(files.Close(), client.Close()) // the session is of no more use; why it could not open the file is the error
-		return nil, fmt.Errorf("cannot read %s: %v", shown, err)
-	}
-	return &sftpFile{File: f, files: files, client: client}, nil
+	return &sftpSession{files: files, client: client}, nil
 }
 
 // sftpFile is a remote file whose Close ends its session too.
 type sftpFile struct {
 	*sftp.File
-	files  *sftp.Client
-	client *ssh.Client
+	session *sftpSession
 }
 
-func (f *sftpFile) Close() error {
-	return errors.Join(f.File.Close(), f.files.Close(), f.client.Close())
-}
+func (f *sftpFile) Close() error { return errors.Join(f.File.Close(), f.session.Close()) }

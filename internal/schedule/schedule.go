@@ -9,7 +9,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/fetch"
 )
 
 // File is the schedules file.
@@ -221,13 +224,13 @@ func (e Entry) periodic(base string, getenv func(string) string) (Periodic, erro
 	if e.Inbox == "" {
 		return Periodic{}, errors.New("inbox is missing (a path or glob, e.g. /data/inbox/*.csv)")
 	}
-	if _, err := filepath.Match(filepath.Base(e.Inbox), "x"); err != nil {
-		return Periodic{}, fmt.Errorf("inbox %q: %v", e.Inbox, err)
+	inbox, err := inboxOf(base, e.Inbox)
+	if err != nil {
+		return Periodic{}, err
 	}
 	opts := importer.Options{Format: e.Format, Delimiter: e.Delimiter, Sheet: e.Sheet, Vendor: importer.Vendor(e.Vendor), IntegrationID: e.IntegrationID,
 		PropertyID: e.PropertyID, RentPeriod: e.RentPeriod, RentDueDay: e.RentDueDay, Verify: e.Verify,
 		Mode: importer.Mode(e.Mode), MatchOn: e.MatchOn, BlankClears: e.BlankClears, Priority: importer.Priority(e.Priority)}
-	var err error
 	if opts.MaxCreates, opts.MaxUpdates, err = importer.ParseGuards(e.MaxCreates, e.MaxUpdates); err != nil {
 		return Periodic{}, err
 	}
@@ -301,9 +304,42 @@ func (e Entry) periodic(base string, getenv func(string) string) (Periodic, erro
 	if err != nil {
 		return Periodic{}, err
 	}
-	return Periodic{Spec: spec, Name: e.Name, Inbox: abs(base, e.Inbox), Options: opts, Limits: limits.WithDefaults(), ReportSubdir: sub, Retention: retention,
+	return Periodic{Spec: spec, Name: e.Name, Inbox: inbox, Options: opts, Limits: limits.WithDefaults(), ReportSubdir: sub, Retention: retention,
 		Settle: settle, ReadyMarker: e.ReadyMarker, ClaimTimeout: claimTimeout, Cron: e.Cron, Notify: notify, ExpectFile: e.ExpectFile,
 		AllowDroppedColumns: e.AllowDroppedColumns, RetryTransient: retryTransient}, nil
+}
+
+// inboxOf checks an entry's inbox, a folder's path and a pattern of the
+// names of its files, or the address of a remote folder and the pattern
+// (sftp://user@host/drop/*.csv, s3://bucket/inbox/*.xlsx), and returns it
+// (a path made absolute).
+func inboxOf(base, inbox string) (string, error) {
+	shown := inbox
+	if fetch.IsURL(inbox) {
+		shown = fetch.Redact(inbox)
+		u, err := url.Parse(inbox)
+		if err != nil {
+			return "", fmt.Errorf("inbox %s is not an address", shown)
+		}
+		switch u.Scheme {
+		case "sftp", "s3", "gs", "azblob":
+		default:
+			return "", fmt.Errorf("inbox %s: an inbox is a folder, on this machine, an SFTP server (sftp://) or in a bucket (s3://, gs://, azblob://); files at %s:// addresses cannot be claimed or moved (import one with 'importer run' from cron)", shown, u.Scheme)
+		}
+		if _, ok := u.User.Password(); ok {
+			return "", fmt.Errorf("inbox %s: a password in the address is not used; SFTP signs in with the SSH agent or a key file", shown)
+		}
+	} else {
+		inbox = abs(base, inbox)
+	}
+	_, pattern, err := fetch.SplitInbox(inbox)
+	if err != nil {
+		return "", fmt.Errorf("inbox %v", err)
+	}
+	if _, err := path.Match(pattern, "x"); err != nil {
+		return "", fmt.Errorf("inbox %s: %v", shown, err)
+	}
+	return inbox, nil
 }
 
 // notifySpecs reads an entry's notify block.

@@ -81,19 +81,42 @@ func TestErrorsNameTheEntry(t *testing.T) {
 		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    notify:\n      - webhook: https://x.example\n        events: [finished]\n", `notify 1: events: unknown event "finished"`},
 		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    notify:\n      - email: pm@example.com\n", "notify 1: email: use smtp://"},
 		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: x\n    priority: urgent\n", `schedule 1 (a): priority: "urgent": use high, normal or low`},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: https://pms.example/export.csv?token=SECRET\n", "schedule 1 (a): inbox https://pms.example/export.csv: an inbox is a folder"},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: sftp://pms:hunter2@sftp.example/drop/*.csv\n", "inbox sftp://sftp.example/drop/*.csv: a password in the address is not used"},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: s3://exports\n", "inbox s3://exports: end the address with the files' name or pattern"},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: s3://exports/in/[.csv\n", "inbox s3://exports/in/[.csv: syntax error in pattern"},
 	}
 	for _, tt := range tests {
 		path := filepath.Join(t.TempDir(), "s.yaml")
 		os.WriteFile(path, []byte(tt.yaml), 0o600)
 		_, err := schedule.Load(path, os.Getenv)
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%q: error %v, want %q", tt.yaml, err, tt.want)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%q: error %v, want %q (and no secret)", tt.yaml, err, tt.want)
 		}
 	}
 }
 
-// A schedule's mapping: is read with the schedule, relative to its file;
-// a bad mapping is told with the schedule and the mapping file named.
+// A remote inbox is kept as written (not made a path), its query
+// included: it configures the bucket.
+func TestScheduleRemoteInboxes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "schedules.yaml")
+	os.WriteFile(path, []byte(`schedules:
+  - name: sftp
+    cron: '0 2 * * *'
+    inbox: sftp://pms@sftp.example.com/drop/*.csv
+  - name: bucket
+    cron: '0 2 * * *'
+    inbox: s3://exports/acme/*.xlsx?region=eu-west-1
+`), 0o600)
+	entries, err := schedule.Load(path, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entries[0].Inbox != "sftp://pms@sftp.example.com/drop/*.csv" || entries[1].Inbox != "s3://exports/acme/*.xlsx?region=eu-west-1" {
+		t.Errorf("inboxes %q, %q", entries[0].Inbox, entries[1].Inbox)
+	}
+}
+
 // A schedule of Excel workbooks names the sheet its imports read.
 func TestScheduleSheet(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "schedules.yaml")
@@ -107,6 +130,8 @@ func TestScheduleSheet(t *testing.T) {
 	}
 }
 
+// A schedule's mapping: is read with the schedule, relative to its file;
+// a bad mapping is told with the schedule and the mapping file named.
 func TestScheduleMapping(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "acme.yaml"), []byte("columns:\n  Mobile: phone_1\n  Full Name: full_name\nstrict: true\n"), 0o600)
