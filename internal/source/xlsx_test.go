@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"maps"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -142,5 +145,51 @@ func TestXLSXFormatFromTheName(t *testing.T) {
 	}
 	if f, err := source.FormatOf("roster.bin", "xlsx"); err != nil || f != source.FormatXLSX {
 		t.Errorf("--format xlsx = %q, %v", f, err)
+	}
+}
+
+// A workbook saved by a spreadsheet program itself (LibreOffice Calc 7.4
+// converted testdata/maple-court.fods to .xlsx: its own OOXML writer, shared
+// strings and styles), with a title merged across the columns above the
+// header and the two date columns stored as dates shown day first, reads
+// as the CSV of the same residents does: the same rows, the same values.
+func TestXLSXSavedByASpreadsheetProgram(t *testing.T) {
+	data, err := os.ReadFile("testdata/maple-court.xlsx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, rd, err := readXLSX(t, data, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open("../../samples/residents.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	csvRows, err := source.Open(f, source.FormatCSV, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rd.Columns(), csvRows.Columns(); !slices.Equal(got, want) {
+		t.Errorf("columns %q, want the CSV's %q (the merged title passed over)", got, want)
+	}
+	if len(rows) != 20 {
+		t.Fatalf("%d rows, want the workbook's 20", len(rows))
+	}
+	for i, row := range rows {
+		want, err := csvRows.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if row.Err != nil || !maps.Equal(row.Values, want.Values) {
+			t.Errorf("row %d (line %d): %v %v\nwant %v", i+1, row.Line, row.Err, row.Values, want.Values)
+		}
+		if row.Line != i+3 {
+			t.Errorf("row %d is on line %d, want %d (under the title and the header)", i+1, row.Line, i+3)
+		}
+	}
+	if rows[0].Values["date_of_birth"] != "1970-03-13" {
+		t.Errorf("the first date of birth, shown 13/03/1970: %q", rows[0].Values["date_of_birth"])
 	}
 }
