@@ -15,8 +15,15 @@ help: ## list the targets
 build: ## build bin/importer
 	$(GO) build -o $(BIN) ./cmd/importer
 
+.PHONY: test-deps
+test-deps: ## install Azurite, the Azure Storage emulator the azblob:// tests start, into internal/fetchtest/azurite (once; npm)
+	@if [ ! -x internal/fetchtest/azurite/node_modules/.bin/azurite-blob ]; then \
+	  if command -v npm >/dev/null 2>&1; then npm ci --prefix internal/fetchtest/azurite --no-audit --no-fund --loglevel=error; \
+	  else echo "npm not found: the azblob:// tests will be skipped (CI installs Node.js)"; fi; \
+	fi
+
 .PHONY: test
-test: ## run every test, in parallel, against a real redis-server (a database per test) and the sandbox over HTTP, then fuzz each parser briefly (under 4 minutes on 2 cores)
+test: test-deps ## run every test, in parallel, against a real redis-server (a database per test) and the sandbox over HTTP, then fuzz each parser briefly (under 4 minutes on 2 cores)
 	$(GO) test $(GOFLAGS_TEST) $(PKGS)
 	@# A count, not a duration: with a duration, go1.26's fuzz coordinator can
 	@# fail a target with "context deadline exceeded" at the deadline on a busy

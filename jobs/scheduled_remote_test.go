@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
@@ -117,7 +119,8 @@ func testRemoteInbox(t *testing.T, in *remoteInbox) {
 	}
 	var done map[string]string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if done = in.files(jobs.DoneDir); len(done) > 2 {
+		// (A bucket's move copies, then deletes: both seen done.)
+		if done = in.files(jobs.DoneDir); len(done) > 2 && len(in.files(jobs.ProcessingDir)) == 0 {
 			break
 		}
 	}
@@ -211,6 +214,97 @@ func TestScheduledS3Inbox(t *testing.T) {
 			b, _ := io.ReadAll(obj.Contents)
 			obj.Contents.Close()
 			out[name] = string(b)
+		}
+		return out
+	}
+	testRemoteInbox(t, in)
+}
+
+// An inbox in a Google Cloud Storage bucket (fake-gcs-server, in process,
+// over HTTP, found through STORAGE_EMULATOR_HOST as Google's client finds
+// any emulator).
+func TestScheduledGCSInbox(t *testing.T) {
+	srv := fetchtest.StartGCS(t, "exports")
+	in := &remoteInbox{env: newEnv(t, "fixed:0s", nil)}
+	in.s = jobs.ScheduledImport{Name: "gcs", Inbox: "gs://exports/inbox/*.csv"}
+	in.s.Options.IntegrationID = "int_rentvine_demo"
+	in.put = func(name, content string) {
+		srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "exports", Name: "inbox/" + name}, Content: []byte(content)})
+	}
+	in.files = func(folder string) map[string]string {
+		prefix := "inbox/"
+		if folder != "" {
+			prefix += folder + "/"
+		}
+		list, err := srv.ListObjectsWithOptionsPaginated("exports", fakestorage.ListOptions{Prefix: prefix, Delimiter: "/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, o := range list.Objects {
+			obj, err := srv.GetObject("exports", o.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[strings.TrimPrefix(o.Name, prefix)] = string(obj.Content)
+		}
+		return out
+	}
+	testRemoteInbox(t, in)
+}
+
+// An inbox in an Azure Blob Storage container (Azurite, Microsoft's
+// emulator, started by the test): the account's key from the environment,
+// the emulator's endpoint from the address's query.
+func TestScheduledAzureInbox(t *testing.T) {
+	az := fetchtest.StartAzurite(t)
+	t.Setenv("AZURE_STORAGE_ACCOUNT", fetchtest.AzuriteAccount)
+	t.Setenv("AZURE_STORAGE_KEY", fetchtest.AzuriteKey)
+	cred, err := azblob.NewSharedKeyCredential(fetchtest.AzuriteAccount, fetchtest.AzuriteKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := azblob.NewClientWithSharedKeyCredential(az.ServiceURL, cred, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := client.CreateContainer(ctx, "exports", nil); err != nil {
+		t.Fatal(err)
+	}
+	in := &remoteInbox{env: newEnv(t, "fixed:0s", nil)}
+	in.s = jobs.ScheduledImport{Name: "azure", Inbox: "azblob://exports/inbox/*.csv?protocol=http&localemu=true&domain=" + az.Addr}
+	in.s.Options.IntegrationID = "int_rentvine_demo"
+	in.put = func(name, content string) {
+		if _, err := client.UploadBuffer(ctx, "exports", "inbox/"+name, []byte(content), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in.files = func(folder string) map[string]string {
+		prefix := "inbox/"
+		if folder != "" {
+			prefix += folder + "/"
+		}
+		out := map[string]string{}
+		pager := client.NewListBlobsFlatPager("exports", &azblob.ListBlobsFlatOptions{Prefix: &prefix})
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, item := range page.Segment.BlobItems {
+				name := strings.TrimPrefix(*item.Name, prefix)
+				if strings.Contains(name, "/") {
+					continue
+				}
+				resp, err := client.DownloadStream(ctx, "exports", *item.Name, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				out[name] = string(b)
+			}
 		}
 		return out
 	}

@@ -11,15 +11,19 @@ import (
 	"strings"
 
 	"gocloud.dev/blob"
-	_ "gocloud.dev/blob/s3blob" // s3:// through the AWS SDK's default credential chain
+	_ "gocloud.dev/blob/azureblob" // azblob:// through the Azure SDK's default credentials
+	_ "gocloud.dev/blob/gcsblob"   // gs:// through Google's Application Default Credentials
+	_ "gocloud.dev/blob/s3blob"    // s3:// through the AWS SDK's default credential chain
 	"gocloud.dev/gcerrors"
 )
 
-// openBucket opens the object at an s3://bucket/key address through
-// gocloud.dev/blob: credentials from the AWS SDK's default chain (the
-// environment, the shared files, an instance's role), never from the
-// address; its query configures the bucket (region, endpoint and
-// use_path_style for an S3-compatible store).
+// openBucket opens the object at an s3://, gs:// or azblob://bucket/key
+// address through gocloud.dev/blob: credentials from the cloud's default
+// chain (AWS: the environment, the shared files, an instance's role;
+// Google: Application Default Credentials; Azure: AZURE_STORAGE_* or
+// azidentity's default), never from the address; its query configures the
+// bucket (region, endpoint and use_path_style for an S3-compatible store;
+// domain, protocol and localemu for Azure).
 func openBucket(ctx context.Context, u *url.URL, shown string) (io.ReadCloser, error) {
 	key := strings.TrimPrefix(u.Path, "/")
 	if key == "" {
@@ -36,7 +40,7 @@ func openBucket(ctx context.Context, u *url.URL, shown string) (io.ReadCloser, e
 		case gcerrors.NotFound:
 			return nil, fmt.Errorf("cannot read %s: the bucket holds no such object", shown)
 		case gcerrors.PermissionDenied:
-			return nil, fmt.Errorf("cannot read %s: access denied (check the AWS credentials the environment gives)", shown)
+			return nil, fmt.Errorf("cannot read %s: access denied (check the %s credentials the environment gives)", shown, cloudOf(u.Scheme))
 		}
 		return nil, fmt.Errorf("cannot read %s: %v", shown, err)
 	}
@@ -147,3 +151,14 @@ func (f *bucketFolder) Address(name string) string {
 
 func (f *bucketFolder) Local(string) (string, bool) { return "", false }
 func (f *bucketFolder) Close() error                { return f.bucket.Close() }
+
+// cloudOf names the cloud of a bucket's scheme.
+func cloudOf(scheme string) string {
+	switch scheme {
+	case "gs":
+		return "Google Cloud"
+	case "azblob":
+		return "Azure"
+	}
+	return "AWS"
+}

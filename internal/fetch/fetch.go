@@ -1,6 +1,8 @@
 // Package fetch reads an input file from where a PMS export lands, by its
 // URL: an https:// address, a file on an SFTP server (sftp://), or an
-// object in an S3 bucket (s3://, through gocloud.dev/blob). The
+// object in a bucket (s3://, gs://, azblob://, through gocloud.dev/blob);
+// and lists, moves and writes the files of a schedule's inbox (Folder) on
+// this machine, an SFTP server or in a bucket. The
 // caller copies what it reads to a private file and imports that (the
 // content, not the address, identifies the import). HTTPS credentials come
 // from the URL's user info (basic auth) or an Authorization header the
@@ -76,12 +78,12 @@ func Open(ctx context.Context, raw string, opts Options) (io.ReadCloser, error) 
 	case "https":
 	case "sftp":
 		return openSFTP(ctx, u, shown, opts.SSH)
-	case "s3":
+	case "s3", "gs", "azblob":
 		return openBucket(ctx, u, shown)
 	case "http":
 		return nil, fmt.Errorf("%s: use https:// (a roster holds personal data)", shown)
 	default:
-		return nil, fmt.Errorf("%s: %s:// sources are not read yet; give an https://, sftp:// or s3:// address, or a file", shown, u.Scheme)
+		return nil, fmt.Errorf("%s: %s:// cannot be read; give an https://, sftp://, s3://, gs:// or azblob:// address, or a file", shown, u.Scheme)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
 	if err != nil {

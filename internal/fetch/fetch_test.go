@@ -34,7 +34,7 @@ func TestAddressesAreShownWithoutTheirCredentials(t *testing.T) {
 func TestHTTPAndUnreadSchemesAreRefused(t *testing.T) {
 	for raw, want := range map[string]string{
 		"http://u:secret@example.com/a.csv": "http://example.com/a.csv: use https://",
-		"gs://exports/nightly/a.csv":        "gs://exports/nightly/a.csv: gs:// sources are not read yet",
+		"ftp://u:secret@example.com/a.csv":  "ftp://example.com/a.csv: ftp:// cannot be read",
 	} {
 		_, err := fetch.Open(context.Background(), raw, fetch.Options{})
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "secret") {

@@ -20,7 +20,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/propexo-importer/importer/importer"
-	"github.com/propexo-importer/importer/internal/fetch"
 )
 
 // File is the schedules file.
@@ -312,29 +311,29 @@ func (e Entry) periodic(base string, getenv func(string) string) (Periodic, erro
 // inboxOf checks an entry's inbox, a folder's path and a pattern of the
 // names of its files, or the address of a remote folder and the pattern
 // (sftp://user@host/drop/*.csv, s3://bucket/inbox/*.xlsx), and returns it
-// (a path made absolute).
+// (a path made absolute, an address as written: its query configures the
+// bucket). Errors show an address without user info or query.
 func inboxOf(base, inbox string) (string, error) {
-	shown := inbox
-	if fetch.IsURL(inbox) {
-		shown = fetch.Redact(inbox)
-		u, err := url.Parse(inbox)
-		if err != nil {
-			return "", fmt.Errorf("inbox %s is not an address", shown)
-		}
-		switch u.Scheme {
-		case "sftp", "s3", "gs", "azblob":
-		default:
-			return "", fmt.Errorf("inbox %s: an inbox is a folder, on this machine, an SFTP server (sftp://) or in a bucket (s3://, gs://, azblob://); files at %s:// addresses cannot be claimed or moved (import one with 'importer run' from cron)", shown, u.Scheme)
-		}
-		if _, ok := u.User.Password(); ok {
-			return "", fmt.Errorf("inbox %s: a password in the address is not used; SFTP signs in with the SSH agent or a key file", shown)
-		}
-	} else {
+	u, err := url.Parse(inbox)
+	if err != nil || u.Scheme == "" || u.Host == "" || !strings.Contains(inbox, "://") {
 		inbox = abs(base, inbox)
+		if _, err := filepath.Match(filepath.Base(inbox), "x"); err != nil {
+			return "", fmt.Errorf("inbox %s: %v", inbox, err)
+		}
+		return inbox, nil
 	}
-	_, pattern, err := fetch.SplitInbox(inbox)
-	if err != nil {
-		return "", fmt.Errorf("inbox %v", err)
+	shown := u.Scheme + "://" + u.Host + u.Path
+	switch u.Scheme {
+	case "sftp", "s3", "gs", "azblob":
+	default:
+		return "", fmt.Errorf("inbox %s: an inbox is a folder, on this machine, an SFTP server (sftp://) or in a bucket (s3://, gs://, azblob://); files at %s:// addresses cannot be claimed or moved (import one with 'importer run' from cron)", shown, u.Scheme)
+	}
+	if _, ok := u.User.Password(); ok {
+		return "", fmt.Errorf("inbox %s: a password in the address is not used; SFTP signs in with the SSH agent or a key file", shown)
+	}
+	pattern := path.Base(u.Path)
+	if u.Path == "" || pattern == "/" {
+		return "", fmt.Errorf("inbox %s: end the address with the files' name or pattern (%s://%s/inbox/*.csv)", shown, u.Scheme, u.Host)
 	}
 	if _, err := path.Match(pattern, "x"); err != nil {
 		return "", fmt.Errorf("inbox %s: %v", shown, err)
