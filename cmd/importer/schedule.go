@@ -32,13 +32,16 @@ func newScheduleCommand(getenv env, g *globals, stdout, stderr io.Writer) *cobra
 		Use:   "schedule",
 		Short: "Start imports on a schedule, from the files dropped in inboxes",
 		Long: `schedule runs Asynq's scheduler from a YAML file of entries: a cron
-expression (with a time zone), an inbox path or glob, and the import's
-options (see samples/schedules.yaml). At each firing a worker claims the
-files waiting in the inbox (moving them to processing/ beside it, so no file
-is imported twice), imports them, writes their reports and moves each file to
+expression (with a time zone), an inbox (a folder's path and a pattern of
+its files' names, or a remote one: sftp://user@host/drop/*.csv,
+s3://bucket/inbox/*.csv, gs://..., azblob://...) and the import's options
+(see samples/schedules.yaml). At each firing a worker claims the files
+waiting in the inbox (moving them to processing/ beside it, so no file is
+imported twice), imports them, writes their reports and moves each file to
 done/ (every row succeeded) or failed/. Run two for availability: a firing
 of both still imports each file once. Workers ('importer worker') do the
-work; they must see the inbox folders.`,
+work; they must see a local inbox's folder, and reach a remote one with
+their SSH keys or their cloud's credentials.`,
 		Example: `  REDIS_URL=redis://localhost:6379 importer schedule --config samples/schedules.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

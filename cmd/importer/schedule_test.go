@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/fetchtest"
 	"github.com/propexo-importer/importer/internal/notify"
 	"github.com/propexo-importer/importer/internal/notifytest"
 	"github.com/propexo-importer/importer/internal/redistest"
@@ -193,5 +194,61 @@ func TestRunNotifiesItsWebhook(t *testing.T) {
 	json.Unmarshal(got[0].Body, &ev)
 	if ev.Kind != importer.EventFailures || ev.Counts[importer.Invalid] == 0 || len(ev.TopErrors) == 0 || ev.Rows != nil {
 		t.Errorf("event = %+v, want failures with counts and codes, no rows", ev)
+	}
+}
+
+// A schedule whose inbox is on an SFTP server: the scheduler and a worker,
+// as processes, the worker signing in with the key and known_hosts the
+// environment names; the roster dropped there is imported once and filed
+// in done/ on the server, and no log shows the address's user.
+func TestScheduledSFTPInboxEndToEnd(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	key := "sftp-schedule-key"
+	addr := sandboxProcess(t, dir, key, "--latency", "fixed:200ms", "--rate-limit", "6000")
+	redisURL := redistest.URL(t)
+	served := filepath.Join(dir, "served")
+	drop := filepath.Join(served, "drop")
+	os.MkdirAll(drop, 0o755)
+	srv := fetchtest.StartSFTP(t, served)
+	config := filepath.Join(dir, "schedules.yaml")
+	os.WriteFile(config, []byte("schedules:\n  - name: sftp-drop\n    cron: '@every 2s'\n    inbox: sftp://pmsuser@"+srv.Addr+drop+"/*.json\n    ready_marker: .done\n"), 0o600)
+	logs := []*syncBuffer{background(t, dir, map[string]string{"REDIS_URL": redisURL}, "schedule", "--config", config),
+		background(t, dir, map[string]string{"REDIS_URL": redisURL, "PROPEXO_API_URL": "http://" + addr, "PROPEXO_API_KEY": key,
+			"IMPORTER_SSH_KEY": srv.KeyFile, "IMPORTER_SSH_KNOWN_HOSTS": srv.KnownHosts(t, srv.HostKey)},
+			"worker", "--concurrency", "8", "--rate-limit", "6000", "--poll-initial", "1s")}
+
+	data, _ := os.ReadFile(sample(t, "residents.json"))
+	os.WriteFile(filepath.Join(drop, "residents.json"), data, 0o600)
+	os.WriteFile(filepath.Join(drop, "residents.json.done"), nil, 0o600)
+
+	done := filepath.Join(drop, "done", "residents.json")
+	for deadline := time.Now().Add(45 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if _, err := os.Stat(done); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			entries, _ := os.ReadDir(drop)
+			t.Fatalf("the file never reached done/ on the server; its folder holds %v\n%s", entries, logs[1].String())
+		}
+	}
+	st := runImporter(t, dir, map[string]string{"REDIS_URL": redisURL}, "status", "--json")
+	var all []struct {
+		State  string         `json:"state"`
+		Counts map[string]int `json:"counts"`
+	}
+	if err := json.Unmarshal([]byte(st.stdout), &all); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, st.stdout)
+	}
+	if len(all) != 1 || all[0].State != "finished" || all[0].Counts["succeeded"] != 12 {
+		t.Errorf("imports = %+v, want one finished import of 12 rows", all)
+	}
+	if _, err := os.Stat(filepath.Join(drop, "residents.json.done")); err == nil {
+		t.Error("the ready marker was left behind")
+	}
+	for _, l := range logs {
+		if strings.Contains(l.String(), "pmsuser@") {
+			t.Errorf("a log shows the address's user:\n%s", l.String())
+		}
 	}
 }

@@ -320,6 +320,9 @@ func inboxOf(base, inbox string) (string, error) {
 		if _, err := filepath.Match(filepath.Base(inbox), "x"); err != nil {
 			return "", fmt.Errorf("inbox %s: %v", inbox, err)
 		}
+		if strings.ContainsAny(filepath.Dir(inbox), "*?[") {
+			return "", fmt.Errorf("inbox %s: a pattern goes in the files' name only (one folder an entry: its processing/, done/ and failed/ are beside the files)", inbox)
+		}
 		return inbox, nil
 	}
 	shown := u.Scheme + "://" + u.Host + u.Path
@@ -337,6 +340,9 @@ func inboxOf(base, inbox string) (string, error) {
 	}
 	if _, err := path.Match(pattern, "x"); err != nil {
 		return "", fmt.Errorf("inbox %s: %v", shown, err)
+	}
+	if strings.ContainsAny(path.Dir(u.Path), "*?[") {
+		return "", fmt.Errorf("inbox %s: a pattern goes in the files' name only (one folder an entry: its processing/, done/ and failed/ are beside the files)", shown)
 	}
 	return inbox, nil
 }

@@ -85,6 +85,8 @@ func TestErrorsNameTheEntry(t *testing.T) {
 		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: sftp://pms:hunter2@sftp.example/drop/*.csv\n", "inbox sftp://sftp.example/drop/*.csv: a password in the address is not used"},
 		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: s3://exports\n", "inbox s3://exports: end the address with the files' name or pattern"},
 		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: s3://exports/in/[.csv\n", "inbox s3://exports/in/[.csv: syntax error in pattern"},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: /data/*/roster.csv\n", "inbox /data/*/roster.csv: a pattern goes in the files' name only"},
+		{"schedules:\n  - name: a\n    cron: '0 2 * * *'\n    inbox: sftp://pms@host/drop-*/roster.csv\n", "inbox sftp://host/drop-*/roster.csv: a pattern goes in the files' name only"},
 	}
 	for _, tt := range tests {
 		path := filepath.Join(t.TempDir(), "s.yaml")
