@@ -107,8 +107,11 @@ func TestASmallImportIsNotStuckBehindABigOne(t *testing.T) {
 		if n >= 35 {
 			got := float64(n-smallFrom) / float64(n-smallFrom+creates(big)-bigFrom)
 			t.Logf("the small import's first create after %v; then %.0f%% of the creates", first.Round(time.Millisecond), 100*got)
-			if got < 0.4 {
-				t.Errorf("the small import got %.0f%% of the creates beside the big one, want half (at least 40%%)", 100*got)
+			// Stuck behind the big one, it would get next to nothing; a fair
+			// share is half. A third is the bound: on a loaded 2-core machine
+			// (every package's tests at once) 39% was seen, once in many runs.
+			if got < 1.0/3 {
+				t.Errorf("the small import got %.0f%% of the creates beside the big one, want half (at least a third)", 100*got)
 			}
 			break
 		}
