@@ -81,6 +81,7 @@ per identity, faults, webhooks).`,
 	f.Uint64Var(&c.cfg.Seed, "seed", 1, "seed of the random choices, so a run can be repeated")
 	f.IntVar(&c.cfg.RateLimit, "rate-limit", 150, "requests allowed per window, all endpoints together (-1: no limit)")
 	f.DurationVar(&c.cfg.RateWindow, "rate-window", time.Minute, "length of a rate-limit window")
+	f.DurationVar(&c.cfg.RateWindowOffset, "rate-window-offset", 0, "the windows start this long after the clock's window boundaries (23s: each minute's window starts at :23); the docs say nothing of where they start")
 	f.DurationVar(&c.cfg.SlowDelay, "rate-slow-delay", 2*time.Second, "delay of each answer past 80% of a window")
 	f.Float64Var(&c.cfg.Faults.ErrorRate, "error-rate", 0, "share of requests (0-1) that start a burst of 503 answers")
 	f.IntVar(&c.cfg.Faults.ErrorBurst, "error-burst", 1, "length of a 503 burst")

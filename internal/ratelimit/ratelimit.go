@@ -1,6 +1,7 @@
 // Package ratelimit shares the write API's rate limit between every worker
 // through Redis: a GCRA token bucket (go-redis/redis_rate) paced so that no
-// fixed window of the API's sees more than the limit, and a shared pause that
+// fixed window of the API's sees more than the limit, wherever the API
+// starts its windows (learned from the answers: phase.go), and a shared pause that
 // stops everyone when the API says the window is spent (a 429, or
 // x-ratelimit-remaining at 0) or is being spent by someone else too (fewer
 // requests remaining than the pace needs to the window's end). The limit
@@ -40,8 +41,9 @@ type Config struct {
 	MaxWait time.Duration
 	// Key names the Redis keys of the limit. Default "importer:ratelimit".
 	Key string
-	// Now tells the time, which places the API's windows (they start on
-	// the clock's Period boundaries). Default time.Now.
+	// Now tells the time, which places the API's windows (on the clock's
+	// Period boundaries until the answers show where they start). Default
+	// time.Now.
 	Now func() time.Time
 	// Log is told when a pause cannot be shared (Redis unreachable): the
 	// worker that saw the 429 still waits, the others learn from their own.
@@ -96,6 +98,7 @@ type Limiter struct {
 	rdb   redis.UniversalClient
 	gcra  *redis_rate.Limiter
 	limit atomic.Int64 // requests per Period, as last announced
+	phase *phases      // where the API's windows start, as learned
 	cfg   Config
 }
 
@@ -105,7 +108,7 @@ func New(rdb redis.UniversalClient, cfg Config) *Limiter {
 	if cfg.Max > 0 && cfg.Limit > cfg.Max {
 		cfg.Limit = cfg.Max
 	}
-	l := &Limiter{rdb: rdb, gcra: redis_rate.NewLimiter(rdb), cfg: cfg}
+	l := &Limiter{rdb: rdb, gcra: redis_rate.NewLimiter(rdb), cfg: cfg, phase: &phases{rdb: rdb, key: cfg.Key + ":phase", period: cfg.Period}}
 	l.limit.Store(int64(cfg.Limit))
 	return l
 }
@@ -170,6 +173,12 @@ func (l *Limiter) Observe(status int, header http.Header, sent time.Time) {
 		}
 	}
 	remaining, hasRemaining := atoi(header.Get("x-ratelimit-remaining"))
+	if hasRemaining {
+		now := l.cfg.Now()
+		if after, reset := l.phase.observe(observation{sent: sent, answered: now, remaining: remaining}, now); reset {
+			l.liftPausesOfWindowsBefore(after)
+		}
+	}
 	left := l.windowLeft(sent)
 	var wait time.Duration
 	switch {
@@ -194,8 +203,30 @@ func (l *Limiter) Observe(status int, header http.Header, sent time.Time) {
 	if cur, err := l.rdb.PTTL(ctx, l.pauseKey()).Result(); err == nil && cur >= wait {
 		return
 	}
-	if err := l.rdb.Set(ctx, l.pauseKey(), status, wait).Err(); err != nil {
+	if err := l.rdb.Set(ctx, l.pauseKey(), fmt.Sprintf("%d %d", status, sent.UnixMilli()), wait).Err(); err != nil {
 		l.cfg.Log.Warn("the API asked for a pause that could not be shared with the other workers", "wait", wait, "err", err)
+	}
+}
+
+// liftPause deletes the shared pause if it came of news of a request sent
+// no later than ARGV[1] (unix ms): the pause's value is "status sent_ms".
+var liftPause = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local sent = tonumber(string.match(v, ' (%d+)$'))
+if sent and sent <= tonumber(ARGV[1]) then return redis.call('DEL', KEYS[1]) end
+return 0`)
+
+// liftPausesOfWindowsBefore ends the shared pause that news of a window
+// that has since ended asked for (a request sent no later than after, when
+// a new window is known to have started after it): the window it waited
+// out is over. A pause taken before the phase was learned (the clock's
+// minute assumed) ends here too.
+func (l *Limiter) liftPausesOfWindowsBefore(after time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := liftPause.Run(ctx, l.rdb, []string{l.pauseKey()}, after.UnixMilli()).Err(); err != nil {
+		l.cfg.Log.Warn("cannot end a pause of a window that is over (it times out)", "err", err)
 	}
 }
 
@@ -223,14 +254,29 @@ func (l *Limiter) shareWait(remaining int, left time.Duration) time.Duration {
 
 // windowLeft is what is left now of the window a request sent at sent was
 // counted in (negative once it is over), plus a margin for clocks that
-// disagree a little.
+// disagree a little. The window ends where the API's windows were seen
+// to start (the latest the learned phase allows); until a new window has
+// been seen, on the clock's Period boundary.
 func (l *Limiter) windowLeft(sent time.Time) time.Duration {
-	return sent.Truncate(l.cfg.Period).Add(l.cfg.Period).Sub(l.cfg.Now()) + 250*time.Millisecond
+	now := l.cfg.Now()
+	end := sent.Truncate(l.cfg.Period).Add(l.cfg.Period)
+	if a, ok := l.phase.current(now); ok {
+		end = a.end(sent, l.cfg.Period)
+	}
+	return end.Sub(now) + 250*time.Millisecond
 }
 
-// untilWindowEnds is the time to the next Period boundary of the clock, plus
-// a margin for clocks that disagree a little.
+// untilWindowEnds is the time to the end of the window now, plus a margin
+// for clocks that disagree a little.
 func (l *Limiter) untilWindowEnds() time.Duration { return l.windowLeft(l.cfg.Now()) }
+
+// Phase is where the API's windows start, as learned: their offset from
+// the clock's Period boundaries, at the latest; ok is false until a new
+// window has been seen.
+func (l *Limiter) Phase() (offset time.Duration, ok bool) {
+	a, ok := l.phase.current(l.cfg.Now())
+	return (a.from + a.width) % l.cfg.Period, ok
+}
 
 // Limit is the requests per Period the limiter allows now.
 func (l *Limiter) Limit() int { return int(l.limit.Load()) }

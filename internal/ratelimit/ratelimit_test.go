@@ -185,3 +185,50 @@ func TestAShortPauseStillCounts(t *testing.T) {
 		t.Fatalf("got %+v (%v), want a pause of about 0.45s", th, ok)
 	}
 }
+
+// The API's windows start at :23, not on the clock's minute. Until a new
+// window is seen, the limiter assumes the minute: at :10, 130 of 600
+// remaining look like too few for the 50 s it thinks are left, and every
+// worker pauses, wasting most of the window. Once x-ratelimit-remaining has
+// gone back up (a request answered with 5 remaining, then one sent after
+// it with 599), the limiter knows where windows start, every worker on the
+// Redis with it, and the pauses taken on news of the windows before it end:
+// the same answer at :10 is the 13 s left of a window spent at the pace,
+// and no pause comes of it; none remaining waits for :23, not :00.
+func TestTheWindowsPhaseIsLearned(t *testing.T) {
+	rdb := redistest.Client(t)
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 7, 12, 1, 10, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	set := func(t time.Time) { mu.Lock(); now = t; mu.Unlock() }
+	at := func(minute, sec, ms int) time.Time {
+		return time.Date(2026, 12, 7, 12, minute, sec, ms*1_000_000, time.UTC)
+	}
+	cfg := ratelimit.Config{Limit: 600, Period: time.Minute, Now: clock}
+	seen, other := ratelimit.New(rdb, cfg), ratelimit.New(rdb, cfg)
+	ctx := context.Background()
+	answer := func(l *ratelimit.Limiter, sent, answered time.Time, remaining int) {
+		set(answered)
+		l.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"600"}, "X-Ratelimit-Remaining": {fmt.Sprint(remaining)}}, sent)
+	}
+
+	answer(seen, at(1, 9, 900), at(1, 10, 0), 130)
+	if _, ok := ratelimit.IsThrottled(other.Take(ctx, 1)); !ok {
+		t.Fatal("before the phase was learned, no pause: the test shows nothing")
+	}
+
+	answer(seen, at(1, 22, 800), at(1, 22, 950), 5)
+	answer(seen, at(1, 23, 100), at(1, 23, 300), 599)
+	if offset, ok := other.Phase(); !ok || offset < 23*time.Second || offset > 23300*time.Millisecond {
+		t.Fatalf("another worker's phase: %v %v, want :23 at the latest by 23.3s", offset, ok)
+	}
+	answer(seen, at(2, 9, 900), at(2, 10, 0), 130)
+	if err := other.Take(ctx, 1); err != nil {
+		t.Errorf("130 of 600 remaining 13 s before the window ends paused: %v", err)
+	}
+	answer(seen, at(2, 9, 900), at(2, 10, 0), 0)
+	th, ok := ratelimit.IsThrottled(other.Take(ctx, 1))
+	if !ok || !th.Paused || th.Wait < 13*time.Second || th.Wait > 14*time.Second {
+		t.Errorf("none remaining at :10: %+v, want a pause to :23 (about 13.5 s)", th)
+	}
+}

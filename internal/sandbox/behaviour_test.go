@@ -117,6 +117,28 @@ func TestRateLimitWindow(t *testing.T) {
 	}
 }
 
+// Windows that start at an offset from the clock's minute (here :23) are
+// counted, and their Retry-After told, from there.
+func TestRateLimitWindowOffset(t *testing.T) {
+	clk := sandbox.NewManualClock(time.Date(2026, 1, 1, 0, 0, 10, 0, time.UTC))
+	a := start(t, sandbox.Config{RateLimit: 2, RateWindowOffset: 23 * time.Second, SlowDelay: time.Millisecond, Now: clk.Now})
+	for i := 1; i <= 2; i++ {
+		a.do("GET", "/v1/residents/", "")
+	}
+	resp, _ := a.do("GET", "/v1/residents/", "")
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "13" {
+		t.Fatalf("at :10, the third of 2: %d, Retry-After %q, want 429 and the 13 s to :23", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	clk.Add(12 * time.Second) // :22, the minute's boundary long passed
+	if resp, _ := a.do("GET", "/v1/residents/", ""); resp.StatusCode != 429 {
+		t.Errorf("at :22, still the window that started at :23 a minute ago: %d, want 429", resp.StatusCode)
+	}
+	clk.Add(time.Second) // :23
+	if resp, _ := a.do("GET", "/v1/residents/", ""); resp.StatusCode != 200 || resp.Header.Get("x-ratelimit-remaining") != "1" {
+		t.Errorf("at :23, a new window: %d, remaining %s", resp.StatusCode, resp.Header.Get("x-ratelimit-remaining"))
+	}
+}
+
 func TestSlowDelayIsReal(t *testing.T) {
 	a := start(t, sandbox.Config{RateLimit: 5, SlowDelay: 300 * time.Millisecond})
 	for i := 0; i < 4; i++ {

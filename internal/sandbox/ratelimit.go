@@ -15,7 +15,7 @@ func (s *Server) countRequest(h http.Header) (limited bool, hold time.Duration) 
 		return false, 0
 	}
 	now := s.cfg.Now()
-	start := now.Truncate(s.cfg.RateWindow)
+	start := now.Add(-s.cfg.RateWindowOffset).Truncate(s.cfg.RateWindow).Add(s.cfg.RateWindowOffset)
 	if !start.Equal(s.window) {
 		s.window, s.used = start, 0
 	}

@@ -68,9 +68,13 @@ type Config struct {
 	// RateLimit is how many requests a window allows, all endpoints
 	// together. Default 150; negative: no limit.
 	RateLimit int
-	// RateWindow is the length of a rate-limit window, aligned to the
-	// clock. Default one minute.
+	// RateWindow is the length of a rate-limit window. Default one
+	// minute.
 	RateWindow time.Duration
+	// RateWindowOffset is where the windows start: this long after the
+	// clock's RateWindow boundaries (the docs say nothing of where
+	// Propexo's start). Default 0: on the clock's minute.
+	RateWindowOffset time.Duration
 	// SlowDelay is how long each answer past 80% of a window's allowance
 	// is held back. Default 2s.
 	SlowDelay time.Duration
@@ -218,6 +222,10 @@ func New(cfg Config) *Server {
 	}
 	if cfg.RateWindow <= 0 {
 		cfg.RateWindow = time.Minute
+	}
+	cfg.RateWindowOffset %= cfg.RateWindow
+	if cfg.RateWindowOffset < 0 {
+		cfg.RateWindowOffset += cfg.RateWindow
 	}
 	if cfg.SlowDelay == 0 {
 		cfg.SlowDelay = 2 * time.Second
