@@ -143,12 +143,36 @@ func budgetRun(b *testing.B, run budget, scale time.Duration) {
 		b.Errorf("%s: %d of %d rows succeeded, %d residents created twice", run.name, p.Counts[importer.Succeeded], rows, twice)
 	}
 	windows := took.Seconds() / window.Seconds()
+	steady, used := steadyUse(st.Windows)
+	b.ReportMetric(100*steady/float64(run.limit), "%limit-steady")
 	b.ReportMetric(float64(requests)/float64(p.Resolved), "requests/row")
 	b.ReportMetric(float64(st.Requests["write_status"])/float64(p.Resolved), "reads/row")
 	b.ReportMetric(100*float64(requests)/(windows*float64(run.limit)), "%limit")
 	b.ReportMetric(float64(st.RateLimited), "429s")
 	b.ReportMetric(float64(twice), "created-twice")
 	b.ReportMetric(float64(p.Resolved)/(took.Minutes()*float64(scale)), "rows/api-min")
-	b.Logf("%s: %d rows in %v (%.0f windows of %v): %d requests (%d creates, %d status reads), %d answers 429, %d slowed, %d residents created twice",
-		run.name, p.Resolved, took.Round(time.Second), windows, window, requests, st.Requests["create_resident"], st.Requests["write_status"], st.RateLimited, st.Slowed, twice)
+	b.Logf("%s: %d rows in %v (%.0f windows of %v): %d requests (%d creates, %d status reads), %d answers 429, %d slowed, %d residents created twice; requests of the windows while creates were sent: %v",
+		run.name, p.Resolved, took.Round(time.Second), windows, window, requests, st.Requests["create_resident"], st.Requests["write_status"], st.RateLimited, st.Slowed, twice, used)
+}
+
+// steadyUse is the mean of the requests the API counted in the windows of
+// an import's steady state: the windows in which creates were sent, but
+// not the first (the workers learn the limit and where windows start) nor
+// the last (the rows run out). It returns the requests of every window
+// that had creates too, for the log.
+func steadyUse(windows []sandbox.WindowUse) (float64, []int) {
+	var used []int
+	for _, w := range windows {
+		if w.Creates > 0 {
+			used = append(used, w.Requests)
+		}
+	}
+	if len(used) < 3 {
+		return 0, used
+	}
+	sum := 0
+	for _, n := range used[1 : len(used)-1] {
+		sum += n
+	}
+	return float64(sum) / float64(len(used)-2), used
 }

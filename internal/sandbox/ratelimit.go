@@ -17,7 +17,10 @@ func (s *Server) countRequest(h http.Header) (limited bool, hold time.Duration) 
 	now := s.cfg.Now()
 	start := now.Add(-s.cfg.RateWindowOffset).Truncate(s.cfg.RateWindow).Add(s.cfg.RateWindowOffset)
 	if !start.Equal(s.window) {
-		s.window, s.used = start, 0
+		if !s.window.IsZero() {
+			s.stats.Windows = append(s.stats.Windows, WindowUse{Start: s.window, Requests: s.used, Creates: s.stats.Creates - s.createsBefore})
+		}
+		s.window, s.used, s.createsBefore = start, 0, s.stats.Creates
 	}
 	s.used++
 	limit := s.cfg.RateLimit
@@ -34,4 +37,12 @@ func (s *Server) countRequest(h http.Header) (limited bool, hold time.Duration) 
 		return false, s.cfg.SlowDelay
 	}
 	return false, 0
+}
+
+// WindowUse is what a rate-limit window that ended counted: every request,
+// and the creates accepted in it.
+type WindowUse struct {
+	Start    time.Time `json:"start"`
+	Requests int       `json:"requests"`
+	Creates  int       `json:"creates"`
 }

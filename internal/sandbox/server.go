@@ -148,6 +148,8 @@ type Server struct {
 	burstLeft int       // 5xx answers still owed by a burst
 	window    time.Time // start of the current rate-limit window
 	used      int       // requests counted in it
+	// createsBefore is stats.Creates when the window started.
+	createsBefore int
 	hooks     *webhooks
 	stop      chan struct{}
 	done      chan struct{}
@@ -185,6 +187,9 @@ type Stats struct {
 	// RateLimited counts answers 429; Slowed, answers held back past 80%.
 	RateLimited int `json:"responses_429"`
 	Slowed      int `json:"responses_slowed"`
+	// Windows are the rate-limit windows that ended, in order: how much
+	// of each allowance a client used.
+	Windows []WindowUse `json:"windows,omitempty"`
 	// Faults counts injected faults by kind (error, drop, slow).
 	Faults map[string]int `json:"faults"`
 	// Webhooks counts webhook deliveries: sent, failed (non-2xx or no
@@ -298,6 +303,7 @@ func (s *Server) Stats() Stats {
 	out.Webhooks = maps.Clone(s.stats.Webhooks)
 	out.MostPending = maps.Clone(s.stats.MostPending)
 	out.Violations = slices.Clone(s.stats.Violations)
+	out.Windows = slices.Clone(s.stats.Windows)
 	if s.hooks != nil {
 		out.WebhooksOutstanding = s.hooks.outstanding()
 	}
