@@ -102,7 +102,9 @@ func (p *phases) observe(o observation, now time.Time) (after time.Time, reset b
 		}
 	}
 	var seen arc
-	reset = before != nil && o.remaining > before.remaining && o.answered.Sub(before.sent) < p.period/2
+	// An interval shorter than a period holds one window's start at most:
+	// with remaining gone up, exactly one.
+	reset = before != nil && o.remaining > before.remaining && o.answered.Sub(before.sent) < p.period
 	if reset {
 		seen = arc{from: sinceBoundary(before.sent, p.period), width: o.answered.Sub(before.sent)}
 	}
@@ -134,10 +136,7 @@ func (p *phases) share(seen arc, now time.Time) {
 		if err != nil {
 			return err
 		}
-		result = seen
-		if ok {
-			result = stored.intersect(seen, p.period)
-		}
+		result = narrow(stored, ok, seen, p.period)
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.HSet(ctx, p.key, "from_ms", result.from.Milliseconds(), "width_ms", result.width.Milliseconds())
 			pipe.Expire(ctx, p.key, 7*24*time.Hour)
@@ -155,13 +154,25 @@ func (p *phases) share(seen arc, now time.Time) {
 	defer p.mu.Unlock()
 	if err != nil {
 		// Redis out of reach: this process keeps what it saw.
-		if p.learned {
-			result = p.known.intersect(seen, p.period)
-		} else {
-			result = seen
-		}
+		result = narrow(p.known, p.learned, seen, p.period)
 	}
 	p.known, p.learned, p.read = result, true, now
+}
+
+// narrow is what a new arc adds to the known one: their intersection
+// when both are under half a period (two such arcs meet in one piece, if
+// at all), else the narrower of the two (an arc as wide as a pause, seen
+// before the phase was known, gives way to the narrow ones that follow).
+func narrow(known arc, ok bool, seen arc, period time.Duration) arc {
+	switch {
+	case !ok:
+		return seen
+	case known.width < period/2 && seen.width < period/2:
+		return known.intersect(seen, period)
+	case seen.width < known.width:
+		return seen
+	}
+	return known
 }
 
 // readArc reads the shared arc; ok is false when none is known.

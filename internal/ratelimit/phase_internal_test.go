@@ -42,3 +42,25 @@ func TestArcEnd(t *testing.T) {
 		}
 	}
 }
+
+// A wide arc (a pause between the two answers) gives way to a narrow one;
+// two narrow ones intersect.
+func TestNarrowPrefersWhatIsNarrower(t *testing.T) {
+	s := time.Second
+	wide, narrowArc := arc{10 * s, 40 * s}, arc{23 * s, s}
+	for _, tt := range []struct {
+		known arc
+		ok    bool
+		seen  arc
+		want  arc
+	}{
+		{arc{}, false, wide, wide},
+		{wide, true, narrowArc, narrowArc},
+		{narrowArc, true, wide, narrowArc},
+		{narrowArc, true, arc{23500 * time.Millisecond, s}, arc{23500 * time.Millisecond, 500 * time.Millisecond}},
+	} {
+		if got := narrow(tt.known, tt.ok, tt.seen, time.Minute); got != tt.want {
+			t.Errorf("narrow(%v, %v, %v) = %v, want %v", tt.known, tt.ok, tt.seen, got, tt.want)
+		}
+	}
+}

@@ -113,11 +113,15 @@ func New(rdb redis.UniversalClient, cfg Config) *Limiter {
 	return l
 }
 
-// pace is the GCRA's limit: one request less than the limit, spread evenly
-// with no burst, so any window of Period, wherever the API starts it, holds
-// at most the limit.
+// pace is the GCRA's limit: the limit spread evenly over Period, less a
+// burst of a fiftieth of it (at least one): a request that comes late
+// (every worker busy when its token came) leaves a token for the next
+// instead of losing it, and any window of Period, wherever the API starts
+// it, still holds at most the burst and the rate: the limit.
 func (l *Limiter) pace() redis_rate.Limit {
-	return redis_rate.Limit{Rate: max(int(l.limit.Load())-1, 1), Burst: 1, Period: l.cfg.Period}
+	limit := int(l.limit.Load())
+	burst := max(limit/50, 1)
+	return redis_rate.Limit{Rate: max(limit-burst, 1), Burst: burst, Period: l.cfg.Period}
 }
 
 func (l *Limiter) pauseKey() string { return l.cfg.Key + ":pause" }
