@@ -150,9 +150,9 @@ type Server struct {
 	used      int       // requests counted in it
 	// createsBefore is stats.Creates when the window started.
 	createsBefore int
-	hooks     *webhooks
-	stop      chan struct{}
-	done      chan struct{}
+	hooks         *webhooks
+	stop          chan struct{}
+	done          chan struct{}
 }
 
 // Stats are the sandbox's counts, served at GET /_sandbox/stats so that tests
