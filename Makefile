@@ -56,7 +56,7 @@ bench-go: ## Go micro-benchmarks: reading, validating, storing and reporting row
 	$(GO) test -run '^$$' -bench . -skip BenchmarkAPIBudget -benchmem $(PKGS)
 
 .PHONY: bench-api
-bench-api: ## spend the API budget through three workers: polling, webhooks with each DATA_NEW behaviour, contracts of 60 and 600 a minute read from the answers (about 15 minutes)
+bench-api: ## spend the API budget through three workers: polling, webhooks with each DATA_NEW behaviour, contracts of 60 and 600 a minute read from the answers, the latter also with windows starting at :23 (about 18 minutes)
 	$(GO) test -run '^$$' -bench BenchmarkAPIBudget -benchtime 1x -timeout 60m ./jobs
 
 FUZZTIME ?= 1m

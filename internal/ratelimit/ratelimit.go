@@ -164,7 +164,7 @@ func (l *Limiter) Take(ctx context.Context, n int) error {
 // the next window boundary of the clock. Fewer requests remaining than the
 // pace would spend before the window ends means another application spends
 // the same budget: every worker pauses long enough to spend only what
-// remains. What remains is news of the window the request was counted in:
+// remains (once the windows' phase is known: before, the end is a guess). What remains is news of the window the request was counted in:
 // an answer that comes back after that window ended (one the API held
 // back past 80%, say) tells nothing of the new one.
 func (l *Limiter) Observe(status int, header http.Header, sent time.Time) {
@@ -183,7 +183,7 @@ func (l *Limiter) Observe(status int, header http.Header, sent time.Time) {
 			l.liftPausesOfWindowsBefore(after)
 		}
 	}
-	left := l.windowLeft(sent)
+	left, known := l.windowLeft(sent)
 	var wait time.Duration
 	switch {
 	case status == http.StatusTooManyRequests:
@@ -195,8 +195,12 @@ func (l *Limiter) Observe(status int, header http.Header, sent time.Time) {
 		return // no news, or news of a window that is over
 	case remaining == 0:
 		wait = left
-	default:
+	case known:
 		wait = l.shareWait(remaining, left)
+	default:
+		// Where the window ends is not known yet: what remains may be
+		// plenty for the seconds truly left, and a pause on the clock's
+		// guess would waste them. Only none remaining pauses.
 	}
 	if wait <= 0 {
 		return
@@ -261,18 +265,23 @@ func (l *Limiter) shareWait(remaining int, left time.Duration) time.Duration {
 // disagree a little. The window ends where the API's windows were seen
 // to start (the latest the learned phase allows); until a new window has
 // been seen, on the clock's Period boundary.
-func (l *Limiter) windowLeft(sent time.Time) time.Duration {
+// It also tells whether the phase is known.
+func (l *Limiter) windowLeft(sent time.Time) (time.Duration, bool) {
 	now := l.cfg.Now()
 	end := sent.Truncate(l.cfg.Period).Add(l.cfg.Period)
-	if a, ok := l.phase.current(now); ok {
+	a, known := l.phase.current(now)
+	if known {
 		end = a.end(sent, l.cfg.Period)
 	}
-	return end.Sub(now) + 250*time.Millisecond
+	return end.Sub(now) + 250*time.Millisecond, known
 }
 
 // untilWindowEnds is the time to the end of the window now, plus a margin
 // for clocks that disagree a little.
-func (l *Limiter) untilWindowEnds() time.Duration { return l.windowLeft(l.cfg.Now()) }
+func (l *Limiter) untilWindowEnds() time.Duration {
+	left, _ := l.windowLeft(l.cfg.Now())
+	return left
+}
 
 // Phase is where the API's windows start, as learned: their offset from
 // the clock's Period boundaries, at the latest; ok is false until a new

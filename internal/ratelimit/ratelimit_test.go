@@ -136,20 +136,45 @@ func TestTheLimitFollowsTheAPI(t *testing.T) {
 // pauses until the 10 can be spent at the pace by the window's end.
 func TestOthersSpendingTheBudgetPauseEveryone(t *testing.T) {
 	rdb := redistest.Client(t)
-	halfway := func() time.Time { return time.Date(2026, 11, 27, 12, 0, 30, 0, time.UTC) }
-	cfg := ratelimit.Config{Limit: 120, Period: time.Minute, Now: halfway}
+	c := &clock{}
+	cfg := ratelimit.Config{Limit: 120, Period: time.Minute, Now: c.Now}
 	seen, other := ratelimit.New(rdb, cfg), ratelimit.New(rdb, cfg)
+	teachPhase(seen, c, time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC), 120)
+	halfway := time.Date(2026, 11, 27, 12, 0, 30, 0, time.UTC)
+	c.Set(halfway)
 	ctx := context.Background()
-	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"120"}, "X-Ratelimit-Remaining": {"58"}}, halfway())
+	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"120"}, "X-Ratelimit-Remaining": {"58"}}, halfway)
 	if err := other.Take(ctx, 1); err != nil {
 		t.Fatalf("the budget spent at the pace paused: %v", err)
 	}
-	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"120"}, "X-Ratelimit-Remaining": {"10"}}, halfway())
+	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"120"}, "X-Ratelimit-Remaining": {"10"}}, halfway)
 	th, ok := ratelimit.IsThrottled(other.Take(ctx, 1))
-	// 30.25s left, 10 requests take 5s at the pace: a pause of 25.25s.
+	// 30.27s left, 10 requests take 5s at the pace: a pause of 25.27s.
 	if !ok || !th.Paused || th.Wait < 24*time.Second || th.Wait > 26*time.Second {
 		t.Fatalf("got %+v, want a pause of about 25s", th)
 	}
+}
+
+// clock is a time a test sets, for a limiter's Config.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+// teachPhase shows a limiter that a window started at start: a request
+// answered just before it with 1 remaining, then one sent just after it
+// with all but one.
+func teachPhase(l *ratelimit.Limiter, c *clock, start time.Time, limit int) {
+	header := func(remaining int) http.Header {
+		return http.Header{"X-Ratelimit-Limit": {fmt.Sprint(limit)}, "X-Ratelimit-Remaining": {fmt.Sprint(remaining)}}
+	}
+	c.Set(start.Add(-10 * time.Millisecond))
+	l.Observe(http.StatusOK, header(1), start.Add(-20*time.Millisecond))
+	c.Set(start.Add(20 * time.Millisecond))
+	l.Observe(http.StatusOK, header(limit-1), start.Add(10*time.Millisecond))
 }
 
 // An answer the API held back past its window's end (past 80% it holds each
@@ -168,33 +193,36 @@ func TestNewsOfAWindowThatIsOverIsIgnored(t *testing.T) {
 	}
 }
 
-// Requests sent at the default pace before the first answer announced a
-// lower limit leave fewer remaining than the new pace needs: the pause that
-// makes up for them is short in a short window, and it still counts.
+// Fewer remaining than the pace needs, early in a short window (the
+// requests of another application): the pause that makes up for them is
+// short, and it still counts.
 func TestAShortPauseStillCounts(t *testing.T) {
 	rdb := redistest.Client(t)
 	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	now := func() time.Time { return start.Add(200 * time.Millisecond) }
-	cfg := ratelimit.Config{Period: 2 * time.Second, Now: now} // 150 until told
+	c := &clock{}
+	cfg := ratelimit.Config{Period: 2 * time.Second, Now: c.Now}
 	seen, other := ratelimit.New(rdb, cfg), ratelimit.New(rdb, cfg)
-	// 4 of 20 spent 0.2s into the window: 2.05s left (with the clock
-	// margin) need 20.5 at the pace; the 16 that remain last 1.6s.
-	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"20"}, "X-Ratelimit-Remaining": {"16"}}, now())
+	teachPhase(seen, c, start, 20)
+	c.Set(start.Add(200 * time.Millisecond))
+	// 4 of 20 spent 0.2s into the window: 2.07s left (with the clock
+	// margin) need 20.7 at the pace; the 16 that remain last 1.6s.
+	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"20"}, "X-Ratelimit-Remaining": {"16"}}, c.Now())
 	th, ok := ratelimit.IsThrottled(other.Take(context.Background(), 1))
-	if !ok || !th.Paused || th.Wait < 350*time.Millisecond || th.Wait > 450*time.Millisecond {
-		t.Fatalf("got %+v (%v), want a pause of about 0.45s", th, ok)
+	if !ok || !th.Paused || th.Wait < 400*time.Millisecond || th.Wait > 500*time.Millisecond {
+		t.Fatalf("got %+v (%v), want a pause of about 0.47s", th, ok)
 	}
 }
 
 // The API's windows start at :23, not on the clock's minute. Until a new
-// window is seen, the limiter assumes the minute: at :10, 130 of 600
-// remaining look like too few for the 50 s it thinks are left, and every
-// worker pauses, wasting most of the window. Once x-ratelimit-remaining has
-// gone back up (a request answered with 5 remaining, then one sent after
-// it with 599), the limiter knows where windows start, every worker on the
-// Redis with it, and the pauses taken on news of the windows before it end:
-// the same answer at :10 is the 13 s left of a window spent at the pace,
-// and no pause comes of it; none remaining waits for :23, not :00.
+// window is seen, the limiter does not know where the window ends: 130 of
+// 600 remaining at :10 do not pause anyone (on the clock's minute they
+// would look too few for 50 s, and the pause would waste the window), but
+// none remaining pauses until the clock's minute, for want of better. Once
+// x-ratelimit-remaining has gone back up (a request answered with 0
+// remaining, then one sent after it with 599), the limiter knows where
+// windows start, every worker on the Redis with it, and the pauses taken
+// on news of the windows before it end: none remaining at :10 waits for
+// :23, not :00.
 func TestTheWindowsPhaseIsLearned(t *testing.T) {
 	rdb := redistest.Client(t)
 	var mu sync.Mutex
@@ -213,14 +241,21 @@ func TestTheWindowsPhaseIsLearned(t *testing.T) {
 	}
 
 	answer(seen, at(1, 9, 900), at(1, 10, 0), 130)
-	if _, ok := ratelimit.IsThrottled(other.Take(ctx, 1)); !ok {
-		t.Fatal("before the phase was learned, no pause: the test shows nothing")
+	if err := other.Take(ctx, 1); err != nil {
+		t.Fatalf("130 remaining, the window's end unknown, paused: %v", err)
+	}
+	answer(seen, at(1, 9, 950), at(1, 10, 0), 0)
+	if th, ok := ratelimit.IsThrottled(other.Take(ctx, 1)); !ok || th.Wait < 49*time.Second {
+		t.Fatalf("none remaining, the window's end unknown: %+v, want a pause to the clock's minute", th)
 	}
 
-	answer(seen, at(1, 22, 800), at(1, 22, 950), 5)
+	answer(seen, at(1, 22, 800), at(1, 22, 950), 0)
 	answer(seen, at(1, 23, 100), at(1, 23, 300), 599)
 	if offset, ok := other.Phase(); !ok || offset < 23*time.Second || offset > 23300*time.Millisecond {
 		t.Fatalf("another worker's phase: %v %v, want :23 at the latest by 23.3s", offset, ok)
+	}
+	if err := other.Take(ctx, 1); err != nil {
+		t.Errorf("the pause taken on the clock's guess did not end when the new window was seen: %v", err)
 	}
 	answer(seen, at(2, 9, 900), at(2, 10, 0), 130)
 	if err := other.Take(ctx, 1); err != nil {
