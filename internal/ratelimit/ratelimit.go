@@ -164,7 +164,8 @@ func (l *Limiter) Take(ctx context.Context, n int) error {
 // the next window boundary of the clock. Fewer requests remaining than the
 // pace would spend before the window ends means another application spends
 // the same budget: every worker pauses long enough to spend only what
-// remains (once the windows' phase is known: before, the end is a guess). What remains is news of the window the request was counted in:
+// remains (before the windows' phase is known, a quarter of a window at
+// most: the end is the clock's guess). What remains is news of the window the request was counted in:
 // an answer that comes back after that window ended (one the API held
 // back past 80%, say) tells nothing of the new one.
 func (l *Limiter) Observe(status int, header http.Header, sent time.Time) {
@@ -198,9 +199,13 @@ func (l *Limiter) Observe(status int, header http.Header, sent time.Time) {
 	case known:
 		wait = l.shareWait(remaining, left)
 	default:
-		// Where the window ends is not known yet: what remains may be
-		// plenty for the seconds truly left, and a pause on the clock's
-		// guess would waste them. Only none remaining pauses.
+		// Where the window ends is not known yet: the clock's guess may
+		// be long (what remains is plenty for the seconds truly left), or
+		// right (requests sent at the default pace before a lower limit
+		// was announced). A quarter of a window at most: long enough to
+		// make up for the latter, short enough that requests resume and
+		// show the new window soon after it starts.
+		wait = min(l.shareWait(remaining, left), l.cfg.Period/4)
 	}
 	if wait <= 0 {
 		return

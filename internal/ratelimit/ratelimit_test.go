@@ -193,31 +193,39 @@ func TestNewsOfAWindowThatIsOverIsIgnored(t *testing.T) {
 	}
 }
 
-// Fewer remaining than the pace needs, early in a short window (the
-// requests of another application): the pause that makes up for them is
-// short, and it still counts.
+// Requests sent at the default pace before the first answer announced a
+// lower limit leave fewer remaining than the new pace needs: the pause that
+// makes up for them is short in a short window, and it still counts, where
+// the window ends not known yet (the clock's boundary, the guess) as once
+// it is.
 func TestAShortPauseStillCounts(t *testing.T) {
-	rdb := redistest.Client(t)
-	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	c := &clock{}
-	cfg := ratelimit.Config{Period: 2 * time.Second, Now: c.Now}
-	seen, other := ratelimit.New(rdb, cfg), ratelimit.New(rdb, cfg)
-	teachPhase(seen, c, start, 20)
-	c.Set(start.Add(200 * time.Millisecond))
-	// 4 of 20 spent 0.2s into the window: 2.07s left (with the clock
-	// margin) need 20.7 at the pace; the 16 that remain last 1.6s.
-	seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"20"}, "X-Ratelimit-Remaining": {"16"}}, c.Now())
-	th, ok := ratelimit.IsThrottled(other.Take(context.Background(), 1))
-	if !ok || !th.Paused || th.Wait < 400*time.Millisecond || th.Wait > 500*time.Millisecond {
-		t.Fatalf("got %+v (%v), want a pause of about 0.47s", th, ok)
+	for _, learned := range []bool{false, true} {
+		rdb := redistest.Client(t)
+		start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+		c := &clock{}
+		cfg := ratelimit.Config{Period: 2 * time.Second, Now: c.Now} // 150 until told
+		seen, other := ratelimit.New(rdb, cfg), ratelimit.New(rdb, cfg)
+		if learned {
+			teachPhase(seen, c, start, 150)
+		}
+		c.Set(start.Add(200 * time.Millisecond))
+		// 4 of 20 spent 0.2s into the window: 2.05s left (with the clock
+		// margin; 2.07 by the phase learned) need 20.5 at the pace; the
+		// 16 that remain last 1.6s.
+		seen.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"20"}, "X-Ratelimit-Remaining": {"16"}}, c.Now())
+		th, ok := ratelimit.IsThrottled(other.Take(context.Background(), 1))
+		if !ok || !th.Paused || th.Wait < 350*time.Millisecond || th.Wait > 500*time.Millisecond {
+			t.Errorf("phase learned %v: got %+v (%v), want a pause of about 0.45s", learned, th, ok)
+		}
 	}
 }
 
 // The API's windows start at :23, not on the clock's minute. Until a new
 // window is seen, the limiter does not know where the window ends: 130 of
-// 600 remaining at :10 do not pause anyone (on the clock's minute they
-// would look too few for 50 s, and the pause would waste the window), but
-// none remaining pauses until the clock's minute, for want of better. Once
+// 600 remaining at :10 pause everyone a quarter of a window at most (on
+// the clock's minute they look too few for 50 s, and a pause to match would
+// waste the window), and none remaining pauses until the clock's minute,
+// for want of better. Once
 // x-ratelimit-remaining has gone back up (a request answered with 0
 // remaining, then one sent after it with 599), the limiter knows where
 // windows start, every worker on the Redis with it, and the pauses taken
@@ -241,8 +249,8 @@ func TestTheWindowsPhaseIsLearned(t *testing.T) {
 	}
 
 	answer(seen, at(1, 9, 900), at(1, 10, 0), 130)
-	if err := other.Take(ctx, 1); err != nil {
-		t.Fatalf("130 remaining, the window's end unknown, paused: %v", err)
+	if th, ok := ratelimit.IsThrottled(other.Take(ctx, 1)); !ok || th.Wait > 15*time.Second || th.Wait < 14*time.Second {
+		t.Fatalf("130 remaining, the window's end unknown: %+v, want a pause of a quarter of the window", th)
 	}
 	answer(seen, at(1, 9, 950), at(1, 10, 0), 0)
 	if th, ok := ratelimit.IsThrottled(other.Take(ctx, 1)); !ok || th.Wait < 49*time.Second {
