@@ -79,18 +79,7 @@ func TestScheduledImportRunsOnceWithTwoSchedulers(t *testing.T) {
 			t.Fatalf("no firing after the file was filed (last %+v, %v)", last, err)
 		}
 	}
-	st := runImporter(t, dir, env, "status", "--json")
-	var all []struct {
-		ID     string         `json:"import_id"`
-		State  string         `json:"state"`
-		Counts map[string]int `json:"counts"`
-	}
-	if err := json.Unmarshal([]byte(st.stdout), &all); err != nil {
-		t.Fatalf("status --json: %v\n%s", err, st.stdout)
-	}
-	if len(all) != 1 || all[0].State != "finished" || all[0].Counts["succeeded"] != 12 {
-		t.Errorf("imports = %+v, want one finished import of 12 rows", all)
-	}
+	all := oneFinishedImportOf12(t, dir, env)
 	if len(all) == 1 {
 		if _, err := os.Stat(filepath.Join(dir, "reports", "nightly", all[0].ID, "results.csv")); err != nil {
 			t.Errorf("no report: %v", err)
@@ -232,17 +221,7 @@ func TestScheduledSFTPInboxEndToEnd(t *testing.T) {
 			t.Fatalf("the file never reached done/ on the server; its folder holds %v\n%s", entries, logs[1].String())
 		}
 	}
-	st := runImporter(t, dir, map[string]string{"REDIS_URL": redisURL}, "status", "--json")
-	var all []struct {
-		State  string         `json:"state"`
-		Counts map[string]int `json:"counts"`
-	}
-	if err := json.Unmarshal([]byte(st.stdout), &all); err != nil {
-		t.Fatalf("status --json: %v\n%s", err, st.stdout)
-	}
-	if len(all) != 1 || all[0].State != "finished" || all[0].Counts["succeeded"] != 12 {
-		t.Errorf("imports = %+v, want one finished import of 12 rows", all)
-	}
+	oneFinishedImportOf12(t, dir, map[string]string{"REDIS_URL": redisURL})
 	if _, err := os.Stat(filepath.Join(drop, "residents.json.done")); err == nil {
 		t.Error("the ready marker was left behind")
 	}
@@ -251,4 +230,27 @@ func TestScheduledSFTPInboxEndToEnd(t *testing.T) {
 			t.Errorf("a log shows the address's user:\n%s", l.String())
 		}
 	}
+}
+
+// listedImport is an import as 'importer status --json' lists it, read
+// apart from the command's own type.
+type listedImport struct {
+	ID     string         `json:"import_id"`
+	State  string         `json:"state"`
+	Counts map[string]int `json:"counts"`
+}
+
+// oneFinishedImportOf12 lists the imports and checks that they are one,
+// finished, whose 12 rows (the sample's) succeeded.
+func oneFinishedImportOf12(t *testing.T, dir string, env map[string]string) []listedImport {
+	t.Helper()
+	st := runImporter(t, dir, env, "status", "--json")
+	var all []listedImport
+	if err := json.Unmarshal([]byte(st.stdout), &all); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, st.stdout)
+	}
+	if len(all) != 1 || all[0].State != "finished" || all[0].Counts["succeeded"] != 12 {
+		t.Errorf("imports = %+v, want one finished import of 12 rows", all)
+	}
+	return all
 }
