@@ -474,20 +474,15 @@ func copyToPrivateFile(ctx context.Context, folder fetch.Folder, name string) (s
 		return "", fmt.Errorf("cannot read %s: %v", shown, err)
 	}
 	defer r.Close()
-	tmp, err := os.CreateTemp("", "importer-inbox-*")
-	if err != nil {
+	copied, err := fetch.Spool(r, "importer-inbox-*")
+	var read *fetch.ReadError
+	switch {
+	case errors.As(err, &read):
+		return "", fmt.Errorf("cannot read %s: %v", shown, read.Err)
+	case err != nil:
 		return "", fmt.Errorf("error keeping a copy of %s: %w", shown, err)
 	}
-	if _, err := io.Copy(tmp, r); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return "", fmt.Errorf("cannot read %s: %v", shown, err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return "", fmt.Errorf("error keeping a copy of %s: %w", shown, err)
-	}
-	return tmp.Name(), nil
+	return copied, nil
 }
 
 // checkDropped refuses a file that no longer fills a field the schedule's

@@ -282,21 +282,15 @@ func spool(ctx context.Context, path string, remote fetch.Options) (string, func
 		}
 		defer in.Close()
 	}
-	tmp, err := os.CreateTemp("", "importer-input-*")
-	if err != nil {
+	copied, err := fetch.Spool(in, "importer-input-*")
+	var read *fetch.ReadError
+	switch {
+	case errors.As(err, &read):
+		return "", nil, usageError("cannot read %s: %v", shown, read.Err)
+	case err != nil:
 		return "", nil, unfinished(fmt.Errorf("error keeping a copy of %s: %w", shown, err))
 	}
-	remove := func() { os.Remove(tmp.Name()) }
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		remove()
-		return "", nil, usageError("cannot read %s: %v", shown, err)
-	}
-	if err := tmp.Close(); err != nil {
-		remove()
-		return "", nil, unfinished(fmt.Errorf("error keeping a copy of %s: %w", shown, err))
-	}
-	return tmp.Name(), remove, nil
+	return copied, func() { os.Remove(copied) }, nil
 }
 
 // prepare reads the API key's file, if any, then the file once (see scan),

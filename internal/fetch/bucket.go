@@ -29,7 +29,7 @@ func openBucket(ctx context.Context, u *url.URL, shown string) (io.ReadCloser, e
 	if key == "" {
 		return nil, fmt.Errorf("%s: name the object after the bucket (s3://bucket/exports/residents.csv)", shown)
 	}
-	bucket, err := blob.OpenBucket(ctx, (&url.URL{Scheme: u.Scheme, Host: u.Host, RawQuery: u.RawQuery}).String())
+	bucket, err := bucketOf(ctx, u)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %v", shown, err)
 	}
@@ -45,6 +45,12 @@ func openBucket(ctx context.Context, u *url.URL, shown string) (io.ReadCloser, e
 		return nil, fmt.Errorf("cannot read %s: %v", shown, err)
 	}
 	return &bucketObject{Reader: r, bucket: bucket}, nil
+}
+
+// bucketOf opens the bucket of an address, configured by its query (the
+// address's path is the caller's: an object, or a folder's prefix).
+func bucketOf(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
+	return blob.OpenBucket(ctx, (&url.URL{Scheme: u.Scheme, Host: u.Host, RawQuery: u.RawQuery}).String())
 }
 
 // bucketObject is an object being read whose Close closes its bucket too.
@@ -66,7 +72,7 @@ type bucketFolder struct {
 // openBucketFolder opens the prefix of a bucket at an address
 // (s3://bucket/inbox?region=...).
 func openBucketFolder(ctx context.Context, u *url.URL, shown string) (*bucketFolder, error) {
-	bucket, err := blob.OpenBucket(ctx, (&url.URL{Scheme: u.Scheme, Host: u.Host, RawQuery: u.RawQuery}).String())
+	bucket, err := bucketOf(ctx, u)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open %s: %v", shown, err)
 	}

@@ -2,7 +2,10 @@ package fetch_test
 
 import (
 	"context"
+	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -52,5 +55,38 @@ func readWhole(t *testing.T, r io.ReadCloser, want string) {
 	}
 	if err := r.Close(); err != nil {
 		t.Errorf("close: %v", err)
+	}
+}
+
+// failingReader gives some bytes, then fails as a dropped connection does.
+type failingReader struct{ given bool }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if !f.given {
+		f.given = true
+		return copy(p, "First Name,"), nil
+	}
+	return 0, errors.New("connection reset by peer")
+}
+
+// Spool copies a source to a private file; a source that fails mid-way is
+// a *ReadError, and no partial copy is left.
+func TestSpool(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	path, err := fetch.Spool(strings.NewReader("First Name,Last Name\n"), "spool-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("the copy: %v, mode %v, want 0600", err, info.Mode().Perm())
+	}
+	_, err = fetch.Spool(&failingReader{}, "spool-*")
+	var read *fetch.ReadError
+	if !errors.As(err, &read) || !strings.Contains(err.Error(), "connection reset") {
+		t.Errorf("a failing source: %v, want a *ReadError", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(os.Getenv("TMPDIR"), "spool-*")); len(left) != 1 {
+		t.Errorf("copies left %v, want the first only", left)
 	}
 }
