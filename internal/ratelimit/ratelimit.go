@@ -99,6 +99,7 @@ type Limiter struct {
 	gcra  *redis_rate.Limiter
 	limit atomic.Int64 // requests per Period, as last announced
 	phase *phases      // where the API's windows start, as learned
+	sends *sendLog     // the requests taken, until the phase is learned
 	cfg   Config
 }
 
@@ -108,7 +109,9 @@ func New(rdb redis.UniversalClient, cfg Config) *Limiter {
 	if cfg.Max > 0 && cfg.Limit > cfg.Max {
 		cfg.Limit = cfg.Max
 	}
-	l := &Limiter{rdb: rdb, gcra: redis_rate.NewLimiter(rdb), cfg: cfg, phase: &phases{rdb: rdb, key: cfg.Key + ":phase", period: cfg.Period}}
+	l := &Limiter{rdb: rdb, gcra: redis_rate.NewLimiter(rdb), cfg: cfg,
+		phase: &phases{rdb: rdb, key: cfg.Key + ":phase", period: cfg.Period},
+		sends: newSendLog(rdb, cfg.Key+":sent", cfg.Period)}
 	l.limit.Store(int64(cfg.Limit))
 	return l
 }
@@ -142,6 +145,9 @@ func (l *Limiter) Take(ctx context.Context, n int) error {
 			return fmt.Errorf("error taking a rate-limit token: %w", err)
 		}
 		if res.Allowed >= n {
+			if now := l.cfg.Now(); !l.phaseKnown(now) {
+				l.sends.add(ctx, now, n)
+			}
 			return nil
 		}
 		if res.RetryAfter > l.cfg.MaxWait {
@@ -164,8 +170,10 @@ func (l *Limiter) Take(ctx context.Context, n int) error {
 // the next window boundary of the clock. Fewer requests remaining than the
 // pace would spend before the window ends means another application spends
 // the same budget: every worker pauses long enough to spend only what
-// remains (before the windows' phase is known, a quarter of a window at
-// most: the end is the clock's guess). What remains is news of the window the request was counted in:
+// remains (before the windows' phase is known, the window's end is placed
+// by the requests the workers took, when they account for all it counted;
+// else the end is the clock's guess, and the pause a quarter of a window at
+// most). What remains is news of the window the request was counted in:
 // an answer that comes back after that window ended (one the API held
 // back past 80%, say) tells nothing of the new one.
 func (l *Limiter) Observe(status int, header http.Header, sent time.Time) {
@@ -178,8 +186,8 @@ func (l *Limiter) Observe(status int, header http.Header, sent time.Time) {
 		}
 	}
 	remaining, hasRemaining := atoi(header.Get("x-ratelimit-remaining"))
+	now := l.cfg.Now()
 	if hasRemaining {
-		now := l.cfg.Now()
 		if after, reset := l.phase.observe(observation{sent: sent, answered: now, remaining: remaining}, now); reset {
 			l.liftPausesOfWindowsBefore(after)
 		}
@@ -202,10 +210,18 @@ func (l *Limiter) Observe(status int, header http.Header, sent time.Time) {
 		// Where the window ends is not known yet: the clock's guess may
 		// be long (what remains is plenty for the seconds truly left), or
 		// right (requests sent at the default pace before a lower limit
-		// was announced). A quarter of a window at most: long enough to
-		// make up for the latter, short enough that requests resume and
-		// show the new window soon after it starts.
-		wait = min(l.shareWait(remaining, left), l.cfg.Period/4)
+		// was announced). The requests every worker took place it, when
+		// they alone spent what the window counted (sends.go). Else a
+		// quarter of a window at most: long enough to make up for the
+		// latter, short enough that requests resume and show the new
+		// window soon after it starts.
+		if wait = l.shareWait(remaining, left); wait > 0 {
+			if end, ok := l.sends.windowEnd(context.Background(), l.announced(header)-remaining, sent); ok {
+				wait = l.shareWait(remaining, end.Sub(now)+clockMargin)
+			} else {
+				wait = min(wait, l.cfg.Period/4)
+			}
+		}
 	}
 	if wait <= 0 {
 		return
@@ -278,7 +294,26 @@ func (l *Limiter) windowLeft(sent time.Time) (time.Duration, bool) {
 	if known {
 		end = a.end(sent, l.cfg.Period)
 	}
-	return end.Sub(now) + 250*time.Millisecond, known
+	return end.Sub(now) + clockMargin, known
+}
+
+// clockMargin is added to a window's end for clocks that disagree a
+// little.
+const clockMargin = 250 * time.Millisecond
+
+// phaseKnown tells whether the windows' phase is learned.
+func (l *Limiter) phaseKnown(now time.Time) bool {
+	_, ok := l.phase.current(now)
+	return ok
+}
+
+// announced is the limit of the API's window an answer tells of, capped or
+// not: what remaining counts down from.
+func (l *Limiter) announced(header http.Header) int {
+	if n, ok := atoi(header.Get("x-ratelimit-limit")); ok && n > 0 {
+		return n
+	}
+	return int(l.limit.Load())
 }
 
 // untilWindowEnds is the time to the end of the window now, plus a margin

@@ -275,3 +275,42 @@ func TestTheWindowsPhaseIsLearned(t *testing.T) {
 		t.Errorf("none remaining at :10: %+v, want a pause to :23 (about 13.5 s)", th)
 	}
 }
+
+// Windows of 6 s start at 2.3 s past the clock's boundaries, and a run
+// starts at 5.0 s, 2.7 s into one. Crossing the clock's boundary at 6.0 s,
+// 48 of 60 remain: too few for the 6 s the clock's guess leaves, but the
+// requests taken since 5.0 s are all the window counted, so it started no
+// earlier than 5.0 s and ends by 11.0 s, and 48 are enough: no one pauses.
+// Had the window counted more than the workers took (20 remaining: someone
+// else spends the budget), the clock's guess stands, and the pause is a
+// quarter of a window at most.
+func TestTheRequestsTakenPlaceTheWindow(t *testing.T) {
+	for _, tt := range []struct {
+		remaining     int
+		minWait, wait time.Duration
+	}{{48, 0, 0}, {20, 1200 * time.Millisecond, 1500 * time.Millisecond}} {
+		rdb := redistest.Client(t)
+		c := &clock{}
+		cfg := ratelimit.Config{Limit: 60, Period: 6 * time.Second, Now: c.Now}
+		worker, other := ratelimit.New(rdb, cfg), ratelimit.New(rdb, cfg)
+		ctx := context.Background()
+		start := time.Date(2026, 12, 7, 12, 0, 5, 0, time.UTC)
+		for i := range 12 {
+			c.Set(start.Add(time.Duration(i) * 100 * time.Millisecond))
+			if err := worker.Take(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sent := c.Now()
+		c.Set(sent.Add(100 * time.Millisecond))
+		worker.Observe(http.StatusOK, http.Header{"X-Ratelimit-Limit": {"60"}, "X-Ratelimit-Remaining": {fmt.Sprint(tt.remaining)}}, sent)
+		err := other.Take(ctx, 1)
+		th, paused := ratelimit.IsThrottled(err)
+		switch {
+		case tt.wait == 0 && err != nil:
+			t.Errorf("%d remaining, all of them the workers' own: %v, want no pause", tt.remaining, err)
+		case tt.wait > 0 && (!paused || !th.Paused || th.Wait < tt.minWait || th.Wait > tt.wait):
+			t.Errorf("%d remaining, 28 spent by someone else: %+v (%v), want a pause of 1.2 to 1.5 s", tt.remaining, th, err)
+		}
+	}
+}
