@@ -104,7 +104,7 @@ func budgetRun(b *testing.B, run budget, scale time.Duration) {
 		client, _ := propexo.New(propexo.Config{BaseURL: api.URL, APIKey: apiKey, OnAnswer: limiter.Observe})
 		c := jcfg
 		c.Limiter = limiter
-		c.Planner = poll.New(rdb, poll.Config{Initial: 2 * time.Second / scale, Max: 5 * time.Minute / scale})
+		c.Planner = poll.New(rdb, poll.Config{Initial: 2 * time.Second / scale, Max: 5 * time.Minute / scale, Scarce: limiter.Scarce})
 		h := jobs.NewImports(client, e.store, e.queue, e.reports, nil, c)
 		mux := asynq.NewServeMux()
 		h.Register(mux)

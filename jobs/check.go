@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/propexo-importer/importer/importer"
+	"github.com/propexo-importer/importer/internal/poll"
 )
 
 // TypeCheck reads the status of one write job.
@@ -35,8 +36,12 @@ type CheckPayload struct {
 	// schedule of the integration's writes.
 	IntegrationID string    `json:"integration_id,omitempty"`
 	SubmittedAt   time.Time `json:"submitted_at,omitzero"`
-	// Vendor names the PMS, for its cache lag.
+	// Vendor names the PMS, for its cache lag and the schedule a new
+	// integration's checks start from.
 	Vendor importer.Vendor `json:"vendor,omitempty"`
+	// Frugal is true when the check's delay came from the frugal schedule
+	// (the API's budget scarce): what it finds teaches that schedule.
+	Frugal bool `json:"frugal,omitempty"`
 	// Lookup finds the written resident by its key when --verify cannot
 	// read it back by created_record_id (null, or another object's id).
 	Lookup *importer.ResidentQuery `json:"lookup,omitempty"`
@@ -45,6 +50,11 @@ type CheckPayload struct {
 	// cache lag not having passed at the last try.
 	VerifySince time.Time `json:"verify_since,omitzero"`
 	RecordID    string    `json:"record_id,omitempty"`
+}
+
+// writes names whose writes the check's planner schedule is for.
+func (p CheckPayload) writes() poll.Writes {
+	return poll.Writes{IntegrationID: p.IntegrationID, Vendor: p.Vendor}
 }
 
 // CheckTaskID is the id of the n-th status check of a row's write job. The
@@ -95,19 +105,22 @@ func (rw *RowWork) doubled(d time.Duration, k int) time.Duration {
 // checks are a slow fallback; with a planner they come when the
 // integration's writes have likely resolved; otherwise at PollInitial,
 // doubling.
-func (rw *RowWork) checkDelay(ctx context.Context, p CheckPayload) time.Duration {
+// The planner's plan is kept in the payload (Frugal), for the check to
+// teach the schedule that planned it.
+func (rw *RowWork) checkDelay(ctx context.Context, p *CheckPayload) time.Duration {
 	n := p.Check
 	var at time.Duration // since the submit
 	switch {
 	case rw.cfg.PollFallback > 0:
 		at = rw.doubled(rw.cfg.PollFallback, n-1)
 	case rw.cfg.Planner != nil && !p.SubmittedAt.IsZero():
-		first, second := rw.cfg.Planner.CheckDelays(ctx, p.IntegrationID)
+		plan := rw.cfg.Planner.CheckDelays(ctx, p.writes())
+		p.Frugal = plan.Frugal
 		switch n {
 		case 1:
-			at = first
+			at = plan.First
 		default:
-			at = rw.doubled(second, n-2)
+			at = rw.doubled(plan.Second, n-2)
 		}
 	default:
 		return rw.doubled(rw.cfg.PollInitial, n-1)
@@ -142,7 +155,7 @@ func (rw *RowWork) scheduleCheck(ctx context.Context, sp SubmitPayload, jobID st
 }
 
 func (rw *RowWork) enqueueCheck(ctx context.Context, p CheckPayload) error {
-	delay := rw.checkDelay(ctx, p)
+	delay := rw.checkDelay(ctx, &p)
 	if left := time.Until(p.Deadline); left < delay {
 		// The last check comes as the deadline passes (CheckAt rounds
 		// it up to the second, never earlier).
@@ -217,7 +230,7 @@ func (rw *RowWork) Check(ctx context.Context, p CheckPayload) error {
 		rw.cfg.Metrics.WriteResolved(time.Since(p.SubmittedAt))
 	}
 	if rw.cfg.Planner != nil && rw.cfg.PollFallback == 0 {
-		rw.cfg.Planner.Observe(ctx, p.IntegrationID, p.Check, status.State == importer.WritePending)
+		rw.cfg.Planner.Observe(ctx, p.writes(), p.Check, p.Frugal, status.State == importer.WritePending)
 	}
 	result := importer.RowResult{Row: p.Row, Line: p.Line, JobID: p.JobID}
 	switch status.State {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/propexo-importer/importer/importer"
 	"github.com/propexo-importer/importer/internal/fetch"
+	"github.com/propexo-importer/importer/internal/poll"
 )
 
 // Reports is where this process keeps reports: its own report folder
@@ -145,11 +146,12 @@ func (c Ceilings) Of(integrationID string) int {
 
 // Planner learns when writes resolve; *poll.Learner is one.
 type Planner interface {
-	// CheckDelays returns the times of the first and second status
-	// checks, counted from the submit.
-	CheckDelays(ctx context.Context, integrationID string) (first, second time.Duration)
-	// Observe learns from status check number n: was the write PENDING?
-	Observe(ctx context.Context, integrationID string, n int, pending bool)
+	// CheckDelays plans the first and second status checks of a write,
+	// counted from the submit.
+	CheckDelays(ctx context.Context, w poll.Writes) poll.Plan
+	// Observe learns from status check number n, planned frugally or
+	// not: was the write PENDING?
+	Observe(ctx context.Context, w poll.Writes, n int, frugal, pending bool)
 }
 
 // Metrics observes what the lifecycle does; *metrics.Metrics is one.

@@ -231,7 +231,11 @@ type workers struct {
 func startWorkers(conn *rdb.Redis, api importer.WriteAPI, st *store.Store, reportDir string, concurrency int, log *slog.Logger, cfg jobs.Config) (*workers, error) {
 	client := asynq.NewClientFromRedisClient(conn.Client)
 	if cfg.Planner == nil {
-		cfg.Planner = poll.New(conn.Client, poll.Config{Initial: cfg.PollInitial, Max: cfg.PollMax, Batch: 500 * time.Millisecond})
+		pc := poll.Config{Initial: cfg.PollInitial, Max: cfg.PollMax, Batch: 500 * time.Millisecond}
+		if l, ok := cfg.Limiter.(*ratelimit.Limiter); ok {
+			pc.Scarce = l.Scarce // checks planned frugally while requests wait for the budget
+		}
+		cfg.Planner = poll.New(conn.Client, pc)
 	}
 	h := jobs.NewImports(api, st, client, reportWriter{store: st, dir: reportDir}, log, cfg)
 	mux := asynq.NewServeMux()

@@ -100,6 +100,7 @@ type Limiter struct {
 	limit atomic.Int64 // requests per Period, as last announced
 	phase *phases      // where the API's windows start, as learned
 	sends *sendLog     // the requests taken, until the phase is learned
+	asked *demand      // how many takes waited lately
 	cfg   Config
 }
 
@@ -111,7 +112,8 @@ func New(rdb redis.UniversalClient, cfg Config) *Limiter {
 	}
 	l := &Limiter{rdb: rdb, gcra: redis_rate.NewLimiter(rdb), cfg: cfg,
 		phase: &phases{rdb: rdb, key: cfg.Key + ":phase", period: cfg.Period},
-		sends: newSendLog(rdb, cfg.Key+":sent", cfg.Period)}
+		sends: newSendLog(rdb, cfg.Key+":sent", cfg.Period),
+		asked: &demand{period: cfg.Period}}
 	l.limit.Store(int64(cfg.Limit))
 	return l
 }
@@ -132,12 +134,14 @@ func (l *Limiter) pauseKey() string { return l.cfg.Key + ":pause" }
 // Take reserves n requests. It returns nil when they may go now, after
 // waiting in place at most MaxWait, or a *Throttled error with the wait.
 func (l *Limiter) Take(ctx context.Context, n int) error {
+	waited := false
 	for {
 		pause, err := l.rdb.PTTL(ctx, l.pauseKey()).Result()
 		if err != nil {
 			return fmt.Errorf("error reading the rate-limit pause: %w", err)
 		}
 		if pause > 0 {
+			l.asked.add(l.cfg.Now(), true)
 			return &Throttled{Wait: pause, Paused: true}
 		}
 		res, err := l.gcra.AllowN(ctx, l.cfg.Key, l.pace(), n)
@@ -145,12 +149,16 @@ func (l *Limiter) Take(ctx context.Context, n int) error {
 			return fmt.Errorf("error taking a rate-limit token: %w", err)
 		}
 		if res.Allowed >= n {
-			if now := l.cfg.Now(); !l.phaseKnown(now) {
+			now := l.cfg.Now()
+			l.asked.add(now, waited)
+			if !l.phaseKnown(now) {
 				l.sends.add(ctx, now, n)
 			}
 			return nil
 		}
+		waited = true
 		if res.RetryAfter > l.cfg.MaxWait {
+			l.asked.add(l.cfg.Now(), true)
 			return &Throttled{Wait: res.RetryAfter}
 		}
 		t := time.NewTimer(res.RetryAfter)
@@ -330,6 +338,12 @@ func (l *Limiter) Phase() (offset time.Duration, ok bool) {
 	a, ok := l.phase.current(l.cfg.Now())
 	return (a.from + a.width) % l.cfg.Period, ok
 }
+
+// Scarce tells whether the API's budget is what holds requests back: most
+// of this process's takes in the last Period or two had to wait for it.
+// Then a request saved (a status read made later, say) is one more row
+// written.
+func (l *Limiter) Scarce() bool { return l.asked.scarce(l.cfg.Now()) }
 
 // Limit is the requests per Period the limiter allows now.
 func (l *Limiter) Limit() int { return int(l.limit.Load()) }

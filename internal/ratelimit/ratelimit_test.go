@@ -314,3 +314,27 @@ func TestTheRequestsTakenPlaceTheWindow(t *testing.T) {
 		}
 	}
 }
+
+// Requests that come slower than the pace never wait: the budget is not
+// scarce. Ten at once, most of them waiting for the pace, make it so.
+func TestTheBudgetIsScarceWhenMostTakesWait(t *testing.T) {
+	l := ratelimit.New(redistest.Client(t), ratelimit.Config{Limit: 10, Period: time.Second, MaxWait: 2 * time.Second})
+	ctx := context.Background()
+	for range 5 {
+		if err := l.Take(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if l.Scarce() {
+		t.Fatal("5 requests a second of 10 allowed: scarce")
+	}
+	for range 10 {
+		if err := l.Take(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !l.Scarce() {
+		t.Error("10 requests at once, 9 of them waiting for the pace: not scarce")
+	}
+}
