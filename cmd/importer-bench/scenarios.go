@@ -246,7 +246,7 @@ func budgetRun(h *harness, name string, webhooks bool, rows int, window, offset 
 		return 0, 0, 0, 0, err
 	}
 	share = float64(requests(st)-atStart) / (limit * window.Minutes())
-	h.say("budget %s: %d requests in %s", name, requests(st)-atStart, window)
+	h.say("budget %s: %d requests in %s; the windows that ended: %s", name, requests(st)-atStart, window, windowsOf(st))
 	if _, err := s.command(time.Minute, "cancel", id); err != nil {
 		p.stop()
 		return 0, 0, 0, 0, err

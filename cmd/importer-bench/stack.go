@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/propexo-importer/importer/internal/sandbox"
@@ -183,4 +184,17 @@ func requests(st sandbox.Stats) int {
 		n += v
 	}
 	return n
+}
+
+// windowsOf lists the API's windows that ended: when each started (the
+// clock's seconds) and the requests it counted.
+func windowsOf(st sandbox.Stats) string {
+	var b strings.Builder
+	for i, w := range st.Windows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %d", w.Start.Format("15:04:05.000"), w.Requests)
+	}
+	return b.String()
 }

@@ -240,6 +240,7 @@ func (l *Limiter) Observe(status int, header http.Header, sent time.Time) {
 	if cur, err := l.rdb.PTTL(ctx, l.pauseKey()).Result(); err == nil && cur >= wait {
 		return
 	}
+	l.cfg.Log.Debug("every worker pauses for the API's window", "wait", wait, "status", status, "remaining", remaining, "phase_known", known)
 	if err := l.rdb.Set(ctx, l.pauseKey(), fmt.Sprintf("%d %d", status, sent.UnixMilli()), wait).Err(); err != nil {
 		l.cfg.Log.Warn("the API asked for a pause that could not be shared with the other workers", "wait", wait, "err", err)
 	}
