@@ -175,7 +175,7 @@ func budget(h *harness) ([]figure, error) {
 		webhooks bool
 		rows     int
 		offset   time.Duration
-	}{{"polling", false, h.size(900), 0}, {"webhooks", true, h.size(1600), 0}, {"polling-offset", false, h.size(900), 23 * time.Second}}
+	}{{"polling", false, h.size(1600), 0}, {"webhooks", true, h.size(1600), 0}, {"polling-offset", false, h.size(1600), 23 * time.Second}}
 	out := make([]outcome, len(modes))
 	var wg sync.WaitGroup
 	for i, m := range modes {
@@ -193,13 +193,13 @@ func budget(h *harness) ([]figure, error) {
 		}
 	}
 	return []figure{
-		atMostFig("API requests per resolved row, polling", "req/row", 2.3, out[0].perRow),
+		atMostFig("API requests per resolved row, polling", "req/row", 2.1, out[0].perRow),
 		measured("status reads per resolved row, polling", "req/row", out[0].reads),
 		atMostFig("API requests per resolved row, webhooks", "req/row", 1.1, out[1].perRow),
 		atLeastFig("share of 600 req/min used by 3 workers over 2 min, polling", "", 0.95, out[0].share),
 		atLeastFig("share of 600 req/min used by 3 workers over 2 min, webhooks", "", 0.95, out[1].share),
 		atLeastFig("share of 600 req/min used by 3 workers over 2 min, polling, windows from :23", "", 0.95, out[2].share),
-		atMostFig("API requests per resolved row, polling, windows from :23", "req/row", 2.3, out[2].perRow),
+		atMostFig("API requests per resolved row, polling, windows from :23", "req/row", 2.1, out[2].perRow),
 		atMostFig("answers 429", "", 0, float64(out[0].r429+out[1].r429+out[2].r429)),
 	}, nil
 }
@@ -213,6 +213,11 @@ func budgetRun(h *harness, name string, webhooks bool, rows int, window, offset 
 	if err := writeResidents(file, rows, name[:1]); err != nil {
 		return 0, 0, 0, 0, err
 	}
+	// Start the workers and the import a few seconds into a window from
+	// :23, so the clock's minute falls inside it (where taking windows to
+	// start on the clock's minute costs most) and the workers see no new
+	// window before it: every run of the scenario starts there.
+	time.Sleep(untilSecond(time.Now(), 25*time.Second))
 	s, err := h.newStack(stackConfig{latency: "lognormal:median=2s,p99=30s", sandboxLimit: limit, workerLimit: limit,
 		workers: 3, concurrency: 10, webhooks: webhooks, sandboxArgs: []string{"--rate-window-offset", offset.String()}})
 	if err != nil {
@@ -269,6 +274,16 @@ func budgetRun(h *harness, name string, webhooks bool, rows int, window, offset 
 	reads = float64(st.Requests["write_status"]-before.Requests["write_status"]) / float64(sent)
 	h.say("budget %s: %d rows sent, %.3f requests each, %d answers 429", name, sent, perRow, st.RateLimited)
 	return perRow, share, reads, st.RateLimited, nil
+}
+
+// untilSecond is the wait from now to the next time at sec past the
+// clock's minute.
+func untilSecond(now time.Time, sec time.Duration) time.Duration {
+	next := now.Truncate(time.Minute).Add(sec)
+	if !next.After(now) {
+		next = next.Add(time.Minute)
+	}
+	return next.Sub(now)
 }
 
 // scale: a million-row file read and validated, split into Redis and

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -100,7 +102,7 @@ func (h *harness) newStack(c stackConfig) (s *stack, err error) {
 
 func (s *stack) env() []string {
 	return []string{"REDIS_URL=" + s.redis.url, "PROPEXO_API_KEY=" + apiKey, "PROPEXO_API_URL=" + s.sandboxURL,
-		"PROPEXO_WEBHOOK_SECRET=" + webhookSecret, "IMPORTER_LOG_LEVEL=warn"}
+		"PROPEXO_WEBHOOK_SECRET=" + webhookSecret, "IMPORTER_LOG_LEVEL=" + cmp.Or(os.Getenv("IMPORTER_BENCH_LOG_LEVEL"), "warn")}
 }
 
 // close stops the workers, then the sandbox and Redis, and returns the

@@ -224,7 +224,9 @@ func (l *Limiter) Observe(status int, header http.Header, sent time.Time) {
 		// latter, short enough that requests resume and show the new
 		// window soon after it starts.
 		if wait = l.shareWait(remaining, left); wait > 0 {
-			if end, ok := l.sends.windowEnd(context.Background(), l.announced(header)-remaining, sent); ok {
+			announced := l.announced(header)
+			end, ok := l.sends.windowEnd(context.Background(), announced-remaining, max(announced/50, 5), sent)
+			if ok {
 				wait = l.shareWait(remaining, end.Sub(now)+clockMargin)
 			} else {
 				wait = min(wait, l.cfg.Period/4)

@@ -281,17 +281,18 @@ func TestTheWindowsPhaseIsLearned(t *testing.T) {
 // 48 of 60 remain: too few for the 6 s the clock's guess leaves, but the
 // requests taken since 5.0 s are all the window counted, so it started no
 // earlier than 5.0 s and ends by 11.0 s, and 48 are enough: no one pauses.
-// Had the window counted more than the workers took (20 remaining: someone
-// else spends the budget), the clock's guess stands, and the pause is a
-// quarter of a window at most.
+// The same with two more counted than the workers took (46 remaining: a
+// key check sent without the limiter, say). Had the window counted many
+// more (20 remaining: someone else spends the budget), the clock's guess
+// stands, and the pause is a quarter of a window at most.
 func TestTheRequestsTakenPlaceTheWindow(t *testing.T) {
 	for _, tt := range []struct {
 		remaining     int
 		minWait, wait time.Duration
-	}{{48, 0, 0}, {20, 1200 * time.Millisecond, 1500 * time.Millisecond}} {
+	}{{48, 0, 0}, {46, 0, 0}, {20, 1200 * time.Millisecond, 1500 * time.Millisecond}} {
 		rdb := redistest.Client(t)
 		c := &clock{}
-		cfg := ratelimit.Config{Limit: 60, Period: 6 * time.Second, Now: c.Now}
+		cfg := ratelimit.Config{Limit: 60, Period: 6 * time.Second, Now: c.Now, Key: fmt.Sprintf("ratelimit-%d", tt.remaining)}
 		worker, other := ratelimit.New(rdb, cfg), ratelimit.New(rdb, cfg)
 		ctx := context.Background()
 		start := time.Date(2026, 12, 7, 12, 0, 5, 0, time.UTC)

@@ -55,22 +55,36 @@ func (s *sendLog) add(ctx context.Context, t time.Time, n int) {
 
 // windowEnd is where the window that counted consumed requests, the last
 // of them sent at sent, ends if no one else spends the budget: a Period
-// after the consumed-th latest request taken by sent. ok is false when
-// fewer than consumed were taken in the Period before sent (someone else
-// spends the budget, or Redis cannot tell).
-func (s *sendLog) windowEnd(ctx context.Context, consumed int, sent time.Time) (end time.Time, ok bool) {
+// after the consumed-th latest request taken by sent. Up to slack of the
+// consumed may be missing from the log (a request sent without the limiter,
+// as 'importer run' checks the key with): the window then started no
+// earlier than the first request taken in the Period before sent. ok is
+// false when more are missing (someone else spends the budget) or Redis
+// cannot tell.
+func (s *sendLog) windowEnd(ctx context.Context, consumed, slack int, sent time.Time) (end time.Time, ok bool) {
 	if consumed <= 0 {
 		return time.Time{}, false
 	}
-	last := sent.UnixMilli()
-	got, err := s.rdb.ZRevRangeByScoreWithScores(ctx, s.key, &redis.ZRangeBy{
-		Max:    strconv.FormatInt(last, 10),
-		Min:    "(" + strconv.FormatInt(last-s.period.Milliseconds(), 10),
-		Offset: int64(consumed - 1),
-		Count:  1,
-	}).Result()
-	if err != nil || len(got) == 0 {
+	in := &redis.ZRangeBy{
+		Max: strconv.FormatInt(sent.UnixMilli(), 10),
+		Min: "(" + strconv.FormatInt(sent.Add(-s.period).UnixMilli(), 10),
+	}
+	pipe := s.rdb.Pipeline()
+	taken := pipe.ZCount(ctx, s.key, in.Min, in.Max)
+	nth := pipe.ZRevRangeByScoreWithScores(ctx, s.key, &redis.ZRangeBy{Max: in.Max, Min: in.Min, Offset: int64(consumed - 1), Count: 1})
+	first := pipe.ZRangeByScoreWithScores(ctx, s.key, &redis.ZRangeBy{Max: in.Max, Min: in.Min, Count: 1})
+	if _, err := pipe.Exec(ctx); err != nil {
 		return time.Time{}, false
 	}
-	return time.UnixMilli(int64(got[0].Score)).Add(s.period), true
+	var from []redis.Z
+	switch n := int(taken.Val()); {
+	case n >= consumed:
+		from = nth.Val()
+	case n > 0 && n >= consumed-slack:
+		from = first.Val()
+	}
+	if len(from) == 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(int64(from[0].Score)).Add(s.period), true
 }
