@@ -148,17 +148,23 @@ func (l *Limiter) Take(ctx context.Context, n int) error {
 		if err != nil {
 			return fmt.Errorf("error taking a rate-limit token: %w", err)
 		}
+		now := l.cfg.Now()
 		if res.Allowed >= n {
-			now := l.cfg.Now()
-			l.asked.add(now, waited)
+			if !waited {
+				l.asked.add(now, false)
+			}
 			if !l.phaseKnown(now) {
 				l.sends.add(ctx, now, n)
 			}
 			return nil
 		}
-		waited = true
+		if !waited {
+			// Counted as it starts to wait: the planner hears of a
+			// scarce budget as soon as requests queue for it.
+			waited = true
+			l.asked.add(now, true)
+		}
 		if res.RetryAfter > l.cfg.MaxWait {
-			l.asked.add(l.cfg.Now(), true)
 			return &Throttled{Wait: res.RetryAfter}
 		}
 		t := time.NewTimer(res.RetryAfter)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -317,7 +318,8 @@ func TestTheRequestsTakenPlaceTheWindow(t *testing.T) {
 }
 
 // Requests that come slower than the pace never wait: the budget is not
-// scarce. Ten at once, most of them waiting for the pace, make it so.
+// scarce. Ten at once, most of them waiting for the pace, make it so, as
+// soon as they start to wait.
 func TestTheBudgetIsScarceWhenMostTakesWait(t *testing.T) {
 	l := ratelimit.New(redistest.Client(t), ratelimit.Config{Limit: 10, Period: time.Second, MaxWait: 2 * time.Second})
 	ctx := context.Background()
@@ -330,12 +332,22 @@ func TestTheBudgetIsScarceWhenMostTakesWait(t *testing.T) {
 	if l.Scarce() {
 		t.Fatal("5 requests a second of 10 allowed: scarce")
 	}
+	var wg sync.WaitGroup
+	var done atomic.Int32
 	for range 10 {
-		if err := l.Take(ctx, 1); err != nil {
-			t.Fatal(err)
-		}
+		wg.Go(func() {
+			if err := l.Take(ctx, 1); err == nil {
+				done.Add(1)
+			}
+		})
 	}
-	if !l.Scarce() {
-		t.Error("10 requests at once, 9 of them waiting for the pace: not scarce")
+	time.Sleep(300 * time.Millisecond) // at 9 a second, about 3 have gone
+	scarce, gone := l.Scarce(), done.Load()
+	wg.Wait()
+	if !scarce || gone >= 8 {
+		t.Errorf("10 requests at once, %d gone after 0.3 s: scarce %v, want true while the rest wait", gone, scarce)
+	}
+	if done.Load() != 10 {
+		t.Errorf("%d of 10 requests taken", done.Load())
 	}
 }

@@ -17,8 +17,9 @@ import (
 // place it better. A window that counted consumed requests up to one sent
 // at sent started no earlier than the consumed-th latest request taken by
 // then: when no one else spends the budget it started right there, and
-// ends a Period later. When fewer than consumed were taken in the Period
-// before, someone else spends the budget too, and nothing is placed.
+// ends a Period later. When more than a few fewer than consumed were taken
+// in the Period before, someone else spends the budget too, and nothing is
+// placed.
 
 // sendLog is when the requests of every worker on a Redis were taken, for
 // the last two Periods, in a sorted set: kept only while the windows'
