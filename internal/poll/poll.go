@@ -189,11 +189,11 @@ func (l *Learner) CheckDelays(ctx context.Context, w Writes) Plan {
 			return Plan{c.first, c.second, frugal}
 		}
 	}
-	first1, prior1 := w.field(1, frugal)
-	first2, prior2 := w.field(2, frugal)
-	fields := []string{first1, first2}
-	if prior1 != "" {
-		fields = append(fields, prior1, prior2)
+	own1, vendor1 := w.field(1, frugal)
+	own2, vendor2 := w.field(2, frugal)
+	fields := []string{own1, own2}
+	if vendor1 != "" {
+		fields = append(fields, vendor1, vendor2)
 	}
 	first, second := l.cfg.Initial, 4*l.cfg.Initial
 	if vals, err := l.rdb.HMGet(ctx, l.cfg.Key, fields...).Result(); err == nil {

@@ -6,14 +6,15 @@ import (
 )
 
 // demand tells whether the budget is what holds this process's requests
-// back: the share of its takes, over the last one to two Periods, that
-// could not go at once (the pace made them wait, or a pause stopped them).
+// back: the share of its takes, over the last one to two periods (the
+// API's window), that could not go at once (the pace made them wait, or a
+// pause stopped them).
 type demand struct {
 	mu               sync.Mutex
 	period           time.Duration
-	since            time.Time // start of the current count
+	since            time.Time // start of the current period
 	waited, took     int       // the current count
-	lastWaited, last int       // the Period before it
+	lastWaited, last int       // the period before it
 }
 
 // add counts a take, and whether it had to wait.
@@ -27,17 +28,22 @@ func (d *demand) add(now time.Time, waited bool) {
 	}
 }
 
-// roll starts a new count once a Period has passed.
+// roll starts a new count as a new period begins (periods on the clock's
+// boundaries, so the count before is always of the period just ended).
 func (d *demand) roll(now time.Time) {
-	switch age := now.Sub(d.since); {
-	case age >= 2*d.period:
-		d.lastWaited, d.last, d.waited, d.took, d.since = 0, 0, 0, 0, now
-	case age >= d.period:
-		d.lastWaited, d.last, d.waited, d.took, d.since = d.waited, d.took, 0, 0, now
+	start := now.Truncate(d.period)
+	switch {
+	case start.Equal(d.since):
+		return
+	case start.Sub(d.since) == d.period:
+		d.lastWaited, d.last = d.waited, d.took
+	default:
+		d.lastWaited, d.last = 0, 0
 	}
+	d.waited, d.took, d.since = 0, 0, start
 }
 
-// scarce is true when most takes of the last Period or two waited.
+// scarce is true when most takes of the last period or two waited.
 func (d *demand) scarce(now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
