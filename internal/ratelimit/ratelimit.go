@@ -191,13 +191,19 @@ func (l *Limiter) Take(ctx context.Context, n int) error {
 // an answer that comes back after that window ended (one the API held
 // back past 80%, say) tells nothing of the new one.
 func (l *Limiter) Observe(status int, header http.Header, sent time.Time) {
-	if announced, ok := atoi(header.Get("x-ratelimit-limit")); ok && announced > 0 {
-		if l.cfg.Max > 0 && announced > l.cfg.Max {
-			announced = l.cfg.Max
+	// The window counts down from what the API announces; the workers
+	// pace to it, under Max.
+	windowLimit, announced := atoi(header.Get("x-ratelimit-limit"))
+	if announced = announced && windowLimit > 0; announced {
+		limit := windowLimit
+		if l.cfg.Max > 0 && limit > l.cfg.Max {
+			limit = l.cfg.Max
 		}
-		if old := l.limit.Swap(int64(announced)); old != int64(announced) {
-			l.cfg.Log.Info("the API announces its rate limit", "limit", announced, "was", old, "period", l.cfg.Period)
+		if old := l.limit.Swap(int64(limit)); old != int64(limit) {
+			l.cfg.Log.Info("the API announces its rate limit", "limit", limit, "was", old, "period", l.cfg.Period)
 		}
+	} else {
+		windowLimit = int(l.limit.Load())
 	}
 	remaining, hasRemaining := atoi(header.Get("x-ratelimit-remaining"))
 	now := l.cfg.Now()
@@ -230,8 +236,7 @@ func (l *Limiter) Observe(status int, header http.Header, sent time.Time) {
 		// latter, short enough that requests resume and show the new
 		// window soon after it starts.
 		if wait = l.shareWait(remaining, left); wait > 0 {
-			announced := l.announced(header)
-			end, ok := l.sends.windowEnd(context.Background(), announced-remaining, max(announced/50, 5), sent)
+			end, ok := l.sends.windowEnd(context.Background(), windowLimit-remaining, max(windowLimit/50, 5), sent)
 			if ok {
 				wait = l.shareWait(remaining, end.Sub(now)+clockMargin)
 			} else {
@@ -322,15 +327,6 @@ const clockMargin = 250 * time.Millisecond
 func (l *Limiter) phaseKnown(now time.Time) bool {
 	_, ok := l.phase.current(now)
 	return ok
-}
-
-// announced is the limit of the API's window an answer tells of, capped or
-// not: what remaining counts down from.
-func (l *Limiter) announced(header http.Header) int {
-	if n, ok := atoi(header.Get("x-ratelimit-limit")); ok && n > 0 {
-		return n
-	}
-	return int(l.limit.Load())
 }
 
 // untilWindowEnds is the time to the end of the window now, plus a margin

@@ -283,7 +283,7 @@ func TestTheWindowsPhaseIsLearned(t *testing.T) {
 // requests taken since 5.0 s are all the window counted, so it started no
 // earlier than 5.0 s and ends by 11.0 s, and 48 are enough: no one pauses.
 // The same with two more counted than the workers took (46 remaining: a
-// key check sent without the limiter, say). Had the window counted many
+// request sent without the limiter, say). Had the window counted many
 // more (20 remaining: someone else spends the budget), the clock's guess
 // stands, and the pause is a quarter of a window at most.
 func TestTheRequestsTakenPlaceTheWindow(t *testing.T) {

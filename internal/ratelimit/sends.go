@@ -57,11 +57,12 @@ func (s *sendLog) add(ctx context.Context, t time.Time, n int) {
 // windowEnd is where the window that counted consumed requests, the last
 // of them sent at sent, ends if no one else spends the budget: a Period
 // after the consumed-th latest request taken by sent. Up to slack of the
-// consumed may be missing from the log (a request sent without the limiter,
-// as 'importer run' checks the key with): the window then started no
-// earlier than the first request taken in the Period before sent. ok is
-// false when more are missing (someone else spends the budget) or Redis
-// cannot tell.
+// consumed may be missing from the log (a request taken a moment after
+// another but reaching the API before it; one sent without the limiter,
+// as 'importer run --integration-id' looks the vendor up): the window
+// then started no earlier than the first request taken in the Period
+// before sent. ok is false when more are missing (someone else spends the
+// budget) or Redis cannot tell.
 func (s *sendLog) windowEnd(ctx context.Context, consumed, slack int, sent time.Time) (end time.Time, ok bool) {
 	if consumed <= 0 {
 		return time.Time{}, false
